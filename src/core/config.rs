@@ -1,0 +1,405 @@
+//! SDK configuration: the seed Connection's permission options with secure defaults,
+//! the prompt and masking options, and the identity fields, plus their validation.
+//!
+//! Validation works on a JSON value so that the facade (from JS) and the server (from a
+//! hello frame) reject exactly the same inputs with the same stable error codes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `cobrowsingVideoEnabled` values of the seed Connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoEnabled {
+    TwoWay,
+    VisitorToAgent,
+    AgentToVisitor,
+    #[default]
+    Disabled,
+}
+
+/// `cobrowsingVideoAudioRelationship` values of the seed Connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoAudioRelationship {
+    #[default]
+    Independent,
+    VideoRequiresAudio,
+    Automatic,
+}
+
+/// The permission and option fields of the seed Connection (camelCase). `Default` is
+/// the secure default: authorization and control requests on; console, redirect, full
+/// screen and full tab off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Permissions {
+    pub require_authorization_for_session: bool,
+    pub require_control_request: bool,
+    pub allow_remote_console: bool,
+    pub allow_agent_redirect: bool,
+    pub allow_remote_click: bool,
+    pub allow_remote_scroll: bool,
+    pub allow_remote_type: bool,
+    pub allow_full_screen: bool,
+    pub allow_request_full_tab: bool,
+    pub cobrowsing_video_enabled: VideoEnabled,
+    pub cobrowsing_video_audio_relationship: VideoAudioRelationship,
+    pub enable_session_rating: bool,
+    pub agent_prompt: Option<String>,
+    pub assets_proxy_configured: bool,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Permissions {
+            require_authorization_for_session: true,
+            require_control_request: true,
+            allow_remote_console: false,
+            allow_agent_redirect: false,
+            allow_remote_click: true,
+            allow_remote_scroll: true,
+            allow_remote_type: true,
+            allow_full_screen: false,
+            allow_request_full_tab: false,
+            cobrowsing_video_enabled: VideoEnabled::Disabled,
+            cobrowsing_video_audio_relationship: VideoAudioRelationship::Independent,
+            enable_session_rating: false,
+            agent_prompt: None,
+            assets_proxy_configured: false,
+        }
+    }
+}
+
+/// A change to one identity field: absent leaves it, `null` clears it, a value sets it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Patch<T> {
+    #[default]
+    Unchanged,
+    Clear,
+    Set(T),
+}
+
+impl<T> Patch<T> {
+    /// Applies the patch to a stored optional value.
+    pub fn apply_to(self, slot: &mut Option<T>) {
+        match self {
+            Patch::Unchanged => {}
+            Patch::Clear => *slot = None,
+            Patch::Set(v) => *slot = Some(v),
+        }
+    }
+}
+
+/// The identity fields of `updateVisitor` (and of the config).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IdentityUpdate {
+    pub unique_id: Patch<String>,
+    pub identities: Patch<Vec<String>>,
+    pub tags: Patch<Vec<String>>,
+    pub call_name: Patch<String>,
+    pub email: Patch<String>,
+    pub metadata: Patch<Map<String, Value>>,
+}
+
+/// The whole SDK configuration, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub api_key: String,
+    pub server: String,
+    pub permissions: Permissions,
+    pub authorization_timeout_seconds: u64,
+    pub authorization_prompt_title: Option<String>,
+    pub authorization_prompt_message: Option<String>,
+    pub masked_elements: Vec<String>,
+    pub identity: IdentityUpdate,
+}
+
+/// Default for `authorizationTimeoutSeconds` (SPEC.md section 2).
+pub const DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS: u64 = 60;
+/// The longest authorization wait a page may configure: one hour.
+pub const MAX_AUTHORIZATION_TIMEOUT_SECONDS: u64 = 3600;
+/// Longest string accepted in any config or identity field.
+pub const MAX_TEXT_LEN: usize = 2048;
+/// Most entries accepted in a list field (identities, tags, maskedElements).
+pub const MAX_LIST_LEN: usize = 100;
+
+/// Why a config or identity object was rejected. `code()` is stable for JS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config must be an object, got {got}")]
+    NotAnObject { got: &'static str },
+    #[error("unknown config key `{key}`")]
+    UnknownKey { key: String },
+    #[error("config key `{key}` must be {expected}, got {got}")]
+    WrongType { key: String, expected: &'static str, got: &'static str },
+    #[error("config key `{key}` is required")]
+    Missing { key: &'static str },
+    #[error("config key `{key}` is invalid: {reason}")]
+    Invalid { key: String, reason: &'static str },
+}
+
+impl ConfigError {
+    /// The stable code thrown to JS as `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::NotAnObject { .. } => "config_not_object",
+            ConfigError::UnknownKey { .. } => "config_unknown_key",
+            ConfigError::WrongType { .. } => "config_wrong_type",
+            ConfigError::Missing { .. } => "config_missing_key",
+            ConfigError::Invalid { .. } => "config_invalid_value",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Bool,
+    Text,
+    NullableText,
+    Seconds,
+    TextList,
+    NullableTextList,
+    NullableObject,
+    OneOf(&'static [&'static str]),
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Bool => "a boolean",
+            Kind::Text => "a string",
+            Kind::NullableText => "a string or null",
+            Kind::Seconds => "a positive whole number of seconds",
+            Kind::TextList => "an array of strings",
+            Kind::NullableTextList => "an array of strings or null",
+            Kind::NullableObject => "an object or null",
+            Kind::OneOf(_) => "one of the documented strings",
+        }
+    }
+}
+
+const PERMISSION_KEYS: &[(&str, Kind)] = &[
+    ("requireAuthorizationForSession", Kind::Bool),
+    ("requireControlRequest", Kind::Bool),
+    ("allowRemoteConsole", Kind::Bool),
+    ("allowAgentRedirect", Kind::Bool),
+    ("allowRemoteClick", Kind::Bool),
+    ("allowRemoteScroll", Kind::Bool),
+    ("allowRemoteType", Kind::Bool),
+    ("allowFullScreen", Kind::Bool),
+    ("allowRequestFullTab", Kind::Bool),
+    ("cobrowsingVideoEnabled", Kind::OneOf(&["two_way", "visitor_to_agent", "agent_to_visitor", "disabled"])),
+    ("cobrowsingVideoAudioRelationship", Kind::OneOf(&["independent", "video_requires_audio", "automatic"])),
+    ("enableSessionRating", Kind::Bool),
+    ("agentPrompt", Kind::NullableText),
+    ("assetsProxyConfigured", Kind::Bool),
+];
+
+const IDENTITY_KEYS: &[(&str, Kind)] = &[
+    ("uniqueId", Kind::NullableText),
+    ("identities", Kind::NullableTextList),
+    ("tags", Kind::NullableTextList),
+    ("callName", Kind::NullableText),
+    ("email", Kind::NullableText),
+    ("metadata", Kind::NullableObject),
+];
+
+const OTHER_KEYS: &[(&str, Kind)] = &[
+    ("apiKey", Kind::Text),
+    ("server", Kind::Text),
+    ("authorizationTimeoutSeconds", Kind::Seconds),
+    ("authorizationPromptTitle", Kind::NullableText),
+    ("authorizationPromptMessage", Kind::NullableText),
+    ("maskedElements", Kind::TextList),
+];
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
+    let wrong = || ConfigError::WrongType { key: key.to_string(), expected: kind.expected(), got: type_name(value) };
+    let text_ok = |s: &str| s.len() <= MAX_TEXT_LEN;
+    let list_ok = |items: &Vec<Value>| -> Result<(), ConfigError> {
+        if items.len() > MAX_LIST_LEN {
+            return Err(ConfigError::Invalid { key: key.to_string(), reason: "too many entries (at most 100)" });
+        }
+        for item in items {
+            match item {
+                Value::String(s) if text_ok(s) => {}
+                Value::String(_) => return Err(ConfigError::Invalid { key: key.to_string(), reason: "an entry is too long" }),
+                _ => return Err(wrong()),
+            }
+        }
+        Ok(())
+    };
+    match (kind, value) {
+        (Kind::Bool, Value::Bool(_)) => Ok(()),
+        (Kind::Text | Kind::NullableText, Value::String(s)) => {
+            if text_ok(s) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { key: key.to_string(), reason: "too long (at most 2048 bytes)" })
+            }
+        }
+        (Kind::NullableText | Kind::NullableTextList | Kind::NullableObject, Value::Null) => Ok(()),
+        (Kind::Seconds, Value::Number(n)) => match n.as_u64() {
+            Some(s) if (1..=MAX_AUTHORIZATION_TIMEOUT_SECONDS).contains(&s) => Ok(()),
+            Some(_) => Err(ConfigError::Invalid { key: key.to_string(), reason: "must be between 1 and 3600" }),
+            None => Err(wrong()),
+        },
+        (Kind::TextList | Kind::NullableTextList, Value::Array(items)) => list_ok(items),
+        (Kind::NullableObject, Value::Object(m)) => {
+            if serde_json::to_string(m).map(|s| s.len()).unwrap_or(usize::MAX) <= 8 * MAX_TEXT_LEN {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid { key: key.to_string(), reason: "too large (at most 16 KiB)" })
+            }
+        }
+        (Kind::OneOf(allowed), Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
+        (Kind::OneOf(_), Value::String(_)) => Err(ConfigError::Invalid { key: key.to_string(), reason: "not one of the documented values" }),
+        _ => Err(wrong()),
+    }
+}
+
+fn kind_of(key: &str, tables: &[&[(&'static str, Kind)]]) -> Option<Kind> {
+    tables.iter().flat_map(|t| t.iter()).find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+}
+
+fn as_object(value: &Value) -> Result<&Map<String, Value>, ConfigError> {
+    value.as_object().ok_or(ConfigError::NotAnObject { got: type_name(value) })
+}
+
+fn patch_text(map: &Map<String, Value>, key: &str) -> Patch<String> {
+    match map.get(key) {
+        None => Patch::Unchanged,
+        Some(Value::String(s)) => Patch::Set(s.clone()),
+        Some(_) => Patch::Clear,
+    }
+}
+
+fn patch_list(map: &Map<String, Value>, key: &str) -> Patch<Vec<String>> {
+    match map.get(key) {
+        None => Patch::Unchanged,
+        Some(Value::Array(items)) => Patch::Set(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
+        Some(_) => Patch::Clear,
+    }
+}
+
+fn identity_from(map: &Map<String, Value>) -> IdentityUpdate {
+    IdentityUpdate {
+        unique_id: patch_text(map, "uniqueId"),
+        identities: patch_list(map, "identities"),
+        tags: patch_list(map, "tags"),
+        call_name: patch_text(map, "callName"),
+        email: patch_text(map, "email"),
+        metadata: match map.get("metadata") {
+            None => Patch::Unchanged,
+            Some(Value::Object(m)) => Patch::Set(m.clone()),
+            Some(_) => Patch::Clear,
+        },
+    }
+}
+
+/// Validates an `updateVisitor` argument: only identity keys, each of its type.
+pub fn parse_identity_update(value: &Value) -> Result<IdentityUpdate, ConfigError> {
+    let map = as_object(value)?;
+    for (key, v) in map {
+        let kind = kind_of(key, &[IDENTITY_KEYS]).ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+        check(key, kind, v)?;
+    }
+    Ok(identity_from(map))
+}
+
+/// Validates a whole SDK config: known keys only, each of its type, `apiKey` and
+/// `server` present. Unset permissions take the secure defaults.
+pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
+    let map = as_object(value)?;
+    for (key, v) in map {
+        let kind = kind_of(key, &[PERMISSION_KEYS, IDENTITY_KEYS, OTHER_KEYS])
+            .ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+        check(key, kind, v)?;
+    }
+    let text = |key: &'static str| -> Result<String, ConfigError> {
+        match map.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+            _ => Err(ConfigError::Missing { key }),
+        }
+    };
+    let api_key = text("apiKey")?;
+    let server = text("server")?;
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(ConfigError::Invalid { key: "server".into(), reason: "must be an http:// or https:// URL" });
+    }
+    let mut permissions_json = serde_json::to_value(Permissions::default()).unwrap_or(Value::Null);
+    if let Value::Object(defaults) = &mut permissions_json {
+        for (key, _) in PERMISSION_KEYS {
+            if let Some(v) = map.get(*key) {
+                defaults.insert((*key).to_string(), v.clone());
+            }
+        }
+    }
+    // Cannot fail after `check` above; mapped rather than unwrapped all the same.
+    let permissions: Permissions = serde_json::from_value(permissions_json)
+        .map_err(|_| ConfigError::Invalid { key: "permissions".into(), reason: "not a valid permission set" })?;
+    let opt_text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+    Ok(Config {
+        api_key,
+        server: server.trim_end_matches('/').to_string(),
+        permissions,
+        authorization_timeout_seconds: map
+            .get("authorizationTimeoutSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS),
+        authorization_prompt_title: opt_text("authorizationPromptTitle"),
+        authorization_prompt_message: opt_text("authorizationPromptMessage"),
+        masked_elements: map
+            .get("maskedElements")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        identity: identity_from(map),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_are_secure() {
+        let c = parse_config(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"})).unwrap();
+        assert_eq!(c.permissions, Permissions::default());
+        assert!(c.permissions.require_authorization_for_session && c.permissions.require_control_request);
+        assert!(!c.permissions.allow_remote_console && !c.permissions.allow_agent_redirect);
+        assert!(!c.permissions.allow_full_screen && !c.permissions.allow_request_full_tab);
+        assert_eq!(c.server, "http://127.0.0.1:8080");
+        assert_eq!(c.authorization_timeout_seconds, 60);
+    }
+
+    #[test]
+    fn overrides_apply_and_identity_is_patched() {
+        let c = parse_config(&json!({
+            "apiKey": "pk", "server": "https://x.test", "allowRemoteType": false,
+            "cobrowsingVideoEnabled": "two_way", "uniqueId": "u1", "email": null,
+            "authorizationTimeoutSeconds": 30, "maskedElements": [".secret"]
+        }))
+        .unwrap();
+        assert!(!c.permissions.allow_remote_type);
+        assert_eq!(c.permissions.cobrowsing_video_enabled, VideoEnabled::TwoWay);
+        assert_eq!(c.identity.unique_id, Patch::Set("u1".into()));
+        assert_eq!(c.identity.email, Patch::Clear);
+        assert_eq!(c.identity.tags, Patch::Unchanged);
+        assert_eq!(c.authorization_timeout_seconds, 30);
+        assert_eq!(c.masked_elements, vec![".secret".to_string()]);
+    }
+}

@@ -1,0 +1,142 @@
+//! Values derived from others (SPEC.md section 5): a visitor's `name`, `nickname` and
+//! `email` from its identities, `formatted_length`, lookup codes, watch and viewer URLs.
+//! Pure functions; randomness comes in as an argument.
+
+/// True when `text` looks like an email address: one `@`, a non-empty local part, a
+/// dotted domain, no spaces.
+pub fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else { return false };
+    !local.is_empty()
+        && !domain.contains('@')
+        && !text.chars().any(char::is_whitespace)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| !label.is_empty())
+}
+
+/// True when `text` looks like a person's name: one to five words of letters (with
+/// `-`, `'` and `.` inside words), no digits, no `@`, at most 80 characters.
+pub fn looks_like_name(text: &str) -> bool {
+    let text = text.trim();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    !text.is_empty()
+        && text.chars().count() <= 80
+        && (1..=5).contains(&words.len())
+        && words.iter().all(|w| {
+            w.chars().next().is_some_and(char::is_alphabetic)
+                && w.chars().all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | '.'))
+        })
+}
+
+/// The seed's `name`: the first identity that looks like a name.
+pub fn name_from_identities(identities: &[String]) -> Option<String> {
+    identities.iter().find(|i| looks_like_name(i)).map(|i| i.trim().to_string())
+}
+
+/// The seed's `email`: the explicit one, else the first identity that looks like one.
+pub fn email_from(explicit: Option<&str>, identities: &[String]) -> Option<String> {
+    explicit
+        .map(str::to_string)
+        .or_else(|| identities.iter().find(|i| looks_like_email(i)).cloned())
+}
+
+/// The seed's `nickname`: the name, else the email's local part, else the short id.
+pub fn nickname(name: Option<&str>, email: Option<&str>, short_id: &str) -> String {
+    name.map(str::to_string)
+        .or_else(|| email.and_then(|e| e.split_once('@')).map(|(local, _)| local.to_string()))
+        .unwrap_or_else(|| short_id.to_string())
+}
+
+/// `MM:SS` below one hour, `HH:MM:SS` from one hour on (`formatted_length`).
+pub fn formatted_length(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
+    if h == 0 {
+        format!("{m:02}:{s:02}")
+    } else {
+        format!("{h:02}:{m:02}:{s:02}")
+    }
+}
+
+/// How long a lookup code stays valid, in seconds.
+pub const LOOKUP_CODE_TTL_SECONDS: u64 = 3600;
+
+/// A 4-digit lookup code that `is_taken` says is free, from the random source `random`
+/// (any `u32`s). Tries random codes first, then walks from a random start so it always
+/// finds a free one when any exists; `None` only when all 10,000 are taken.
+pub fn lookup_code(mut random: impl FnMut() -> u32, is_taken: impl Fn(&str) -> bool) -> Option<String> {
+    for _ in 0..16 {
+        let code = format!("{:04}", random() % 10_000);
+        if !is_taken(&code) {
+            return Some(code);
+        }
+    }
+    let start = random() % 10_000;
+    (0..10_000).map(|i| format!("{:04}", (start + i) % 10_000)).find(|c| !is_taken(c))
+}
+
+/// The console URL that opens a visitor (`watch_link`).
+pub fn watch_link(public_url: &str, short_id: &str) -> String {
+    format!("{}/agent/#/visitors/{short_id}", public_url.trim_end_matches('/'))
+}
+
+/// The console URL that opens a session (`viewerUrl`).
+pub fn viewer_url(public_url: &str, session_id: &str) -> String {
+    format!("{}/agent/#/sessions/{session_id}", public_url.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn name_is_the_first_name_like_identity() {
+        let identities = ids(&["cust-4432", "ada@example.com", "Ada Lovelace", "Grace Hopper"]);
+        assert_eq!(name_from_identities(&identities).as_deref(), Some("Ada Lovelace"));
+        assert_eq!(name_from_identities(&ids(&["12345", "x_y"])), None);
+        assert!(looks_like_name("Jean-Luc O'Neil"));
+        assert!(!looks_like_name("R2D2"));
+    }
+
+    #[test]
+    fn email_prefers_the_explicit_one() {
+        let identities = ids(&["Ada", "ada@example.com"]);
+        assert_eq!(email_from(None, &identities).as_deref(), Some("ada@example.com"));
+        assert_eq!(email_from(Some("a@b.co"), &identities).as_deref(), Some("a@b.co"));
+        assert!(!looks_like_email("a@b") && !looks_like_email("a b@c.d") && !looks_like_email("@c.d"));
+    }
+
+    #[test]
+    fn nickname_falls_back_in_order() {
+        assert_eq!(nickname(Some("Ada"), Some("x@y.z"), "v1"), "Ada");
+        assert_eq!(nickname(None, Some("ada.l@y.z"), "v1"), "ada.l");
+        assert_eq!(nickname(None, None, "v1"), "v1");
+    }
+
+    #[test]
+    fn formatted_length_switches_at_one_hour() {
+        assert_eq!(formatted_length(0), "00:00");
+        assert_eq!(formatted_length(70), "01:10");
+        assert_eq!(formatted_length(3599), "59:59");
+        assert_eq!(formatted_length(3600), "01:00:00");
+        assert_eq!(formatted_length(90_061), "25:01:01");
+    }
+
+    #[test]
+    fn lookup_codes_are_four_digits_and_avoid_taken_ones() {
+        let mut n = 0u32;
+        let code = lookup_code(
+            || {
+                n += 1;
+                42
+            },
+            |c| c == "0042",
+        )
+        .unwrap();
+        assert_eq!(code.len(), 4);
+        assert_ne!(code, "0042");
+        assert_eq!(lookup_code(|| 7, |_| true), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! Unit tests of every transition and timer of the visitor machine.

@@ -1,0 +1,19 @@
+//! The seed data model: the REST objects Visitor, Session and Agent (snake_case, seed
+//! 002), the embedded Connection (camelCase, seed 002) and the Genesys-style
+//! Cobrowsesession communication (camelCase, seeds 000/001). Field names are the seeds'
+//! spelling, exactly; `tests/fixtures/seed_fields.json` lists them and tests hold us to it.
+
+mod agent;
+mod cobrowse;
+mod connection;
+mod session;
+mod visitor;
+
+pub use agent::Agent;
+pub use cobrowse::{
+    Address, AfterCallWork, CobrowseRole, CommunicationState, Cobrowsesession, DisconnectType,
+    Segment, SegmentType, Wrapup,
+};
+pub use connection::{Connection, ConnectionStatus, ExpectedDisconnect, FullTabStatus};
+pub use session::{AgentNote, QualityFeedback, Session, SessionSource};
+pub use visitor::{DeviceType, Visitor};

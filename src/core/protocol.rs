@@ -1,0 +1,307 @@
+//! The wire protocol between the SDK, the server and the agent console: one definition
+//! of every message, used by all three and by the tests. `docs/PROTOCOL.md` describes it.
+//!
+//! Frames are JSON text, one message each, tagged by `type`. The first frame of either
+//! socket is a `hello` whose `protocol_version` the server checks. A message type this
+//! side does not know decodes to `Unknown` so an older peer degrades instead of failing.
+//! Field names that appear in the seeds keep the seeds' casing: snake_case for the REST
+//! objects (Visitor, Session, Agent), camelCase for Connection and Cobrowsesession.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::machine::{ControlEndReason, SessionStatus};
+use crate::core::model::{Agent, Cobrowsesession, Connection, DisconnectType, Session, Visitor};
+
+/// The protocol version this build speaks. A `hello` with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest frame either side accepts, in bytes.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// What a tab reports about itself in its hello (camelCase, as the seed Connection).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConnectionHello {
+    /// Set when the tab reconnects (reload, network blip); new tabs send none.
+    pub unique_connection_id: Option<String>,
+    pub current_url: Option<String>,
+    pub screen_width: u32,
+    pub screen_height: u32,
+    pub audio_supported: bool,
+    pub has_focus: bool,
+    pub user_agent: Option<String>,
+}
+
+/// Visitor (SDK) → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorMessage {
+    /// First frame: who this is. `config` is the SDK's validated config object
+    /// (camelCase keys, without `apiKey`/`server`).
+    Hello {
+        protocol_version: u32,
+        api_key: String,
+        /// The visitor's stable id from a previous visit, if any.
+        short_id: Option<String>,
+        connection: ConnectionHello,
+        #[serde(default)]
+        config: Value,
+    },
+    Heartbeat,
+    Focus { #[serde(rename = "hasFocus")] has_focus: bool },
+    Url { #[serde(rename = "currentUrl")] current_url: String },
+    ExpectDisconnect {
+        #[serde(rename = "returnTimeSeconds")]
+        return_time_seconds: Option<u64>,
+        message: Option<String>,
+        title: Option<String>,
+    },
+    /// `identity` has the keys of `updateVisitor` (camelCase); `null` clears a value.
+    UpdateVisitor { identity: Value },
+    Authorize,
+    Deny,
+    End,
+    ControlGrant,
+    ControlDeny,
+    ControlRevoke,
+    RequestAgent,
+    CancelRequestAgent,
+    Rate { session_id: String, rating: u8, feedback: Option<String> },
+    #[serde(other)]
+    Unknown,
+}
+
+/// Server → visitor (SDK).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerToVisitor {
+    Welcome {
+        protocol_version: u32,
+        short_id: String,
+        #[serde(rename = "uniqueConnectionId")]
+        unique_connection_id: String,
+        lookup_code: Option<String>,
+    },
+    SessionRequest { session_id: String, agent: Agent },
+    SessionStart { session_id: String },
+    SessionContinue { session_id: String },
+    SessionEnd {
+        session_id: String,
+        #[serde(rename = "disconnectType")]
+        disconnect_type: DisconnectType,
+    },
+    ControlRequest { agent: Agent },
+    ControlStart { agent_id: String },
+    ControlEnd { agent_id: String, reason: ControlEndReason },
+    /// The visitor-side view of everything, sent after each change.
+    State { state: VisitorState },
+    HeartbeatAck,
+    Error(ErrorFrame),
+    #[serde(other)]
+    Unknown,
+}
+
+/// Agent console → server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Hello {
+        protocol_version: u32,
+        secret_key: String,
+        name: String,
+        external_id: Option<String>,
+    },
+    Heartbeat,
+    /// Ask a visitor for a session; `lookup_code` when the agent found it by code.
+    RequestSession { short_id: String, found_by: FoundBy },
+    /// Join an existing session as another viewer.
+    JoinSession { session_id: String },
+    EndSession { session_id: String },
+    LeaveSession { session_id: String },
+    Note { session_id: String, text: String },
+    RequestControl { session_id: String },
+    ReleaseControl { session_id: String },
+    #[serde(other)]
+    Unknown,
+}
+
+/// How the agent found the visitor (decides the seed Session `source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    LookupCode,
+    Search,
+}
+
+/// Server → agent console.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerToAgent {
+    Welcome { protocol_version: u32, agent: Agent },
+    /// The online visitors, sent after hello.
+    Visitors { visitors: Vec<Visitor> },
+    VisitorUpdate { visitor: Visitor },
+    SessionUpdate {
+        session: Session,
+        status: SessionStatus,
+        controlling_agent_id: Option<String>,
+        communications: Vec<Cobrowsesession>,
+    },
+    HeartbeatAck,
+    Error(ErrorFrame),
+    #[serde(other)]
+    Unknown,
+}
+
+/// The embedded state the SDK exposes as `state()`: the seed's objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitorState {
+    pub status: SessionStatus,
+    pub connection: Option<Connection>,
+    pub communication: Option<Cobrowsesession>,
+}
+
+/// An error answered on a socket; the socket and the session survive it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    pub code: String,
+    pub message: String,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {size} bytes is larger than the limit of {limit}")]
+    FrameTooLarge { size: usize, limit: usize },
+    #[error("frame is not valid JSON for this protocol: {detail}")]
+    Malformed { detail: String },
+    #[error("unknown message type `{type_name}`")]
+    UnknownType { type_name: String },
+    #[error("protocol version {got} is not supported (this side speaks {expected})")]
+    UnsupportedVersion { got: u32, expected: u32 },
+}
+
+impl ProtocolError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::FrameTooLarge { .. } => "frame_too_large",
+            ProtocolError::Malformed { .. } => "malformed_frame",
+            ProtocolError::UnknownType { .. } => "unknown_message_type",
+            ProtocolError::UnsupportedVersion { .. } => "unsupported_protocol_version",
+        }
+    }
+
+    pub fn to_frame(&self) -> ErrorFrame {
+        ErrorFrame { code: self.code().to_string(), message: self.to_string() }
+    }
+}
+
+/// Messages that carry a catch-all `Unknown` variant and a versioned `Hello`.
+pub trait WireMessage: Serialize + for<'de> Deserialize<'de> {
+    fn is_unknown(&self) -> bool;
+    /// The protocol version a hello announces; `None` for other messages.
+    fn hello_version(&self) -> Option<u32> {
+        None
+    }
+}
+
+macro_rules! wire_message {
+    ($t:ident) => {
+        impl WireMessage for $t {
+            fn is_unknown(&self) -> bool {
+                matches!(self, $t::Unknown)
+            }
+        }
+    };
+    ($t:ident, hello) => {
+        impl WireMessage for $t {
+            fn is_unknown(&self) -> bool {
+                matches!(self, $t::Unknown)
+            }
+            fn hello_version(&self) -> Option<u32> {
+                match self {
+                    $t::Hello { protocol_version, .. } => Some(*protocol_version),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+wire_message!(VisitorMessage, hello);
+wire_message!(AgentMessage, hello);
+wire_message!(ServerToVisitor);
+wire_message!(ServerToAgent);
+
+/// Decodes one frame: size limit first, then JSON, then the message type, then the
+/// hello's protocol version. Unknown types are an error the caller answers with an
+/// error frame while keeping the socket open.
+pub fn decode<M: WireMessage>(frame: &str) -> Result<M, ProtocolError> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::FrameTooLarge { size: frame.len(), limit: MAX_FRAME_BYTES });
+    }
+    let message: M = serde_json::from_str(frame).map_err(|e| ProtocolError::Malformed { detail: e.to_string() })?;
+    if message.is_unknown() {
+        let type_name = serde_json::from_str::<Value>(frame)
+            .ok()
+            .and_then(|v| v.get("type").and_then(Value::as_str).map(|s| s.chars().take(64).collect()))
+            .unwrap_or_default();
+        return Err(ProtocolError::UnknownType { type_name });
+    }
+    if let Some(got) = message.hello_version() {
+        if got != PROTOCOL_VERSION {
+            return Err(ProtocolError::UnsupportedVersion { got, expected: PROTOCOL_VERSION });
+        }
+    }
+    Ok(message)
+}
+
+/// Encodes one message as a JSON text frame.
+pub fn encode<M: Serialize>(message: &M) -> String {
+    // Cannot fail for these types (string keys only; serde_json writes non-finite
+    // floats as null). Fall back to an error frame rather than panic all the same.
+    serde_json::to_string(message).unwrap_or_else(|e| {
+        format!(r#"{{"type":"error","code":"encode_failed","message":{}}}"#, Value::String(e.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_round_trips_and_checks_the_version() {
+        let hello = VisitorMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            api_key: "pk_demo".into(),
+            short_id: None,
+            connection: ConnectionHello { has_focus: true, ..Default::default() },
+            config: Value::Null,
+        };
+        let text = encode(&hello);
+        assert!(text.contains(r#""type":"hello""#) && text.contains(r#""hasFocus":true"#));
+        assert_eq!(decode::<VisitorMessage>(&text).unwrap(), hello);
+        let future = text.replace(r#""protocol_version":1"#, r#""protocol_version":9"#);
+        assert_eq!(
+            decode::<VisitorMessage>(&future).unwrap_err(),
+            ProtocolError::UnsupportedVersion { got: 9, expected: 1 }
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_garbage_are_errors_not_panics() {
+        let e = decode::<VisitorMessage>(r#"{"type":"teleport","x":1}"#).unwrap_err();
+        assert_eq!(e.code(), "unknown_message_type");
+        assert_eq!(decode::<AgentMessage>("{not json").unwrap_err().code(), "malformed_frame");
+        assert_eq!(decode::<AgentMessage>(r#"{"no_type":1}"#).unwrap_err().code(), "malformed_frame");
+        let big = format!(r#"{{"type":"url","currentUrl":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
+        assert_eq!(decode::<VisitorMessage>(&big).unwrap_err().code(), "frame_too_large");
+    }
+
+    #[test]
+    fn error_frames_are_flat() {
+        let text = encode(&ServerToVisitor::Error(ErrorFrame { code: "x".into(), message: "y".into() }));
+        assert_eq!(text, r#"{"type":"error","code":"x","message":"y"}"#);
+        assert!(matches!(decode::<ServerToVisitor>(&text), Ok(ServerToVisitor::Error(_))));
+    }
+}
