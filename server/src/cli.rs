@@ -1,0 +1,91 @@
+//! Command-line flags (SPEC.md section 4); each flag also reads an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "covisit-server", version, about = "covisit co-browsing server")]
+pub struct Cli {
+    /// Address to listen on (port 0 picks a free port; the log line says which).
+    #[arg(
+        long,
+        env = "COVISIT_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub listen: SocketAddr,
+    /// SQLite database file (created with its folder when missing).
+    #[arg(
+        long,
+        env = "COVISIT_DATABASE",
+        default_value = "data/covisit.db",
+        global = true
+    )]
+    pub database: PathBuf,
+    /// Public base URL used in watch links and viewer URLs; default `http://<listen>`.
+    #[arg(long, env = "COVISIT_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Folder with the demo site (`/`) and the agent console (`/agent/`).
+    #[arg(long, env = "COVISIT_WWW", default_value = "www", global = true)]
+    pub www: PathBuf,
+    /// Folder with the built SDK, served under `/sdk/`.
+    #[arg(long, env = "COVISIT_SDK_DIR", default_value = "dist", global = true)]
+    pub sdk_dir: PathBuf,
+    /// Development mode: creates the demo keys `pk_demo` / `sk_demo`. Never in production.
+    #[arg(long, env = "COVISIT_DEV", global = true)]
+    pub dev: bool,
+    /// Trust `X-Forwarded-For` for the visitor's IP (only behind your own proxy).
+    #[arg(long, env = "COVISIT_TRUST_PROXY", global = true)]
+    pub trust_proxy: bool,
+    /// Seconds of silence after which a visitor socket is closed (heartbeats keep it open).
+    #[arg(
+        long,
+        env = "COVISIT_HEARTBEAT_TIMEOUT_SECONDS",
+        default_value_t = 45,
+        hide = true,
+        global = true
+    )]
+    pub heartbeat_timeout_seconds: u64,
+    /// Lookup-code searches allowed per key and minute on the REST API.
+    #[arg(
+        long,
+        env = "COVISIT_LOOKUP_RATE_PER_MINUTE",
+        default_value_t = 30,
+        hide = true,
+        global = true
+    )]
+    pub lookup_rate_per_minute: u32,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create an account with a new key pair and print both keys.
+    Create {
+        /// A name for the account the keys belong to.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+impl Cli {
+    /// The public URL without a trailing slash.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
+        }
+    }
+}

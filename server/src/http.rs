@@ -1,0 +1,181 @@
+//! The router: static files (SDK, demo site, agent console), health, metrics, the two
+//! WebSockets and the REST API; and start-up (dev keys, recovery, listening).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::cli::Cli;
+use crate::hub::Hub;
+use crate::keys;
+use crate::store::Store;
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    pub messages_relayed: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Metrics {
+    pub fn relayed(&self) {
+        self.messages_relayed.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub trust_proxy: bool,
+    pub heartbeat_timeout: std::time::Duration,
+    pub rate: crate::rest::RateLimiter,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// A JSON error `{"error": {"code", "message"}}` with a 4xx/5xx status.
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let (online, live) = state.hub.counts();
+    let body = format!(
+        "# HELP covisit_online_visitors Visitors with at least one open connection.\n\
+         # TYPE covisit_online_visitors gauge\ncovisit_online_visitors {online}\n\
+         # HELP covisit_live_sessions Sessions authorizing or active.\n\
+         # TYPE covisit_live_sessions gauge\ncovisit_live_sessions {live}\n\
+         # HELP covisit_messages_relayed_total Frames sent to visitors and agents.\n\
+         # TYPE covisit_messages_relayed_total counter\ncovisit_messages_relayed_total {}\n\
+         # HELP covisit_errors_total Error frames and error responses sent.\n\
+         # TYPE covisit_errors_total counter\ncovisit_errors_total {}\n",
+        state.metrics.messages_relayed.load(Ordering::Relaxed),
+        state.metrics.errors.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn api_not_found(State(state): State<Shared>) -> ApiError {
+    state.metrics.error();
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+}
+
+pub fn router(state: Shared, cli: &Cli) -> Router {
+    let agent_dir = cli.www.join("agent");
+    let agent = ServeDir::new(&agent_dir).fallback(ServeFile::new(agent_dir.join("index.html")));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/ws/visitor", get(crate::ws::visitor_ws))
+        .route("/ws/agent", get(crate::ws::agent_ws))
+        .nest("/api", crate::rest::router().fallback(api_not_found))
+        .nest_service("/sdk", ServeDir::new(&cli.sdk_dir))
+        .nest_service("/agent", agent)
+        .fallback_service(ServeDir::new(&cli.www))
+        .with_state(state)
+}
+
+pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
+    if cli.dev {
+        let hash = keys::hash_secret(keys::DEMO_SECRET_KEY);
+        let exists = store
+            .account_by_public_key(keys::DEMO_PUBLIC_KEY)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if !exists {
+            store
+                .create_account("demo", keys::DEMO_PUBLIC_KEY, &hash)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        tracing::warn!(
+            "DEV MODE: demo keys pk_demo (SDK) and sk_demo (agents, REST) are active. \
+             Anyone who knows them can co-browse. Never use --dev in production."
+        );
+    }
+    let now = crate::hub::now();
+    store
+        .recover_after_restart(&now.to_iso8601())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let public_url = cli.public_url(bound);
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone());
+    let state = Arc::new(AppState {
+        store,
+        hub,
+        metrics,
+        trust_proxy: cli.trust_proxy,
+        heartbeat_timeout: std::time::Duration::from_secs(cli.heartbeat_timeout_seconds.max(1)),
+        rate: crate::rest::RateLimiter::new(cli.lookup_rate_per_minute),
+    });
+    let app = router(state, &cli);
+    tracing::info!("covisit-server listening on {bound}: demo site {public_url}/ , agent console {public_url}/agent/");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}

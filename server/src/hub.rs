@@ -1,0 +1,1411 @@
+//! The in-memory world: one [`VisitorMachine`] per online visitor (or visitor with a
+//! live session), the agent sockets, and the sessions' records. Everything sits behind
+//! one mutex that is never held across an `.await`; outbound frames go to per-socket
+//! unbounded channels and persistence jobs to one writer task, both sent while the lock
+//! is held so that their order is the order of the changes.
+//!
+//! The machine decides; the hub only routes its events (SPEC.md section 2) and keeps
+//! the seed records (Visitor, Session, Cobrowsesession) in step with it. Each visitor's
+//! timers are driven by one tokio task sleeping until `poll_timeout`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use covisit::core::config::{self, Permissions};
+use covisit::core::derive;
+use covisit::core::machine::{
+    ConnectionInfo, Event, MachineOptions, SessionRequest, SessionStatus, VisitorMachine,
+};
+use covisit::core::model::{
+    Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, DisconnectType,
+    QualityFeedback, Session, SessionSource, Visitor,
+};
+use covisit::core::protocol::{
+    encode, AgentMessage, ConnectionHello, FoundBy, ServerToAgent, ServerToVisitor, VisitorMessage,
+    VisitorState, PROTOCOL_VERSION,
+};
+use covisit::core::Millis;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::http::Metrics;
+use crate::keys::random_hex;
+use crate::store::Store;
+
+/// The wall clock, as the core's [`Millis`].
+pub fn now() -> Millis {
+    Millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+
+/// A frame for one socket's writer task.
+#[derive(Debug)]
+pub enum Out {
+    Text(String),
+    /// Close the socket (the visitor's data was erased).
+    Close,
+}
+
+pub type Tx = mpsc::UnboundedSender<Out>;
+
+/// An error for the caller's socket or REST response.
+#[derive(Debug, Clone)]
+pub struct HubError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl HubError {
+    fn new(code: &'static str, message: impl Into<String>) -> HubError {
+        HubError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<covisit::core::machine::MachineError> for HubError {
+    fn from(e: covisit::core::machine::MachineError) -> HubError {
+        HubError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<config::ConfigError> for HubError {
+    fn from(e: config::ConfigError) -> HubError {
+        HubError::new(e.code(), e.to_string())
+    }
+}
+
+/// A write for the store, applied in order by the writer task.
+enum Job {
+    Visitor(i64, Box<Visitor>),
+    Connection(String, Box<covisit::core::model::Connection>),
+    Session(i64, Box<Session>, &'static str),
+    SessionAgent(String, Agent),
+    Note(String, String, String),
+    Communication(String, Box<Cobrowsesession>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// One agent's part in a session: its viewer communication.
+#[derive(Debug, Clone)]
+struct AgentPart {
+    agent: Agent,
+    comm_id: String,
+    initial_state: CommunicationState,
+    joined_at: String,
+    left: Option<(String, DisconnectType)>,
+}
+
+/// A session's record, kept in memory while its visitor is.
+#[derive(Debug, Clone)]
+struct SessionEntry {
+    account_id: i64,
+    session: Session,
+    status: SessionStatus,
+    started: Millis,
+    parts: Vec<AgentPart>,
+    visitor_comm: Option<Cobrowsesession>,
+    controlling: Option<String>,
+    viewer_url: String,
+}
+
+struct VisitorEntry {
+    account_id: i64,
+    visitor: Visitor,
+    machine: VisitorMachine,
+    sockets: HashMap<String, Tx>,
+    explicit_email: Option<String>,
+    metadata: Map<String, Value>,
+    lookup_expires: Millis,
+    timer: Option<(Millis, JoinHandle<()>)>,
+    last_broadcast: String,
+}
+
+struct AgentConn {
+    account_id: i64,
+    agent: Agent,
+    tx: Tx,
+}
+
+#[derive(Default)]
+struct Inner {
+    visitors: HashMap<String, VisitorEntry>,
+    agents: HashMap<u64, AgentConn>,
+    sessions: HashMap<String, SessionEntry>,
+    next_agent: u64,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    jobs: mpsc::UnboundedSender<Job>,
+    public_url: String,
+    metrics: Arc<Metrics>,
+    me: Weak<Hub>,
+}
+
+/// What a visitor's hello produced.
+pub struct Welcome {
+    pub short_id: String,
+    pub connection_id: String,
+    pub frame: String,
+}
+
+/// Everything a visitor's hello carries, checked by the socket layer.
+pub struct VisitorHello {
+    pub account_id: i64,
+    pub api_key: String,
+    pub short_id: Option<String>,
+    pub stored: Option<Visitor>,
+    pub connection: ConnectionHello,
+    pub config: Value,
+    pub ip: String,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {
+    if s.len() > config::MAX_TEXT_LEN {
+        Err(HubError::new(
+            "invalid_argument",
+            format!("`{field}` is too long (at most 2048 bytes)"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+impl Hub {
+    pub fn new(store: Arc<dyn Store>, public_url: String, metrics: Arc<Metrics>) -> Arc<Hub> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(store, rx));
+        Arc::new_cyclic(|me| Hub {
+            inner: Mutex::new(Inner::default()),
+            jobs,
+            public_url,
+            metrics,
+            me: me.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug; the data is still the best we have.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn job(&self, job: Job) {
+        // The writer lives as long as the runtime; a failed send means shutdown.
+        let _ = self.jobs.send(job);
+    }
+
+    /// Waits until every write queued so far is in the store.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.job(Job::Flush(tx));
+        let _ = rx.await;
+    }
+
+    fn send(&self, tx: &Tx, text: String) {
+        if tx.send(Out::Text(text)).is_ok() {
+            self.metrics.relayed();
+        }
+    }
+
+    /// (online visitors, live sessions) for `/metrics`.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let online = inner
+            .visitors
+            .values()
+            .filter(|v| v.machine.is_online())
+            .count();
+        let live = inner
+            .sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Authorizing | SessionStatus::Active))
+            .count();
+        (online, live)
+    }
+
+    // ----- visitors ----------------------------------------------------------------
+
+    /// Whether `short_id` is in memory for another account (then it must not be reused).
+    pub fn is_known_visitor(&self, account_id: i64, short_id: &str) -> bool {
+        self.lock()
+            .visitors
+            .get(short_id)
+            .is_some_and(|v| v.account_id == account_id)
+    }
+
+    pub fn visitor_connect(&self, hello: VisitorHello, tx: Tx) -> Result<Welcome, HubError> {
+        let now = now();
+        let mut config_obj = match hello.config {
+            Value::Null => Map::new(),
+            Value::Object(m) => m,
+            _ => {
+                return Err(HubError::new(
+                    "config_not_object",
+                    "config must be an object",
+                ))
+            }
+        };
+        config_obj.insert("apiKey".into(), Value::String(hello.api_key.clone()));
+        config_obj.insert("server".into(), Value::String(self.public_url.clone()));
+        let config = config::parse_config(&Value::Object(config_obj))?;
+        if let Some(url) = &hello.connection.current_url {
+            text_ok("currentUrl", url)?;
+        }
+        let ua = crate::ua::parse(hello.connection.user_agent.as_deref());
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let account_id = hello.account_id;
+        // Keep the SDK's id when it belongs to this account; otherwise make a new one.
+        let short_id = match hello.short_id.filter(|s| valid_id(s)) {
+            Some(s)
+                if inner
+                    .visitors
+                    .get(&s)
+                    .is_some_and(|v| v.account_id == account_id) =>
+            {
+                s
+            }
+            Some(s) if hello.stored.is_some() && !inner.visitors.contains_key(&s) => s,
+            _ => random_hex(6),
+        };
+        let options = MachineOptions {
+            permissions: config.permissions.clone(),
+            authorization_timeout_seconds: config.authorization_timeout_seconds,
+            ..MachineOptions::default()
+        };
+        if !inner.visitors.contains_key(&short_id) {
+            let visitor = match hello.stored.filter(|v| v.short_id == short_id) {
+                Some(v) => v,
+                None => Visitor {
+                    added_at: now.to_iso8601(),
+                    api_key: hello.api_key.clone(),
+                    browser_name: None,
+                    call_name: None,
+                    device_name: None,
+                    device_type: None,
+                    email: None,
+                    identities: Vec::new(),
+                    integration: None,
+                    ip_address: String::new(),
+                    is_in_session: false,
+                    is_online: false,
+                    is_supported: true,
+                    is_waiting_for_call: false,
+                    js_configuration: false,
+                    last_seen_at: now.to_iso8601(),
+                    last_url: None,
+                    location_city: None,
+                    location_country_name: None,
+                    location_country: None,
+                    lookup_code: None,
+                    name: None,
+                    nickname: short_id.clone(),
+                    short_id: short_id.clone(),
+                    tags: Vec::new(),
+                    unique_id: None,
+                    watch_link: derive::watch_link(&self.public_url, &short_id),
+                    sdk: "web".into(),
+                },
+            };
+            inner.visitors.insert(
+                short_id.clone(),
+                VisitorEntry {
+                    account_id,
+                    explicit_email: visitor.email.clone(),
+                    visitor,
+                    machine: VisitorMachine::new(short_id.clone(), options.clone()),
+                    sockets: HashMap::new(),
+                    metadata: Map::new(),
+                    lookup_expires: Millis(0),
+                    timer: None,
+                    last_broadcast: String::new(),
+                },
+            );
+        }
+        // Lookup codes are unique among the account's online visitors.
+        let taken: Vec<String> = inner
+            .visitors
+            .iter()
+            .filter(|(id, v)| {
+                v.account_id == account_id
+                    && **id != short_id
+                    && v.machine.is_online()
+                    && v.lookup_expires > now
+            })
+            .filter_map(|(_, v)| v.visitor.lookup_code.clone())
+            .collect();
+        let Some(entry) = inner.visitors.get_mut(&short_id) else {
+            return Err(HubError::new("internal", "visitor vanished")); // inserted just above
+        };
+        // A visitor with no tab and no live session starts afresh with this page's options.
+        let live = matches!(
+            entry.machine.status(),
+            SessionStatus::Authorizing | SessionStatus::Active
+        );
+        if !entry.machine.is_online() && !live {
+            entry.machine = VisitorMachine::new(short_id.clone(), options);
+        }
+        let connection_id = match hello
+            .connection
+            .unique_connection_id
+            .filter(|c| valid_id(c))
+        {
+            Some(c)
+                if entry.machine.connection(&c).is_none_or(|conn| {
+                    conn.status == covisit::core::model::ConnectionStatus::Disconnected
+                }) =>
+            {
+                c
+            }
+            _ => format!("c_{}", random_hex(8)),
+        };
+        entry.machine.handle_connect(
+            now,
+            ConnectionInfo {
+                unique_connection_id: connection_id.clone(),
+                current_url: hello.connection.current_url.clone(),
+                screen_width: hello.connection.screen_width,
+                screen_height: hello.connection.screen_height,
+                audio_supported: hello.connection.audio_supported,
+                has_focus: hello.connection.has_focus,
+                permissions: config.permissions.clone(),
+            },
+        )?;
+        entry.sockets.insert(connection_id.clone(), tx);
+        if entry.lookup_expires <= now || entry.visitor.lookup_code.is_none() {
+            let mut rng = rand::thread_rng();
+            entry.visitor.lookup_code = derive::lookup_code(
+                || rand::Rng::gen(&mut rng),
+                |c| taken.iter().any(|t| t == c),
+            );
+            entry.lookup_expires = now.plus_seconds(derive::LOOKUP_CODE_TTL_SECONDS);
+        }
+        let v = &mut entry.visitor;
+        v.api_key = hello.api_key;
+        v.ip_address = hello.ip;
+        v.browser_name = ua.browser_name;
+        v.device_name = ua.device_name;
+        v.device_type = ua.device_type;
+        if hello.connection.current_url.is_some() {
+            v.last_url = hello.connection.current_url;
+        }
+        v.last_seen_at = now.to_iso8601();
+        v.js_configuration = config.permissions != Permissions::default()
+            || config.authorization_timeout_seconds
+                != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS;
+        apply_identity(entry, config.identity);
+        let frame = encode(&ServerToVisitor::Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            short_id: short_id.clone(),
+            unique_connection_id: connection_id.clone(),
+            lookup_code: entry.visitor.lookup_code.clone(),
+        });
+        self.after_change(inner, &short_id, now);
+        Ok(Welcome {
+            short_id,
+            connection_id,
+            frame,
+        })
+    }
+
+    pub fn visitor_disconnect(&self, short_id: &str, connection_id: &str) {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(entry) = inner.visitors.get_mut(short_id) else {
+            return;
+        };
+        entry.sockets.remove(connection_id);
+        // Already closed (e.g. erased) is fine: nothing to do.
+        let _ = entry.machine.handle_disconnect(now, connection_id);
+        self.after_change(inner, short_id, now);
+    }
+
+    pub fn visitor_message(
+        &self,
+        short_id: &str,
+        connection_id: &str,
+        msg: VisitorMessage,
+    ) -> Result<(), HubError> {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(entry) = inner.visitors.get_mut(short_id) else {
+            return Err(HubError::new(
+                "unknown_visitor",
+                "this visitor is no longer known; reconnect",
+            ));
+        };
+        entry.visitor.last_seen_at = now.to_iso8601();
+        let m = &mut entry.machine;
+        let result: Result<(), HubError> = match msg {
+            VisitorMessage::Hello { .. } => Err(HubError::new(
+                "unexpected_hello",
+                "hello was already received on this socket",
+            )),
+            VisitorMessage::Heartbeat => {
+                if let Some(tx) = entry.sockets.get(connection_id) {
+                    let _ = tx.send(Out::Text(encode(&ServerToVisitor::HeartbeatAck)));
+                }
+                Ok(())
+            }
+            VisitorMessage::Focus { has_focus } => m
+                .handle_focus(now, connection_id, has_focus)
+                .map_err(Into::into),
+            VisitorMessage::Url { current_url } => {
+                text_ok("currentUrl", &current_url).and_then(|_| {
+                    m.handle_url(now, connection_id, current_url.clone())?;
+                    entry.visitor.last_url = Some(current_url);
+                    Ok(())
+                })
+            }
+            VisitorMessage::ExpectDisconnect {
+                return_time_seconds,
+                message,
+                title,
+            } => {
+                for t in [&message, &title].into_iter().flatten() {
+                    text_ok("message", t)?;
+                }
+                m.handle_expect_disconnect(now, connection_id, return_time_seconds, message, title)
+                    .map_err(Into::into)
+            }
+            VisitorMessage::UpdateVisitor { identity } => {
+                let update = config::parse_identity_update(&identity)?;
+                apply_identity(entry, update);
+                Ok(())
+            }
+            VisitorMessage::Authorize => m.handle_authorize(now).map_err(Into::into),
+            VisitorMessage::Deny => m.handle_deny(now).map_err(Into::into),
+            VisitorMessage::End => m.handle_visitor_end(now).map_err(Into::into),
+            VisitorMessage::ControlGrant => m.handle_control_grant(now).map_err(Into::into),
+            VisitorMessage::ControlDeny => m.handle_control_deny(now).map_err(Into::into),
+            VisitorMessage::ControlRevoke => m.handle_control_revoke(now).map_err(Into::into),
+            VisitorMessage::RequestAgent => {
+                entry.visitor.is_waiting_for_call = true;
+                Ok(())
+            }
+            VisitorMessage::CancelRequestAgent => {
+                entry.visitor.is_waiting_for_call = false;
+                Ok(())
+            }
+            VisitorMessage::Rate {
+                session_id,
+                rating,
+                feedback,
+            } => {
+                if !(1..=5).contains(&rating) {
+                    return Err(HubError::new("invalid_argument", "rating must be 1 to 5"));
+                }
+                if let Some(f) = &feedback {
+                    text_ok("feedback", f)?;
+                }
+                let account_id = entry.account_id;
+                let by = short_id.to_string();
+                match inner.sessions.get_mut(&session_id) {
+                    Some(s)
+                        if s.session.visitor_id == short_id && s.status == SessionStatus::Ended =>
+                    {
+                        s.session.quality_feedback.push(QualityFeedback {
+                            rating: f64::from(rating),
+                            feedback: feedback.clone(),
+                            by,
+                        });
+                        if s.parts.len() == 1 {
+                            s.session.visitor_agent_rating = Some(f64::from(rating));
+                            s.session.visitor_agent_feedback = feedback;
+                        }
+                        self.job(Job::Session(
+                            account_id,
+                            Box::new(s.session.clone()),
+                            "ended",
+                        ));
+                        return Ok(());
+                    }
+                    Some(s) if s.session.visitor_id == short_id => Err(HubError::new(
+                        "wrong_session_state",
+                        "only an ended session can be rated",
+                    )),
+                    _ => Err(HubError::new(
+                        "unknown_session",
+                        "no such session of this visitor",
+                    )),
+                }
+            }
+            VisitorMessage::Unknown => Err(HubError::new(
+                "unknown_message_type",
+                "unknown message type",
+            )),
+        };
+        self.after_change(inner, short_id, now);
+        result
+    }
+
+    // ----- agents -------------------------------------------------------------------
+
+    /// Registers an agent socket; sends it the online visitors and its live sessions.
+    pub fn agent_connect(&self, account_id: i64, agent: Agent, tx: Tx) -> u64 {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.next_agent += 1;
+        let id = inner.next_agent;
+        self.send(
+            &tx,
+            encode(&ServerToAgent::Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                agent: agent.clone(),
+            }),
+        );
+        let visitors = online_visitors(&inner, account_id);
+        self.send(&tx, encode(&ServerToAgent::Visitors { visitors }));
+        for s in inner.sessions.values() {
+            if s.account_id == account_id && s.parts.iter().any(|p| p.agent.id == agent.id) {
+                self.send(&tx, session_update(s));
+            }
+        }
+        inner.agents.insert(
+            id,
+            AgentConn {
+                account_id,
+                agent,
+                tx,
+            },
+        );
+        id
+    }
+
+    pub fn agent_disconnect(&self, conn: u64) {
+        self.lock().agents.remove(&conn);
+    }
+
+    pub fn agent_message(&self, conn: u64, msg: AgentMessage) -> Result<(), HubError> {
+        let (account_id, agent) = {
+            let inner = self.lock();
+            let Some(a) = inner.agents.get(&conn) else {
+                return Err(HubError::new("unknown_agent", "not connected"));
+            };
+            (a.account_id, a.agent.clone())
+        };
+        match msg {
+            AgentMessage::Hello { .. } => Err(HubError::new(
+                "unexpected_hello",
+                "hello was already received on this socket",
+            )),
+            AgentMessage::Heartbeat => {
+                let inner = self.lock();
+                if let Some(a) = inner.agents.get(&conn) {
+                    let _ = a.tx.send(Out::Text(encode(&ServerToAgent::HeartbeatAck)));
+                }
+                Ok(())
+            }
+            AgentMessage::RequestSession { short_id, found_by } => {
+                let source = match found_by {
+                    FoundBy::LookupCode => SessionSource::LookupCode,
+                    FoundBy::Search => SessionSource::Search,
+                };
+                self.request_session(account_id, &short_id, agent, source)
+                    .map(|_| ())
+            }
+            AgentMessage::JoinSession { session_id } => {
+                self.join_session(account_id, &session_id, agent)
+            }
+            AgentMessage::EndSession { session_id } => {
+                self.with_session(account_id, &session_id, Some(&agent.id), |m, now| {
+                    m.handle_agent_end(now)
+                })
+            }
+            AgentMessage::LeaveSession { session_id } => {
+                let id = agent.id.clone();
+                self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
+                    m.handle_agent_leave(now, &id)
+                })
+            }
+            AgentMessage::Note { session_id, text } => {
+                self.add_note(account_id, &session_id, &agent.id, text, true)
+            }
+            AgentMessage::RequestControl { session_id } => {
+                let id = agent.id.clone();
+                self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
+                    m.handle_control_request(now, &id)
+                })
+            }
+            AgentMessage::ReleaseControl { session_id } => {
+                let id = agent.id.clone();
+                self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
+                    m.handle_agent_control_release(now, &id)
+                })
+            }
+            AgentMessage::Unknown => Err(HubError::new(
+                "unknown_message_type",
+                "unknown message type",
+            )),
+        }
+    }
+
+    /// An agent (console or REST) asks a visitor for a session.
+    pub fn request_session(
+        &self,
+        account_id: i64,
+        short_id: &str,
+        agent: Agent,
+        source: SessionSource,
+    ) -> Result<(String, String), HubError> {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(entry) = inner
+            .visitors
+            .get_mut(short_id)
+            .filter(|v| v.account_id == account_id)
+        else {
+            return Err(HubError::new(
+                "visitor_offline",
+                "no online visitor with this id",
+            ));
+        };
+        let source = if entry.visitor.is_waiting_for_call && source != SessionSource::Api {
+            SessionSource::AgentRequest
+        } else {
+            source
+        };
+        let session_id = format!("s_{}", random_hex(10));
+        let visitor_comm = format!("cm_{}", random_hex(10));
+        let agent_comm = format!("cm_{}", random_hex(10));
+        let viewer_url = derive::viewer_url(&self.public_url, &session_id);
+        let alerting = entry
+            .machine
+            .options()
+            .permissions
+            .require_authorization_for_session;
+        entry.machine.handle_session_request(
+            now,
+            SessionRequest {
+                session_id: session_id.clone(),
+                communication_id: visitor_comm,
+                peer_communication_id: Some(agent_comm.clone()),
+                viewer_url: Some(viewer_url.clone()),
+                agent: agent.clone(),
+            },
+        )?;
+        entry.visitor.is_waiting_for_call = false;
+        let v = &entry.visitor;
+        let mut metadata = Map::new();
+        for (k, val) in &entry.metadata {
+            metadata.insert(format!("visitor_{k}"), val.clone());
+        }
+        let session = Session {
+            agents: vec![agent.clone()],
+            agent_notes: Vec::new(),
+            call_length_seconds: 0,
+            call_name: v.call_name.clone(),
+            ended_at: None,
+            features_used: Vec::new(),
+            formatted_call_length: derive::formatted_length(0),
+            formatted_length: derive::formatted_length(0),
+            metadata,
+            quality_feedback: Vec::new(),
+            visitor_agent_feedback: None,
+            visitor_agent_rating: None,
+            visitor_email: v.email.clone(),
+            visitor_ip_address: Some(v.ip_address.clone()).filter(|ip| !ip.is_empty()),
+            visitor_unique_id: v.unique_id.clone(),
+            id: session_id.clone(),
+            length_seconds: 0,
+            on_premise: true,
+            public_video_url: None,
+            secret_video_url: None,
+            session_authorized: false,
+            source: Some(source),
+            start_url: v.last_url.clone(),
+            started_at: now.to_iso8601(),
+            video_status: None,
+            visitor_id: short_id.to_string(),
+            went_live: false,
+        };
+        let agent_job = Job::SessionAgent(session_id.clone(), agent.clone());
+        inner.sessions.insert(
+            session_id.clone(),
+            SessionEntry {
+                account_id,
+                session,
+                status: SessionStatus::None,
+                started: now,
+                parts: vec![AgentPart {
+                    agent,
+                    comm_id: agent_comm,
+                    initial_state: if alerting {
+                        CommunicationState::Alerting
+                    } else {
+                        CommunicationState::Connected
+                    },
+                    joined_at: now.to_iso8601(),
+                    left: None,
+                }],
+                visitor_comm: None,
+                controlling: None,
+                viewer_url: viewer_url.clone(),
+            },
+        );
+        self.after_change(inner, short_id, now);
+        // After the session row exists (session_agents references it).
+        self.job(agent_job);
+        Ok((session_id, viewer_url))
+    }
+
+    fn join_session(
+        &self,
+        account_id: i64,
+        session_id: &str,
+        agent: Agent,
+    ) -> Result<(), HubError> {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(s) = inner
+            .sessions
+            .get(session_id)
+            .filter(|s| s.account_id == account_id)
+        else {
+            return Err(HubError::new("unknown_session", "no such session"));
+        };
+        let short_id = s.session.visitor_id.clone();
+        let Some(entry) = inner.visitors.get_mut(&short_id) else {
+            return Err(HubError::new("wrong_session_state", "the session is over"));
+        };
+        if entry.machine.session_id() != Some(session_id) {
+            return Err(HubError::new("wrong_session_state", "the session is over"));
+        }
+        let initial = if entry.machine.status() == SessionStatus::Active {
+            CommunicationState::Connected
+        } else {
+            CommunicationState::Alerting
+        };
+        entry.machine.handle_agent_join(now, agent.clone())?;
+        self.job(Job::SessionAgent(session_id.to_string(), agent.clone()));
+        if let Some(s) = inner.sessions.get_mut(session_id) {
+            if let Some(p) = s.parts.iter_mut().find(|p| p.agent.id == agent.id) {
+                p.left = None;
+            } else {
+                s.parts.push(AgentPart {
+                    agent,
+                    comm_id: format!("cm_{}", random_hex(10)),
+                    initial_state: initial,
+                    joined_at: now.to_iso8601(),
+                    left: None,
+                });
+            }
+        }
+        self.after_change(inner, &short_id, now);
+        Ok(())
+    }
+
+    /// Runs a machine input for a live session of the account; with `agent_id`, only
+    /// an agent of that session may.
+    fn with_session(
+        &self,
+        account_id: i64,
+        session_id: &str,
+        agent_id: Option<&str>,
+        f: impl FnOnce(&mut VisitorMachine, Millis) -> Result<(), covisit::core::machine::MachineError>,
+    ) -> Result<(), HubError> {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(s) = inner
+            .sessions
+            .get(session_id)
+            .filter(|s| s.account_id == account_id)
+        else {
+            return Err(HubError::new("unknown_session", "no such session"));
+        };
+        if let Some(a) = agent_id {
+            if !s.parts.iter().any(|p| p.agent.id == a && p.left.is_none()) {
+                return Err(HubError::new(
+                    "not_in_session",
+                    "this agent is not in the session",
+                ));
+            }
+        }
+        let short_id = s.session.visitor_id.clone();
+        let ended = || HubError::new("wrong_session_state", "the session is over");
+        let Some(entry) = inner.visitors.get_mut(&short_id) else {
+            return Err(ended());
+        };
+        if entry.machine.session_id() != Some(session_id) {
+            return Err(ended());
+        }
+        let result = f(&mut entry.machine, now).map_err(HubError::from);
+        if result.is_ok() {
+            if let (Some(a), Some(s)) = (agent_id, inner.sessions.get_mut(session_id)) {
+                // Who left: recorded here because the machine only knows who stays.
+                if !s.parts.is_empty()
+                    && !inner
+                        .visitors
+                        .get(&short_id)
+                        .is_some_and(|e| e.machine.agents().iter().any(|x| x.id == a))
+                {
+                    if let Some(p) = s
+                        .parts
+                        .iter_mut()
+                        .find(|p| p.agent.id == a && p.left.is_none())
+                    {
+                        p.left = Some((now.to_iso8601(), DisconnectType::Client));
+                    }
+                }
+            }
+        }
+        self.after_change(inner, &short_id, now);
+        result
+    }
+
+    /// Ends a session from the server side (REST): `system`.
+    pub fn end_session(&self, account_id: i64, session_id: &str) -> Result<bool, HubError> {
+        let live = self
+            .lock()
+            .sessions
+            .get(session_id)
+            .is_some_and(|s| s.account_id == account_id);
+        if !live {
+            return Ok(false);
+        }
+        self.with_session(account_id, session_id, None, |m, now| {
+            m.handle_server_end(now)
+        })?;
+        Ok(true)
+    }
+
+    /// Adds a note to a session in memory. `Ok(false)` when it is not in memory.
+    pub fn add_note(
+        &self,
+        account_id: i64,
+        session_id: &str,
+        by: &str,
+        text: String,
+        must_be_agent: bool,
+    ) -> Result<(), HubError> {
+        if text.trim().is_empty() {
+            return Err(HubError::new(
+                "invalid_argument",
+                "`text` must not be empty",
+            ));
+        }
+        text_ok("text", &text)?;
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(s) = inner
+            .sessions
+            .get_mut(session_id)
+            .filter(|s| s.account_id == account_id)
+        else {
+            return Err(HubError::new("unknown_session", "no such session"));
+        };
+        if must_be_agent && !s.parts.iter().any(|p| p.agent.id == by) {
+            return Err(HubError::new(
+                "not_in_session",
+                "this agent is not in the session",
+            ));
+        }
+        s.session.agent_notes.push(AgentNote {
+            text: text.clone(),
+            by: by.to_string(),
+        });
+        self.job(Job::Note(session_id.to_string(), by.to_string(), text));
+        self.job(Job::Session(
+            account_id,
+            Box::new(s.session.clone()),
+            s.status.as_str(),
+        ));
+        let frame = session_update(s);
+        let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
+        for a in inner
+            .agents
+            .values()
+            .filter(|a| a.account_id == account_id && ids.contains(&a.agent.id))
+        {
+            self.send(&a.tx, frame.clone());
+        }
+        Ok(())
+    }
+
+    // ----- reads for REST -------------------------------------------------------------
+
+    pub fn online_visitors(&self, account_id: i64) -> Vec<Visitor> {
+        online_visitors(&self.lock(), account_id)
+    }
+
+    /// The in-memory visitor, when it is online or in a session.
+    pub fn visitor(&self, account_id: i64, short_id: &str) -> Option<Visitor> {
+        let inner = self.lock();
+        inner
+            .visitors
+            .get(short_id)
+            .filter(|v| v.account_id == account_id)
+            .map(visitor_view)
+    }
+
+    /// The in-memory session (with status), if the hub still holds it.
+    pub fn session(
+        &self,
+        account_id: i64,
+        session_id: &str,
+    ) -> Option<(Session, SessionStatus, Vec<Cobrowsesession>)> {
+        let inner = self.lock();
+        inner
+            .sessions
+            .get(session_id)
+            .filter(|s| s.account_id == account_id)
+            .map(|s| (s.session.clone(), s.status, communications(s)))
+    }
+
+    pub fn sessions_of(&self, account_id: i64, visitor_id: Option<&str>) -> Vec<Session> {
+        let inner = self.lock();
+        inner
+            .sessions
+            .values()
+            .filter(|s| {
+                s.account_id == account_id && visitor_id.is_none_or(|v| s.session.visitor_id == v)
+            })
+            .map(|s| s.session.clone())
+            .collect()
+    }
+
+    /// Forgets the visitor's personal data in memory: ends its live session (`system`),
+    /// closes its sockets, drops it and nulls the personal fields of its sessions.
+    pub fn erase_visitor(&self, account_id: i64, short_id: &str) -> bool {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let known = inner
+            .visitors
+            .get(short_id)
+            .is_some_and(|v| v.account_id == account_id);
+        if known {
+            if let Some(entry) = inner.visitors.get_mut(short_id) {
+                let _ = entry.machine.handle_server_end(now);
+            }
+            self.after_change(inner, short_id, now);
+            if let Some(entry) = inner.visitors.remove(short_id) {
+                for tx in entry.sockets.values() {
+                    let _ = tx.send(Out::Close);
+                }
+                if let Some((_, h)) = entry.timer {
+                    h.abort();
+                }
+            }
+        }
+        for s in inner
+            .sessions
+            .values_mut()
+            .filter(|s| s.account_id == account_id && s.session.visitor_id == short_id)
+        {
+            s.session.visitor_ip_address = None;
+            s.session.visitor_email = None;
+            s.session.visitor_unique_id = None;
+            s.session.metadata.retain(|k, _| !k.starts_with("visitor_"));
+        }
+        known
+    }
+
+    // ----- internals ------------------------------------------------------------------
+
+    /// Routes the machine's events, refreshes the records, persists, notifies agents,
+    /// re-arms the timer, and drops the visitor from memory once nothing is left of it.
+    fn after_change(&self, inner: &mut Inner, short_id: &str, now: Millis) {
+        let Some(entry) = inner.visitors.get_mut(short_id) else {
+            return;
+        };
+        let account_id = entry.account_id;
+        let mut touched_session: Option<String> = entry.machine.session_id().map(str::to_string);
+        let mut state_changed = false;
+        while let Some(event) = entry.machine.poll_event() {
+            let (target, frame) = match event {
+                Event::SessionRequested {
+                    session_id,
+                    agent,
+                    connection_id,
+                } => (
+                    Some(connection_id),
+                    ServerToVisitor::SessionRequest { session_id, agent },
+                ),
+                Event::SessionStarted { session_id } => {
+                    touched_session = Some(session_id.clone());
+                    (None, ServerToVisitor::SessionStart { session_id })
+                }
+                Event::SessionContinued {
+                    session_id,
+                    connection_id,
+                } => (
+                    Some(connection_id),
+                    ServerToVisitor::SessionContinue { session_id },
+                ),
+                Event::SessionEnded {
+                    session_id,
+                    disconnect_type,
+                } => {
+                    touched_session = Some(session_id.clone());
+                    (
+                        None,
+                        ServerToVisitor::SessionEnd {
+                            session_id,
+                            disconnect_type,
+                        },
+                    )
+                }
+                Event::ControlRequested {
+                    agent,
+                    connection_id,
+                } => (
+                    Some(connection_id),
+                    ServerToVisitor::ControlRequest { agent },
+                ),
+                Event::ControlStarted {
+                    agent_id,
+                    connection_id,
+                } => {
+                    if let Some(s) = touched_session
+                        .as_ref()
+                        .and_then(|id| inner.sessions.get_mut(id))
+                    {
+                        if !s
+                            .session
+                            .features_used
+                            .iter()
+                            .any(|f| f == "remote_control")
+                        {
+                            s.session.features_used.push("remote_control".into());
+                        }
+                    }
+                    (
+                        Some(connection_id),
+                        ServerToVisitor::ControlStart { agent_id },
+                    )
+                }
+                Event::ControlEnded { agent_id, reason } => {
+                    (None, ServerToVisitor::ControlEnd { agent_id, reason })
+                }
+                Event::StateChanged => {
+                    state_changed = true;
+                    continue;
+                }
+            };
+            let text = encode(&frame);
+            match target {
+                Some(c) => {
+                    if let Some(tx) = entry.sockets.get(&c) {
+                        self.send(tx, text);
+                    }
+                }
+                None => {
+                    for tx in entry.sockets.values() {
+                        self.send(tx, text.clone());
+                    }
+                }
+            }
+        }
+        if state_changed {
+            let status = entry.machine.status();
+            let communication = entry.machine.communication().cloned();
+            for (cid, tx) in &entry.sockets {
+                let state = VisitorState {
+                    status,
+                    connection: entry.machine.connection(cid).cloned(),
+                    communication: communication.clone(),
+                };
+                self.send(tx, encode(&ServerToVisitor::State { state }));
+            }
+            for c in entry.machine.connections() {
+                self.job(Job::Connection(short_id.to_string(), Box::new(c.clone())));
+            }
+        }
+        // The visitor record.
+        let status = entry.machine.status();
+        entry.visitor.is_online = entry.machine.is_online();
+        entry.visitor.is_in_session = status == SessionStatus::Active;
+        if entry.machine.is_online() {
+            entry.visitor.last_seen_at = now.to_iso8601();
+        }
+        let view = visitor_view(entry);
+        let json = serde_json::to_string(&view).unwrap_or_default();
+        let visitor_changed = json != entry.last_broadcast;
+        if visitor_changed {
+            entry.last_broadcast = json;
+        }
+        // The session record.
+        let session_frame = touched_session.as_ref().and_then(|sid| {
+            let s = inner.sessions.get_mut(sid)?;
+            if entry.machine.session_id() == Some(sid.as_str()) {
+                s.status = status;
+                s.visitor_comm = entry.machine.communication().cloned();
+                s.controlling = entry.machine.controlling_agent().map(str::to_string);
+                if status == SessionStatus::Active {
+                    s.session.went_live = true;
+                    s.session.session_authorized = entry.machine.session_authorized();
+                }
+                let ended_at = s
+                    .visitor_comm
+                    .as_ref()
+                    .and_then(|c| c.disconnected_time.clone());
+                if status == SessionStatus::Ended {
+                    let end = ended_at
+                        .as_deref()
+                        .and_then(Millis::parse_iso8601)
+                        .unwrap_or(now);
+                    if s.session.ended_at.is_none() {
+                        s.session.ended_at = Some(end.to_iso8601());
+                    }
+                    let dt = entry
+                        .machine
+                        .disconnect_type()
+                        .unwrap_or(DisconnectType::System);
+                    for p in s.parts.iter_mut().filter(|p| p.left.is_none()) {
+                        p.left = Some((end.to_iso8601(), dt));
+                    }
+                    set_length(&mut s.session, end.seconds_since(s.started));
+                } else {
+                    set_length(&mut s.session, now.seconds_since(s.started));
+                }
+                // Keep the seed's "agents that joined": everyone who ever joined.
+                for a in entry.machine.agents() {
+                    if !s.session.agents.iter().any(|x| x.id == a.id) {
+                        s.session.agents.push(a.clone());
+                    }
+                }
+            }
+            self.job(Job::Session(
+                account_id,
+                Box::new(s.session.clone()),
+                s.status.as_str(),
+            ));
+            for c in communications(s) {
+                self.job(Job::Communication(sid.clone(), Box::new(c)));
+            }
+            let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
+            Some((session_update(s), ids))
+        });
+        if visitor_changed || state_changed {
+            self.job(Job::Visitor(account_id, Box::new(view.clone())));
+        }
+        let update =
+            visitor_changed.then(|| encode(&ServerToAgent::VisitorUpdate { visitor: view }));
+        for a in inner.agents.values().filter(|a| a.account_id == account_id) {
+            if let Some(u) = &update {
+                self.send(&a.tx, u.clone());
+            }
+            if let Some((frame, ids)) = &session_frame {
+                if ids.contains(&a.agent.id) {
+                    self.send(&a.tx, frame.clone());
+                }
+            }
+        }
+        self.schedule(inner, short_id);
+        // Nothing left to keep in memory: no tab, no live session.
+        let Some(entry) = inner.visitors.get(short_id) else {
+            return;
+        };
+        let live = matches!(
+            entry.machine.status(),
+            SessionStatus::Authorizing | SessionStatus::Active
+        );
+        if !entry.machine.is_online() && !live && entry.sockets.is_empty() {
+            if let Some(e) = inner.visitors.remove(short_id) {
+                if let Some((_, h)) = e.timer {
+                    h.abort();
+                }
+            }
+            inner
+                .sessions
+                .retain(|_, s| s.session.visitor_id != short_id);
+        }
+    }
+
+    /// Arms the visitor's timer task for the machine's earliest deadline.
+    fn schedule(&self, inner: &mut Inner, short_id: &str) {
+        let Some(entry) = inner.visitors.get_mut(short_id) else {
+            return;
+        };
+        let deadline = entry.machine.poll_timeout();
+        if entry.timer.as_ref().map(|(d, _)| *d) == deadline {
+            return;
+        }
+        if let Some((_, h)) = entry.timer.take() {
+            h.abort();
+        }
+        let (Some(deadline), Some(hub)) = (deadline, self.me.upgrade()) else {
+            return;
+        };
+        let id = short_id.to_string();
+        let wait = std::time::Duration::from_millis(deadline.0.saturating_sub(now().0));
+        let handle = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            hub.on_timer(&id);
+        });
+        entry.timer = Some((deadline, handle));
+    }
+
+    fn on_timer(&self, short_id: &str) {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(entry) = inner.visitors.get_mut(short_id) else {
+            return;
+        };
+        entry.timer = None;
+        entry.machine.handle_timeout(now);
+        self.after_change(inner, short_id, now);
+    }
+}
+
+fn set_length(session: &mut Session, seconds: u64) {
+    session.length_seconds = seconds;
+    session.formatted_length = derive::formatted_length(seconds);
+}
+
+fn apply_identity(entry: &mut VisitorEntry, update: config::IdentityUpdate) {
+    let v = &mut entry.visitor;
+    update.unique_id.apply_to(&mut v.unique_id);
+    let mut identities = Some(std::mem::take(&mut v.identities));
+    update.identities.apply_to(&mut identities);
+    v.identities = identities.unwrap_or_default();
+    let mut tags = Some(std::mem::take(&mut v.tags));
+    update.tags.apply_to(&mut tags);
+    v.tags = tags.unwrap_or_default();
+    update.call_name.apply_to(&mut v.call_name);
+    update.email.apply_to(&mut entry.explicit_email);
+    let mut metadata = Some(std::mem::take(&mut entry.metadata));
+    update.metadata.apply_to(&mut metadata);
+    entry.metadata = metadata.unwrap_or_default();
+    v.name = derive::name_from_identities(&v.identities);
+    v.email = derive::email_from(entry.explicit_email.as_deref(), &v.identities);
+    v.nickname = derive::nickname(v.name.as_deref(), v.email.as_deref(), &v.short_id);
+}
+
+/// The REST/agent view of a visitor: an expired lookup code is not shown.
+fn visitor_view(entry: &VisitorEntry) -> Visitor {
+    let mut v = entry.visitor.clone();
+    if entry.lookup_expires <= now() || !entry.machine.is_online() {
+        v.lookup_code = None;
+    }
+    v
+}
+
+fn online_visitors(inner: &Inner, account_id: i64) -> Vec<Visitor> {
+    let mut list: Vec<Visitor> = inner
+        .visitors
+        .values()
+        .filter(|v| v.account_id == account_id && v.machine.is_online())
+        .map(visitor_view)
+        .collect();
+    list.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+    list
+}
+
+/// The session's communications: the visitor's (sharer) first, then one per agent.
+fn communications(s: &SessionEntry) -> Vec<Cobrowsesession> {
+    let Some(vc) = &s.visitor_comm else {
+        return Vec::new();
+    };
+    let mut out = vec![vc.clone()];
+    for p in &s.parts {
+        let (state, disconnect_type, disconnected_time) = match &p.left {
+            Some((at, dt)) => (
+                CommunicationState::Disconnected,
+                Some(*dt),
+                Some(at.clone()),
+            ),
+            None => (vc.state, None, None),
+        };
+        let connected_time = vc
+            .connected_time
+            .as_ref()
+            .map(|c| c.max(&p.joined_at).clone());
+        out.push(Cobrowsesession {
+            state,
+            initial_state: p.initial_state,
+            id: p.comm_id.clone(),
+            disconnect_type,
+            self_address: Address {
+                name: Some(p.agent.name.clone()),
+                name_raw: Some(p.agent.name.clone()),
+                address_normalized: None,
+                address_raw: Some(format!("covisit:agent/{}", p.agent.id)),
+                address_displayable: None,
+            },
+            cobrowse_session_id: s.session.id.clone(),
+            cobrowse_role: CobrowseRole::Viewer,
+            controlling: if s.controlling.as_deref() == Some(p.agent.id.as_str())
+                && p.left.is_none()
+            {
+                vec![vc.id.clone()]
+            } else {
+                Vec::new()
+            },
+            viewer_url: Some(s.viewer_url.clone()),
+            provider_event_time: disconnected_time
+                .clone()
+                .unwrap_or_else(|| vc.provider_event_time.clone()),
+            start_alerting_time: (p.initial_state == CommunicationState::Alerting)
+                .then(|| p.joined_at.clone()),
+            connected_time,
+            disconnected_time,
+            provider: vc.provider.clone(),
+            peer_id: Some(vc.id.clone()),
+            segments: vc
+                .segments
+                .iter()
+                .filter(|seg| seg.end_time.as_ref().is_none_or(|e| *e >= p.joined_at))
+                .cloned()
+                .collect(),
+            wrapup: None,
+            after_call_work: None,
+            after_call_work_required: false,
+        });
+    }
+    out
+}
+
+fn session_update(s: &SessionEntry) -> String {
+    encode(&ServerToAgent::SessionUpdate {
+        session: s.session.clone(),
+        status: s.status,
+        controlling_agent_id: s.controlling.clone(),
+        communications: communications(s),
+    })
+}
+
+/// Applies store writes in order; errors are logged (without personal data) and the
+/// server keeps running on its in-memory state.
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = rx.recv().await {
+        let result = match job {
+            Job::Visitor(account, v) => store.upsert_visitor(account, &v).await,
+            Job::Connection(short_id, c) => store.upsert_connection(&short_id, &c).await,
+            Job::Session(account, s, status) => store.upsert_session(account, &s, status).await,
+            Job::SessionAgent(sid, a) => store.upsert_session_agent(&sid, &a).await,
+            Job::Note(sid, by, text) => store.add_note(&sid, &by, &text).await,
+            Job::Communication(sid, c) => store.upsert_communication(&sid, &c).await,
+            Job::Flush(done) => {
+                let _ = done.send(());
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "store write failed");
+        }
+    }
+}

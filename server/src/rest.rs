@@ -1,0 +1,494 @@
+//! The REST API (SPEC.md section 4): `Authorization: Bearer <secret key>`, JSON,
+//! snake_case seed objects. Every failure is a JSON `{"error": {"code", "message"}}`.
+//!
+//! Reads consult the hub first (live state is freshest) and the store otherwise,
+//! after flushing queued writes so a read never misses a change it follows.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
+use serde_json::{json, Value};
+
+use crate::http::{ApiError, Shared};
+use crate::hub::HubError;
+use crate::keys;
+
+/// Lookup-code searches per account and minute.
+pub struct RateLimiter {
+    per_minute: u32,
+    windows: Mutex<HashMap<i64, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> RateLimiter {
+        RateLimiter {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn allow(&self, account_id: i64) -> bool {
+        // Poisoning only follows a panic elsewhere; the counters are still usable.
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let slot = windows.entry(account_id).or_insert((now, 0));
+        if now.duration_since(slot.0).as_secs() >= 60 {
+            *slot = (now, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= self.per_minute
+    }
+}
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/v1/visitors", get(list_visitors))
+        .route(
+            "/v1/visitors/{short_id}",
+            get(get_visitor).delete(delete_visitor),
+        )
+        .route(
+            "/v1/visitors/{short_id}/session_requests",
+            post(request_session),
+        )
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/sessions/{id}/end", post(end_session))
+        .route("/v1/sessions/{id}/notes", post(add_note))
+        .route("/v1/sessions/{id}/communications", get(communications))
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Counts every error response for `/metrics`.
+fn fail(state: &Shared, e: ApiError) -> ApiError {
+    state.metrics.error();
+    e
+}
+
+async fn auth(state: &Shared, headers: &HeaderMap) -> Result<i64, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <secret key>`"))?;
+    if token.starts_with("pk_") {
+        return match state.store.account_by_public_key(token).await {
+            Ok(Some(_)) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a public key cannot use the REST API; use the account's secret key",
+            )),
+            Ok(None) => Err(unauthorized("unknown key")),
+            Err(e) => Err(ApiError::internal(e)),
+        };
+    }
+    match state
+        .store
+        .account_by_secret_hash(&keys::hash_secret(token))
+        .await
+    {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(unauthorized("unknown key")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+fn hub_error(e: HubError) -> ApiError {
+    let status = match e.code {
+        "unknown_session" | "unknown_visitor" | "not_found" => StatusCode::NOT_FOUND,
+        "visitor_offline"
+        | "wrong_session_state"
+        | "wrong_control_state"
+        | "duplicate_agent"
+        | "duplicate_connection" => StatusCode::CONFLICT,
+        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code, e.message)
+}
+
+fn bad_id(id: &str) -> bool {
+    id.is_empty() || id.len() > 64
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice::<Value>(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// The REST form of a session: the seed fields plus `status` (an extra, documented).
+fn session_json(session: &Session, status: &str) -> Value {
+    let mut v = serde_json::to_value(session).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("status".into(), Value::String(status.to_string()));
+    }
+    v
+}
+
+fn matches_query(v: &Visitor, q: &str) -> bool {
+    let q = q.trim().to_lowercase();
+    let has = |s: &str| s.to_lowercase().contains(&q);
+    v.lookup_code.as_deref() == Some(q.as_str())
+        || v.unique_id
+            .as_deref()
+            .is_some_and(|u| u.to_lowercase() == q)
+        || v.short_id == q
+        || v.identities.iter().any(|i| has(i))
+        || v.tags.iter().any(|t| has(t))
+        || v.name.as_deref().is_some_and(has)
+        || v.email.as_deref().is_some_and(has)
+}
+
+async fn list_visitors(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        let online_only = match q.get("online").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "`online` must be true or false",
+                ))
+            }
+        };
+        let text = q
+            .get("q")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        if let Some(t) = &text {
+            if t.len() > 256 {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "`q` is too long",
+                ));
+            }
+            if t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()) && !state.rate.allow(account) {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many lookup-code searches; retry in a minute",
+                ));
+            }
+        }
+        let mut list = state.hub.online_visitors(account);
+        if !online_only {
+            state.hub.flush().await;
+            let stored = state
+                .store
+                .list_visitors(account)
+                .await
+                .map_err(ApiError::internal)?;
+            for v in stored {
+                if !list.iter().any(|x| x.short_id == v.short_id) {
+                    list.push(v);
+                }
+            }
+        }
+        if let Some(t) = &text {
+            list.retain(|v| matches_query(v, t));
+        }
+        Ok(Json(json!({ "visitors": list })).into_response())
+    })
+    .await
+}
+
+async fn find_visitor(state: &Shared, account: i64, short_id: &str) -> Result<Visitor, ApiError> {
+    if bad_id(short_id) {
+        return Err(ApiError::not_found("visitor"));
+    }
+    if let Some(v) = state.hub.visitor(account, short_id) {
+        return Ok(v);
+    }
+    state.hub.flush().await;
+    state
+        .store
+        .get_visitor(account, short_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("visitor"))
+}
+
+async fn get_visitor(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(short_id): Path<String>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        Ok(Json(find_visitor(&state, account, &short_id).await?).into_response())
+    })
+    .await
+}
+
+async fn delete_visitor(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(short_id): Path<String>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        if bad_id(&short_id) {
+            return Err(ApiError::not_found("visitor"));
+        }
+        let in_memory = state.hub.erase_visitor(account, &short_id);
+        state.hub.flush().await;
+        let stored = state
+            .store
+            .erase_visitor(account, &short_id)
+            .await
+            .map_err(ApiError::internal)?;
+        if !in_memory && !stored {
+            return Err(ApiError::not_found("visitor"));
+        }
+        tracing::info!(visitor = %short_id, "visitor personal data erased");
+        Ok(Json(json!({ "short_id": short_id, "erased": true })).into_response())
+    })
+    .await
+}
+
+async fn request_session(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(short_id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        let body = parse_body(&body)?;
+        let agent = body
+            .get("agent")
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "body must be {\"agent\": {\"name\", \"external_id\"}}",
+                )
+            })?;
+        let name = match agent.get("name") {
+            Some(Value::String(n)) if !n.trim().is_empty() && n.len() <= 200 => {
+                n.trim().to_string()
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "`agent.name` must be a string of 1 to 200 characters",
+                ))
+            }
+        };
+        let external_id = match agent.get("external_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(e)) if e.len() <= 200 => Some(e.clone()),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "`agent.external_id` must be a string or null",
+                ))
+            }
+        };
+        find_visitor(&state, account, &short_id).await?;
+        let agent = Agent::new(
+            keys::agent_id(account, &name, external_id.as_deref()),
+            name,
+            external_id,
+        );
+        let (session_id, viewer_url) = state
+            .hub
+            .request_session(account, &short_id, agent, SessionSource::Api)
+            .map_err(hub_error)?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({ "session_id": session_id, "viewer_url": viewer_url })),
+        )
+            .into_response())
+    })
+    .await
+}
+
+async fn list_sessions(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        let visitor_id = q.get("visitor_id").map(String::as_str);
+        state.hub.flush().await;
+        let stored = state
+            .store
+            .list_sessions(account, visitor_id)
+            .await
+            .map_err(ApiError::internal)?;
+        let live = state.hub.sessions_of(account, visitor_id);
+        let sessions: Vec<Value> = stored
+            .into_iter()
+            .map(|s| match live.iter().find(|l| l.id == s.session.id) {
+                Some(l) => session_json(l, &s.status),
+                None => session_json(&s.session, &s.status),
+            })
+            .collect();
+        Ok(Json(json!({ "sessions": sessions })).into_response())
+    })
+    .await
+}
+
+async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
+    if bad_id(id) {
+        return Err(ApiError::not_found("session"));
+    }
+    if let Some((s, status, _)) = state.hub.session(account, id) {
+        return Ok(session_json(&s, status.as_str()));
+    }
+    state.hub.flush().await;
+    let s = state
+        .store
+        .get_session(account, id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("session"))?;
+    Ok(session_json(&s.session, &s.status))
+}
+
+async fn get_session(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        Ok(Json(find_session(&state, account, &id).await?).into_response())
+    })
+    .await
+}
+
+async fn end_session(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        let current = find_session(&state, account, &id).await?;
+        if current.get("status").and_then(Value::as_str) == Some("ended") {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "wrong_session_state",
+                "the session has already ended",
+            ));
+        }
+        state.hub.end_session(account, &id).map_err(hub_error)?;
+        Ok(Json(find_session(&state, account, &id).await?).into_response())
+    })
+    .await
+}
+
+async fn add_note(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        let body = parse_body(&body)?;
+        let text = match body.get("text") {
+            Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= 2048 => t.clone(),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_argument",
+                    "`text` must be a string of 1 to 2048 bytes",
+                ))
+            }
+        };
+        find_session(&state, account, &id).await?;
+        match state.hub.add_note(account, &id, "api", text.clone(), false) {
+            Ok(()) => {}
+            Err(e) if e.code == "unknown_session" => {
+                // Not in memory any more: amend the stored record.
+                let mut s = state
+                    .store
+                    .get_session(account, &id)
+                    .await
+                    .map_err(ApiError::internal)?
+                    .ok_or_else(|| ApiError::not_found("session"))?;
+                s.session.agent_notes.push(AgentNote {
+                    text: text.clone(),
+                    by: "api".into(),
+                });
+                state
+                    .store
+                    .add_note(&id, "api", &text)
+                    .await
+                    .map_err(ApiError::internal)?;
+                state
+                    .store
+                    .upsert_session(account, &s.session, &s.status)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+            Err(e) => return Err(hub_error(e)),
+        }
+        let session = find_session(&state, account, &id).await?;
+        Ok((
+            StatusCode::CREATED,
+            Json(json!({ "agent_notes": session.get("agent_notes") })),
+        )
+            .into_response())
+    })
+    .await
+}
+
+async fn communications(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    run(&state, async {
+        let account = auth(&state, &headers).await?;
+        if let Some((_, _, comms)) = state.hub.session(account, &id) {
+            return Ok(Json(comms).into_response());
+        }
+        find_session(&state, account, &id).await?;
+        let comms = state
+            .store
+            .list_communications(&id)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(Json(comms).into_response())
+    })
+    .await
+}
+
+async fn run(state: &Shared, f: impl std::future::Future<Output = ApiResult>) -> ApiResult {
+    f.await.map_err(|e| fail(state, e))
+}

@@ -1,0 +1,533 @@
+//! Persistence behind the async [`Store`] trait, and its SQLite implementation.
+//!
+//! Handlers and the hub only see the trait, so a PostgreSQL backend can be added
+//! without touching them. Records whose shape is the seed's (Visitor, Session,
+//! Cobrowsesession, Connection, Agent) are stored as their JSON next to the columns
+//! that queries need, so the seed objects round-trip exactly.
+//!
+//! Migrations are versioned and only ever add: `schema_migrations` records which ran.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use covisit::core::model::{Agent, Cobrowsesession, Connection, Session, Visitor};
+use rusqlite::{params, OptionalExtension};
+
+/// An error from the store; its text never contains personal data.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored record is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A stored session with its status (`authorizing`, `active`, `ended`).
+#[derive(Debug, Clone)]
+pub struct StoredSession {
+    pub session: Session,
+    pub status: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account with one key pair; `secret_hash` is the hash of the secret.
+    async fn create_account(
+        &self,
+        name: &str,
+        public_key: &str,
+        secret_hash: &str,
+    ) -> StoreResult<i64>;
+    async fn account_by_public_key(&self, public_key: &str) -> StoreResult<Option<i64>>;
+    async fn account_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<i64>>;
+    async fn upsert_visitor(&self, account_id: i64, visitor: &Visitor) -> StoreResult<()>;
+    async fn get_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<Option<Visitor>>;
+    async fn list_visitors(&self, account_id: i64) -> StoreResult<Vec<Visitor>>;
+    /// Deletes the visitor and its connections; nulls personal data in its sessions.
+    async fn erase_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<bool>;
+    async fn upsert_connection(&self, short_id: &str, connection: &Connection) -> StoreResult<()>;
+    async fn upsert_session(
+        &self,
+        account_id: i64,
+        session: &Session,
+        status: &str,
+    ) -> StoreResult<()>;
+    async fn get_session(&self, account_id: i64, id: &str) -> StoreResult<Option<StoredSession>>;
+    async fn list_sessions(
+        &self,
+        account_id: i64,
+        visitor_id: Option<&str>,
+    ) -> StoreResult<Vec<StoredSession>>;
+    async fn upsert_session_agent(&self, session_id: &str, agent: &Agent) -> StoreResult<()>;
+    async fn add_note(&self, session_id: &str, agent_id: &str, text: &str) -> StoreResult<()>;
+    async fn upsert_communication(
+        &self,
+        session_id: &str,
+        communication: &Cobrowsesession,
+    ) -> StoreResult<()>;
+    async fn list_communications(&self, session_id: &str) -> StoreResult<Vec<Cobrowsesession>>;
+    /// After a restart nobody is connected: visitors go offline, live sessions end.
+    async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()>;
+}
+
+/// The migrations, in order. Never edit one that shipped; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE keys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        public_key TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE TABLE visitors (
+        short_id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX visitors_account ON visitors(account_id);
+    CREATE TABLE connections (
+        unique_connection_id TEXT PRIMARY KEY,
+        short_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX connections_visitor ON connections(short_id);
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        visitor_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX sessions_account_visitor ON sessions(account_id, visitor_id);
+    CREATE TABLE session_agents (
+        session_id TEXT NOT NULL REFERENCES sessions(id),
+        agent_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        joined_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (session_id, agent_id)
+    );
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX notes_session ON notes(session_id);
+    CREATE TABLE communications (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        role TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX communications_session ON communications(session_id);
+    "#,
+];
+
+/// SQLite in WAL mode. One connection behind a mutex, used from tokio's blocking pool.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and runs pending migrations.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Task(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = rusqlite::Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL is durable across process crashes in WAL mode (only power loss can
+        // lose the last transactions), which is what kill -9 tests check.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A poisoned lock means a panic mid-call; the connection itself is still
+            // consistent (SQLite rolls back), so keep using it.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &rusqlite::Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version > current {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES (?1)",
+                params![version],
+            )?;
+            tx.commit()?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_sessions(rows: Vec<(String, String)>) -> StoreResult<Vec<StoredSession>> {
+    rows.into_iter()
+        .map(|(data, status)| {
+            Ok(StoredSession {
+                session: serde_json::from_str(&data)?,
+                status,
+            })
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(
+        &self,
+        name: &str,
+        public_key: &str,
+        secret_hash: &str,
+    ) -> StoreResult<i64> {
+        let (name, pk, sh) = (
+            name.to_string(),
+            public_key.to_string(),
+            secret_hash.to_string(),
+        );
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            tx.execute("INSERT INTO accounts (name) VALUES (?1)", params![name])?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO keys (account_id, public_key, secret_hash) VALUES (?1, ?2, ?3)",
+                params![id, pk, sh],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn account_by_public_key(&self, public_key: &str) -> StoreResult<Option<i64>> {
+        let pk = public_key.to_string();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT account_id FROM keys WHERE public_key = ?1",
+                params![pk],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn account_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<i64>> {
+        let sh = secret_hash.to_string();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT account_id FROM keys WHERE secret_hash = ?1",
+                params![sh],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn upsert_visitor(&self, account_id: i64, visitor: &Visitor) -> StoreResult<()> {
+        let data = serde_json::to_string(visitor)?;
+        let short_id = visitor.short_id.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO visitors (short_id, account_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(short_id) DO UPDATE SET data = excluded.data,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE visitors.account_id = excluded.account_id",
+                params![short_id, account_id, data],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<Option<Visitor>> {
+        let short_id = short_id.to_string();
+        self.run(move |c| {
+            let data: Option<String> = c
+                .query_row(
+                    "SELECT data FROM visitors WHERE short_id = ?1 AND account_id = ?2",
+                    params![short_id, account_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_visitors(&self, account_id: i64) -> StoreResult<Vec<Visitor>> {
+        self.run(move |c| {
+            let mut stmt = c.prepare("SELECT data FROM visitors WHERE account_id = ?1 ORDER BY updated_at DESC LIMIT 1000")?;
+            let rows = stmt.query_map(params![account_id], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        })
+        .await
+    }
+
+    async fn erase_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<bool> {
+        let short_id = short_id.to_string();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let deleted = tx.execute(
+                "DELETE FROM visitors WHERE short_id = ?1 AND account_id = ?2",
+                params![short_id, account_id],
+            )?;
+            tx.execute(
+                "DELETE FROM connections WHERE short_id = ?1",
+                params![short_id],
+            )?;
+            let rows: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, data FROM sessions WHERE account_id = ?1 AND visitor_id = ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![account_id, short_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            let had_sessions = !rows.is_empty();
+            for (id, data) in rows {
+                let mut session: Session = serde_json::from_str(&data)?;
+                session.visitor_ip_address = None;
+                session.visitor_email = None;
+                session.visitor_unique_id = None;
+                session.metadata.retain(|k, _| !k.starts_with("visitor_"));
+                tx.execute(
+                    "UPDATE sessions SET data = ?1 WHERE id = ?2",
+                    params![serde_json::to_string(&session)?, id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(deleted > 0 || had_sessions)
+        })
+        .await
+    }
+
+    async fn upsert_connection(&self, short_id: &str, connection: &Connection) -> StoreResult<()> {
+        let data = serde_json::to_string(connection)?;
+        let (short_id, id) = (
+            short_id.to_string(),
+            connection.unique_connection_id.clone(),
+        );
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO connections (unique_connection_id, short_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(unique_connection_id) DO UPDATE SET data = excluded.data,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                params![id, short_id, data],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upsert_session(
+        &self,
+        account_id: i64,
+        session: &Session,
+        status: &str,
+    ) -> StoreResult<()> {
+        let data = serde_json::to_string(session)?;
+        let (id, visitor_id, started_at, status) = (
+            session.id.clone(),
+            session.visitor_id.clone(),
+            session.started_at.clone(),
+            status.to_string(),
+        );
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO sessions (id, account_id, visitor_id, status, started_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data
+                 WHERE sessions.account_id = excluded.account_id",
+                params![id, account_id, visitor_id, status, started_at, data],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_session(&self, account_id: i64, id: &str) -> StoreResult<Option<StoredSession>> {
+        let id = id.to_string();
+        self.run(move |c| {
+            let row: Option<(String, String)> = c
+                .query_row(
+                    "SELECT data, status FROM sessions WHERE id = ?1 AND account_id = ?2",
+                    params![id, account_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(parse_sessions(row.into_iter().collect())?.pop())
+        })
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        account_id: i64,
+        visitor_id: Option<&str>,
+    ) -> StoreResult<Vec<StoredSession>> {
+        let visitor_id = visitor_id.map(str::to_string);
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT data, status FROM sessions WHERE account_id = ?1 AND (?2 IS NULL OR visitor_id = ?2)
+                 ORDER BY started_at DESC LIMIT 1000",
+            )?;
+            let rows = stmt
+                .query_map(params![account_id, visitor_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            parse_sessions(rows)
+        })
+        .await
+    }
+
+    async fn upsert_session_agent(&self, session_id: &str, agent: &Agent) -> StoreResult<()> {
+        let data = serde_json::to_string(agent)?;
+        let (sid, aid) = (session_id.to_string(), agent.id.clone());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO session_agents (session_id, agent_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(session_id, agent_id) DO UPDATE SET data = excluded.data",
+                params![sid, aid, data],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_note(&self, session_id: &str, agent_id: &str, text: &str) -> StoreResult<()> {
+        let (sid, aid, text) = (
+            session_id.to_string(),
+            agent_id.to_string(),
+            text.to_string(),
+        );
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO notes (session_id, agent_id, text) VALUES (?1, ?2, ?3)",
+                params![sid, aid, text],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upsert_communication(
+        &self,
+        session_id: &str,
+        communication: &Cobrowsesession,
+    ) -> StoreResult<()> {
+        let data = serde_json::to_string(communication)?;
+        let role = serde_json::to_value(communication.cobrowse_role)?
+            .as_str()
+            .unwrap_or("viewer")
+            .to_string();
+        let (sid, id) = (session_id.to_string(), communication.id.clone());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO communications (id, session_id, role, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                params![id, sid, role, data],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_communications(&self, session_id: &str) -> StoreResult<Vec<Cobrowsesession>> {
+        let sid = session_id.to_string();
+        self.run(move |c| {
+            // The sharer first, then viewers in the order they joined.
+            let mut stmt = c.prepare(
+                "SELECT data FROM communications WHERE session_id = ?1 ORDER BY role = 'viewer', rowid",
+            )?;
+            let rows = stmt.query_map(params![sid], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        })
+        .await
+    }
+
+    async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()> {
+        let now_iso = now_iso.to_string();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let visitors: Vec<(String, String)> = {
+                let mut stmt = tx.prepare("SELECT short_id, data FROM visitors WHERE data LIKE '%\"is_online\":true%' OR data LIKE '%\"is_in_session\":true%'")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            for (id, data) in visitors {
+                let mut v: Visitor = serde_json::from_str(&data)?;
+                v.is_online = false;
+                v.is_in_session = false;
+                v.is_waiting_for_call = false;
+                tx.execute("UPDATE visitors SET data = ?1 WHERE short_id = ?2", params![serde_json::to_string(&v)?, id])?;
+            }
+            let sessions: Vec<(String, String)> = {
+                let mut stmt = tx.prepare("SELECT id, data FROM sessions WHERE status != 'ended'")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            for (id, data) in sessions {
+                let mut s: Session = serde_json::from_str(&data)?;
+                if s.ended_at.is_none() {
+                    s.ended_at = Some(now_iso.clone());
+                }
+                tx.execute(
+                    "UPDATE sessions SET status = 'ended', data = ?1 WHERE id = ?2",
+                    params![serde_json::to_string(&s)?, id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}

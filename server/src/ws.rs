@@ -1,0 +1,323 @@
+//! The two WebSocket endpoints. Each socket: a `hello` first (checked against the
+//! store), then a loop that forwards the hub's frames out and decodes frames in.
+//! A bad frame is answered with an `error` frame and the socket stays open; only a bad
+//! hello, silence past the heartbeat timeout, or a frame beyond the transport limit
+//! closes it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use covisit::core::model::Agent;
+use covisit::core::protocol::{
+    decode, encode, AgentMessage, ErrorFrame, ServerToVisitor, VisitorMessage, MAX_FRAME_BYTES,
+};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Duration, Instant};
+
+use crate::http::Shared;
+use crate::hub::{Out, VisitorHello};
+use crate::keys;
+
+/// How long a socket may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames above MAX_FRAME_BYTES are answered with an error frame; frames above this
+/// transport limit are not even read (the socket closes).
+const TRANSPORT_LIMIT: usize = 4 * MAX_FRAME_BYTES;
+/// How often the server pings agent consoles.
+const AGENT_PING: Duration = Duration::from_secs(20);
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+fn client_ip(state: &Shared, peer: SocketAddr, headers: &HeaderMap) -> String {
+    if state.trust_proxy {
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.split(',').next())
+            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip.to_string();
+        }
+    }
+    peer.ip().to_string()
+}
+
+async fn send_error(state: &Shared, sink: &mut Sink, code: &str, message: &str) -> bool {
+    state.metrics.error();
+    let frame = encode(&ServerToVisitor::Error(ErrorFrame {
+        code: code.to_string(),
+        message: message.to_string(),
+    }));
+    sink.send(Message::Text(frame.into())).await.is_ok()
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// Reads the first text frame (the hello), or None when the peer is gone or silent.
+async fn first_text(stream: &mut Stream) -> Option<String> {
+    loop {
+        match timeout(HELLO_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
+            Ok(Some(Ok(Message::Binary(_)))) => return Some(String::new()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+pub async fn visitor_ws(
+    ws: WebSocketUpgrade,
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client_ip(&state, peer, &headers);
+    ws.max_message_size(TRANSPORT_LIMIT)
+        .max_frame_size(TRANSPORT_LIMIT)
+        .on_upgrade(move |socket| visitor_socket(state, socket, ip))
+}
+
+async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(text) = first_text(&mut stream).await else {
+        return;
+    };
+    let (api_key, short_id, connection, config) = match decode::<VisitorMessage>(&text) {
+        Ok(VisitorMessage::Hello {
+            api_key,
+            short_id,
+            connection,
+            config,
+            ..
+        }) => (api_key, short_id, connection, config),
+        Ok(_) => {
+            send_error(
+                &state,
+                &mut sink,
+                "hello_required",
+                "the first frame must be a hello",
+            )
+            .await;
+            return close(&mut sink, 1008, "hello required").await;
+        }
+        Err(e) => {
+            send_error(&state, &mut sink, e.code(), &e.to_string()).await;
+            return close(&mut sink, 1008, "bad hello").await;
+        }
+    };
+    let account_id = match state.store.account_by_public_key(&api_key).await {
+        Ok(Some(id)) if api_key.starts_with("pk_") => id,
+        Ok(_) => {
+            send_error(
+                &state,
+                &mut sink,
+                "invalid_api_key",
+                "api_key is not a public key of any account",
+            )
+            .await;
+            return close(&mut sink, 1008, "invalid api key").await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "key lookup failed");
+            send_error(&state, &mut sink, "internal", "internal server error").await;
+            return close(&mut sink, 1011, "internal error").await;
+        }
+    };
+    let stored = match short_id.as_deref() {
+        Some(sid) if !state.hub.is_known_visitor(account_id, sid) && sid.len() <= 64 => state
+            .store
+            .get_visitor(account_id, sid)
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let hello = VisitorHello {
+        account_id,
+        api_key,
+        short_id,
+        stored,
+        connection,
+        config,
+        ip,
+    };
+    let welcome = match state.hub.visitor_connect(hello, tx) {
+        Ok(w) => w,
+        Err(e) => {
+            send_error(&state, &mut sink, e.code, &e.message).await;
+            return close(&mut sink, 1008, "hello refused").await;
+        }
+    };
+    tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
+    let (short_id, connection_id) = (welcome.short_id, welcome.connection_id);
+    if sink
+        .send(Message::Text(welcome.frame.into()))
+        .await
+        .is_err()
+    {
+        state.hub.visitor_disconnect(&short_id, &connection_id);
+        return;
+    }
+    let mut deadline = Instant::now() + state.heartbeat_timeout;
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Text(t)) => if sink.send(Message::Text(t.into())).await.is_err() { break },
+                Some(Out::Close) => { close(&mut sink, 1000, "visitor data erased").await; break }
+                None => break,
+            },
+            _ = sleep_until(deadline) => {
+                tracing::info!(visitor = %short_id, "visitor socket silent past the heartbeat timeout; closing");
+                close(&mut sink, 1001, "heartbeat timeout").await;
+                break;
+            }
+            frame = stream.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        deadline = Instant::now() + state.heartbeat_timeout;
+                        if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                deadline = Instant::now() + state.heartbeat_timeout;
+                let result = match decode::<VisitorMessage>(&text) {
+                    Ok(msg) => state.hub.visitor_message(&short_id, &connection_id, msg).map_err(|e| (e.code.to_string(), e.message)),
+                    Err(e) => Err((e.code().to_string(), e.to_string())),
+                };
+                if let Err((code, message)) = result {
+                    if !send_error(&state, &mut sink, &code, &message).await { break }
+                }
+            }
+        }
+    }
+    state.hub.visitor_disconnect(&short_id, &connection_id);
+    tracing::info!(visitor = %short_id, connection = %connection_id, "visitor disconnected");
+}
+
+pub async fn agent_ws(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {
+    ws.max_message_size(TRANSPORT_LIMIT)
+        .max_frame_size(TRANSPORT_LIMIT)
+        .on_upgrade(move |socket| agent_socket(state, socket))
+}
+
+async fn agent_socket(state: Shared, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(text) = first_text(&mut stream).await else {
+        return;
+    };
+    let (secret_key, name, external_id) = match decode::<AgentMessage>(&text) {
+        Ok(AgentMessage::Hello {
+            secret_key,
+            name,
+            external_id,
+            ..
+        }) => (secret_key, name, external_id),
+        Ok(_) => {
+            send_error(
+                &state,
+                &mut sink,
+                "hello_required",
+                "the first frame must be a hello",
+            )
+            .await;
+            return close(&mut sink, 1008, "hello required").await;
+        }
+        Err(e) => {
+            send_error(&state, &mut sink, e.code(), &e.to_string()).await;
+            return close(&mut sink, 1008, "bad hello").await;
+        }
+    };
+    let name = name.trim().to_string();
+    if name.is_empty() || name.len() > 200 || external_id.as_ref().is_some_and(|e| e.len() > 200) {
+        send_error(
+            &state,
+            &mut sink,
+            "invalid_argument",
+            "name must be 1 to 200 characters (external_id at most 200)",
+        )
+        .await;
+        return close(&mut sink, 1008, "bad hello").await;
+    }
+    let account_id = match state
+        .store
+        .account_by_secret_hash(&keys::hash_secret(&secret_key))
+        .await
+    {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            send_error(
+                &state,
+                &mut sink,
+                "invalid_secret_key",
+                "secret_key is not a secret key of any account",
+            )
+            .await;
+            return close(&mut sink, 1008, "invalid secret key").await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "key lookup failed");
+            send_error(&state, &mut sink, "internal", "internal server error").await;
+            return close(&mut sink, 1011, "internal error").await;
+        }
+    };
+    let agent = Agent::new(
+        keys::agent_id(account_id, &name, external_id.as_deref()),
+        name,
+        external_id,
+    );
+    let agent_id = agent.id.clone();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let conn = state.hub.agent_connect(account_id, agent, tx);
+    tracing::info!(agent = %agent_id, "agent connected");
+    let silence = state.heartbeat_timeout * 3;
+    let mut deadline = Instant::now() + silence;
+    let mut ping = tokio::time::interval(AGENT_PING);
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Text(t)) => if sink.send(Message::Text(t.into())).await.is_err() { break },
+                Some(Out::Close) | None => break,
+            },
+            _ = ping.tick() => if sink.send(Message::Ping(Default::default())).await.is_err() { break },
+            _ = sleep_until(deadline) => { close(&mut sink, 1001, "timeout").await; break }
+            frame = stream.next() => {
+                deadline = Instant::now() + silence;
+                let text = match frame {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Binary(_))) => {
+                        if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                let result = match decode::<AgentMessage>(&text) {
+                    Ok(msg) => state.hub.agent_message(conn, msg).map_err(|e| (e.code.to_string(), e.message)),
+                    Err(e) => Err((e.code().to_string(), e.to_string())),
+                };
+                if let Err((code, message)) = result {
+                    if !send_error(&state, &mut sink, &code, &message).await { break }
+                }
+            }
+        }
+    }
+    state.hub.agent_disconnect(conn);
+    tracing::info!(agent = %agent_id, "agent disconnected");
+}
