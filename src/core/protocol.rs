@@ -48,8 +48,14 @@ pub enum VisitorMessage {
         config: Value,
     },
     Heartbeat,
-    Focus { #[serde(rename = "hasFocus")] has_focus: bool },
-    Url { #[serde(rename = "currentUrl")] current_url: String },
+    Focus {
+        #[serde(rename = "hasFocus")]
+        has_focus: bool,
+    },
+    Url {
+        #[serde(rename = "currentUrl")]
+        current_url: String,
+    },
     ExpectDisconnect {
         #[serde(rename = "returnTimeSeconds")]
         return_time_seconds: Option<u64>,
@@ -57,7 +63,9 @@ pub enum VisitorMessage {
         title: Option<String>,
     },
     /// `identity` has the keys of `updateVisitor` (camelCase); `null` clears a value.
-    UpdateVisitor { identity: Value },
+    UpdateVisitor {
+        identity: Value,
+    },
     Authorize,
     Deny,
     End,
@@ -66,7 +74,11 @@ pub enum VisitorMessage {
     ControlRevoke,
     RequestAgent,
     CancelRequestAgent,
-    Rate { session_id: String, rating: u8, feedback: Option<String> },
+    Rate {
+        session_id: String,
+        rating: u8,
+        feedback: Option<String>,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -82,19 +94,35 @@ pub enum ServerToVisitor {
         unique_connection_id: String,
         lookup_code: Option<String>,
     },
-    SessionRequest { session_id: String, agent: Agent },
-    SessionStart { session_id: String },
-    SessionContinue { session_id: String },
+    SessionRequest {
+        session_id: String,
+        agent: Agent,
+    },
+    SessionStart {
+        session_id: String,
+    },
+    SessionContinue {
+        session_id: String,
+    },
     SessionEnd {
         session_id: String,
         #[serde(rename = "disconnectType")]
         disconnect_type: DisconnectType,
     },
-    ControlRequest { agent: Agent },
-    ControlStart { agent_id: String },
-    ControlEnd { agent_id: String, reason: ControlEndReason },
+    ControlRequest {
+        agent: Agent,
+    },
+    ControlStart {
+        agent_id: String,
+    },
+    ControlEnd {
+        agent_id: String,
+        reason: ControlEndReason,
+    },
     /// The visitor-side view of everything, sent after each change.
-    State { state: VisitorState },
+    State {
+        state: Box<VisitorState>,
+    },
     HeartbeatAck,
     Error(ErrorFrame),
     #[serde(other)]
@@ -113,14 +141,30 @@ pub enum AgentMessage {
     },
     Heartbeat,
     /// Ask a visitor for a session; `lookup_code` when the agent found it by code.
-    RequestSession { short_id: String, found_by: FoundBy },
+    RequestSession {
+        short_id: String,
+        found_by: FoundBy,
+    },
     /// Join an existing session as another viewer.
-    JoinSession { session_id: String },
-    EndSession { session_id: String },
-    LeaveSession { session_id: String },
-    Note { session_id: String, text: String },
-    RequestControl { session_id: String },
-    ReleaseControl { session_id: String },
+    JoinSession {
+        session_id: String,
+    },
+    EndSession {
+        session_id: String,
+    },
+    LeaveSession {
+        session_id: String,
+    },
+    Note {
+        session_id: String,
+        text: String,
+    },
+    RequestControl {
+        session_id: String,
+    },
+    ReleaseControl {
+        session_id: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -137,10 +181,17 @@ pub enum FoundBy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToAgent {
-    Welcome { protocol_version: u32, agent: Agent },
+    Welcome {
+        protocol_version: u32,
+        agent: Agent,
+    },
     /// The online visitors, sent after hello.
-    Visitors { visitors: Vec<Visitor> },
-    VisitorUpdate { visitor: Visitor },
+    Visitors {
+        visitors: Vec<Visitor>,
+    },
+    VisitorUpdate {
+        visitor: Visitor,
+    },
     SessionUpdate {
         session: Session,
         status: SessionStatus,
@@ -192,7 +243,10 @@ impl ProtocolError {
     }
 
     pub fn to_frame(&self) -> ErrorFrame {
-        ErrorFrame { code: self.code().to_string(), message: self.to_string() }
+        ErrorFrame {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        }
     }
 }
 
@@ -220,7 +274,9 @@ macro_rules! wire_message {
             }
             fn hello_version(&self) -> Option<u32> {
                 match self {
-                    $t::Hello { protocol_version, .. } => Some(*protocol_version),
+                    $t::Hello {
+                        protocol_version, ..
+                    } => Some(*protocol_version),
                     _ => None,
                 }
             }
@@ -238,19 +294,31 @@ wire_message!(ServerToAgent);
 /// error frame while keeping the socket open.
 pub fn decode<M: WireMessage>(frame: &str) -> Result<M, ProtocolError> {
     if frame.len() > MAX_FRAME_BYTES {
-        return Err(ProtocolError::FrameTooLarge { size: frame.len(), limit: MAX_FRAME_BYTES });
+        return Err(ProtocolError::FrameTooLarge {
+            size: frame.len(),
+            limit: MAX_FRAME_BYTES,
+        });
     }
-    let message: M = serde_json::from_str(frame).map_err(|e| ProtocolError::Malformed { detail: e.to_string() })?;
+    let message: M = serde_json::from_str(frame).map_err(|e| ProtocolError::Malformed {
+        detail: e.to_string(),
+    })?;
     if message.is_unknown() {
         let type_name = serde_json::from_str::<Value>(frame)
             .ok()
-            .and_then(|v| v.get("type").and_then(Value::as_str).map(|s| s.chars().take(64).collect()))
+            .and_then(|v| {
+                v.get("type")
+                    .and_then(Value::as_str)
+                    .map(|s| s.chars().take(64).collect())
+            })
             .unwrap_or_default();
         return Err(ProtocolError::UnknownType { type_name });
     }
     if let Some(got) = message.hello_version() {
         if got != PROTOCOL_VERSION {
-            return Err(ProtocolError::UnsupportedVersion { got, expected: PROTOCOL_VERSION });
+            return Err(ProtocolError::UnsupportedVersion {
+                got,
+                expected: PROTOCOL_VERSION,
+            });
         }
     }
     Ok(message)
@@ -261,7 +329,10 @@ pub fn encode<M: Serialize>(message: &M) -> String {
     // Cannot fail for these types (string keys only; serde_json writes non-finite
     // floats as null). Fall back to an error frame rather than panic all the same.
     serde_json::to_string(message).unwrap_or_else(|e| {
-        format!(r#"{{"type":"error","code":"encode_failed","message":{}}}"#, Value::String(e.to_string()))
+        format!(
+            r#"{{"type":"error","code":"encode_failed","message":{}}}"#,
+            Value::String(e.to_string())
+        )
     })
 }
 
@@ -275,7 +346,10 @@ mod tests {
             protocol_version: PROTOCOL_VERSION,
             api_key: "pk_demo".into(),
             short_id: None,
-            connection: ConnectionHello { has_focus: true, ..Default::default() },
+            connection: ConnectionHello {
+                has_focus: true,
+                ..Default::default()
+            },
             config: Value::Null,
         };
         let text = encode(&hello);
@@ -284,7 +358,10 @@ mod tests {
         let future = text.replace(r#""protocol_version":1"#, r#""protocol_version":9"#);
         assert_eq!(
             decode::<VisitorMessage>(&future).unwrap_err(),
-            ProtocolError::UnsupportedVersion { got: 9, expected: 1 }
+            ProtocolError::UnsupportedVersion {
+                got: 9,
+                expected: 1
+            }
         );
     }
 
@@ -292,16 +369,36 @@ mod tests {
     fn unknown_types_and_garbage_are_errors_not_panics() {
         let e = decode::<VisitorMessage>(r#"{"type":"teleport","x":1}"#).unwrap_err();
         assert_eq!(e.code(), "unknown_message_type");
-        assert_eq!(decode::<AgentMessage>("{not json").unwrap_err().code(), "malformed_frame");
-        assert_eq!(decode::<AgentMessage>(r#"{"no_type":1}"#).unwrap_err().code(), "malformed_frame");
-        let big = format!(r#"{{"type":"url","currentUrl":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
-        assert_eq!(decode::<VisitorMessage>(&big).unwrap_err().code(), "frame_too_large");
+        assert_eq!(
+            decode::<AgentMessage>("{not json").unwrap_err().code(),
+            "malformed_frame"
+        );
+        assert_eq!(
+            decode::<AgentMessage>(r#"{"no_type":1}"#)
+                .unwrap_err()
+                .code(),
+            "malformed_frame"
+        );
+        let big = format!(
+            r#"{{"type":"url","currentUrl":"{}"}}"#,
+            "a".repeat(MAX_FRAME_BYTES)
+        );
+        assert_eq!(
+            decode::<VisitorMessage>(&big).unwrap_err().code(),
+            "frame_too_large"
+        );
     }
 
     #[test]
     fn error_frames_are_flat() {
-        let text = encode(&ServerToVisitor::Error(ErrorFrame { code: "x".into(), message: "y".into() }));
+        let text = encode(&ServerToVisitor::Error(ErrorFrame {
+            code: "x".into(),
+            message: "y".into(),
+        }));
         assert_eq!(text, r#"{"type":"error","code":"x","message":"y"}"#);
-        assert!(matches!(decode::<ServerToVisitor>(&text), Ok(ServerToVisitor::Error(_))));
+        assert!(matches!(
+            decode::<ServerToVisitor>(&text),
+            Ok(ServerToVisitor::Error(_))
+        ));
     }
 }

@@ -22,8 +22,8 @@ use std::collections::VecDeque;
 
 use crate::core::config::Permissions;
 use crate::core::model::{
-    Address, Agent, CobrowseRole, Cobrowsesession, CommunicationState, Connection, ConnectionStatus,
-    DisconnectType, ExpectedDisconnect, FullTabStatus, Segment, SegmentType,
+    Address, Agent, CobrowseRole, Cobrowsesession, CommunicationState, Connection,
+    ConnectionStatus, DisconnectType, ExpectedDisconnect, FullTabStatus, Segment, SegmentType,
 };
 use crate::core::Millis;
 
@@ -69,7 +69,8 @@ impl Default for MachineOptions {
     fn default() -> Self {
         MachineOptions {
             permissions: Permissions::default(),
-            authorization_timeout_seconds: crate::core::config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS,
+            authorization_timeout_seconds:
+                crate::core::config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS,
             default_return_time_seconds: DEFAULT_RETURN_TIME_SECONDS,
             grace_period_seconds: DEFAULT_GRACE_PERIOD_SECONDS,
             provider: "covisit".to_string(),
@@ -129,24 +130,51 @@ pub enum ControlEndReason {
 pub enum ControlState {
     None,
     /// An agent asked; the visitor is being asked in `connection_id`.
-    Requested { agent_id: String, connection_id: String },
+    Requested {
+        agent_id: String,
+        connection_id: String,
+    },
     /// `agent_id` controls the tab `connection_id`.
-    Granted { agent_id: String, connection_id: String },
+    Granted {
+        agent_id: String,
+        connection_id: String,
+    },
 }
 
 /// What the machine tells its driver. Drain with [`VisitorMachine::poll_event`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Ask the visitor to allow a session, in this tab (again when the target moves).
-    SessionRequested { session_id: String, agent: Agent, connection_id: String },
-    SessionStarted { session_id: String },
+    SessionRequested {
+        session_id: String,
+        agent: Agent,
+        connection_id: String,
+    },
+    SessionStarted {
+        session_id: String,
+    },
     /// A tab of the visitor came back during a live session: resume without asking.
-    SessionContinued { session_id: String, connection_id: String },
-    SessionEnded { session_id: String, disconnect_type: DisconnectType },
+    SessionContinued {
+        session_id: String,
+        connection_id: String,
+    },
+    SessionEnded {
+        session_id: String,
+        disconnect_type: DisconnectType,
+    },
     /// Ask the visitor to allow control, in this tab.
-    ControlRequested { agent: Agent, connection_id: String },
-    ControlStarted { agent_id: String, connection_id: String },
-    ControlEnded { agent_id: String, reason: ControlEndReason },
+    ControlRequested {
+        agent: Agent,
+        connection_id: String,
+    },
+    ControlStarted {
+        agent_id: String,
+        connection_id: String,
+    },
+    ControlEnded {
+        agent_id: String,
+        reason: ControlEndReason,
+    },
     /// Something visible in the state changed (connections, status, communication).
     StateChanged,
 }
@@ -155,9 +183,17 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MachineError {
     #[error("`{input}` is not valid now: expected {expected}, but the session is {got}")]
-    InappropriateInput { input: &'static str, expected: &'static str, got: &'static str },
+    InappropriateInput {
+        input: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("`{input}` is not valid now: expected {expected}, but control is {got}")]
-    InappropriateControl { input: &'static str, expected: &'static str, got: &'static str },
+    InappropriateControl {
+        input: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("no connection with id `{id}`")]
     UnknownConnection { id: String },
     #[error("connection `{id}` is already connected")]
@@ -169,7 +205,10 @@ pub enum MachineError {
     #[error("the visitor has no open connection")]
     VisitorOffline,
     #[error("`{field}` is invalid: {reason}")]
-    InvalidArgument { field: &'static str, reason: &'static str },
+    InvalidArgument {
+        field: &'static str,
+        reason: &'static str,
+    },
 }
 
 impl MachineError {
@@ -311,7 +350,10 @@ impl VisitorMachine {
     /// The agent that controls the page now, if any.
     pub fn controlling_agent(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Active(Active { control: ControlState::Granted { agent_id, .. }, .. }) => Some(agent_id),
+            Phase::Active(Active {
+                control: ControlState::Granted { agent_id, .. },
+                ..
+            }) => Some(agent_id),
             _ => None,
         }
     }
@@ -321,7 +363,9 @@ impl VisitorMachine {
     }
 
     pub fn connection(&self, id: &str) -> Option<&Connection> {
-        self.connections.iter().find(|c| c.unique_connection_id == id)
+        self.connections
+            .iter()
+            .find(|c| c.unique_connection_id == id)
     }
 
     /// True when any connection is open.
@@ -345,7 +389,7 @@ impl VisitorMachine {
                     .filter(|c| c.last_focus_at.is_some())
                     .max_by(|a, b| a.last_focus_at.cmp(&b.last_focus_at))
             })
-            .or_else(|| open().last())
+            .or_else(|| open().next_back())
             .map(|c| c.unique_connection_id.as_str())
     }
 
@@ -394,15 +438,24 @@ impl VisitorMachine {
     // ----- inputs: connections ---------------------------------------------------
 
     /// A tab connected (first time, after a reload, or after a network blip).
-    pub fn handle_connect(&mut self, now: Millis, info: ConnectionInfo) -> Result<(), MachineError> {
+    pub fn handle_connect(
+        &mut self,
+        now: Millis,
+        info: ConnectionInfo,
+    ) -> Result<(), MachineError> {
         if info.unique_connection_id.is_empty() || info.unique_connection_id.len() > 128 {
             return Err(MachineError::InvalidArgument {
                 field: "uniqueConnectionId",
                 reason: "must be 1 to 128 characters",
             });
         }
-        if self.connection(&info.unique_connection_id).is_some_and(|c| !connection_closed(c)) {
-            return Err(MachineError::DuplicateConnection { id: info.unique_connection_id });
+        if self
+            .connection(&info.unique_connection_id)
+            .is_some_and(|c| !connection_closed(c))
+        {
+            return Err(MachineError::DuplicateConnection {
+                id: info.unique_connection_id,
+            });
         }
         let now = self.clamp(now);
         let was_online = self.is_online();
@@ -434,7 +487,10 @@ impl VisitorMachine {
                 Phase::Active(a) => {
                     let session_id = a.session_id.clone();
                     self.switch_segment(now, SegmentType::Interact, "resume");
-                    self.events.push_back(Event::SessionContinued { session_id, connection_id: id });
+                    self.events.push_back(Event::SessionContinued {
+                        session_id,
+                        connection_id: id,
+                    });
                 }
                 Phase::Authorizing(_) => self.retarget_prompts(),
                 _ => {}
@@ -464,13 +520,22 @@ impl VisitorMachine {
         }
         let now = self.clamp(now);
         let conn = self.open_connection_mut(connection_id)?;
-        conn.expected_disconnect = Some(ExpectedDisconnect { return_time_seconds, message, title, ts: now.0 });
+        conn.expected_disconnect = Some(ExpectedDisconnect {
+            return_time_seconds,
+            message,
+            title,
+            ts: now.0,
+        });
         self.changed(now);
         Ok(())
     }
 
     /// A tab's transport closed (announced or not).
-    pub fn handle_disconnect(&mut self, now: Millis, connection_id: &str) -> Result<(), MachineError> {
+    pub fn handle_disconnect(
+        &mut self,
+        now: Millis,
+        connection_id: &str,
+    ) -> Result<(), MachineError> {
         let now = self.clamp(now);
         let conn = self.open_connection_mut(connection_id)?;
         conn.status = ConnectionStatus::Disconnected;
@@ -480,10 +545,18 @@ impl VisitorMachine {
         if self.is_live() && !self.is_online() {
             match expected {
                 Some(e) => {
-                    let seconds = e.return_time_seconds.unwrap_or(self.options.default_return_time_seconds);
-                    self.timers.set(Timer::ExpectedReturn, Millis(e.ts.max(now.0)).plus_seconds(seconds));
+                    let seconds = e
+                        .return_time_seconds
+                        .unwrap_or(self.options.default_return_time_seconds);
+                    self.timers.set(
+                        Timer::ExpectedReturn,
+                        Millis(e.ts.max(now.0)).plus_seconds(seconds),
+                    );
                 }
-                None => self.timers.set(Timer::Grace, now.plus_seconds(self.options.grace_period_seconds)),
+                None => self.timers.set(
+                    Timer::Grace,
+                    now.plus_seconds(self.options.grace_period_seconds),
+                ),
             }
             if matches!(self.phase, Phase::Active(_)) {
                 self.switch_segment(now, SegmentType::Hold, "hold");
@@ -496,7 +569,12 @@ impl VisitorMachine {
     }
 
     /// A tab gained or lost focus (focus/blur, visibility).
-    pub fn handle_focus(&mut self, now: Millis, connection_id: &str, focused: bool) -> Result<(), MachineError> {
+    pub fn handle_focus(
+        &mut self,
+        now: Millis,
+        connection_id: &str,
+        focused: bool,
+    ) -> Result<(), MachineError> {
         let now = self.clamp(now);
         self.open_connection_mut(connection_id)?;
         self.set_focus(now, connection_id, focused);
@@ -506,7 +584,12 @@ impl VisitorMachine {
     }
 
     /// A tab's URL changed without a reload (SPA navigation).
-    pub fn handle_url(&mut self, now: Millis, connection_id: &str, url: String) -> Result<(), MachineError> {
+    pub fn handle_url(
+        &mut self,
+        now: Millis,
+        connection_id: &str,
+        url: String,
+    ) -> Result<(), MachineError> {
         let now = self.clamp(now);
         self.open_connection_mut(connection_id)?.current_url = Some(url);
         self.changed(now);
@@ -516,16 +599,32 @@ impl VisitorMachine {
     // ----- inputs: session -------------------------------------------------------
 
     /// An agent asks for a session. Valid when no session is live.
-    pub fn handle_session_request(&mut self, now: Millis, request: SessionRequest) -> Result<(), MachineError> {
-        self.expect_phase("session_request", "none or ended", |p| matches!(p, Phase::None | Phase::Ended(_)))?;
+    pub fn handle_session_request(
+        &mut self,
+        now: Millis,
+        request: SessionRequest,
+    ) -> Result<(), MachineError> {
+        self.expect_phase("session_request", "none or ended", |p| {
+            matches!(p, Phase::None | Phase::Ended(_))
+        })?;
         if request.session_id.is_empty() || request.communication_id.is_empty() {
-            return Err(MachineError::InvalidArgument { field: "session_id", reason: "must not be empty" });
+            return Err(MachineError::InvalidArgument {
+                field: "session_id",
+                reason: "must not be empty",
+            });
         }
-        let target = self.prompt_target().map(str::to_string).ok_or(MachineError::VisitorOffline)?;
+        let target = self
+            .prompt_target()
+            .map(str::to_string)
+            .ok_or(MachineError::VisitorOffline)?;
         let now = self.clamp(now);
         self.timers.stop_all();
         let alerting = self.options.permissions.require_authorization_for_session;
-        let state = if alerting { CommunicationState::Alerting } else { CommunicationState::Connected };
+        let state = if alerting {
+            CommunicationState::Alerting
+        } else {
+            CommunicationState::Connected
+        };
         self.communication = Some(Cobrowsesession {
             state,
             initial_state: state,
@@ -551,7 +650,11 @@ impl VisitorMachine {
             segments: vec![Segment {
                 start_time: now.to_iso8601(),
                 end_time: None,
-                segment_type: if alerting { SegmentType::Alert } else { SegmentType::Interact },
+                segment_type: if alerting {
+                    SegmentType::Alert
+                } else {
+                    SegmentType::Interact
+                },
                 how_ended: None,
                 disconnect_type: None,
             }],
@@ -561,7 +664,10 @@ impl VisitorMachine {
         });
         let session_id = request.session_id;
         if alerting {
-            self.timers.set(Timer::Authorization, now.plus_seconds(self.options.authorization_timeout_seconds));
+            self.timers.set(
+                Timer::Authorization,
+                now.plus_seconds(self.options.authorization_timeout_seconds),
+            );
             self.events.push_back(Event::SessionRequested {
                 session_id: session_id.clone(),
                 agent: request.agent.clone(),
@@ -573,7 +679,9 @@ impl VisitorMachine {
                 prompt_target: Some(target),
             });
         } else {
-            self.events.push_back(Event::SessionStarted { session_id: session_id.clone() });
+            self.events.push_back(Event::SessionStarted {
+                session_id: session_id.clone(),
+            });
             self.phase = Phase::Active(Active {
                 session_id,
                 agents: vec![request.agent],
@@ -587,19 +695,27 @@ impl VisitorMachine {
 
     /// The visitor allowed the session.
     pub fn handle_authorize(&mut self, now: Millis) -> Result<(), MachineError> {
-        self.expect_phase("authorize", "authorizing", |p| matches!(p, Phase::Authorizing(_)))?;
+        self.expect_phase("authorize", "authorizing", |p| {
+            matches!(p, Phase::Authorizing(_))
+        })?;
         let now = self.clamp(now);
         let Phase::Authorizing(a) = std::mem::replace(&mut self.phase, Phase::None) else {
             return Ok(()); // checked by expect_phase just above
         };
         self.timers.stop(Timer::Authorization);
-        let segment = if self.is_online() { SegmentType::Interact } else { SegmentType::Hold };
+        let segment = if self.is_online() {
+            SegmentType::Interact
+        } else {
+            SegmentType::Hold
+        };
         self.switch_segment(now, segment, "connect");
         if let Some(c) = self.communication.as_mut() {
             c.state = CommunicationState::Connected;
             c.connected_time = Some(now.to_iso8601());
         }
-        self.events.push_back(Event::SessionStarted { session_id: a.session_id.clone() });
+        self.events.push_back(Event::SessionStarted {
+            session_id: a.session_id.clone(),
+        });
         self.phase = Phase::Active(Active {
             session_id: a.session_id,
             agents: a.agents,
@@ -612,7 +728,9 @@ impl VisitorMachine {
 
     /// The visitor said no to the session request.
     pub fn handle_deny(&mut self, now: Millis) -> Result<(), MachineError> {
-        self.expect_phase("deny", "authorizing", |p| matches!(p, Phase::Authorizing(_)))?;
+        self.expect_phase("deny", "authorizing", |p| {
+            matches!(p, Phase::Authorizing(_))
+        })?;
         let now = self.clamp(now);
         self.end(now, DisconnectType::Client);
         Ok(())
@@ -620,7 +738,9 @@ impl VisitorMachine {
 
     /// The visitor ends the session (or dismisses a pending request).
     pub fn handle_visitor_end(&mut self, now: Millis) -> Result<(), MachineError> {
-        self.expect_phase("end", "authorizing or active", |p| matches!(p, Phase::Authorizing(_) | Phase::Active(_)))?;
+        self.expect_phase("end", "authorizing or active", |p| {
+            matches!(p, Phase::Authorizing(_) | Phase::Active(_))
+        })?;
         let now = self.clamp(now);
         self.end(now, DisconnectType::Client);
         Ok(())
@@ -628,7 +748,9 @@ impl VisitorMachine {
 
     /// The agent side ends the session for everyone (or cancels its request).
     pub fn handle_agent_end(&mut self, now: Millis) -> Result<(), MachineError> {
-        self.expect_phase("agent_end", "authorizing or active", |p| matches!(p, Phase::Authorizing(_) | Phase::Active(_)))?;
+        self.expect_phase("agent_end", "authorizing or active", |p| {
+            matches!(p, Phase::Authorizing(_) | Phase::Active(_))
+        })?;
         let now = self.clamp(now);
         self.end(now, DisconnectType::Peer);
         Ok(())
@@ -636,7 +758,9 @@ impl VisitorMachine {
 
     /// The server ends the session (shutdown, erasure, an admin).
     pub fn handle_server_end(&mut self, now: Millis) -> Result<(), MachineError> {
-        self.expect_phase("server_end", "authorizing or active", |p| matches!(p, Phase::Authorizing(_) | Phase::Active(_)))?;
+        self.expect_phase("server_end", "authorizing or active", |p| {
+            matches!(p, Phase::Authorizing(_) | Phase::Active(_))
+        })?;
         let now = self.clamp(now);
         self.end(now, DisconnectType::System);
         Ok(())
@@ -644,7 +768,9 @@ impl VisitorMachine {
 
     /// Another agent joins a live or pending session.
     pub fn handle_agent_join(&mut self, now: Millis, agent: Agent) -> Result<(), MachineError> {
-        self.expect_phase("agent_join", "authorizing or active", |p| matches!(p, Phase::Authorizing(_) | Phase::Active(_)))?;
+        self.expect_phase("agent_join", "authorizing or active", |p| {
+            matches!(p, Phase::Authorizing(_) | Phase::Active(_))
+        })?;
         if self.agents().iter().any(|a| a.id == agent.id) {
             return Err(MachineError::DuplicateAgent { id: agent.id });
         }
@@ -658,13 +784,21 @@ impl VisitorMachine {
 
     /// An agent leaves; when it was the last one, the session ends (`peer`).
     pub fn handle_agent_leave(&mut self, now: Millis, agent_id: &str) -> Result<(), MachineError> {
-        self.expect_phase("agent_leave", "authorizing or active", |p| matches!(p, Phase::Authorizing(_) | Phase::Active(_)))?;
+        self.expect_phase("agent_leave", "authorizing or active", |p| {
+            matches!(p, Phase::Authorizing(_) | Phase::Active(_))
+        })?;
         if !self.agents().iter().any(|a| a.id == agent_id) {
-            return Err(MachineError::UnknownAgent { id: agent_id.to_string() });
+            return Err(MachineError::UnknownAgent {
+                id: agent_id.to_string(),
+            });
         }
         let now = self.clamp(now);
         if self.controlling_agent() == Some(agent_id) || self.requesting_agent() == Some(agent_id) {
-            self.set_control(now, ControlState::None, Some(ControlEndReason::RevokedByAgent));
+            self.set_control(
+                now,
+                ControlState::None,
+                Some(ControlEndReason::RevokedByAgent),
+            );
         }
         if let Some(agents) = self.agents_mut() {
             agents.retain(|a| a.id != agent_id);
@@ -680,22 +814,52 @@ impl VisitorMachine {
     // ----- inputs: remote control ------------------------------------------------
 
     /// An agent of the active session asks for control.
-    pub fn handle_control_request(&mut self, now: Millis, agent_id: &str) -> Result<(), MachineError> {
-        self.expect_phase("control_request", "active", |p| matches!(p, Phase::Active(_)))?;
+    pub fn handle_control_request(
+        &mut self,
+        now: Millis,
+        agent_id: &str,
+    ) -> Result<(), MachineError> {
+        self.expect_phase("control_request", "active", |p| {
+            matches!(p, Phase::Active(_))
+        })?;
         let agent = self
             .agents()
             .iter()
             .find(|a| a.id == agent_id)
             .cloned()
-            .ok_or_else(|| MachineError::UnknownAgent { id: agent_id.to_string() })?;
-        self.expect_control("control_request", "none", |c| matches!(c, ControlState::None))?;
-        let target = self.prompt_target().map(str::to_string).ok_or(MachineError::VisitorOffline)?;
+            .ok_or_else(|| MachineError::UnknownAgent {
+                id: agent_id.to_string(),
+            })?;
+        self.expect_control("control_request", "none", |c| {
+            matches!(c, ControlState::None)
+        })?;
+        let target = self
+            .prompt_target()
+            .map(str::to_string)
+            .ok_or(MachineError::VisitorOffline)?;
         let now = self.clamp(now);
         if self.options.permissions.require_control_request {
-            self.events.push_back(Event::ControlRequested { agent, connection_id: target.clone() });
-            self.set_control(now, ControlState::Requested { agent_id: agent_id.to_string(), connection_id: target }, None);
+            self.events.push_back(Event::ControlRequested {
+                agent,
+                connection_id: target.clone(),
+            });
+            self.set_control(
+                now,
+                ControlState::Requested {
+                    agent_id: agent_id.to_string(),
+                    connection_id: target,
+                },
+                None,
+            );
         } else {
-            self.set_control(now, ControlState::Granted { agent_id: agent_id.to_string(), connection_id: target }, None);
+            self.set_control(
+                now,
+                ControlState::Granted {
+                    agent_id: agent_id.to_string(),
+                    connection_id: target,
+                },
+                None,
+            );
         }
         self.changed(now);
         Ok(())
@@ -704,11 +868,22 @@ impl VisitorMachine {
     /// The visitor allows the pending control request.
     pub fn handle_control_grant(&mut self, now: Millis) -> Result<(), MachineError> {
         self.expect_phase("control_grant", "active", |p| matches!(p, Phase::Active(_)))?;
-        let ControlState::Requested { agent_id, connection_id } = self.control() else {
+        let ControlState::Requested {
+            agent_id,
+            connection_id,
+        } = self.control()
+        else {
             return Err(self.control_error("control_grant", "requested"));
         };
         let now = self.clamp(now);
-        self.set_control(now, ControlState::Granted { agent_id, connection_id }, None);
+        self.set_control(
+            now,
+            ControlState::Granted {
+                agent_id,
+                connection_id,
+            },
+            None,
+        );
         self.changed(now);
         Ok(())
     }
@@ -716,7 +891,9 @@ impl VisitorMachine {
     /// The visitor refuses the pending control request.
     pub fn handle_control_deny(&mut self, now: Millis) -> Result<(), MachineError> {
         self.expect_phase("control_deny", "active", |p| matches!(p, Phase::Active(_)))?;
-        self.expect_control("control_deny", "requested", |c| matches!(c, ControlState::Requested { .. }))?;
+        self.expect_control("control_deny", "requested", |c| {
+            matches!(c, ControlState::Requested { .. })
+        })?;
         let now = self.clamp(now);
         self.set_control(now, ControlState::None, Some(ControlEndReason::Denied));
         self.changed(now);
@@ -725,22 +902,43 @@ impl VisitorMachine {
 
     /// The visitor takes control back.
     pub fn handle_control_revoke(&mut self, now: Millis) -> Result<(), MachineError> {
-        self.expect_phase("control_revoke", "active", |p| matches!(p, Phase::Active(_)))?;
-        self.expect_control("control_revoke", "granted", |c| matches!(c, ControlState::Granted { .. }))?;
+        self.expect_phase("control_revoke", "active", |p| {
+            matches!(p, Phase::Active(_))
+        })?;
+        self.expect_control("control_revoke", "granted", |c| {
+            matches!(c, ControlState::Granted { .. })
+        })?;
         let now = self.clamp(now);
-        self.set_control(now, ControlState::None, Some(ControlEndReason::RevokedByVisitor));
+        self.set_control(
+            now,
+            ControlState::None,
+            Some(ControlEndReason::RevokedByVisitor),
+        );
         self.changed(now);
         Ok(())
     }
 
     /// The agent gives control back (or withdraws its request).
-    pub fn handle_agent_control_release(&mut self, now: Millis, agent_id: &str) -> Result<(), MachineError> {
-        self.expect_phase("agent_control_release", "active", |p| matches!(p, Phase::Active(_)))?;
+    pub fn handle_agent_control_release(
+        &mut self,
+        now: Millis,
+        agent_id: &str,
+    ) -> Result<(), MachineError> {
+        self.expect_phase("agent_control_release", "active", |p| {
+            matches!(p, Phase::Active(_))
+        })?;
         if self.controlling_agent() != Some(agent_id) && self.requesting_agent() != Some(agent_id) {
-            return Err(self.control_error("agent_control_release", "granted to or requested by this agent"));
+            return Err(self.control_error(
+                "agent_control_release",
+                "granted to or requested by this agent",
+            ));
         }
         let now = self.clamp(now);
-        self.set_control(now, ControlState::None, Some(ControlEndReason::RevokedByAgent));
+        self.set_control(
+            now,
+            ControlState::None,
+            Some(ControlEndReason::RevokedByAgent),
+        );
         self.changed(now);
         Ok(())
     }
@@ -758,7 +956,10 @@ impl VisitorMachine {
 
     fn requesting_agent(&self) -> Option<&str> {
         match &self.phase {
-            Phase::Active(Active { control: ControlState::Requested { agent_id, .. }, .. }) => Some(agent_id),
+            Phase::Active(Active {
+                control: ControlState::Requested { agent_id, .. },
+                ..
+            }) => Some(agent_id),
             _ => None,
         }
     }
@@ -771,11 +972,20 @@ impl VisitorMachine {
         }
     }
 
-    fn expect_phase(&self, input: &'static str, expected: &'static str, ok: impl Fn(&Phase) -> bool) -> Result<(), MachineError> {
+    fn expect_phase(
+        &self,
+        input: &'static str,
+        expected: &'static str,
+        ok: impl Fn(&Phase) -> bool,
+    ) -> Result<(), MachineError> {
         if ok(&self.phase) {
             Ok(())
         } else {
-            Err(MachineError::InappropriateInput { input, expected, got: self.status().as_str() })
+            Err(MachineError::InappropriateInput {
+                input,
+                expected,
+                got: self.status().as_str(),
+            })
         }
     }
 
@@ -785,10 +995,19 @@ impl VisitorMachine {
             ControlState::Requested { .. } => "requested",
             ControlState::Granted { .. } => "granted",
         };
-        MachineError::InappropriateControl { input, expected, got }
+        MachineError::InappropriateControl {
+            input,
+            expected,
+            got,
+        }
     }
 
-    fn expect_control(&self, input: &'static str, expected: &'static str, ok: impl Fn(&ControlState) -> bool) -> Result<(), MachineError> {
+    fn expect_control(
+        &self,
+        input: &'static str,
+        expected: &'static str,
+        ok: impl Fn(&ControlState) -> bool,
+    ) -> Result<(), MachineError> {
         if ok(&self.control()) {
             Ok(())
         } else {
@@ -810,7 +1029,11 @@ impl VisitorMachine {
         for c in &mut self.connections {
             let is_target = c.unique_connection_id == id;
             let had = c.has_focus;
-            c.has_focus = if is_target { focused } else { c.has_focus && !focused };
+            c.has_focus = if is_target {
+                focused
+            } else {
+                c.has_focus && !focused
+            };
             if had || c.has_focus {
                 c.last_focus_at = Some(stamp.clone());
             }
@@ -824,7 +1047,13 @@ impl VisitorMachine {
     }
 
     fn release_control_of(&mut self, now: Millis, connection_id: &str, reason: ControlEndReason) {
-        if let Phase::Active(Active { control: ControlState::Granted { connection_id: c, .. }, .. }) = &self.phase {
+        if let Phase::Active(Active {
+            control: ControlState::Granted {
+                connection_id: c, ..
+            },
+            ..
+        }) = &self.phase
+        {
             if c == connection_id {
                 self.set_control(now, ControlState::None, Some(reason));
             }
@@ -845,11 +1074,22 @@ impl VisitorMachine {
                     });
                 }
             }
-            Phase::Active(Active { control: ControlState::Requested { agent_id, connection_id }, agents, .. }) => {
+            Phase::Active(Active {
+                control:
+                    ControlState::Requested {
+                        agent_id,
+                        connection_id,
+                    },
+                agents,
+                ..
+            }) => {
                 if let Some(t) = target.filter(|t| t != connection_id) {
                     *connection_id = t.clone();
                     if let Some(agent) = agents.iter().find(|a| &a.id == agent_id).cloned() {
-                        self.events.push_back(Event::ControlRequested { agent, connection_id: t });
+                        self.events.push_back(Event::ControlRequested {
+                            agent,
+                            connection_id: t,
+                        });
                     }
                 }
             }
@@ -857,16 +1097,35 @@ impl VisitorMachine {
         }
     }
 
-    fn set_control(&mut self, now: Millis, next: ControlState, end_reason: Option<ControlEndReason>) {
-        let Phase::Active(a) = &mut self.phase else { return };
+    fn set_control(
+        &mut self,
+        now: Millis,
+        next: ControlState,
+        end_reason: Option<ControlEndReason>,
+    ) {
+        let Phase::Active(a) = &mut self.phase else {
+            return;
+        };
         let previous = std::mem::replace(&mut a.control, next.clone());
-        if let (Some(reason), ControlState::Requested { agent_id, .. } | ControlState::Granted { agent_id, .. }) =
-            (end_reason, &previous)
+        if let (
+            Some(reason),
+            ControlState::Requested { agent_id, .. } | ControlState::Granted { agent_id, .. },
+        ) = (end_reason, &previous)
         {
-            self.events.push_back(Event::ControlEnded { agent_id: agent_id.clone(), reason });
+            self.events.push_back(Event::ControlEnded {
+                agent_id: agent_id.clone(),
+                reason,
+            });
         }
-        if let ControlState::Granted { agent_id, connection_id } = next {
-            self.events.push_back(Event::ControlStarted { agent_id, connection_id });
+        if let ControlState::Granted {
+            agent_id,
+            connection_id,
+        } = next
+        {
+            self.events.push_back(Event::ControlStarted {
+                agent_id,
+                connection_id,
+            });
         }
         if let Some(c) = self.communication.as_mut() {
             c.provider_event_time = now.to_iso8601();
@@ -875,7 +1134,9 @@ impl VisitorMachine {
 
     /// Closes the open segment and opens one of `kind` (no-op when already in it).
     fn switch_segment(&mut self, now: Millis, kind: SegmentType, how_ended: &str) {
-        let Some(c) = self.communication.as_mut() else { return };
+        let Some(c) = self.communication.as_mut() else {
+            return;
+        };
         if let Some(open) = c.segments.last_mut().filter(|s| s.end_time.is_none()) {
             if open.segment_type == kind {
                 return;
@@ -894,7 +1155,11 @@ impl VisitorMachine {
 
     fn end(&mut self, now: Millis, disconnect_type: DisconnectType) {
         if matches!(self.phase, Phase::Active(_)) {
-            self.set_control(now, ControlState::None, Some(ControlEndReason::SessionEnded));
+            self.set_control(
+                now,
+                ControlState::None,
+                Some(ControlEndReason::SessionEnded),
+            );
         }
         let session_id = match &self.phase {
             Phase::Authorizing(a) => a.session_id.clone(),
@@ -915,8 +1180,14 @@ impl VisitorMachine {
             c.provider_event_time = stamp;
             c.controlling.clear();
         }
-        self.events.push_back(Event::SessionEnded { session_id: session_id.clone(), disconnect_type });
-        self.phase = Phase::Ended(Ended { session_id, disconnect_type });
+        self.events.push_back(Event::SessionEnded {
+            session_id: session_id.clone(),
+            disconnect_type,
+        });
+        self.phase = Phase::Ended(Ended {
+            session_id,
+            disconnect_type,
+        });
         self.changed(now);
     }
 
