@@ -1,7 +1,9 @@
 //! Browser tests of the wasm build, run in headless Chromium by `wasm-pack test`.
 #![cfg(target_arch = "wasm32")]
 
-use covisit::core::machine::{ConnectionInfo, Event, MachineOptions, SessionRequest, SessionStatus, VisitorMachine};
+use covisit::core::machine::{
+    ConnectionInfo, Event, MachineOptions, SessionRequest, SessionStatus, VisitorMachine,
+};
 use covisit::core::model::{Agent, DisconnectType};
 use covisit::core::Millis;
 use wasm_bindgen::{JsCast, JsValue};
@@ -47,7 +49,10 @@ fn machine_runs_a_session_in_chromium() {
     m.handle_authorize(now()).unwrap();
     m.handle_visitor_end(now()).unwrap();
     let events: Vec<Event> = std::iter::from_fn(|| m.poll_event()).collect();
-    assert!(events.contains(&Event::SessionEnded { session_id: "s1".into(), disconnect_type: DisconnectType::Client }));
+    assert!(events.contains(&Event::SessionEnded {
+        session_id: "s1".into(),
+        disconnect_type: DisconnectType::Client
+    }));
     let c = m.communication().unwrap();
     assert!(c.connected_time.is_some() && c.disconnected_time.is_some());
     assert!(c.disconnected_time.as_deref().unwrap().ends_with('Z'));
@@ -56,7 +61,10 @@ fn machine_runs_a_session_in_chromium() {
 /// A bad config from JS is rejected with a real `Error` carrying a stable `code`.
 #[wasm_bindgen_test]
 fn bad_config_throws_an_error_with_a_code() {
-    let config = js_sys::JSON::parse(r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080","allowRemoteType":"yes"}"#).unwrap();
+    let config = js_sys::JSON::parse(
+        r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080","allowRemoteType":"yes"}"#,
+    )
+    .unwrap();
     let err = covisit::validate_config(config).unwrap_err();
     let err: JsValue = err.into();
     assert!(err.is_instance_of::<js_sys::Error>());
@@ -67,7 +75,8 @@ fn bad_config_throws_an_error_with_a_code() {
 /// A good config comes back with the secure defaults filled in.
 #[wasm_bindgen_test]
 fn good_config_gets_secure_defaults() {
-    let config = js_sys::JSON::parse(r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080"}"#).unwrap();
+    let config =
+        js_sys::JSON::parse(r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080"}"#).unwrap();
     let out = covisit::validate_config(config).unwrap_or_else(|_| panic!("valid config rejected"));
     let get = |k: &str| js_sys::Reflect::get(&out, &k.into()).unwrap();
     assert_eq!(get("requireAuthorizationForSession").as_bool(), Some(true));

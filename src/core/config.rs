@@ -132,7 +132,11 @@ pub enum ConfigError {
     #[error("unknown config key `{key}`")]
     UnknownKey { key: String },
     #[error("config key `{key}` must be {expected}, got {got}")]
-    WrongType { key: String, expected: &'static str, got: &'static str },
+    WrongType {
+        key: String,
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("config key `{key}` is required")]
     Missing { key: &'static str },
     #[error("config key `{key}` is invalid: {reason}")]
@@ -189,8 +193,19 @@ const PERMISSION_KEYS: &[(&str, Kind)] = &[
     ("allowRemoteType", Kind::Bool),
     ("allowFullScreen", Kind::Bool),
     ("allowRequestFullTab", Kind::Bool),
-    ("cobrowsingVideoEnabled", Kind::OneOf(&["two_way", "visitor_to_agent", "agent_to_visitor", "disabled"])),
-    ("cobrowsingVideoAudioRelationship", Kind::OneOf(&["independent", "video_requires_audio", "automatic"])),
+    (
+        "cobrowsingVideoEnabled",
+        Kind::OneOf(&[
+            "two_way",
+            "visitor_to_agent",
+            "agent_to_visitor",
+            "disabled",
+        ]),
+    ),
+    (
+        "cobrowsingVideoAudioRelationship",
+        Kind::OneOf(&["independent", "video_requires_audio", "automatic"]),
+    ),
     ("enableSessionRating", Kind::Bool),
     ("agentPrompt", Kind::NullableText),
     ("assetsProxyConfigured", Kind::Bool),
@@ -226,16 +241,28 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
-    let wrong = || ConfigError::WrongType { key: key.to_string(), expected: kind.expected(), got: type_name(value) };
+    let wrong = || ConfigError::WrongType {
+        key: key.to_string(),
+        expected: kind.expected(),
+        got: type_name(value),
+    };
     let text_ok = |s: &str| s.len() <= MAX_TEXT_LEN;
     let list_ok = |items: &Vec<Value>| -> Result<(), ConfigError> {
         if items.len() > MAX_LIST_LEN {
-            return Err(ConfigError::Invalid { key: key.to_string(), reason: "too many entries (at most 100)" });
+            return Err(ConfigError::Invalid {
+                key: key.to_string(),
+                reason: "too many entries (at most 100)",
+            });
         }
         for item in items {
             match item {
                 Value::String(s) if text_ok(s) => {}
-                Value::String(_) => return Err(ConfigError::Invalid { key: key.to_string(), reason: "an entry is too long" }),
+                Value::String(_) => {
+                    return Err(ConfigError::Invalid {
+                        key: key.to_string(),
+                        reason: "an entry is too long",
+                    })
+                }
                 _ => return Err(wrong()),
             }
         }
@@ -247,35 +274,57 @@ fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
             if text_ok(s) {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid { key: key.to_string(), reason: "too long (at most 2048 bytes)" })
+                Err(ConfigError::Invalid {
+                    key: key.to_string(),
+                    reason: "too long (at most 2048 bytes)",
+                })
             }
         }
         (Kind::NullableText | Kind::NullableTextList | Kind::NullableObject, Value::Null) => Ok(()),
         (Kind::Seconds, Value::Number(n)) => match n.as_u64() {
             Some(s) if (1..=MAX_AUTHORIZATION_TIMEOUT_SECONDS).contains(&s) => Ok(()),
-            Some(_) => Err(ConfigError::Invalid { key: key.to_string(), reason: "must be between 1 and 3600" }),
+            Some(_) => Err(ConfigError::Invalid {
+                key: key.to_string(),
+                reason: "must be between 1 and 3600",
+            }),
             None => Err(wrong()),
         },
         (Kind::TextList | Kind::NullableTextList, Value::Array(items)) => list_ok(items),
         (Kind::NullableObject, Value::Object(m)) => {
-            if serde_json::to_string(m).map(|s| s.len()).unwrap_or(usize::MAX) <= 8 * MAX_TEXT_LEN {
+            if serde_json::to_string(m)
+                .map(|s| s.len())
+                .unwrap_or(usize::MAX)
+                <= 8 * MAX_TEXT_LEN
+            {
                 Ok(())
             } else {
-                Err(ConfigError::Invalid { key: key.to_string(), reason: "too large (at most 16 KiB)" })
+                Err(ConfigError::Invalid {
+                    key: key.to_string(),
+                    reason: "too large (at most 16 KiB)",
+                })
             }
         }
         (Kind::OneOf(allowed), Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
-        (Kind::OneOf(_), Value::String(_)) => Err(ConfigError::Invalid { key: key.to_string(), reason: "not one of the documented values" }),
+        (Kind::OneOf(_), Value::String(_)) => Err(ConfigError::Invalid {
+            key: key.to_string(),
+            reason: "not one of the documented values",
+        }),
         _ => Err(wrong()),
     }
 }
 
 fn kind_of(key: &str, tables: &[&[(&'static str, Kind)]]) -> Option<Kind> {
-    tables.iter().flat_map(|t| t.iter()).find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+    tables
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|(k, _)| *k == key)
+        .map(|(_, kind)| *kind)
 }
 
 fn as_object(value: &Value) -> Result<&Map<String, Value>, ConfigError> {
-    value.as_object().ok_or(ConfigError::NotAnObject { got: type_name(value) })
+    value.as_object().ok_or(ConfigError::NotAnObject {
+        got: type_name(value),
+    })
 }
 
 fn patch_text(map: &Map<String, Value>, key: &str) -> Patch<String> {
@@ -289,7 +338,12 @@ fn patch_text(map: &Map<String, Value>, key: &str) -> Patch<String> {
 fn patch_list(map: &Map<String, Value>, key: &str) -> Patch<Vec<String>> {
     match map.get(key) {
         None => Patch::Unchanged,
-        Some(Value::Array(items)) => Patch::Set(items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()),
+        Some(Value::Array(items)) => Patch::Set(
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        ),
         Some(_) => Patch::Clear,
     }
 }
@@ -313,7 +367,8 @@ fn identity_from(map: &Map<String, Value>) -> IdentityUpdate {
 pub fn parse_identity_update(value: &Value) -> Result<IdentityUpdate, ConfigError> {
     let map = as_object(value)?;
     for (key, v) in map {
-        let kind = kind_of(key, &[IDENTITY_KEYS]).ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
+        let kind = kind_of(key, &[IDENTITY_KEYS])
+            .ok_or_else(|| ConfigError::UnknownKey { key: key.clone() })?;
         check(key, kind, v)?;
     }
     Ok(identity_from(map))
@@ -337,7 +392,10 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
     let api_key = text("apiKey")?;
     let server = text("server")?;
     if !(server.starts_with("http://") || server.starts_with("https://")) {
-        return Err(ConfigError::Invalid { key: "server".into(), reason: "must be an http:// or https:// URL" });
+        return Err(ConfigError::Invalid {
+            key: "server".into(),
+            reason: "must be an http:// or https:// URL",
+        });
     }
     let mut permissions_json = serde_json::to_value(Permissions::default()).unwrap_or(Value::Null);
     if let Value::Object(defaults) = &mut permissions_json {
@@ -348,8 +406,11 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
         }
     }
     // Cannot fail after `check` above; mapped rather than unwrapped all the same.
-    let permissions: Permissions = serde_json::from_value(permissions_json)
-        .map_err(|_| ConfigError::Invalid { key: "permissions".into(), reason: "not a valid permission set" })?;
+    let permissions: Permissions =
+        serde_json::from_value(permissions_json).map_err(|_| ConfigError::Invalid {
+            key: "permissions".into(),
+            reason: "not a valid permission set",
+        })?;
     let opt_text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
     Ok(Config {
         api_key,
@@ -364,7 +425,11 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
         masked_elements: map
             .get("maskedElements")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default(),
         identity: identity_from(map),
     })
@@ -377,9 +442,13 @@ mod tests {
 
     #[test]
     fn defaults_are_secure() {
-        let c = parse_config(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"})).unwrap();
+        let c = parse_config(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"}))
+            .unwrap();
         assert_eq!(c.permissions, Permissions::default());
-        assert!(c.permissions.require_authorization_for_session && c.permissions.require_control_request);
+        assert!(
+            c.permissions.require_authorization_for_session
+                && c.permissions.require_control_request
+        );
         assert!(!c.permissions.allow_remote_console && !c.permissions.allow_agent_redirect);
         assert!(!c.permissions.allow_full_screen && !c.permissions.allow_request_full_tab);
         assert_eq!(c.server, "http://127.0.0.1:8080");

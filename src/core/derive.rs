@@ -5,7 +5,9 @@
 /// True when `text` looks like an email address: one `@`, a non-empty local part, a
 /// dotted domain, no spaces.
 pub fn looks_like_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else { return false };
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.contains('@')
         && !text.chars().any(char::is_whitespace)
@@ -23,13 +25,17 @@ pub fn looks_like_name(text: &str) -> bool {
         && (1..=5).contains(&words.len())
         && words.iter().all(|w| {
             w.chars().next().is_some_and(char::is_alphabetic)
-                && w.chars().all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | '.'))
+                && w.chars()
+                    .all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | '.'))
         })
 }
 
 /// The seed's `name`: the first identity that looks like a name.
 pub fn name_from_identities(identities: &[String]) -> Option<String> {
-    identities.iter().find(|i| looks_like_name(i)).map(|i| i.trim().to_string())
+    identities
+        .iter()
+        .find(|i| looks_like_name(i))
+        .map(|i| i.trim().to_string())
 }
 
 /// The seed's `email`: the explicit one, else the first identity that looks like one.
@@ -42,7 +48,11 @@ pub fn email_from(explicit: Option<&str>, identities: &[String]) -> Option<Strin
 /// The seed's `nickname`: the name, else the email's local part, else the short id.
 pub fn nickname(name: Option<&str>, email: Option<&str>, short_id: &str) -> String {
     name.map(str::to_string)
-        .or_else(|| email.and_then(|e| e.split_once('@')).map(|(local, _)| local.to_string()))
+        .or_else(|| {
+            email
+                .and_then(|e| e.split_once('@'))
+                .map(|(local, _)| local.to_string())
+        })
         .unwrap_or_else(|| short_id.to_string())
 }
 
@@ -62,7 +72,10 @@ pub const LOOKUP_CODE_TTL_SECONDS: u64 = 3600;
 /// A 4-digit lookup code that `is_taken` says is free, from the random source `random`
 /// (any `u32`s). Tries random codes first, then walks from a random start so it always
 /// finds a free one when any exists; `None` only when all 10,000 are taken.
-pub fn lookup_code(mut random: impl FnMut() -> u32, is_taken: impl Fn(&str) -> bool) -> Option<String> {
+pub fn lookup_code(
+    mut random: impl FnMut() -> u32,
+    is_taken: impl Fn(&str) -> bool,
+) -> Option<String> {
     for _ in 0..16 {
         let code = format!("{:04}", random() % 10_000);
         if !is_taken(&code) {
@@ -70,17 +83,25 @@ pub fn lookup_code(mut random: impl FnMut() -> u32, is_taken: impl Fn(&str) -> b
         }
     }
     let start = random() % 10_000;
-    (0..10_000).map(|i| format!("{:04}", (start + i) % 10_000)).find(|c| !is_taken(c))
+    (0..10_000)
+        .map(|i| format!("{:04}", (start + i) % 10_000))
+        .find(|c| !is_taken(c))
 }
 
 /// The console URL that opens a visitor (`watch_link`).
 pub fn watch_link(public_url: &str, short_id: &str) -> String {
-    format!("{}/agent/#/visitors/{short_id}", public_url.trim_end_matches('/'))
+    format!(
+        "{}/agent/#/visitors/{short_id}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 /// The console URL that opens a session (`viewerUrl`).
 pub fn viewer_url(public_url: &str, session_id: &str) -> String {
-    format!("{}/agent/#/sessions/{session_id}", public_url.trim_end_matches('/'))
+    format!(
+        "{}/agent/#/sessions/{session_id}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 #[cfg(test)]
@@ -93,8 +114,16 @@ mod tests {
 
     #[test]
     fn name_is_the_first_name_like_identity() {
-        let identities = ids(&["cust-4432", "ada@example.com", "Ada Lovelace", "Grace Hopper"]);
-        assert_eq!(name_from_identities(&identities).as_deref(), Some("Ada Lovelace"));
+        let identities = ids(&[
+            "cust-4432",
+            "ada@example.com",
+            "Ada Lovelace",
+            "Grace Hopper",
+        ]);
+        assert_eq!(
+            name_from_identities(&identities).as_deref(),
+            Some("Ada Lovelace")
+        );
         assert_eq!(name_from_identities(&ids(&["12345", "x_y"])), None);
         assert!(looks_like_name("Jean-Luc O'Neil"));
         assert!(!looks_like_name("R2D2"));
@@ -103,9 +132,17 @@ mod tests {
     #[test]
     fn email_prefers_the_explicit_one() {
         let identities = ids(&["Ada", "ada@example.com"]);
-        assert_eq!(email_from(None, &identities).as_deref(), Some("ada@example.com"));
-        assert_eq!(email_from(Some("a@b.co"), &identities).as_deref(), Some("a@b.co"));
-        assert!(!looks_like_email("a@b") && !looks_like_email("a b@c.d") && !looks_like_email("@c.d"));
+        assert_eq!(
+            email_from(None, &identities).as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(
+            email_from(Some("a@b.co"), &identities).as_deref(),
+            Some("a@b.co")
+        );
+        assert!(
+            !looks_like_email("a@b") && !looks_like_email("a b@c.d") && !looks_like_email("@c.d")
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ mod tests {
     fn debug_hides_the_value_and_serde_keeps_it() {
         let email = Pii::new("ada@example.com".to_string());
         assert_eq!(format!("{email:?} {email}"), "Pii(..) Pii(..)");
-        assert_eq!(serde_json::to_string(&email).unwrap(), "\"ada@example.com\"");
+        assert_eq!(
+            serde_json::to_string(&email).unwrap(),
+            "\"ada@example.com\""
+        );
     }
 }

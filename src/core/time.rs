@@ -4,8 +4,19 @@
 use std::fmt;
 
 /// Milliseconds since 1970-01-01T00:00:00Z. The only notion of time the core has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Millis(pub u64);
 
@@ -28,7 +39,13 @@ impl Millis {
     /// Parses the form [`Millis::to_iso8601`] writes (milliseconds optional).
     pub fn parse_iso8601(text: &str) -> Option<Millis> {
         let b = text.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return None;
         }
         let num = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -45,7 +62,12 @@ impl Millis {
             rest if rest.len() == 5 && rest.starts_with('.') && rest.ends_with('Z') => num(20..23)?,
             _ => return None,
         };
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        if !(1..=12).contains(&month)
+            || !(1..=31).contains(&day)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
             return None;
         }
         let days = days_from_civil(year, month, day);
@@ -105,16 +127,32 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(Millis(0).to_iso8601(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(Millis(1_795_255_445_123).to_iso8601(), "2026-11-21T10:04:05.123Z");
-        assert_eq!(Millis(951_782_400_000).to_iso8601(), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            Millis(1_795_255_445_123).to_iso8601(),
+            "2026-11-21T10:04:05.123Z"
+        );
+        assert_eq!(
+            Millis(951_782_400_000).to_iso8601(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn rejects_malformed_text() {
-        for bad in ["", "2026-11-21", "2026-13-01T00:00:00Z", "2026-11-21T10:04:05.12Z", "2026-11-21T10:04:05+01:00", "abcd-11-21T10:04:05Z"] {
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T10:04:05.12Z",
+            "2026-11-21T10:04:05+01:00",
+            "abcd-11-21T10:04:05Z",
+        ] {
             assert_eq!(Millis::parse_iso8601(bad), None, "{bad}");
         }
-        assert_eq!(Millis::parse_iso8601("1970-01-01T00:00:01Z"), Some(Millis(1000)));
+        assert_eq!(
+            Millis::parse_iso8601("1970-01-01T00:00:01Z"),
+            Some(Millis(1000))
+        );
     }
 
     proptest! {

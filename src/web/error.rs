@@ -11,7 +11,10 @@ pub struct CovisitError {
 
 impl CovisitError {
     pub fn new(code: &'static str, message: &str) -> CovisitError {
-        CovisitError { code, message: message.to_string() }
+        CovisitError {
+            code,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -19,7 +22,11 @@ impl From<CovisitError> for JsValue {
     fn from(e: CovisitError) -> JsValue {
         let error = js_sys::Error::new(&e.message);
         // Setting a property on a fresh Error object cannot fail.
-        let _ = js_sys::Reflect::set(&error, &JsValue::from_str("code"), &JsValue::from_str(e.code));
+        let _ = js_sys::Reflect::set(
+            &error,
+            &JsValue::from_str("code"),
+            &JsValue::from_str(e.code),
+        );
         error.into()
     }
 }

@@ -44,11 +44,15 @@ pub fn validate_config(
 ) -> Result<JsValue, CovisitError> {
     let json: serde_json::Value = serde_wasm_bindgen::from_value(value)
         .map_err(|_| CovisitError::new("config_not_object", "config must be a plain object"))?;
-    let parsed = config::parse_config(&json).map_err(|e| CovisitError::new(e.code(), &e.to_string()))?;
+    let parsed =
+        config::parse_config(&json).map_err(|e| CovisitError::new(e.code(), &e.to_string()))?;
     let mut out = serde_json::Map::new();
     out.insert("apiKey".into(), parsed.api_key.into());
     out.insert("server".into(), parsed.server.into());
-    out.insert("authorizationTimeoutSeconds".into(), parsed.authorization_timeout_seconds.into());
+    out.insert(
+        "authorizationTimeoutSeconds".into(),
+        parsed.authorization_timeout_seconds.into(),
+    );
     if let Ok(serde_json::Value::Object(permissions)) = serde_json::to_value(&parsed.permissions) {
         out.extend(permissions);
     }

@@ -45,7 +45,9 @@ impl TimerTable {
 
     /// Stops and returns the first timer whose deadline is at or before `now`.
     pub fn take_expired(&mut self, now: Millis) -> Option<Timer> {
-        let timer = Timer::ALL.into_iter().find(|t| self.0[*t as usize].is_some_and(|d| d <= now))?;
+        let timer = Timer::ALL
+            .into_iter()
+            .find(|t| self.0[*t as usize].is_some_and(|d| d <= now))?;
         self.stop(timer);
         Some(timer)
     }

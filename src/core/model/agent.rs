@@ -17,7 +17,11 @@ pub struct Agent {
 
 impl Agent {
     /// A covisit agent (`ea_` id) with its nickname defaulting to its name.
-    pub fn new(id: impl Into<String>, name: impl Into<String>, external_id: Option<String>) -> Agent {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        external_id: Option<String>,
+    ) -> Agent {
         let name = name.into();
         Agent {
             agent_nickname: name.clone(),

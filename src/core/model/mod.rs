@@ -11,7 +11,7 @@ mod visitor;
 
 pub use agent::Agent;
 pub use cobrowse::{
-    Address, AfterCallWork, CobrowseRole, CommunicationState, Cobrowsesession, DisconnectType,
+    Address, AfterCallWork, CobrowseRole, Cobrowsesession, CommunicationState, DisconnectType,
     Segment, SegmentType, Wrapup,
 };
 pub use connection::{Connection, ConnectionStatus, ExpectedDisconnect, FullTabStatus};
