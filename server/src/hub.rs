@@ -1127,7 +1127,12 @@ impl Hub {
                     connection: entry.machine.connection(cid).cloned(),
                     communication: communication.clone(),
                 };
-                self.send(tx, encode(&ServerToVisitor::State { state }));
+                self.send(
+                    tx,
+                    encode(&ServerToVisitor::State {
+                        state: Box::new(state),
+                    }),
+                );
             }
             for c in entry.machine.connections() {
                 self.job(Job::Connection(short_id.to_string(), Box::new(c.clone())));

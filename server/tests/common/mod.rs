@@ -1,0 +1,382 @@
+//! Test harness: starts the real `covisit-server` binary on a free loopback port with
+//! a temporary SQLite file, and talks to it as visitor, agent and REST client.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_covisit-server");
+pub const CHROME_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const WAIT: Duration = Duration::from_secs(5);
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub db: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+fn command(db: &Path, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("COVISIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.arg("--database").arg(db);
+    cmd
+}
+
+impl Server {
+    /// Starts a dev server (`pk_demo`/`sk_demo`) on the database in `dir`.
+    pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Server::spawn(dir.join("covisit.db"), env)
+    }
+
+    fn spawn(db: PathBuf, env: Vec<(String, String)>) -> Server {
+        let mut child = command(&db, &env)
+            .args([
+                "--dev",
+                "--listen",
+                "127.0.0.1:0",
+                "--www",
+                "/nonexistent-www",
+                "--sdk-dir",
+                "/nonexistent-dist",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        let addr = rest.split(':').take(2).collect::<Vec<_>>().join(":");
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+                if std::env::var_os("COVISIT_TEST_LOG").is_some() {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs its address");
+        Server {
+            child,
+            addr,
+            db,
+            env,
+        }
+    }
+
+    /// kill -9, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new process on the same database.
+    pub fn restart(mut self) -> Server {
+        self.kill();
+        let (db, env) = (self.db.clone(), self.env.clone());
+        Server::spawn(db, env)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn rest(&self, key: &str) -> Rest {
+        Rest {
+            base: self.url(""),
+            key: key.to_string(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn visitor(
+        &self,
+        short_id: Option<&str>,
+        connection_id: Option<&str>,
+        focus: bool,
+        config: Value,
+    ) -> Ws {
+        let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", self.addr)).await;
+        ws.send(json!({
+            "type": "hello", "protocol_version": 1, "api_key": "pk_demo", "short_id": short_id,
+            "connection": {"uniqueConnectionId": connection_id, "currentUrl": "http://127.0.0.1/shop",
+                "screenWidth": 1280, "screenHeight": 800, "audioSupported": false, "hasFocus": focus,
+                "userAgent": CHROME_UA},
+            "config": config,
+        }))
+        .await;
+        ws.welcome = ws.expect("welcome").await;
+        ws
+    }
+
+    pub async fn agent(&self, key: &str, name: &str) -> Ws {
+        let mut ws = Ws::connect(&format!("ws://{}/ws/agent", self.addr)).await;
+        ws.send(json!({"type": "hello", "protocol_version": 1, "secret_key": key, "name": name, "external_id": null})).await;
+        ws.welcome = ws.expect("welcome").await;
+        ws
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Creates another account with `keys create` on the same database; returns (pk, sk).
+pub fn create_keys(db: &Path, name: &str) -> (String, String) {
+    let out = command(db, &[])
+        .args(["keys", "create", "--name", name])
+        .output()
+        .expect("keys create runs");
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let find = |label: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|s| s.trim().to_string())
+            .expect("key printed")
+    };
+    (find("public key:"), find("secret key:"))
+}
+
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub welcome: Value,
+}
+
+impl Ws {
+    pub async fn connect(url: &str) -> Ws {
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        Ws {
+            stream,
+            welcome: Value::Null,
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        self.stream
+            .send(Message::text(text))
+            .await
+            .expect("send works");
+    }
+
+    /// The next text frame as JSON; None when the socket closed or nothing came in time.
+    pub async fn next(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Some(serde_json::from_str(&t).expect("server sends JSON"))
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                    return None
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Skips frames until one of type `kind` arrives (panics after 5 s).
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        self.expect_where(kind, |_| true).await
+    }
+
+    pub async fn expect_where(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(v) if v["type"] == kind && pred(&v) => return v,
+                Some(_) => continue,
+                None => panic!("no `{kind}` frame arrived"),
+            }
+        }
+    }
+
+    /// A session_update for `session_id` with `status`.
+    pub async fn expect_status(&mut self, session_id: &str, status: &str) -> Value {
+        self.expect_where("session_update", |v| {
+            v["session"]["id"] == session_id && v["status"] == status
+        })
+        .await
+    }
+
+    /// True when the server closes the socket within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+
+    pub fn short_id(&self) -> String {
+        self.welcome["short_id"]
+            .as_str()
+            .expect("welcome has short_id")
+            .to_string()
+    }
+
+    pub fn connection_id(&self) -> String {
+        self.welcome["uniqueConnectionId"]
+            .as_str()
+            .expect("welcome has uniqueConnectionId")
+            .to_string()
+    }
+}
+
+pub struct Rest {
+    base: String,
+    key: String,
+    client: reqwest::Client,
+}
+
+impl Rest {
+    pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request is answered");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body is read");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.call("POST", path, Some(body)).await
+    }
+}
+
+/// Asserts that `obj` has every field of the fixture's `name` object with an allowed
+/// JSON type, recursing into the parts the fixture names.
+pub fn assert_seed_fields(name: &str, obj: &Value) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/seed_fields.json"
+    );
+    let text = std::fs::read_to_string(path).expect("tests/fixtures/seed_fields.json exists");
+    let fixture: Value = serde_json::from_str(&text).expect("fixture is JSON");
+    check(&fixture, name, obj, name);
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn check(fixture: &Value, name: &str, obj: &Value, at: &str) {
+    let spec = &fixture[name];
+    let fields = spec["fields"]
+        .as_object()
+        .unwrap_or_else(|| panic!("fixture has no object {name}"));
+    let map = obj
+        .as_object()
+        .unwrap_or_else(|| panic!("{at} is not an object: {obj}"));
+    for (field, types) in fields {
+        let value = map
+            .get(field)
+            .unwrap_or_else(|| panic!("{at} lacks seed field `{field}`: {obj}"));
+        let allowed: Vec<&str> = types
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let t = json_type(value);
+        assert!(
+            allowed.contains(&t),
+            "{at}.{field} is {t}, the seed allows {allowed:?}"
+        );
+        if let (Some(values), Value::String(s)) = (spec["values"][field].as_array(), value) {
+            assert!(
+                values.iter().any(|v| v == s),
+                "{at}.{field} = {s:?} is not one of the seed's values {values:?}"
+            );
+        }
+        if let Some(part) = spec["parts"][field].as_str() {
+            match value {
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        check(fixture, part, item, &format!("{at}.{field}[{i}]"));
+                    }
+                }
+                Value::Object(_) => check(fixture, part, value, &format!("{at}.{field}")),
+                _ => {}
+            }
+        }
+    }
+}
