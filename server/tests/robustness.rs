@@ -1,0 +1,363 @@
+//! Auth, account isolation, bad input, heartbeats and crash durability against the
+//! real server binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_seed_fields, create_keys, Server, Ws};
+use serde_json::{json, Value};
+
+/// A visitor with a wrong key gets an error frame and the socket is closed.
+#[tokio::test]
+async fn wrong_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    ws.send(json!({"type": "hello", "protocol_version": 1, "api_key": "pk_nope", "short_id": null, "connection": {}})).await;
+    assert_eq!(ws.expect("error").await["code"], "invalid_api_key");
+    assert!(ws.closed_within(Duration::from_secs(3)).await);
+
+    // A secret key is not a public key.
+    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    ws.send(json!({"type": "hello", "protocol_version": 1, "api_key": "sk_demo", "short_id": null, "connection": {}})).await;
+    assert_eq!(ws.expect("error").await["code"], "invalid_api_key");
+
+    let mut ws = Ws::connect(&format!("ws://{}/ws/agent", server.addr)).await;
+    ws.send(json!({"type": "hello", "protocol_version": 1, "secret_key": "pk_demo", "name": "Eve", "external_id": null})).await;
+    assert_eq!(ws.expect("error").await["code"], "invalid_secret_key");
+    assert!(ws.closed_within(Duration::from_secs(3)).await);
+
+    let mut ws = Ws::connect(&format!("ws://{}/ws/agent", server.addr)).await;
+    ws.send(json!({"type": "heartbeat"})).await;
+    assert_eq!(ws.expect("error").await["code"], "hello_required");
+
+    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    ws.send(
+        json!({"type": "hello", "protocol_version": 9, "api_key": "pk_demo", "connection": {}}),
+    )
+    .await;
+    assert_eq!(
+        ws.expect("error").await["code"],
+        "unsupported_protocol_version"
+    );
+
+    // A config the SDK would reject is refused here too.
+    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    ws.send(json!({"type": "hello", "protocol_version": 1, "api_key": "pk_demo", "connection": {}, "config": {"allowEverything": true}})).await;
+    assert_eq!(ws.expect("error").await["code"], "config_unknown_key");
+}
+
+#[tokio::test]
+async fn rest_auth_and_errors_are_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (status, body) = server.rest("pk_demo").get("/api/v1/visitors").await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, body) = server.rest("sk_wrong").get("/api/v1/visitors").await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].is_string());
+    let resp = reqwest::get(server.url("/api/v1/visitors")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let rest = server.rest("sk_demo");
+    let (status, body) = rest.get("/api/v1/sessions/s_nope").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (404, json!("not_found"))
+    );
+    let (status, _) = rest.get("/api/v1/visitors/nobody").await;
+    assert_eq!(status, 404);
+    let (status, _) = rest.get("/api/v2/whatever").await;
+    assert_eq!(status, 404);
+    let (status, body) = rest
+        .post("/api/v1/visitors/nobody/session_requests", "{not json")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("bad_json"))
+    );
+    let (status, _) = rest
+        .post(
+            "/api/v1/visitors/nobody/session_requests",
+            r#"{"agent": {"name": 5}}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = rest
+        .post(
+            "/api/v1/visitors/nobody/session_requests",
+            r#"{"agent": {"name": "Bot"}}"#,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = rest
+        .post("/api/v1/sessions/s_nope/notes", r#"{"text": 1}"#)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = rest.get("/api/v1/visitors?online=maybe").await;
+    assert_eq!(status, 400);
+    let health: Value = reqwest::get(server.url("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "covisit_online_visitors",
+        "covisit_live_sessions",
+        "covisit_messages_relayed_total",
+        "covisit_errors_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{name} ")),
+            "{name} missing from {metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn accounts_never_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("covisit.db");
+    // Create the second account before the server runs (same database file).
+    let server = Server::start(dir.path());
+    let (_pk, sk) = create_keys(&db, "other");
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    let short_id = visitor.short_id();
+    let mut other = server.agent(&sk, "Mallory").await;
+    let list = other.expect("visitors").await;
+    assert_eq!(list["visitors"], json!([]));
+    other
+        .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
+        .await;
+    assert_eq!(other.expect("error").await["code"], "visitor_offline");
+    let rest = server.rest(&sk);
+    assert_eq!(
+        rest.get(&format!("/api/v1/visitors/{short_id}")).await.0,
+        404
+    );
+    assert_eq!(rest.get("/api/v1/visitors").await.1["visitors"], json!([]));
+    // The owner's session is invisible to the other account, and its traffic too.
+    let mut owner = server.agent("sk_demo", "Grace").await;
+    owner
+        .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
+        .await;
+    let update = owner.expect("session_update").await;
+    let session_id = update["session"]["id"].as_str().unwrap().to_string();
+    visitor.expect("session_request").await;
+    assert_eq!(
+        rest.get(&format!("/api/v1/sessions/{session_id}")).await.0,
+        404
+    );
+    other
+        .send(json!({"type": "join_session", "session_id": session_id}))
+        .await;
+    assert_eq!(other.expect("error").await["code"], "unknown_session");
+    other
+        .send(json!({"type": "end_session", "session_id": session_id}))
+        .await;
+    assert_eq!(other.expect("error").await["code"], "unknown_session");
+    while let Some(frame) = other.next(Duration::from_millis(300)).await {
+        assert_ne!(frame["type"], "session_update", "leaked: {frame}");
+        assert_ne!(frame["type"], "visitor_update", "leaked: {frame}");
+    }
+}
+
+/// Malformed, unknown, oversized and wrong-state frames get error frames; the socket
+/// and the session survive all of them.
+#[tokio::test]
+async fn bad_frames_get_error_frames_and_the_socket_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    visitor.send_text("{not json".into()).await;
+    assert_eq!(visitor.expect("error").await["code"], "malformed_frame");
+    visitor.send(json!({"type": "teleport"})).await;
+    assert_eq!(
+        visitor.expect("error").await["code"],
+        "unknown_message_type"
+    );
+    visitor
+        .send(json!({"type": "url", "currentUrl": "x".repeat(70 * 1024)}))
+        .await;
+    assert_eq!(visitor.expect("error").await["code"], "frame_too_large");
+    visitor.send(json!({"type": "authorize"})).await;
+    assert_eq!(visitor.expect("error").await["code"], "wrong_session_state");
+    visitor
+        .send(json!({"type": "rate", "session_id": "s_nope", "rating": 9, "feedback": null}))
+        .await;
+    assert_eq!(visitor.expect("error").await["code"], "invalid_argument");
+    visitor
+        .send(json!({"type": "update_visitor", "identity": {"bogus": 1}}))
+        .await;
+    assert_eq!(visitor.expect("error").await["code"], "config_unknown_key");
+    visitor.send(json!({"type": "heartbeat"})).await;
+    visitor.expect("heartbeat_ack").await;
+
+    // The same during a live session, from both sides.
+    let mut agent = server.agent("sk_demo", "Grace").await;
+    agent.send(json!({"type": "request_session", "short_id": visitor.short_id(), "found_by": "search"})).await;
+    let session_id = agent.expect("session_update").await["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    visitor.expect("session_request").await;
+    visitor.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+    agent.send_text("[1,2".into()).await;
+    assert_eq!(agent.expect("error").await["code"], "malformed_frame");
+    agent.send(json!({"type": "request_session", "short_id": visitor.short_id(), "found_by": "search"})).await;
+    assert_eq!(agent.expect("error").await["code"], "wrong_session_state");
+    visitor.send(json!({"type": "control_grant"})).await;
+    assert_eq!(visitor.expect("error").await["code"], "wrong_control_state");
+    visitor.send_text("\u{0}".into()).await;
+    assert_eq!(visitor.expect("error").await["code"], "malformed_frame");
+    agent.send(json!({"type": "heartbeat"})).await;
+    agent.expect("heartbeat_ack").await;
+    visitor.send(json!({"type": "end"})).await;
+    assert_eq!(
+        visitor.expect("session_end").await["disconnectType"],
+        "client"
+    );
+    visitor
+        .send(json!({"type": "rate", "session_id": session_id, "rating": 5, "feedback": "great"}))
+        .await;
+    let (_, session) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(session["visitor_agent_rating"], 5.0);
+    assert_eq!(session["quality_feedback"][0]["feedback"], "great");
+}
+
+#[tokio::test]
+async fn silent_visitors_are_closed_and_heartbeats_keep_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("COVISIT_HEARTBEAT_TIMEOUT_SECONDS", "1")]);
+    let mut chatty = server.visitor(None, None, true, json!({})).await;
+    let mut silent = server.visitor(None, None, true, json!({})).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        chatty.send(json!({"type": "heartbeat"})).await;
+    }
+    assert!(
+        silent.closed_within(Duration::from_secs(2)).await,
+        "silent socket is closed"
+    );
+    chatty.send(json!({"type": "heartbeat"})).await;
+    chatty.expect("heartbeat_ack").await;
+}
+
+#[tokio::test]
+async fn lookup_code_searches_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "3")]);
+    let rest = server.rest("sk_demo");
+    for _ in 0..3 {
+        assert_eq!(rest.get("/api/v1/visitors?q=1234").await.0, 200);
+    }
+    let (status, body) = rest.get("/api/v1/visitors?q=1234").await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (429, json!("rate_limited"))
+    );
+    // Other searches are not lookup-code searches.
+    assert_eq!(rest.get("/api/v1/visitors?q=ada").await.0, 200);
+}
+
+/// kill -9 mid-run, restart on the same database: nothing stored is lost, and the
+/// session that was live at the crash is closed, not left dangling.
+#[tokio::test]
+async fn data_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let mut visitor = server
+        .visitor(
+            None,
+            None,
+            true,
+            json!({"uniqueId": "cust-1", "tags": ["vip"]}),
+        )
+        .await;
+    let short_id = visitor.short_id();
+    let mut agent = server.agent("sk_demo", "Grace").await;
+    agent
+        .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
+        .await;
+    let first = agent.expect("session_update").await["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    visitor.expect("session_request").await;
+    visitor.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&first, "active").await;
+    agent
+        .send(json!({"type": "note", "session_id": first, "text": "before the crash"}))
+        .await;
+    agent
+        .expect_where("session_update", |v| {
+            v["session"]["agent_notes"]
+                .as_array()
+                .is_some_and(|n| !n.is_empty())
+        })
+        .await;
+    visitor.send(json!({"type": "end"})).await;
+    agent.expect_status(&first, "ended").await;
+    agent
+        .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
+        .await;
+    let second = agent
+        .expect_where("session_update", |v| v["session"]["id"] != first.as_str())
+        .await["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    visitor.expect("session_request").await;
+    visitor.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&second, "active").await;
+    // Reads flush queued writes: after this answer, everything above is on disk.
+    let (status, _) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{second}"))
+        .await;
+    assert_eq!(status, 200);
+
+    server.kill();
+    let server = server.restart();
+    let rest = server.rest("sk_demo");
+    let (status, s1) = rest.get(&format!("/api/v1/sessions/{first}")).await;
+    assert_eq!(status, 200, "{s1}");
+    assert_seed_fields("Session", &s1);
+    assert_eq!(s1["agent_notes"][0]["text"], "before the crash");
+    assert_eq!(s1["went_live"], true);
+    assert_eq!(s1["visitor_unique_id"], "cust-1");
+    let (_, s2) = rest.get(&format!("/api/v1/sessions/{second}")).await;
+    assert_eq!(s2["status"], "ended");
+    assert!(s2["ended_at"].is_string());
+    let (_, comms) = rest
+        .get(&format!("/api/v1/sessions/{first}/communications"))
+        .await;
+    assert_eq!(comms.as_array().unwrap().len(), 2);
+    let (status, v) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(status, 200);
+    assert_seed_fields("Visitor", &v);
+    assert_eq!(v["is_online"], false);
+    assert_eq!(v["tags"], json!(["vip"]));
+    let (_, found) = rest.get("/api/v1/visitors?q=cust-1").await;
+    assert_eq!(found["visitors"][0]["short_id"], short_id.as_str());
+    let (_, list) = rest
+        .get(&format!("/api/v1/sessions?visitor_id={short_id}"))
+        .await;
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2);
+    // The visitor comes back with its stored id.
+    let back = server.visitor(Some(&short_id), None, true, json!({})).await;
+    assert_eq!(back.short_id(), short_id);
+}
