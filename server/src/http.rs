@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cli::Cli;
 use crate::hub::Hub;
@@ -122,7 +123,17 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         .route("/ws/visitor", get(crate::ws::visitor_ws))
         .route("/ws/agent", get(crate::ws::agent_ws))
         .nest("/api", crate::rest::router().fallback(api_not_found))
-        .nest_service("/sdk", ServeDir::new(&cli.sdk_dir))
+        // Pages on other origins import the SDK as an ES module and fetch its wasm:
+        // both need CORS. The SDK is public, so any origin may read it.
+        .nest_service(
+            "/sdk",
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                    HeaderValue::from_static("*"),
+                ))
+                .service(ServeDir::new(&cli.sdk_dir)),
+        )
         .nest_service("/agent", agent)
         .fallback_service(ServeDir::new(&cli.www))
         .with_state(state)

@@ -572,7 +572,7 @@ impl Hub {
                 agent: agent.clone(),
             }),
         );
-        let visitors = online_visitors(&inner, account_id);
+        let visitors = online_visitors(inner, account_id);
         self.send(&tx, encode(&ServerToAgent::Visitors { visitors }));
         for s in inner.sessions.values() {
             if s.account_id == account_id && s.parts.iter().any(|p| p.agent.id == agent.id) {
@@ -1019,6 +1019,10 @@ impl Hub {
             s.session.visitor_unique_id = None;
             s.session.metadata.retain(|k, _| !k.starts_with("visitor_"));
         }
+        // The store holds the (erased) records from here on.
+        inner
+            .sessions
+            .retain(|_, s| !(s.account_id == account_id && s.session.visitor_id == short_id));
         known
     }
 
@@ -1146,7 +1150,12 @@ impl Hub {
             entry.visitor.last_seen_at = now.to_iso8601();
         }
         let view = visitor_view(entry);
-        let json = serde_json::to_string(&view).unwrap_or_default();
+        // last_seen_at moves with every heartbeat; it alone is not worth a broadcast.
+        let json = serde_json::to_string(&Visitor {
+            last_seen_at: String::new(),
+            ..view.clone()
+        })
+        .unwrap_or_default();
         let visitor_changed = json != entry.last_broadcast;
         if visitor_changed {
             entry.last_broadcast = json;

@@ -361,3 +361,39 @@ async fn data_survives_a_crash() {
     let back = server.visitor(Some(&short_id), None, true, json!({})).await;
     assert_eq!(back.short_id(), short_id);
 }
+
+#[tokio::test]
+async fn serves_the_demo_site_console_and_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    let dist = dir.path().join("dist");
+    std::fs::create_dir_all(www.join("agent")).unwrap();
+    std::fs::create_dir_all(&dist).unwrap();
+    std::fs::write(www.join("index.html"), "demo site").unwrap();
+    std::fs::write(www.join("agent/index.html"), "agent console").unwrap();
+    std::fs::write(dist.join("covisit.js"), "sdk").unwrap();
+    let (www, dist) = (www.display().to_string(), dist.display().to_string());
+    let server = Server::start_with(
+        dir.path(),
+        &[("COVISIT_WWW", &www), ("COVISIT_SDK_DIR", &dist)],
+    );
+    let get = |path: &str| {
+        let url = server.url(path);
+        async move {
+            let resp = reqwest::get(url).await.unwrap();
+            let cors = resp
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|h| h.to_str().unwrap().to_string());
+            (resp.status().as_u16(), cors, resp.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/").await.2, "demo site");
+    assert_eq!(get("/agent/").await.2, "agent console");
+    let (status, cors, body) = get("/sdk/covisit.js").await;
+    assert_eq!(
+        (status, cors.as_deref(), body.as_str()),
+        (200, Some("*"), "sdk")
+    );
+    assert_eq!(get("/sdk/nope.js").await.0, 404);
+}

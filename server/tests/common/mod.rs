@@ -55,16 +55,17 @@ impl Server {
     }
 
     fn spawn(db: PathBuf, env: Vec<(String, String)>) -> Server {
-        let mut child = command(&db, &env)
-            .args([
-                "--dev",
-                "--listen",
-                "127.0.0.1:0",
+        let mut cmd = command(&db, &env);
+        cmd.args(["--dev", "--listen", "127.0.0.1:0"]);
+        if !env.iter().any(|(k, _)| k == "COVISIT_WWW") {
+            cmd.args([
                 "--www",
                 "/nonexistent-www",
                 "--sdk-dir",
                 "/nonexistent-dist",
-            ])
+            ]);
+        }
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
