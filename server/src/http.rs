@@ -175,7 +175,10 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
         hub,
         metrics,
         trust_proxy: cli.trust_proxy,
-        heartbeat_timeout: std::time::Duration::from_secs(cli.heartbeat_timeout_seconds.max(1)),
+        // Clamped so that deadline arithmetic (`Instant + 3 × timeout`) cannot overflow.
+        heartbeat_timeout: std::time::Duration::from_secs(
+            cli.heartbeat_timeout_seconds.clamp(1, 86_400),
+        ),
         rate: crate::rest::RateLimiter::new(cli.lookup_rate_per_minute),
     });
     let app = router(state, &cli);

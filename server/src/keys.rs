@@ -49,6 +49,7 @@ pub fn agent_id(account_id: i64, name: &str, external_id: Option<&str>) -> Strin
             h.update(name.as_bytes());
         }
     }
+    // A SHA-256 digest is 64 hex characters, so the slice is always in range.
     format!("ea_{}", &hex::encode(h.finalize())[..16])
 }
 

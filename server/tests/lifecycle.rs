@@ -394,3 +394,70 @@ async fn request_agent_marks_the_visitor_waiting_and_sets_the_source() {
         .await;
     assert_eq!(session["source"], "agent request");
 }
+
+#[tokio::test]
+async fn second_agent_joins_and_the_last_one_leaving_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut visitor = server
+        .visitor(
+            None,
+            None,
+            true,
+            json!({"requireAuthorizationForSession": false}),
+        )
+        .await;
+    let mut grace = server.agent("sk_demo", "Grace").await;
+    let mut alan = server.agent("sk_demo", "Alan").await;
+    let session_id = request(&mut grace, &visitor.short_id(), "search").await;
+    // Without authorization the session is live at once.
+    visitor.expect("session_start").await;
+    alan.send(json!({"type": "join_session", "session_id": session_id}))
+        .await;
+    let joined = alan
+        .expect_where("session_update", |v| {
+            v["communications"].as_array().is_some_and(|c| c.len() == 3)
+        })
+        .await;
+    assert_eq!(joined["session"]["agents"].as_array().unwrap().len(), 2);
+    grace
+        .send(json!({"type": "leave_session", "session_id": session_id}))
+        .await;
+    let after = alan
+        .expect_where("session_update", |v| {
+            v["communications"][1]["state"] == "disconnected" && v["status"] == "active"
+        })
+        .await;
+    assert_eq!(after["communications"][2]["state"], "connected");
+    alan.send(json!({"type": "leave_session", "session_id": session_id}))
+        .await;
+    assert_eq!(
+        visitor.expect("session_end").await["disconnectType"],
+        "peer"
+    );
+    alan.send(json!({"type": "note", "session_id": session_id, "text": "after"}))
+        .await;
+    let (_, session) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(session["agents"].as_array().unwrap().len(), 2);
+    assert_eq!(session["went_live"], true);
+}
+
+#[tokio::test]
+async fn an_announced_return_that_never_happens_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    let mut agent = server.agent("sk_demo", "Grace").await;
+    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    visitor.expect("session_request").await;
+    visitor.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+    visitor.send(json!({"type": "expect_disconnect", "returnTimeSeconds": 1, "message": null, "title": null})).await;
+    visitor.expect("state").await;
+    visitor.close().await;
+    let ended = agent.expect_status(&session_id, "ended").await;
+    assert_eq!(ended["communications"][0]["disconnectType"], "timeout");
+}

@@ -397,3 +397,88 @@ async fn serves_the_demo_site_console_and_sdk() {
     );
     assert_eq!(get("/sdk/nope.js").await.0, 404);
 }
+
+/// Garbage of every shape on every endpoint: answered, never a crash.
+#[tokio::test]
+async fn garbage_never_kills_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    let mut agent = server.agent("sk_demo", "Grace").await;
+    let samples = [
+        "",
+        "null",
+        "[]",
+        "{}",
+        "1e999",
+        "\"x\"",
+        r#"{"type":null}"#,
+        r#"{"type":"focus"}"#,
+        r#"{"type":"focus","hasFocus":"yes"}"#,
+        r#"{"type":"url","currentUrl":7}"#,
+        r#"{"type":"expect_disconnect","returnTimeSeconds":-1}"#,
+        r#"{"type":"expect_disconnect","returnTimeSeconds":99999999999,"message":null,"title":null}"#,
+        r#"{"type":"rate","session_id":"","rating":300}"#,
+        r#"{"type":"update_visitor","identity":[]}"#,
+        r#"{"type":"update_visitor","identity":{"tags":[1,2]}}"#,
+        r#"{"type":"hello","protocol_version":1}"#,
+        r#"{"type":"request_session","short_id":"","found_by":"magic"}"#,
+        r#"{"type":"note","session_id":"x","text":""}"#,
+        r#"{"type":"join_session","session_id":"../../etc"}"#,
+        "\u{feff}{}",
+        "{\"type\":\"end\"",
+    ];
+    for sample in samples {
+        visitor.send_text(sample.to_string()).await;
+        assert_eq!(
+            visitor.expect("error").await["type"],
+            "error",
+            "visitor: {sample}"
+        );
+        agent.send_text(sample.to_string()).await;
+        assert_eq!(
+            agent.expect("error").await["type"],
+            "error",
+            "agent: {sample}"
+        );
+    }
+    visitor.send(json!({"type": "heartbeat"})).await;
+    visitor.expect("heartbeat_ack").await;
+    agent.send(json!({"type": "heartbeat"})).await;
+    agent.expect("heartbeat_ack").await;
+    let rest = server.rest("sk_demo");
+    for path in [
+        "/api/v1/visitors/%00",
+        "/api/v1/sessions/%ff%fe",
+        "/api/v1/visitors?q=%00",
+        "/api/v1/sessions?visitor_id=",
+    ] {
+        let (status, _) = rest.get(path).await;
+        assert!(status < 500, "{path} gave {status}");
+    }
+    for body in [
+        "",
+        "null",
+        "[]",
+        r#"{"agent":null}"#,
+        r#"{"agent":{"name":""}}"#,
+        "\u{0}",
+    ] {
+        let (status, reply) = rest
+            .post(
+                &format!("/api/v1/visitors/{}/session_requests", visitor.short_id()),
+                body,
+            )
+            .await;
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert!(reply["error"]["code"].is_string());
+    }
+    assert_eq!(
+        reqwest::get(server.url("/healthz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
