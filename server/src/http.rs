@@ -172,7 +172,7 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
     let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone());
     let state = Arc::new(AppState {
         store,
-        hub,
+        hub: hub.clone(),
         metrics,
         trust_proxy: cli.trust_proxy,
         // Clamped so that deadline arithmetic (`Instant + 3 × timeout`) cannot overflow.
@@ -187,9 +187,35 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(shutdown_signal())
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // Open WebSockets do not hold up the exit; what they changed is queued: store it.
+    hub.flush().await;
+    tracing::info!("covisit-server stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what service managers and containers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
 }

@@ -531,3 +531,42 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_run_once_and_reopening_keeps_data() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested/covisit.db");
+        let store = SqliteStore::open(&path).expect("opens");
+        let id = store
+            .create_account("a", "pk_1", "h1")
+            .await
+            .expect("account");
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopens");
+        assert_eq!(
+            store.account_by_public_key("pk_1").await.expect("query"),
+            Some(id)
+        );
+        assert_eq!(
+            store.account_by_secret_hash("h1").await.expect("query"),
+            Some(id)
+        );
+        assert_eq!(
+            store.account_by_secret_hash("pk_1").await.expect("query"),
+            None
+        );
+        let conn = store.conn.lock().expect("not poisoned");
+        let versions: i64 = conn
+            .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+    }
+}
