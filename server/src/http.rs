@@ -190,7 +190,7 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| e.to_string())?;
-    // Open WebSockets do not hold up the exit; what they changed is queued: store it.
+    // Whatever the sockets changed may still be queued for the store: write it first.
     hub.flush().await;
     tracing::info!("covisit-server stopped");
     Ok(())
