@@ -482,3 +482,25 @@ async fn garbage_never_kills_the_server() {
         200
     );
 }
+
+/// SIGTERM with sockets open: the server exits promptly and keeps what it stored.
+#[tokio::test]
+async fn sigterm_exits_with_sockets_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let visitor = server
+        .visitor(None, None, true, json!({"tags": ["t1"]}))
+        .await;
+    let _agent = server.agent("sk_demo", "Grace").await;
+    assert!(
+        server.terminate(Duration::from_secs(10)),
+        "the server did not exit on SIGTERM"
+    );
+    let server = server.restart();
+    let (status, v) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/visitors/{}", visitor.short_id()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["tags"], json!(["t1"]));
+}

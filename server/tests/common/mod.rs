@@ -104,6 +104,23 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits up to `wait` for the process to exit; true when it did.
+    pub fn terminate(&mut self, wait: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = std::time::Instant::now() + wait;
+        while sent && std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Starts a new process on the same database.
     pub fn restart(mut self) -> Server {
         self.kill();
