@@ -375,6 +375,7 @@ impl Hub {
             }
             _ => format!("c_{}", random_hex(8)),
         };
+        let was_online = entry.machine.is_online();
         entry.machine.handle_connect(
             now,
             ConnectionInfo {
@@ -387,6 +388,18 @@ impl Hub {
                 permissions: config.permissions.clone(),
             },
         )?;
+        // The machine resumes a session only when the visitor was gone; a new tab that
+        // joins a live session still needs to know it is in one (its indicator).
+        if was_online && entry.machine.status() == SessionStatus::Active {
+            if let Some(session_id) = entry.machine.session_id() {
+                let frame = ServerToVisitor::SessionContinue {
+                    session_id: session_id.to_string(),
+                };
+                if tx.send(Out::Text(encode(&frame))).is_ok() {
+                    self.metrics.relayed();
+                }
+            }
+        }
         entry.sockets.insert(connection_id.clone(), tx);
         if entry.lookup_expires <= now || entry.visitor.lookup_code.is_none() {
             let mut rng = rand::thread_rng();

@@ -247,6 +247,14 @@ async fn two_tabs_prompt_follows_focus() {
     tab_a.expect("session_start").await;
     tab_b.expect("session_start").await;
     agent.expect_status(&session_id, "active").await;
+    // A tab opened during the session learns it is in one.
+    let mut tab_c = server
+        .visitor(Some(&short_id), None, false, json!({}))
+        .await;
+    assert_eq!(
+        tab_c.expect("session_continue").await["session_id"],
+        session_id.as_str()
+    );
 }
 
 #[tokio::test]
