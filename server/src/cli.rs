@@ -48,6 +48,9 @@ pub struct Cli {
         global = true
     )]
     pub heartbeat_timeout_seconds: u64,
+    /// Seconds a live session survives when all of the visitor's tabs dropped unannounced.
+    #[arg(long, env = "COVISIT_GRACE_PERIOD_SECONDS", default_value_t = covisit::core::machine::DEFAULT_GRACE_PERIOD_SECONDS, hide = true, global = true)]
+    pub grace_period_seconds: u64,
     /// Lookup-code searches allowed per key and minute on the REST API.
     #[arg(
         long,

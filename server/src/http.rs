@@ -169,7 +169,8 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = cli.public_url(bound);
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone());
+    let grace = cli.grace_period_seconds.clamp(1, 86_400);
+    let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone(), grace);
     let state = Arc::new(AppState {
         store,
         hub: hub.clone(),

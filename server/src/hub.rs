@@ -147,6 +147,7 @@ pub struct Hub {
     jobs: mpsc::UnboundedSender<Job>,
     public_url: String,
     metrics: Arc<Metrics>,
+    grace_period_seconds: u64,
     me: Weak<Hub>,
 }
 
@@ -188,7 +189,14 @@ fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {
 }
 
 impl Hub {
-    pub fn new(store: Arc<dyn Store>, public_url: String, metrics: Arc<Metrics>) -> Arc<Hub> {
+    /// `grace_period_seconds`: how long a live session survives when every tab of the
+    /// visitor vanished without announcing it.
+    pub fn new(
+        store: Arc<dyn Store>,
+        public_url: String,
+        metrics: Arc<Metrics>,
+        grace_period_seconds: u64,
+    ) -> Arc<Hub> {
         let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(store, rx));
         Arc::new_cyclic(|me| Hub {
@@ -196,6 +204,7 @@ impl Hub {
             jobs,
             public_url,
             metrics,
+            grace_period_seconds,
             me: me.clone(),
         })
     }
@@ -287,6 +296,7 @@ impl Hub {
         let options = MachineOptions {
             permissions: config.permissions.clone(),
             authorization_timeout_seconds: config.authorization_timeout_seconds,
+            grace_period_seconds: self.grace_period_seconds,
             ..MachineOptions::default()
         };
         if !inner.visitors.contains_key(&short_id) {

@@ -469,3 +469,27 @@ async fn an_announced_return_that_never_happens_times_out() {
     let ended = agent.expect_status(&session_id, "ended").await;
     assert_eq!(ended["communications"][0]["disconnectType"], "timeout");
 }
+
+#[tokio::test]
+async fn tabs_that_vanish_unannounced_end_with_transport_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), &[("COVISIT_GRACE_PERIOD_SECONDS", "1")]);
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    let mut agent = server.agent("sk_demo", "Grace").await;
+    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    visitor.expect("session_request").await;
+    visitor.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+    visitor.close().await;
+    // The visitor's update comes just before the session's, in the same batch.
+    agent
+        .expect_where("visitor_update", |v| {
+            v["visitor"]["is_online"] == false && v["visitor"]["is_in_session"] == false
+        })
+        .await;
+    let ended = agent.expect_status(&session_id, "ended").await;
+    assert_eq!(
+        ended["communications"][0]["disconnectType"],
+        "transport.failure"
+    );
+}
