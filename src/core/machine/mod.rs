@@ -483,21 +483,18 @@ impl VisitorMachine {
         if !was_online && self.is_live() {
             self.timers.stop(Timer::ExpectedReturn);
             self.timers.stop(Timer::Grace);
-            match &self.phase {
-                Phase::Active(a) => {
-                    let session_id = a.session_id.clone();
-                    self.switch_segment(now, SegmentType::Interact, "resume");
-                    self.events.push_back(Event::SessionContinued {
-                        session_id,
-                        connection_id: id,
-                    });
-                }
-                Phase::Authorizing(_) => self.retarget_prompts(),
-                _ => {}
+            if let Phase::Active(a) = &self.phase {
+                let session_id = a.session_id.clone();
+                self.switch_segment(now, SegmentType::Interact, "resume");
+                self.events.push_back(Event::SessionContinued {
+                    session_id,
+                    connection_id: id,
+                });
             }
-        } else if matches!(self.phase, Phase::Authorizing(_)) {
-            self.retarget_prompts();
         }
+        // A pending prompt, of a session or of control, follows the tab the visitor looks
+        // at now (a no-op when that did not change).
+        self.retarget_prompts();
         self.changed(now);
         Ok(())
     }
@@ -518,6 +515,8 @@ impl VisitorMachine {
                 reason: "must be at most 3600",
             });
         }
+        // Validate before `clamp`: a rejected input must not move the clock.
+        self.open_connection_mut(connection_id)?;
         let now = self.clamp(now);
         let conn = self.open_connection_mut(connection_id)?;
         conn.expected_disconnect = Some(ExpectedDisconnect {
@@ -536,6 +535,8 @@ impl VisitorMachine {
         now: Millis,
         connection_id: &str,
     ) -> Result<(), MachineError> {
+        // Validate before `clamp`: a rejected input must not move the clock.
+        self.open_connection_mut(connection_id)?;
         let now = self.clamp(now);
         let conn = self.open_connection_mut(connection_id)?;
         conn.status = ConnectionStatus::Disconnected;
@@ -561,9 +562,10 @@ impl VisitorMachine {
             if matches!(self.phase, Phase::Active(_)) {
                 self.switch_segment(now, SegmentType::Hold, "hold");
             }
-        } else if matches!(self.phase, Phase::Authorizing(_)) {
-            self.retarget_prompts();
         }
+        // A prompt (session or control) shown in the closed tab moves to an open one;
+        // with none open it waits for the next tab (handle_connect).
+        self.retarget_prompts();
         self.changed(now);
         Ok(())
     }
@@ -575,8 +577,8 @@ impl VisitorMachine {
         connection_id: &str,
         focused: bool,
     ) -> Result<(), MachineError> {
-        let now = self.clamp(now);
         self.open_connection_mut(connection_id)?;
+        let now = self.clamp(now);
         self.set_focus(now, connection_id, focused);
         self.retarget_prompts();
         self.changed(now);
@@ -590,6 +592,7 @@ impl VisitorMachine {
         connection_id: &str,
         url: String,
     ) -> Result<(), MachineError> {
+        self.open_connection_mut(connection_id)?;
         let now = self.clamp(now);
         self.open_connection_mut(connection_id)?.current_url = Some(url);
         self.changed(now);
@@ -875,6 +878,14 @@ impl VisitorMachine {
         else {
             return Err(self.control_error("control_grant", "requested"));
         };
+        // The tab that asked is gone (every tab closed): control must not be granted to
+        // a tab that can never lose focus; the request is asked again in the next tab.
+        if self
+            .connection(&connection_id)
+            .is_none_or(connection_closed)
+        {
+            return Err(MachineError::VisitorOffline);
+        }
         let now = self.clamp(now);
         self.set_control(
             now,
