@@ -500,7 +500,8 @@ impl VisitorMachine {
     }
 
     /// The page announced it is leaving (navigation, `expectDisconnect`). The return
-    /// time counts from `now`; `None` takes the default.
+    /// time counts from the moment the tab actually disconnects, so a page may announce
+    /// early; `None` takes the default.
     pub fn handle_expect_disconnect(
         &mut self,
         now: Millis,
