@@ -3,6 +3,8 @@
 //! with or without authorization, answers, two agents joining and leaving, remote
 //! control, time passing and sometimes going backwards) with SPEC.md section 2's
 //! invariants checked after every step.
+// Native only: these use proptest or the file system, which wasm32 lacks.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,6 +1,8 @@
 //! Misuse of the core's public API. Each test names what a caller (the facade, the
 //! server, a page's config) got wrong and what it must see: a typed error with a stable
 //! code, and a machine whose state did not change at all.
+// Native only: these use proptest or the file system, which wasm32 lacks.
+#![cfg(not(target_arch = "wasm32"))]
 
 use covisit::core::config::{parse_config, parse_identity_update, ConfigError};
 use covisit::core::machine::{

@@ -2,6 +2,8 @@
 //! encode → decode unchanged, and no input a peer can send (random text, random bytes,
 //! truncated frames, JSON with made-up types, oversized frames) makes decoding panic.
 //! Unknown types are `unknown_message_type`, oversized frames `frame_too_large`.
+// Native only: these use proptest or the file system, which wasm32 lacks.
+#![cfg(not(target_arch = "wasm32"))]
 
 use covisit::core::protocol::{
     decode, encode, AgentMessage, ConnectionHello, FoundBy, ProtocolError, ServerToAgent,

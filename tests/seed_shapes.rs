@@ -6,6 +6,8 @@
 //! Fixture format: `{"Object": {"source", "casing", "fields": {name: [json types]},
 //! "values"?: {name: [allowed strings]}, "parts"?: {name: "Object"}}}`. A part names the
 //! fixture entry describing a nested object (for an array: each element).
+// Native only: these use proptest or the file system, which wasm32 lacks.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
