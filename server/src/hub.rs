@@ -1,8 +1,12 @@
 //! The in-memory world: one [`VisitorMachine`] per online visitor (or visitor with a
 //! live session), the agent sockets, and the sessions' records. Everything sits behind
-//! one mutex that is never held across an `.await`; outbound frames go to per-socket
-//! unbounded channels and persistence jobs to one writer task, both sent while the lock
-//! is held so that their order is the order of the changes.
+//! one mutex that is never held across an `.await`. Persistence jobs *and* outbound
+//! frames go, while the lock is held, into one ordered queue drained by the writer
+//! task: it commits the queued writes in one transaction (group commit) and only then
+//! hands the frames queued with them to the sockets. So whatever a client is told
+//! (a session went live, a note was added) is already durable when it hears of it,
+//! and frames keep the order of the changes. Frames that carry no state (heartbeat
+//! acks, error frames) go straight to the socket.
 //!
 //! The machine decides; the hub only routes its events (SPEC.md section 2) and keeps
 //! the seed records (Visitor, Session, Cobrowsesession) in step with it. Each visitor's
@@ -32,7 +36,7 @@ use tokio::task::JoinHandle;
 
 use crate::http::Metrics;
 use crate::keys::random_hex;
-use crate::store::Store;
+use crate::store::{Store, Write};
 
 /// The wall clock, as the core's [`Millis`].
 pub fn now() -> Millis {
@@ -82,15 +86,15 @@ impl From<config::ConfigError> for HubError {
     }
 }
 
-/// A write for the store, applied in order by the writer task.
+/// An entry of the writer task's ordered queue.
 enum Job {
-    Visitor(i64, Box<Visitor>),
-    Connection(String, Box<covisit::core::model::Connection>),
-    Session(i64, Box<Session>, &'static str),
-    SessionAgent(String, Agent),
-    Note(String, String, String),
-    Communication(String, Box<Cobrowsesession>),
-    Flush(oneshot::Sender<()>),
+    /// A store write.
+    Write(Write),
+    /// A frame for a socket, handed over once every write queued before it committed.
+    Deliver(Tx, Out),
+    /// Answered (true when every write queued before it committed) once every write
+    /// queued before it committed.
+    Flush(oneshot::Sender<bool>),
 }
 
 /// One agent's part in a session: its viewer communication.
@@ -146,7 +150,6 @@ pub struct Hub {
     inner: Mutex<Inner>,
     jobs: mpsc::UnboundedSender<Job>,
     public_url: String,
-    metrics: Arc<Metrics>,
     grace_period_seconds: u64,
     me: Weak<Hub>,
 }
@@ -198,12 +201,11 @@ impl Hub {
         grace_period_seconds: u64,
     ) -> Arc<Hub> {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(store, rx));
+        tokio::spawn(writer(store, rx, metrics));
         Arc::new_cyclic(|me| Hub {
             inner: Mutex::new(Inner::default()),
             jobs,
             public_url,
-            metrics,
             grace_period_seconds,
             me: me.clone(),
         })
@@ -219,17 +221,21 @@ impl Hub {
         let _ = self.jobs.send(job);
     }
 
-    /// Waits until every write queued so far is in the store.
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        self.job(Job::Flush(tx));
-        let _ = rx.await;
+    fn write(&self, write: Write) {
+        self.job(Job::Write(write));
     }
 
+    /// Waits until every write queued so far is committed; false when one of them
+    /// failed (the caller must not report success then).
+    pub async fn flush(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        self.job(Job::Flush(tx));
+        rx.await.unwrap_or(false)
+    }
+
+    /// Queues a frame behind the writes queued so far (see the module comment).
     fn send(&self, tx: &Tx, text: String) {
-        if tx.send(Out::Text(text)).is_ok() {
-            self.metrics.relayed();
-        }
+        self.job(Job::Deliver(tx.clone(), Out::Text(text)));
     }
 
     /// (online visitors, live sessions) for `/metrics`.
@@ -405,9 +411,7 @@ impl Hub {
                 let frame = ServerToVisitor::SessionContinue {
                     session_id: session_id.to_string(),
                 };
-                if tx.send(Out::Text(encode(&frame))).is_ok() {
-                    self.metrics.relayed();
-                }
+                self.send(&tx, encode(&frame));
             }
         }
         entry.sockets.insert(connection_id.clone(), tx);
@@ -554,10 +558,10 @@ impl Hub {
                             s.session.visitor_agent_rating = Some(f64::from(rating));
                             s.session.visitor_agent_feedback = feedback;
                         }
-                        self.job(Job::Session(
+                        self.write(Write::Session(
                             account_id,
                             Box::new(s.session.clone()),
-                            "ended",
+                            "ended".into(),
                         ));
                         return Ok(());
                     }
@@ -761,7 +765,7 @@ impl Hub {
             visitor_id: short_id.to_string(),
             went_live: false,
         };
-        let agent_job = Job::SessionAgent(session_id.clone(), agent.clone());
+        let agent_job = Write::SessionAgent(session_id.clone(), Box::new(agent.clone()));
         inner.sessions.insert(
             session_id.clone(),
             SessionEntry {
@@ -787,7 +791,7 @@ impl Hub {
         );
         self.after_change(inner, short_id, now);
         // After the session row exists (session_agents references it).
-        self.job(agent_job);
+        self.write(agent_job);
         Ok((session_id, viewer_url))
     }
 
@@ -820,7 +824,10 @@ impl Hub {
             CommunicationState::Alerting
         };
         entry.machine.handle_agent_join(now, agent.clone())?;
-        self.job(Job::SessionAgent(session_id.to_string(), agent.clone()));
+        self.write(Write::SessionAgent(
+            session_id.to_string(),
+            Box::new(agent.clone()),
+        ));
         if let Some(s) = inner.sessions.get_mut(session_id) {
             if let Some(p) = s.parts.iter_mut().find(|p| p.agent.id == agent.id) {
                 p.left = None;
@@ -948,11 +955,11 @@ impl Hub {
             text: text.clone(),
             by: by.to_string(),
         });
-        self.job(Job::Note(session_id.to_string(), by.to_string(), text));
-        self.job(Job::Session(
+        self.write(Write::Note(session_id.to_string(), by.to_string(), text));
+        self.write(Write::Session(
             account_id,
             Box::new(s.session.clone()),
-            s.status.as_str(),
+            s.status.as_str().into(),
         ));
         let frame = session_update(s);
         let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
@@ -1025,7 +1032,8 @@ impl Hub {
             self.after_change(inner, short_id, now);
             if let Some(entry) = inner.visitors.remove(short_id) {
                 for tx in entry.sockets.values() {
-                    let _ = tx.send(Out::Close);
+                    // Behind the session_end frame queued above.
+                    self.job(Job::Deliver(tx.clone(), Out::Close));
                 }
                 if let Some((_, h)) = entry.timer {
                     h.abort();
@@ -1162,7 +1170,7 @@ impl Hub {
                 );
             }
             for c in entry.machine.connections() {
-                self.job(Job::Connection(short_id.to_string(), Box::new(c.clone())));
+                self.write(Write::Connection(short_id.to_string(), Box::new(c.clone())));
             }
         }
         // The visitor record.
@@ -1224,19 +1232,19 @@ impl Hub {
                     }
                 }
             }
-            self.job(Job::Session(
+            self.write(Write::Session(
                 account_id,
                 Box::new(s.session.clone()),
-                s.status.as_str(),
+                s.status.as_str().into(),
             ));
             for c in communications(s) {
-                self.job(Job::Communication(sid.clone(), Box::new(c)));
+                self.write(Write::Communication(sid.clone(), Box::new(c)));
             }
             let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
             Some((session_update(s), ids))
         });
         if visitor_changed || state_changed {
-            self.job(Job::Visitor(account_id, Box::new(view.clone())));
+            self.write(Write::Visitor(account_id, Box::new(view.clone())));
         }
         let update =
             visitor_changed.then(|| encode(&ServerToAgent::VisitorUpdate { visitor: view }));
@@ -1425,24 +1433,79 @@ fn session_update(s: &SessionEntry) -> String {
     })
 }
 
-/// Applies store writes in order; errors are logged (without personal data) and the
-/// server keeps running on its in-memory state.
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(job) = rx.recv().await {
-        let result = match job {
-            Job::Visitor(account, v) => store.upsert_visitor(account, &v).await,
-            Job::Connection(short_id, c) => store.upsert_connection(&short_id, &c).await,
-            Job::Session(account, s, status) => store.upsert_session(account, &s, status).await,
-            Job::SessionAgent(sid, a) => store.upsert_session_agent(&sid, &a).await,
-            Job::Note(sid, by, text) => store.add_note(&sid, &by, &text).await,
-            Job::Communication(sid, c) => store.upsert_communication(&sid, &c).await,
-            Job::Flush(done) => {
-                let _ = done.send(());
-                Ok(())
+/// Most jobs taken from the queue for one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Drains the queue: every job waiting is taken at once, its writes are committed in
+/// one transaction (group commit; a later write of the same record replaces an earlier
+/// one in the batch), and only then are its frames delivered and its flushes answered,
+/// in queue order. Errors are logged (without personal data) and the server keeps
+/// running on its in-memory state; flushes then answer false.
+async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch: Vec<Job> = Vec::new();
+    let mut failed = false;
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut writes: Vec<Write> = Vec::new();
+        let mut slots: HashMap<(u8, String), usize> = HashMap::new();
+        let mut after: Vec<Job> = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            match job {
+                Job::Write(w) => {
+                    // Keep the first position (rows that later writes refer to exist by
+                    // then) with the last content.
+                    match w.key().map(|(k, id)| (k, id.to_string())) {
+                        Some(key) => match slots.get(&key) {
+                            Some(&i) => writes[i] = w,
+                            None => {
+                                slots.insert(key, writes.len());
+                                writes.push(w);
+                            }
+                        },
+                        None => writes.push(w),
+                    }
+                }
+                other => after.push(other),
+            }
+        }
+        // A failure answers the flushes of this batch and the next one with false
+        // (a write may sit in the batch before its flush's).
+        let previous_failed = failed;
+        failed = if writes.is_empty() {
+            false
+        } else {
+            match store.write_batch(writes).await {
+                Ok(results) => {
+                    let mut failed = false;
+                    for e in results.into_iter().filter_map(Result::err) {
+                        tracing::error!(error = %e, "store write failed");
+                        failed = true;
+                    }
+                    failed
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "store transaction failed");
+                    true
+                }
             }
         };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "store write failed");
+        let ok = !failed && !previous_failed;
+        for job in after {
+            match job {
+                Job::Deliver(tx, out) => {
+                    let text = matches!(out, Out::Text(_));
+                    if tx.send(out).is_ok() && text {
+                        metrics.relayed();
+                    }
+                }
+                Job::Flush(done) => {
+                    let _ = done.send(ok);
+                }
+                Job::Write(_) => {}
+            }
         }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Reads consult the hub first (live state is freshest) and the store otherwise,
 //! after flushing queued writes so a read never misses a change it follows.
+//! Writes answer success only once their store write committed ([`durable`]): an
+//! acknowledged change survives a crash of the process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -105,6 +107,19 @@ async fn auth(state: &Shared, headers: &HeaderMap) -> Result<i64, ApiError> {
         Ok(Some(id)) => Ok(id),
         Ok(None) => Err(unauthorized("unknown key")),
         Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Waits until the hub's queued writes (the caller's among them) are committed.
+async fn durable(state: &Shared) -> Result<(), ApiError> {
+    if state.hub.flush().await {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the change could not be stored",
+        ))
     }
 }
 
@@ -258,7 +273,7 @@ async fn delete_visitor(
             return Err(ApiError::not_found("visitor"));
         }
         let in_memory = state.hub.erase_visitor(account, &short_id);
-        state.hub.flush().await;
+        durable(&state).await?;
         let stored = state
             .store
             .erase_visitor(account, &short_id)
@@ -325,6 +340,7 @@ async fn request_session(
             .hub
             .request_session(account, &short_id, agent, SessionSource::Api)
             .map_err(hub_error)?;
+        durable(&state).await?;
         Ok((
             StatusCode::CREATED,
             Json(json!({ "session_id": session_id, "viewer_url": viewer_url })),
@@ -406,6 +422,7 @@ async fn end_session(
             ));
         }
         state.hub.end_session(account, &id).map_err(hub_error)?;
+        durable(&state).await?;
         Ok(Json(find_session(&state, account, &id).await?).into_response())
     })
     .await
@@ -458,6 +475,7 @@ async fn add_note(
             }
             Err(e) => return Err(hub_error(e)),
         }
+        durable(&state).await?;
         let session = find_session(&state, account, &id).await?;
         Ok((
             StatusCode::CREATED,

@@ -34,8 +34,38 @@ pub struct StoredSession {
     pub status: String,
 }
 
+/// One write of the hub's ordered queue. A batch of them is applied in one
+/// transaction by [`Store::write_batch`] (group commit).
+#[derive(Debug, Clone)]
+pub enum Write {
+    Visitor(i64, Box<Visitor>),
+    Connection(String, Box<Connection>),
+    Session(i64, Box<Session>, String),
+    SessionAgent(String, Box<Agent>),
+    Note(String, String, String),
+    Communication(String, Box<Cobrowsesession>),
+}
+
+impl Write {
+    /// Writes with the same key replace each other (upserts of a whole record); notes
+    /// and other appends have none.
+    pub fn key(&self) -> Option<(u8, &str)> {
+        match self {
+            Write::Visitor(_, v) => Some((0, &v.short_id)),
+            Write::Connection(_, c) => Some((1, &c.unique_connection_id)),
+            Write::Session(_, s, _) => Some((2, &s.id)),
+            Write::Communication(_, c) => Some((3, &c.id)),
+            Write::SessionAgent(..) | Write::Note(..) => None,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Applies `writes` in order in one transaction and returns once it is committed
+    /// (durable). The outer error means nothing was committed; the inner results say
+    /// which single writes failed (the others are committed).
+    async fn write_batch(&self, writes: Vec<Write>) -> StoreResult<Vec<StoreResult<()>>>;
     /// Creates an account with one key pair; `secret_hash` is the hash of the secret.
     async fn create_account(
         &self,
@@ -45,12 +75,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<i64>;
     async fn account_by_public_key(&self, public_key: &str) -> StoreResult<Option<i64>>;
     async fn account_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<i64>>;
-    async fn upsert_visitor(&self, account_id: i64, visitor: &Visitor) -> StoreResult<()>;
     async fn get_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<Option<Visitor>>;
     async fn list_visitors(&self, account_id: i64) -> StoreResult<Vec<Visitor>>;
     /// Deletes the visitor and its connections; nulls personal data in its sessions.
     async fn erase_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<bool>;
-    async fn upsert_connection(&self, short_id: &str, connection: &Connection) -> StoreResult<()>;
     async fn upsert_session(
         &self,
         account_id: i64,
@@ -63,13 +91,7 @@ pub trait Store: Send + Sync + 'static {
         account_id: i64,
         visitor_id: Option<&str>,
     ) -> StoreResult<Vec<StoredSession>>;
-    async fn upsert_session_agent(&self, session_id: &str, agent: &Agent) -> StoreResult<()>;
     async fn add_note(&self, session_id: &str, agent_id: &str, text: &str) -> StoreResult<()>;
-    async fn upsert_communication(
-        &self,
-        session_id: &str,
-        communication: &Cobrowsesession,
-    ) -> StoreResult<()>;
     async fn list_communications(&self, session_id: &str) -> StoreResult<Vec<Cobrowsesession>>;
     /// After a restart nobody is connected: visitors go offline, live sessions end.
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()>;
@@ -155,8 +177,14 @@ impl SqliteStore {
         }
         let conn = rusqlite::Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL is durable across process crashes in WAL mode (only power loss can
-        // lose the last transactions), which is what kill -9 tests check.
+        // Durability contract: a write is acknowledged to a client only after the
+        // transaction holding it committed (see `write_batch` and the hub's queue).
+        // In WAL mode with synchronous=NORMAL a commit has been written to the WAL
+        // file (in the OS page cache) when COMMIT returns, so it survives a crash of
+        // this process (kill -9, panic, OOM kill): the kill -9 tests in
+        // tests/robustness.rs check exactly that. Only an OS crash or power loss can
+        // lose the last commits before the next WAL checkpoint's fsync; FULL would
+        // fsync every commit to cover that too, at a cost per commit.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -181,6 +209,77 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
+}
+
+impl SqliteStore {
+    async fn write_one(&self, write: Write) -> StoreResult<()> {
+        self.write_batch(vec![write]).await?.pop().unwrap_or(Ok(()))
+    }
+}
+
+/// One write inside the batch's transaction.
+fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
+    match write {
+        Write::Visitor(account_id, visitor) => {
+            c.execute(
+                "INSERT INTO visitors (short_id, account_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(short_id) DO UPDATE SET data = excluded.data,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE visitors.account_id = excluded.account_id",
+                params![visitor.short_id, account_id, serde_json::to_string(visitor)?],
+            )?;
+        }
+        Write::Connection(short_id, connection) => {
+            c.execute(
+                "INSERT INTO connections (unique_connection_id, short_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(unique_connection_id) DO UPDATE SET data = excluded.data,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                params![
+                    connection.unique_connection_id,
+                    short_id,
+                    serde_json::to_string(connection)?
+                ],
+            )?;
+        }
+        Write::Session(account_id, session, status) => {
+            c.execute(
+                "INSERT INTO sessions (id, account_id, visitor_id, status, started_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data
+                 WHERE sessions.account_id = excluded.account_id",
+                params![session.id, account_id, session.visitor_id, status, session.started_at, serde_json::to_string(session)?],
+            )?;
+        }
+        Write::SessionAgent(session_id, agent) => {
+            c.execute(
+                "INSERT INTO session_agents (session_id, agent_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(session_id, agent_id) DO UPDATE SET data = excluded.data",
+                params![session_id, agent.id, serde_json::to_string(agent)?],
+            )?;
+        }
+        Write::Note(session_id, agent_id, text) => {
+            c.execute(
+                "INSERT INTO notes (session_id, agent_id, text) VALUES (?1, ?2, ?3)",
+                params![session_id, agent_id, text],
+            )?;
+        }
+        Write::Communication(session_id, communication) => {
+            let role = serde_json::to_value(communication.cobrowse_role)?
+                .as_str()
+                .unwrap_or("viewer")
+                .to_string();
+            c.execute(
+                "INSERT INTO communications (id, session_id, role, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data,
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                params![
+                    communication.id,
+                    session_id,
+                    role,
+                    serde_json::to_string(communication)?
+                ],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn migrate(conn: &rusqlite::Connection) -> StoreResult<()> {
@@ -220,6 +319,18 @@ fn parse_sessions(rows: Vec<(String, String)>) -> StoreResult<Vec<StoredSession>
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn write_batch(&self, writes: Vec<Write>) -> StoreResult<Vec<StoreResult<()>>> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            // A failing statement is rolled back alone (SQLite's default ABORT); the
+            // rest of the batch still commits.
+            let results = writes.iter().map(|w| apply(&tx, w)).collect();
+            tx.commit()?;
+            Ok(results)
+        })
+        .await
+    }
+
     async fn create_account(
         &self,
         name: &str,
@@ -267,21 +378,6 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .optional()?)
-        })
-        .await
-    }
-
-    async fn upsert_visitor(&self, account_id: i64, visitor: &Visitor) -> StoreResult<()> {
-        let data = serde_json::to_string(visitor)?;
-        let short_id = visitor.short_id.clone();
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO visitors (short_id, account_id, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(short_id) DO UPDATE SET data = excluded.data,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE visitors.account_id = excluded.account_id",
-                params![short_id, account_id, data],
-            )?;
-            Ok(())
         })
         .await
     }
@@ -351,46 +447,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn upsert_connection(&self, short_id: &str, connection: &Connection) -> StoreResult<()> {
-        let data = serde_json::to_string(connection)?;
-        let (short_id, id) = (
-            short_id.to_string(),
-            connection.unique_connection_id.clone(),
-        );
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO connections (unique_connection_id, short_id, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(unique_connection_id) DO UPDATE SET data = excluded.data,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-                params![id, short_id, data],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn upsert_session(
         &self,
         account_id: i64,
         session: &Session,
         status: &str,
     ) -> StoreResult<()> {
-        let data = serde_json::to_string(session)?;
-        let (id, visitor_id, started_at, status) = (
-            session.id.clone(),
-            session.visitor_id.clone(),
-            session.started_at.clone(),
+        self.write_one(Write::Session(
+            account_id,
+            Box::new(session.clone()),
             status.to_string(),
-        );
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO sessions (id, account_id, visitor_id, status, started_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data
-                 WHERE sessions.account_id = excluded.account_id",
-                params![id, account_id, visitor_id, status, started_at, data],
-            )?;
-            Ok(())
-        })
+        ))
         .await
     }
 
@@ -428,56 +495,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn upsert_session_agent(&self, session_id: &str, agent: &Agent) -> StoreResult<()> {
-        let data = serde_json::to_string(agent)?;
-        let (sid, aid) = (session_id.to_string(), agent.id.clone());
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO session_agents (session_id, agent_id, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(session_id, agent_id) DO UPDATE SET data = excluded.data",
-                params![sid, aid, data],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn add_note(&self, session_id: &str, agent_id: &str, text: &str) -> StoreResult<()> {
-        let (sid, aid, text) = (
+        self.write_one(Write::Note(
             session_id.to_string(),
             agent_id.to_string(),
             text.to_string(),
-        );
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO notes (session_id, agent_id, text) VALUES (?1, ?2, ?3)",
-                params![sid, aid, text],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn upsert_communication(
-        &self,
-        session_id: &str,
-        communication: &Cobrowsesession,
-    ) -> StoreResult<()> {
-        let data = serde_json::to_string(communication)?;
-        let role = serde_json::to_value(communication.cobrowse_role)?
-            .as_str()
-            .unwrap_or("viewer")
-            .to_string();
-        let (sid, id) = (session_id.to_string(), communication.id.clone());
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO communications (id, session_id, role, data) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(id) DO UPDATE SET data = excluded.data,
-                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-                params![id, sid, role, data],
-            )?;
-            Ok(())
-        })
+        ))
         .await
     }
 

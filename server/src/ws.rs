@@ -164,6 +164,8 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
     };
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
     let (short_id, connection_id) = (welcome.short_id, welcome.connection_id);
+    // The welcome acknowledges the visitor's record: it is sent once that is stored.
+    state.hub.flush().await;
     if sink
         .send(Message::Text(welcome.frame.into()))
         .await

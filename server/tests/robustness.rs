@@ -323,15 +323,28 @@ async fn data_survives_a_crash() {
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "authorize"})).await;
     agent.expect_status(&second, "active").await;
-    // Listing reads from the store after flushing queued writes: after this answer,
-    // everything above is on disk.
-    let (status, _) = server
+    // A note acknowledged by REST, then one whose session_update reached the agent:
+    // kill -9 the moment the push arrives, with nothing in between.
+    let (status, reply) = server
         .rest("sk_demo")
-        .get(&format!("/api/v1/sessions?visitor_id={short_id}"))
+        .post(
+            &format!("/api/v1/sessions/{second}/notes"),
+            r#"{"text": "by rest"}"#,
+        )
         .await;
-    assert_eq!(status, 200);
-
+    assert_eq!(status, 201, "{reply}");
+    agent
+        .send(json!({"type": "note", "session_id": second, "text": "last words"}))
+        .await;
+    agent
+        .expect_where("session_update", |v| {
+            v["session"]["agent_notes"]
+                .as_array()
+                .is_some_and(|n| n.len() == 2)
+        })
+        .await;
     server.kill();
+
     let server = server.restart();
     let rest = server.rest("sk_demo");
     let (status, s1) = rest.get(&format!("/api/v1/sessions/{first}")).await;
@@ -343,6 +356,10 @@ async fn data_survives_a_crash() {
     let (_, s2) = rest.get(&format!("/api/v1/sessions/{second}")).await;
     assert_eq!(s2["status"], "ended");
     assert!(s2["ended_at"].is_string());
+    assert_eq!(s2["went_live"], true, "{s2}");
+    assert_eq!(s2["session_authorized"], true, "{s2}");
+    assert_eq!(s2["agent_notes"][0]["text"], "by rest", "{s2}");
+    assert_eq!(s2["agent_notes"][1]["text"], "last words", "{s2}");
     let (_, comms) = rest
         .get(&format!("/api/v1/sessions/{first}/communications"))
         .await;
@@ -361,6 +378,89 @@ async fn data_survives_a_crash() {
     // The visitor comes back with its stored id.
     let back = server.visitor(Some(&short_id), None, true, json!({})).await;
     assert_eq!(back.short_id(), short_id);
+}
+
+/// Every REST write answered with success is on disk when the answer arrives: kill -9
+/// right after each answer, restart, and the change is there.
+#[tokio::test]
+async fn acknowledged_rest_writes_survive_an_immediate_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let visitor = server
+        .visitor(None, None, true, json!({"uniqueId": "cust-9"}))
+        .await;
+    let short_id = visitor.short_id();
+    let agent_body = r#"{"agent": {"name": "Ada", "external_id": "ada-1"}}"#;
+
+    // session_requests 201, then kill.
+    let (status, created) = server
+        .rest("sk_demo")
+        .post(
+            &format!("/api/v1/visitors/{short_id}/session_requests"),
+            agent_body,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let first = created["session_id"].as_str().unwrap().to_string();
+    let server = server.restart();
+    let rest = server.rest("sk_demo");
+    let (status, s) = rest.get(&format!("/api/v1/sessions/{first}")).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["source"], "api");
+    assert_eq!(s["agents"][0]["name"], "Ada", "{s}");
+
+    // end 200, then kill.
+    let visitor = server.visitor(Some(&short_id), None, true, json!({})).await;
+    let (status, created) = rest
+        .post(
+            &format!("/api/v1/visitors/{short_id}/session_requests"),
+            agent_body,
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let second = created["session_id"].as_str().unwrap().to_string();
+    let (status, ended) = rest
+        .post(&format!("/api/v1/sessions/{second}/end"), "{}")
+        .await;
+    assert_eq!(
+        (status, &ended["status"]),
+        (200, &json!("ended")),
+        "{ended}"
+    );
+    let server = server.restart();
+    let rest = server.rest("sk_demo");
+    let (_, s) = rest.get(&format!("/api/v1/sessions/{second}")).await;
+    assert_eq!(s["status"], "ended", "{s}");
+    assert_eq!(s["ended_at"], ended["ended_at"], "{s}");
+
+    // A note on the ended (stored-only) session: 201, then kill.
+    let (status, reply) = rest
+        .post(
+            &format!("/api/v1/sessions/{second}/notes"),
+            r#"{"text": "follow up"}"#,
+        )
+        .await;
+    assert_eq!(status, 201, "{reply}");
+    let server = server.restart();
+    let rest = server.rest("sk_demo");
+    let (_, s) = rest.get(&format!("/api/v1/sessions/{second}")).await;
+    assert_eq!(s["agent_notes"][0]["text"], "follow up", "{s}");
+
+    // Erasure 200, then kill: the visitor is gone and its sessions are scrubbed.
+    let _visitor = server.visitor(Some(&short_id), None, true, json!({})).await;
+    drop(visitor);
+    let (status, reply) = rest
+        .call("DELETE", &format!("/api/v1/visitors/{short_id}"), None)
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let server = server.restart();
+    let rest = server.rest("sk_demo");
+    assert_eq!(
+        rest.get(&format!("/api/v1/visitors/{short_id}")).await.0,
+        404
+    );
+    let (_, s) = rest.get(&format!("/api/v1/sessions/{first}")).await;
+    assert_eq!(s["visitor_unique_id"], Value::Null, "{s}");
 }
 
 #[tokio::test]
