@@ -1157,11 +1157,11 @@ impl Hub {
             let status = entry.machine.status();
             let communication = entry.machine.communication().cloned();
             for (cid, tx) in &entry.sockets {
-                let state = VisitorState {
+                let state = VisitorState::new(
                     status,
-                    connection: entry.machine.connection(cid).cloned(),
-                    communication: communication.clone(),
-                };
+                    entry.machine.connection(cid),
+                    communication.as_ref(),
+                );
                 self.send(
                     tx,
                     encode(&ServerToVisitor::State {

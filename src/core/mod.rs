@@ -5,6 +5,7 @@
 //! [`Millis`] argument, outputs are drained with `poll_*`. That keeps the same code
 //! usable natively (server, tests) and in wasm (the SDK facade).
 
+pub mod client;
 pub mod config;
 pub mod derive;
 pub mod machine;

@@ -83,8 +83,9 @@ pub enum VisitorMessage {
     Unknown,
 }
 
-/// Server → visitor (SDK).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Server → visitor (SDK). `Deserialize` is written by hand below: it is the one
+/// decoder in the wasm bundle, and the derived one for a `type`-tagged enum costs ~40 KB.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToVisitor {
     Welcome {
@@ -127,6 +128,69 @@ pub enum ServerToVisitor {
     Error(ErrorFrame),
     #[serde(other)]
     Unknown,
+}
+
+impl<'de> Deserialize<'de> for ServerToVisitor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut value = Value::deserialize(deserializer)?;
+        let Some(fields) = value.as_object_mut() else {
+            return Err(D::Error::custom("a frame must be a JSON object"));
+        };
+        let kind = match fields.remove("type") {
+            Some(Value::String(kind)) => kind,
+            _ => return Err(D::Error::missing_field("type")),
+        };
+        fn take<T: serde::de::DeserializeOwned, E: Error>(
+            fields: &mut serde_json::Map<String, Value>,
+            key: &'static str,
+        ) -> Result<T, E> {
+            serde_json::from_value(fields.remove(key).unwrap_or(Value::Null))
+                .map_err(|e| E::custom(format_args!("field `{key}`: {e}")))
+        }
+        let f = fields;
+        Ok(match kind.as_str() {
+            "welcome" => ServerToVisitor::Welcome {
+                protocol_version: take(f, "protocol_version")?,
+                short_id: take(f, "short_id")?,
+                unique_connection_id: take(f, "uniqueConnectionId")?,
+                lookup_code: take(f, "lookup_code")?,
+            },
+            "session_request" => ServerToVisitor::SessionRequest {
+                session_id: take(f, "session_id")?,
+                agent: take(f, "agent")?,
+            },
+            "session_start" => ServerToVisitor::SessionStart {
+                session_id: take(f, "session_id")?,
+            },
+            "session_continue" => ServerToVisitor::SessionContinue {
+                session_id: take(f, "session_id")?,
+            },
+            "session_end" => ServerToVisitor::SessionEnd {
+                session_id: take(f, "session_id")?,
+                disconnect_type: take(f, "disconnectType")?,
+            },
+            "control_request" => ServerToVisitor::ControlRequest {
+                agent: take(f, "agent")?,
+            },
+            "control_start" => ServerToVisitor::ControlStart {
+                agent_id: take(f, "agent_id")?,
+            },
+            "control_end" => ServerToVisitor::ControlEnd {
+                agent_id: take(f, "agent_id")?,
+                reason: take(f, "reason")?,
+            },
+            "state" => ServerToVisitor::State {
+                state: take(f, "state")?,
+            },
+            "heartbeat_ack" => ServerToVisitor::HeartbeatAck,
+            "error" => ServerToVisitor::Error(ErrorFrame {
+                code: take(f, "code")?,
+                message: take(f, "message")?,
+            }),
+            _ => ServerToVisitor::Unknown,
+        })
+    }
 }
 
 /// Agent console → server.
@@ -208,8 +272,26 @@ pub enum ServerToAgent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisitorState {
     pub status: SessionStatus,
-    pub connection: Option<Connection>,
-    pub communication: Option<Cobrowsesession>,
+    /// The tab's seed Connection object (camelCase, every field).
+    pub connection: Option<Value>,
+    /// The visitor's seed Cobrowsesession (camelCase, every field that applies).
+    pub communication: Option<Value>,
+}
+
+impl VisitorState {
+    /// Builds the frame from the typed seed objects. The tab mirrors them without
+    /// decoding their fields, which keeps their deserializers out of the wasm bundle.
+    pub fn new(
+        status: SessionStatus,
+        connection: Option<&Connection>,
+        communication: Option<&Cobrowsesession>,
+    ) -> Self {
+        VisitorState {
+            status,
+            connection: connection.and_then(|c| serde_json::to_value(c).ok()),
+            communication: communication.and_then(|c| serde_json::to_value(c).ok()),
+        }
+    }
 }
 
 /// An error answered on a socket; the socket and the session survive it.

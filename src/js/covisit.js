@@ -1,48 +1,73 @@
-// covisit script-tag loader: served as /sdk/covisit.js. Loads the wasm SDK next to it
-// and replays the calls the page queued on window.Covisit before the SDK arrived.
+// covisit script-tag loader, served as /sdk/covisit.js. Loads the SDK's ES module next
+// to it and replays the calls the page queued on window.Covisit before it arrived:
+//   Covisit('init', config); Covisit('on', 'sessionStart', fn); Covisit('getState', cb) ...
 (function () {
   'use strict';
   var script = document.currentScript;
-  var base = script && script.src ? script.src.replace(/[^/]*$/, '') : '/sdk/';
+  var base = script && script.src ? script.src.replace(/[^/?#]*([?#].*)?$/, '') : '/sdk/';
   var queued = (window.Covisit && window.Covisit.q) || [];
-  var sdk = null;
-  var pending = [];
+  var mod = null;
+  var instance = null;
+  var starting = false;
+  var waiting = [];
+
+  function report(e) {
+    if (window.console) console.error('[covisit]', (e && e.code) || '', (e && e.message) || e);
+  }
+
+  // Commands that call back instead of returning.
+  var CALLBACKS = {
+    getState: function (cv, cb) { cb(cv.state()); },
+    getLookupCode: function (cv, cb) { cv.lookupCode().then(cb, report); },
+    getVersion: function (cv, cb) { cb(mod.version()); }
+  };
+  var METHODS = ['authorize', 'deny', 'end', 'grantControl', 'denyControl', 'revokeControl',
+    'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'on', 'off', 'stop'];
 
   function run(args) {
     var command = args[0];
     var rest = Array.prototype.slice.call(args, 1);
+    if (command === 'init') {
+      if (starting) return report({ code: 'already_initialized', message: 'Covisit("init") was called twice' });
+      starting = true;
+      mod.startCovisit(rest[0]).then(function (cv) {
+        instance = cv;
+        var calls = waiting;
+        waiting = [];
+        for (var i = 0; i < calls.length; i++) run(calls[i]);
+      }, report);
+      return;
+    }
+    if (!instance) { waiting.push(args); return; }
     try {
-      switch (command) {
-        case 'init':
-          sdk.config = sdk.validateConfig(rest[0]);
-          return;
-        case 'getVersion':
-          if (typeof rest[0] === 'function') rest[0](sdk.version());
-          return;
-        default:
-          throw Object.assign(new Error('unknown covisit command `' + command + '`'), { code: 'unknown_command' });
+      if (CALLBACKS[command]) {
+        if (typeof rest[0] !== 'function') throw Object.assign(new Error(command + ' needs a callback'), { code: 'invalid_argument' });
+        return CALLBACKS[command](instance, rest[0]);
       }
+      if (METHODS.indexOf(command) < 0) throw Object.assign(new Error('unknown covisit command `' + command + '`'), { code: 'unknown_command' });
+      var result = instance[command].apply(instance, rest);
+      if (command === 'stop') { instance = null; starting = false; }
+      return result;
     } catch (e) {
-      if (window.console) console.error('[covisit]', e.code || '', e.message);
+      report(e);
     }
   }
 
+  var pending = [];
   function Covisit() {
-    if (sdk) run(arguments);
+    if (mod) run(arguments);
     else pending.push(arguments);
   }
   window.Covisit = Covisit;
   for (var i = 0; i < queued.length; i++) pending.push(queued[i]);
 
-  import(base + 'covisit_wasm.js').then(function (mod) {
-    return mod.default({ module_or_path: base + 'covisit_wasm_bg.wasm' }).then(function () {
-      sdk = { validateConfig: mod.validateConfig, version: mod.version, config: null };
+  import(base + 'index.js').then(function (m) {
+    return m.load().then(function () {
+      mod = m;
+      mod.startCovisit = function (config) { return m.start(config); };
       var calls = pending;
       pending = [];
       for (var j = 0; j < calls.length; j++) run(calls[j]);
-      window.dispatchEvent(new CustomEvent('covisit:loaded', { detail: { version: mod.version() } }));
     });
-  }).catch(function (e) {
-    if (window.console) console.error('[covisit] failed to load the SDK:', e);
-  });
+  }).catch(report);
 })();

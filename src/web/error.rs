@@ -2,19 +2,38 @@
 
 use wasm_bindgen::prelude::*;
 
+use crate::core::client::ClientError;
+use crate::core::config::ConfigError;
+
 /// An error for JS: becomes an `Error` with `message` and a stable `code`.
 #[derive(Debug, Clone)]
 pub struct CovisitError {
-    code: &'static str,
+    code: String,
     message: String,
 }
 
 impl CovisitError {
-    pub fn new(code: &'static str, message: &str) -> CovisitError {
+    pub fn new(code: &str, message: &str) -> CovisitError {
         CovisitError {
-            code,
+            code: code.to_string(),
             message: message.to_string(),
         }
+    }
+
+    pub fn owned(code: String, message: String) -> CovisitError {
+        CovisitError { code, message }
+    }
+}
+
+impl From<ClientError> for CovisitError {
+    fn from(e: ClientError) -> CovisitError {
+        CovisitError::new(e.code(), &e.to_string())
+    }
+}
+
+impl From<ConfigError> for CovisitError {
+    fn from(e: ConfigError) -> CovisitError {
+        CovisitError::new(e.code(), &e.to_string())
     }
 }
 
@@ -25,7 +44,7 @@ impl From<CovisitError> for JsValue {
         let _ = js_sys::Reflect::set(
             &error,
             &JsValue::from_str("code"),
-            &JsValue::from_str(e.code),
+            &JsValue::from_str(&e.code),
         );
         error.into()
     }

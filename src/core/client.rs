@@ -1,0 +1,1017 @@
+//! The SDK's side of a visitor connection, sans-IO: what the page's tab says to the
+//! server and what it makes of the answers. The server's [`crate::core::machine`] is the
+//! authority on the session; this client mirrors it for one tab, queues what the page
+//! says while offline, reconnects with jittered backoff, sends heartbeats, and turns
+//! server frames into the SDK's JS events.
+//!
+//! Contract (as [`crate::core::machine::VisitorMachine`]): `handle_*` inputs take `now`;
+//! outputs are drained with [`VisitorClient::poll_output`] until `None`;
+//! [`VisitorClient::poll_timeout`] gives the earliest deadline for
+//! [`VisitorClient::handle_timeout`] (early or twice is harmless); getters take `&self`.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
+use crate::core::derive;
+use crate::core::machine::{SessionStatus, MAX_RETURN_TIME_SECONDS};
+use crate::core::model::{Agent, DisconnectType};
+use crate::core::protocol::{
+    self, ConnectionHello, ServerToVisitor, VisitorMessage, VisitorState, PROTOCOL_VERSION,
+};
+use crate::core::Millis;
+
+/// Seconds between heartbeats while connected (the server drops sockets silent for 45).
+pub const HEARTBEAT_SECONDS: u64 = 20;
+/// First reconnect delay; doubles per failed attempt up to [`RECONNECT_MAX_MS`].
+pub const RECONNECT_BASE_MS: u64 = 500;
+/// Longest reconnect delay.
+pub const RECONNECT_MAX_MS: u64 = 30_000;
+/// Most messages kept while offline; beyond it the oldest are dropped (never answers).
+pub const OUTBOX_LIMIT: usize = 256;
+
+/// What the page knows about its tab when the SDK starts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PageInfo {
+    pub url: Option<String>,
+    pub screen_width: u32,
+    pub screen_height: u32,
+    pub has_focus: bool,
+    pub user_agent: Option<String>,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Open a WebSocket to this URL (closing any previous one).
+    Connect { url: String },
+    /// Send this text frame on the open socket.
+    Transmit(String),
+    /// Close the socket for good (after `stop`, or a refused hello).
+    Close,
+    /// Store the visitor's id (localStorage) and the tab's id (sessionStorage).
+    Persist {
+        short_id: String,
+        unique_connection_id: String,
+    },
+    /// Tell the page.
+    Event(ClientEvent),
+}
+
+/// The SDK's events (SPEC.md section 3), with their payloads in camelCase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", content = "detail", rename_all = "camelCase")]
+pub enum ClientEvent {
+    #[serde(rename_all = "camelCase")]
+    Ready {
+        short_id: String,
+        unique_connection_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    SessionRequest {
+        session_id: String,
+        agent: Agent,
+    },
+    #[serde(rename_all = "camelCase")]
+    SessionStart {
+        session_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    SessionContinue {
+        session_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    SessionEnd {
+        session_id: String,
+        disconnect_type: DisconnectType,
+    },
+    ControlRequest {
+        agent: Agent,
+    },
+    #[serde(rename_all = "camelCase")]
+    ControlStart {
+        agent_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ControlEnd {
+        agent_id: String,
+    },
+    ConnectionChange {
+        online: bool,
+    },
+    StateChange,
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl ClientEvent {
+    /// The JS event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientEvent::Ready { .. } => "ready",
+            ClientEvent::SessionRequest { .. } => "sessionRequest",
+            ClientEvent::SessionStart { .. } => "sessionStart",
+            ClientEvent::SessionContinue { .. } => "sessionContinue",
+            ClientEvent::SessionEnd { .. } => "sessionEnd",
+            ClientEvent::ControlRequest { .. } => "controlRequest",
+            ClientEvent::ControlStart { .. } => "controlStart",
+            ClientEvent::ControlEnd { .. } => "controlEnd",
+            ClientEvent::ConnectionChange { .. } => "connectionChange",
+            ClientEvent::StateChange => "stateChange",
+            ClientEvent::Error { .. } => "error",
+        }
+    }
+}
+
+/// The event names a page may subscribe to.
+pub const EVENT_NAMES: [&str; 11] = [
+    "ready",
+    "sessionRequest",
+    "sessionStart",
+    "sessionContinue",
+    "sessionEnd",
+    "controlRequest",
+    "controlStart",
+    "controlEnd",
+    "connectionChange",
+    "stateChange",
+    "error",
+];
+
+/// A call from the page that cannot be made now or with these arguments.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("`{call}` is not valid now: expected {expected}, but the session is {got}")]
+    WrongState {
+        call: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("`{call}` is not valid now: expected {expected}")]
+    WrongControlState {
+        call: &'static str,
+        expected: &'static str,
+    },
+    #[error("`{field}` is invalid: {reason}")]
+    InvalidArgument {
+        field: &'static str,
+        reason: &'static str,
+    },
+    #[error("unknown event `{name}`")]
+    UnknownEvent { name: String },
+    #[error("the SDK was stopped")]
+    Stopped,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl ClientError {
+    /// Stable code for JS.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::WrongState { .. } => "wrong_session_state",
+            ClientError::WrongControlState { .. } => "wrong_control_state",
+            ClientError::InvalidArgument { .. } => "invalid_argument",
+            ClientError::UnknownEvent { .. } => "unknown_event",
+            ClientError::Stopped => "stopped",
+            ClientError::Config(e) => e.code(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Connecting,
+    AwaitingWelcome,
+    Ready,
+    Backoff,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Control {
+    None,
+    Requested(Agent),
+    Granted(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ClientTimer {
+    Reconnect = 0,
+    Heartbeat = 1,
+    Authorization = 2,
+}
+
+/// The visitor as the SDK knows it (seed Visitor names, snake_case).
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct VisitorView {
+    pub short_id: Option<String>,
+    pub lookup_code: Option<String>,
+    pub unique_id: Option<String>,
+    pub identities: Vec<String>,
+    pub tags: Vec<String>,
+    pub call_name: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub nickname: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub is_waiting_for_call: bool,
+    pub is_in_session: bool,
+}
+
+/// The session as the SDK knows it (seed Session names, plus `status`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionView {
+    pub id: Option<String>,
+    pub status: SessionStatus,
+    pub agents: Vec<Agent>,
+    pub session_authorized: bool,
+    pub went_live: bool,
+}
+
+/// `state()`: `{visitor, connection, session, communication}` (SPEC.md section 3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientState {
+    pub visitor: VisitorView,
+    /// The seed Connection of this tab, as the server last sent it.
+    pub connection: Option<Value>,
+    pub session: SessionView,
+    /// The visitor's seed Cobrowsesession, as the server last sent it.
+    pub communication: Option<Value>,
+}
+
+/// One tab's SDK client. See the module docs for the contract.
+#[derive(Debug, Clone)]
+pub struct VisitorClient {
+    config: Config,
+    hello_config: Value,
+    page: PageInfo,
+    link: Link,
+    attempt: u32,
+    outbox: VecDeque<VisitorMessage>,
+    outputs: VecDeque<Output>,
+    timers: [Option<Millis>; 3],
+    rng: u64,
+    visitor: VisitorView,
+    unique_connection_id: Option<String>,
+    status: SessionStatus,
+    session_id: Option<String>,
+    agents: Vec<Agent>,
+    authorized: bool,
+    went_live: bool,
+    control: Control,
+    connection: Option<Value>,
+    communication: Option<Value>,
+    expected: Option<(Option<u64>, Option<String>, Option<String>)>,
+    announced_leave: bool,
+    ready_once: bool,
+}
+
+impl VisitorClient {
+    /// Validates `config` (SPEC.md section 3) and starts connecting: the first output
+    /// is [`Output::Connect`]. `stored_*` come from a previous page of this visitor and
+    /// tab; `seed` feeds the reconnect jitter.
+    pub fn new(
+        config_json: &Value,
+        page: PageInfo,
+        stored_short_id: Option<String>,
+        stored_connection_id: Option<String>,
+        seed: u64,
+    ) -> Result<VisitorClient, ClientError> {
+        let config = config::parse_config(config_json)?;
+        let hello_config = match config_json {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| k.as_str() != "apiKey" && k.as_str() != "server")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => Value::Null,
+        };
+        let mut client = VisitorClient {
+            config,
+            hello_config,
+            page,
+            link: Link::Connecting,
+            attempt: 0,
+            outbox: VecDeque::new(),
+            outputs: VecDeque::new(),
+            timers: [None; 3],
+            rng: seed | 1,
+            visitor: VisitorView {
+                short_id: stored_short_id.filter(|s| valid_id(s)),
+                ..Default::default()
+            },
+            unique_connection_id: stored_connection_id.filter(|s| valid_id(s)),
+            status: SessionStatus::None,
+            session_id: None,
+            agents: Vec::new(),
+            authorized: false,
+            went_live: false,
+            control: Control::None,
+            connection: None,
+            communication: None,
+            expected: None,
+            announced_leave: false,
+            ready_once: false,
+        };
+        let identity = std::mem::take(&mut client.config.identity);
+        client.apply_identity(identity);
+        client.outputs.push_back(Output::Connect {
+            url: client.socket_url(),
+        });
+        Ok(client)
+    }
+
+    // ----- getters ---------------------------------------------------------------
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.status
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.link == Link::Ready
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.link == Link::Stopped
+    }
+
+    pub fn lookup_code(&self) -> Option<&str> {
+        self.visitor.lookup_code.as_deref()
+    }
+
+    /// Whether control is granted to an agent now.
+    pub fn control_granted(&self) -> bool {
+        matches!(self.control, Control::Granted(_))
+    }
+
+    /// The agent asking for (or holding) the session, for prompts.
+    pub fn session_agent(&self) -> Option<&Agent> {
+        self.agents.first()
+    }
+
+    /// The whole state the page sees with `state()`.
+    pub fn state(&self) -> ClientState {
+        ClientState {
+            visitor: self.visitor.clone(),
+            connection: self.connection.clone(),
+            session: SessionView {
+                id: self.session_id.clone(),
+                status: self.status,
+                agents: self.agents.clone(),
+                session_authorized: self.authorized,
+                went_live: self.went_live,
+            },
+            communication: self.communication.clone(),
+        }
+    }
+
+    /// The `ws://…/ws/visitor` URL derived from the config's `server`.
+    pub fn socket_url(&self) -> String {
+        let server = &self.config.server;
+        let rest = server
+            .strip_prefix("https://")
+            .map(|r| format!("wss://{r}"))
+            .or_else(|| server.strip_prefix("http://").map(|r| format!("ws://{r}")))
+            .unwrap_or_else(|| server.clone());
+        format!("{rest}/ws/visitor")
+    }
+
+    // ----- outputs ---------------------------------------------------------------
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.timers.iter().flatten().min().copied()
+    }
+
+    // ----- inputs: transport -----------------------------------------------------
+
+    /// The socket opened: say hello. Queued messages wait for the welcome.
+    pub fn handle_socket_open(&mut self, _now: Millis) {
+        if self.link != Link::Connecting {
+            return;
+        }
+        self.link = Link::AwaitingWelcome;
+        let hello = VisitorMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            api_key: self.config.api_key.clone(),
+            short_id: self.visitor.short_id.clone(),
+            connection: ConnectionHello {
+                unique_connection_id: self.unique_connection_id.clone(),
+                current_url: self.page.url.clone(),
+                screen_width: self.page.screen_width,
+                screen_height: self.page.screen_height,
+                audio_supported: false,
+                has_focus: self.page.has_focus,
+                user_agent: self.page.user_agent.clone(),
+            },
+            config: self.hello_config.clone(),
+        };
+        self.outputs
+            .push_back(Output::Transmit(protocol::encode(&hello)));
+    }
+
+    /// The socket closed or failed: retry after a jittered, growing delay.
+    pub fn handle_socket_close(&mut self, now: Millis) {
+        if matches!(self.link, Link::Stopped | Link::Backoff) {
+            return;
+        }
+        let was_ready = self.link == Link::Ready;
+        self.link = Link::Backoff;
+        self.timers[ClientTimer::Heartbeat as usize] = None;
+        let ceiling = RECONNECT_BASE_MS
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(RECONNECT_MAX_MS);
+        // Full jitter between half and all of the ceiling spreads a server's reconnect storm.
+        let delay = ceiling / 2 + self.next_random() % (ceiling / 2 + 1);
+        self.attempt = self.attempt.saturating_add(1);
+        self.timers[ClientTimer::Reconnect as usize] = Some(Millis(now.0.saturating_add(delay)));
+        self.patch_connection("status", Value::from("disconnected"));
+        if was_ready {
+            self.event(ClientEvent::ConnectionChange { online: false });
+            self.event(ClientEvent::StateChange);
+        }
+    }
+
+    /// A text frame arrived from the server.
+    pub fn handle_frame(&mut self, now: Millis, text: &str) {
+        let message = match protocol::decode::<ServerToVisitor>(text) {
+            Ok(m) => m,
+            Err(e) => {
+                // A newer server's message types are not errors for the page.
+                if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
+                    self.event(ClientEvent::Error {
+                        code: e.code().into(),
+                        message: e.to_string(),
+                    });
+                }
+                return;
+            }
+        };
+        match message {
+            ServerToVisitor::Welcome {
+                short_id,
+                unique_connection_id,
+                lookup_code,
+                ..
+            } => {
+                self.link = Link::Ready;
+                self.attempt = 0;
+                self.visitor.short_id = Some(short_id.clone());
+                self.visitor.lookup_code = lookup_code;
+                self.unique_connection_id = Some(unique_connection_id.clone());
+                self.refresh_names();
+                self.timers[ClientTimer::Heartbeat as usize] =
+                    Some(now.plus_seconds(HEARTBEAT_SECONDS));
+                self.outputs.push_back(Output::Persist {
+                    short_id: short_id.clone(),
+                    unique_connection_id: unique_connection_id.clone(),
+                });
+                while let Some(m) = self.outbox.pop_front() {
+                    self.outputs
+                        .push_back(Output::Transmit(protocol::encode(&m)));
+                }
+                if !self.ready_once {
+                    self.ready_once = true;
+                    self.event(ClientEvent::Ready {
+                        short_id,
+                        unique_connection_id,
+                    });
+                } else {
+                    self.event(ClientEvent::ConnectionChange { online: true });
+                }
+                self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::SessionRequest { session_id, agent } => {
+                self.begin_session(&session_id, SessionStatus::Authorizing);
+                self.agents = vec![agent.clone()];
+                self.timers[ClientTimer::Authorization as usize] =
+                    Some(now.plus_seconds(self.config.authorization_timeout_seconds));
+                self.event(ClientEvent::SessionRequest { session_id, agent });
+                self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::SessionStart { session_id } => {
+                self.begin_session(&session_id, SessionStatus::Active);
+                self.authorized = true;
+                self.went_live = true;
+                self.visitor.is_in_session = true;
+                self.visitor.is_waiting_for_call = false;
+                self.timers[ClientTimer::Authorization as usize] = None;
+                self.event(ClientEvent::SessionStart { session_id });
+                self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::SessionContinue { session_id } => {
+                self.begin_session(&session_id, SessionStatus::Active);
+                self.authorized = true;
+                self.went_live = true;
+                self.visitor.is_in_session = true;
+                self.announced_leave = false;
+                self.event(ClientEvent::SessionContinue { session_id });
+                self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::SessionEnd {
+                session_id,
+                disconnect_type,
+            } => {
+                if self.session_id.as_deref() == Some(session_id.as_str())
+                    && self.status != SessionStatus::Ended
+                {
+                    self.end_locally(session_id, disconnect_type);
+                }
+            }
+            ServerToVisitor::ControlRequest { agent } => {
+                self.control = Control::Requested(agent.clone());
+                self.event(ClientEvent::ControlRequest { agent });
+                self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::ControlStart { agent_id } => {
+                self.control = Control::Granted(agent_id.clone());
+                self.event(ClientEvent::ControlStart { agent_id });
+                self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::ControlEnd { agent_id, .. } => {
+                if self.control != Control::None {
+                    self.control = Control::None;
+                    self.event(ClientEvent::ControlEnd { agent_id });
+                    self.event(ClientEvent::StateChange);
+                }
+            }
+            ServerToVisitor::State { state } => self.apply_state(*state),
+            ServerToVisitor::Error(e) => {
+                if self.link == Link::AwaitingWelcome {
+                    // A refused hello (bad key, bad config) will be refused again: stop.
+                    self.stop_link();
+                }
+                self.event(ClientEvent::Error {
+                    code: e.code,
+                    message: e.message,
+                });
+            }
+            ServerToVisitor::HeartbeatAck | ServerToVisitor::Unknown => {}
+        }
+    }
+
+    /// Fires due timers: reconnect, heartbeat, the local authorization timeout.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        let due = |t: Option<Millis>| t.is_some_and(|d| d <= now);
+        if due(self.timers[ClientTimer::Reconnect as usize]) {
+            self.timers[ClientTimer::Reconnect as usize] = None;
+            if self.link == Link::Backoff {
+                self.link = Link::Connecting;
+                self.outputs.push_back(Output::Connect {
+                    url: self.socket_url(),
+                });
+            }
+        }
+        if due(self.timers[ClientTimer::Heartbeat as usize]) {
+            self.timers[ClientTimer::Heartbeat as usize] = None;
+            if self.link == Link::Ready {
+                self.outputs.push_back(Output::Transmit(protocol::encode(
+                    &VisitorMessage::Heartbeat,
+                )));
+                self.timers[ClientTimer::Heartbeat as usize] =
+                    Some(now.plus_seconds(HEARTBEAT_SECONDS));
+            }
+        }
+        if due(self.timers[ClientTimer::Authorization as usize]) {
+            self.timers[ClientTimer::Authorization as usize] = None;
+            // The server decides too; ending here hides the prompt even when offline.
+            if self.status == SessionStatus::Authorizing {
+                if let Some(id) = self.session_id.clone() {
+                    self.end_locally(id, DisconnectType::Timeout);
+                }
+            }
+        }
+    }
+
+    // ----- inputs: the page ------------------------------------------------------
+
+    /// The tab gained or lost focus (focus/blur/visibilitychange).
+    pub fn handle_focus(&mut self, now: Millis, has_focus: bool) {
+        if self.page.has_focus == has_focus {
+            return;
+        }
+        self.page.has_focus = has_focus;
+        self.patch_connection("hasFocus", Value::Bool(has_focus));
+        self.patch_connection("lastFocusAt", Value::from(now.to_iso8601()));
+        self.send(VisitorMessage::Focus { has_focus });
+        self.event(ClientEvent::StateChange);
+    }
+
+    /// The URL changed without a reload (pushState, replaceState, popstate, hashchange).
+    pub fn handle_url(&mut self, _now: Millis, url: &str) {
+        if self.page.url.as_deref() == Some(url) || url.len() > 4096 {
+            return;
+        }
+        self.page.url = Some(url.to_string());
+        self.patch_connection("currentUrl", Value::from(url));
+        self.send(VisitorMessage::Url {
+            current_url: url.to_string(),
+        });
+        self.event(ClientEvent::StateChange);
+    }
+
+    /// The page is going away (`pagehide`): announce the expected disconnect with the
+    /// return time `expectDisconnect` set, else the default.
+    pub fn handle_page_hide(&mut self, _now: Millis) {
+        if self.announced_leave || self.link == Link::Stopped {
+            return;
+        }
+        self.announced_leave = true;
+        let (return_time_seconds, message, title) =
+            self.expected.clone().unwrap_or((None, None, None));
+        self.send(VisitorMessage::ExpectDisconnect {
+            return_time_seconds,
+            message,
+            title,
+        });
+    }
+
+    /// The page came back from the back/forward cache (`pageshow` persisted).
+    pub fn handle_page_show(&mut self, _now: Millis) {
+        self.announced_leave = false;
+    }
+
+    // ----- inputs: the JS API ----------------------------------------------------
+
+    pub fn authorize(&mut self) -> Result<(), ClientError> {
+        self.expect_status("authorize", "authorizing", &[SessionStatus::Authorizing])?;
+        self.timers[ClientTimer::Authorization as usize] = None;
+        self.send(VisitorMessage::Authorize);
+        Ok(())
+    }
+
+    pub fn deny(&mut self) -> Result<(), ClientError> {
+        self.expect_status("deny", "authorizing", &[SessionStatus::Authorizing])?;
+        self.send(VisitorMessage::Deny);
+        if let Some(id) = self.session_id.clone() {
+            self.end_locally(id, DisconnectType::Client);
+        }
+        Ok(())
+    }
+
+    pub fn end(&mut self) -> Result<(), ClientError> {
+        self.expect_status(
+            "end",
+            "authorizing or active",
+            &[SessionStatus::Authorizing, SessionStatus::Active],
+        )?;
+        self.send(VisitorMessage::End);
+        if let Some(id) = self.session_id.clone() {
+            self.end_locally(id, DisconnectType::Client);
+        }
+        Ok(())
+    }
+
+    pub fn grant_control(&mut self) -> Result<(), ClientError> {
+        self.expect_control("grantControl", "a pending control request", |c| {
+            matches!(c, Control::Requested(_))
+        })?;
+        self.send(VisitorMessage::ControlGrant);
+        Ok(())
+    }
+
+    pub fn deny_control(&mut self) -> Result<(), ClientError> {
+        self.expect_control("denyControl", "a pending control request", |c| {
+            matches!(c, Control::Requested(_))
+        })?;
+        self.control = Control::None;
+        self.send(VisitorMessage::ControlDeny);
+        self.event(ClientEvent::StateChange);
+        Ok(())
+    }
+
+    pub fn revoke_control(&mut self) -> Result<(), ClientError> {
+        self.expect_control("revokeControl", "control granted to an agent", |c| {
+            matches!(c, Control::Granted(_))
+        })?;
+        if let Control::Granted(agent_id) = std::mem::replace(&mut self.control, Control::None) {
+            self.event(ClientEvent::ControlEnd { agent_id });
+        }
+        self.send(VisitorMessage::ControlRevoke);
+        self.event(ClientEvent::StateChange);
+        Ok(())
+    }
+
+    /// `expectDisconnect({returnTimeSeconds, message, title})`: announce leaving to a
+    /// page without the SDK. Unknown keys and wrong types are rejected.
+    pub fn expect_disconnect(&mut self, options: &Value) -> Result<(), ClientError> {
+        let map = match options {
+            Value::Null => Map::new(),
+            Value::Object(m) => m.clone(),
+            _ => {
+                return Err(ClientError::InvalidArgument {
+                    field: "options",
+                    reason: "must be an object",
+                })
+            }
+        };
+        let mut return_time_seconds = None;
+        let (mut message, mut title) = (None, None);
+        for (key, value) in &map {
+            match (key.as_str(), value) {
+                ("returnTimeSeconds", Value::Null)
+                | ("message", Value::Null)
+                | ("title", Value::Null) => {}
+                ("returnTimeSeconds", Value::Number(n)) => match n.as_u64() {
+                    Some(s) if s <= MAX_RETURN_TIME_SECONDS => return_time_seconds = Some(s),
+                    _ => {
+                        return Err(ClientError::InvalidArgument {
+                            field: "returnTimeSeconds",
+                            reason: "must be a whole number of seconds from 0 to 3600",
+                        })
+                    }
+                },
+                ("message", Value::String(s)) if s.len() <= config::MAX_TEXT_LEN => {
+                    message = Some(s.clone())
+                }
+                ("title", Value::String(s)) if s.len() <= config::MAX_TEXT_LEN => {
+                    title = Some(s.clone())
+                }
+                ("returnTimeSeconds", _) => {
+                    return Err(ClientError::InvalidArgument {
+                        field: "returnTimeSeconds",
+                        reason: "must be a number",
+                    })
+                }
+                ("message" | "title", _) => {
+                    return Err(ClientError::InvalidArgument {
+                        field: "message",
+                        reason: "must be a short string",
+                    })
+                }
+                _ => return Err(ConfigError::UnknownKey { key: key.clone() }.into()),
+            }
+        }
+        self.expected = Some((return_time_seconds, message.clone(), title.clone()));
+        self.announced_leave = true;
+        self.send(VisitorMessage::ExpectDisconnect {
+            return_time_seconds,
+            message,
+            title,
+        });
+        Ok(())
+    }
+
+    /// `updateVisitor({...})`: identity fields; `null` clears one.
+    pub fn update_visitor(&mut self, identity: &Value) -> Result<(), ClientError> {
+        let update = config::parse_identity_update(identity)?;
+        self.apply_identity(update);
+        self.send(VisitorMessage::UpdateVisitor {
+            identity: identity.clone(),
+        });
+        self.event(ClientEvent::StateChange);
+        Ok(())
+    }
+
+    pub fn request_agent(&mut self) -> Result<(), ClientError> {
+        self.visitor.is_waiting_for_call = true;
+        self.send(VisitorMessage::RequestAgent);
+        self.event(ClientEvent::StateChange);
+        Ok(())
+    }
+
+    pub fn cancel_request_agent(&mut self) -> Result<(), ClientError> {
+        self.visitor.is_waiting_for_call = false;
+        self.send(VisitorMessage::CancelRequestAgent);
+        self.event(ClientEvent::StateChange);
+        Ok(())
+    }
+
+    /// `rate({rating, feedback})` of the session that just ended.
+    pub fn rate(&mut self, rating: &Value) -> Result<(), ClientError> {
+        self.expect_status("rate", "ended", &[SessionStatus::Ended])?;
+        let map = rating.as_object().ok_or(ClientError::InvalidArgument {
+            field: "rating",
+            reason: "must be an object {rating, feedback}",
+        })?;
+        if let Some(key) = map
+            .keys()
+            .find(|k| !matches!(k.as_str(), "rating" | "feedback"))
+        {
+            return Err(ConfigError::UnknownKey { key: key.clone() }.into());
+        }
+        let stars = map
+            .get("rating")
+            .and_then(Value::as_u64)
+            .filter(|r| (1..=5).contains(r))
+            .ok_or(ClientError::InvalidArgument {
+                field: "rating",
+                reason: "must be a whole number from 1 to 5",
+            })?;
+        let feedback = match map.get("feedback") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.len() <= config::MAX_TEXT_LEN => Some(s.clone()),
+            Some(_) => {
+                return Err(ClientError::InvalidArgument {
+                    field: "feedback",
+                    reason: "must be a short string or null",
+                })
+            }
+        };
+        let session_id = self.session_id.clone().unwrap_or_default();
+        // `stars` is 1..=5, so the cast cannot truncate.
+        self.send(VisitorMessage::Rate {
+            session_id,
+            rating: stars as u8,
+            feedback,
+        });
+        Ok(())
+    }
+
+    /// `stop()`: close for good; nothing is sent or retried afterwards.
+    pub fn stop(&mut self) {
+        if self.link != Link::Stopped {
+            self.stop_link();
+        }
+    }
+
+    // ----- internals -------------------------------------------------------------
+
+    fn stop_link(&mut self) {
+        self.link = Link::Stopped;
+        self.timers = [None; 3];
+        self.outbox.clear();
+        self.outputs.push_back(Output::Close);
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64: plenty for jitter, and deterministic for tests.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    fn event(&mut self, event: ClientEvent) {
+        if event == ClientEvent::StateChange
+            && self.outputs.back() == Some(&Output::Event(ClientEvent::StateChange))
+        {
+            return;
+        }
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn send(&mut self, message: VisitorMessage) {
+        match self.link {
+            Link::Ready => self
+                .outputs
+                .push_back(Output::Transmit(protocol::encode(&message))),
+            Link::Stopped => {}
+            _ => {
+                // Only the latest focus/url matters; answers and identity are kept.
+                if matches!(
+                    message,
+                    VisitorMessage::Focus { .. } | VisitorMessage::Url { .. }
+                ) {
+                    let same = std::mem::discriminant(&message);
+                    self.outbox.retain(|m| std::mem::discriminant(m) != same);
+                }
+                if self.outbox.len() >= OUTBOX_LIMIT {
+                    self.outbox.pop_front();
+                }
+                self.outbox.push_back(message);
+            }
+        }
+    }
+
+    fn begin_session(&mut self, session_id: &str, status: SessionStatus) {
+        if self.session_id.as_deref() != Some(session_id) {
+            self.session_id = Some(session_id.to_string());
+            self.authorized = false;
+            self.went_live = false;
+            self.control = Control::None;
+        }
+        self.status = status;
+    }
+
+    fn end_locally(&mut self, session_id: String, disconnect_type: DisconnectType) {
+        if self.status == SessionStatus::Ended {
+            return;
+        }
+        if let Control::Granted(agent_id) = std::mem::replace(&mut self.control, Control::None) {
+            self.event(ClientEvent::ControlEnd { agent_id });
+        }
+        self.status = SessionStatus::Ended;
+        self.visitor.is_in_session = false;
+        self.timers[ClientTimer::Authorization as usize] = None;
+        self.event(ClientEvent::SessionEnd {
+            session_id,
+            disconnect_type,
+        });
+        self.event(ClientEvent::StateChange);
+    }
+
+    fn apply_state(&mut self, state: VisitorState) {
+        self.connection = state.connection;
+        // The tab knows its own focus best; the server's copy may be a frame behind.
+        self.patch_connection("hasFocus", Value::Bool(self.page.has_focus));
+        let for_session = state
+            .communication
+            .as_ref()
+            .and_then(|c| c.get("cobrowseSessionId"))
+            .and_then(Value::as_str);
+        if self.session_id.is_none() || for_session == self.session_id.as_deref() {
+            self.communication = state.communication;
+        }
+        self.event(ClientEvent::StateChange);
+    }
+
+    fn patch_connection(&mut self, key: &str, value: Value) {
+        if let Some(Value::Object(c)) = self.connection.as_mut() {
+            c.insert(key.to_string(), value);
+        }
+    }
+
+    fn apply_identity(&mut self, update: IdentityUpdate) {
+        let v = &mut self.visitor;
+        update.unique_id.apply_to(&mut v.unique_id);
+        update.call_name.apply_to(&mut v.call_name);
+        update.email.apply_to(&mut v.email);
+        for (patch, slot) in [
+            (update.identities, &mut v.identities),
+            (update.tags, &mut v.tags),
+        ] {
+            match patch {
+                Patch::Unchanged => {}
+                Patch::Clear => slot.clear(),
+                Patch::Set(list) => *slot = list,
+            }
+        }
+        match update.metadata {
+            Patch::Unchanged => {}
+            Patch::Clear => v.metadata.clear(),
+            Patch::Set(m) => v.metadata = m,
+        }
+        self.refresh_names();
+    }
+
+    fn refresh_names(&mut self) {
+        let v = &mut self.visitor;
+        v.name = derive::name_from_identities(&v.identities);
+        let email = derive::email_from(v.email.as_deref(), &v.identities);
+        v.nickname = v
+            .short_id
+            .as_deref()
+            .map(|id| derive::nickname(v.name.as_deref(), email.as_deref(), id));
+    }
+
+    fn expect_status(
+        &self,
+        call: &'static str,
+        expected: &'static str,
+        allowed: &[SessionStatus],
+    ) -> Result<(), ClientError> {
+        if self.link == Link::Stopped {
+            return Err(ClientError::Stopped);
+        }
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(ClientError::WrongState {
+                call,
+                expected,
+                got: self.status.as_str(),
+            })
+        }
+    }
+
+    fn expect_control(
+        &self,
+        call: &'static str,
+        expected: &'static str,
+        ok: impl Fn(&Control) -> bool,
+    ) -> Result<(), ClientError> {
+        self.expect_status(call, "active", &[SessionStatus::Active])?;
+        if ok(&self.control) {
+            Ok(())
+        } else {
+            Err(ClientError::WrongControlState { call, expected })
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests;

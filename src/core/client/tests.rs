@@ -1,0 +1,345 @@
+//! Unit tests of the SDK client: hello and welcome, the offline queue, reconnect
+//! backoff, server frames becoming events, and the local authorization timeout.
+
+use super::*;
+use crate::core::protocol::{decode, encode};
+use serde_json::json;
+
+const T0: Millis = Millis(1_795_255_445_000);
+
+fn client() -> VisitorClient {
+    let page = PageInfo {
+        url: Some("https://shop.test/".into()),
+        screen_width: 1280,
+        screen_height: 800,
+        has_focus: true,
+        user_agent: None,
+    };
+    VisitorClient::new(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, None, None, 42).unwrap()
+}
+
+fn drain(c: &mut VisitorClient) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+fn sent(outputs: &[Output]) -> Vec<VisitorMessage> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(t) => decode::<VisitorMessage>(t).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn events(outputs: &[Output]) -> Vec<ClientEvent> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn frame(m: ServerToVisitor) -> String {
+    encode(&m)
+}
+
+fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
+    c.handle_socket_open(now);
+    c.handle_frame(
+        now,
+        &frame(ServerToVisitor::Welcome {
+            protocol_version: 1,
+            short_id: "v1".into(),
+            unique_connection_id: "c1".into(),
+            lookup_code: Some("0042".into()),
+        }),
+    );
+    drain(c)
+}
+
+fn agent() -> Agent {
+    Agent::new("ea_1", "Sam", None)
+}
+
+#[test]
+fn connects_says_hello_and_becomes_ready() {
+    let mut c = client();
+    assert_eq!(
+        drain(&mut c),
+        vec![Output::Connect {
+            url: "ws://127.0.0.1:8080/ws/visitor".into()
+        }]
+    );
+    c.handle_socket_open(T0);
+    let out = drain(&mut c);
+    match sent(&out).as_slice() {
+        [VisitorMessage::Hello {
+            api_key,
+            connection,
+            config,
+            ..
+        }] => {
+            assert_eq!(api_key, "pk_demo");
+            assert!(connection.has_focus);
+            assert_eq!(config["authorizationTimeoutSeconds"], 30);
+            assert!(config.get("apiKey").is_none());
+        }
+        other => panic!("expected one hello, got {other:?}"),
+    }
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::Welcome {
+            protocol_version: 1,
+            short_id: "v1".into(),
+            unique_connection_id: "c1".into(),
+            lookup_code: Some("0042".into()),
+        }),
+    );
+    let out = drain(&mut c);
+    assert!(out.contains(&Output::Persist {
+        short_id: "v1".into(),
+        unique_connection_id: "c1".into()
+    }));
+    assert!(events(&out).contains(&ClientEvent::Ready {
+        short_id: "v1".into(),
+        unique_connection_id: "c1".into()
+    }));
+    assert_eq!(c.lookup_code(), Some("0042"));
+    assert!(c.is_online());
+}
+
+#[test]
+fn messages_are_queued_while_offline_and_flushed_after_welcome() {
+    let mut c = client();
+    drain(&mut c);
+    c.update_visitor(&json!({"uniqueId": "u-1", "identities": ["Ada Lovelace"]}))
+        .unwrap();
+    c.handle_url(T0, "https://shop.test/a");
+    c.handle_url(T0, "https://shop.test/b");
+    assert!(
+        sent(&drain(&mut c)).is_empty(),
+        "nothing is sent before the welcome"
+    );
+    let out = welcome(&mut c, T0);
+    let msgs = sent(&out);
+    assert!(matches!(msgs[0], VisitorMessage::Hello { .. }));
+    assert!(matches!(msgs[1], VisitorMessage::UpdateVisitor { .. }));
+    assert_eq!(
+        msgs[2],
+        VisitorMessage::Url {
+            current_url: "https://shop.test/b".into()
+        },
+        "only the latest URL is kept"
+    );
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(c.state().visitor.name.as_deref(), Some("Ada Lovelace"));
+}
+
+#[test]
+fn reconnects_with_growing_jittered_backoff() {
+    let mut c = client();
+    drain(&mut c);
+    welcome(&mut c, T0);
+    c.handle_socket_close(T0);
+    let out = drain(&mut c);
+    assert!(events(&out).contains(&ClientEvent::ConnectionChange { online: false }));
+    let first = c.poll_timeout().unwrap();
+    assert!(
+        first.0 >= T0.0 + 250 && first.0 <= T0.0 + 500,
+        "first retry within the base delay"
+    );
+    c.handle_timeout(Millis(first.0 - 1));
+    assert!(drain(&mut c).is_empty(), "early timeout does nothing");
+    c.handle_timeout(first);
+    assert!(matches!(drain(&mut c).as_slice(), [Output::Connect { .. }]));
+    c.handle_socket_close(first);
+    let second = c.poll_timeout().unwrap();
+    assert!(
+        second.0 - first.0 >= 500 && second.0 - first.0 <= 1000,
+        "second retry doubles"
+    );
+    for _ in 0..20 {
+        let t = c.poll_timeout().unwrap();
+        c.handle_timeout(t);
+        c.handle_socket_close(t);
+    }
+    let t = c.poll_timeout().unwrap();
+    c.handle_timeout(t);
+    c.handle_socket_close(t);
+    assert!(
+        c.poll_timeout().unwrap().0 - t.0 <= RECONNECT_MAX_MS,
+        "capped"
+    );
+}
+
+#[test]
+fn server_frames_become_events_and_the_prompt_times_out_locally() {
+    let mut c = client();
+    drain(&mut c);
+    welcome(&mut c, T0);
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::SessionRequest {
+            session_id: "s1".into(),
+            agent: agent(),
+        }),
+    );
+    let out = drain(&mut c);
+    assert!(events(&out).contains(&ClientEvent::SessionRequest {
+        session_id: "s1".into(),
+        agent: agent()
+    }));
+    assert_eq!(c.status(), SessionStatus::Authorizing);
+    let deadline = c.poll_timeout().unwrap();
+    assert!(deadline <= T0.plus_seconds(30));
+    c.handle_timeout(T0.plus_seconds(30));
+    let out = drain(&mut c);
+    assert!(events(&out).contains(&ClientEvent::SessionEnd {
+        session_id: "s1".into(),
+        disconnect_type: DisconnectType::Timeout
+    }));
+    assert_eq!(c.status(), SessionStatus::Ended);
+    // The server's own end later changes nothing more.
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::SessionEnd {
+            session_id: "s1".into(),
+            disconnect_type: DisconnectType::Timeout,
+        }),
+    );
+    assert!(events(&drain(&mut c)).is_empty());
+}
+
+#[test]
+fn authorize_then_control_then_end() {
+    let mut c = client();
+    drain(&mut c);
+    welcome(&mut c, T0);
+    assert_eq!(c.authorize().unwrap_err().code(), "wrong_session_state");
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::SessionRequest {
+            session_id: "s1".into(),
+            agent: agent(),
+        }),
+    );
+    c.authorize().unwrap();
+    assert_eq!(sent(&drain(&mut c)), vec![VisitorMessage::Authorize]);
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::SessionStart {
+            session_id: "s1".into(),
+        }),
+    );
+    assert_eq!(c.grant_control().unwrap_err().code(), "wrong_control_state");
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::ControlRequest { agent: agent() }),
+    );
+    c.grant_control().unwrap();
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::ControlStart {
+            agent_id: "ea_1".into(),
+        }),
+    );
+    assert!(c.control_granted());
+    drain(&mut c);
+    c.end().unwrap();
+    let out = drain(&mut c);
+    assert_eq!(sent(&out), vec![VisitorMessage::End]);
+    let ev = events(&out);
+    assert!(ev.contains(&ClientEvent::ControlEnd {
+        agent_id: "ea_1".into()
+    }));
+    assert!(ev.contains(&ClientEvent::SessionEnd {
+        session_id: "s1".into(),
+        disconnect_type: DisconnectType::Client
+    }));
+    assert!(!c.control_granted());
+    assert_eq!(
+        c.rate(&json!({"rating": 9})).unwrap_err().code(),
+        "invalid_argument"
+    );
+    c.rate(&json!({"rating": 5, "feedback": "great"})).unwrap();
+}
+
+#[test]
+fn page_hide_announces_the_return_time_set_by_expect_disconnect() {
+    let mut c = client();
+    drain(&mut c);
+    welcome(&mut c, T0);
+    c.handle_page_hide(T0);
+    assert_eq!(
+        sent(&drain(&mut c)),
+        vec![VisitorMessage::ExpectDisconnect {
+            return_time_seconds: None,
+            message: None,
+            title: None
+        }]
+    );
+    c.handle_page_show(T0);
+    c.expect_disconnect(&json!({"returnTimeSeconds": 30, "message": "Paying"}))
+        .unwrap();
+    c.handle_page_hide(T0);
+    let msgs = sent(&drain(&mut c));
+    assert_eq!(
+        msgs,
+        vec![VisitorMessage::ExpectDisconnect {
+            return_time_seconds: Some(30),
+            message: Some("Paying".into()),
+            title: None
+        }]
+    );
+    assert_eq!(
+        c.expect_disconnect(&json!({"returnTimeSeconds": 99999}))
+            .unwrap_err()
+            .code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        c.expect_disconnect(&json!({"returnTime": 5}))
+            .unwrap_err()
+            .code(),
+        "config_unknown_key"
+    );
+}
+
+#[test]
+fn a_refused_hello_stops_retrying() {
+    let mut c = client();
+    drain(&mut c);
+    c.handle_socket_open(T0);
+    drain(&mut c);
+    c.handle_frame(
+        T0,
+        r#"{"type":"error","code":"invalid_api_key","message":"no such key"}"#,
+    );
+    let out = drain(&mut c);
+    assert!(out.contains(&Output::Close));
+    assert!(events(&out)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code == "invalid_api_key")));
+    c.handle_socket_close(T0);
+    assert_eq!(c.poll_timeout(), None);
+    assert!(c.is_stopped());
+}
+
+#[test]
+fn garbage_frames_are_reported_not_fatal() {
+    let mut c = client();
+    drain(&mut c);
+    welcome(&mut c, T0);
+    c.handle_frame(T0, "{not json");
+    c.handle_frame(T0, r#"{"type":"from_the_future"}"#);
+    let ev = events(&drain(&mut c));
+    assert_eq!(
+        ev.len(),
+        1,
+        "unknown types from a newer server are ignored: {ev:?}"
+    );
+    assert!(c.is_online());
+}

@@ -1,0 +1,10 @@
+import type { Covisit, CovisitConfig } from './covisit_wasm.js';
+export type {
+  CovisitConfig, CovisitState, CovisitEvents, CovisitAgent, CovisitConnection, CovisitCommunication,
+  CovisitSegment, VisitorIdentity, ExpectDisconnectOptions, SessionStatus, DisconnectType,
+} from './covisit_wasm.js';
+export { Covisit, validateConfig, version } from './covisit_wasm.js';
+/** Load the wasm (once). Called by `start`; call it early to warm up. */
+export function load(): Promise<void>;
+/** Connect to the covisit server and identify the visitor: resolves with the SDK object. */
+export function start(config: CovisitConfig): Promise<Covisit>;

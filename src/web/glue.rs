@@ -1,0 +1,33 @@
+//! Bindings to `glue.js`: the default UI and the history patch.
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    /// The SDK's own UI, drawn in a shadow root; reports clicks as `(action, arg)`.
+    #[derive(Clone, Debug)]
+    pub type Ui;
+
+    #[wasm_bindgen(constructor)]
+    pub fn new(on_action: &js_sys::Function) -> Ui;
+    #[wasm_bindgen(method, js_name = showSessionPrompt)]
+    pub fn show_session_prompt(this: &Ui, title: &str, message: &str);
+    #[wasm_bindgen(method, js_name = showControlPrompt)]
+    pub fn show_control_prompt(this: &Ui, message: &str);
+    #[wasm_bindgen(method, js_name = showLookupCode)]
+    pub fn show_lookup_code(this: &Ui, code: &str);
+    #[wasm_bindgen(method, js_name = showRating)]
+    pub fn show_rating(this: &Ui, agent_name: &str);
+    #[wasm_bindgen(method, js_name = hidePrompt)]
+    pub fn hide_prompt(this: &Ui);
+    #[wasm_bindgen(method, js_name = showIndicator)]
+    pub fn show_indicator(this: &Ui, agent_name: &str, control_granted: bool);
+    #[wasm_bindgen(method, js_name = hideIndicator)]
+    pub fn hide_indicator(this: &Ui);
+    #[wasm_bindgen(method)]
+    pub fn destroy(this: &Ui);
+
+    /// Calls `on_change` after pushState/replaceState; returns the function that undoes it.
+    #[wasm_bindgen(js_name = patchHistory)]
+    pub fn patch_history(on_change: &js_sys::Function) -> js_sys::Function;
+}
