@@ -1,0 +1,1398 @@
+// covisit agent console: one ES module, no framework, no build step.
+//
+// It speaks the agent side of the wire protocol (docs/PROTOCOL.md, defined once in
+// src/core/protocol.rs) over /ws/agent on this origin, and uses the REST API
+// (/api/v1, `Authorization: Bearer <secret key>`) only for what the socket does not
+// carry: a visitor or session opened by link that this agent is not part of, and the
+// session history of a visitor.
+//
+// The page's markup (index.html) holds every element; this module fills them in and
+// toggles `hidden`, so nothing focusable is recreated under the agent's fingers.
+
+const PROTOCOL_VERSION = 1;
+const STORE_KEY = 'covisit.console.secretKey';
+const STORE_NAME = 'covisit.console.agentName';
+const HEARTBEAT_MS = 25_000;
+const MAX_BACKOFF_MS = 15_000;
+
+const $ = (id) => document.getElementById(id);
+
+const el = {
+  accountBar: $('account-bar'),
+  connStatus: $('conn-status'),
+  connText: $('conn-text'),
+  agentName: $('agent-name'),
+  signout: $('signout'),
+  error: $('console-error'),
+  errorCode: $('console-error-code'),
+  errorMessage: $('console-error-message'),
+  errorDismiss: $('console-error-dismiss'),
+  announcer: $('announcer'),
+  main: $('main'),
+  signinView: $('signin-view'),
+  signinForm: $('signin-form'),
+  signinKey: $('signin-key'),
+  signinName: $('signin-name'),
+  signinSubmit: $('signin-submit'),
+  signinProblem: $('signin-problem'),
+  appView: $('app-view'),
+  search: $('visitor-search'),
+  visitorCount: $('visitor-count'),
+  visitorResults: $('visitor-results'),
+  visitorList: $('visitor-list'),
+  visitorEmpty: $('visitor-empty'),
+  placeholderView: $('placeholder-view'),
+  placeholderTitle: $('detail-title'),
+  placeholderText: $('placeholder-text'),
+  visitorView: $('visitor-view'),
+  visitorTitle: $('visitor-title'),
+  visitorNickname: $('visitor-nickname'),
+  visitorSub: $('visitor-sub'),
+  visitorBadges: $('visitor-badges'),
+  visitorFacts: $('visitor-facts'),
+  sessionNone: $('session-none'),
+  sessionPending: $('session-pending'),
+  sessionInfo: $('session-info'),
+  sessionStatus: $('session-status'),
+  sessionExplain: $('session-explain'),
+  sessionEndedWhy: $('session-ended-why'),
+  sessionDisconnectType: $('session-disconnect-type'),
+  agentPrompt: $('agent-prompt'),
+  agentPromptText: $('agent-prompt-text'),
+  sessionFacts: $('session-facts'),
+  requestSession: $('request-session'),
+  joinSession: $('join-session'),
+  endSession: $('end-session'),
+  leaveSession: $('leave-session'),
+  requestHint: $('request-hint'),
+  controlSection: $('control-section'),
+  controlStatus: $('control-status'),
+  requestControl: $('request-control'),
+  releaseControl: $('release-control'),
+  controlNote: $('control-note'),
+  notesSection: $('notes-section'),
+  notesList: $('notes-list'),
+  notesEmpty: $('notes-empty'),
+  noteForm: $('note-form'),
+  noteInput: $('note-input'),
+  noteSubmit: $('note-submit'),
+  historyEmpty: $('history-empty'),
+  historyTable: $('history-table'),
+  historyBody: $('history-body'),
+};
+
+const state = {
+  key: null,
+  name: null,
+  ws: null,
+  /** The current socket got its welcome. */
+  welcomed: false,
+  /** Some socket of this sign-in got a welcome: closes are then retried. */
+  everWelcomed: false,
+  signingOut: false,
+  backoff: 1000,
+  reconnectTimer: 0,
+  heartbeatTimer: 0,
+  agent: null,
+  /** Online visitors, short_id → Visitor. */
+  visitors: new Map(),
+  /** Every visitor seen, online or not (also from REST), short_id → Visitor. */
+  known: new Map(),
+  /** session_id → {session, status, controlling_agent_id, communications, live} */
+  sessions: new Map(),
+  /** short_id → Session[] from REST (history). */
+  history: new Map(),
+  route: { kind: 'home' },
+  /** short_id whose request_session has not yet produced a session_update. */
+  pendingRequest: null,
+  /** session ids where this agent asked for control and the visitor was not done. */
+  controlRequested: new Set(),
+  /** short_id → 'lookup_code' | 'search': how the agent found the visitor. */
+  foundBy: new Map(),
+  /** The last action sent, to attach an error frame to what caused it. */
+  lastAction: null,
+  /** Which route the REST loaders are working for (a later route wins). */
+  loadToken: 0,
+  welcomeAt: 0,
+  /** Visitor ids whose REST lookup said 404. */
+  missing: new Set(),
+};
+
+// ----- small helpers -----------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'role' || k === 'href'
+      || k === 'title' || k === 'id' || k === 'datetime' || k === 'scope') node.setAttribute(k, v === true ? '' : String(v));
+    else node[k] = v;
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function show(node, visible) {
+  node.hidden = !visible;
+}
+
+function fmtTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const today = new Date();
+  const sameDay = d.toDateString() === today.toDateString();
+  return sameDay
+    ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+function timeEl(iso) {
+  return h('time', { datetime: iso || undefined, title: iso || undefined, text: fmtTime(iso) });
+}
+
+/** `MM:SS`, `HH:MM:SS` from one hour: the server's `formatted_length`. */
+function formatLength(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const two = (n) => String(n).padStart(2, '0');
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = s % 60;
+  return hh > 0 ? `${two(hh)}:${two(mm)}:${two(ss)}` : `${two(mm)}:${two(ss)}`;
+}
+
+function shortUrl(url) {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    return (u.host + u.pathname + u.search).replace(/\/$/, '') || url;
+  } catch {
+    return url;
+  }
+}
+
+let announceTimer = 0;
+function announce(text) {
+  clearTimeout(announceTimer);
+  el.announcer.textContent = '';
+  announceTimer = setTimeout(() => { el.announcer.textContent = text; }, 60);
+}
+
+function isLookupQuery(q) {
+  return /^\d{4}$/.test(q);
+}
+
+function visitorLabel(v) {
+  return v?.nickname || v?.name || v?.short_id || 'Visitor';
+}
+
+function deviceText(v) {
+  const parts = [v.browser_name, v.device_name].filter(Boolean);
+  let text = parts.join(' on ');
+  if (v.device_type) text = text ? `${text} (${v.device_type})` : v.device_type;
+  return text || 'Unknown device';
+}
+
+const DISCONNECT_TEXT = {
+  client: 'the visitor ended or declined it',
+  peer: 'an agent ended or cancelled it',
+  system: 'the server ended it',
+  'transport.failure': "the visitor's connection was lost",
+  timeout: 'no answer in time, or the visitor did not come back',
+};
+
+const SOURCE_TEXT = {
+  'lookup code': 'Lookup code',
+  search: 'Search',
+  api: 'API',
+  'agent request': 'Visitor asked for help',
+  'personal link': 'Personal link',
+  integration: 'Integration',
+};
+
+// ----- errors --------------------------------------------------------------------------
+
+function showError(code, message) {
+  el.errorCode.textContent = code || 'error';
+  el.errorMessage.textContent = message || '';
+  show(el.error, true);
+}
+
+function clearError() {
+  show(el.error, false);
+  el.errorCode.textContent = '';
+  el.errorMessage.textContent = '';
+}
+
+el.errorDismiss.addEventListener('click', () => {
+  clearError();
+  el.main.focus();
+});
+
+// ----- connection ------------------------------------------------------------------------
+
+function setConn(kind, text) {
+  el.connStatus.dataset.state = kind;
+  el.connText.textContent = text;
+  syncControls();
+}
+
+function send(msg) {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || (!state.welcomed && msg.type !== 'hello')) {
+    showError('not_connected', 'Not connected to the server right now; the console reconnects by itself. Try again in a moment.');
+    return false;
+  }
+  if (msg.type !== 'hello' && msg.type !== 'heartbeat') {
+    state.lastAction = { type: msg.type, session_id: msg.session_id, short_id: msg.short_id };
+  }
+  ws.send(JSON.stringify(msg));
+  return true;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  let ws;
+  try {
+    ws = new WebSocket(`${scheme}//${location.host}/ws/agent`);
+  } catch (e) {
+    failBeforeWelcome(null, e);
+    return;
+  }
+  state.ws = ws;
+  state.welcomed = false;
+  let helloError = null;
+  setConn('connecting', state.everWelcomed ? 'Reconnecting…' : 'Connecting…');
+  ws.addEventListener('open', () => {
+    if (ws !== state.ws) return;
+    ws.send(JSON.stringify({
+      type: 'hello',
+      protocol_version: PROTOCOL_VERSION,
+      secret_key: state.key,
+      name: state.name,
+      external_id: null,
+    }));
+  });
+  ws.addEventListener('message', (ev) => {
+    if (ws !== state.ws) return;
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (!state.welcomed && msg.type === 'error') helloError = msg;
+    handle(msg);
+  });
+  ws.addEventListener('close', (ev) => {
+    if (ws !== state.ws) return;
+    state.ws = null;
+    const wasWelcomed = state.welcomed;
+    state.welcomed = false;
+    clearInterval(state.heartbeatTimer);
+    if (state.signingOut) return;
+    if (!wasWelcomed && (helloError || ev.code === 1008)) {
+      failBeforeWelcome(helloError, null);
+      return;
+    }
+    if (!state.everWelcomed) {
+      failBeforeWelcome(null, null);
+      return;
+    }
+    const wait = state.backoff;
+    state.backoff = Math.min(state.backoff * 2, MAX_BACKOFF_MS);
+    setConn('reconnecting', `Connection lost; retrying in ${Math.round(wait / 1000)} s`);
+    announce('Connection to the server lost. Reconnecting.');
+    state.reconnectTimer = setTimeout(connect, wait);
+  });
+}
+
+/** The socket closed before the welcome: back to the sign-in form with the reason. */
+function failBeforeWelcome(err, exception) {
+  const code = err?.code || 'connection_failed';
+  const message = err?.message
+    || (exception ? String(exception.message || exception) : 'Could not connect to the covisit server. Check that it is running, then sign in again.');
+  if (code === 'invalid_secret_key') {
+    sessionStorage.removeItem(STORE_KEY);
+  }
+  showError(code, message);
+  showSignin();
+  setConn('offline', 'Offline');
+  const target = code === 'invalid_argument' ? el.signinName : el.signinKey;
+  target.focus();
+  if (target === el.signinKey) el.signinKey.select();
+}
+
+function onWelcome(msg) {
+  state.agent = msg.agent;
+  state.welcomed = true;
+  state.everWelcomed = true;
+  state.backoff = 1000;
+  sessionStorage.setItem(STORE_KEY, state.key);
+  sessionStorage.setItem(STORE_NAME, state.name);
+  el.agentName.textContent = msg.agent?.name || state.name;
+  setConn('online', 'Connected');
+  clearInterval(state.heartbeatTimer);
+  state.heartbeatTimer = setInterval(() => {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN && state.welcomed) {
+      state.ws.send(JSON.stringify({ type: 'heartbeat' }));
+    }
+  }, HEARTBEAT_MS);
+  state.welcomeAt = Date.now();
+  const firstShow = el.appView.hidden;
+  if (!el.error.hidden && ['not_connected', 'connection_failed'].includes(el.errorCode.textContent)) clearError();
+  showApp();
+  if (firstShow) {
+    renderAll();
+    loadRoute();
+    if (state.route.kind === 'home') el.search.focus();
+  } else {
+    announce('Reconnected to the server.');
+    renderAll();
+    // Live sessions the server did not report again ended while this console was away
+    // (a server restart closes them): ask REST how they ended.
+    setTimeout(refreshStaleSessions, 1500);
+  }
+}
+
+async function refreshStaleSessions() {
+  for (const [id, e] of state.sessions) {
+    if (!isLive(e) || e.updatedAt >= state.welcomeAt) continue;
+    try {
+      const fresh = await api(`/api/v1/sessions/${encodeURIComponent(id)}`);
+      const current = state.sessions.get(id);
+      if (!current || current.updatedAt >= state.welcomeAt) continue;
+      const { status, ...session } = fresh;
+      let comms = current.communications;
+      try {
+        const c = await api(`/api/v1/sessions/${encodeURIComponent(id)}/communications`);
+        if (Array.isArray(c)) comms = c;
+      } catch {
+        // keep what we had
+      }
+      state.sessions.set(id, { ...current, session, status, communications: comms, updatedAt: Date.now() });
+    } catch {
+      // leave it; the next reconnect tries again
+    }
+  }
+  renderAll();
+  renderHistory();
+}
+
+// ----- incoming messages -----------------------------------------------------------------
+
+function handle(msg) {
+  switch (msg.type) {
+    case 'welcome':
+      onWelcome(msg);
+      break;
+    case 'visitors':
+      onVisitors(msg.visitors || []);
+      break;
+    case 'visitor_update':
+      if (msg.visitor) onVisitor(msg.visitor);
+      break;
+    case 'session_update':
+      onSessionUpdate(msg);
+      break;
+    case 'heartbeat_ack':
+      break;
+    case 'error':
+      onErrorFrame(msg);
+      break;
+    default:
+      // A newer server may send types this console does not know: ignore them.
+      break;
+  }
+}
+
+function onVisitors(list) {
+  const online = new Set();
+  for (const v of list) {
+    online.add(v.short_id);
+    state.known.set(v.short_id, v);
+    state.missing.delete(v.short_id);
+  }
+  // Those that were online before the (re)connect and are not in the list are gone.
+  for (const [id, v] of state.visitors) {
+    if (!online.has(id)) state.known.set(id, { ...v, is_online: false, is_in_session: false });
+  }
+  state.visitors = new Map(list.map((v) => [v.short_id, v]));
+  renderList();
+  renderView();
+}
+
+function onVisitor(v) {
+  const before = state.known.get(v.short_id);
+  state.known.set(v.short_id, v);
+  state.missing.delete(v.short_id);
+  if (v.is_online) state.visitors.set(v.short_id, v);
+  else state.visitors.delete(v.short_id);
+  if (v.is_waiting_for_call && !before?.is_waiting_for_call) {
+    announce(`${visitorLabel(v)} is asking for help.`);
+  }
+  if (state.pendingRequest === v.short_id && !v.is_online) state.pendingRequest = null;
+  renderList();
+  if (currentVisitorId() === v.short_id) {
+    renderView();
+    // Another agent's session started or ended: the history (and Join) come from REST.
+    if (Boolean(before?.is_in_session) !== Boolean(v.is_in_session)) loadHistory(v.short_id, state.loadToken);
+  }
+}
+
+function onSessionUpdate(msg) {
+  const s = msg.session;
+  if (!s) return;
+  const prev = state.sessions.get(s.id);
+  const entry = {
+    session: s,
+    status: msg.status,
+    controlling_agent_id: msg.controlling_agent_id ?? null,
+    communications: msg.communications || [],
+    live: true,
+    updatedAt: Date.now(),
+  };
+  state.sessions.set(s.id, entry);
+  if (state.pendingRequest === s.visitor_id) state.pendingRequest = null;
+  const me = state.agent?.id;
+  if (entry.controlling_agent_id === me || entry.status !== 'active') {
+    state.controlRequested.delete(s.id);
+  }
+  // Keep the history table in step.
+  const hist = state.history.get(s.visitor_id);
+  if (hist) {
+    const i = hist.findIndex((x) => x.id === s.id);
+    const row = { ...s, status: entry.status };
+    if (i >= 0) hist[i] = row;
+    else hist.unshift(row);
+  }
+  const v = state.known.get(s.visitor_id);
+  const who = visitorLabel(v || { short_id: s.visitor_id });
+  if (prev?.status !== entry.status) {
+    if (entry.status === 'ended') {
+      const dt = disconnectTypeOf(entry);
+      announce(`Session with ${who} ended${dt ? ` (${dt})` : ''}.`);
+    } else if (entry.status === 'active') {
+      announce(`Session with ${who} is active.`);
+    } else if (entry.status === 'authorizing') {
+      announce(`Waiting for ${who} to allow the session.`);
+    }
+  }
+  const prevCtl = prev?.controlling_agent_id ?? null;
+  if (prevCtl !== entry.controlling_agent_id && prev) {
+    if (entry.controlling_agent_id === me) announce(`You now control ${who}'s page.`);
+    else if (prevCtl === me) announce(`You no longer control ${who}'s page.`);
+  }
+  if (currentVisitorId() === s.visitor_id || (state.route.kind === 'session' && state.route.id === s.id)) {
+    renderView();
+  }
+  renderList();
+}
+
+function onErrorFrame(msg) {
+  const action = state.lastAction;
+  state.lastAction = null;
+  // The agent protocol does not say when a visitor declines control; these two errors
+  // are how the console finds out where a control request stands.
+  if (msg.code === 'wrong_control_state' && action?.type === 'request_control'
+    && state.controlRequested.has(action.session_id)) {
+    setControlNote('Still waiting for the visitor to answer the control request.');
+    return;
+  }
+  if (msg.code === 'wrong_control_state' && action?.type === 'release_control') {
+    setControlNote('Nothing to withdraw: the visitor had already answered the control request.');
+    renderView();
+    return;
+  }
+  if (action?.type === 'request_session' && state.pendingRequest === action.short_id) {
+    state.pendingRequest = null;
+  }
+  if (action?.type === 'request_control' && msg.code !== 'wrong_control_state') {
+    state.controlRequested.delete(action.session_id);
+  }
+  const what = action ? ` (while ${action.type.replace(/_/g, ' ')})` : '';
+  showError(msg.code, `${msg.message || 'The server refused that.'}${what}`);
+  renderView();
+}
+
+// ----- REST --------------------------------------------------------------------------------
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${state.key}` };
+  if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(path, {
+    method: options.method || 'GET',
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    cache: 'no-store',
+    credentials: 'omit',
+  });
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const err = body?.error || { code: `http_${res.status}`, message: res.statusText };
+    throw Object.assign(new Error(err.message), { code: err.code, status: res.status });
+  }
+  return body;
+}
+
+async function loadVisitor(shortId, token) {
+  if (state.known.has(shortId)) return state.known.get(shortId);
+  try {
+    const v = await api(`/api/v1/visitors/${encodeURIComponent(shortId)}`);
+    if (!state.known.has(shortId)) state.known.set(shortId, v);
+    return state.known.get(shortId);
+  } catch (e) {
+    if (token !== state.loadToken) return null;
+    if (e.status === 404) state.missing.add(shortId);
+    else showError(e.code, e.message);
+    return null;
+  }
+}
+
+async function loadHistory(shortId, token) {
+  try {
+    const body = await api(`/api/v1/sessions?visitor_id=${encodeURIComponent(shortId)}`);
+    if (token !== state.loadToken) return;
+    const list = (body?.sessions || []).map((s) => {
+      const known = state.sessions.get(s.id);
+      if (known?.live) return { ...known.session, status: known.status };
+      const { status, ...session } = s;
+      if (status === 'authorizing' || status === 'active' || known) {
+        // A live session of another agent (Join), or a REST copy to refresh.
+        state.sessions.set(s.id, {
+          session,
+          status,
+          controlling_agent_id: known?.controlling_agent_id ?? null,
+          communications: known?.communications || [],
+          live: false,
+          updatedAt: Date.now(),
+        });
+      }
+      return s;
+    });
+    for (const [, e] of state.sessions) {
+      if (e.session.visitor_id === shortId && !list.some((s) => s.id === e.session.id)) {
+        list.push({ ...e.session, status: e.status });
+      }
+    }
+    list.sort((a, b) => String(b.started_at).localeCompare(String(a.started_at)));
+    state.history.set(shortId, list);
+    if (currentVisitorId() === shortId) renderView();
+  } catch (e) {
+    if (token === state.loadToken && e.status !== 404) showError(e.code, `Could not load the session history: ${e.message}`);
+  }
+}
+
+async function loadSession(sessionId, token) {
+  if (state.sessions.has(sessionId)) return state.sessions.get(sessionId);
+  try {
+    const s = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}`);
+    let comms = [];
+    try {
+      comms = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/communications`);
+    } catch {
+      comms = [];
+    }
+    if (!state.sessions.has(sessionId)) {
+      const { status, ...session } = s;
+      state.sessions.set(sessionId, {
+        session,
+        status,
+        controlling_agent_id: null,
+        communications: Array.isArray(comms) ? comms : (comms?.communications || []),
+        live: false,
+        updatedAt: Date.now(),
+      });
+    }
+    return state.sessions.get(sessionId);
+  } catch (e) {
+    if (token === state.loadToken) {
+      if (e.status === 404) {
+        state.route = { kind: 'missing', what: 'session', id: sessionId };
+        renderView();
+      } else {
+        showError(e.code, e.message);
+      }
+    }
+    return null;
+  }
+}
+
+// ----- routing -----------------------------------------------------------------------------
+
+function parseRoute() {
+  const m = location.hash.match(/^#\/(visitors|sessions)\/([^/?#]+)/);
+  if (!m) return { kind: 'home' };
+  let id;
+  try {
+    id = decodeURIComponent(m[2]);
+  } catch {
+    id = m[2];
+  }
+  return m[1] === 'visitors' ? { kind: 'visitor', id } : { kind: 'session', id };
+}
+
+function currentVisitorId() {
+  const r = state.route;
+  if (r.kind === 'visitor') return r.id;
+  if (r.kind === 'session') return state.sessions.get(r.id)?.session.visitor_id || null;
+  return null;
+}
+
+async function loadRoute() {
+  state.route = parseRoute();
+  const token = ++state.loadToken;
+  renderView();
+  renderList();
+  if (!state.welcomed) return;
+  const r = state.route;
+  if (r.kind === 'visitor') {
+    await loadVisitor(r.id, token);
+    if (token !== state.loadToken) return;
+    renderView();
+    loadHistory(r.id, token);
+  } else if (r.kind === 'session') {
+    const entry = await loadSession(r.id, token);
+    if (token !== state.loadToken || !entry) return;
+    await loadVisitor(entry.session.visitor_id, token);
+    if (token !== state.loadToken) return;
+    renderView();
+    renderList();
+    loadHistory(entry.session.visitor_id, token);
+  }
+}
+
+window.addEventListener('hashchange', async () => {
+  await loadRoute();
+  if (state.route.kind !== 'home' && !el.visitorView.hidden) el.visitorTitle.focus();
+});
+
+// ----- rendering: visitor list ------------------------------------------------------------
+
+function matches(v, q) {
+  if (!q) return true;
+  if (isLookupQuery(q)) return v.lookup_code === q;
+  const needle = q.toLowerCase();
+  const has = (s) => typeof s === 'string' && s.toLowerCase().includes(needle);
+  return has(v.lookup_code) || has(v.unique_id) || has(v.short_id) || has(v.name)
+    || has(v.nickname) || has(v.email) || has(v.call_name)
+    || (v.identities || []).some(has) || (v.tags || []).some(has);
+}
+
+function sortVisitors(a, b) {
+  if (a.is_waiting_for_call !== b.is_waiting_for_call) return a.is_waiting_for_call ? -1 : 1;
+  return String(b.added_at).localeCompare(String(a.added_at)) || a.short_id.localeCompare(b.short_id);
+}
+
+function badge(text, kind) {
+  return h('span', { class: `badge badge-${kind}`, text });
+}
+
+function visitorBadges(v, { withOnline } = {}) {
+  const out = [];
+  if (withOnline) out.push(v.is_online ? badge('Online', 'online') : badge('Offline', 'offline'));
+  if (v.is_waiting_for_call) out.push(badge('Waiting for call', 'waiting'));
+  if (v.is_in_session) out.push(badge('In session', 'session'));
+  return out;
+}
+
+const rowCache = new Map();
+
+function rowFor(v) {
+  let a = rowCache.get(v.short_id);
+  if (!a) {
+    a = h('a', { class: 'visitor-row', 'data-testid': 'visitor-row' });
+    rowCache.set(v.short_id, a);
+  }
+  a.href = `#/visitors/${encodeURIComponent(v.short_id)}`;
+  a.dataset.shortId = v.short_id;
+  a.dataset.lookupCode = v.lookup_code || '';
+  const selected = currentVisitorId() === v.short_id;
+  if (selected) a.setAttribute('aria-current', 'page');
+  else a.removeAttribute('aria-current');
+  const secondary = v.name && v.name !== v.nickname ? v.name : (v.email && v.email !== v.nickname ? v.email : null);
+  a.replaceChildren(...[
+    h('span', { class: 'row-top' },
+      h('span', { class: 'row-name' }, visitorLabel(v)),
+      v.lookup_code
+        ? h('span', { class: 'code', 'aria-label': `lookup code ${v.lookup_code.split('').join(' ')}` }, v.lookup_code)
+        : h('span', { class: 'code code-none', text: 'no code' })),
+    secondary ? h('span', { class: 'row-line' }, secondary) : null,
+    h('span', { class: 'row-line row-url', title: v.last_url || undefined }, shortUrl(v.last_url) || 'No page yet'),
+    h('span', { class: 'row-line row-device' }, deviceText(v)),
+    h('span', { class: 'row-badges' }, visitorBadges(v)),
+  ].filter(Boolean));
+  return a;
+}
+
+function renderList() {
+  const q = el.search.value.trim();
+  const all = [...state.visitors.values()].sort(sortVisitors);
+  const shown = all.filter((v) => matches(v, q));
+  el.visitorCount.textContent = String(all.length);
+  const activeId = document.activeElement?.closest?.('.visitor-row')?.dataset.shortId;
+
+  const wanted = shown.map((v) => v.short_id);
+  const current = [...el.visitorList.children].map((li) => li.dataset.shortId);
+  const sameOrder = wanted.length === current.length && wanted.every((id, i) => id === current[i]);
+  const items = shown.map((v) => {
+    const a = rowFor(v);
+    let li = a.parentElement;
+    if (!li) li = h('li', {}, a);
+    li.dataset.shortId = v.short_id;
+    return li;
+  });
+  if (!sameOrder) el.visitorList.replaceChildren(...items);
+  for (const id of rowCache.keys()) {
+    if (!state.visitors.has(id)) rowCache.delete(id);
+  }
+  if (activeId && document.activeElement === document.body) {
+    rowCache.get(activeId)?.focus();
+  }
+
+  if (all.length === 0) {
+    el.visitorEmpty.textContent = 'No visitors online right now. Visitors appear here as soon as they open a page with covisit.';
+  } else if (shown.length === 0) {
+    el.visitorEmpty.textContent = isLookupQuery(q)
+      ? `No online visitor has the lookup code ${q}. Codes expire after an hour; ask the visitor to read it again.`
+      : `No online visitor matches “${q}”.`;
+  }
+  show(el.visitorEmpty, shown.length === 0);
+  const waiting = all.filter((v) => v.is_waiting_for_call).length;
+  document.title = waiting > 0 ? `(${waiting} waiting) covisit agent console` : 'covisit agent console';
+}
+
+let resultsTimer = 0;
+el.search.addEventListener('input', () => {
+  renderList();
+  clearTimeout(resultsTimer);
+  resultsTimer = setTimeout(() => {
+    const q = el.search.value.trim();
+    const n = el.visitorList.children.length;
+    el.visitorResults.textContent = q ? `${n} visitor${n === 1 ? '' : 's'} found` : '';
+  }, 400);
+});
+
+el.search.addEventListener('keydown', (e) => {
+  if (e.key === 'ArrowDown') {
+    const first = el.visitorList.querySelector('.visitor-row');
+    if (first) {
+      e.preventDefault();
+      first.focus();
+    }
+  } else if (e.key === 'Enter') {
+    const first = el.visitorList.querySelector('.visitor-row');
+    if (first) {
+      e.preventDefault();
+      rememberFoundBy(first.dataset.shortId);
+      location.hash = first.getAttribute('href');
+    }
+  } else if (e.key === 'Escape' && el.search.value) {
+    el.search.value = '';
+    renderList();
+  }
+});
+
+el.visitorList.addEventListener('keydown', (e) => {
+  const row = e.target.closest('.visitor-row');
+  if (!row) return;
+  const rows = [...el.visitorList.querySelectorAll('.visitor-row')];
+  const i = rows.indexOf(row);
+  if (e.key === 'ArrowDown' && i < rows.length - 1) {
+    e.preventDefault();
+    rows[i + 1].focus();
+  } else if (e.key === 'ArrowUp') {
+    e.preventDefault();
+    (i > 0 ? rows[i - 1] : el.search).focus();
+  }
+});
+
+el.visitorList.addEventListener('click', (e) => {
+  const row = e.target.closest('.visitor-row');
+  if (row) rememberFoundBy(row.dataset.shortId);
+});
+
+function rememberFoundBy(shortId) {
+  const q = el.search.value.trim();
+  const v = state.visitors.get(shortId);
+  state.foundBy.set(shortId, isLookupQuery(q) && v?.lookup_code === q ? 'lookup_code' : 'search');
+}
+
+document.addEventListener('keydown', (e) => {
+  if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey || el.appView.hidden) return;
+  const t = e.target;
+  if (t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t?.isContentEditable) return;
+  e.preventDefault();
+  el.search.focus();
+  el.search.select();
+});
+
+// ----- rendering: visitor view --------------------------------------------------------------
+
+function fact(dl, label, value, opts = {}) {
+  if (value === null || value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) {
+    if (!opts.always) return;
+    value = '—';
+  }
+  const dd = h('dd', { class: opts.class, id: opts.id });
+  if (value instanceof Node) dd.append(value);
+  else if (Array.isArray(value)) dd.append(...value.map((x) => h('span', { class: 'chip', text: x })));
+  else dd.textContent = String(value);
+  dl.append(h('div', { class: 'fact' }, h('dt', { text: label }), dd));
+}
+
+/** The session shown for the visitor: the one the route names, else the live one, else the newest. */
+function sessionForView(shortId) {
+  if (state.route.kind === 'session') {
+    const e = state.sessions.get(state.route.id);
+    if (e && e.session.visitor_id === shortId) {
+      // A newer session of the same visitor (requested from this view) takes over.
+      const newer = newestSession(shortId);
+      if (newer && newer !== e && String(newer.session.started_at) > String(e.session.started_at)) return newer;
+      return e;
+    }
+  }
+  return newestSession(shortId);
+}
+
+function newestSession(shortId) {
+  let best = null;
+  for (const e of state.sessions.values()) {
+    if (e.session.visitor_id !== shortId) continue;
+    const live = e.status === 'authorizing' || e.status === 'active';
+    const bestLive = best && (best.status === 'authorizing' || best.status === 'active');
+    if (!best || (live && !bestLive)
+      || (live === bestLive && String(e.session.started_at) > String(best.session.started_at))) best = e;
+  }
+  return best;
+}
+
+function isLive(entry) {
+  return entry && (entry.status === 'authorizing' || entry.status === 'active');
+}
+
+/** This agent's own communication in the session, if it has one. */
+function myPart(entry) {
+  const me = state.agent?.id;
+  if (!entry || !me) return null;
+  return entry.communications.find((c) => c.cobrowseRole === 'viewer'
+    && c.self?.addressRaw === `covisit:agent/${me}`) || null;
+}
+
+function amIn(entry) {
+  if (!entry) return false;
+  const part = myPart(entry);
+  if (part) return part.state !== 'disconnected';
+  return entry.live && (entry.session.agents || []).some((a) => a.id === state.agent?.id);
+}
+
+function othersIn(entry) {
+  const me = state.agent?.id;
+  return entry.communications.filter((c) => c.cobrowseRole === 'viewer' && c.state !== 'disconnected'
+    && c.self?.addressRaw !== `covisit:agent/${me}`);
+}
+
+function sharerOf(entry) {
+  return entry?.communications.find((c) => c.cobrowseRole === 'sharer') || null;
+}
+
+function disconnectTypeOf(entry) {
+  const sharer = sharerOf(entry);
+  if (sharer?.disconnectType) return sharer.disconnectType;
+  const any = entry?.communications.find((c) => c.disconnectType);
+  return any?.disconnectType || null;
+}
+
+/** The visitor is between pages (an open Hold segment on the sharer's communication). */
+function onHold(entry) {
+  const segs = sharerOf(entry)?.segments || [];
+  const last = segs[segs.length - 1];
+  return Boolean(last && last.type === 'Hold' && !last.endTime);
+}
+
+/**
+ * The `agentPrompt` the visitor's page configured (seed Connection). The agent protocol
+ * does not carry the Connection today; look where a server could put it.
+ */
+function agentPromptOf(entry, v) {
+  const candidates = [
+    entry?.agentPrompt, entry?.connection?.agentPrompt, entry?.session?.metadata?.agentPrompt,
+    entry?.session?.metadata?.agent_prompt, sharerOf(entry)?.agentPrompt, v?.agentPrompt, v?.agent_prompt,
+    v?.connection?.agentPrompt,
+  ];
+  return candidates.find((c) => typeof c === 'string' && c.trim()) || null;
+}
+
+function agentName(entry, id) {
+  if (id === 'api') return 'API';
+  if (id === state.agent?.id) return `${state.agent.name} (you)`;
+  const a = (entry?.session.agents || []).find((x) => x.id === id);
+  return a?.name || id;
+}
+
+/**
+ * Re-renders the detail pane. When the control that had focus disappears or is
+ * disabled by the change (Request session → End session, say), focus moves to the
+ * control that replaced it instead of falling back to the page.
+ */
+function renderView() {
+  const before = document.activeElement;
+  const inDetail = before && before !== document.body && el.visitorView.contains(before);
+  renderViewInner();
+  if (!inDetail) return;
+  const lost = !before.isConnected || before.disabled || before.closest('[hidden]') !== null
+    || document.activeElement === document.body;
+  if (!lost) return;
+  const usable = (node) => node && !node.disabled && node.closest('[hidden]') === null;
+  const groups = [
+    before.closest('#control-section') ? el.controlSection : null,
+    document.getElementById('session-actions'),
+    el.controlSection,
+  ].filter(Boolean);
+  for (const g of groups) {
+    const target = [...g.querySelectorAll('button')].find(usable);
+    if (target) {
+      target.focus();
+      return;
+    }
+  }
+  el.visitorTitle.focus();
+}
+
+function renderViewInner() {
+  const r = state.route;
+  const shortId = currentVisitorId();
+  const v = shortId ? state.known.get(shortId) : null;
+  if (!v) {
+    show(el.visitorView, false);
+    show(el.placeholderView, true);
+    if (r.kind === 'home') {
+      el.placeholderTitle.textContent = 'No visitor selected';
+      el.placeholderText.textContent = 'Choose a visitor from the list, or search by the 4-digit code the visitor reads to you.';
+    } else if (r.kind === 'missing' || (r.kind === 'visitor' && state.missing.has(r.id))) {
+      el.placeholderTitle.textContent = r.kind === 'missing' ? 'Session not found' : 'Visitor not found';
+      el.placeholderText.textContent = `Nothing with the id “${r.id}” exists in this account.`;
+    } else {
+      el.placeholderTitle.textContent = 'Loading…';
+      el.placeholderText.textContent = r.kind === 'session' ? `Looking up session ${r.id}.` : `Looking up visitor ${r.id}.`;
+    }
+    return;
+  }
+  show(el.placeholderView, false);
+  show(el.visitorView, true);
+  const online = state.visitors.has(v.short_id);
+  const live = state.visitors.get(v.short_id) || v;
+
+  el.visitorNickname.textContent = visitorLabel(live);
+  el.visitorSub.textContent = [live.name !== live.nickname ? live.name : null, live.email, `ID ${live.short_id}`]
+    .filter(Boolean).join(' · ');
+  el.visitorBadges.replaceChildren(...visitorBadges({ ...live, is_online: online }, { withOnline: true }));
+
+  const f = el.visitorFacts;
+  f.replaceChildren();
+  fact(f, 'Lookup code', live.lookup_code
+    ? h('span', { class: 'code code-big' }, live.lookup_code) : (online ? 'Expired' : null), { always: true });
+  fact(f, 'Current page', live.last_url ? h('span', { class: 'url', title: live.last_url, text: live.last_url }) : null, { always: true });
+  fact(f, 'Device', deviceText(live));
+  fact(f, 'Unique ID', live.unique_id);
+  fact(f, 'Identities', live.identities);
+  fact(f, 'Tags', live.tags);
+  fact(f, 'Email', live.email);
+  fact(f, 'IP address', live.ip_address);
+  fact(f, 'First seen', live.added_at ? timeEl(live.added_at) : null);
+  fact(f, 'Last seen', live.last_seen_at ? timeEl(live.last_seen_at) : null);
+  if (live.location_city || live.location_country_name) {
+    fact(f, 'Location', [live.location_city, live.location_country_name].filter(Boolean).join(', '));
+  }
+
+  renderSession(live, online);
+  renderHistory();
+}
+
+function renderSession(v, online) {
+  const entry = sessionForView(v.short_id);
+  const pending = state.pendingRequest === v.short_id && !isLive(entry);
+  const connected = state.welcomed;
+  show(el.sessionPending, pending);
+  show(el.sessionNone, !entry && !pending);
+  show(el.sessionInfo, Boolean(entry));
+
+  const liveEntry = isLive(entry);
+  const inIt = amIn(entry);
+  // Request: when there is no live session to act on.
+  show(el.requestSession, !liveEntry);
+  el.requestSession.disabled = !connected || !online;
+  // While the request is on its way the button keeps focus (aria-disabled, not disabled),
+  // so that focus can move on to End session when the session appears.
+  el.requestSession.setAttribute('aria-disabled', pending ? 'true' : 'false');
+  el.requestSession.textContent = entry && entry.status === 'ended' ? 'Request a new session' : 'Request session';
+  let hint = '';
+  if (!liveEntry) {
+    if (!online) hint = 'The visitor is offline; a session can be requested when they are back on the site.';
+    else if (v.is_in_session) hint = 'The visitor is in a session with another agent.';
+    else if (pending) hint = '';
+    else hint = `The visitor is asked to allow it. Found by ${requestFoundBy(v) === 'lookup_code' ? 'lookup code' : 'search'}.`;
+  }
+  el.requestHint.textContent = hint;
+  show(el.requestHint, Boolean(hint));
+  show(el.joinSession, liveEntry && !inIt);
+  el.joinSession.disabled = !connected;
+  show(el.endSession, liveEntry && inIt);
+  el.endSession.disabled = !connected;
+  el.endSession.textContent = entry?.status === 'authorizing' ? 'Cancel request' : 'End session';
+  show(el.leaveSession, liveEntry && inIt && othersIn(entry).length > 0);
+  el.leaveSession.disabled = !connected;
+
+  if (!entry) {
+    show(el.controlSection, false);
+    show(el.notesSection, false);
+    return;
+  }
+
+  const s = entry.session;
+  const status = entry.status;
+  el.sessionStatus.textContent = status;
+  el.sessionStatus.dataset.status = status;
+  const dtype = status === 'ended' ? disconnectTypeOf(entry) : null;
+  show(el.sessionEndedWhy, status === 'ended');
+  el.sessionDisconnectType.textContent = dtype || 'unknown';
+  let explain = '';
+  if (status === 'authorizing') explain = 'Waiting for the visitor to allow the session.';
+  else if (status === 'active') explain = onHold(entry) ? 'Live. The visitor is between pages; waiting for them to come back.' : 'Live. The visitor shares this tab.';
+  else if (status === 'ended') explain = dtype ? `Ended: ${DISCONNECT_TEXT[dtype] || dtype}.` : 'Ended.';
+  el.sessionExplain.textContent = explain;
+
+  const prompt = agentPromptOf(entry, v);
+  show(el.agentPrompt, Boolean(prompt) && status !== 'ended');
+  el.agentPromptText.textContent = prompt || '';
+
+  const sf = el.sessionFacts;
+  sf.replaceChildren();
+  fact(sf, 'Session', h('a', { href: `#/sessions/${encodeURIComponent(s.id)}`, text: s.id }));
+  fact(sf, 'Started', timeEl(s.started_at));
+  if (status === 'ended') fact(sf, 'Ended', timeEl(s.ended_at));
+  fact(sf, 'Length', status === 'active' ? liveLength(s) : s.formatted_length, { id: 'session-length', class: 'mono' });
+  if (s.went_live && s.formatted_call_length && s.call_length_seconds > 0) fact(sf, 'Call length', s.formatted_call_length);
+  fact(sf, 'Found by', SOURCE_TEXT[s.source] || s.source);
+  fact(sf, 'Authorized', s.session_authorized ? 'Yes' : 'No');
+  fact(sf, 'Start page', s.start_url ? h('span', { class: 'url', title: s.start_url, text: s.start_url }) : null);
+  fact(sf, 'Agents', (s.agents || []).map((a) => (a.id === state.agent?.id ? `${a.name} (you)` : a.name)));
+  if (s.features_used?.length) fact(sf, 'Features used', s.features_used);
+  if (s.visitor_agent_rating !== null && s.visitor_agent_rating !== undefined) {
+    fact(sf, 'Visitor rating', `${s.visitor_agent_rating} / 5${s.visitor_agent_feedback ? ` — “${s.visitor_agent_feedback}”` : ''}`);
+  }
+
+  // Control.
+  const active = status === 'active';
+  show(el.controlSection, active && inIt);
+  const me = state.agent?.id;
+  const ctl = entry.controlling_agent_id;
+  const requested = state.controlRequested.has(s.id) && !ctl;
+  let ctlState = 'none';
+  let ctlText = 'Not controlling. You can see the page; ask to guide it.';
+  if (ctl && ctl === me) {
+    ctlState = 'you';
+    ctlText = 'You are controlling the page.';
+  } else if (ctl) {
+    ctlState = 'other';
+    ctlText = `${agentName(entry, ctl)} is controlling the page.`;
+  } else if (requested) {
+    ctlState = 'requested';
+    ctlText = 'Control requested. Waiting for the visitor to allow it.';
+  }
+  if (ctlState !== (el.controlStatus.dataset.control || 'none') && ctlState !== 'requested') setControlNote('');
+  el.controlStatus.dataset.control = ctlState;
+  el.controlStatus.textContent = ctlText;
+  el.requestControl.disabled = !connected || !active || (ctlState !== 'none' && ctlState !== 'requested');
+  el.requestControl.textContent = ctlState === 'requested' ? 'Ask again' : 'Request control';
+  el.releaseControl.disabled = !connected || !active || (ctlState !== 'you' && ctlState !== 'requested');
+  el.releaseControl.textContent = ctlState === 'requested' ? 'Withdraw request' : 'Release control';
+
+  // Notes.
+  show(el.notesSection, true);
+  const notes = s.agent_notes || [];
+  el.notesList.replaceChildren(...notes.map((n) => h('li', { class: 'note' },
+    h('p', { class: 'note-text', text: n.text }),
+    h('p', { class: 'note-by', text: agentName(entry, n.by) }))));
+  show(el.notesEmpty, notes.length === 0);
+  const canNote = (connected || (status === 'ended' && !online))
+    && (inIt || (s.agents || []).some((a) => a.id === me));
+  el.noteInput.disabled = !canNote;
+  el.noteSubmit.disabled = !canNote;
+}
+
+function liveLength(s) {
+  const started = Date.parse(s.started_at);
+  if (Number.isNaN(started)) return s.formatted_length;
+  return formatLength(Math.max(s.length_seconds || 0, (Date.now() - started) / 1000));
+}
+
+setInterval(() => {
+  const shortId = currentVisitorId();
+  if (!shortId) return;
+  const entry = sessionForView(shortId);
+  const dd = document.getElementById('session-length');
+  if (entry?.status === 'active' && dd) dd.textContent = liveLength(entry.session);
+}, 1000);
+
+function renderHistory() {
+  const shortId = currentVisitorId();
+  const list = (shortId && state.history.get(shortId)) || [];
+  const shownId = shortId ? sessionForView(shortId)?.session.id : null;
+  el.historyBody.replaceChildren(...list.map((s) => {
+    const live = state.sessions.get(s.id);
+    const status = live ? live.status : s.status;
+    const sess = live ? live.session : s;
+    const link = h('a', { href: `#/sessions/${encodeURIComponent(s.id)}` }, fmtTime(sess.started_at));
+    if (s.id === shownId) link.setAttribute('aria-current', 'true');
+    return h('tr', {},
+      h('td', {}, link),
+      h('td', {}, h('span', { class: `status-pill status-small`, 'data-status': status, text: status || '—' })),
+      h('td', { class: 'mono', text: sess.formatted_length || '—' }),
+      h('td', { text: SOURCE_TEXT[sess.source] || sess.source || '—' }),
+      h('td', { text: (sess.agents || []).map((a) => a.name).join(', ') || '—' }));
+  }));
+  show(el.historyTable, list.length > 0);
+  show(el.historyEmpty, list.length === 0);
+}
+
+// ----- actions ------------------------------------------------------------------------------
+
+function requestFoundBy(v) {
+  const q = el.search.value.trim();
+  if (isLookupQuery(q) && v.lookup_code === q) return 'lookup_code';
+  return state.foundBy.get(v.short_id) === 'lookup_code' ? 'lookup_code' : 'search';
+}
+
+function viewEntry() {
+  const id = currentVisitorId();
+  return id ? sessionForView(id) : null;
+}
+
+el.requestSession.addEventListener('click', () => {
+  const id = currentVisitorId();
+  const v = id && state.visitors.get(id);
+  if (!v || state.pendingRequest === v.short_id) return;
+  clearError();
+  if (send({ type: 'request_session', short_id: v.short_id, found_by: requestFoundBy(v) })) {
+    state.pendingRequest = v.short_id;
+    // If this view was opened on an older session, follow the visitor instead.
+    if (state.route.kind === 'session') history.replaceState(null, '', `#/visitors/${encodeURIComponent(v.short_id)}`);
+    state.route = { kind: 'visitor', id: v.short_id };
+    renderView();
+  }
+});
+
+el.joinSession.addEventListener('click', () => {
+  const e = viewEntry();
+  if (!e) return;
+  clearError();
+  send({ type: 'join_session', session_id: e.session.id });
+});
+
+el.endSession.addEventListener('click', () => {
+  const e = viewEntry();
+  if (!e) return;
+  clearError();
+  send({ type: 'end_session', session_id: e.session.id });
+});
+
+el.leaveSession.addEventListener('click', () => {
+  const e = viewEntry();
+  if (!e) return;
+  clearError();
+  send({ type: 'leave_session', session_id: e.session.id });
+});
+
+function setControlNote(text) {
+  el.controlNote.textContent = text;
+}
+
+el.requestControl.addEventListener('click', () => {
+  const e = viewEntry();
+  if (!e) return;
+  clearError();
+  setControlNote('');
+  if (send({ type: 'request_control', session_id: e.session.id })) {
+    state.controlRequested.add(e.session.id);
+    renderView();
+  }
+});
+
+el.releaseControl.addEventListener('click', () => {
+  const e = viewEntry();
+  if (!e) return;
+  clearError();
+  setControlNote('');
+  if (send({ type: 'release_control', session_id: e.session.id })) {
+    state.controlRequested.delete(e.session.id);
+    renderView();
+  }
+});
+
+el.noteForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const e = viewEntry();
+  const text = el.noteInput.value.trim();
+  if (!e || !text) {
+    el.noteInput.focus();
+    return;
+  }
+  clearError();
+  if (e.status === 'ended' && !state.visitors.has(e.session.visitor_id)) {
+    // The server forgets a session once it is over and its visitor has left; REST
+    // still takes notes for it (recorded with `by: "api"`).
+    el.noteSubmit.disabled = true;
+    api(`/api/v1/sessions/${encodeURIComponent(e.session.id)}/notes`, { method: 'POST', body: { text } })
+      .then((body) => {
+        const current = state.sessions.get(e.session.id) || e;
+        current.session = { ...current.session, agent_notes: body?.agent_notes || [...(current.session.agent_notes || []), { text, by: 'api' }] };
+        el.noteInput.value = '';
+        renderView();
+        el.noteInput.focus();
+      })
+      .catch((err) => showError(err.code, err.message))
+      .finally(() => { el.noteSubmit.disabled = false; });
+    return;
+  }
+  if (send({ type: 'note', session_id: e.session.id, text })) {
+    el.noteInput.value = '';
+    el.noteInput.focus();
+  }
+});
+
+el.noteInput.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) {
+    ev.preventDefault();
+    el.noteForm.requestSubmit();
+  }
+});
+
+// ----- sign in / out ---------------------------------------------------------------------------
+
+function showSignin() {
+  show(el.appView, false);
+  show(el.accountBar, false);
+  show(el.signinView, true);
+  if (!el.signinName.value && state.name) el.signinName.value = state.name;
+}
+
+function showApp() {
+  show(el.signinView, false);
+  show(el.signinProblem, false);
+  show(el.appView, true);
+  show(el.accountBar, true);
+}
+
+function startSession(key, name) {
+  state.key = key;
+  state.name = name;
+  state.signingOut = false;
+  state.everWelcomed = false;
+  state.backoff = 1000;
+  connect();
+}
+
+el.signinForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const key = el.signinKey.value.trim();
+  const name = el.signinName.value.trim();
+  show(el.signinProblem, false);
+  if (!key || !name) {
+    el.signinProblem.textContent = !key ? 'Enter your secret key.' : 'Enter your name.';
+    show(el.signinProblem, true);
+    (!key ? el.signinKey : el.signinName).focus();
+    return;
+  }
+  if (key.startsWith('pk_')) {
+    el.signinProblem.textContent = 'That is a public key (pk_…), meant for the website. Agents sign in with the secret key (sk_…).';
+    show(el.signinProblem, true);
+    el.signinKey.focus();
+    return;
+  }
+  clearError();
+  el.signinSubmit.disabled = true;
+  el.signinSubmit.textContent = 'Signing in…';
+  startSession(key, name);
+});
+
+function resetSigninButton() {
+  el.signinSubmit.disabled = false;
+  el.signinSubmit.textContent = 'Sign in';
+}
+
+el.signout.addEventListener('click', () => {
+  state.signingOut = true;
+  clearTimeout(state.reconnectTimer);
+  clearInterval(state.heartbeatTimer);
+  const ws = state.ws;
+  state.ws = null;
+  state.welcomed = false;
+  if (ws) ws.close(1000, 'signed out');
+  sessionStorage.removeItem(STORE_KEY);
+  sessionStorage.removeItem(STORE_NAME);
+  Object.assign(state, {
+    key: null, agent: null, everWelcomed: false, pendingRequest: null, lastAction: null,
+  });
+  state.visitors.clear();
+  state.known.clear();
+  state.sessions.clear();
+  state.history.clear();
+  state.controlRequested.clear();
+  state.foundBy.clear();
+  state.missing.clear();
+  rowCache.clear();
+  el.visitorList.replaceChildren();
+  el.search.value = '';
+  el.signinKey.value = '';
+  el.signinName.value = state.name || '';
+  clearError();
+  setConn('offline', 'Offline');
+  showSignin();
+  announce('Signed out.');
+  el.signinKey.focus();
+});
+
+function syncControls() {
+  if (el.connStatus.dataset.state !== 'connecting') resetSigninButton();
+  if (!el.appView.hidden) renderView();
+}
+
+function renderAll() {
+  renderList();
+  renderView();
+}
+
+// ----- start ---------------------------------------------------------------------------------
+
+function boot() {
+  state.route = parseRoute();
+  const key = sessionStorage.getItem(STORE_KEY);
+  const name = sessionStorage.getItem(STORE_NAME);
+  if (name) {
+    state.name = name;
+    el.signinName.value = name;
+  }
+  showSignin();
+  if (key && name) {
+    el.signinKey.value = key;
+    el.signinSubmit.disabled = true;
+    el.signinSubmit.textContent = 'Signing in…';
+    startSession(key, name);
+  } else {
+    el.signinKey.focus();
+  }
+}
+
+boot();
