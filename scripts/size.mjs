@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 
 const BUDGET_GZIP = 60 * 1024;
-const files = process.argv.slice(2);
+const reportOnly = process.argv.includes('--report-only');
+const files = process.argv.slice(2).filter((a) => a !== '--report-only');
 let total = { raw: 0, gzip: 0, brotli: 0 };
 const kb = (n) => (n / 1024).toFixed(1).padStart(7) + ' KB';
 console.log('[size] file                          raw       gzip     brotli');
@@ -18,6 +19,10 @@ for (const file of files) {
 }
 console.log(`[size] ${'total (wasm + js)'.padEnd(26)} ${kb(total.raw)} ${kb(total.gzip)} ${kb(total.brotli)}`);
 if (total.gzip > BUDGET_GZIP) {
+  if (reportOnly) {
+    console.log(`[size] PREVIEW: ${kb(total.gzip).trim()} gzipped is over the ${kb(BUDGET_GZIP).trim()} budget; not shippable`);
+    process.exit(0);
+  }
   console.error(`[size] FAIL: ${total.gzip} bytes gzipped is over the budget of ${BUDGET_GZIP}`);
   process.exit(1);
 }

@@ -397,20 +397,47 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
             reason: "must be an http:// or https:// URL",
         });
     }
-    let mut permissions_json = serde_json::to_value(Permissions::default()).unwrap_or(Value::Null);
-    if let Value::Object(defaults) = &mut permissions_json {
-        for (key, _) in PERMISSION_KEYS {
-            if let Some(v) = map.get(*key) {
-                defaults.insert((*key).to_string(), v.clone());
-            }
+    // Read field by field rather than through serde: this runs in the SDK, and serde's
+    // derived deserializers would more than double the wasm bundle.
+    let mut permissions = Permissions::default();
+    let flag = |key: &str, slot: &mut bool| {
+        if let Some(Value::Bool(b)) = map.get(key) {
+            *slot = *b;
         }
-    }
-    // Cannot fail after `check` above; mapped rather than unwrapped all the same.
-    let permissions: Permissions =
-        serde_json::from_value(permissions_json).map_err(|_| ConfigError::Invalid {
-            key: "permissions".into(),
-            reason: "not a valid permission set",
-        })?;
+    };
+    let p = &mut permissions;
+    flag(
+        "requireAuthorizationForSession",
+        &mut p.require_authorization_for_session,
+    );
+    flag("requireControlRequest", &mut p.require_control_request);
+    flag("allowRemoteConsole", &mut p.allow_remote_console);
+    flag("allowAgentRedirect", &mut p.allow_agent_redirect);
+    flag("allowRemoteClick", &mut p.allow_remote_click);
+    flag("allowRemoteScroll", &mut p.allow_remote_scroll);
+    flag("allowRemoteType", &mut p.allow_remote_type);
+    flag("allowFullScreen", &mut p.allow_full_screen);
+    flag("allowRequestFullTab", &mut p.allow_request_full_tab);
+    flag("enableSessionRating", &mut p.enable_session_rating);
+    flag("assetsProxyConfigured", &mut p.assets_proxy_configured);
+    p.cobrowsing_video_enabled = match map.get("cobrowsingVideoEnabled").and_then(Value::as_str) {
+        Some("two_way") => VideoEnabled::TwoWay,
+        Some("visitor_to_agent") => VideoEnabled::VisitorToAgent,
+        Some("agent_to_visitor") => VideoEnabled::AgentToVisitor,
+        _ => VideoEnabled::Disabled,
+    };
+    p.cobrowsing_video_audio_relationship = match map
+        .get("cobrowsingVideoAudioRelationship")
+        .and_then(Value::as_str)
+    {
+        Some("video_requires_audio") => VideoAudioRelationship::VideoRequiresAudio,
+        Some("automatic") => VideoAudioRelationship::Automatic,
+        _ => VideoAudioRelationship::Independent,
+    };
+    p.agent_prompt = map
+        .get("agentPrompt")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let opt_text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
     Ok(Config {
         api_key,

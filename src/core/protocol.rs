@@ -132,65 +132,165 @@ pub enum ServerToVisitor {
 
 impl<'de> Deserialize<'de> for ServerToVisitor {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut value = Value::deserialize(deserializer)?;
-        let Some(fields) = value.as_object_mut() else {
-            return Err(D::Error::custom("a frame must be a JSON object"));
-        };
-        let kind = match fields.remove("type") {
-            Some(Value::String(kind)) => kind,
-            _ => return Err(D::Error::missing_field("type")),
-        };
-        fn take<T: serde::de::DeserializeOwned, E: Error>(
-            fields: &mut serde_json::Map<String, Value>,
-            key: &'static str,
-        ) -> Result<T, E> {
-            serde_json::from_value(fields.remove(key).unwrap_or(Value::Null))
-                .map_err(|e| E::custom(format_args!("field `{key}`: {e}")))
+        let value = Value::deserialize(deserializer)?;
+        server_to_visitor_from_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads fields out of a decoded frame by hand: no serde-derived deserializer (and none
+/// of serde's error formatting) reaches the SDK's wasm.
+struct Fields(serde_json::Map<String, Value>);
+
+impl Fields {
+    fn text(&mut self, key: &'static str) -> Result<String, String> {
+        match self.0.remove(key) {
+            Some(Value::String(s)) => Ok(s),
+            _ => Err(format!("field `{key}` must be a string")),
         }
-        let f = fields;
-        Ok(match kind.as_str() {
-            "welcome" => ServerToVisitor::Welcome {
-                protocol_version: take(f, "protocol_version")?,
-                short_id: take(f, "short_id")?,
-                unique_connection_id: take(f, "uniqueConnectionId")?,
-                lookup_code: take(f, "lookup_code")?,
-            },
-            "session_request" => ServerToVisitor::SessionRequest {
-                session_id: take(f, "session_id")?,
-                agent: take(f, "agent")?,
-            },
-            "session_start" => ServerToVisitor::SessionStart {
-                session_id: take(f, "session_id")?,
-            },
-            "session_continue" => ServerToVisitor::SessionContinue {
-                session_id: take(f, "session_id")?,
-            },
-            "session_end" => ServerToVisitor::SessionEnd {
-                session_id: take(f, "session_id")?,
-                disconnect_type: take(f, "disconnectType")?,
-            },
-            "control_request" => ServerToVisitor::ControlRequest {
-                agent: take(f, "agent")?,
-            },
-            "control_start" => ServerToVisitor::ControlStart {
-                agent_id: take(f, "agent_id")?,
-            },
-            "control_end" => ServerToVisitor::ControlEnd {
-                agent_id: take(f, "agent_id")?,
-                reason: take(f, "reason")?,
-            },
-            "state" => ServerToVisitor::State {
-                state: take(f, "state")?,
-            },
-            "heartbeat_ack" => ServerToVisitor::HeartbeatAck,
-            "error" => ServerToVisitor::Error(ErrorFrame {
-                code: take(f, "code")?,
-                message: take(f, "message")?,
-            }),
-            _ => ServerToVisitor::Unknown,
+    }
+
+    fn opt_text(&mut self, key: &'static str) -> Result<Option<String>, String> {
+        match self.0.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("field `{key}` must be a string or null")),
+        }
+    }
+
+    fn flag(&mut self, key: &'static str) -> Result<bool, String> {
+        match self.0.remove(key) {
+            Some(Value::Bool(b)) => Ok(b),
+            _ => Err(format!("field `{key}` must be a boolean")),
+        }
+    }
+
+    fn number(&mut self, key: &'static str) -> Result<u32, String> {
+        self.0
+            .remove(key)
+            .and_then(|v| v.as_u64())
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| format!("field `{key}` must be a whole number"))
+    }
+
+    fn object(&mut self, key: &'static str) -> Result<Fields, String> {
+        match self.0.remove(key) {
+            Some(Value::Object(m)) => Ok(Fields(m)),
+            _ => Err(format!("field `{key}` must be an object")),
+        }
+    }
+
+    fn opt_object(&mut self, key: &'static str) -> Result<Option<Value>, String> {
+        match self.0.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Object(_)) => Ok(Some(v)),
+            Some(_) => Err(format!("field `{key}` must be an object or null")),
+        }
+    }
+
+    fn agent(&mut self, key: &'static str) -> Result<Agent, String> {
+        let mut a = self.object(key)?;
+        Ok(Agent {
+            agent_nickname: a.text("agent_nickname")?,
+            email: a.opt_text("email")?,
+            external_id: a.opt_text("external_id")?,
+            id: a.text("id")?,
+            name: a.text("name")?,
+            on_premise: a.flag("on_premise")?,
         })
     }
+
+    fn one_of<T: Copy>(&mut self, key: &'static str, values: &[(&str, T)]) -> Result<T, String> {
+        let text = self.text(key)?;
+        values
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("field `{key}` has an unknown value"))
+    }
+}
+
+fn server_to_visitor_from_value(value: Value) -> Result<ServerToVisitor, String> {
+    use ControlEndReason as R;
+    use DisconnectType as D;
+    let Value::Object(map) = value else {
+        return Err("a frame must be a JSON object".into());
+    };
+    let mut f = Fields(map);
+    let kind = f.text("type")?;
+    Ok(match kind.as_str() {
+        "welcome" => ServerToVisitor::Welcome {
+            protocol_version: f.number("protocol_version")?,
+            short_id: f.text("short_id")?,
+            unique_connection_id: f.text("uniqueConnectionId")?,
+            lookup_code: f.opt_text("lookup_code")?,
+        },
+        "session_request" => ServerToVisitor::SessionRequest {
+            session_id: f.text("session_id")?,
+            agent: f.agent("agent")?,
+        },
+        "session_start" => ServerToVisitor::SessionStart {
+            session_id: f.text("session_id")?,
+        },
+        "session_continue" => ServerToVisitor::SessionContinue {
+            session_id: f.text("session_id")?,
+        },
+        "session_end" => ServerToVisitor::SessionEnd {
+            session_id: f.text("session_id")?,
+            disconnect_type: f.one_of(
+                "disconnectType",
+                &[
+                    ("client", D::Client),
+                    ("peer", D::Peer),
+                    ("system", D::System),
+                    ("transport.failure", D::TransportFailure),
+                    ("timeout", D::Timeout),
+                ],
+            )?,
+        },
+        "control_request" => ServerToVisitor::ControlRequest {
+            agent: f.agent("agent")?,
+        },
+        "control_start" => ServerToVisitor::ControlStart {
+            agent_id: f.text("agent_id")?,
+        },
+        "control_end" => ServerToVisitor::ControlEnd {
+            agent_id: f.text("agent_id")?,
+            reason: f.one_of(
+                "reason",
+                &[
+                    ("denied", R::Denied),
+                    ("revoked_by_visitor", R::RevokedByVisitor),
+                    ("revoked_by_agent", R::RevokedByAgent),
+                    ("focus_lost", R::FocusLost),
+                    ("session_ended", R::SessionEnded),
+                ],
+            )?,
+        },
+        "state" => {
+            let mut state = f.object("state")?;
+            ServerToVisitor::State {
+                state: Box::new(VisitorState {
+                    status: state.one_of(
+                        "status",
+                        &[
+                            ("none", SessionStatus::None),
+                            ("authorizing", SessionStatus::Authorizing),
+                            ("active", SessionStatus::Active),
+                            ("ended", SessionStatus::Ended),
+                        ],
+                    )?,
+                    connection: state.opt_object("connection")?,
+                    communication: state.opt_object("communication")?,
+                }),
+            }
+        }
+        "heartbeat_ack" => ServerToVisitor::HeartbeatAck,
+        "error" => ServerToVisitor::Error(ErrorFrame {
+            code: f.text("code")?,
+            message: f.text("message")?,
+        }),
+        _ => ServerToVisitor::Unknown,
+    })
 }
 
 /// Agent console → server.

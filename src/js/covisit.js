@@ -18,8 +18,7 @@
   // Commands that call back instead of returning.
   var CALLBACKS = {
     getState: function (cv, cb) { cb(cv.state()); },
-    getLookupCode: function (cv, cb) { cv.lookupCode().then(cb, report); },
-    getVersion: function (cv, cb) { cb(mod.version()); }
+    getLookupCode: function (cv, cb) { cv.lookupCode().then(cb, report); }
   };
   var METHODS = ['authorize', 'deny', 'end', 'grantControl', 'denyControl', 'revokeControl',
     'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'on', 'off', 'stop'];
@@ -38,8 +37,12 @@
       }, report);
       return;
     }
-    if (!instance) { waiting.push(args); return; }
     try {
+      if (command === 'getVersion') {
+        if (typeof rest[0] === 'function') rest[0](mod.version());
+        return;
+      }
+      if (!instance) { waiting.push(args); return; }
       if (CALLBACKS[command]) {
         if (typeof rest[0] !== 'function') throw Object.assign(new Error(command + ' needs a callback'), { code: 'invalid_argument' });
         return CALLBACKS[command](instance, rest[0]);

@@ -1,19 +1,24 @@
 // The npm package's entry: `import { start } from 'covisit'`. Initializes the wasm once
 // (it sits next to this file), then starts the SDK.
-import init, { startCovisit, validateConfig, version, Covisit } from './covisit_wasm.js';
+import * as wasm from './covisit_wasm.js';
 
 let loading = null;
 
 /** Load the wasm (once). Called by `start`; call it early to warm up. */
 export function load() {
-  loading = loading || init({ module_or_path: new URL('./covisit_wasm_bg.wasm', import.meta.url) });
+  loading = loading || wasm.default({ module_or_path: new URL('./covisit_wasm_bg.wasm', import.meta.url) });
   return loading;
 }
 
 /** Connect to the covisit server and identify the visitor: resolves with the SDK object. */
 export async function start(config) {
   await load();
-  return startCovisit(config);
+  if (typeof wasm.startCovisit !== 'function') {
+    throw Object.assign(new Error('this build of covisit has no session client (build with --preview)'), { code: 'unsupported' });
+  }
+  return wasm.startCovisit(config);
 }
 
-export { validateConfig, version, Covisit };
+export const validateConfig = (config) => wasm.validateConfig(config);
+export const version = () => wasm.version();
+export const Covisit = wasm.Covisit;

@@ -1,0 +1,640 @@
+//! The browser session client: `start()` and the `Covisit` object around
+//! [`VisitorClient`], owning the clock, the one timer, the WebSocket, the DOM listeners
+//! and the default UI. Compiled with the `session-client` feature.
+//!
+//! Re-entrancy: page callbacks may call back into the SDK (a `sessionRequest` handler
+//! calling `authorize()`), so outputs are taken out of the `RefCell` before any JS runs.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{CloseEvent, Event, EventTarget, MessageEvent, WebSocket};
+
+use super::glue;
+use super::{from_js, now, to_js, CovisitError};
+use crate::core::client::{ClientEvent, ClientState, Output, PageInfo, VisitorClient, EVENT_NAMES};
+use crate::core::machine::SessionStatus;
+use crate::core::Millis;
+
+const SHORT_ID_KEY: &str = "covisit.short_id";
+const CONNECTION_ID_KEY: &str = "covisit.connection_id";
+
+/// Connects to the covisit server and identifies the visitor. Resolves with the SDK
+/// object once the server has welcomed this tab; rejects with an `Error` (with `code`)
+/// when the config is invalid or the server refuses the key. While the server cannot
+/// be reached the promise waits and the SDK keeps retrying.
+///
+/// ```js
+/// import { start } from 'covisit';
+/// const cv = await start({ apiKey: 'pk_demo', server: 'http://127.0.0.1:8080' });
+/// cv.on('sessionRequest', ({ agent }) => confirm(`Let ${agent.name} see this page?`) ? cv.authorize() : cv.deny());
+/// ```
+#[wasm_bindgen(js_name = startCovisit, unchecked_return_type = "Promise<Covisit>")]
+pub fn start_covisit(
+    #[wasm_bindgen(unchecked_param_type = "CovisitConfig")] config: JsValue,
+) -> js_sys::Promise {
+    let config = match from_js(&config) {
+        Ok(c) => c,
+        Err(e) => return js_sys::Promise::reject(&e.into()),
+    };
+    let window = web_sys::window();
+    let storage = |session: bool| {
+        window
+            .as_ref()
+            .and_then(|w| {
+                if session {
+                    w.session_storage().ok()
+                } else {
+                    w.local_storage().ok()
+                }
+            })
+            .flatten()
+    };
+    let stored_short_id = storage(false).and_then(|s| s.get_item(SHORT_ID_KEY).ok().flatten());
+    let stored_connection_id =
+        storage(true).and_then(|s| s.get_item(CONNECTION_ID_KEY).ok().flatten());
+    let page = page_info();
+    let seed = (js_sys::Math::random() * 9.0e15) as u64;
+    let client =
+        match VisitorClient::new(&config, page, stored_short_id, stored_connection_id, seed) {
+            Ok(c) => c,
+            Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
+        };
+    let driver = Driver::new(client);
+    let covisit = Covisit {
+        driver: driver.clone(),
+    };
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        driver.borrow_mut().waiters.push((resolve, reject));
+    });
+    Driver::install(&driver);
+    Driver::drive(&driver);
+    driver.borrow_mut().instance = Some(covisit);
+    promise
+}
+
+fn page_info() -> PageInfo {
+    let Some(window) = web_sys::window() else {
+        return PageInfo::default();
+    };
+    let document = window.document();
+    let screen = window.screen().ok();
+    PageInfo {
+        url: window.location().href().ok(),
+        screen_width: screen
+            .as_ref()
+            .and_then(|s| s.width().ok())
+            .unwrap_or(0)
+            .max(0) as u32,
+        screen_height: screen
+            .as_ref()
+            .and_then(|s| s.height().ok())
+            .unwrap_or(0)
+            .max(0) as u32,
+        has_focus: document
+            .as_ref()
+            .is_some_and(|d| d.has_focus().unwrap_or(false) && !d.hidden()),
+        user_agent: window.navigator().user_agent().ok(),
+    }
+}
+
+type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
+
+/// Everything the SDK added to the page, so `stop()` can take all of it away.
+struct Driver {
+    client: VisitorClient,
+    socket: Option<WebSocket>,
+    socket_callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
+    timer: Option<(Millis, Timeout)>,
+    listeners: Vec<Listener>,
+    unpatch_history: Option<js_sys::Function>,
+    handlers: Vec<(String, js_sys::Function)>,
+    ui: Option<glue::Ui>,
+    ui_callback: Option<Closure<dyn FnMut(String, JsValue)>>,
+    waiters: Vec<(js_sys::Function, js_sys::Function)>,
+    instance: Option<Covisit>,
+    this: Weak<RefCell<Driver>>,
+}
+
+impl Driver {
+    fn new(client: VisitorClient) -> Rc<RefCell<Driver>> {
+        Rc::new_cyclic(|this| {
+            RefCell::new(Driver {
+                client,
+                socket: None,
+                socket_callbacks: Vec::new(),
+                timer: None,
+                listeners: Vec::new(),
+                unpatch_history: None,
+                handlers: Vec::new(),
+                ui: None,
+                ui_callback: None,
+                waiters: Vec::new(),
+                instance: None,
+                this: this.clone(),
+            })
+        })
+    }
+
+    /// Adds the page listeners: focus, visibility, navigation, unload, history.
+    fn install(driver: &Rc<RefCell<Driver>>) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let weak = Rc::downgrade(driver);
+        let add = |target: EventTarget, name: &'static str, f: fn(&mut VisitorClient, Millis)| {
+            let weak = weak.clone();
+            let closure = Closure::<dyn FnMut(Event)>::new(move |_e: Event| {
+                if let Some(d) = weak.upgrade() {
+                    f(&mut d.borrow_mut().client, now());
+                    Driver::drive(&d);
+                }
+            });
+            let _ = target.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+            driver.borrow_mut().listeners.push((target, name, closure));
+        };
+        let win: EventTarget = window.clone().into();
+        add(win.clone(), "focus", |c, t| {
+            c.handle_focus(t, page_info().has_focus)
+        });
+        add(win.clone(), "blur", |c, t| c.handle_focus(t, false));
+        add(win.clone(), "pagehide", |c, t| c.handle_page_hide(t));
+        add(win.clone(), "pageshow", |c, t| c.handle_page_show(t));
+        add(win.clone(), "popstate", url_changed);
+        add(win.clone(), "hashchange", url_changed);
+        if let Some(document) = window.document() {
+            add(document.into(), "visibilitychange", |c, t| {
+                c.handle_focus(t, page_info().has_focus)
+            });
+        }
+        let on_history = Closure::<dyn FnMut(Event)>::new({
+            let weak = weak.clone();
+            move |_e: Event| {
+                if let Some(d) = weak.upgrade() {
+                    url_changed(&mut d.borrow_mut().client, now());
+                    Driver::drive(&d);
+                }
+            }
+        });
+        let unpatch = glue::patch_history(on_history.as_ref().unchecked_ref());
+        let mut d = driver.borrow_mut();
+        d.unpatch_history = Some(unpatch);
+        // Kept with the listeners so that stop() drops it after unpatching.
+        d.listeners.push((win, "covisit-history", on_history));
+        drop(d);
+        Driver::install_ui(driver);
+    }
+
+    fn install_ui(driver: &Rc<RefCell<Driver>>) {
+        let weak = Rc::downgrade(driver);
+        let callback =
+            Closure::<dyn FnMut(String, JsValue)>::new(move |action: String, arg: JsValue| {
+                let Some(d) = weak.upgrade() else { return };
+                let result = {
+                    let client = &mut d.borrow_mut().client;
+                    match action.as_str() {
+                        "allow" => client.authorize(),
+                        "deny" => client.deny(),
+                        "end" => client.end(),
+                        "grantControl" => client.grant_control(),
+                        "denyControl" => client.deny_control(),
+                        "revokeControl" => client.revoke_control(),
+                        "rate" => from_js(&arg)
+                            .map_err(|_| crate::core::client::ClientError::InvalidArgument {
+                                field: "rating",
+                                reason: "must be an object",
+                            })
+                            .and_then(|v| client.rate(&v)),
+                        "lookupCode" => Ok(()),
+                        _ => Ok(()),
+                    }
+                };
+                if action == "lookupCode" {
+                    let code = d.borrow().client.lookup_code().map(str::to_string);
+                    if let (Some(ui), Some(code)) = (d.borrow().ui.as_ref(), code) {
+                        ui.show_lookup_code(&code);
+                    }
+                }
+                if let Err(e) = result {
+                    web_sys::console::warn_1(&JsValue::from_str(&format!(
+                        "[covisit] {}: {e}",
+                        e.code()
+                    )));
+                }
+                Driver::drive(&d);
+            });
+        let ui = glue::Ui::new(callback.as_ref().unchecked_ref());
+        let mut d = driver.borrow_mut();
+        d.ui = Some(ui);
+        d.ui_callback = Some(callback);
+    }
+
+    /// Drains the client's outputs and does what they say, then re-arms the timer.
+    /// JS (page handlers, UI) runs only while no borrow is held.
+    fn drive(driver: &Rc<RefCell<Driver>>) {
+        for _ in 0..1000 {
+            let Some(output) = driver.borrow_mut().client.poll_output() else {
+                break;
+            };
+            match output {
+                Output::Connect { url } => Driver::connect(driver, &url),
+                Output::Transmit(text) => {
+                    if let Some(socket) = driver.borrow().socket.as_ref() {
+                        let _ = socket.send_with_str(&text);
+                    }
+                }
+                Output::Close => driver.borrow_mut().close_socket(),
+                Output::Persist {
+                    short_id,
+                    unique_connection_id,
+                } => persist(&short_id, &unique_connection_id),
+                Output::Event(event) => Driver::dispatch(driver, event),
+            }
+        }
+        driver.borrow_mut().arm_timer();
+    }
+
+    fn arm_timer(&mut self) {
+        let next = self.client.poll_timeout();
+        if self.timer.as_ref().map(|(d, _)| *d) == next {
+            return; // unchanged: keep the running timer
+        }
+        self.timer = next.map(|deadline| {
+            let weak = self.this.clone();
+            let delay = deadline.0.saturating_sub(now().0).min(u32::MAX as u64) as u32;
+            let timeout = Timeout::new(delay, move || {
+                if let Some(d) = weak.upgrade() {
+                    d.borrow_mut().timer = None;
+                    d.borrow_mut().client.handle_timeout(now());
+                    Driver::drive(&d);
+                }
+            });
+            (deadline, timeout)
+        });
+    }
+
+    fn connect(driver: &Rc<RefCell<Driver>>, url: &str) {
+        driver.borrow_mut().close_socket();
+        let socket = match WebSocket::new(url) {
+            Ok(s) => s,
+            Err(_) => {
+                driver.borrow_mut().client.handle_socket_close(now());
+                return;
+            }
+        };
+        let weak = Rc::downgrade(driver);
+        let on = |f: fn(&Rc<RefCell<Driver>>, JsValue)| {
+            let weak = weak.clone();
+            Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+                if let Some(d) = weak.upgrade() {
+                    f(&d, e);
+                    Driver::drive(&d);
+                }
+            })
+        };
+        let open = on(|d, _| d.borrow_mut().client.handle_socket_open(now()));
+        let message = on(|d, e| {
+            if let Some(text) = e
+                .dyn_ref::<MessageEvent>()
+                .and_then(|m| m.data().as_string())
+            {
+                d.borrow_mut().client.handle_frame(now(), &text);
+            }
+        });
+        let close = on(|d, e| {
+            let _ = e.dyn_ref::<CloseEvent>();
+            d.borrow_mut().socket = None;
+            d.borrow_mut().client.handle_socket_close(now());
+        });
+        socket.set_onopen(Some(open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(close.as_ref().unchecked_ref()));
+        let mut d = driver.borrow_mut();
+        d.socket = Some(socket);
+        d.socket_callbacks = vec![open, message, close];
+    }
+
+    fn close_socket(&mut self) {
+        if let Some(socket) = self.socket.take() {
+            socket.set_onopen(None);
+            socket.set_onmessage(None);
+            socket.set_onclose(None);
+            let _ = socket.close();
+        }
+        self.socket_callbacks.clear();
+    }
+
+    /// Calls the page's handlers for `event`; without one, the default UI answers
+    /// prompts. Also keeps the default indicator in step with the session.
+    fn dispatch(driver: &Rc<RefCell<Driver>>, event: ClientEvent) {
+        let name = event.name();
+        let (handlers, ui, state, status, granted, agent_name, config) = {
+            let d = driver.borrow();
+            let handlers: Vec<js_sys::Function> = d
+                .handlers
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, f)| f.clone())
+                .collect();
+            let agent_name = d
+                .client
+                .session_agent()
+                .map(|a| a.name.clone())
+                .unwrap_or_default();
+            (
+                handlers,
+                d.ui.clone(),
+                d.client.state(),
+                d.client.status(),
+                d.client.control_granted(),
+                agent_name,
+                d.client.config().clone(),
+            )
+        };
+        if let Some(ui) = ui.as_ref() {
+            match &event {
+                ClientEvent::SessionRequest { agent, .. } if handlers.is_empty() => {
+                    let title = config
+                        .authorization_prompt_title
+                        .clone()
+                        .unwrap_or_else(|| "Allow screen sharing?".into());
+                    let message = config
+                        .authorization_prompt_message
+                        .clone()
+                        .unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into())
+                        .replace("{agentName}", &agent.name);
+                    ui.show_session_prompt(&title, &message);
+                }
+                ClientEvent::ControlRequest { agent } if handlers.is_empty() => {
+                    ui.show_control_prompt(&format!(
+                        "{} would like to control this page",
+                        agent.name
+                    ));
+                }
+                ClientEvent::SessionEnd { .. } => {
+                    ui.hide_prompt();
+                    if config.permissions.enable_session_rating && state.session.went_live {
+                        ui.show_rating(&agent_name);
+                    }
+                }
+                _ => {}
+            }
+            match status {
+                SessionStatus::Active => ui.show_indicator(&agent_name, granted),
+                SessionStatus::Authorizing => ui.hide_indicator(),
+                _ => {
+                    ui.hide_indicator();
+                    ui.hide_prompt();
+                }
+            }
+            if matches!(
+                event,
+                ClientEvent::SessionStart { .. } | ClientEvent::SessionContinue { .. }
+            ) {
+                ui.hide_prompt();
+            }
+            if matches!(
+                event,
+                ClientEvent::ControlStart { .. } | ClientEvent::ControlEnd { .. }
+            ) {
+                ui.hide_prompt();
+            }
+        }
+        if let ClientEvent::Ready { .. } = event {
+            let (waiters, instance) = {
+                let mut d = driver.borrow_mut();
+                (std::mem::take(&mut d.waiters), d.instance.clone())
+            };
+            let value = instance.map(JsValue::from).unwrap_or(JsValue::UNDEFINED);
+            for (resolve, _) in waiters {
+                let _ = resolve.call1(&JsValue::NULL, &value);
+            }
+        }
+        if let ClientEvent::Error { code, message } = &event {
+            if driver.borrow().client.is_stopped() {
+                let waiters = std::mem::take(&mut driver.borrow_mut().waiters);
+                let error: JsValue = CovisitError::owned(code.clone(), message.clone()).into();
+                for (_, reject) in waiters {
+                    let _ = reject.call1(&JsValue::NULL, &error);
+                }
+            }
+        }
+        let detail = match &event {
+            ClientEvent::StateChange => to_js(&state),
+            other => {
+                let tagged = to_js(other);
+                js_sys::Reflect::get(&tagged, &JsValue::from_str("detail"))
+                    .unwrap_or(JsValue::UNDEFINED)
+            }
+        };
+        for handler in handlers {
+            if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
+                web_sys::console::error_2(
+                    &JsValue::from_str("[covisit] an event handler threw:"),
+                    &e,
+                );
+            }
+        }
+    }
+
+    /// Removes everything the SDK added: socket, timer, listeners, history patch, UI.
+    fn teardown(&mut self) {
+        self.client.stop();
+        self.close_socket();
+        self.timer = None;
+        if let Some(unpatch) = self.unpatch_history.take() {
+            let _ = unpatch.call0(&JsValue::NULL);
+        }
+        for (target, name, closure) in self.listeners.drain(..) {
+            let _ =
+                target.remove_event_listener_with_callback(name, closure.as_ref().unchecked_ref());
+        }
+        if let Some(ui) = self.ui.take() {
+            ui.destroy();
+        }
+        self.ui_callback = None;
+        self.handlers.clear();
+        self.waiters.clear();
+        self.instance = None;
+    }
+}
+
+fn url_changed(client: &mut VisitorClient, t: Millis) {
+    if let Some(href) = web_sys::window().and_then(|w| w.location().href().ok()) {
+        client.handle_url(t, &href);
+    }
+}
+
+fn persist(short_id: &str, connection_id: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    // Storage can be unavailable (private mode, blocked cookies): the SDK still works,
+    // the visitor just gets a new id next time.
+    if let Ok(Some(local)) = window.local_storage() {
+        let _ = local.set_item(SHORT_ID_KEY, short_id);
+    }
+    if let Ok(Some(session)) = window.session_storage() {
+        let _ = session.set_item(CONNECTION_ID_KEY, connection_id);
+    }
+}
+
+/// The SDK object `start()` resolves with. Every method throws an `Error` with a stable
+/// `code` when it cannot be done now (e.g. `wrong_session_state`).
+#[wasm_bindgen]
+#[derive(Clone)]
+pub struct Covisit {
+    driver: Rc<RefCell<Driver>>,
+}
+
+impl Covisit {
+    fn call(
+        &self,
+        f: impl FnOnce(&mut VisitorClient) -> Result<(), crate::core::client::ClientError>,
+    ) -> Result<(), CovisitError> {
+        let result = f(&mut self.driver.borrow_mut().client);
+        Driver::drive(&self.driver);
+        result.map_err(CovisitError::from)
+    }
+}
+
+#[wasm_bindgen]
+impl Covisit {
+    /// Allow the pending session request.
+    ///
+    /// ```js
+    /// cv.on('sessionRequest', () => cv.authorize());
+    /// ```
+    pub fn authorize(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.authorize())
+    }
+
+    /// Refuse the pending session request (`sessionEnd` with `disconnectType: 'client'`).
+    pub fn deny(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.deny())
+    }
+
+    /// End the session.
+    pub fn end(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.end())
+    }
+
+    /// Allow the pending control request.
+    #[wasm_bindgen(js_name = grantControl)]
+    pub fn grant_control(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.grant_control())
+    }
+
+    /// Refuse the pending control request.
+    #[wasm_bindgen(js_name = denyControl)]
+    pub fn deny_control(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.deny_control())
+    }
+
+    /// Take control back from the agent.
+    #[wasm_bindgen(js_name = revokeControl)]
+    pub fn revoke_control(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.revoke_control())
+    }
+
+    /// Announce leaving to a page without the SDK; the session waits `returnTimeSeconds`.
+    ///
+    /// ```js
+    /// cv.expectDisconnect({ returnTimeSeconds: 60, title: 'Payment', message: 'Back in a minute' });
+    /// location.href = 'https://pay.example.com/';
+    /// ```
+    #[wasm_bindgen(js_name = expectDisconnect)]
+    pub fn expect_disconnect(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ExpectDisconnectOptions")] options: JsValue,
+    ) -> Result<(), CovisitError> {
+        let options = from_js(&options)?;
+        self.call(|c| c.expect_disconnect(&options))
+    }
+
+    /// Identify the visitor; `null` clears a value.
+    ///
+    /// ```js
+    /// cv.updateVisitor({ uniqueId: 'cust-42', identities: ['Ada Lovelace', 'ada@example.com'] });
+    /// ```
+    #[wasm_bindgen(js_name = updateVisitor)]
+    pub fn update_visitor(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "VisitorIdentity")] identity: JsValue,
+    ) -> Result<(), CovisitError> {
+        let identity = from_js(&identity)?;
+        self.call(|c| c.update_visitor(&identity))
+    }
+
+    /// The 4-digit code an agent can search for.
+    #[wasm_bindgen(js_name = lookupCode, unchecked_return_type = "Promise<string>")]
+    pub fn lookup_code(&self) -> js_sys::Promise {
+        match self.driver.borrow().client.lookup_code() {
+            Some(code) => js_sys::Promise::resolve(&JsValue::from_str(code)),
+            None => js_sys::Promise::reject(
+                &CovisitError::new(
+                    "not_connected",
+                    "no lookup code yet: the SDK is not connected",
+                )
+                .into(),
+            ),
+        }
+    }
+
+    /// `{visitor, connection, session, communication}`.
+    #[wasm_bindgen(unchecked_return_type = "CovisitState")]
+    pub fn state(&self) -> JsValue {
+        let state: ClientState = self.driver.borrow().client.state();
+        to_js(&state)
+    }
+
+    /// The visitor asks for help (`is_waiting_for_call`).
+    #[wasm_bindgen(js_name = requestAgent)]
+    pub fn request_agent(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.request_agent())
+    }
+
+    #[wasm_bindgen(js_name = cancelRequestAgent)]
+    pub fn cancel_request_agent(&self) -> Result<(), CovisitError> {
+        self.call(|c| c.cancel_request_agent())
+    }
+
+    /// Rate the session that just ended (1–5).
+    pub fn rate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "{ rating: number; feedback?: string | null }")]
+        rating: JsValue,
+    ) -> Result<(), CovisitError> {
+        let rating = from_js(&rating)?;
+        self.call(|c| c.rate(&rating))
+    }
+
+    /// Subscribe to an event: `ready`, `sessionRequest`, `sessionStart`,
+    /// `sessionContinue`, `sessionEnd`, `controlRequest`, `controlStart`, `controlEnd`,
+    /// `connectionChange`, `stateChange`, `error`. A `sessionRequest` or
+    /// `controlRequest` handler replaces the SDK's own prompt.
+    pub fn on(&self, event: String, handler: js_sys::Function) -> Result<(), CovisitError> {
+        if !EVENT_NAMES.contains(&event.as_str()) {
+            return Err(crate::core::client::ClientError::UnknownEvent { name: event }.into());
+        }
+        self.driver.borrow_mut().handlers.push((event, handler));
+        Ok(())
+    }
+
+    /// Remove a handler added with `on`.
+    pub fn off(&self, event: String, handler: js_sys::Function) {
+        self.driver
+            .borrow_mut()
+            .handlers
+            .retain(|(n, f)| !(n == &event && f == &handler));
+    }
+
+    /// Disconnect and remove every listener, timer and UI element the SDK added.
+    pub fn stop(&self) -> js_sys::Promise {
+        self.driver.borrow_mut().teardown();
+        js_sys::Promise::resolve(&JsValue::UNDEFINED)
+    }
+}
