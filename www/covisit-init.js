@@ -28,6 +28,7 @@ Covisit('init', {
   var lastState = null;
   var online = null;
   var waiting = false;
+  var version = null;
 
   function $(id) { return document.getElementById(id); }
 
@@ -57,13 +58,23 @@ Covisit('init', {
     var st = lastState || {};
     var isOnline = online !== null ? online : Boolean(st.connection && st.connection.status === 'active');
     var status = statusOf(st);
-    var text = 'covisit: ' + (isOnline ? 'connected' : 'offline');
+    // An agent's request answers a help request (the server clears is_waiting_for_call).
+    if (waiting && (status === 'authorizing' || status === 'active')) setWaiting(false);
+    var text = 'covisit' + (version ? ' ' + version : '') + ': ' + (isOnline ? 'connected' : 'offline');
     if (status === 'authorizing') text += ' · an agent asks to co-browse';
     else if (status === 'active') text += ' · co-browsing with an agent';
     else if (status === 'ended') text += ' · session ended';
     else text += ' · no session';
     if (waiting) text += ' · waiting for an agent';
     setStatus(text, status === 'active' || status === 'authorizing' ? status : (isOnline ? 'ready' : 'offline'));
+  }
+
+  function setWaiting(on) {
+    waiting = on;
+    var help = $('ask-for-help');
+    if (!help) return;
+    help.setAttribute('aria-pressed', on ? 'true' : 'false');
+    help.textContent = on ? 'Cancel help request' : 'Ask an agent for help';
   }
 
   function onState(st) {
@@ -81,6 +92,12 @@ Covisit('init', {
     setStatus('covisit error: ' + ((e && e.code) || 'unknown') + (e && e.message ? ' (' + e.message + ')' : ''), 'error');
   });
   Covisit('getState', onState);
+  Covisit('getVersion', function (v) {
+    heard = true;
+    version = v;
+    if (lastState || online !== null) render();
+    else setStatus('covisit SDK ' + v + ' loaded', 'ready');
+  });
 
   function ready(fn) {
     if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', fn);
@@ -123,10 +140,8 @@ Covisit('init', {
           setStatus('covisit SDK not loaded: cannot ask for help.', 'missing');
           return;
         }
-        waiting = !waiting;
+        setWaiting(!waiting);
         Covisit(waiting ? 'requestAgent' : 'cancelRequestAgent');
-        help.setAttribute('aria-pressed', waiting ? 'true' : 'false');
-        help.textContent = waiting ? 'Cancel help request' : 'Ask an agent for help';
         render();
       });
     }

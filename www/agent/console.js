@@ -701,7 +701,11 @@ function badge(text, kind) {
 
 function visitorBadges(v, { withOnline } = {}) {
   const out = [];
-  if (withOnline) out.push(v.is_online ? badge('Online', 'online') : badge('Offline', 'offline'));
+  if (withOnline) {
+    if (v.is_online) out.push(badge('Online', 'online'));
+    else if (v.is_in_session) out.push(badge('Away: expected back', 'waiting'));
+    else out.push(badge('Offline', 'offline'));
+  }
   if (v.is_waiting_for_call) out.push(badge('Waiting for call', 'waiting'));
   if (v.is_in_session) out.push(badge('In session', 'session'));
   return out;
