@@ -41,6 +41,7 @@ const el = {
   visitorResults: $('visitor-results'),
   visitorList: $('visitor-list'),
   visitorEmpty: $('visitor-empty'),
+  detail: $('detail'),
   placeholderView: $('placeholder-view'),
   placeholderTitle: $('detail-title'),
   placeholderText: $('placeholder-text'),
@@ -981,6 +982,7 @@ function renderViewInner() {
   if (!v) {
     show(el.visitorView, false);
     show(el.placeholderView, true);
+    el.detail.setAttribute('aria-labelledby', 'detail-title');
     if (r.kind === 'home') {
       el.placeholderTitle.textContent = 'No visitor selected';
       el.placeholderText.textContent = 'Choose a visitor from the list, or search by the 4-digit code the visitor reads to you.';
@@ -995,6 +997,7 @@ function renderViewInner() {
   }
   show(el.placeholderView, false);
   show(el.visitorView, true);
+  el.detail.setAttribute('aria-labelledby', 'visitor-title');
   const online = state.visitors.has(v.short_id);
   const live = state.visitors.get(v.short_id) || v;
 
