@@ -167,6 +167,13 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    // Frames are small and latency matters: no Nagle delay (with the peer's delayed
+    // ACK it holds a frame back ~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let public_url = cli.public_url(bound);
     let metrics = Arc::new(Metrics::default());
     let grace = cli.grace_period_seconds.clamp(1, 86_400);

@@ -12,10 +12,11 @@
 //! the seed records (Visitor, Session, Cobrowsesession) in step with it. Each visitor's
 //! timers are driven by one tokio task sleeping until `poll_timeout`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::ws::Utf8Bytes;
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
 use covisit::core::machine::{
@@ -51,7 +52,8 @@ pub fn now() -> Millis {
 /// A frame for one socket's writer task.
 #[derive(Debug)]
 pub enum Out {
-    Text(String),
+    /// Shared bytes: a frame fanned out to many sockets is encoded once, not copied.
+    Text(Utf8Bytes),
     /// Close the socket (the visitor's data was erased).
     Close,
 }
@@ -86,6 +88,18 @@ impl From<config::ConfigError> for HubError {
     }
 }
 
+/// A visitor's changes reach the agents of its account at most this often (the
+/// agents in its session get every change at once). Without it every url change of
+/// every visitor went to every agent: with 200 consoles open, 200 frames per change.
+/// Changes of `is_online`, `is_in_session` and `is_waiting_for_call` go out at once.
+const BROADCAST_INTERVAL_MS: u64 = 1000;
+/// An agent's hello gets at most this many online visitors (the most recently seen);
+/// the others appear as they change, and search finds them. Each socket keeps a write
+/// buffer as large as the largest frame it sent: 10,000 visitors are ~9 MB per console.
+const MAX_HELLO_VISITORS: usize = 500;
+/// How often deferred visitor updates are looked at.
+const BROADCAST_TICK: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// An entry of the writer task's ordered queue.
 enum Job {
     /// A store write.
@@ -118,6 +132,9 @@ struct SessionEntry {
     visitor_comm: Option<Cobrowsesession>,
     controlling: Option<String>,
     viewer_url: String,
+    /// What was last written to the store (the record without its running length):
+    /// a change that only moves the length is not written again.
+    persisted: String,
 }
 
 struct VisitorEntry {
@@ -130,6 +147,9 @@ struct VisitorEntry {
     lookup_expires: Millis,
     timer: Option<(Millis, JoinHandle<()>)>,
     last_broadcast: String,
+    /// When the account's agents last got a `visitor_update`, and its flags then.
+    broadcast_at: Millis,
+    broadcast_flags: (bool, bool, bool),
 }
 
 struct AgentConn {
@@ -144,6 +164,8 @@ struct Inner {
     agents: HashMap<u64, AgentConn>,
     sessions: HashMap<String, SessionEntry>,
     next_agent: u64,
+    /// Visitors whose latest change the account's agents have not been sent yet.
+    pending_broadcasts: HashSet<String>,
 }
 
 pub struct Hub {
@@ -202,13 +224,62 @@ impl Hub {
     ) -> Arc<Hub> {
         let (jobs, rx) = mpsc::unbounded_channel();
         tokio::spawn(writer(store, rx, metrics));
-        Arc::new_cyclic(|me| Hub {
+        let hub = Arc::new_cyclic(|me| Hub {
             inner: Mutex::new(Inner::default()),
             jobs,
             public_url,
             grace_period_seconds,
             me: me.clone(),
-        })
+        });
+        let weak = Arc::downgrade(&hub);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(BROADCAST_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(hub) = weak.upgrade() else { break };
+                hub.send_deferred_broadcasts();
+            }
+        });
+        hub
+    }
+
+    /// Sends the visitor updates held back by [`BROADCAST_INTERVAL_MS`] that are due.
+    fn send_deferred_broadcasts(&self) {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if inner.pending_broadcasts.is_empty() {
+            return;
+        }
+        for id in std::mem::take(&mut inner.pending_broadcasts) {
+            let Some(entry) = inner.visitors.get_mut(&id) else {
+                continue;
+            };
+            if now.0 < entry.broadcast_at.0 + BROADCAST_INTERVAL_MS {
+                inner.pending_broadcasts.insert(id);
+                continue;
+            }
+            let view = visitor_view(entry);
+            entry.broadcast_at = now;
+            entry.broadcast_flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
+            let account_id = entry.account_id;
+            // The session's agents had it already.
+            let skip: Vec<&str> = entry
+                .machine
+                .session_id()
+                .and_then(|s| inner.sessions.get(s))
+                .map(|s| s.parts.iter().map(|p| p.agent.id.as_str()).collect())
+                .unwrap_or_default();
+            let frame = Utf8Bytes::from(encode(&ServerToAgent::VisitorUpdate { visitor: view }));
+            for a in inner
+                .agents
+                .values()
+                .filter(|a| a.account_id == account_id && !skip.contains(&a.agent.id.as_str()))
+            {
+                self.send(&a.tx, frame.clone());
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -234,8 +305,8 @@ impl Hub {
     }
 
     /// Queues a frame behind the writes queued so far (see the module comment).
-    fn send(&self, tx: &Tx, text: String) {
-        self.job(Job::Deliver(tx.clone(), Out::Text(text)));
+    fn send(&self, tx: &Tx, text: impl Into<Utf8Bytes>) {
+        self.job(Job::Deliver(tx.clone(), Out::Text(text.into())));
     }
 
     /// (online visitors, live sessions) for `/metrics`.
@@ -351,6 +422,8 @@ impl Hub {
                     lookup_expires: Millis(0),
                     timer: None,
                     last_broadcast: String::new(),
+                    broadcast_at: Millis(0),
+                    broadcast_flags: (false, false, false),
                 },
             );
         }
@@ -488,7 +561,7 @@ impl Hub {
             )),
             VisitorMessage::Heartbeat => {
                 if let Some(tx) = entry.sockets.get(connection_id) {
-                    let _ = tx.send(Out::Text(encode(&ServerToVisitor::HeartbeatAck)));
+                    let _ = tx.send(Out::Text(encode(&ServerToVisitor::HeartbeatAck).into()));
                 }
                 Ok(())
             }
@@ -599,7 +672,8 @@ impl Hub {
                 agent: agent.clone(),
             }),
         );
-        let visitors = online_visitors(inner, account_id);
+        let mut visitors = online_visitors(inner, account_id);
+        visitors.truncate(MAX_HELLO_VISITORS);
         self.send(&tx, encode(&ServerToAgent::Visitors { visitors }));
         for s in inner.sessions.values() {
             if s.account_id == account_id && s.parts.iter().any(|p| p.agent.id == agent.id) {
@@ -637,7 +711,8 @@ impl Hub {
             AgentMessage::Heartbeat => {
                 let inner = self.lock();
                 if let Some(a) = inner.agents.get(&conn) {
-                    let _ = a.tx.send(Out::Text(encode(&ServerToAgent::HeartbeatAck)));
+                    let _ =
+                        a.tx.send(Out::Text(encode(&ServerToAgent::HeartbeatAck).into()));
                 }
                 Ok(())
             }
@@ -787,6 +862,7 @@ impl Hub {
                 visitor_comm: None,
                 controlling: None,
                 viewer_url: viewer_url.clone(),
+                persisted: String::new(),
             },
         );
         self.after_change(inner, short_id, now);
@@ -961,7 +1037,7 @@ impl Hub {
             Box::new(s.session.clone()),
             s.status.as_str().into(),
         ));
-        let frame = session_update(s);
+        let frame = Utf8Bytes::from(session_update(s));
         let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
         for a in inner
             .agents
@@ -1191,6 +1267,14 @@ impl Hub {
         if visitor_changed {
             entry.last_broadcast = json;
         }
+        let flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
+        let broadcast_now = visitor_changed
+            && (flags != entry.broadcast_flags
+                || now.0 >= entry.broadcast_at.0 + BROADCAST_INTERVAL_MS);
+        if broadcast_now {
+            entry.broadcast_at = now;
+            entry.broadcast_flags = flags;
+        }
         // The session record.
         let session_frame = touched_session.as_ref().and_then(|sid| {
             let s = inner.sessions.get_mut(sid)?;
@@ -1232,31 +1316,55 @@ impl Hub {
                     }
                 }
             }
-            self.write(Write::Session(
-                account_id,
-                Box::new(s.session.clone()),
-                s.status.as_str().into(),
-            ));
-            for c in communications(s) {
-                self.write(Write::Communication(sid.clone(), Box::new(c)));
+            let comms = communications(s);
+            let fingerprint = serde_json::to_string(&(
+                Session {
+                    length_seconds: 0,
+                    formatted_length: String::new(),
+                    ..s.session.clone()
+                },
+                s.status.as_str(),
+                &comms,
+            ))
+            .unwrap_or_default();
+            if fingerprint != s.persisted {
+                s.persisted = fingerprint;
+                self.write(Write::Session(
+                    account_id,
+                    Box::new(s.session.clone()),
+                    s.status.as_str().into(),
+                ));
+                for c in comms {
+                    self.write(Write::Communication(sid.clone(), Box::new(c)));
+                }
             }
             let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
-            Some((session_update(s), ids))
+            Some((Utf8Bytes::from(session_update(s)), ids))
         });
         if visitor_changed || state_changed {
             self.write(Write::Visitor(account_id, Box::new(view.clone())));
         }
-        let update =
-            visitor_changed.then(|| encode(&ServerToAgent::VisitorUpdate { visitor: view }));
+        let update = visitor_changed
+            .then(|| Utf8Bytes::from(encode(&ServerToAgent::VisitorUpdate { visitor: view })));
         for a in inner.agents.values().filter(|a| a.account_id == account_id) {
+            let in_session = session_frame
+                .as_ref()
+                .is_some_and(|(_, ids)| ids.contains(&a.agent.id));
             if let Some(u) = &update {
-                self.send(&a.tx, u.clone());
+                if broadcast_now || in_session {
+                    self.send(&a.tx, u.clone());
+                }
             }
-            if let Some((frame, ids)) = &session_frame {
-                if ids.contains(&a.agent.id) {
+            if let Some((frame, _)) = &session_frame {
+                if in_session {
                     self.send(&a.tx, frame.clone());
                 }
             }
+        }
+        if broadcast_now {
+            inner.pending_broadcasts.remove(short_id);
+        } else if visitor_changed {
+            inner.pending_broadcasts.insert(short_id.to_string());
         }
         self.schedule(inner, short_id);
         // Nothing left to keep in memory: no tab, no live session.

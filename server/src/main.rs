@@ -53,6 +53,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    // Every socket is a file descriptor: raise the soft limit to the hard one (often
+    // 1024 vs. far more), so thousands of visitors fit. Harmless where it is already.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let store = SqliteStore::open(&cli.database)
         .map_err(|e| format!("cannot open {}: {e}", cli.database.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
