@@ -66,8 +66,8 @@
 
   import(base + 'index.js').then(function (m) {
     return m.load().then(function () {
-      mod = m;
-      mod.startCovisit = function (config) { return m.start(config); };
+      // An ES module namespace is read-only: wrap it rather than add to it.
+      mod = { startCovisit: m.start, version: m.version };
       var calls = pending;
       pending = [];
       for (var j = 0; j < calls.length; j++) run(calls[j]);
