@@ -3,11 +3,22 @@
 import * as wasm from './covisit_wasm.js';
 
 let loading = null;
+let loaded = false;
 
 /** Load the wasm (once). Called by `start`; call it early to warm up. */
 export function load() {
-  loading = loading || wasm.default({ module_or_path: new URL('./covisit_wasm_bg.wasm', import.meta.url) });
+  loading = loading || wasm.default({ module_or_path: new URL('./covisit_wasm_bg.wasm', import.meta.url) })
+    .then(() => { loaded = true; });
   return loading;
+}
+
+// Before the wasm is in, the generated bindings fail with a TypeError about
+// `__wbindgen_free`; say what to do instead.
+function whenLoaded(name, f) {
+  return (...args) => {
+    if (!loaded) throw Object.assign(new Error(`covisit is not loaded yet: await load() (or start()) before calling ${name}()`), { code: 'not_loaded' });
+    return f(...args);
+  };
 }
 
 /** Connect to the covisit server and identify the visitor: resolves with the SDK object. */
@@ -19,6 +30,6 @@ export async function start(config) {
   return wasm.startCovisit(config);
 }
 
-export const validateConfig = (config) => wasm.validateConfig(config);
-export const version = () => wasm.version();
+export const validateConfig = whenLoaded('validateConfig', (config) => wasm.validateConfig(config));
+export const version = whenLoaded('version', () => wasm.version());
 export const Covisit = wasm.Covisit;

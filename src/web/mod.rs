@@ -47,7 +47,8 @@ fn from_js(value: &JsValue) -> Result<serde_json::Value, CovisitError> {
 /// The SDK's version.
 ///
 /// ```js
-/// import { version } from 'covisit';
+/// import { load, version } from 'covisit';
+/// await load();
 /// console.log(version()); // "0.1.0"
 /// ```
 #[wasm_bindgen]

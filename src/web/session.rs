@@ -115,6 +115,8 @@ struct Driver {
     ui: Option<glue::Ui>,
     ui_callback: Option<Closure<dyn FnMut(String, JsValue)>>,
     waiters: Vec<(js_sys::Function, js_sys::Function)>,
+    /// The `ready` detail once it happened, for handlers added later (see `on`).
+    ready_detail: Option<JsValue>,
     instance: Option<Covisit>,
     this: Weak<RefCell<Driver>>,
 }
@@ -133,6 +135,7 @@ impl Driver {
                 ui: None,
                 ui_callback: None,
                 waiters: Vec::new(),
+                ready_detail: None,
                 instance: None,
                 this: this.clone(),
             })
@@ -430,6 +433,9 @@ impl Driver {
                     .unwrap_or(JsValue::UNDEFINED)
             }
         };
+        if let ClientEvent::Ready { .. } = event {
+            driver.borrow_mut().ready_detail = Some(detail.clone());
+        }
         for handler in handlers {
             if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
                 web_sys::console::error_2(
@@ -458,6 +464,7 @@ impl Driver {
         self.ui_callback = None;
         self.handlers.clear();
         self.waiters.clear();
+        self.ready_detail = None;
         self.instance = None;
     }
 }
@@ -615,12 +622,31 @@ impl Covisit {
     /// Subscribe to an event: `ready`, `sessionRequest`, `sessionStart`,
     /// `sessionContinue`, `sessionEnd`, `controlRequest`, `controlStart`, `controlEnd`,
     /// `connectionChange`, `stateChange`, `error`. A `sessionRequest` or
-    /// `controlRequest` handler replaces the SDK's own prompt.
+    /// `controlRequest` handler replaces the SDK's own prompt. A `ready` handler added
+    /// after the SDK became ready is called at once (`ready` happens once per `start`).
     pub fn on(&self, event: String, handler: js_sys::Function) -> Result<(), CovisitError> {
         if !EVENT_NAMES.contains(&event.as_str()) {
             return Err(crate::core::client::ClientError::UnknownEvent { name: event }.into());
         }
-        self.driver.borrow_mut().handlers.push((event, handler));
+        // `start()` resolves at `ready`, so whoever subscribes on the object it resolved
+        // with (the script-tag loader replaying `Covisit('on', 'ready', fn)` queued before
+        // the SDK loaded, too) would otherwise never hear it.
+        let late_ready = match event.as_str() {
+            "ready" => self.driver.borrow().ready_detail.clone(),
+            _ => None,
+        };
+        self.driver
+            .borrow_mut()
+            .handlers
+            .push((event, handler.clone()));
+        if let Some(detail) = late_ready {
+            if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
+                web_sys::console::error_2(
+                    &JsValue::from_str("[covisit] an event handler threw:"),
+                    &e,
+                );
+            }
+        }
         Ok(())
     }
 
