@@ -20,15 +20,16 @@ use axum::extract::ws::Utf8Bytes;
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
 use covisit::core::machine::{
-    ConnectionInfo, Event, MachineOptions, SessionRequest, SessionStatus, VisitorMachine,
+    ConnectionInfo, ControlState, Event, MachineOptions, SessionRequest, SessionStatus,
+    VisitorMachine,
 };
 use covisit::core::model::{
     Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, DisconnectType,
     QualityFeedback, Session, SessionSource, Visitor,
 };
 use covisit::core::protocol::{
-    encode, AgentMessage, ConnectionHello, FoundBy, ServerToAgent, ServerToVisitor, VisitorMessage,
-    VisitorState, PROTOCOL_VERSION,
+    encode, AgentMessage, ConnectionHello, ControlPhase, FoundBy, ServerToAgent, ServerToVisitor,
+    SessionControl, VisitorMessage, VisitorState, PROTOCOL_VERSION,
 };
 use covisit::core::Millis;
 use serde_json::{Map, Value};
@@ -131,6 +132,8 @@ struct SessionEntry {
     parts: Vec<AgentPart>,
     visitor_comm: Option<Cobrowsesession>,
     controlling: Option<String>,
+    /// Where remote control stands, with the last end reason (`session_update.control`).
+    control: SessionControl,
     viewer_url: String,
     /// What was last written to the store (the record without its running length):
     /// a change that only moves the length is not written again.
@@ -150,6 +153,9 @@ struct VisitorEntry {
     /// When the account's agents last got a `visitor_update`, and its flags then.
     broadcast_at: Millis,
     broadcast_flags: (bool, bool, bool),
+    /// Whether the last change-detected view showed a lookup code: its expiry is then
+    /// a change worth a full pass (a heartbeat takes the short path otherwise).
+    broadcast_code: bool,
 }
 
 struct AgentConn {
@@ -166,6 +172,9 @@ struct Inner {
     next_agent: u64,
     /// Visitors whose latest change the account's agents have not been sent yet.
     pending_broadcasts: HashSet<String>,
+    /// Visitors whose `last_url` / connection urls changed by a url-only update and
+    /// are not written yet (coalesced: written at the next broadcast tick).
+    dirty_urls: HashSet<String>,
 }
 
 pub struct Hub {
@@ -249,6 +258,19 @@ impl Hub {
         let now = now();
         let mut guard = self.lock();
         let inner = &mut *guard;
+        // The coalesced url writes (see `url_changed`).
+        for id in std::mem::take(&mut inner.dirty_urls) {
+            let Some(entry) = inner.visitors.get(&id) else {
+                continue;
+            };
+            self.write(Write::Visitor(
+                entry.account_id,
+                Box::new(visitor_view(entry)),
+            ));
+            for c in entry.machine.connections() {
+                self.write(Write::Connection(id.clone(), Box::new(c.clone())));
+            }
+        }
         if inner.pending_broadcasts.is_empty() {
             return;
         }
@@ -424,6 +446,7 @@ impl Hub {
                     last_broadcast: String::new(),
                     broadcast_at: Millis(0),
                     broadcast_flags: (false, false, false),
+                    broadcast_code: false,
                 },
             );
         }
@@ -561,7 +584,12 @@ impl Hub {
             )),
             VisitorMessage::Heartbeat => {
                 if let Some(tx) = entry.sockets.get(connection_id) {
-                    let _ = tx.send(Out::Text(encode(&ServerToVisitor::HeartbeatAck).into()));
+                    let _ = tx.send(Out::Text(HEARTBEAT_ACK.clone()));
+                }
+                // Only `last_seen_at` moved (not worth a broadcast nor a write), unless
+                // the lookup code the agents were shown has expired meanwhile.
+                if !(entry.broadcast_code && entry.lookup_expires <= now) {
+                    return Ok(());
                 }
                 Ok(())
             }
@@ -569,11 +597,11 @@ impl Hub {
                 .handle_focus(now, connection_id, has_focus)
                 .map_err(Into::into),
             VisitorMessage::Url { current_url } => {
-                text_ok("currentUrl", &current_url).and_then(|_| {
-                    m.handle_url(now, connection_id, current_url.clone())?;
-                    entry.visitor.last_url = Some(current_url);
-                    Ok(())
-                })
+                text_ok("currentUrl", &current_url)?;
+                m.handle_url(now, connection_id, current_url.clone())?;
+                entry.visitor.last_url = Some(current_url);
+                self.url_changed(inner, short_id, now);
+                return Ok(());
             }
             VisitorMessage::ExpectDisconnect {
                 return_time_seconds,
@@ -861,6 +889,7 @@ impl Hub {
                 }],
                 visitor_comm: None,
                 controlling: None,
+                control: SessionControl::default(),
                 viewer_url: viewer_url.clone(),
                 persisted: String::new(),
             },
@@ -1138,13 +1167,32 @@ impl Hub {
     /// Routes the machine's events, refreshes the records, persists, notifies agents,
     /// re-arms the timer, and drops the visitor from memory once nothing is left of it.
     fn after_change(&self, inner: &mut Inner, short_id: &str, now: Millis) {
+        self.after_change_as(inner, short_id, now, false);
+    }
+
+    /// After a url-only change (SPA navigation): the short path when the machine
+    /// reported nothing but a state change. The tab patched its own connection, so it
+    /// gets no `state`; the session's agents get the `visitor_update` at once (the
+    /// others at most once a second); no `session_update` (nothing in the session
+    /// record changed but timestamps); `last_url` and the connection's url are written
+    /// at the next broadcast tick (coalesced). The frames still queue behind every
+    /// write queued before them, so all they announce besides the url is committed.
+    fn url_changed(&self, inner: &mut Inner, short_id: &str, now: Millis) {
+        self.after_change_as(inner, short_id, now, true);
+    }
+
+    fn after_change_as(&self, inner: &mut Inner, short_id: &str, now: Millis, url_only: bool) {
         let Some(entry) = inner.visitors.get_mut(short_id) else {
             return;
         };
         let account_id = entry.account_id;
         let mut touched_session: Option<String> = entry.machine.session_id().map(str::to_string);
         let mut state_changed = false;
+        let mut other_events = false;
         while let Some(event) = entry.machine.poll_event() {
+            if event != Event::StateChanged {
+                other_events = true;
+            }
             let (target, frame) = match event {
                 Event::SessionRequested {
                     session_id,
@@ -1208,6 +1256,16 @@ impl Hub {
                     )
                 }
                 Event::ControlEnded { agent_id, reason } => {
+                    if let Some(s) = touched_session
+                        .as_ref()
+                        .and_then(|id| inner.sessions.get_mut(id))
+                    {
+                        s.control = SessionControl {
+                            state: ControlPhase::None,
+                            agent_id: Some(agent_id.clone()),
+                            reason: Some(reason),
+                        };
+                    }
                     (None, ServerToVisitor::ControlEnd { agent_id, reason })
                 }
                 Event::StateChanged => {
@@ -1228,6 +1286,35 @@ impl Hub {
                     }
                 }
             }
+        }
+        if url_only && !other_events {
+            let view = visitor_view(entry);
+            entry.last_broadcast.clear(); // the next full pass compares afresh
+            entry.broadcast_code = view.lookup_code.is_some();
+            let broadcast_now = now.0 >= entry.broadcast_at.0 + BROADCAST_INTERVAL_MS;
+            if broadcast_now {
+                entry.broadcast_at = now;
+            }
+            let session = entry
+                .machine
+                .session_id()
+                .and_then(|sid| inner.sessions.get(sid));
+            let frame = Utf8Bytes::from(encode(&ServerToAgent::VisitorUpdate { visitor: view }));
+            for a in inner.agents.values().filter(|a| a.account_id == account_id) {
+                if broadcast_now
+                    || session.is_some_and(|s| s.parts.iter().any(|p| p.agent.id == a.agent.id))
+                {
+                    self.send(&a.tx, frame.clone());
+                }
+            }
+            if broadcast_now {
+                inner.pending_broadcasts.remove(short_id);
+            } else {
+                inner.pending_broadcasts.insert(short_id.to_string());
+            }
+            inner.dirty_urls.insert(short_id.to_string());
+            self.schedule(inner, short_id);
+            return;
         }
         if state_changed {
             let status = entry.machine.status();
@@ -1266,6 +1353,7 @@ impl Hub {
         let visitor_changed = json != entry.last_broadcast;
         if visitor_changed {
             entry.last_broadcast = json;
+            entry.broadcast_code = view.lookup_code.is_some();
         }
         let flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
         let broadcast_now = visitor_changed
@@ -1282,6 +1370,17 @@ impl Hub {
                 s.status = status;
                 s.visitor_comm = entry.machine.communication().cloned();
                 s.controlling = entry.machine.controlling_agent().map(str::to_string);
+                match entry.machine.control() {
+                    ControlState::None => s.control.state = ControlPhase::None,
+                    ControlState::Requested { agent_id, .. } => {
+                        s.control.state = ControlPhase::Requested;
+                        s.control.agent_id = Some(agent_id);
+                    }
+                    ControlState::Granted { agent_id, .. } => {
+                        s.control.state = ControlPhase::Granted;
+                        s.control.agent_id = Some(agent_id);
+                    }
+                }
                 if status == SessionStatus::Active {
                     s.session.went_live = true;
                     s.session.session_authorized = entry.machine.session_authorized();
@@ -1538,8 +1637,13 @@ fn session_update(s: &SessionEntry) -> String {
         status: s.status,
         controlling_agent_id: s.controlling.clone(),
         communications: communications(s),
+        control: s.control.clone(),
     })
 }
+
+/// Every heartbeat ack is the same frame.
+static HEARTBEAT_ACK: std::sync::LazyLock<Utf8Bytes> =
+    std::sync::LazyLock::new(|| Utf8Bytes::from(encode(&ServerToVisitor::HeartbeatAck)));
 
 /// Most jobs taken from the queue for one transaction.
 const MAX_BATCH: usize = 4096;

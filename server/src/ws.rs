@@ -70,6 +70,33 @@ async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
         .await;
 }
 
+/// Most queued frames written before one flush.
+const BURST: usize = 64;
+
+/// Writes `first` and the frames queued behind it (up to [`BURST`]) with one flush:
+/// one write to the socket instead of one per frame. `Ok(true)` when a close was
+/// asked for (the frames before it are sent), `Err` when the socket is gone.
+async fn send_burst(
+    sink: &mut Sink,
+    rx: &mut mpsc::UnboundedReceiver<Out>,
+    first: Utf8Bytes,
+) -> Result<bool, axum::Error> {
+    sink.feed(Message::Text(first)).await?;
+    let mut close = false;
+    for _ in 1..BURST {
+        match rx.try_recv() {
+            Ok(Out::Text(t)) => sink.feed(Message::Text(t)).await?,
+            Ok(Out::Close) => {
+                close = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    sink.flush().await?;
+    Ok(close)
+}
+
 /// Reads the first text frame (the hello), or None when the peer is gone or silent.
 async fn first_text(stream: &mut Stream) -> Option<String> {
     loop {
@@ -183,7 +210,11 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(Out::Text(t)) => if sink.send(Message::Text(t)).await.is_err() { break },
+                Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
+                    Ok(false) => {}
+                    Ok(true) => { close(&mut sink, 1000, "visitor data erased").await; break }
+                    Err(_) => break,
+                },
                 Some(Out::Close) => { close(&mut sink, 1000, "visitor data erased").await; break }
                 None => break,
             },
@@ -300,7 +331,7 @@ async fn agent_socket(state: Shared, socket: WebSocket) {
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(Out::Text(t)) => if sink.send(Message::Text(t)).await.is_err() { break },
+                Some(Out::Text(t)) => if !matches!(send_burst(&mut sink, &mut rx, t).await, Ok(false)) { break },
                 Some(Out::Close) | None => break,
             },
             _ = ping.tick() => if sink.send(Message::Ping(Default::default())).await.is_err() { break },

@@ -341,6 +341,26 @@ pub enum FoundBy {
     Search,
 }
 
+/// Where remote control of a session stands (`session_update.control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlPhase {
+    #[default]
+    None,
+    Requested,
+    Granted,
+}
+
+/// `session_update.control`: `agent_id` is the agent asking or controlling (with
+/// `none`, the agent whose request or control last ended, if any); `reason` is why
+/// control last ended in this session (`denied` when the visitor declined), or null.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SessionControl {
+    pub state: ControlPhase,
+    pub agent_id: Option<String>,
+    pub reason: Option<ControlEndReason>,
+}
+
 /// Server → agent console.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -361,6 +381,10 @@ pub enum ServerToAgent {
         status: SessionStatus,
         controlling_agent_id: Option<String>,
         communications: Vec<Cobrowsesession>,
+        /// Remote control in this session: whether a request is pending, granted, or
+        /// neither, and why it last ended (e.g. the visitor declined).
+        #[serde(default)]
+        control: SessionControl,
     },
     HeartbeatAck,
     Error(ErrorFrame),
