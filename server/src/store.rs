@@ -11,7 +11,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use covisit::core::model::{Agent, Cobrowsesession, Connection, Session, Visitor};
+use covisit::core::derive;
+use covisit::core::model::{
+    Agent, Cobrowsesession, CommunicationState, Connection, DisconnectType, Session, Visitor,
+};
+use covisit::core::Millis;
 use rusqlite::{params, OptionalExtension};
 
 /// An error from the store; its text never contains personal data.
@@ -540,13 +544,43 @@ impl Store for SqliteStore {
             };
             for (id, data) in sessions {
                 let mut s: Session = serde_json::from_str(&data)?;
-                if s.ended_at.is_none() {
-                    s.ended_at = Some(now_iso.clone());
+                let end = s.ended_at.get_or_insert_with(|| now_iso.clone()).clone();
+                if let (Some(from), Some(to)) =
+                    (Millis::parse_iso8601(&s.started_at), Millis::parse_iso8601(&end))
+                {
+                    s.length_seconds = to.seconds_since(from);
+                    s.formatted_length = derive::formatted_length(s.length_seconds);
                 }
                 tx.execute(
                     "UPDATE sessions SET status = 'ended', data = ?1 WHERE id = ?2",
                     params![serde_json::to_string(&s)?, id],
                 )?;
+                // Its communications end with it: the server (`system`) closed them.
+                let comms: Vec<(String, String)> = {
+                    let mut stmt = tx.prepare("SELECT id, data FROM communications WHERE session_id = ?1")?;
+                    let rows = stmt.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+                    rows
+                };
+                for (cid, data) in comms {
+                    let mut c: Cobrowsesession = serde_json::from_str(&data)?;
+                    if c.state == CommunicationState::Disconnected {
+                        continue;
+                    }
+                    for seg in c.segments.iter_mut().filter(|seg| seg.end_time.is_none()) {
+                        seg.end_time = Some(end.clone());
+                        seg.how_ended = Some("disconnect".to_string());
+                        seg.disconnect_type = Some(DisconnectType::System);
+                    }
+                    c.state = CommunicationState::Disconnected;
+                    c.disconnect_type = Some(DisconnectType::System);
+                    c.disconnected_time = Some(end.clone());
+                    c.provider_event_time = end.clone();
+                    c.controlling.clear();
+                    tx.execute(
+                        "UPDATE communications SET data = ?1 WHERE id = ?2",
+                        params![serde_json::to_string(&c)?, cid],
+                    )?;
+                }
             }
             tx.commit()?;
             Ok(())

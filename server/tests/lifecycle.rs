@@ -274,6 +274,15 @@ async fn control_request_grant_and_revoke() {
         .await;
     let ask = visitor.expect("control_request").await;
     assert_eq!(ask["agent"]["id"], agent_id.as_str());
+    // The agent sees its request pending.
+    let pending = agent
+        .expect_where("session_update", |v| v["control"]["state"] == "requested")
+        .await;
+    assert_eq!(
+        pending["control"],
+        json!({"state": "requested", "agent_id": agent_id, "reason": null})
+    );
+    assert!(pending["controlling_agent_id"].is_null());
     visitor.send(json!({"type": "control_grant"})).await;
     visitor.expect("control_start").await;
     let granted = agent
@@ -281,6 +290,8 @@ async fn control_request_grant_and_revoke() {
             v["controlling_agent_id"] == agent_id.as_str()
         })
         .await;
+    assert_eq!(granted["control"]["state"], "granted");
+    assert_eq!(granted["control"]["agent_id"], agent_id.as_str());
     let comms = granted["communications"].as_array().unwrap();
     assert_eq!(comms[1]["controlling"], json!([comms[0]["id"]]));
     visitor.send(json!({"type": "control_revoke"})).await;
@@ -292,6 +303,27 @@ async fn control_request_grant_and_revoke() {
         })
         .await;
     assert_eq!(revoked["communications"][1]["controlling"], json!([]));
+    assert_eq!(
+        revoked["control"],
+        json!({"state": "none", "agent_id": agent_id, "reason": "revoked_by_visitor"})
+    );
+    // A declined request: the agent learns it was declined.
+    agent
+        .send(json!({"type": "request_control", "session_id": session_id}))
+        .await;
+    visitor.expect("control_request").await;
+    agent
+        .expect_where("session_update", |v| v["control"]["state"] == "requested")
+        .await;
+    visitor.send(json!({"type": "control_deny"})).await;
+    assert_eq!(visitor.expect("control_end").await["reason"], "denied");
+    let declined = agent
+        .expect_where("session_update", |v| v["control"]["reason"] == "denied")
+        .await;
+    assert_eq!(
+        declined["control"],
+        json!({"state": "none", "agent_id": agent_id, "reason": "denied"})
+    );
     // Releasing control the agent does not hold is a wrong-state error; the socket lives on.
     agent
         .send(json!({"type": "release_control", "session_id": session_id}))

@@ -343,6 +343,8 @@ async fn data_survives_a_crash() {
                 .is_some_and(|n| n.len() == 2)
         })
         .await;
+    // Live long enough for a length to show.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     server.kill();
 
     let server = server.restart();
@@ -360,6 +362,34 @@ async fn data_survives_a_crash() {
     assert_eq!(s2["session_authorized"], true, "{s2}");
     assert_eq!(s2["agent_notes"][0]["text"], "by rest", "{s2}");
     assert_eq!(s2["agent_notes"][1]["text"], "last words", "{s2}");
+    // Closed coherently by the restart: its length runs to ended_at, and every
+    // communication was disconnected by the server at that time.
+    let started = s2["started_at"].as_str().unwrap();
+    let ended = s2["ended_at"].as_str().unwrap();
+    let secs = |t: &str| covisit::core::Millis::parse_iso8601(t).unwrap().0 / 1000;
+    let length = s2["length_seconds"].as_u64().unwrap();
+    assert!(length >= 1, "{s2}");
+    assert!(length.abs_diff(secs(ended) - secs(started)) <= 1, "{s2}");
+    assert_eq!(
+        s2["formatted_length"],
+        covisit::core::derive::formatted_length(length),
+        "{s2}"
+    );
+    let (_, comms2) = rest
+        .get(&format!("/api/v1/sessions/{second}/communications"))
+        .await;
+    let comms2 = comms2.as_array().unwrap();
+    assert_eq!(comms2.len(), 2, "{comms2:?}");
+    for c in comms2 {
+        assert_seed_fields("Cobrowsesession", c);
+        assert_eq!(c["state"], "disconnected", "{c}");
+        assert_eq!(c["disconnectType"], "system", "{c}");
+        assert_eq!(c["disconnectedTime"], ended, "{c}");
+        assert_eq!(c["controlling"], json!([]), "{c}");
+        for seg in c["segments"].as_array().unwrap() {
+            assert!(seg["endTime"].is_string(), "{c}");
+        }
+    }
     let (_, comms) = rest
         .get(&format!("/api/v1/sessions/{first}/communications"))
         .await;
