@@ -1,0 +1,293 @@
+// Shared harness of the end-to-end tests (not a test file itself: node --test only
+// runs *.test.mjs). Starts the real covisit-server on a free loopback port with a
+// temporary database, launches headless Chromium through playwright-core, and holds
+// the helpers every flow uses: agent sign-in, REST with the demo secret key, the seed
+// field fixture check, and a CDP capture of the WebSocket frames a page sends.
+//
+// Everything here is bounded: every wait has a timeout, and the caller kills what it
+// started in an `after` hook (stopServer / browser.close) even when a test failed.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync, statSync, cpSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, dirname, extname, resolve, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const SERVER_BIN = join(ROOT, 'target/debug/covisit-server');
+export const SECRET = 'sk_demo';
+export const PUBLIC_KEY = 'pk_demo';
+
+/** Fails early with a clear message when a build step was skipped. */
+export function requireBuilt(sdkDir = join(ROOT, 'dist-preview')) {
+  assert.ok(existsSync(SERVER_BIN), `${SERVER_BIN} is missing: run cargo build -p covisit-server`);
+  assert.ok(
+    existsSync(join(sdkDir, 'covisit_wasm_bg.wasm')) && existsSync(join(sdkDir, 'covisit.js')),
+    `${sdkDir} holds no SDK build: run COVISIT_DIST=dist-preview bash scripts/build --preview`,
+  );
+  const bundle = readFileSync(join(sdkDir, 'covisit_wasm.js'), 'utf8');
+  assert.ok(bundle.includes('startCovisit'), `${sdkDir} is the shipping bundle without the session client: build it with --preview`);
+}
+
+/**
+ * Starts `covisit-server --dev` on 127.0.0.1 (port 0: the server picks a free one and
+ * logs it) with a temporary SQLite file. With `fixtures`, the site is a temporary copy
+ * of www/ plus tests/e2e/fixtures/ at /fixtures/ (the demo site stays untouched).
+ * Resolves with {url, port, proc, stop, log}.
+ */
+export async function startServer({ www = join(ROOT, 'www'), fixtures = false, sdkDir = join(ROOT, 'dist-preview'), args = [], timeoutMs = 15000 } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'covisit-e2e-'));
+  if (fixtures) {
+    cpSync(www, join(dir, 'www'), { recursive: true });
+    cpSync(join(ROOT, 'tests/e2e/fixtures'), join(dir, 'www/fixtures'), { recursive: true });
+    www = join(dir, 'www');
+  }
+  const env = { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' };
+  for (const k of Object.keys(env)) if (k.startsWith('COVISIT_')) delete env[k];
+  const proc = spawn(SERVER_BIN, ['--dev', '--listen', '127.0.0.1:0', '--database', join(dir, 'covisit.db'),
+    '--www', www, '--sdk-dir', sdkDir, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = [];
+  const url = await new Promise((resolveUrl, reject) => {
+    const timer = setTimeout(() => reject(new Error(`covisit-server did not start within ${timeoutMs} ms:\n${log.join('')}`)), timeoutMs);
+    const onData = (chunk) => {
+      const text = chunk.toString();
+      log.push(text);
+      if (log.length > 2000) log.splice(0, 1000);
+      const m = text.match(/listening on (127\.0\.0\.1:\d+)/);
+      if (m) { clearTimeout(timer); resolveUrl(`http://${m[1]}`); }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`covisit-server exited (${code}):\n${log.join('')}`)); });
+  });
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { url, port: Number(new URL(url).port), proc, stop, log, dir };
+}
+
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--no-first-run', '--disable-sync'];
+
+export function launchBrowser() {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true, timeout: 30000 });
+}
+
+/** GET/POST on the REST API with the demo secret key; resolves with {status, body}. */
+export async function rest(server, path, { method = 'GET', body } = {}) {
+  const res = await fetch(server.url + path, {
+    method,
+    headers: { Authorization: `Bearer ${SECRET}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(10000),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON: the assertion below says so */ }
+  return { status: res.status, body: json, text };
+}
+
+/** Polls `fn` until it returns a truthy value (which it resolves with), or throws. */
+export async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, what = 'condition' } = {}) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// ----- seed field fixture --------------------------------------------------------------
+
+const FIXTURE = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/seed_fields.json'), 'utf8'));
+/** Extra fields the server documents (server/README.md, "REST"). */
+const DOCUMENTED_EXTRAS = { Session: ['status'] };
+
+function jsonType(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v; // string, number, boolean, object
+}
+
+/**
+ * Asserts `value` is a seed `object` of the fixture: every field present with an
+ * allowed JSON type (and allowed value), nested parts checked too; no undocumented
+ * extra fields.
+ */
+export function checkSeed(object, value, path = object) {
+  const spec = FIXTURE[object];
+  assert.ok(spec, `fixture has no object ${object}`);
+  assert.equal(jsonType(value), 'object', `${path}: a ${object} is a JSON object, got ${JSON.stringify(value)}`);
+  const fields = spec.fields;
+  const missing = Object.keys(fields).filter((k) => !(k in value));
+  assert.deepEqual(missing, [], `${path}: ${object} lacks seed fields ${missing.join(', ')}`);
+  const extra = Object.keys(value).filter((k) => !(k in fields) && !(DOCUMENTED_EXTRAS[object] || []).includes(k));
+  assert.deepEqual(extra, [], `${path}: ${object} has undocumented fields ${extra.join(', ')}`);
+  for (const [key, allowed] of Object.entries(fields)) {
+    const v = value[key];
+    assert.ok(allowed.includes(jsonType(v)), `${path}.${key} is ${jsonType(v)} (${JSON.stringify(v)}); the fixture allows ${allowed.join('|')}`);
+    const values = spec.values && spec.values[key];
+    if (values && typeof v === 'string') assert.ok(values.includes(v), `${path}.${key}: "${v}" is not one of ${values.join(', ')}`);
+    const part = spec.parts && spec.parts[key];
+    if (part && v && typeof v === 'object') {
+      if (Array.isArray(v)) v.forEach((item, i) => checkSeed(part, item, `${path}.${key}[${i}]`));
+      else checkSeed(part, v, `${path}.${key}`);
+    }
+  }
+}
+
+/**
+ * The REST objects of a visitor's sessions: the list, each session by id and its
+ * communications, all checked against the fixture. Resolves with the sessions (by id).
+ */
+export async function checkRestObjects(server, shortId) {
+  const list = await rest(server, `/api/v1/sessions?visitor_id=${encodeURIComponent(shortId)}`);
+  assert.equal(list.status, 200, list.text);
+  assert.ok(Array.isArray(list.body.sessions), list.text);
+  const out = [];
+  for (const [i, s] of list.body.sessions.entries()) {
+    checkSeed('Session', s, `sessions[${i}]`);
+    assert.equal(s.visitor_id, shortId);
+    const one = await rest(server, `/api/v1/sessions/${encodeURIComponent(s.id)}`);
+    assert.equal(one.status, 200, one.text);
+    checkSeed('Session', one.body, `session ${s.id}`);
+    const comms = await rest(server, `/api/v1/sessions/${encodeURIComponent(s.id)}/communications`);
+    assert.equal(comms.status, 200, comms.text);
+    assert.ok(Array.isArray(comms.body) && comms.body.length >= 2, `one communication per participant: ${comms.text}`);
+    comms.body.forEach((c, j) => checkSeed('Cobrowsesession', c, `session ${s.id} communications[${j}]`));
+    assert.deepEqual(comms.body.map((c) => c.cobrowseRole).sort().slice(0, 1), ['sharer']);
+    out.push({ session: one.body, communications: comms.body });
+  }
+  const visitor = await rest(server, `/api/v1/visitors/${encodeURIComponent(shortId)}`);
+  assert.equal(visitor.status, 200, visitor.text);
+  checkSeed('Visitor', visitor.body, `visitor ${shortId}`);
+  return out;
+}
+
+/** Ends (REST, disconnectType system) every session of the visitor that has not ended. */
+export async function endLiveSessions(server, shortId) {
+  const list = await rest(server, `/api/v1/sessions?visitor_id=${encodeURIComponent(shortId)}`);
+  for (const s of list.body?.sessions || []) {
+    if (s.status !== 'ended') await rest(server, `/api/v1/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST' });
+  }
+}
+
+// ----- pages ---------------------------------------------------------------------------
+
+/** Opens the agent console in its own context and signs in. Resolves with the page. */
+export async function openConsole(browser, server, name = 'Dana') {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.goto(`${server.url}/agent/`);
+  await page.getByTestId('signin-key').fill(SECRET);
+  await page.getByTestId('signin-name').fill(name);
+  await page.getByTestId('signin-submit').click();
+  await page.getByTestId('visitor-search').waitFor({ state: 'visible' });
+  return page;
+}
+
+/** A fresh visitor context (own storage: a new visitor). */
+export async function openVisitor(browser, url) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  page.errors = errors;
+  if (url) await page.goto(url);
+  return page;
+}
+
+/** The visitor's lookup code as the demo shop shows it ("Show my support code"). */
+export async function shopLookupCode(page) {
+  await page.getByTestId('show-lookup-code').click();
+  const out = page.getByTestId('lookup-code');
+  await waitFor(async () => /^\d{4}$/.test((await out.textContent()).trim()), { what: 'the lookup code on the shop page' });
+  return (await out.textContent()).trim();
+}
+
+/** The SDK state through the script-tag API. */
+export function sdkState(page) {
+  return page.evaluate(() => new Promise((r) => window.Covisit('getState', r)));
+}
+
+/** Agent: search by lookup code, open the row, request a session. */
+export async function requestByLookupCode(consolePage, code, shortId) {
+  await consolePage.getByTestId('visitor-search').fill(code);
+  const row = consolePage.locator(`[data-testid="visitor-row"][data-lookup-code="${code}"]`);
+  await row.waitFor({ state: 'visible' });
+  if (shortId) assert.equal(await row.getAttribute('data-short-id'), shortId);
+  await row.click();
+  const button = consolePage.getByTestId('request-session');
+  await waitFor(() => button.isEnabled(), { what: 'an enabled Request session button' });
+  await button.click();
+}
+
+export function sessionStatus(consolePage) {
+  return consolePage.getByTestId('session-status').textContent().then((t) => t.trim());
+}
+
+export async function waitForConsoleStatus(consolePage, status, timeoutMs = 10000) {
+  await waitFor(async () => (await sessionStatus(consolePage)) === status, { timeoutMs, what: `console session status "${status}"` });
+}
+
+/** The default UI in the SDK's shadow root (playwright pierces open shadow roots). */
+export function sdkUi(page, which) {
+  return page.locator(`covisit-ui [data-covisit="${which}"]`);
+}
+
+/**
+ * Records the WebSocket frames a page sends and receives through CDP
+ * (Network.webSocketFrameSent / Received). Returns {sent, received, urls}.
+ */
+export async function captureFrames(page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  const rec = { sent: [], received: [], urls: new Map() };
+  cdp.on('Network.webSocketCreated', (e) => rec.urls.set(e.requestId, e.url));
+  const parse = (e) => {
+    try { return { ...JSON.parse(e.response.payloadData), _socket: rec.urls.get(e.requestId) }; } catch { return { type: '<not json>', raw: e.response.payloadData }; }
+  };
+  cdp.on('Network.webSocketFrameSent', (e) => rec.sent.push(parse(e)));
+  cdp.on('Network.webSocketFrameReceived', (e) => rec.received.push(parse(e)));
+  return rec;
+}
+
+// ----- static files --------------------------------------------------------------------
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.ts': 'text/plain' };
+
+/** A tiny loopback static server for `root`. Resolves with {url, close}. */
+export function serveStatic(root) {
+  const server = createServer((req, res) => {
+    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    let file = join(root, path);
+    if (!file.startsWith(root)) { res.writeHead(403).end(); return; }
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
+    if (!existsSync(file)) { res.writeHead(404).end('not found'); return; }
+    res.writeHead(200, { 'Content-Type': TYPES[extname(file)] || 'application/octet-stream', 'Cache-Control': 'no-store' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((c) => { server.closeAllConnections?.(); server.close(() => c()); }),
+  })));
+}
