@@ -1,0 +1,175 @@
+// SDK start-up benchmark: `node scripts/bench-sdk.mjs [--runs N] [--strict]`.
+//
+// Starts covisit-server --dev (temporary database, the preview SDK of dist-preview/ at
+// /sdk/) and headless Chromium, loads a bench page that embeds the SDK with the README's
+// script tag (async, command queue) from the server's origin, and prints:
+//   - script-tag load to `ready`: from the moment the tag is in the document to the
+//     `ready` event (cold: a new browser context, empty caches; warm: a reload of it);
+//   - the SDK's longest main-thread task during start, from a Chromium trace (every
+//     task, not only those a PerformanceObserver('longtask') reports, which start at
+//     50 ms), and the long tasks (>= 50 ms) the page's own observer saw;
+//   - the bundle sizes (raw, gzip, brotli) of dist-preview/ and dist/.
+// Targets (the issue's): ready under 100 ms on loopback, no long task of 50 ms or more.
+// Exits 0 after printing; with --strict, exits 1 when a target is missed.
+import { existsSync, readFileSync, mkdtempSync, writeFileSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
+import { execFileSync } from 'node:child_process';
+import { ROOT, startServer, launchBrowser, serveStatic } from '../tests/e2e/lib.mjs';
+
+const args = process.argv.slice(2);
+const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
+const strict = args.includes('--strict');
+const READY_TARGET_MS = 100;
+const LONG_TASK_MS = 50;
+const sdkDir = join(ROOT, 'dist-preview');
+
+if (!existsSync(join(sdkDir, 'covisit_wasm_bg.wasm'))) {
+  console.log('[bench] dist-preview/ is missing: building the preview SDK (COVISIT_DIST=dist-preview scripts/build --preview)');
+  execFileSync('bash', ['scripts/build', '--preview'], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, COVISIT_DIST: 'dist-preview' }, timeout: 600000 });
+}
+if (!existsSync(join(ROOT, 'target/debug/covisit-server'))) {
+  console.log('[bench] building covisit-server (cargo build -p covisit-server)');
+  execFileSync('cargo', ['build', '-p', 'covisit-server'], { cwd: ROOT, stdio: 'inherit', timeout: 900000 });
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
+const ms = (x) => `${x.toFixed(1)} ms`;
+
+function benchPage(server) {
+  // The page is on its own origin, like a customer's site; the SDK comes from the server.
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>covisit start-up bench</title>
+<script>
+  window.bench = { longTasks: [] };
+  try {
+    new PerformanceObserver(function (list) {
+      list.getEntries().forEach(function (e) { bench.longTasks.push({ start: e.startTime, duration: e.duration }); });
+    }).observe({ type: 'longtask', buffered: true });
+  } catch (e) { bench.noLongTaskApi = String(e); }
+  // When the SDK's socket is made, opens and hears the welcome (the connect phase).
+  var NativeWebSocket = window.WebSocket;
+  window.WebSocket = function (url, protocols) {
+    var ws = new NativeWebSocket(url, protocols);
+    bench.socketAt = performance.now();
+    ws.addEventListener('open', function () { bench.openAt = performance.now(); });
+    ws.addEventListener('message', function () { bench.welcomeAt = bench.welcomeAt || performance.now(); });
+    return ws;
+  };
+  window.WebSocket.prototype = NativeWebSocket.prototype;
+  window.Covisit = window.Covisit || function () { (Covisit.q = Covisit.q || []).push(arguments); };
+  Covisit('init', { apiKey: 'pk_demo', server: ${JSON.stringify(server)} });
+  Covisit('on', 'ready', function () { performance.mark('covisit-ready'); bench.readyAt = performance.now(); });
+  performance.mark('covisit-tag');
+  bench.tagAt = performance.now();
+</script>
+<script async src="${server}/sdk/covisit.js"></script>
+</head><body><h1>covisit start-up bench</h1><p>Some page content.</p></body></html>`;
+}
+
+/** Longest main-thread task of the page between the two marks, from a Chromium trace. */
+function longestTask(trace) {
+  const events = JSON.parse(trace.toString()).traceEvents;
+  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  const mark = (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing'));
+  const from = mark('covisit-tag');
+  const to = mark('covisit-ready');
+  if (!from || !to) return null;
+  const tasks = events.filter((e) => e.name === 'RunTask' && e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`)
+    && e.ts + e.dur >= from.ts && e.ts <= to.ts);
+  const longest = tasks.reduce((m, e) => (e.dur > m ? e.dur : m), 0);
+  return { longestMs: longest / 1000, tasks: tasks.length };
+}
+
+async function measure(browser, page, reload) {
+  await browser.startTracing(page, { categories: ['toplevel', 'disabled-by-default-devtools.timeline', 'devtools.timeline', 'blink.user_timing'] });
+  if (reload) await page.reload({ waitUntil: 'domcontentloaded' });
+  else await page.goto(page.benchUrl, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => window.bench && window.bench.readyAt, null, { timeout: 20000 });
+  await page.waitForTimeout(100); // let the observer deliver
+  const trace = await browser.stopTracing();
+  const b = await page.evaluate(() => ({
+    ...window.bench,
+    resources: performance.getEntriesByType('resource').map((r) => ({ name: r.name.split('/').pop(), end: r.responseEnd - window.bench.tagAt })),
+  }));
+  return { readyMs: b.readyAt - b.tagAt, socketMs: b.socketAt - b.tagAt, openMs: b.openAt - b.tagAt, welcomeMs: b.welcomeAt - b.tagAt, longTasks: b.longTasks, trace: longestTask(trace), resources: b.resources, noApi: b.noLongTaskApi };
+}
+
+function sizes(dir) {
+  if (!existsSync(dir)) return null;
+  const files = [];
+  const walk = (d) => readdirSync(d).forEach((f) => { const p = join(d, f); if (statSync(p).isDirectory()) walk(p); else if (/\.(js|wasm)$/.test(f)) files.push(p); });
+  walk(dir);
+  let total = { raw: 0, gzip: 0, brotli: 0 };
+  const rows = files.map((file) => {
+    const data = readFileSync(file);
+    const row = { file: file.slice(dir.length + 1), raw: data.length, gzip: gzipSync(data, { level: 9 }).length,
+      brotli: brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length };
+    total = { raw: total.raw + row.raw, gzip: total.gzip + row.gzip, brotli: total.brotli + row.brotli };
+    return row;
+  });
+  return { rows, total };
+}
+
+const server = await startServer({ sdkDir, www: join(ROOT, 'www') });
+const siteDir = mkdtempSync(join(tmpdir(), 'covisit-bench-'));
+writeFileSync(join(siteDir, 'index.html'), benchPage(server.url));
+const site = await serveStatic(siteDir);
+const browser = await launchBrowser();
+let missed = false;
+try {
+  const cold = [];
+  const warm = [];
+  for (let i = 0; i < runs; i++) {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.benchUrl = `${site.url}/`;
+    cold.push(await measure(browser, page, false));
+    warm.push(await measure(browser, page, true));
+    await context.close();
+  }
+  const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
+  console.log(`covisit SDK start-up bench: ${runs} runs, headless Chromium, server ${server.url} (loopback), page on ${site.url}`);
+  console.log('');
+  for (const [name, rs] of [['cold (new context, empty cache)', cold], ['warm (reload, cached)', warm]]) {
+    const ready = rs.map((r) => r.readyMs);
+    const longest = rs.map((r) => r.trace?.longestMs ?? NaN);
+    const observed = rs.flatMap((r) => r.longTasks);
+    console.log(`${name}:`);
+    console.log(`  script tag -> ready        median ${ms(median(ready))}, min ${ms(Math.min(...ready))}, max ${ms(Math.max(...ready))}`);
+    console.log(`  longest main-thread task   median ${ms(median(longest))}, max ${ms(Math.max(...longest))} (Chromium trace, tag..ready)`);
+    console.log(`  long tasks >= 50 ms seen   ${observed.length}${observed.length ? ` (longest ${ms(Math.max(...observed.map((t) => t.duration)))})` : ''} (PerformanceObserver 'longtask')${rs[0].noApi ? ` [no API: ${rs[0].noApi}]` : ''}`);
+    if (median(ready) >= READY_TARGET_MS || observed.length > 0 || Math.max(...longest) >= LONG_TASK_MS) missed = true;
+  }
+  console.log('');
+  console.log('where the cold start goes (median, ms after the tag; "ready" includes the WebSocket hello/welcome):');
+  const names = ['covisit.js', 'index.js', 'covisit_wasm.js', 'glue.js', 'covisit_wasm_bg.wasm'];
+  for (const n of names) {
+    const ends = cold.map((r) => r.resources.find((x) => x.name === n)?.end).filter((x) => x !== undefined);
+    if (ends.length) console.log(`  ${(n + ' loaded').padEnd(28)} ${ms(median(ends))}`);
+  }
+  console.log(`  ${'WebSocket created'.padEnd(28)} ${ms(median(cold.map((r) => r.socketMs)))}`);
+  console.log(`  ${'WebSocket open'.padEnd(28)} ${ms(median(cold.map((r) => r.openMs)))}`);
+  console.log(`  ${'welcome received'.padEnd(28)} ${ms(median(cold.map((r) => r.welcomeMs)))}`);
+  console.log(`  ${'ready'.padEnd(28)} ${ms(median(cold.map((r) => r.readyMs)))}`);
+  const res = await fetch(`${server.url}/sdk/covisit_wasm_bg.wasm`, { headers: { 'Accept-Encoding': 'br, gzip' } });
+  await res.arrayBuffer();
+  console.log(`  the server sends the wasm with Content-Encoding: ${res.headers.get('content-encoding') || 'none (uncompressed)'}, Cache-Control: ${res.headers.get('cache-control') || 'none'}`);
+  console.log('');
+  for (const [name, dir] of [['preview bundle (dist-preview/, with the session client)', sdkDir], ['shipping bundle (dist/)', join(ROOT, 'dist')]]) {
+    const s = sizes(dir);
+    if (!s) { console.log(`${name}: not built`); continue; }
+    console.log(`${name}:`);
+    for (const r of s.rows) console.log(`  ${r.file.padEnd(48)} ${kb(r.raw).padStart(9)} raw ${kb(r.gzip).padStart(9)} gzip ${kb(r.brotli).padStart(9)} brotli`);
+    console.log(`  ${'total (wasm + js)'.padEnd(48)} ${kb(s.total.raw).padStart(9)} raw ${kb(s.total.gzip).padStart(9)} gzip ${kb(s.total.brotli).padStart(9)} brotli`);
+  }
+  console.log('');
+  console.log(`targets: ready under ${READY_TARGET_MS} ms (median, cold and warm), no main-thread task of ${LONG_TASK_MS} ms or more: ${missed ? 'MISSED' : 'met'}`);
+} finally {
+  await browser.close();
+  await site.close();
+  await server.stop();
+  rmSync(siteDir, { recursive: true, force: true });
+}
+process.exit(strict && missed ? 1 : 0);
