@@ -211,7 +211,7 @@ impl Driver {
                                 reason: "must be an object",
                             })
                             .and_then(|v| client.rate(&v)),
-                        "lookupCode" => Ok(()),
+                        // "lookupCode" is answered below, once the borrow is released.
                         _ => Ok(()),
                     }
                 };

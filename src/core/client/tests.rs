@@ -343,3 +343,45 @@ fn garbage_frames_are_reported_not_fatal() {
     );
     assert!(c.is_online());
 }
+
+/// `EVENT_NAMES` (what `on()` accepts) and `ClientEvent::name` (what is emitted) are the
+/// same list written twice; this keeps them from drifting apart.
+#[test]
+fn every_emitted_event_name_can_be_subscribed_to() {
+    let agent = agent();
+    let all = [
+        ClientEvent::Ready {
+            short_id: String::new(),
+            unique_connection_id: String::new(),
+        },
+        ClientEvent::SessionRequest {
+            session_id: String::new(),
+            agent: agent.clone(),
+        },
+        ClientEvent::SessionStart {
+            session_id: String::new(),
+        },
+        ClientEvent::SessionContinue {
+            session_id: String::new(),
+        },
+        ClientEvent::SessionEnd {
+            session_id: String::new(),
+            disconnect_type: DisconnectType::Client,
+        },
+        ClientEvent::ControlRequest { agent },
+        ClientEvent::ControlStart {
+            agent_id: String::new(),
+        },
+        ClientEvent::ControlEnd {
+            agent_id: String::new(),
+        },
+        ClientEvent::ConnectionChange { online: true },
+        ClientEvent::StateChange,
+        ClientEvent::Error {
+            code: String::new(),
+            message: String::new(),
+        },
+    ];
+    let names: Vec<&str> = all.iter().map(ClientEvent::name).collect();
+    assert_eq!(names, EVENT_NAMES.to_vec());
+}
