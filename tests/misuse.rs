@@ -13,6 +13,13 @@ use covisit::core::model::{Agent, Cobrowsesession, Connection, DisconnectType};
 use covisit::core::Millis;
 use serde_json::json;
 
+/// `serde_json::json!`, as the SDK's `Json`.
+macro_rules! jv {
+    ($($t:tt)+) => {
+        covisit::core::json::Json::from(serde_json::json!($($t)+))
+    };
+}
+
 /// 2026-11-21T10:04:05.000Z.
 const T0: Millis = Millis(1_795_255_445_000);
 
@@ -617,7 +624,7 @@ fn a_rejected_input_does_not_move_the_clock() {
 /// A config key the SDK does not know (a typo): `config_unknown_key` naming the key.
 #[test]
 fn config_with_an_unknown_key() {
-    let e = parse_config(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "requireAuthorisationForSession": false}))
+    let e = parse_config(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "requireAuthorisationForSession": false}))
         .unwrap_err();
     assert_eq!(
         e,
@@ -629,7 +636,7 @@ fn config_with_an_unknown_key() {
     assert!(e.to_string().contains("requireAuthorisationForSession"));
     // Config-only keys are unknown to updateVisitor.
     assert_eq!(
-        parse_identity_update(&json!({"apiKey": "pk"}))
+        parse_identity_update(&jv!({"apiKey": "pk"}))
             .unwrap_err()
             .code(),
         "config_unknown_key"
@@ -639,8 +646,10 @@ fn config_with_an_unknown_key() {
 /// A config value of the wrong type (`"false"` for a boolean): `config_wrong_type` naming the key and both types.
 #[test]
 fn config_with_a_wrong_type() {
-    let e = parse_config(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "allowRemoteType": "false"}))
-        .unwrap_err();
+    let e = parse_config(
+        &jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "allowRemoteType": "false"}),
+    )
+    .unwrap_err();
     assert_eq!(
         e,
         ConfigError::WrongType {
@@ -665,7 +674,7 @@ fn config_with_a_wrong_type() {
         let mut config = json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080"});
         config[key] = value;
         assert_eq!(
-            parse_config(&config).unwrap_err().code(),
+            parse_config(&config.clone().into()).unwrap_err().code(),
             "config_wrong_type",
             "{key}"
         );
@@ -675,15 +684,15 @@ fn config_with_a_wrong_type() {
 /// A config without `apiKey` (or a blank one): `config_missing_key` naming `apiKey`.
 #[test]
 fn config_without_api_key() {
-    let e = parse_config(&json!({"server": "http://127.0.0.1:8080"})).unwrap_err();
+    let e = parse_config(&jv!({"server": "http://127.0.0.1:8080"})).unwrap_err();
     assert_eq!(e, ConfigError::Missing { key: "apiKey" });
     assert_eq!(e.code(), "config_missing_key");
     assert_eq!(e.to_string(), "config key `apiKey` is required");
     let blank =
-        parse_config(&json!({"apiKey": "  ", "server": "http://127.0.0.1:8080"})).unwrap_err();
+        parse_config(&jv!({"apiKey": "  ", "server": "http://127.0.0.1:8080"})).unwrap_err();
     assert_eq!(blank, ConfigError::Missing { key: "apiKey" });
     assert_eq!(
-        parse_config(&json!({"apiKey": "pk"})).unwrap_err(),
+        parse_config(&jv!({"apiKey": "pk"})).unwrap_err(),
         ConfigError::Missing { key: "server" }
     );
 }
@@ -697,7 +706,7 @@ fn config_with_a_bad_server_url() {
         "javascript:alert(1)",
         "ftp://x.example",
     ] {
-        let e = parse_config(&json!({"apiKey": "pk_demo", "server": server})).unwrap_err();
+        let e = parse_config(&jv!({"apiKey": "pk_demo", "server": server})).unwrap_err();
         assert_eq!(e.code(), "config_invalid_value", "{server}");
         assert!(
             matches!(&e, ConfigError::Invalid { key, .. } if key == "server"),
@@ -718,7 +727,7 @@ fn config_with_out_of_range_values() {
     ] {
         let mut config = json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080"});
         config[key] = value;
-        let e = parse_config(&config).unwrap_err();
+        let e = parse_config(&config.clone().into()).unwrap_err();
         assert_eq!(e.code(), "config_invalid_value", "{key}");
         assert!(e.to_string().contains(key), "{e}");
     }
@@ -733,11 +742,11 @@ fn config_that_is_not_an_object() {
         (json!(null), "null"),
         (json!(1), "a number"),
     ] {
-        let e = parse_config(&value).unwrap_err();
+        let e = parse_config(&value.clone().into()).unwrap_err();
         assert_eq!(e, ConfigError::NotAnObject { got });
         assert_eq!(e.code(), "config_not_object");
         assert_eq!(
-            parse_identity_update(&value).unwrap_err().code(),
+            parse_identity_update(&value.into()).unwrap_err().code(),
             "config_not_object"
         );
     }

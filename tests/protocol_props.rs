@@ -116,7 +116,7 @@ fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
                     api_key,
                     short_id,
                     connection,
-                    config,
+                    config: config.into(),
                 }
             }
         ),
@@ -130,7 +130,9 @@ fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
                 title
             }
         ),
-        json_value().prop_map(|identity| VisitorMessage::UpdateVisitor { identity }),
+        json_value().prop_map(|identity| VisitorMessage::UpdateVisitor {
+            identity: identity.into()
+        }),
         Just(VisitorMessage::Authorize),
         Just(VisitorMessage::Deny),
         Just(VisitorMessage::End),

@@ -371,7 +371,7 @@ impl Hub {
         };
         config_obj.insert("apiKey".into(), Value::String(hello.api_key.clone()));
         config_obj.insert("server".into(), Value::String(self.public_url.clone()));
-        let config = config::parse_config(&Value::Object(config_obj))?;
+        let config = config::parse_config(&Value::Object(config_obj).into())?;
         if let Some(url) = &hello.connection.current_url {
             text_ok("currentUrl", url)?;
         }
@@ -1540,7 +1540,7 @@ fn apply_identity(entry: &mut VisitorEntry, update: config::IdentityUpdate) {
     update.call_name.apply_to(&mut v.call_name);
     update.email.apply_to(&mut entry.explicit_email);
     let mut metadata = Some(std::mem::take(&mut entry.metadata));
-    update.metadata.apply_to(&mut metadata);
+    update.metadata.map(Map::from).apply_to(&mut metadata);
     entry.metadata = metadata.unwrap_or_default();
     v.name = derive::name_from_identities(&v.identities);
     v.email = derive::email_from(entry.explicit_email.as_deref(), &v.identities);

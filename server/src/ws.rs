@@ -184,7 +184,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
         short_id,
         stored,
         connection,
-        config,
+        config: config.into(),
         ip,
     };
     let welcome = match state.hub.visitor_connect(hello, tx) {

@@ -11,8 +11,8 @@
 
 use std::collections::VecDeque;
 
+use crate::core::json::{Json, Object};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
@@ -218,7 +218,7 @@ pub struct VisitorView {
     pub email: Option<String>,
     pub name: Option<String>,
     pub nickname: Option<String>,
-    pub metadata: Map<String, Value>,
+    pub metadata: Object,
     pub is_waiting_for_call: bool,
     pub is_in_session: bool,
 }
@@ -238,17 +238,17 @@ pub struct SessionView {
 pub struct ClientState {
     pub visitor: VisitorView,
     /// The seed Connection of this tab, as the server last sent it.
-    pub connection: Option<Value>,
+    pub connection: Option<Json>,
     pub session: SessionView,
     /// The visitor's seed Cobrowsesession, as the server last sent it.
-    pub communication: Option<Value>,
+    pub communication: Option<Json>,
 }
 
 /// One tab's SDK client. See the module docs for the contract.
 #[derive(Debug, Clone)]
 pub struct VisitorClient {
     config: Config,
-    hello_config: Value,
+    hello_config: Json,
     page: PageInfo,
     link: Link,
     attempt: u32,
@@ -264,8 +264,8 @@ pub struct VisitorClient {
     authorized: bool,
     went_live: bool,
     control: Control,
-    connection: Option<Value>,
-    communication: Option<Value>,
+    connection: Option<Json>,
+    communication: Option<Json>,
     expected: Option<(Option<u64>, Option<String>, Option<String>)>,
     announced_leave: bool,
     ready_once: bool,
@@ -276,7 +276,7 @@ impl VisitorClient {
     /// is [`Output::Connect`]. `stored_*` come from a previous page of this visitor and
     /// tab; `seed` feeds the reconnect jitter.
     pub fn new(
-        config_json: &Value,
+        config_json: &Json,
         page: PageInfo,
         stored_short_id: Option<String>,
         stored_connection_id: Option<String>,
@@ -284,13 +284,13 @@ impl VisitorClient {
     ) -> Result<VisitorClient, ClientError> {
         let config = config::parse_config(config_json)?;
         let hello_config = match config_json {
-            Value::Object(m) => Value::Object(
+            Json::Object(m) => Json::Object(
                 m.iter()
                     .filter(|(k, _)| k.as_str() != "apiKey" && k.as_str() != "server")
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
-            _ => Value::Null,
+            _ => Json::Null,
         };
         let mut client = VisitorClient {
             config,
@@ -438,7 +438,7 @@ impl VisitorClient {
         let delay = ceiling / 2 + self.next_random() % (ceiling / 2 + 1);
         self.attempt = self.attempt.saturating_add(1);
         self.timers[ClientTimer::Reconnect as usize] = Some(Millis(now.0.saturating_add(delay)));
-        self.patch_connection("status", Value::from("disconnected"));
+        self.patch_connection("status", Json::from("disconnected"));
         if was_ready {
             self.event(ClientEvent::ConnectionChange { online: false });
             self.event(ClientEvent::StateChange);
@@ -604,8 +604,8 @@ impl VisitorClient {
             return;
         }
         self.page.has_focus = has_focus;
-        self.patch_connection("hasFocus", Value::Bool(has_focus));
-        self.patch_connection("lastFocusAt", Value::from(now.to_iso8601()));
+        self.patch_connection("hasFocus", Json::Bool(has_focus));
+        self.patch_connection("lastFocusAt", Json::from(now.to_iso8601()));
         self.send(VisitorMessage::Focus { has_focus });
         self.event(ClientEvent::StateChange);
     }
@@ -616,7 +616,7 @@ impl VisitorClient {
             return;
         }
         self.page.url = Some(url.to_string());
-        self.patch_connection("currentUrl", Value::from(url));
+        self.patch_connection("currentUrl", Json::from(url));
         self.send(VisitorMessage::Url {
             current_url: url.to_string(),
         });
@@ -707,10 +707,10 @@ impl VisitorClient {
 
     /// `expectDisconnect({returnTimeSeconds, message, title})`: announce leaving to a
     /// page without the SDK. Unknown keys and wrong types are rejected.
-    pub fn expect_disconnect(&mut self, options: &Value) -> Result<(), ClientError> {
+    pub fn expect_disconnect(&mut self, options: &Json) -> Result<(), ClientError> {
         let map = match options {
-            Value::Null => Map::new(),
-            Value::Object(m) => m.clone(),
+            Json::Null => Object::new(),
+            Json::Object(m) => m.clone(),
             _ => {
                 return Err(ClientError::InvalidArgument {
                     field: "options",
@@ -722,10 +722,10 @@ impl VisitorClient {
         let (mut message, mut title) = (None, None);
         for (key, value) in &map {
             match (key.as_str(), value) {
-                ("returnTimeSeconds", Value::Null)
-                | ("message", Value::Null)
-                | ("title", Value::Null) => {}
-                ("returnTimeSeconds", Value::Number(n)) => match n.as_u64() {
+                ("returnTimeSeconds", Json::Null)
+                | ("message", Json::Null)
+                | ("title", Json::Null) => {}
+                ("returnTimeSeconds", Json::Number(n)) => match n.as_u64() {
                     Some(s) if s <= MAX_RETURN_TIME_SECONDS => return_time_seconds = Some(s),
                     _ => {
                         return Err(ClientError::InvalidArgument {
@@ -734,10 +734,10 @@ impl VisitorClient {
                         })
                     }
                 },
-                ("message", Value::String(s)) if s.len() <= config::MAX_TEXT_LEN => {
+                ("message", Json::String(s)) if s.len() <= config::MAX_TEXT_LEN => {
                     message = Some(s.clone())
                 }
-                ("title", Value::String(s)) if s.len() <= config::MAX_TEXT_LEN => {
+                ("title", Json::String(s)) if s.len() <= config::MAX_TEXT_LEN => {
                     title = Some(s.clone())
                 }
                 ("returnTimeSeconds", _) => {
@@ -766,7 +766,7 @@ impl VisitorClient {
     }
 
     /// `updateVisitor({...})`: identity fields; `null` clears one.
-    pub fn update_visitor(&mut self, identity: &Value) -> Result<(), ClientError> {
+    pub fn update_visitor(&mut self, identity: &Json) -> Result<(), ClientError> {
         let update = config::parse_identity_update(identity)?;
         self.apply_identity(update);
         self.send(VisitorMessage::UpdateVisitor {
@@ -791,7 +791,7 @@ impl VisitorClient {
     }
 
     /// `rate({rating, feedback})` of the session that just ended.
-    pub fn rate(&mut self, rating: &Value) -> Result<(), ClientError> {
+    pub fn rate(&mut self, rating: &Json) -> Result<(), ClientError> {
         self.expect_status("rate", "ended", &[SessionStatus::Ended])?;
         let map = rating.as_object().ok_or(ClientError::InvalidArgument {
             field: "rating",
@@ -805,15 +805,15 @@ impl VisitorClient {
         }
         let stars = map
             .get("rating")
-            .and_then(Value::as_u64)
+            .and_then(Json::as_u64)
             .filter(|r| (1..=5).contains(r))
             .ok_or(ClientError::InvalidArgument {
                 field: "rating",
                 reason: "must be a whole number from 1 to 5",
             })?;
         let feedback = match map.get("feedback") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.len() <= config::MAX_TEXT_LEN => Some(s.clone()),
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) if s.len() <= config::MAX_TEXT_LEN => Some(s.clone()),
             Some(_) => {
                 return Err(ClientError::InvalidArgument {
                     field: "feedback",
@@ -919,20 +919,20 @@ impl VisitorClient {
     fn apply_state(&mut self, state: VisitorState) {
         self.connection = state.connection;
         // The tab knows its own focus best; the server's copy may be a frame behind.
-        self.patch_connection("hasFocus", Value::Bool(self.page.has_focus));
+        self.patch_connection("hasFocus", Json::Bool(self.page.has_focus));
         let for_session = state
             .communication
             .as_ref()
             .and_then(|c| c.get("cobrowseSessionId"))
-            .and_then(Value::as_str);
+            .and_then(Json::as_str);
         if self.session_id.is_none() || for_session == self.session_id.as_deref() {
             self.communication = state.communication;
         }
         self.event(ClientEvent::StateChange);
     }
 
-    fn patch_connection(&mut self, key: &str, value: Value) {
-        if let Some(Value::Object(c)) = self.connection.as_mut() {
+    fn patch_connection(&mut self, key: &str, value: Json) {
+        if let Some(Json::Object(c)) = self.connection.as_mut() {
             c.insert(key.to_string(), value);
         }
     }

@@ -4,8 +4,8 @@
 //! Validation works on a JSON value so that the facade (from JS) and the server (from a
 //! hello frame) reject exactly the same inputs with the same stable error codes.
 
+use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// `cobrowsingVideoEnabled` values of the seed Connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -81,6 +81,15 @@ pub enum Patch<T> {
 }
 
 impl<T> Patch<T> {
+    /// The same change to a value converted by `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
+        match self {
+            Patch::Unchanged => Patch::Unchanged,
+            Patch::Clear => Patch::Clear,
+            Patch::Set(v) => Patch::Set(f(v)),
+        }
+    }
+
     /// Applies the patch to a stored optional value.
     pub fn apply_to(self, slot: &mut Option<T>) {
         match self {
@@ -99,7 +108,7 @@ pub struct IdentityUpdate {
     pub tags: Patch<Vec<String>>,
     pub call_name: Patch<String>,
     pub email: Patch<String>,
-    pub metadata: Patch<Map<String, Value>>,
+    pub metadata: Patch<Object>,
 }
 
 /// The whole SDK configuration, validated.
@@ -229,25 +238,25 @@ const OTHER_KEYS: &[(&str, Kind)] = &[
     ("maskedElements", Kind::TextList),
 ];
 
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Json) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
-fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
+fn check(key: &str, kind: Kind, value: &Json) -> Result<(), ConfigError> {
     let wrong = || ConfigError::WrongType {
         key: key.to_string(),
         expected: kind.expected(),
         got: type_name(value),
     };
     let text_ok = |s: &str| s.len() <= MAX_TEXT_LEN;
-    let list_ok = |items: &Vec<Value>| -> Result<(), ConfigError> {
+    let list_ok = |items: &Vec<Json>| -> Result<(), ConfigError> {
         if items.len() > MAX_LIST_LEN {
             return Err(ConfigError::Invalid {
                 key: key.to_string(),
@@ -256,8 +265,8 @@ fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
         }
         for item in items {
             match item {
-                Value::String(s) if text_ok(s) => {}
-                Value::String(_) => {
+                Json::String(s) if text_ok(s) => {}
+                Json::String(_) => {
                     return Err(ConfigError::Invalid {
                         key: key.to_string(),
                         reason: "an entry is too long",
@@ -269,8 +278,8 @@ fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
         Ok(())
     };
     match (kind, value) {
-        (Kind::Bool, Value::Bool(_)) => Ok(()),
-        (Kind::Text | Kind::NullableText, Value::String(s)) => {
+        (Kind::Bool, Json::Bool(_)) => Ok(()),
+        (Kind::Text | Kind::NullableText, Json::String(s)) => {
             if text_ok(s) {
                 Ok(())
             } else {
@@ -280,8 +289,8 @@ fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
                 })
             }
         }
-        (Kind::NullableText | Kind::NullableTextList | Kind::NullableObject, Value::Null) => Ok(()),
-        (Kind::Seconds, Value::Number(n)) => match n.as_u64() {
+        (Kind::NullableText | Kind::NullableTextList | Kind::NullableObject, Json::Null) => Ok(()),
+        (Kind::Seconds, Json::Number(n)) => match n.as_u64() {
             Some(s) if (1..=MAX_AUTHORIZATION_TIMEOUT_SECONDS).contains(&s) => Ok(()),
             Some(_) => Err(ConfigError::Invalid {
                 key: key.to_string(),
@@ -289,8 +298,8 @@ fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
             }),
             None => Err(wrong()),
         },
-        (Kind::TextList | Kind::NullableTextList, Value::Array(items)) => list_ok(items),
-        (Kind::NullableObject, Value::Object(m)) => {
+        (Kind::TextList | Kind::NullableTextList, Json::Array(items)) => list_ok(items),
+        (Kind::NullableObject, Json::Object(m)) => {
             if serde_json::to_string(m)
                 .map(|s| s.len())
                 .unwrap_or(usize::MAX)
@@ -304,8 +313,8 @@ fn check(key: &str, kind: Kind, value: &Value) -> Result<(), ConfigError> {
                 })
             }
         }
-        (Kind::OneOf(allowed), Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
-        (Kind::OneOf(_), Value::String(_)) => Err(ConfigError::Invalid {
+        (Kind::OneOf(allowed), Json::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
+        (Kind::OneOf(_), Json::String(_)) => Err(ConfigError::Invalid {
             key: key.to_string(),
             reason: "not one of the documented values",
         }),
@@ -321,24 +330,24 @@ fn kind_of(key: &str, tables: &[&[(&'static str, Kind)]]) -> Option<Kind> {
         .map(|(_, kind)| *kind)
 }
 
-fn as_object(value: &Value) -> Result<&Map<String, Value>, ConfigError> {
+fn as_object(value: &Json) -> Result<&Object, ConfigError> {
     value.as_object().ok_or(ConfigError::NotAnObject {
         got: type_name(value),
     })
 }
 
-fn patch_text(map: &Map<String, Value>, key: &str) -> Patch<String> {
+fn patch_text(map: &Object, key: &str) -> Patch<String> {
     match map.get(key) {
         None => Patch::Unchanged,
-        Some(Value::String(s)) => Patch::Set(s.clone()),
+        Some(Json::String(s)) => Patch::Set(s.clone()),
         Some(_) => Patch::Clear,
     }
 }
 
-fn patch_list(map: &Map<String, Value>, key: &str) -> Patch<Vec<String>> {
+fn patch_list(map: &Object, key: &str) -> Patch<Vec<String>> {
     match map.get(key) {
         None => Patch::Unchanged,
-        Some(Value::Array(items)) => Patch::Set(
+        Some(Json::Array(items)) => Patch::Set(
             items
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_string))
@@ -348,7 +357,7 @@ fn patch_list(map: &Map<String, Value>, key: &str) -> Patch<Vec<String>> {
     }
 }
 
-fn identity_from(map: &Map<String, Value>) -> IdentityUpdate {
+fn identity_from(map: &Object) -> IdentityUpdate {
     IdentityUpdate {
         unique_id: patch_text(map, "uniqueId"),
         identities: patch_list(map, "identities"),
@@ -357,14 +366,14 @@ fn identity_from(map: &Map<String, Value>) -> IdentityUpdate {
         email: patch_text(map, "email"),
         metadata: match map.get("metadata") {
             None => Patch::Unchanged,
-            Some(Value::Object(m)) => Patch::Set(m.clone()),
+            Some(Json::Object(m)) => Patch::Set(m.clone()),
             Some(_) => Patch::Clear,
         },
     }
 }
 
 /// Validates an `updateVisitor` argument: only identity keys, each of its type.
-pub fn parse_identity_update(value: &Value) -> Result<IdentityUpdate, ConfigError> {
+pub fn parse_identity_update(value: &Json) -> Result<IdentityUpdate, ConfigError> {
     let map = as_object(value)?;
     for (key, v) in map {
         let kind = kind_of(key, &[IDENTITY_KEYS])
@@ -376,7 +385,7 @@ pub fn parse_identity_update(value: &Value) -> Result<IdentityUpdate, ConfigErro
 
 /// Validates a whole SDK config: known keys only, each of its type, `apiKey` and
 /// `server` present. Unset permissions take the secure defaults.
-pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
+pub fn parse_config(value: &Json) -> Result<Config, ConfigError> {
     let map = as_object(value)?;
     for (key, v) in map {
         let kind = kind_of(key, &[PERMISSION_KEYS, IDENTITY_KEYS, OTHER_KEYS])
@@ -385,7 +394,7 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
     }
     let text = |key: &'static str| -> Result<String, ConfigError> {
         match map.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+            Some(Json::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
             _ => Err(ConfigError::Missing { key }),
         }
     };
@@ -401,7 +410,7 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
     // derived deserializers would more than double the wasm bundle.
     let mut permissions = Permissions::default();
     let flag = |key: &str, slot: &mut bool| {
-        if let Some(Value::Bool(b)) = map.get(key) {
+        if let Some(Json::Bool(b)) = map.get(key) {
             *slot = *b;
         }
     };
@@ -420,7 +429,7 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
     flag("allowRequestFullTab", &mut p.allow_request_full_tab);
     flag("enableSessionRating", &mut p.enable_session_rating);
     flag("assetsProxyConfigured", &mut p.assets_proxy_configured);
-    p.cobrowsing_video_enabled = match map.get("cobrowsingVideoEnabled").and_then(Value::as_str) {
+    p.cobrowsing_video_enabled = match map.get("cobrowsingVideoEnabled").and_then(Json::as_str) {
         Some("two_way") => VideoEnabled::TwoWay,
         Some("visitor_to_agent") => VideoEnabled::VisitorToAgent,
         Some("agent_to_visitor") => VideoEnabled::AgentToVisitor,
@@ -428,7 +437,7 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
     };
     p.cobrowsing_video_audio_relationship = match map
         .get("cobrowsingVideoAudioRelationship")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
     {
         Some("video_requires_audio") => VideoAudioRelationship::VideoRequiresAudio,
         Some("automatic") => VideoAudioRelationship::Automatic,
@@ -436,22 +445,22 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
     };
     p.agent_prompt = map
         .get("agentPrompt")
-        .and_then(Value::as_str)
+        .and_then(Json::as_str)
         .map(str::to_string);
-    let opt_text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
+    let opt_text = |key: &str| map.get(key).and_then(Json::as_str).map(str::to_string);
     Ok(Config {
         api_key,
         server: server.trim_end_matches('/').to_string(),
         permissions,
         authorization_timeout_seconds: map
             .get("authorizationTimeoutSeconds")
-            .and_then(Value::as_u64)
+            .and_then(Json::as_u64)
             .unwrap_or(DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS),
         authorization_prompt_title: opt_text("authorizationPromptTitle"),
         authorization_prompt_message: opt_text("authorizationPromptMessage"),
         masked_elements: map
             .get("maskedElements")
-            .and_then(Value::as_array)
+            .and_then(Json::as_array)
             .map(|a| {
                 a.iter()
                     .filter_map(|v| v.as_str().map(str::to_string))
@@ -465,12 +474,18 @@ pub fn parse_config(value: &Value) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    /// `serde_json::json!`, as the SDK's [`Json`].
+    macro_rules! jv {
+    ($($t:tt)+) => {
+        Json::from(serde_json::json!($($t)+))
+    };
+}
 
     #[test]
     fn defaults_are_secure() {
-        let c = parse_config(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"}))
-            .unwrap();
+        let c =
+            parse_config(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"})).unwrap();
         assert_eq!(c.permissions, Permissions::default());
         assert!(
             c.permissions.require_authorization_for_session
@@ -484,7 +499,7 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_identity_is_patched() {
-        let c = parse_config(&json!({
+        let c = parse_config(&jv!({
             "apiKey": "pk", "server": "https://x.test", "allowRemoteType": false,
             "cobrowsingVideoEnabled": "two_way", "uniqueId": "u1", "email": null,
             "authorizationTimeoutSeconds": 30, "maskedElements": [".secret"]

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod config;
 pub mod derive;
+pub mod json;
 pub mod machine;
 pub mod model;
 pub mod pii;

@@ -7,8 +7,8 @@
 //! Field names that appear in the seeds keep the seeds' casing: snake_case for the REST
 //! objects (Visitor, Session, Agent), camelCase for Connection and Cobrowsesession.
 
+use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::core::machine::{ControlEndReason, SessionStatus};
 use crate::core::model::{Agent, Cobrowsesession, Connection, DisconnectType, Session, Visitor};
@@ -45,7 +45,7 @@ pub enum VisitorMessage {
         short_id: Option<String>,
         connection: ConnectionHello,
         #[serde(default)]
-        config: Value,
+        config: Json,
     },
     Heartbeat,
     Focus {
@@ -64,7 +64,7 @@ pub enum VisitorMessage {
     },
     /// `identity` has the keys of `updateVisitor` (camelCase); `null` clears a value.
     UpdateVisitor {
-        identity: Value,
+        identity: Json,
     },
     Authorize,
     Deny,
@@ -132,34 +132,34 @@ pub enum ServerToVisitor {
 
 impl<'de> Deserialize<'de> for ServerToVisitor {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
+        let value = Json::deserialize(deserializer)?;
         server_to_visitor_from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
 /// Reads fields out of a decoded frame by hand: no serde-derived deserializer (and none
 /// of serde's error formatting) reaches the SDK's wasm.
-struct Fields(serde_json::Map<String, Value>);
+struct Fields(Object);
 
 impl Fields {
     fn text(&mut self, key: &'static str) -> Result<String, String> {
         match self.0.remove(key) {
-            Some(Value::String(s)) => Ok(s),
+            Some(Json::String(s)) => Ok(s),
             _ => Err(format!("field `{key}` must be a string")),
         }
     }
 
     fn opt_text(&mut self, key: &'static str) -> Result<Option<String>, String> {
         match self.0.remove(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) => Ok(Some(s)),
             Some(_) => Err(format!("field `{key}` must be a string or null")),
         }
     }
 
     fn flag(&mut self, key: &'static str) -> Result<bool, String> {
         match self.0.remove(key) {
-            Some(Value::Bool(b)) => Ok(b),
+            Some(Json::Bool(b)) => Ok(b),
             _ => Err(format!("field `{key}` must be a boolean")),
         }
     }
@@ -174,15 +174,15 @@ impl Fields {
 
     fn object(&mut self, key: &'static str) -> Result<Fields, String> {
         match self.0.remove(key) {
-            Some(Value::Object(m)) => Ok(Fields(m)),
+            Some(Json::Object(m)) => Ok(Fields(m)),
             _ => Err(format!("field `{key}` must be an object")),
         }
     }
 
-    fn opt_object(&mut self, key: &'static str) -> Result<Option<Value>, String> {
+    fn opt_object(&mut self, key: &'static str) -> Result<Option<Json>, String> {
         match self.0.remove(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v @ Value::Object(_)) => Ok(Some(v)),
+            None | Some(Json::Null) => Ok(None),
+            Some(v @ Json::Object(_)) => Ok(Some(v)),
             Some(_) => Err(format!("field `{key}` must be an object or null")),
         }
     }
@@ -209,10 +209,10 @@ impl Fields {
     }
 }
 
-fn server_to_visitor_from_value(value: Value) -> Result<ServerToVisitor, String> {
+fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> {
     use ControlEndReason as R;
     use DisconnectType as D;
-    let Value::Object(map) = value else {
+    let Json::Object(map) = value else {
         return Err("a frame must be a JSON object".into());
     };
     let mut f = Fields(map);
@@ -397,9 +397,9 @@ pub enum ServerToAgent {
 pub struct VisitorState {
     pub status: SessionStatus,
     /// The tab's seed Connection object (camelCase, every field).
-    pub connection: Option<Value>,
+    pub connection: Option<Json>,
     /// The visitor's seed Cobrowsesession (camelCase, every field that applies).
-    pub communication: Option<Value>,
+    pub communication: Option<Json>,
 }
 
 impl VisitorState {
@@ -412,8 +412,12 @@ impl VisitorState {
     ) -> Self {
         VisitorState {
             status,
-            connection: connection.and_then(|c| serde_json::to_value(c).ok()),
-            communication: communication.and_then(|c| serde_json::to_value(c).ok()),
+            connection: connection
+                .and_then(|c| serde_json::to_value(c).ok())
+                .map(Json::from),
+            communication: communication
+                .and_then(|c| serde_json::to_value(c).ok())
+                .map(Json::from),
         }
     }
 }
@@ -509,11 +513,11 @@ pub fn decode<M: WireMessage>(frame: &str) -> Result<M, ProtocolError> {
         detail: e.to_string(),
     })?;
     if message.is_unknown() {
-        let type_name = serde_json::from_str::<Value>(frame)
+        let type_name = serde_json::from_str::<Json>(frame)
             .ok()
             .and_then(|v| {
                 v.get("type")
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .map(|s| s.chars().take(64).collect())
             })
             .unwrap_or_default();
@@ -535,10 +539,13 @@ pub fn encode<M: Serialize>(message: &M) -> String {
     // Cannot fail for these types (string keys only; serde_json writes non-finite
     // floats as null). Fall back to an error frame rather than panic all the same.
     serde_json::to_string(message).unwrap_or_else(|e| {
-        format!(
-            r#"{{"type":"error","code":"encode_failed","message":{}}}"#,
-            Value::String(e.to_string())
-        )
+        let message = Json::String(e.to_string()).to_text();
+        [
+            r#"{"type":"error","code":"encode_failed","message":"#,
+            &message,
+            "}",
+        ]
+        .concat()
     })
 }
 
@@ -556,7 +563,7 @@ mod tests {
                 has_focus: true,
                 ..Default::default()
             },
-            config: Value::Null,
+            config: Json::Null,
         };
         let text = encode(&hello);
         assert!(text.contains(r#""type":"hello""#) && text.contains(r#""hasFocus":true"#));

@@ -2,8 +2,15 @@
 //! backoff, server frames becoming events, and the local authorization timeout.
 
 use super::*;
+use crate::core::json::Json;
 use crate::core::protocol::{decode, encode};
-use serde_json::json;
+
+/// `serde_json::json!`, as the SDK's [`Json`].
+macro_rules! jv {
+    ($($t:tt)+) => {
+        Json::from(serde_json::json!($($t)+))
+    };
+}
 
 const T0: Millis = Millis(1_795_255_445_000);
 
@@ -15,7 +22,7 @@ fn client() -> VisitorClient {
         has_focus: true,
         user_agent: None,
     };
-    VisitorClient::new(&json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, None, None, 42).unwrap()
+    VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, None, None, 42).unwrap()
 }
 
 fn drain(c: &mut VisitorClient) -> Vec<Output> {
@@ -84,7 +91,12 @@ fn connects_says_hello_and_becomes_ready() {
         }] => {
             assert_eq!(api_key, "pk_demo");
             assert!(connection.has_focus);
-            assert_eq!(config["authorizationTimeoutSeconds"], 30);
+            assert_eq!(
+                config
+                    .get("authorizationTimeoutSeconds")
+                    .and_then(Json::as_u64),
+                Some(30)
+            );
             assert!(config.get("apiKey").is_none());
         }
         other => panic!("expected one hello, got {other:?}"),
@@ -115,7 +127,7 @@ fn connects_says_hello_and_becomes_ready() {
 fn messages_are_queued_while_offline_and_flushed_after_welcome() {
     let mut c = client();
     drain(&mut c);
-    c.update_visitor(&json!({"uniqueId": "u-1", "identities": ["Ada Lovelace"]}))
+    c.update_visitor(&jv!({"uniqueId": "u-1", "identities": ["Ada Lovelace"]}))
         .unwrap();
     c.handle_url(T0, "https://shop.test/a");
     c.handle_url(T0, "https://shop.test/b");
@@ -261,10 +273,10 @@ fn authorize_then_control_then_end() {
     }));
     assert!(!c.control_granted());
     assert_eq!(
-        c.rate(&json!({"rating": 9})).unwrap_err().code(),
+        c.rate(&jv!({"rating": 9})).unwrap_err().code(),
         "invalid_argument"
     );
-    c.rate(&json!({"rating": 5, "feedback": "great"})).unwrap();
+    c.rate(&jv!({"rating": 5, "feedback": "great"})).unwrap();
 }
 
 #[test]
@@ -282,7 +294,7 @@ fn page_hide_announces_the_return_time_set_by_expect_disconnect() {
         }]
     );
     c.handle_page_show(T0);
-    c.expect_disconnect(&json!({"returnTimeSeconds": 30, "message": "Paying"}))
+    c.expect_disconnect(&jv!({"returnTimeSeconds": 30, "message": "Paying"}))
         .unwrap();
     c.handle_page_hide(T0);
     let msgs = sent(&drain(&mut c));
@@ -295,13 +307,13 @@ fn page_hide_announces_the_return_time_set_by_expect_disconnect() {
         }]
     );
     assert_eq!(
-        c.expect_disconnect(&json!({"returnTimeSeconds": 99999}))
+        c.expect_disconnect(&jv!({"returnTimeSeconds": 99999}))
             .unwrap_err()
             .code(),
         "invalid_argument"
     );
     assert_eq!(
-        c.expect_disconnect(&json!({"returnTime": 5}))
+        c.expect_disconnect(&jv!({"returnTime": 5}))
             .unwrap_err()
             .code(),
         "config_unknown_key"
