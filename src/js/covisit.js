@@ -1,6 +1,9 @@
-// covisit script-tag loader, served as /sdk/covisit.js. Loads the SDK's ES module next
-// to it and replays the calls the page queued on window.Covisit before it arrived:
+// covisit's script-tag entry, bundled by scripts/build with index.js into one file served
+// as /sdk/covisit.js. Fetches the wasm next to it and replays the calls the page queued on
+// window.Covisit before it arrived:
 //   Covisit('init', config); Covisit('on', 'sessionStart', fn); Covisit('getState', cb) ...
+import { load, start, version } from './index.js';
+
 (function () {
   'use strict';
   var script = document.currentScript;
@@ -64,13 +67,10 @@
   window.Covisit = Covisit;
   for (var i = 0; i < queued.length; i++) pending.push(queued[i]);
 
-  import(base + 'index.js').then(function (m) {
-    return m.load().then(function () {
-      // An ES module namespace is read-only: wrap it rather than add to it.
-      mod = { startCovisit: m.start, version: m.version };
-      var calls = pending;
-      pending = [];
-      for (var j = 0; j < calls.length; j++) run(calls[j]);
-    });
+  load(base + 'covisit_wasm_bg.wasm').then(function () {
+    mod = { startCovisit: start, version: version };
+    var calls = pending;
+    pending = [];
+    for (var j = 0; j < calls.length; j++) run(calls[j]);
   }).catch(report);
 })();

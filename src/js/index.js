@@ -5,9 +5,12 @@ import * as wasm from './covisit_wasm.js';
 let loading = null;
 let loaded = false;
 
-/** Load the wasm (once). Called by `start`; call it early to warm up. */
-export function load() {
-  loading = loading || wasm.default({ module_or_path: new URL('./covisit_wasm_bg.wasm', import.meta.url) })
+/**
+ * Load the wasm (once). Called by `start`; call it early to warm up. `wasmUrl` defaults
+ * to the `.wasm` next to this file.
+ */
+export function load(wasmUrl) {
+  loading = loading || wasm.default({ module_or_path: wasmUrl || new URL('./covisit_wasm_bg.wasm', import.meta.url) })
     .then(() => { loaded = true; });
   return loading;
 }

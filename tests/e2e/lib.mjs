@@ -22,14 +22,14 @@ export const SECRET = 'sk_demo';
 export const PUBLIC_KEY = 'pk_demo';
 
 /** Fails early with a clear message when a build step was skipped. */
-export function requireBuilt(sdkDir = join(ROOT, 'dist-preview')) {
+export function requireBuilt(sdkDir = join(ROOT, 'dist')) {
   assert.ok(existsSync(SERVER_BIN), `${SERVER_BIN} is missing: run cargo build -p covisit-server`);
   assert.ok(
     existsSync(join(sdkDir, 'covisit_wasm_bg.wasm')) && existsSync(join(sdkDir, 'covisit.js')),
-    `${sdkDir} holds no SDK build: run COVISIT_DIST=dist-preview bash scripts/build --preview`,
+    `${sdkDir} holds no SDK build: run bash scripts/build`,
   );
-  const bundle = readFileSync(join(sdkDir, 'covisit_wasm.js'), 'utf8');
-  assert.ok(bundle.includes('startCovisit'), `${sdkDir} is the shipping bundle without the session client: build it with --preview`);
+  const bundle = readFileSync(join(sdkDir, 'covisit.js'), 'utf8');
+  assert.ok(bundle.includes('startCovisit'), `${sdkDir} was built without the session client`);
 }
 
 /**
@@ -38,7 +38,7 @@ export function requireBuilt(sdkDir = join(ROOT, 'dist-preview')) {
  * of www/ plus tests/e2e/fixtures/ at /fixtures/ (the demo site stays untouched).
  * Resolves with {url, port, proc, stop, log}.
  */
-export async function startServer({ www = join(ROOT, 'www'), fixtures = false, sdkDir = join(ROOT, 'dist-preview'), args = [], timeoutMs = 15000 } = {}) {
+export async function startServer({ www = join(ROOT, 'www'), fixtures = false, sdkDir = join(ROOT, 'dist'), args = [], timeoutMs = 15000 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'covisit-e2e-'));
   if (fixtures) {
     cpSync(www, join(dir, 'www'), { recursive: true });

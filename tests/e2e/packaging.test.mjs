@@ -1,4 +1,4 @@
-// The npm package as users get it: build the preview SDK into a temporary folder,
+// The npm package as users get it: build the SDK into a temporary folder,
 // assemble a package `covisit` from it (exports: types first, then browser/import/
 // default, then the script-tag loader and package.json), `npm pack` it, install the
 // tarball into a fresh folder (offline: a local tarball needs no registry), and load
@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as L from './lib.mjs';
 
-const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit_wasm.js', 'covisit_wasm.d.ts',
-  'covisit_wasm_bg.wasm', 'covisit_wasm_bg.wasm.d.ts', 'snippets/'];
+const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
 
 let tmp;
 let server;
@@ -29,8 +28,8 @@ before(async () => {
   assert.ok(existsSync(L.SERVER_BIN), `${L.SERVER_BIN} is missing: run cargo build -p covisit-server`);
   tmp = mkdtempSync(join(tmpdir(), 'covisit-pack-'));
   const build = join(tmp, 'build');
-  // COVISIT_DIST points the build at the temp folder (dist/ and dist-preview/ stay as they are).
-  execFileSync('bash', ['scripts/build', '--preview'], {
+  // COVISIT_DIST points the build at the temp folder (dist/ stays as it is).
+  execFileSync('bash', ['scripts/build'], {
     cwd: L.ROOT, timeout: 240000, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20,
     env: { ...process.env, COVISIT_DIST: build, COVISIT_SKIP_BOOTSTRAP: '1' },
   });
@@ -109,10 +108,9 @@ async function loadsToReady(path) {
 
 describe('npm package', () => {
   it('the tarball holds the SDK files and the exports map resolves', () => {
-    for (const f of ['package.json', 'index.js', 'index.d.ts', 'covisit.js', 'covisit_wasm.js', 'covisit_wasm_bg.wasm']) {
+    for (const f of ['package.json', 'index.js', 'index.d.ts', 'covisit.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm']) {
       assert.ok(tarball.files.includes(f), `${f} is packed (packed: ${tarball.files.join(', ')})`);
     }
-    assert.ok(tarball.files.some((f) => f.startsWith('snippets/') && f.endsWith('glue.js')), 'the UI glue snippet is packed');
     const app = join(tmp, 'app');
     const installed = JSON.parse(readFileSync(join(app, 'node_modules/covisit/package.json'), 'utf8'));
     assert.deepEqual(Object.keys(installed.exports['.']), ['types', 'browser', 'import', 'default'], 'types first');
@@ -120,7 +118,6 @@ describe('npm package', () => {
     assert.ok(resolve('covisit').endsWith('/node_modules/covisit/index.js'));
     assert.ok(resolve('covisit/covisit.js').endsWith('/node_modules/covisit/covisit.js'));
     assert.ok(resolve('covisit/package.json').endsWith('/node_modules/covisit/package.json'));
-    assert.ok(readdirSync(join(app, 'node_modules/covisit/snippets')).length > 0);
   });
 
   it('<script src="node_modules/covisit/covisit.js"> reaches ready', { timeout: 30000 }, async () => {

@@ -1,5 +1,5 @@
 // Whole session flows, visitor and agent in separate browser contexts against the real
-// server: the demo shop (www/) with the preview SDK (dist-preview/) by script tag, the
+// server: the demo shop (www/) with the SDK (dist/) by script tag, the
 // agent console (www/agent/). Each test is a new visitor (a fresh context); the agent's
 // console is signed in once. After each flow the REST objects must match the seed
 // field fixture, and the frames the visitor sent before authorizing must carry no page
