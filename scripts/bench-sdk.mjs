@@ -1,6 +1,6 @@
 // SDK start-up benchmark: `node scripts/bench-sdk.mjs [--runs N] [--strict]`.
 //
-// Starts covisit-server --dev (temporary database, the preview SDK of dist-preview/ at
+// Starts covisit-server --dev (temporary database, the SDK of dist/ at
 // /sdk/) and headless Chromium, loads a bench page that embeds the SDK with the README's
 // script tag (async, command queue) from the server's origin, and prints:
 //   - script-tag load to `ready`: from the moment the tag is in the document to the
@@ -8,7 +8,7 @@
 //   - the SDK's longest main-thread task during start, from a Chromium trace (every
 //     task, not only those a PerformanceObserver('longtask') reports, which start at
 //     50 ms), and the long tasks (>= 50 ms) the page's own observer saw;
-//   - the bundle sizes (raw, gzip, brotli) of dist-preview/ and dist/.
+//   - the bundle sizes (raw, gzip, brotli) of dist/, per way of loading.
 // Targets (the issue's): ready under 100 ms on loopback, no long task of 50 ms or more.
 // Exits 0 after printing; with --strict, exits 1 when a target is missed.
 import { existsSync, readFileSync, mkdtempSync, writeFileSync, rmSync, readdirSync, statSync } from 'node:fs';
@@ -23,11 +23,11 @@ const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
 const strict = args.includes('--strict');
 const READY_TARGET_MS = 100;
 const LONG_TASK_MS = 50;
-const sdkDir = join(ROOT, 'dist-preview');
+const sdkDir = join(ROOT, 'dist');
 
 if (!existsSync(join(sdkDir, 'covisit_wasm_bg.wasm'))) {
-  console.log('[bench] dist-preview/ is missing: building the preview SDK (COVISIT_DIST=dist-preview scripts/build --preview)');
-  execFileSync('bash', ['scripts/build', '--preview'], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, COVISIT_DIST: 'dist-preview' }, timeout: 600000 });
+  console.log('[bench] dist/ is missing: building the SDK (scripts/build)');
+  execFileSync('bash', ['scripts/build'], { cwd: ROOT, stdio: 'inherit', timeout: 600000 });
 }
 if (!existsSync(join(ROOT, 'target/debug/covisit-server'))) {
   console.log('[bench] building covisit-server (cargo build -p covisit-server)');
@@ -96,20 +96,18 @@ async function measure(browser, page, reload) {
   return { readyMs: b.readyAt - b.tagAt, socketMs: b.socketAt - b.tagAt, openMs: b.openAt - b.tagAt, welcomeMs: b.welcomeAt - b.tagAt, longTasks: b.longTasks, trace: longestTask(trace), resources: b.resources, noApi: b.noLongTaskApi };
 }
 
+// What each way of loading downloads: the wasm plus one JS file.
 function sizes(dir) {
-  if (!existsSync(dir)) return null;
-  const files = [];
-  const walk = (d) => readdirSync(d).forEach((f) => { const p = join(d, f); if (statSync(p).isDirectory()) walk(p); else if (/\.(js|wasm)$/.test(f)) files.push(p); });
-  walk(dir);
-  let total = { raw: 0, gzip: 0, brotli: 0 };
-  const rows = files.map((file) => {
-    const data = readFileSync(file);
-    const row = { file: file.slice(dir.length + 1), raw: data.length, gzip: gzipSync(data, { level: 9 }).length,
+  const measure = (file) => {
+    const data = readFileSync(join(dir, file));
+    return { file, raw: data.length, gzip: gzipSync(data, { level: 9 }).length,
       brotli: brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length };
-    total = { raw: total.raw + row.raw, gzip: total.gzip + row.gzip, brotli: total.brotli + row.brotli };
-    return row;
+  };
+  const wasm = measure('covisit_wasm_bg.wasm');
+  return [['script tag', 'covisit.js'], ['npm (ES module)', 'index.js']].map(([name, js]) => {
+    const j = measure(js);
+    return { name, rows: [wasm, j], total: { raw: wasm.raw + j.raw, gzip: wasm.gzip + j.gzip, brotli: wasm.brotli + j.brotli } };
   });
-  return { rows, total };
 }
 
 const server = await startServer({ sdkDir, www: join(ROOT, 'www') });
@@ -144,7 +142,7 @@ try {
   }
   console.log('');
   console.log('where the cold start goes (median, ms after the tag; "ready" includes the WebSocket hello/welcome):');
-  const names = ['covisit.js', 'index.js', 'covisit_wasm.js', 'glue.js', 'covisit_wasm_bg.wasm'];
+  const names = ['covisit.js', 'covisit_wasm_bg.wasm'];
   for (const n of names) {
     const ends = cold.map((r) => r.resources.find((x) => x.name === n)?.end).filter((x) => x !== undefined);
     if (ends.length) console.log(`  ${(n + ' loaded').padEnd(28)} ${ms(median(ends))}`);
@@ -157,12 +155,10 @@ try {
   await res.arrayBuffer();
   console.log(`  the server sends the wasm with Content-Encoding: ${res.headers.get('content-encoding') || 'none (uncompressed)'}, Cache-Control: ${res.headers.get('cache-control') || 'none'}`);
   console.log('');
-  for (const [name, dir] of [['preview bundle (dist-preview/, with the session client)', sdkDir], ['shipping bundle (dist/)', join(ROOT, 'dist')]]) {
-    const s = sizes(dir);
-    if (!s) { console.log(`${name}: not built`); continue; }
-    console.log(`${name}:`);
-    for (const r of s.rows) console.log(`  ${r.file.padEnd(48)} ${kb(r.raw).padStart(9)} raw ${kb(r.gzip).padStart(9)} gzip ${kb(r.brotli).padStart(9)} brotli`);
-    console.log(`  ${'total (wasm + js)'.padEnd(48)} ${kb(s.total.raw).padStart(9)} raw ${kb(s.total.gzip).padStart(9)} gzip ${kb(s.total.brotli).padStart(9)} brotli`);
+  console.log('bundle (dist/), as each way of loading downloads it:');
+  for (const { name, rows, total } of sizes(sdkDir)) {
+    for (const r of rows) console.log(`  ${r.file.padEnd(28)} ${kb(r.raw).padStart(9)} raw ${kb(r.gzip).padStart(9)} gzip ${kb(r.brotli).padStart(9)} brotli`);
+    console.log(`  ${('total, ' + name).padEnd(28)} ${kb(total.raw).padStart(9)} raw ${kb(total.gzip).padStart(9)} gzip ${kb(total.brotli).padStart(9)} brotli`);
   }
   console.log('');
   console.log(`targets: ready under ${READY_TARGET_MS} ms (median, cold and warm), no main-thread task of ${LONG_TASK_MS} ms or more: ${missed ? 'MISSED' : 'met'}`);

@@ -2,8 +2,11 @@
 // (the wasm plus that way's one JS file) and fails when any of them is over the budget:
 // wasm + JS together, gzipped, must stay under BUDGET_GZIP bytes.
 //
-//   node scripts/size.mjs [--report-only] --wasm W.wasm --path "name=file.js" ...
-import { readFileSync } from 'node:fs';
+//   node scripts/size.mjs [--report-only] [--write-compressed] --wasm W.wasm --path "name=file.js" ...
+//
+// --write-compressed also writes FILE.gz and FILE.br, which the server sends to browsers
+// that accept them.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 import { parseArgs } from 'node:util';
 
@@ -11,6 +14,7 @@ const BUDGET_GZIP = 60 * 1024;
 const { values } = parseArgs({
   options: {
     'report-only': { type: 'boolean', default: false },
+    'write-compressed': { type: 'boolean', default: false },
     wasm: { type: 'string' },
     path: { type: 'string', multiple: true, default: [] },
   },
@@ -22,11 +26,13 @@ if (!values.wasm || values.path.length === 0) {
 
 function measure(file) {
   const data = readFileSync(file);
-  return {
-    raw: data.length,
-    gzip: gzipSync(data, { level: 9 }).length,
-    brotli: brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length,
-  };
+  const gzip = gzipSync(data, { level: 9 });
+  const brotli = brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } });
+  if (values['write-compressed']) {
+    writeFileSync(`${file}.gz`, gzip);
+    writeFileSync(`${file}.br`, brotli);
+  }
+  return { raw: data.length, gzip: gzip.length, brotli: brotli.length };
 }
 const kb = (n) => (n / 1024).toFixed(1).padStart(7) + ' KB';
 const row = (label, m) => console.log(`[size] ${label.padEnd(34)} ${kb(m.raw)} ${kb(m.gzip)} ${kb(m.brotli)}`);

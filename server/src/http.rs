@@ -124,7 +124,9 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         .route("/ws/agent", get(crate::ws::agent_ws))
         .nest("/api", crate::rest::router().fallback(api_not_found))
         // Pages on other origins import the SDK as an ES module and fetch its wasm:
-        // both need CORS. The SDK is public, so any origin may read it.
+        // both need CORS. The SDK is public, so any origin may read it. scripts/build
+        // writes .br and .gz next to each file; browsers get those (a third of the bytes).
+        // File names carry no hash, so caches keep them five minutes, then revalidate.
         .nest_service(
             "/sdk",
             tower::ServiceBuilder::new()
@@ -132,7 +134,15 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
                     header::ACCESS_CONTROL_ALLOW_ORIGIN,
                     HeaderValue::from_static("*"),
                 ))
-                .service(ServeDir::new(&cli.sdk_dir)),
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=300"),
+                ))
+                .service(
+                    ServeDir::new(&cli.sdk_dir)
+                        .precompressed_br()
+                        .precompressed_gzip(),
+                ),
         )
         .nest_service("/agent", agent)
         .fallback_service(ServeDir::new(&cli.www))
