@@ -6,7 +6,7 @@ use covisit::core::machine::{
 };
 use covisit::core::model::{Agent, DisconnectType};
 use covisit::core::Millis;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -58,28 +58,31 @@ fn machine_runs_a_session_in_chromium() {
     assert!(c.disconnected_time.as_deref().unwrap().ends_with('Z'));
 }
 
-/// A bad config from JS is rejected with a real `Error` carrying a stable `code`.
+/// A bad config from JS is rejected, before anything connects, with a real `Error`
+/// carrying a stable `code`.
 #[wasm_bindgen_test]
-fn bad_config_throws_an_error_with_a_code() {
-    let config = js_sys::JSON::parse(
-        r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080","allowRemoteType":"yes"}"#,
-    )
-    .unwrap();
-    let err = covisit::validate_config(config).unwrap_err();
-    let err: JsValue = err.into();
-    assert!(err.is_instance_of::<js_sys::Error>());
-    let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
-    assert_eq!(code.as_string().as_deref(), Some("config_wrong_type"));
-}
-
-/// A good config comes back with the secure defaults filled in.
-#[wasm_bindgen_test]
-fn good_config_gets_secure_defaults() {
-    let config =
-        js_sys::JSON::parse(r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080"}"#).unwrap();
-    let out = covisit::validate_config(config).unwrap_or_else(|_| panic!("valid config rejected"));
-    let get = |k: &str| js_sys::Reflect::get(&out, &k.into()).unwrap();
-    assert_eq!(get("requireAuthorizationForSession").as_bool(), Some(true));
-    assert_eq!(get("allowAgentRedirect").as_bool(), Some(false));
-    assert_eq!(get("authorizationTimeoutSeconds").as_f64(), Some(60.0));
+async fn bad_config_rejects_with_an_error_and_a_code() {
+    for (config, expected) in [
+        (
+            r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080","allowRemoteType":"yes"}"#,
+            "config_wrong_type",
+        ),
+        (
+            r#"{"apiKey":"pk_demo","server":"http://127.0.0.1:8080","allowRemoteTyping":true}"#,
+            "config_unknown_key",
+        ),
+        (
+            r#"{"server":"http://127.0.0.1:8080"}"#,
+            "config_missing_key",
+        ),
+        (r#"[1,2]"#, "config_not_object"),
+    ] {
+        let config = js_sys::JSON::parse(config).unwrap();
+        let err = wasm_bindgen_futures::JsFuture::from(covisit::start_covisit(config))
+            .await
+            .expect_err("a bad config must reject");
+        assert!(err.is_instance_of::<js_sys::Error>());
+        let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
+        assert_eq!(code.as_string().as_deref(), Some(expected));
+    }
 }

@@ -1233,6 +1233,13 @@ impl Hub {
                     Some(connection_id),
                     ServerToVisitor::ControlRequest { agent },
                 ),
+                Event::PromptWithdrawn {
+                    prompt,
+                    connection_id,
+                } => (
+                    Some(connection_id),
+                    ServerToVisitor::PromptWithdrawn { prompt },
+                ),
                 Event::ControlStarted {
                     agent_id,
                     connection_id,

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
-use crate::core::machine::{SessionStatus, MAX_RETURN_TIME_SECONDS};
+use crate::core::machine::{PromptKind, SessionStatus, MAX_RETURN_TIME_SECONDS};
 use crate::core::model::{Agent, DisconnectType};
 use crate::core::protocol::{
     self, ConnectionHello, ServerToVisitor, VisitorMessage, VisitorState, PROTOCOL_VERSION,
@@ -98,6 +98,10 @@ pub enum ClientEvent {
     ControlEnd {
         agent_id: String,
     },
+    /// The prompt of that kind moved to another tab of the visitor: hide it here.
+    PromptWithdrawn {
+        prompt: PromptKind,
+    },
     ConnectionChange {
         online: bool,
     },
@@ -120,6 +124,7 @@ impl ClientEvent {
             ClientEvent::ControlRequest { .. } => "controlRequest",
             ClientEvent::ControlStart { .. } => "controlStart",
             ClientEvent::ControlEnd { .. } => "controlEnd",
+            ClientEvent::PromptWithdrawn { .. } => "promptWithdrawn",
             ClientEvent::ConnectionChange { .. } => "connectionChange",
             ClientEvent::StateChange => "stateChange",
             ClientEvent::Error { .. } => "error",
@@ -128,7 +133,7 @@ impl ClientEvent {
 }
 
 /// The event names a page may subscribe to.
-pub const EVENT_NAMES: [&str; 11] = [
+pub const EVENT_NAMES: [&str; 12] = [
     "ready",
     "sessionRequest",
     "sessionStart",
@@ -137,6 +142,7 @@ pub const EVENT_NAMES: [&str; 11] = [
     "controlRequest",
     "controlStart",
     "controlEnd",
+    "promptWithdrawn",
     "connectionChange",
     "stateChange",
     "error",
@@ -495,10 +501,16 @@ impl VisitorClient {
                 self.event(ClientEvent::StateChange);
             }
             ServerToVisitor::SessionRequest { session_id, agent } => {
+                // The prompt may come back to this tab (focus moved away and back): the
+                // visitor's time to answer keeps running from the first request.
+                let again = self.status == SessionStatus::Authorizing
+                    && self.session_id.as_deref() == Some(session_id.as_str());
                 self.begin_session(&session_id, SessionStatus::Authorizing);
                 self.agents = vec![agent.clone()];
-                self.timers[ClientTimer::Authorization as usize] =
-                    Some(now.plus_seconds(self.config.authorization_timeout_seconds));
+                if !again {
+                    self.timers[ClientTimer::Authorization as usize] =
+                        Some(now.plus_seconds(self.config.authorization_timeout_seconds));
+                }
                 self.event(ClientEvent::SessionRequest { session_id, agent });
                 self.event(ClientEvent::StateChange);
             }
@@ -535,6 +547,9 @@ impl VisitorClient {
                 self.control = Control::Requested(agent.clone());
                 self.event(ClientEvent::ControlRequest { agent });
                 self.event(ClientEvent::StateChange);
+            }
+            ServerToVisitor::PromptWithdrawn { prompt } => {
+                self.event(ClientEvent::PromptWithdrawn { prompt });
             }
             ServerToVisitor::ControlStart { agent_id } => {
                 self.control = Control::Granted(agent_id.clone());
@@ -831,11 +846,20 @@ impl VisitorClient {
         Ok(())
     }
 
-    /// `stop()`: close for good; nothing is sent or retried afterwards.
+    /// `stop()`: close for good; nothing is sent or retried afterwards. A session that
+    /// is live or asking ends first (`end`, disconnect type `client`), so the agent sees
+    /// it end now instead of after the reconnect grace period.
     pub fn stop(&mut self) {
-        if self.link != Link::Stopped {
-            self.stop_link();
+        if self.link == Link::Stopped {
+            return;
         }
+        if matches!(
+            self.status,
+            SessionStatus::Authorizing | SessionStatus::Active
+        ) {
+            let _ = self.end();
+        }
+        self.stop_link();
     }
 
     // ----- internals -------------------------------------------------------------

@@ -10,7 +10,7 @@
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
-use crate::core::machine::{ControlEndReason, SessionStatus};
+use crate::core::machine::{ControlEndReason, PromptKind, SessionStatus};
 use crate::core::model::{Agent, Cobrowsesession, Connection, DisconnectType, Session, Visitor};
 
 /// The protocol version this build speaks. A `hello` with another version is refused.
@@ -119,6 +119,10 @@ pub enum ServerToVisitor {
     ControlEnd {
         agent_id: String,
         reason: ControlEndReason,
+    },
+    /// The prompt this tab shows moved to another tab of the visitor: hide it.
+    PromptWithdrawn {
+        prompt: PromptKind,
     },
     /// The visitor-side view of everything, sent after each change.
     State {
@@ -263,6 +267,15 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
                     ("revoked_by_agent", R::RevokedByAgent),
                     ("focus_lost", R::FocusLost),
                     ("session_ended", R::SessionEnded),
+                ],
+            )?,
+        },
+        "prompt_withdrawn" => ServerToVisitor::PromptWithdrawn {
+            prompt: f.one_of(
+                "prompt",
+                &[
+                    ("session", PromptKind::Session),
+                    ("control", PromptKind::Control),
                 ],
             )?,
         },

@@ -33,6 +33,5 @@ export async function start(config) {
   return wasm.startCovisit(config);
 }
 
-export const validateConfig = whenLoaded('validateConfig', (config) => wasm.validateConfig(config));
 export const version = whenLoaded('version', () => wasm.version());
 export const Covisit = wasm.Covisit;

@@ -9,7 +9,7 @@ const CSS = `
 .panel { position: fixed; right: 16px; bottom: 16px; max-width: 360px; box-sizing: border-box;
   background: #fff; border: 1px solid #c9d1dd; border-radius: 10px; padding: 16px;
   box-shadow: 0 8px 28px rgba(16, 24, 40, .22); z-index: 2147483647; }
-.bar { position: fixed; left: 50%; top: 10px; transform: translateX(-50%); display: flex; gap: 10px;
+.bar { position: fixed; left: 16px; bottom: 16px; display: flex; gap: 10px;
   align-items: center; background: #0b5cff; color: #fff; border-radius: 999px; padding: 6px 8px 6px 14px;
   box-shadow: 0 4px 16px rgba(16, 24, 40, .25); z-index: 2147483647; }
 .bar.control { background: #b42318; }

@@ -10,7 +10,6 @@ mod glue;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::core::config;
 use crate::core::json::Json;
 use crate::core::Millis;
 
@@ -52,17 +51,6 @@ fn from_js(value: &JsValue) -> Result<Json, CovisitError> {
     Json::parse(&String::from(text)).ok_or_else(bad)
 }
 
-/// What `validateConfig` returns: the config as `start()` would use it.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ValidatedConfig<'a> {
-    api_key: &'a str,
-    server: &'a str,
-    authorization_timeout_seconds: u64,
-    #[serde(flatten)]
-    permissions: &'a config::Permissions,
-}
-
 /// The SDK's version.
 ///
 /// ```js
@@ -73,26 +61,6 @@ struct ValidatedConfig<'a> {
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
-}
-
-/// Checks a config object the way `start(config)` does and returns the permissions it
-/// would use (defaults filled in). Throws an `Error` whose `code` says what is wrong.
-///
-/// ```js
-/// try { validateConfig({ apiKey: 'pk_demo', server: 'http://127.0.0.1:8080', allowRemoteType: 'yes' }); }
-/// catch (e) { console.log(e.code); } // "config_wrong_type"
-/// ```
-#[wasm_bindgen(js_name = validateConfig)]
-pub fn validate_config(
-    #[wasm_bindgen(unchecked_param_type = "CovisitConfig")] value: JsValue,
-) -> Result<JsValue, CovisitError> {
-    let parsed = config::parse_config(&from_js(&value)?)?;
-    Ok(to_js(&ValidatedConfig {
-        api_key: &parsed.api_key,
-        server: &parsed.server,
-        authorization_timeout_seconds: parsed.authorization_timeout_seconds,
-        permissions: &parsed.permissions,
-    }))
 }
 
 #[cfg(feature = "session-client")]
@@ -181,6 +149,8 @@ export interface CovisitEvents {
   controlRequest: { agent: CovisitAgent };
   controlStart: { agentId: string };
   controlEnd: { agentId: string };
+  /** The prompt of this kind moved to another tab of the visitor (focus changed): hide yours. */
+  promptWithdrawn: { prompt: 'session' | 'control' };
   connectionChange: { online: boolean };
   stateChange: CovisitState;
   error: { code: string; message: string };

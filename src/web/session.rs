@@ -377,6 +377,7 @@ impl Driver {
                         agent.name
                     ));
                 }
+                ClientEvent::PromptWithdrawn { .. } => ui.hide_prompt(),
                 ClientEvent::SessionEnd { .. } => {
                     ui.hide_prompt();
                     if config.permissions.enable_session_rating && state.session.went_live {
@@ -449,6 +450,13 @@ impl Driver {
     /// Removes everything the SDK added: socket, timer, listeners, history patch, UI.
     fn teardown(&mut self) {
         self.client.stop();
+        // Only the goodbye (an `end` of a live session) goes out; events are not
+        // delivered while the page's handlers are being removed.
+        while let Some(output) = self.client.poll_output() {
+            if let (Output::Transmit(text), Some(socket)) = (output, self.socket.as_ref()) {
+                let _ = socket.send_with_str(&text);
+            }
+        }
         self.close_socket();
         self.timer = None;
         if let Some(unpatch) = self.unpatch_history.take() {

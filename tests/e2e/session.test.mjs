@@ -113,6 +113,21 @@ describe('session flows', () => {
     await page.context().close();
   });
 
+  it('stop() during a live session ends it for the agent at once (client), not after the grace period', { timeout: 60000 }, async () => {
+    const { page } = await visitor('/product.html');
+    const { code, shortId } = await readyOnShop(page);
+    await L.requestByLookupCode(agent, code, shortId);
+    await L.sdkUi(page, 'session-prompt').getByRole('button', { name: 'Allow' }).click();
+    await L.waitForConsoleStatus(agent, 'active');
+    await page.evaluate(() => window.Covisit('stop'));
+    await L.sdkUi(page, 'indicator').waitFor({ state: 'detached' });
+    // The grace period is 30 s: ending within 5 means the SDK said goodbye.
+    await L.waitForConsoleStatus(agent, 'ended', 5000);
+    assert.equal((await agent.getByTestId('session-disconnect-type').textContent()).trim(), 'client');
+    await L.checkRestObjects(server, shortId);
+    await page.context().close();
+  });
+
   it('Deny ends the request with disconnectType client', { timeout: 60000 }, async () => {
     const { page, frames } = await visitor('/');
     const { code, shortId } = await readyOnShop(page);
@@ -274,10 +289,7 @@ describe('session flows', () => {
     await context.close();
   });
 
-  it('two tabs: when focus moves while the prompt is open, the prompt moves with it', {
-    timeout: 60000,
-    todo: 'the server sends session_request to the newly focused tab but nothing tells the old tab to withdraw its prompt (docs/PROTOCOL.md "the prompt moves with it")',
-  }, async () => {
+  it('two tabs: when focus moves while the prompt is open, the prompt moves with it', { timeout: 60000 }, async () => {
     const { context, a, b, code, shortId } = await twoTabs();
     try {
       await L.requestByLookupCode(agent, code, shortId);

@@ -387,6 +387,9 @@ fn every_emitted_event_name_can_be_subscribed_to() {
         ClientEvent::ControlEnd {
             agent_id: String::new(),
         },
+        ClientEvent::PromptWithdrawn {
+            prompt: PromptKind::Session,
+        },
         ClientEvent::ConnectionChange { online: true },
         ClientEvent::StateChange,
         ClientEvent::Error {
@@ -396,4 +399,81 @@ fn every_emitted_event_name_can_be_subscribed_to() {
     ];
     let names: Vec<&str> = all.iter().map(ClientEvent::name).collect();
     assert_eq!(names, EVENT_NAMES.to_vec());
+}
+
+#[test]
+fn a_withdrawn_prompt_hides_without_ending_and_a_returning_prompt_keeps_its_deadline() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    let request = frame(ServerToVisitor::SessionRequest {
+        session_id: "s_1".into(),
+        agent: Agent {
+            agent_nickname: "Ada".into(),
+            email: None,
+            external_id: None,
+            id: "ea_ada".into(),
+            name: "Ada".into(),
+            on_premise: true,
+        },
+    });
+    c.handle_frame(T0.plus_seconds(1), &request);
+    drain(&mut c);
+    c.handle_frame(
+        T0.plus_seconds(2),
+        &frame(ServerToVisitor::PromptWithdrawn {
+            prompt: PromptKind::Session,
+        }),
+    );
+    assert_eq!(
+        events(&drain(&mut c)),
+        vec![ClientEvent::PromptWithdrawn {
+            prompt: PromptKind::Session
+        }]
+    );
+    assert_eq!(
+        c.status(),
+        SessionStatus::Authorizing,
+        "still asking, in another tab"
+    );
+    // Focus comes back: the prompt returns with the time left from the first request
+    // (30 s from second 1), not 30 s more.
+    c.handle_frame(T0.plus_seconds(9), &request);
+    drain(&mut c);
+    c.handle_timeout(T0.plus_seconds(32));
+    assert!(
+        events(&drain(&mut c)).iter().any(|e| matches!(
+            e,
+            ClientEvent::SessionEnd {
+                disconnect_type: DisconnectType::Timeout,
+                ..
+            }
+        )),
+        "the first request's 30 seconds ran out"
+    );
+}
+
+#[test]
+fn stop_during_a_live_session_ends_it_before_closing() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    c.handle_frame(
+        T0.plus_seconds(1),
+        &frame(ServerToVisitor::SessionStart {
+            session_id: "s_1".into(),
+        }),
+    );
+    drain(&mut c);
+    c.stop();
+    let out = drain(&mut c);
+    assert_eq!(sent(&out), vec![VisitorMessage::End]);
+    let end_at = out.iter().position(|o| matches!(o, Output::Transmit(_)));
+    let close_at = out.iter().position(|o| matches!(o, Output::Close));
+    assert!(
+        end_at < close_at,
+        "end goes out before the socket closes: {out:?}"
+    );
+    assert_eq!(c.status(), SessionStatus::Ended);
+    // Stopping again sends nothing.
+    c.stop();
+    assert!(drain(&mut c).is_empty());
 }

@@ -109,6 +109,14 @@ pub struct SessionRequest {
     pub agent: Agent,
 }
 
+/// Which prompt a tab shows: the session's authorization or the control request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptKind {
+    Session,
+    Control,
+}
+
 /// Why granted (or requested) control ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +169,12 @@ pub enum Event {
     SessionEnded {
         session_id: String,
         disconnect_type: DisconnectType,
+    },
+    /// The prompt moved to another tab (focus changed, or this tab closed): this tab
+    /// stops showing it.
+    PromptWithdrawn {
+        prompt: PromptKind,
+        connection_id: String,
     },
     /// Ask the visitor to allow control, in this tab.
     ControlRequested {
@@ -1073,11 +1087,14 @@ impl VisitorMachine {
     }
 
     /// Moves pending prompts to the tab the visitor looks at, when that changed.
+    /// The tab it leaves, if still open, is told to withdraw it.
     fn retarget_prompts(&mut self) {
         let target = self.prompt_target().map(str::to_string);
+        let mut left = None;
         match &mut self.phase {
             Phase::Authorizing(a) if target.is_some() && a.prompt_target != target => {
-                a.prompt_target = target.clone();
+                left = std::mem::replace(&mut a.prompt_target, target.clone())
+                    .map(|previous| (PromptKind::Session, previous));
                 if let (Some(agent), Some(connection_id)) = (a.agents.first().cloned(), target) {
                     self.events.push_back(Event::SessionRequested {
                         session_id: a.session_id.clone(),
@@ -1096,7 +1113,8 @@ impl VisitorMachine {
                 ..
             }) => {
                 if let Some(t) = target.filter(|t| t != connection_id) {
-                    *connection_id = t.clone();
+                    let previous = std::mem::replace(connection_id, t.clone());
+                    left = Some((PromptKind::Control, previous));
                     if let Some(agent) = agents.iter().find(|a| &a.id == agent_id).cloned() {
                         self.events.push_back(Event::ControlRequested {
                             agent,
@@ -1106,6 +1124,17 @@ impl VisitorMachine {
                 }
             }
             _ => {}
+        }
+        if let Some((prompt, connection_id)) = left {
+            if self
+                .connection(&connection_id)
+                .is_some_and(|c| c.status != ConnectionStatus::Disconnected)
+            {
+                self.events.push_back(Event::PromptWithdrawn {
+                    prompt,
+                    connection_id,
+                });
+            }
         }
     }
 

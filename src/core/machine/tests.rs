@@ -908,6 +908,10 @@ fn the_prompt_targets_the_focused_tab_and_follows_focus() {
                 agent: ada(),
                 connection_id: "tab-2".into()
             },
+            Event::PromptWithdrawn {
+                prompt: PromptKind::Session,
+                connection_id: "tab-1".into()
+            },
             Event::StateChanged,
         ]
     );
@@ -945,10 +949,15 @@ fn a_new_focused_tab_takes_focus_and_the_prompt() {
                 agent: ada(),
                 connection_id: "tab-2".into()
             },
+            Event::PromptWithdrawn {
+                prompt: PromptKind::Session,
+                connection_id: "tab-1".into()
+            },
             Event::StateChanged,
         ]
     );
-    // The focused tab closing moves the prompt back to the other one.
+    // The focused tab closing moves the prompt back to the other one; the closed tab
+    // has nothing to withdraw.
     m.handle_disconnect(at(4), "tab-2").unwrap();
     assert_eq!(
         drain(&mut m),
@@ -1260,6 +1269,10 @@ fn a_pending_control_request_follows_the_visitor() {
             Event::ControlRequested {
                 agent: ada(),
                 connection_id: "tab-2".into()
+            },
+            Event::PromptWithdrawn {
+                prompt: PromptKind::Control,
+                connection_id: "tab-1".into()
             },
             Event::StateChanged
         ]
