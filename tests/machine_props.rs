@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use covisit::core::config::Permissions;
 use covisit::core::machine::{
-    ConnectionInfo, ControlState, Event, MachineError, MachineOptions, SessionRequest,
+    ConnectionInfo, ControlState, Event, MachineError, MachineOptions, PromptKind, SessionRequest,
     SessionStatus, Timer, VisitorMachine,
 };
 use covisit::core::model::{
@@ -358,6 +358,27 @@ impl Harness {
                             .is_some_and(|c| c.status == ConnectionStatus::Active),
                         "the prompt goes to an open tab, not {connection_id}"
                     );
+                }
+                Event::PromptWithdrawn {
+                    prompt,
+                    connection_id,
+                } => {
+                    assert!(
+                        m.connection(connection_id)
+                            .is_some_and(|c| c.status != ConnectionStatus::Disconnected),
+                        "only an open tab is told to withdraw, not {connection_id}"
+                    );
+                    assert_ne!(
+                        m.prompt_target(),
+                        Some(connection_id.as_str()),
+                        "the tab the prompt moved to keeps it"
+                    );
+                    match prompt {
+                        PromptKind::Session => assert_eq!(m.status(), SessionStatus::Authorizing),
+                        PromptKind::Control => {
+                            assert!(matches!(m.control(), ControlState::Requested { .. }))
+                        }
+                    }
                 }
                 Event::SessionStarted { session_id } => {
                     assert_eq!(m.status(), SessionStatus::Active);
