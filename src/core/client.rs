@@ -384,12 +384,12 @@ impl VisitorClient {
     /// The `ws://…/ws/visitor` URL derived from the config's `server`.
     pub fn socket_url(&self) -> String {
         let server = &self.config.server;
-        let rest = server
-            .strip_prefix("https://")
-            .map(|r| format!("wss://{r}"))
-            .or_else(|| server.strip_prefix("http://").map(|r| format!("ws://{r}")))
-            .unwrap_or_else(|| server.clone());
-        format!("{rest}/ws/visitor")
+        // The config only accepts http:// and https:// servers.
+        let (scheme, rest) = match server.strip_prefix("https://") {
+            Some(rest) => ("wss://", rest),
+            None => ("ws://", server.strip_prefix("http://").unwrap_or(server)),
+        };
+        [scheme, rest, "/ws/visitor"].concat()
     }
 
     // ----- outputs ---------------------------------------------------------------
@@ -882,8 +882,11 @@ impl VisitorClient {
     }
 
     fn event(&mut self, event: ClientEvent) {
-        if event == ClientEvent::StateChange
-            && self.outputs.back() == Some(&Output::Event(ClientEvent::StateChange))
+        if matches!(event, ClientEvent::StateChange)
+            && matches!(
+                self.outputs.back(),
+                Some(Output::Event(ClientEvent::StateChange))
+            )
         {
             return;
         }

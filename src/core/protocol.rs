@@ -149,7 +149,7 @@ impl Fields {
     fn text(&mut self, key: &'static str) -> Result<String, String> {
         match self.0.remove(key) {
             Some(Json::String(s)) => Ok(s),
-            _ => Err(format!("field `{key}` must be a string")),
+            _ => Err(["field `", key, "` must be a string"].concat()),
         }
     }
 
@@ -157,14 +157,14 @@ impl Fields {
         match self.0.remove(key) {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(s)) => Ok(Some(s)),
-            Some(_) => Err(format!("field `{key}` must be a string or null")),
+            Some(_) => Err(["field `", key, "` must be a string or null"].concat()),
         }
     }
 
     fn flag(&mut self, key: &'static str) -> Result<bool, String> {
         match self.0.remove(key) {
             Some(Json::Bool(b)) => Ok(b),
-            _ => Err(format!("field `{key}` must be a boolean")),
+            _ => Err(["field `", key, "` must be a boolean"].concat()),
         }
     }
 
@@ -173,13 +173,13 @@ impl Fields {
             .remove(key)
             .and_then(|v| v.as_u64())
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("field `{key}` must be a whole number"))
+            .ok_or_else(|| ["field `", key, "` must be a whole number"].concat())
     }
 
     fn object(&mut self, key: &'static str) -> Result<Fields, String> {
         match self.0.remove(key) {
             Some(Json::Object(m)) => Ok(Fields(m)),
-            _ => Err(format!("field `{key}` must be an object")),
+            _ => Err(["field `", key, "` must be an object"].concat()),
         }
     }
 
@@ -187,7 +187,7 @@ impl Fields {
         match self.0.remove(key) {
             None | Some(Json::Null) => Ok(None),
             Some(v @ Json::Object(_)) => Ok(Some(v)),
-            Some(_) => Err(format!("field `{key}` must be an object or null")),
+            Some(_) => Err(["field `", key, "` must be an object or null"].concat()),
         }
     }
 
@@ -209,7 +209,7 @@ impl Fields {
             .iter()
             .find(|(name, _)| *name == text)
             .map(|(_, v)| *v)
-            .ok_or_else(|| format!("field `{key}` has an unknown value"))
+            .ok_or_else(|| ["field `", key, "` has an unknown value"].concat())
     }
 }
 

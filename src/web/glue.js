@@ -99,15 +99,15 @@ export class Ui {
     this.onAction(action, undefined);
   }
 
-  showSessionPrompt(title, message) {
-    this.dialog('session-prompt', title, message, [
+  showSessionPrompt(title, message, agentName) {
+    this.dialog('session-prompt', title, message.split('{agentName}').join(agentName), [
       this.el('button', { type: 'button', text: 'Deny', onclick: () => this.answer('deny') }),
       this.el('button', { type: 'button', class: 'primary', text: 'Allow', onclick: () => this.answer('allow') }),
     ]);
   }
 
-  showControlPrompt(message) {
-    this.dialog('control-prompt', 'Allow remote control?', message + '. They will be able to click, scroll and type on this page; you can take control back at any time.', [
+  showControlPrompt(agentName) {
+    this.dialog('control-prompt', 'Allow remote control?', agentName + ' would like to control this page. They will be able to click, scroll and type on this page; you can take control back at any time.', [
       this.el('button', { type: 'button', text: 'Deny', onclick: () => this.answer('denyControl') }),
       this.el('button', { type: 'button', class: 'primary', text: 'Allow control', onclick: () => this.answer('grantControl') }),
     ]);

@@ -11,9 +11,9 @@ extern "C" {
     #[wasm_bindgen(constructor)]
     pub fn new(on_action: &js_sys::Function) -> Ui;
     #[wasm_bindgen(method, js_name = showSessionPrompt)]
-    pub fn show_session_prompt(this: &Ui, title: &str, message: &str);
+    pub fn show_session_prompt(this: &Ui, title: &str, message: &str, agent_name: &str);
     #[wasm_bindgen(method, js_name = showControlPrompt)]
-    pub fn show_control_prompt(this: &Ui, message: &str);
+    pub fn show_control_prompt(this: &Ui, agent_name: &str);
     #[wasm_bindgen(method, js_name = showLookupCode)]
     pub fn show_lookup_code(this: &Ui, code: &str);
     #[wasm_bindgen(method, js_name = showRating)]

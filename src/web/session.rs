@@ -222,10 +222,10 @@ impl Driver {
                     }
                 }
                 if let Err(e) = result {
-                    web_sys::console::warn_1(&JsValue::from_str(&format!(
-                        "[covisit] {}: {e}",
-                        e.code()
-                    )));
+                    web_sys::console::warn_2(
+                        &JsValue::from_str("[covisit]"),
+                        &CovisitError::from(e).into(),
+                    );
                 }
                 Driver::drive(&d);
             });
@@ -364,18 +364,15 @@ impl Driver {
                         .authorization_prompt_title
                         .clone()
                         .unwrap_or_else(|| "Allow screen sharing?".into());
+                    // glue.js puts the agent's name in for `{agentName}`.
                     let message = config
                         .authorization_prompt_message
                         .clone()
-                        .unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into())
-                        .replace("{agentName}", &agent.name);
-                    ui.show_session_prompt(&title, &message);
+                        .unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
+                    ui.show_session_prompt(&title, &message, &agent.name);
                 }
                 ClientEvent::ControlRequest { agent } if handlers.is_empty() => {
-                    ui.show_control_prompt(&format!(
-                        "{} would like to control this page",
-                        agent.name
-                    ));
+                    ui.show_control_prompt(&agent.name);
                 }
                 ClientEvent::PromptWithdrawn { .. } => ui.hide_prompt(),
                 ClientEvent::SessionEnd { .. } => {
