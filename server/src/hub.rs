@@ -676,6 +676,8 @@ impl Hub {
                     )),
                 }
             }
+            // The socket layer hands `track` to the journey module (`journey.rs`).
+            VisitorMessage::Track { .. } => return Ok(()),
             VisitorMessage::Unknown => Err(HubError::new(
                 "unknown_message_type",
                 "unknown message type",
