@@ -6,6 +6,7 @@
 //! [`Millis`] argument, outputs are drained with `poll_*`. That keeps the same code
 //! usable natively (server, tests) and in wasm (the SDK facade).
 
+pub mod analytics;
 pub mod client;
 pub mod config;
 pub mod derive;
