@@ -318,6 +318,11 @@ impl Hub {
         self.job(Job::Write(write));
     }
 
+    /// Queues a write on the ordered writer, for other modules (journey tracking).
+    pub fn persist(&self, write: Write) {
+        self.write(write);
+    }
+
     /// Waits until every write queued so far is committed; false when one of them
     /// failed (the caller must not report success then).
     pub async fn flush(&self) -> bool {
