@@ -82,7 +82,9 @@ pub enum VisitorMessage {
     },
     /// A batch of journey events (page views, custom events), oldest first. `sent_at`
     /// is the page's clock when it was sent, so the server can place each event's `at`
-    /// on its own clock. The SDK writes this frame by hand (see `client.rs`).
+    /// on its own clock. The SDK writes this frame by hand (see `client.rs`), so the
+    /// derived serializer skips it: its code stays out of the wasm bundle.
+    #[serde(skip_serializing)]
     Track {
         sent_at: u64,
         events: Vec<TrackEvent>,
