@@ -284,6 +284,8 @@ pub struct VisitorClient {
     /// Tracked events, encoded, oldest first, and when they are due to go out.
     track_queue: VecDeque<String>,
     track_due: Option<Millis>,
+    /// The last page view's URL: the referrer of the next SPA navigation.
+    last_page_url: Option<String>,
 }
 
 impl VisitorClient {
@@ -335,6 +337,7 @@ impl VisitorClient {
             ready_once: false,
             track_queue: VecDeque::new(),
             track_due: None,
+            last_page_url: None,
         };
         let identity = std::mem::take(&mut client.config.identity);
         client.apply_identity(identity);
@@ -860,13 +863,19 @@ impl VisitorClient {
     // ----- inputs: journey tracking ------------------------------------------------
 
     /// A page was viewed (load or SPA navigation): queue it; `facts.at` is set to `now`.
+    /// Without a `referrer`, the previous page view's URL is used (an SPA navigation
+    /// came from there), so the facade passes `document.referrer` on load only.
     pub fn track_page_view(
         &mut self,
         now: Millis,
         mut facts: PageFacts,
     ) -> Result<(), ClientError> {
         facts.at = now.0;
+        if facts.referrer.is_none() {
+            facts.referrer = self.last_page_url.clone();
+        }
         journey::validate_page(&facts)?;
+        self.last_page_url = Some(facts.url.clone());
         self.queue_track(now, TrackEvent::PageView(facts))
     }
 

@@ -95,6 +95,35 @@ fn events_go_out_together_after_the_batch_delay() {
 }
 
 #[test]
+fn an_spa_navigation_without_referrer_comes_from_the_previous_page() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    c.track_page_view(T0, page("https://shop.test/")).unwrap();
+    let spa = PageFacts {
+        referrer: None,
+        ..page("https://shop.test/cart")
+    };
+    c.track_page_view(T0, spa).unwrap();
+    c.flush_tracking(T0);
+    let out = batches(&drain(&mut c));
+    let referrers: Vec<Option<String>> = out[0]
+        .1
+        .iter()
+        .map(|e| match e {
+            TrackEvent::PageView(p) => p.referrer.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        referrers,
+        [
+            Some("https://www.google.com/".to_string()),
+            Some("https://shop.test/".to_string())
+        ]
+    );
+}
+
+#[test]
 fn offline_events_wait_for_the_welcome() {
     let mut c = client();
     drain(&mut c);
