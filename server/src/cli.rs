@@ -60,6 +60,44 @@ pub struct Cli {
         global = true
     )]
     pub lookup_rate_per_minute: u32,
+    /// MaxMind DB file (GeoLite2/GeoIP2 City or Country; or ASN/ISP) for the journey
+    /// session's `geolocation` / `ipOrganization`. Without it they are null.
+    #[arg(long, env = "COVISIT_GEOIP", global = true)]
+    pub geoip: Option<PathBuf>,
+    /// Seconds without activity after which a journey's visitor counts as idle.
+    #[arg(
+        long,
+        env = "COVISIT_JOURNEY_IDLE_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub journey_idle_seconds: u64,
+    /// Seconds without activity after which a journey's visitor counts as away.
+    #[arg(
+        long,
+        env = "COVISIT_JOURNEY_AWAY_SECONDS",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub journey_away_seconds: u64,
+    /// Seconds without activity after which a journey session ends (the next event
+    /// opens a new one).
+    #[arg(
+        long,
+        env = "COVISIT_JOURNEY_TIMEOUT_SECONDS",
+        default_value_t = 1800,
+        global = true
+    )]
+    pub journey_timeout_seconds: u64,
+    /// The site's own search parameters (comma-separated): their values in page URLs
+    /// become search terms.
+    #[arg(
+        long,
+        env = "COVISIT_SITE_SEARCH_PARAMS",
+        default_value = "q,search",
+        global = true
+    )]
+    pub site_search_params: String,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -42,6 +42,7 @@ pub struct AppState {
     pub trust_proxy: bool,
     pub heartbeat_timeout: std::time::Duration,
     pub rate: crate::rest::RateLimiter,
+    pub journeys: crate::journey::Journeys,
 }
 
 pub type Shared = Arc<AppState>;
@@ -122,7 +123,12 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws/visitor", get(crate::ws::visitor_ws))
         .route("/ws/agent", get(crate::ws::agent_ws))
-        .nest("/api", crate::rest::router().fallback(api_not_found))
+        .nest(
+            "/api",
+            crate::rest::router()
+                .merge(crate::rest_journey::router())
+                .fallback(api_not_found),
+        )
         // Pages on other origins import the SDK as an ES module and fetch its wasm:
         // both need CORS. The SDK is public, so any origin may read it. scripts/build
         // writes .br and .gz next to each file; browsers get those (a third of the bytes).
@@ -150,6 +156,26 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
 }
 
 pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
+    // Before anything listens: a GeoIP file that was asked for must be readable.
+    let geo = match &cli.geoip {
+        Some(path) => {
+            let g = crate::geoip::GeoIp::open(path)?;
+            tracing::info!(database = g.database_type(), "GeoIP database loaded");
+            Some(g)
+        }
+        None => None,
+    };
+    let journey_options = covisit::core::journey::JourneyOptions {
+        idle_after_seconds: cli.journey_idle_seconds.clamp(1, 86_400),
+        away_after_seconds: cli.journey_away_seconds.clamp(1, 86_400),
+        session_timeout_seconds: cli.journey_timeout_seconds.clamp(1, 86_400),
+        site_search_params: cli
+            .site_search_params
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    };
     if cli.dev {
         let hash = keys::hash_secret(keys::DEMO_SECRET_KEY);
         let exists = store
@@ -188,6 +214,7 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
     let metrics = Arc::new(Metrics::default());
     let grace = cli.grace_period_seconds.clamp(1, 86_400);
     let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone(), grace);
+    let journeys = crate::journey::Journeys::new(store.clone(), journey_options, geo);
     let state = Arc::new(AppState {
         store,
         hub: hub.clone(),
@@ -198,6 +225,7 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
             cli.heartbeat_timeout_seconds.clamp(1, 86_400),
         ),
         rate: crate::rest::RateLimiter::new(cli.lookup_rate_per_minute),
+        journeys,
     });
     let app = router(state, &cli);
     tracing::info!("covisit-server listening on {bound}: demo site {public_url}/ , agent console {public_url}/agent/");

@@ -318,6 +318,11 @@ impl Hub {
         self.job(Job::Write(write));
     }
 
+    /// Queues a write on the ordered writer, for other modules (journey tracking).
+    pub fn persist(&self, write: Write) {
+        self.write(write);
+    }
+
     /// Waits until every write queued so far is committed; false when one of them
     /// failed (the caller must not report success then).
     pub async fn flush(&self) -> bool {
@@ -676,6 +681,8 @@ impl Hub {
                     )),
                 }
             }
+            // The socket layer hands `track` to the journey module (`journey.rs`).
+            VisitorMessage::Track { .. } => return Ok(()),
             VisitorMessage::Unknown => Err(HubError::new(
                 "unknown_message_type",
                 "unknown message type",

@@ -5,14 +5,19 @@
 //! Layout: `cli` (flags), `store` (persistence behind a trait), `hub` (the in-memory
 //! world: one `VisitorMachine` per online visitor, agent sockets, live sessions),
 //! `ws` (the two WebSocket endpoints), `rest` (the REST API), `http` (router, static
-//! files, health and metrics), `keys` (key generation and hashing), `ua` (user agents).
+//! files, health and metrics), `keys` (key generation and hashing), `ua` (user agents),
+//! `journey` (journey tracking), `rest_journey` (journey, beacon and analytics REST),
+//! `geoip` (the optional MaxMind database).
 #![forbid(unsafe_code)]
 
 mod cli;
+mod geoip;
 mod http;
 mod hub;
+mod journey;
 mod keys;
 mod rest;
+mod rest_journey;
 mod store;
 mod ua;
 mod ws;

@@ -68,7 +68,7 @@ pub fn router() -> Router<Shared> {
         .route("/v1/sessions/{id}/communications", get(communications))
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// Counts every error response for `/metrics`.
 fn fail(state: &Shared, e: ApiError) -> ApiError {
@@ -76,7 +76,7 @@ fn fail(state: &Shared, e: ApiError) -> ApiError {
     e
 }
 
-async fn auth(state: &Shared, headers: &HeaderMap) -> Result<i64, ApiError> {
+pub(crate) async fn auth(state: &Shared, headers: &HeaderMap) -> Result<i64, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -137,11 +137,11 @@ fn hub_error(e: HubError) -> ApiError {
     ApiError::new(status, e.code, e.message)
 }
 
-fn bad_id(id: &str) -> bool {
+pub(crate) fn bad_id(id: &str) -> bool {
     id.is_empty() || id.len() > 64
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice::<Value>(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -273,6 +273,7 @@ async fn delete_visitor(
             return Err(ApiError::not_found("visitor"));
         }
         let in_memory = state.hub.erase_visitor(account, &short_id);
+        state.journeys.forget(account, &short_id);
         durable(&state).await?;
         let stored = state
             .store
@@ -507,6 +508,9 @@ async fn communications(
     .await
 }
 
-async fn run(state: &Shared, f: impl std::future::Future<Output = ApiResult>) -> ApiResult {
+pub(crate) async fn run(
+    state: &Shared,
+    f: impl std::future::Future<Output = ApiResult>,
+) -> ApiResult {
     f.await.map_err(|e| fail(state, e))
 }

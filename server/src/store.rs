@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use covisit::core::derive;
 use covisit::core::model::{
-    Agent, Cobrowsesession, CommunicationState, Connection, DisconnectType, Session, Visitor,
+    Agent, Cobrowsesession, CommunicationState, Connection, DisconnectType, JourneySession,
+    Session, Visitor,
 };
 use covisit::core::Millis;
 use rusqlite::{params, OptionalExtension};
@@ -48,6 +49,24 @@ pub enum Write {
     SessionAgent(String, Box<Agent>),
     Note(String, String, String),
     Communication(String, Box<Cobrowsesession>),
+    /// A journey session (seed 003) of an account, upserted whole.
+    JourneySession(i64, Box<JourneySession>),
+    /// One tracked event, appended.
+    JourneyEvent(Box<JourneyEventRow>),
+}
+
+/// A tracked event as stored: its ids, kind, name and time, and the event as the SDK
+/// sent it (`data`, the `track` event JSON).
+#[derive(Debug, Clone)]
+pub struct JourneyEventRow {
+    pub id: String,
+    pub journey_session_id: String,
+    pub account_id: i64,
+    pub visitor_id: String,
+    pub kind: &'static str,
+    pub event_name: String,
+    pub created_at: String,
+    pub data: String,
 }
 
 impl Write {
@@ -59,7 +78,8 @@ impl Write {
             Write::Connection(_, c) => Some((1, &c.unique_connection_id)),
             Write::Session(_, s, _) => Some((2, &s.id)),
             Write::Communication(_, c) => Some((3, &c.id)),
-            Write::SessionAgent(..) | Write::Note(..) => None,
+            Write::JourneySession(_, j) => Some((4, &j.id)),
+            Write::SessionAgent(..) | Write::Note(..) | Write::JourneyEvent(..) => None,
         }
     }
 }
@@ -99,6 +119,34 @@ pub trait Store: Send + Sync + 'static {
     async fn list_communications(&self, session_id: &str) -> StoreResult<Vec<Cobrowsesession>>;
     /// After a restart nobody is connected: visitors go offline, live sessions end.
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()>;
+    /// The visitor's most recent journey session.
+    async fn latest_journey_session(
+        &self,
+        account_id: i64,
+        visitor_id: &str,
+    ) -> StoreResult<Option<JourneySession>>;
+    async fn get_journey_session(
+        &self,
+        account_id: i64,
+        id: &str,
+    ) -> StoreResult<Option<JourneySession>>;
+    /// Newest first, at most 1000.
+    async fn list_journey_sessions(
+        &self,
+        account_id: i64,
+        visitor_id: Option<&str>,
+    ) -> StoreResult<Vec<JourneySession>>;
+    /// Sessions started in `[from, to)` (ISO-8601 strings compare in time order),
+    /// oldest first, at most `limit`.
+    async fn sessions_started_between(
+        &self,
+        account_id: i64,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredSession>>;
+    /// The visitor a connection belongs to, if it was ever stored.
+    async fn connection_visitor(&self, unique_connection_id: &str) -> StoreResult<Option<String>>;
 }
 
 /// The migrations, in order. Never edit one that shipped; append a new one.
@@ -163,6 +211,32 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     );
     CREATE INDEX communications_session ON communications(session_id);
+    "#,
+    // 2: journey tracking (seed 003) and the analytics export's interval queries.
+    r#"
+    CREATE TABLE journey_sessions (
+        id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        visitor_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_event_at TEXT NOT NULL,
+        ended_at TEXT,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX journey_sessions_visitor ON journey_sessions(account_id, visitor_id, created_at);
+    CREATE TABLE journey_events (
+        id TEXT PRIMARY KEY,
+        journey_session_id TEXT NOT NULL REFERENCES journey_sessions(id),
+        account_id INTEGER NOT NULL,
+        visitor_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        event_name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX journey_events_session ON journey_events(journey_session_id, created_at);
+    CREATE INDEX journey_events_visitor ON journey_events(account_id, visitor_id);
+    CREATE INDEX sessions_account_started ON sessions(account_id, started_at);
     "#,
 ];
 
@@ -282,8 +356,46 @@ fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
                 ],
             )?;
         }
+        Write::JourneySession(account_id, j) => {
+            c.execute(
+                "INSERT INTO journey_sessions (id, account_id, visitor_id, created_at, last_event_at, ended_at, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET last_event_at = excluded.last_event_at,
+                 ended_at = excluded.ended_at, data = excluded.data
+                 WHERE journey_sessions.account_id = excluded.account_id",
+                params![
+                    j.id,
+                    account_id,
+                    j.customer_id.as_deref().unwrap_or_default(),
+                    j.created_date,
+                    j.last_event.created_date,
+                    j.ended_date,
+                    serde_json::to_string(j)?
+                ],
+            )?;
+        }
+        Write::JourneyEvent(e) => {
+            c.execute(
+                "INSERT INTO journey_events (id, journey_session_id, account_id, visitor_id, kind, event_name, created_at, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.id,
+                    e.journey_session_id,
+                    e.account_id,
+                    e.visitor_id,
+                    e.kind,
+                    e.event_name,
+                    e.created_at,
+                    e.data
+                ],
+            )?;
+        }
     }
     Ok(())
+}
+
+fn parse_journeys(rows: Vec<String>) -> StoreResult<Vec<JourneySession>> {
+    rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
 }
 
 fn migrate(conn: &rusqlite::Connection) -> StoreResult<()> {
@@ -319,6 +431,27 @@ fn parse_sessions(rows: Vec<(String, String)>) -> StoreResult<Vec<StoredSession>
             })
         })
         .collect()
+}
+
+/// What erasing a visitor leaves of a journey session: it ends (now, unless it had
+/// ended or timed out before), and loses the IP, GeoIP, user agent, pages, referrer,
+/// campaign, search terms and attributes. Counts, dates and ids stay.
+pub fn erase_journey(j: &mut JourneySession, now: Millis) {
+    if j.ended_date.is_none() {
+        let timeout = covisit::core::journey::tracker::DEFAULT_SESSION_TIMEOUT_SECONDS;
+        let last = covisit::core::journey::tracker::last_activity(j);
+        j.ended_date = Some(now.min(last.plus_seconds(timeout)).max(last).to_iso8601());
+    }
+    j.ip_address = None;
+    j.ip_organization = None;
+    j.geolocation = None;
+    j.user_agent_string = None;
+    j.last_page = None;
+    j.referrer = None;
+    j.mkt_campaign = None;
+    j.search_terms.clear();
+    j.attributes.clear();
+    j.attribute_lists.clear();
 }
 
 #[async_trait]
@@ -433,7 +566,32 @@ impl Store for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()?;
                 rows
             };
-            let had_sessions = !rows.is_empty();
+            // Journey tracking: the events go (their attributes and URLs are the page's
+            // data about this person); the sessions end and keep only counts and dates.
+            tx.execute(
+                "DELETE FROM journey_events WHERE account_id = ?1 AND visitor_id = ?2",
+                params![account_id, short_id],
+            )?;
+            let journeys: Vec<(String, String)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, data FROM journey_sessions WHERE account_id = ?1 AND visitor_id = ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![account_id, short_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            let had_journeys = !journeys.is_empty();
+            let now = crate::hub::now();
+            for (id, data) in journeys {
+                let mut j: JourneySession = serde_json::from_str(&data)?;
+                erase_journey(&mut j, now);
+                tx.execute(
+                    "UPDATE journey_sessions SET ended_at = ?1, data = ?2 WHERE id = ?3",
+                    params![j.ended_date, serde_json::to_string(&j)?, id],
+                )?;
+            }
+            let had_sessions = !rows.is_empty() || had_journeys;
             for (id, data) in rows {
                 let mut session: Session = serde_json::from_str(&data)?;
                 session.visitor_ip_address = None;
@@ -517,6 +675,99 @@ impl Store for SqliteStore {
             )?;
             let rows = stmt.query_map(params![sid], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        })
+        .await
+    }
+
+    async fn latest_journey_session(
+        &self,
+        account_id: i64,
+        visitor_id: &str,
+    ) -> StoreResult<Option<JourneySession>> {
+        let visitor_id = visitor_id.to_string();
+        self.run(move |c| {
+            let data: Option<String> = c
+                .query_row(
+                    "SELECT data FROM journey_sessions WHERE account_id = ?1 AND visitor_id = ?2
+                     ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    params![account_id, visitor_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn get_journey_session(
+        &self,
+        account_id: i64,
+        id: &str,
+    ) -> StoreResult<Option<JourneySession>> {
+        let id = id.to_string();
+        self.run(move |c| {
+            let data: Option<String> = c
+                .query_row(
+                    "SELECT data FROM journey_sessions WHERE id = ?1 AND account_id = ?2",
+                    params![id, account_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn list_journey_sessions(
+        &self,
+        account_id: i64,
+        visitor_id: Option<&str>,
+    ) -> StoreResult<Vec<JourneySession>> {
+        let visitor_id = visitor_id.map(str::to_string);
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT data FROM journey_sessions WHERE account_id = ?1 AND (?2 IS NULL OR visitor_id = ?2)
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1000",
+            )?;
+            let rows = stmt
+                .query_map(params![account_id, visitor_id], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            parse_journeys(rows)
+        })
+        .await
+    }
+
+    async fn sessions_started_between(
+        &self,
+        account_id: i64,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredSession>> {
+        let (from, to) = (from.to_string(), to.to_string());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT data, status FROM sessions WHERE account_id = ?1 AND started_at >= ?2 AND started_at < ?3
+                 ORDER BY started_at, rowid LIMIT ?4",
+            )?;
+            let rows = stmt
+                .query_map(params![account_id, from, to, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            parse_sessions(rows)
+        })
+        .await
+    }
+
+    async fn connection_visitor(&self, unique_connection_id: &str) -> StoreResult<Option<String>> {
+        let id = unique_connection_id.to_string();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT short_id FROM connections WHERE unique_connection_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }

@@ -38,7 +38,7 @@ const AGENT_PING: Duration = Duration::from_secs(20);
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
-fn client_ip(state: &Shared, peer: SocketAddr, headers: &HeaderMap) -> String {
+pub(crate) fn client_ip(state: &Shared, peer: SocketAddr, headers: &HeaderMap) -> String {
     if state.trust_proxy {
         let forwarded = headers
             .get("x-forwarded-for")
@@ -178,6 +178,8 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
         _ => None,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
+    // Journey tracking enriches this socket's `track` batches with both.
+    let (track_ip, track_ua) = (ip.clone(), connection.user_agent.clone());
     let hello = VisitorHello {
         account_id,
         api_key,
@@ -236,6 +238,19 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
                 };
                 deadline = Instant::now() + state.heartbeat_timeout;
                 let result = match decode::<VisitorMessage>(&text) {
+                    Ok(VisitorMessage::Track { sent_at, events }) => {
+                        let authenticated = state.hub.visitor(account_id, &short_id).is_some_and(|v| v.unique_id.is_some());
+                        let input = crate::journey::TrackInput {
+                            account_id,
+                            short_id: short_id.clone(),
+                            ip: track_ip.clone(),
+                            user_agent: track_ua.clone(),
+                            authenticated,
+                            sent_at,
+                            events,
+                        };
+                        state.journeys.track(&state.hub, input).await.map(|_| ()).map_err(track_error)
+                    }
                     Ok(msg) => state.hub.visitor_message(&short_id, &connection_id, msg).map_err(|e| (e.code.to_string(), e.message)),
                     Err(e) => Err((e.code().to_string(), e.to_string())),
                 };
@@ -247,6 +262,17 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
     }
     state.hub.visitor_disconnect(&short_id, &connection_id);
     tracing::info!(visitor = %short_id, connection = %connection_id, "visitor disconnected");
+}
+
+/// A refused `track` batch as an error frame's (code, message).
+fn track_error(e: crate::journey::JourneyError) -> (String, String) {
+    match e {
+        crate::journey::JourneyError::Invalid(e) => (e.code().to_string(), e.to_string()),
+        crate::journey::JourneyError::Store(e) => {
+            tracing::error!(error = %e, "journey read failed");
+            ("internal".to_string(), "internal server error".to_string())
+        }
+    }
 }
 
 pub async fn agent_ws(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
+use crate::core::journey::{self, PageFacts, TrackError, TrackEvent};
 use crate::core::machine::{PromptKind, SessionStatus, MAX_RETURN_TIME_SECONDS};
 use crate::core::model::{Agent, DisconnectType};
 use crate::core::protocol::{
@@ -31,6 +32,14 @@ pub const RECONNECT_BASE_MS: u64 = 500;
 pub const RECONNECT_MAX_MS: u64 = 30_000;
 /// Most messages kept while offline; beyond it the oldest are dropped (never answers).
 pub const OUTBOX_LIMIT: usize = 256;
+/// Tracked events wait this long to go out together as one `track` frame.
+pub const TRACK_BATCH_MS: u64 = 1000;
+/// Most tracked events kept unsent (offline); beyond it the oldest are dropped.
+pub const TRACK_QUEUE_LIMIT: usize = 500;
+/// Largest `track` frame or beacon body the client writes (the limit is 64 KiB).
+pub const TRACK_FRAME_BYTES: usize = 48 * 1024;
+/// Where `navigator.sendBeacon` posts the events still queued on `pagehide`.
+pub const BEACON_PATH: &str = "/api/v1/journey/beacon";
 
 /// What the page knows about its tab when the SDK starts.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -173,6 +182,8 @@ pub enum ClientError {
     Stopped,
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Track(#[from] TrackError),
 }
 
 impl ClientError {
@@ -185,6 +196,7 @@ impl ClientError {
             ClientError::UnknownEvent { .. } => "unknown_event",
             ClientError::Stopped => "stopped",
             ClientError::Config(e) => e.code(),
+            ClientError::Track(e) => e.code(),
         }
     }
 }
@@ -275,6 +287,11 @@ pub struct VisitorClient {
     expected: Option<(Option<u64>, Option<String>, Option<String>)>,
     announced_leave: bool,
     ready_once: bool,
+    /// Tracked events, encoded, oldest first, and when they are due to go out.
+    track_queue: VecDeque<String>,
+    track_due: Option<Millis>,
+    /// The last page view's URL: the referrer of the next SPA navigation.
+    last_page_url: Option<String>,
 }
 
 impl VisitorClient {
@@ -324,6 +341,9 @@ impl VisitorClient {
             expected: None,
             announced_leave: false,
             ready_once: false,
+            track_queue: VecDeque::new(),
+            track_due: None,
+            last_page_url: None,
         };
         let identity = std::mem::take(&mut client.config.identity);
         client.apply_identity(identity);
@@ -399,7 +419,12 @@ impl VisitorClient {
     }
 
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.timers.iter().flatten().min().copied()
+        self.timers
+            .iter()
+            .chain([&self.track_due])
+            .flatten()
+            .min()
+            .copied()
     }
 
     // ----- inputs: transport -----------------------------------------------------
@@ -489,6 +514,7 @@ impl VisitorClient {
                     self.outputs
                         .push_back(Output::Transmit(protocol::encode(&m)));
                 }
+                self.flush_tracking(now);
                 if !self.ready_once {
                     self.ready_once = true;
                     self.event(ClientEvent::Ready {
@@ -599,6 +625,9 @@ impl VisitorClient {
                 self.timers[ClientTimer::Heartbeat as usize] =
                     Some(now.plus_seconds(HEARTBEAT_SECONDS));
             }
+        }
+        if due(self.track_due) {
+            self.flush_tracking(now);
         }
         if due(self.timers[ClientTimer::Authorization as usize]) {
             self.timers[ClientTimer::Authorization as usize] = None;
@@ -846,6 +875,96 @@ impl VisitorClient {
         Ok(())
     }
 
+    // ----- inputs: journey tracking ------------------------------------------------
+
+    /// A page was viewed (load or SPA navigation): queue it; `facts.at` is set to `now`.
+    /// Without a `referrer`, the previous page view's URL is used (an SPA navigation
+    /// came from there), so the facade passes `document.referrer` on load only.
+    pub fn track_page_view(
+        &mut self,
+        now: Millis,
+        mut facts: PageFacts,
+    ) -> Result<(), ClientError> {
+        facts.at = now.0;
+        if facts.referrer.is_none() {
+            facts.referrer = self.last_page_url.clone();
+        }
+        journey::validate_page(&facts)?;
+        self.last_page_url = Some(facts.url.clone());
+        self.queue_track(now, TrackEvent::PageView(facts))
+    }
+
+    /// `track(eventName, attributes)`: queue a custom event. `attributes` is an object
+    /// (or null/undefined for none).
+    pub fn track_event(
+        &mut self,
+        now: Millis,
+        event_name: &str,
+        attributes: &Json,
+    ) -> Result<(), ClientError> {
+        let attributes = match attributes {
+            Json::Null => Object::new(),
+            Json::Object(m) => m.clone(),
+            _ => {
+                return Err(TrackError::InvalidAttributes {
+                    reason: "must be an object",
+                }
+                .into())
+            }
+        };
+        journey::validate_custom(event_name, &attributes)?;
+        let event = TrackEvent::Custom {
+            at: now.0,
+            event_name: event_name.to_string(),
+            attributes,
+        };
+        self.queue_track(now, event)
+    }
+
+    /// Sends every queued event now, as `track` frames, when online (else they wait
+    /// for the welcome). The facade calls it on `pagehide` when the beacon failed.
+    pub fn flush_tracking(&mut self, now: Millis) {
+        self.track_due = None;
+        while self.link == Link::Ready {
+            let Some(events) = self.take_track_batch() else {
+                break;
+            };
+            self.outputs.push_back(Output::Transmit(format!(
+                r#"{{"type":"track","sent_at":{},"events":[{events}]}}"#,
+                now.0
+            )));
+        }
+    }
+
+    /// On `pagehide`: the queued events as the body of a `navigator.sendBeacon` to
+    /// `{server}/api/v1/journey/beacon` (`text/plain`), taken off the queue. `None` when
+    /// nothing is queued or the visitor has no id yet (nothing could claim the events).
+    /// At most [`TRACK_FRAME_BYTES`]: call again while it returns bodies (or
+    /// [`Self::flush_tracking`] for the rest). Events already sent are not in it.
+    pub fn take_beacon(&mut self, now: Millis) -> Option<String> {
+        let short_id = serde_json::to_string(self.visitor.short_id.as_ref()?).ok()?;
+        let api_key = serde_json::to_string(&self.config.api_key).ok()?;
+        let connection = serde_json::to_string(&self.unique_connection_id).ok()?;
+        let events = self.take_track_batch()?;
+        if self.track_queue.is_empty() {
+            self.track_due = None;
+        }
+        Some(format!(
+            r#"{{"api_key":{api_key},"short_id":{short_id},"uniqueConnectionId":{connection},"sent_at":{},"events":[{events}]}}"#,
+            now.0
+        ))
+    }
+
+    /// The URL [`Self::take_beacon`]'s body goes to.
+    pub fn beacon_url(&self) -> String {
+        format!("{}{BEACON_PATH}", self.config.server.trim_end_matches('/'))
+    }
+
+    /// How many tracked events wait to be sent.
+    pub fn pending_tracking(&self) -> usize {
+        self.track_queue.len()
+    }
+
     /// `stop()`: close for good; nothing is sent or retried afterwards. A session that
     /// is live or asking ends first (`end`, disconnect type `client`), so the agent sees
     /// it end now instead of after the reconnect grace period.
@@ -869,6 +988,43 @@ impl VisitorClient {
         self.timers = [None; 3];
         self.outbox.clear();
         self.outputs.push_back(Output::Close);
+    }
+
+    fn queue_track(&mut self, now: Millis, event: TrackEvent) -> Result<(), ClientError> {
+        if self.link == Link::Stopped {
+            return Err(ClientError::Stopped);
+        }
+        // Cannot fail: string keys, no floats that JSON cannot hold (serde_json writes
+        // non-finite numbers as null).
+        let encoded = serde_json::to_string(&event).unwrap_or_default();
+        if self.track_queue.len() >= TRACK_QUEUE_LIMIT {
+            self.track_queue.pop_front();
+        }
+        self.track_queue.push_back(encoded);
+        if self.track_due.is_none() {
+            self.track_due = Some(Millis(now.0.saturating_add(TRACK_BATCH_MS)));
+        }
+        Ok(())
+    }
+
+    /// The oldest queued events that fit one frame, joined with commas.
+    fn take_track_batch(&mut self) -> Option<String> {
+        let mut out = String::new();
+        let mut count = 0;
+        while let Some(next) = self.track_queue.front() {
+            if count == journey::MAX_EVENTS_PER_BATCH
+                || (count > 0 && out.len() + next.len() + 1 > TRACK_FRAME_BYTES)
+            {
+                break;
+            }
+            if count > 0 {
+                out.push(',');
+            }
+            out.push_str(next);
+            count += 1;
+            self.track_queue.pop_front();
+        }
+        (count > 0).then_some(out)
     }
 
     fn next_random(&mut self) -> u64 {
@@ -1042,3 +1198,6 @@ fn valid_id(id: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod track_tests;

@@ -279,6 +279,15 @@ impl<'de> Deserialize<'de> for Json {
     }
 }
 
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Object, D::Error> {
+        match Json::deserialize(deserializer)? {
+            Json::Object(o) => Ok(o),
+            _ => Err(serde::de::Error::custom("expected a JSON object")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
+use crate::core::journey::TrackEvent;
 use crate::core::machine::{ControlEndReason, PromptKind, SessionStatus};
 use crate::core::model::{Agent, Cobrowsesession, Connection, DisconnectType, Session, Visitor};
 
@@ -79,8 +80,32 @@ pub enum VisitorMessage {
         rating: u8,
         feedback: Option<String>,
     },
+    /// A batch of journey events (page views, custom events), oldest first. `sent_at`
+    /// is the page's clock when it was sent, so the server can place each event's `at`
+    /// on its own clock. The SDK writes this frame by hand (see `client.rs`), so the
+    /// derived serializer skips it: its code stays out of the wasm bundle.
+    #[serde(skip_serializing)]
+    Track {
+        sent_at: u64,
+        events: Vec<TrackEvent>,
+    },
     #[serde(other)]
     Unknown,
+}
+
+/// The body of `POST /api/v1/journey/beacon` (`navigator.sendBeacon` on `pagehide`):
+/// a `track` batch that carries its own identification, since no socket does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackBeacon {
+    /// The account's public key.
+    pub api_key: String,
+    /// The visitor's stable id.
+    pub short_id: String,
+    /// The tab's connection, when it had one.
+    #[serde(rename = "uniqueConnectionId", default)]
+    pub unique_connection_id: Option<String>,
+    pub sent_at: u64,
+    pub events: Vec<TrackEvent>,
 }
 
 /// Server → visitor (SDK). `Deserialize` is written by hand below: it is the one

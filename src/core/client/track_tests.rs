@@ -1,0 +1,232 @@
+//! Unit tests of the client's journey tracking: batching on a timer, the offline
+//! queue, frame-size cuts, the pagehide beacon, and typed errors for bad input.
+
+use super::*;
+use crate::core::json::Json;
+use crate::core::protocol::{decode, encode, TrackBeacon};
+
+/// `serde_json::json!`, as the SDK's [`Json`].
+macro_rules! jv {
+    ($($t:tt)+) => {
+        Json::from(serde_json::json!($($t)+))
+    };
+}
+
+const T0: Millis = Millis(1_795_255_445_000);
+
+fn client() -> VisitorClient {
+    let page = PageInfo {
+        url: Some("https://shop.test/".into()),
+        has_focus: true,
+        ..PageInfo::default()
+    };
+    let config = jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"});
+    VisitorClient::new(&config, page, None, None, 7).unwrap()
+}
+
+fn drain(c: &mut VisitorClient) -> Vec<Output> {
+    std::iter::from_fn(|| c.poll_output()).collect()
+}
+
+/// The `track` frames among the outputs, decoded as the server decodes them.
+fn batches(outputs: &[Output]) -> Vec<(u64, Vec<TrackEvent>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(t) => match decode::<VisitorMessage>(t) {
+                Ok(VisitorMessage::Track { sent_at, events }) => Some((sent_at, events)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
+    c.handle_socket_open(now);
+    c.handle_frame(
+        now,
+        &encode(&ServerToVisitor::Welcome {
+            protocol_version: 1,
+            short_id: "v1".into(),
+            unique_connection_id: "c1".into(),
+            lookup_code: None,
+        }),
+    );
+    drain(c)
+}
+
+fn page(url: &str) -> PageFacts {
+    PageFacts {
+        url: url.into(),
+        title: Some("Shop".into()),
+        referrer: Some("https://www.google.com/".into()),
+        view_width: Some(1280),
+        ..PageFacts::default()
+    }
+}
+
+#[test]
+fn events_go_out_together_after_the_batch_delay() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    c.track_page_view(T0, page("https://shop.test/")).unwrap();
+    c.track_event(
+        Millis(T0.0 + 10),
+        "add_to_cart",
+        &jv!({"sku": "A1", "qty": 2}),
+    )
+    .unwrap();
+    assert!(
+        batches(&drain(&mut c)).is_empty(),
+        "nothing goes out at once"
+    );
+    assert_eq!(c.poll_timeout(), Some(Millis(T0.0 + TRACK_BATCH_MS)));
+    c.handle_timeout(Millis(T0.0 + TRACK_BATCH_MS - 1));
+    assert!(batches(&drain(&mut c)).is_empty(), "early is harmless");
+    c.handle_timeout(Millis(T0.0 + TRACK_BATCH_MS));
+    let out = batches(&drain(&mut c));
+    assert_eq!(out.len(), 1, "one frame for both events");
+    let (sent_at, events) = &out[0];
+    assert_eq!(*sent_at, T0.0 + TRACK_BATCH_MS);
+    assert_eq!(events.len(), 2);
+    assert!(
+        matches!(&events[0], TrackEvent::PageView(p) if p.at == T0.0 && p.url == "https://shop.test/")
+    );
+    assert!(
+        matches!(&events[1], TrackEvent::Custom { event_name, attributes, at } if event_name == "add_to_cart" && attributes.get("qty").and_then(Json::as_u64) == Some(2) && *at == T0.0 + 10)
+    );
+    assert_eq!(c.pending_tracking(), 0);
+    // The heartbeat timer alone remains.
+    assert_eq!(c.poll_timeout(), Some(T0.plus_seconds(HEARTBEAT_SECONDS)));
+}
+
+#[test]
+fn an_spa_navigation_without_referrer_comes_from_the_previous_page() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    c.track_page_view(T0, page("https://shop.test/")).unwrap();
+    let spa = PageFacts {
+        referrer: None,
+        ..page("https://shop.test/cart")
+    };
+    c.track_page_view(T0, spa).unwrap();
+    c.flush_tracking(T0);
+    let out = batches(&drain(&mut c));
+    let referrers: Vec<Option<String>> = out[0]
+        .1
+        .iter()
+        .map(|e| match e {
+            TrackEvent::PageView(p) => p.referrer.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        referrers,
+        [
+            Some("https://www.google.com/".to_string()),
+            Some("https://shop.test/".to_string())
+        ]
+    );
+}
+
+#[test]
+fn offline_events_wait_for_the_welcome() {
+    let mut c = client();
+    drain(&mut c);
+    c.track_event(T0, "early", &Json::Null).unwrap();
+    c.handle_timeout(Millis(T0.0 + TRACK_BATCH_MS));
+    assert!(batches(&drain(&mut c)).is_empty());
+    assert_eq!(c.pending_tracking(), 1);
+    let out = batches(&welcome(&mut c, Millis(T0.0 + 5000)));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.len(), 1);
+    assert_eq!(c.pending_tracking(), 0);
+}
+
+#[test]
+fn large_batches_are_cut_by_count_and_size() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    for i in 0..250 {
+        c.track_event(T0, "tick", &jv!({ "i": i })).unwrap();
+    }
+    c.flush_tracking(T0);
+    let counts: Vec<usize> = batches(&drain(&mut c)).iter().map(|b| b.1.len()).collect();
+    assert_eq!(counts, [100, 100, 50]);
+    let big = "x".repeat(1000);
+    for _ in 0..100 {
+        let attributes = jv!({"a": big, "b": big, "c": big});
+        c.track_event(T0, "big", &attributes).unwrap();
+    }
+    c.flush_tracking(T0);
+    let out = drain(&mut c);
+    let frames: Vec<&String> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Transmit(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(frames.len() > 1);
+    assert!(frames.iter().all(|f| f.len() <= TRACK_FRAME_BYTES + 64));
+    assert_eq!(batches(&out).iter().map(|b| b.1.len()).sum::<usize>(), 100);
+}
+
+#[test]
+fn pagehide_takes_the_queue_as_a_beacon_body() {
+    let mut c = client();
+    assert_eq!(
+        c.take_beacon(T0),
+        None,
+        "no visitor id yet: nothing could claim them"
+    );
+    welcome(&mut c, T0);
+    assert_eq!(c.take_beacon(T0), None, "nothing queued");
+    c.track_event(T0, "clicked_buy", &jv!({"sku": "A1"}))
+        .unwrap();
+    c.track_page_view(T0, page("https://shop.test/checkout"))
+        .unwrap();
+    let body = c.take_beacon(Millis(T0.0 + 20)).expect("a body");
+    let beacon: TrackBeacon = serde_json::from_str(&body).expect("the server's beacon shape");
+    assert_eq!(beacon.api_key, "pk_demo");
+    assert_eq!(beacon.short_id, "v1");
+    assert_eq!(beacon.unique_connection_id.as_deref(), Some("c1"));
+    assert_eq!(beacon.sent_at, T0.0 + 20);
+    assert_eq!(beacon.events.len(), 2);
+    assert_eq!(
+        c.beacon_url(),
+        "http://127.0.0.1:8080/api/v1/journey/beacon"
+    );
+    // Taken means taken: the timer finds nothing to send twice.
+    assert_eq!(c.pending_tracking(), 0);
+    c.handle_timeout(Millis(T0.0 + TRACK_BATCH_MS));
+    assert!(batches(&drain(&mut c)).is_empty());
+    assert_eq!(c.take_beacon(T0), None);
+}
+
+#[test]
+fn bad_input_is_a_typed_error_and_queues_nothing() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    let code = |r: Result<(), ClientError>| r.unwrap_err().code();
+    assert_eq!(
+        code(c.track_event(T0, "", &Json::Null)),
+        "invalid_event_name"
+    );
+    assert_eq!(
+        code(c.track_event(T0, "ok", &jv!([1]))),
+        "invalid_attributes"
+    );
+    assert_eq!(
+        code(c.track_event(T0, "ok", &jv!({"a": {"b": 1}}))),
+        "invalid_attributes"
+    );
+    assert_eq!(
+        code(c.track_page_view(T0, page("ftp://x/"))),
+        "invalid_page_view"
+    );
+    assert_eq!(c.pending_tracking(), 0);
+    c.stop();
+    assert_eq!(code(c.track_event(T0, "ok", &Json::Null)), "stopped");
+}
