@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
-use crate::core::journey::{self, PageFacts, TrackError, TrackEvent};
+use crate::core::journey::{self, TrackError};
 use crate::core::machine::{PromptKind, SessionStatus, MAX_RETURN_TIME_SECONDS};
 use crate::core::model::{Agent, DisconnectType};
 use crate::core::protocol::{
@@ -290,8 +290,6 @@ pub struct VisitorClient {
     /// Tracked events, encoded, oldest first, and when they are due to go out.
     track_queue: VecDeque<String>,
     track_due: Option<Millis>,
-    /// The last page view's URL: the referrer of the next SPA navigation.
-    last_page_url: Option<String>,
 }
 
 impl VisitorClient {
@@ -343,7 +341,6 @@ impl VisitorClient {
             ready_once: false,
             track_queue: VecDeque::new(),
             track_due: None,
-            last_page_url: None,
         };
         let identity = std::mem::take(&mut client.config.identity);
         client.apply_identity(identity);
@@ -478,19 +475,37 @@ impl VisitorClient {
 
     /// A text frame arrived from the server.
     pub fn handle_frame(&mut self, now: Millis, text: &str) {
-        let message = match protocol::decode::<ServerToVisitor>(text) {
-            Ok(m) => m,
-            Err(e) => {
-                // A newer server's message types are not errors for the page.
-                if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
-                    self.event(ClientEvent::Error {
-                        code: e.code().into(),
-                        message: e.to_string(),
-                    });
-                }
-                return;
-            }
-        };
+        match protocol::decode::<ServerToVisitor>(text) {
+            Ok(message) => self.handle_message(now, message),
+            Err(e) => self.handle_frame_error(&e),
+        }
+    }
+
+    /// A server frame the browser already parsed (the facade's path: no JSON parser in
+    /// the bundle). `frame` is `None` when it was not JSON or over the size limit.
+    pub fn handle_frame_json(&mut self, now: Millis, frame: Option<Json>) {
+        let decoded = frame
+            .ok_or_else(|| protocol::ProtocolError::Malformed {
+                detail: "not JSON, or over the size limit".into(),
+            })
+            .and_then(protocol::decode_server_to_visitor);
+        match decoded {
+            Ok(message) => self.handle_message(now, message),
+            Err(e) => self.handle_frame_error(&e),
+        }
+    }
+
+    fn handle_frame_error(&mut self, e: &protocol::ProtocolError) {
+        // A newer server's message types are not errors for the page.
+        if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
+            self.event(ClientEvent::Error {
+                code: e.code().into(),
+                message: e.to_string(),
+            });
+        }
+    }
+
+    fn handle_message(&mut self, now: Millis, message: ServerToVisitor) {
         match message {
             ServerToVisitor::Welcome {
                 short_id,
@@ -877,21 +892,26 @@ impl VisitorClient {
 
     // ----- inputs: journey tracking ------------------------------------------------
 
-    /// A page was viewed (load or SPA navigation): queue it; `facts.at` is set to `now`.
-    /// Without a `referrer`, the previous page view's URL is used (an SPA navigation
-    /// came from there), so the facade passes `document.referrer` on load only.
-    pub fn track_page_view(
-        &mut self,
-        now: Millis,
-        mut facts: PageFacts,
-    ) -> Result<(), ClientError> {
-        facts.at = now.0;
-        if facts.referrer.is_none() {
-            facts.referrer = self.last_page_url.clone();
-        }
-        journey::validate_page(&facts)?;
-        self.last_page_url = Some(facts.url.clone());
-        self.queue_track(now, TrackEvent::PageView(facts))
+    /// A page was viewed (load or SPA navigation): queue it, stamped `now`. `facts` is
+    /// the JSON object of [`PageFacts`] without `at`, as the SDK's own collector
+    /// (`glue.js` `pageView()`) writes it, referrer included (the previous URL after
+    /// an SPA navigation). It is queued as text: the server validates every field of
+    /// every event, and the SDK saves parsing and re-encoding it.
+    pub fn track_page_view(&mut self, now: Millis, facts: &str) -> Result<(), ClientError> {
+        let fields = facts
+            .strip_prefix('{')
+            .filter(|f| {
+                f.len() > 1 && f.ends_with('}') && f.len() <= journey::event::MAX_PAGE_FACTS_BYTES
+            })
+            .ok_or(TrackError::InvalidPageView {
+                field: "facts",
+                reason: "must be a JSON object of at most 16 KiB",
+            })?;
+        let at = json_text(&now.0);
+        self.queue_encoded(
+            now,
+            [r#"{"kind":"page_view","at":"#, &at, ",", fields].concat(),
+        )
     }
 
     /// `track(eventName, attributes)`: queue a custom event. `attributes` is an object
@@ -902,9 +922,10 @@ impl VisitorClient {
         event_name: &str,
         attributes: &Json,
     ) -> Result<(), ClientError> {
+        let empty = Object::new();
         let attributes = match attributes {
-            Json::Null => Object::new(),
-            Json::Object(m) => m.clone(),
+            Json::Null => &empty,
+            Json::Object(m) => m,
             _ => {
                 return Err(TrackError::InvalidAttributes {
                     reason: "must be an object",
@@ -912,13 +933,20 @@ impl VisitorClient {
                 .into())
             }
         };
-        journey::validate_custom(event_name, &attributes)?;
-        let event = TrackEvent::Custom {
-            at: now.0,
-            event_name: event_name.to_string(),
-            attributes,
-        };
-        self.queue_track(now, event)
+        journey::validate_custom(event_name, attributes)?;
+        // TrackEvent::Custom's JSON, written out: the derived serializer would bring the
+        // page view's along into the bundle (the SDK queues page views as text).
+        let encoded = [
+            r#"{"kind":"custom","at":"#,
+            &json_text(&now.0),
+            r#","eventName":"#,
+            &json_text(event_name),
+            r#","attributes":"#,
+            &json_text(attributes),
+            "}",
+        ]
+        .concat();
+        self.queue_encoded(now, encoded)
     }
 
     /// Sends every queued event now, as `track` frames, when online (else they wait
@@ -929,10 +957,17 @@ impl VisitorClient {
             let Some(events) = self.take_track_batch() else {
                 break;
             };
-            self.outputs.push_back(Output::Transmit(format!(
-                r#"{{"type":"track","sent_at":{},"events":[{events}]}}"#,
-                now.0
-            )));
+            let sent_at = json_text(&now.0);
+            self.outputs.push_back(Output::Transmit(
+                [
+                    r#"{"type":"track","sent_at":"#,
+                    &sent_at,
+                    r#","events":["#,
+                    &events,
+                    "]}",
+                ]
+                .concat(),
+            ));
         }
     }
 
@@ -942,22 +977,32 @@ impl VisitorClient {
     /// At most [`TRACK_FRAME_BYTES`]: call again while it returns bodies (or
     /// [`Self::flush_tracking`] for the rest). Events already sent are not in it.
     pub fn take_beacon(&mut self, now: Millis) -> Option<String> {
-        let short_id = serde_json::to_string(self.visitor.short_id.as_ref()?).ok()?;
-        let api_key = serde_json::to_string(&self.config.api_key).ok()?;
-        let connection = serde_json::to_string(&self.unique_connection_id).ok()?;
+        let short_id = json_text(self.visitor.short_id.as_ref()?);
         let events = self.take_track_batch()?;
         if self.track_queue.is_empty() {
             self.track_due = None;
         }
-        Some(format!(
-            r#"{{"api_key":{api_key},"short_id":{short_id},"uniqueConnectionId":{connection},"sent_at":{},"events":[{events}]}}"#,
-            now.0
-        ))
+        Some(
+            [
+                r#"{"api_key":"#,
+                &json_text(&self.config.api_key),
+                r#","short_id":"#,
+                &short_id,
+                r#","uniqueConnectionId":"#,
+                &json_text(&self.unique_connection_id),
+                r#","sent_at":"#,
+                &json_text(&now.0),
+                r#","events":["#,
+                &events,
+                "]}",
+            ]
+            .concat(),
+        )
     }
 
     /// The URL [`Self::take_beacon`]'s body goes to.
     pub fn beacon_url(&self) -> String {
-        format!("{}{BEACON_PATH}", self.config.server.trim_end_matches('/'))
+        [self.config.server.trim_end_matches('/'), BEACON_PATH].concat()
     }
 
     /// How many tracked events wait to be sent.
@@ -990,13 +1035,10 @@ impl VisitorClient {
         self.outputs.push_back(Output::Close);
     }
 
-    fn queue_track(&mut self, now: Millis, event: TrackEvent) -> Result<(), ClientError> {
+    fn queue_encoded(&mut self, now: Millis, encoded: String) -> Result<(), ClientError> {
         if self.link == Link::Stopped {
             return Err(ClientError::Stopped);
         }
-        // Cannot fail: string keys, no floats that JSON cannot hold (serde_json writes
-        // non-finite numbers as null).
-        let encoded = serde_json::to_string(&event).unwrap_or_default();
         if self.track_queue.len() >= TRACK_QUEUE_LIMIT {
             self.track_queue.pop_front();
         }
@@ -1201,3 +1243,8 @@ mod tests;
 
 #[cfg(test)]
 mod track_tests;
+
+/// A value as JSON text (for frames the SDK assembles from parts).
+fn json_text<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}

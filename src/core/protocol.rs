@@ -572,6 +572,22 @@ pub fn decode<M: WireMessage>(frame: &str) -> Result<M, ProtocolError> {
     Ok(message)
 }
 
+/// Decodes a server frame the SDK already holds as a JSON value (the browser parsed
+/// it): the same checks as [`decode`] after the JSON step, without a JSON parser.
+pub fn decode_server_to_visitor(frame: Json) -> Result<ServerToVisitor, ProtocolError> {
+    let type_name = frame
+        .get("type")
+        .and_then(Json::as_str)
+        .map(|s| s.chars().take(64).collect());
+    match server_to_visitor_from_value(frame) {
+        Ok(ServerToVisitor::Unknown) => Err(ProtocolError::UnknownType {
+            type_name: type_name.unwrap_or_default(),
+        }),
+        Ok(message) => Ok(message),
+        Err(detail) => Err(ProtocolError::Malformed { detail }),
+    }
+}
+
 /// Encodes one message as a JSON text frame.
 pub fn encode<M: Serialize>(message: &M) -> String {
     // Cannot fail for these types (string keys only; serde_json writes non-finite

@@ -186,3 +186,36 @@ export function patchHistory(onChange) {
     if (history.replaceState === replace) history.replaceState = replaceState;
   };
 }
+
+// Journey tracking: the facts of a page view (PageFacts in src/core/journey/event.rs,
+// without `at`) as JSON text, collected in one call instead of a binding per property.
+// A page load comes from document.referrer, an SPA navigation from the previous URL; the
+// same URL again (replaceState of state only) is no new page view: ''.
+let lastPageUrl = null;
+export function pageView(pageLoad) {
+  const url = location.href;
+  if (!pageLoad && url === lastPageUrl) return '';
+  const referrer = pageLoad ? document.referrer : lastPageUrl;
+  lastPageUrl = url;
+  const d = document, n = navigator, ua = n.userAgentData, kw = d.querySelector('meta[name="keywords"]');
+  const text = (s) => (s ? String(s).slice(0, 1024) : undefined);
+  return JSON.stringify({
+    url, title: text(d.title), referrer: referrer || undefined, lang: text(n.language),
+    pageLang: text(d.documentElement.lang), keywords: text(kw && kw.content),
+    viewWidth: innerWidth, viewHeight: innerHeight, screenWidth: screen.width, screenHeight: screen.height,
+    platform: text(ua && ua.platform), mobile: ua ? ua.mobile : undefined, pdf: n.pdfViewerEnabled,
+    webrtc: typeof RTCPeerConnection === 'function',
+  });
+}
+
+// Sends what is still queued when the page goes away; text/plain needs no CORS preflight.
+export function sendBeacon(url, body) {
+  try { return navigator.sendBeacon(url, body); } catch (e) { return false; }
+}
+
+// A server frame as the browser parses it (the SDK carries no JSON parser of its own);
+// undefined for binary data, text over the limit, or text that is not JSON.
+export function parseFrame(data, limit) {
+  if (typeof data !== 'string' || data.length > limit) return undefined;
+  try { return JSON.parse(data); } catch (e) { return undefined; }
+}

@@ -27,6 +27,19 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn destroy(this: &Ui);
 
+    /// Journey tracking's facts about the page viewed, as the JSON text of `PageFacts`
+    /// without `at`; empty when the URL did not change since the last page view.
+    #[wasm_bindgen(js_name = pageView)]
+    pub fn page_view(page_load: bool) -> String;
+
+    /// `navigator.sendBeacon(url, body)` as text/plain; false when the browser refused.
+    #[wasm_bindgen(js_name = sendBeacon)]
+    pub fn send_beacon(url: &str, body: &str) -> bool;
+
+    /// `JSON.parse` of a text frame of at most `limit` characters; `undefined` otherwise.
+    #[wasm_bindgen(js_name = parseFrame)]
+    pub fn parse_frame(data: &JsValue, limit: usize) -> JsValue;
+
     /// Calls `on_change` after pushState/replaceState; returns the function that undoes it.
     #[wasm_bindgen(js_name = patchHistory)]
     pub fn patch_history(on_change: &js_sys::Function) -> js_sys::Function;

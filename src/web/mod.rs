@@ -10,7 +10,7 @@ mod glue;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::core::json::Json;
+use crate::core::json::{Json, Object};
 use crate::core::Millis;
 
 pub use error::CovisitError;
@@ -42,13 +42,61 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
         .unwrap_or(JsValue::NULL)
 }
 
+/// An argument from the page as the SDK's Json. Plain data only: anything
+/// `JSON.stringify` would not write as data (functions, symbols, cycles) is an error.
 fn from_js(value: &JsValue) -> Result<Json, CovisitError> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(Json::Null);
+    json_from_js(value, 0)
+        .ok_or_else(|| CovisitError::new("invalid_argument", "argument must be plain JSON data"))
+}
+
+/// Reads a JS value that holds JSON data (the page's argument, or `JSON.parse`'s
+/// output for a server frame) into the SDK's Json by walking it: the browser's own
+/// parser does the parsing, so serde_json's stays out of the bundle. `None` for a value
+/// that is not JSON data, or nested deeper than 64.
+fn json_from_js(value: &JsValue, depth: u32) -> Option<Json> {
+    if depth > 64 {
+        return None;
     }
-    let bad = || CovisitError::new("invalid_argument", "argument must be a plain JSON object");
-    let text = js_sys::JSON::stringify(value).map_err(|_| bad())?;
-    Json::parse(&String::from(text)).ok_or_else(bad)
+    if value.is_null() || value.is_undefined() {
+        return Some(Json::Null);
+    }
+    if let Some(b) = value.as_bool() {
+        return Some(Json::Bool(b));
+    }
+    if let Some(n) = value.as_f64() {
+        // Whole numbers stay integers (written without `.0`); NaN and infinities are
+        // null, as in JSON.stringify.
+        let exact = n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_992.0;
+        return Some(match (exact, n < 0.0) {
+            (true, false) => Json::Number((n as u64).into()),
+            (true, true) => Json::Number((n as i64).into()),
+            _ => serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number),
+        });
+    }
+    if let Some(s) = value.as_string() {
+        return Some(Json::String(s));
+    }
+    if js_sys::Array::is_array(value) {
+        let items: &js_sys::Array = value.unchecked_ref();
+        return items
+            .iter()
+            .map(|item| json_from_js(&item, depth + 1))
+            .collect::<Option<Vec<_>>>()
+            .map(Json::Array);
+    }
+    if !value.is_object() {
+        return None; // a function, symbol or bigint
+    }
+    let mut object = Object::new();
+    for entry in js_sys::Object::entries(value.unchecked_ref()).iter() {
+        let entry: js_sys::Array = entry.unchecked_into();
+        let (key, item) = (entry.get(0).as_string()?, entry.get(1));
+        // JSON.stringify leaves out members that are undefined.
+        if !item.is_undefined() {
+            object.insert(key, json_from_js(&item, depth + 1)?);
+        }
+    }
+    Some(Json::Object(object))
 }
 
 /// The SDK's version.
@@ -99,6 +147,9 @@ export interface CovisitConfig {
   email?: string | null;
   metadata?: Record<string, unknown> | null;
 }
+/** `track(eventName, attributes)`: at most 50, each a scalar or a list of one kind. */
+export type TrackAttributes = Record<string, string | number | boolean | string[] | number[] | boolean[]>;
+
 export interface VisitorIdentity {
   uniqueId?: string | null;
   identities?: string[] | null;

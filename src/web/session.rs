@@ -14,9 +14,10 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, Event, EventTarget, MessageEvent, WebSocket};
 
 use super::glue;
-use super::{from_js, now, to_js, CovisitError};
+use super::{from_js, json_from_js, now, to_js, CovisitError};
 use crate::core::client::{ClientEvent, ClientState, Output, PageInfo, VisitorClient, EVENT_NAMES};
 use crate::core::machine::SessionStatus;
+use crate::core::protocol::MAX_FRAME_BYTES;
 use crate::core::Millis;
 
 const SHORT_ID_KEY: &str = "covisit.short_id";
@@ -71,6 +72,7 @@ pub fn start_covisit(
         driver.borrow_mut().waiters.push((resolve, reject));
     });
     Driver::install(&driver);
+    track_page_view(&mut driver.borrow_mut().client, now(), true);
     Driver::drive(&driver);
     driver.borrow_mut().instance = Some(covisit);
     promise
@@ -164,7 +166,18 @@ impl Driver {
             c.handle_focus(t, page_info().has_focus)
         });
         add(win.clone(), "blur", |c, t| c.handle_focus(t, false));
-        add(win.clone(), "pagehide", |c, t| c.handle_page_hide(t));
+        add(win.clone(), "pagehide", |c, t| {
+            // What tracking still holds leaves by beacon, which outlives the page; if
+            // the browser refuses one, the rest goes over the socket while it lasts.
+            let url = c.beacon_url();
+            while let Some(body) = c.take_beacon(t) {
+                if !glue::send_beacon(&url, &body) {
+                    c.flush_tracking(t);
+                    break;
+                }
+            }
+            c.handle_page_hide(t)
+        });
         add(win.clone(), "pageshow", |c, t| c.handle_page_show(t));
         add(win.clone(), "popstate", url_changed);
         add(win.clone(), "hashchange", url_changed);
@@ -300,11 +313,10 @@ impl Driver {
         };
         let open = on(|d, _| d.borrow_mut().client.handle_socket_open(now()));
         let message = on(|d, e| {
-            if let Some(text) = e
-                .dyn_ref::<MessageEvent>()
-                .and_then(|m| m.data().as_string())
-            {
-                d.borrow_mut().client.handle_frame(now(), &text);
+            if let Some(m) = e.dyn_ref::<MessageEvent>() {
+                let parsed = glue::parse_frame(&m.data(), MAX_FRAME_BYTES);
+                let frame = json_from_js(&parsed, 0);
+                d.borrow_mut().client.handle_frame_json(now(), frame);
             }
         });
         let close = on(|d, e| {
@@ -478,6 +490,17 @@ fn url_changed(client: &mut VisitorClient, t: Millis) {
     if let Some(href) = web_sys::window().and_then(|w| w.location().href().ok()) {
         client.handle_url(t, &href);
     }
+    track_page_view(client, t, false);
+}
+
+/// A journey page view: on start (`page_load`) and after each SPA navigation to a new
+/// URL. glue.js collects the facts; a page view that cannot be queued is dropped, never
+/// thrown at the page.
+fn track_page_view(client: &mut VisitorClient, t: Millis, page_load: bool) {
+    let facts = glue::page_view(page_load);
+    if !facts.is_empty() {
+        let _ = client.track_page_view(t, &facts);
+    }
 }
 
 fn persist(short_id: &str, connection_id: &str) {
@@ -565,6 +588,22 @@ impl Covisit {
     ) -> Result<(), CovisitError> {
         let options = from_js(&options)?;
         self.call(|c| c.expect_disconnect(&options))
+    }
+
+    /// Record a custom journey event (batched; sent within a second, or by beacon when
+    /// the page goes away). Attribute values: string, number, boolean, or a list of one
+    /// of those.
+    ///
+    /// ```js
+    /// cv.track('add_to_cart', { sku: 'TR-42', price: 249, sizes: ['42', '43'] });
+    /// ```
+    pub fn track(
+        &self,
+        #[wasm_bindgen(js_name = eventName)] event_name: String,
+        #[wasm_bindgen(unchecked_param_type = "TrackAttributes | undefined")] attributes: JsValue,
+    ) -> Result<(), CovisitError> {
+        let attributes = from_js(&attributes)?;
+        self.call(|c| c.track_event(now(), &event_name, &attributes))
     }
 
     /// Identify the visitor; `null` clears a value.

@@ -8,8 +8,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as L from './lib.mjs';
 
-/** Frame types a visitor may send before the session is authorized (SPEC.md section 2). */
-const BEFORE_AUTHORIZATION = new Set(['hello', 'heartbeat', 'focus', 'url', 'expect_disconnect', 'update_visitor']);
+/**
+ * Frame types a visitor may send before the session is authorized (SPEC.md section 2):
+ * connection metadata, and journey tracking's page views (URL, title, referrer,
+ * language, viewport: the site's analytics, docs/PROTOCOL.md "track"), never the page's
+ * content.
+ */
+const BEFORE_AUTHORIZATION = new Set(['hello', 'heartbeat', 'focus', 'url', 'expect_disconnect', 'update_visitor', 'track']);
 
 let server;
 let browser;
@@ -72,7 +77,9 @@ describe('session flows', () => {
     assert.equal(await prompt.getAttribute('role'), 'alertdialog');
     assert.match(await prompt.textContent(), /Dana/);
     await L.waitForConsoleStatus(agent, 'authorizing');
-    const pageTexts = ['Trail Runner', '€249'];
+    // Text of the page's body (the title, which journey tracking records, names the
+    // product too).
+    const pageTexts = ['€249', 'Packed size: 45 × 15 cm'];
     assertNoContentBeforeAuthorization(frames, pageTexts);
 
     // Keyboard-usable: the primary button has focus.

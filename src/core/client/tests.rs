@@ -477,3 +477,33 @@ fn stop_during_a_live_session_ends_it_before_closing() {
     c.stop();
     assert!(drain(&mut c).is_empty());
 }
+
+#[test]
+fn frames_the_browser_parsed_decode_like_text_frames() {
+    let mut by_text = client();
+    let mut by_value = client();
+    by_text.handle_socket_open(T0);
+    by_value.handle_socket_open(T0);
+    let welcome = frame(ServerToVisitor::Welcome {
+        protocol_version: 1,
+        short_id: "v1".into(),
+        unique_connection_id: "c1".into(),
+        lookup_code: Some("1234".into()),
+    });
+    by_text.handle_frame(T0, &welcome);
+    by_value.handle_frame_json(T0, Json::parse(&welcome));
+    assert_eq!(drain(&mut by_text), drain(&mut by_value));
+    // A newer server's message type is ignored; not JSON (or too large) is an error event.
+    by_value.handle_frame_json(T0, Some(jv!({"type": "from_the_future"})));
+    assert!(drain(&mut by_value).is_empty());
+    by_value.handle_frame_json(T0, None);
+    assert!(matches!(
+        &events(&drain(&mut by_value))[..],
+        [ClientEvent::Error { code, .. }] if code == "malformed_frame"
+    ));
+    by_value.handle_frame_json(T0, Some(jv!({"type": "session_start"})));
+    assert!(matches!(
+        &events(&drain(&mut by_value))[..],
+        [ClientEvent::Error { code, .. }] if code == "malformed_frame"
+    ));
+}

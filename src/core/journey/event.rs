@@ -19,6 +19,8 @@ pub const MAX_ATTRIBUTES_BYTES: usize = 4096;
 pub const MAX_URL_LEN: usize = 4096;
 /// Longest other text fact (title, keywords, language, platform), in bytes.
 pub const MAX_FACT_LEN: usize = 1024;
+/// Largest page view the SDK queues (its facts as JSON), in bytes.
+pub const MAX_PAGE_FACTS_BYTES: usize = 16 * 1024;
 
 /// What the page knows about itself when a page is viewed (page load or SPA
 /// navigation). The facade reads these from the DOM; the server derives the rest
