@@ -1049,7 +1049,7 @@ impl Hub {
         Ok(())
     }
 
-    /// The live session `session_id` of the account, if `agent_id` takes part in it.
+    /// The active session `session_id` of the account, if `agent_id` takes part in it.
     fn agent_session<'a>(
         &self,
         inner: &'a Inner,
@@ -1062,6 +1062,12 @@ impl Hub {
             .get(session_id)
             .filter(|s| s.account_id == account_id)
             .ok_or_else(|| HubError::new("unknown_session", "no such session"))?;
+        if s.status != SessionStatus::Active {
+            return Err(HubError::new(
+                "wrong_session_state",
+                "the session is not active",
+            ));
+        }
         if !s
             .parts
             .iter()

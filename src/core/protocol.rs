@@ -392,8 +392,8 @@ pub struct SessionControl {
     pub agent_id: Option<String>,
     pub reason: Option<ControlEndReason>,
     /// Co-browsing: the tab (`uniqueConnectionId`, the `tab` of `mirror` frames) that
-    /// is controlled while `state` is `granted`.
-    #[serde(default)]
+    /// is controlled while `state` is `granted`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tab: Option<String>,
 }
 
