@@ -10,21 +10,24 @@ const SLICE_MS = 8; // longest stretch of snapshot work before yielding to the p
 const STORM = 20000; // mutation records or new nodes in one flush beyond which we re-snapshot
 const CHUNK = 16000; // longer text goes out in appended pieces
 const MAX_ATTR = 16000; // longer attribute values (inline data: URLs) are dropped
-const SKIP = /^(script|noscript|template|base|object|embed|covisit-ui|covisit-pointer)$/;
-const URLS = /^(href|src|action|formaction|poster|data|background|cite|xlink:href|longdesc)$/;
+const set = (s) => new Set(s.split(' '));
+const SKIP = set('script noscript template base object embed covisit-ui covisit-pointer');
+const URLS = set('href src action formaction poster data background cite xlink:href longdesc');
 const MASK_INPUT = 'input[type=password i],[autocomplete*="cc-" i],[autocomplete="one-time-code" i]';
 const MASK_BOX = '.covisit-mask,[data-covisit-mask]';
-const BOX_ATTRS = /^(id|class|style|type|name|placeholder|role|aria-label|autocomplete|dir)$/;
+const BOX_ATTRS = set('id class style type name placeholder role aria-label autocomplete dir');
 const FORM = /^(input|textarea|select)$/;
 const NOKIDS = /^(input|textarea)$/;
 const CSS_URL = /url\(\s*(['"]?)([^'")]*)\1\s*\)/g;
 
+const WIDE = /[^\0-\x7f]/;
 const utf8 = (s) => {
   let n = s.length;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) n += 2;
+  if (WIDE.test(s)) for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) n += 2;
   return n;
 };
 const abs = (u, base) => {
+  if (/^https?:\/\/[^\s]*$/i.test(u)) return u;
   try {
     const url = new URL(u, base);
     return url.protocol === 'javascript:' ? null : url.href;
@@ -78,13 +81,16 @@ export class Mirror {
     for (const d of this.docs || []) this.listen(d, false);
     cancelAnimationFrame(this.raf);
     clearTimeout(this.tmo);
-    this.raf = 0;
+    clearTimeout(this.mt);
+    this.raf = this.mt = 0;
     this.on = false;
     this.mo = null;
     this.docs = [];
     this.ids = new WeakMap();
     this.boxed = new WeakSet();
     this.kept = new Set();
+    this.later = [];
+    this.li = 0;
     this.recs = [];
     this.out = [];
     this.ev = null;
@@ -115,8 +121,16 @@ export class Mirror {
   }
 
   // New nodes go out in groups ["N", firstId, beforeId, ...tuples]: tuple k is node
-  // firstId + k, appended to its parent, except the first, inserted before beforeId.
+  // firstId + k, appended to its parent, except the first, inserted before beforeId. A
+  // tuple names its parent by distance (id - parent id: small, and repetitive for gzip).
   node(t, before) {
+    t[0] = this.next - t[0];
+    const a = t[2];
+    if (a && typeof a === 'object') {
+      let empty = true;
+      for (const k in a) { empty = !k; break; }
+      if (empty) t.length = 2;
+    }
     const s = JSON.stringify(t);
     const n = utf8(s) + 1;
     if (this.group && this.size + n > MAX_FRAME) this.close(), this.send();
@@ -145,11 +159,12 @@ export class Mirror {
 
   // ----- masking -------------------------------------------------------------------------
 
-  masked(el) {
+  /** Whether `el` is masked; `inherited`: its parent is known not to be (a walk). */
+  masked(el, inherited) {
     if (el.nodeType !== 1) return false;
     if (this.secret.has(el)) return true;
     // Once masked, an input stays masked (a "show password" toggle changes its type).
-    const m = el.matches(MASK_INPUT) || el.closest(this.mask) !== null;
+    const m = el.matches(MASK_INPUT) || (inherited ? el.matches(this.mask) : el.closest(this.mask) !== null);
     if (m && FORM.test(el.localName)) this.secret.add(el);
     return m;
   }
@@ -157,8 +172,9 @@ export class Mirror {
   // ----- serialisation -------------------------------------------------------------------
 
   /** The tuple of one node, or null when it is not mirrored (and gets no id). */
-  tuple(n, p) {
+  tuple(n, p, inherited) {
     this.more = null;
+    this.box = false;
     if (n.nodeType === 3) {
       const par = n.parentNode;
       if (par && par.nodeType === 1 && NOKIDS.test(par.localName)) return null;
@@ -171,15 +187,14 @@ export class Mirror {
     if (n.nodeType === 9) return [p, 2];
     if (n.nodeType !== 1) return null;
     const tag = n.localName;
-    if (SKIP.test(tag) || n.hasAttribute('data-covisit-ignore') || (tag === 'meta' && n.hasAttribute('http-equiv'))) return null;
-    const box = this.masked(n);
+    if (SKIP.has(tag) || n.hasAttribute('data-covisit-ignore') || (tag === 'meta' && n.hasAttribute('http-equiv'))) return null;
+    const box = (this.box = this.masked(n, inherited));
     const a = this.attrs(n, box);
     if (FORM.test(tag)) {
       if (n.type === 'checkbox' || n.type === 'radio') n.checked ? (a.checked = '') : delete a.checked;
       else a.value = box ? '•'.repeat(n.value.length) : n.value;
     } else if (box) {
-      const r = n.getBoundingClientRect();
-      a['data-covisit-box'] = `${Math.round(r.width)},${Math.round(r.height)}`;
+      a['data-covisit-box'] = '0,0'; // its size is measured after the walk
     } else if (tag === 'option' && n.selected) a.selected = '';
     if (tag === 'link' && /stylesheet/i.test(a.rel || '') && n.sheet) {
       const text = rules(n.sheet);
@@ -194,20 +209,25 @@ export class Mirror {
 
   attrs(n, box) {
     const a = {};
-    const base = n.baseURI;
-    for (const { name, value } of n.attributes) {
-      if (/^on/i.test(name) || value.length > MAX_ATTR || (box && !BOX_ATTRS.test(name))) continue;
-      let v = value;
-      if (URLS.test(name)) v = abs(v, base);
+    const doc = n.ownerDocument;
+    if (doc !== this.bd) this.bu = (this.bd = doc).baseURI;
+    const base = this.bu;
+    const iframe = n.localName === 'iframe';
+    for (const at of n.attributes) {
+      const name = at.name;
+      let v = at.value;
+      if (/^on/i.test(name) || v.length > MAX_ATTR || (box && !BOX_ATTRS.has(name)) || (iframe && name.startsWith('src'))) continue;
+      if (URLS.has(name)) v = abs(v, base);
       else if (name === 'srcset') v = v.split(',').map((s) => s.trim().split(/\s+/).map((w, i) => (i ? w : abs(w, base))).join(' ')).join(', ');
-      else if (name === 'style') v = css(v, base);
-      if (v !== null && !(n.localName === 'iframe' && /^src/.test(name))) a[name] = v;
+      else if (name === 'style' && v.includes('url(')) v = css(v, base);
+      if (v !== null) a[name] = v;
     }
     return a;
   }
 
   /** Visits the nodes on the stack (preorder) until `deadline`; false when not done. */
-  walk(st, deadline) {
+  /** `inherited`: the first node's parent is known not to be masked (else: ask `closest`). */
+  walk(st, deadline, inherited) {
     let i = 0;
     while (st.length) {
       if (deadline && (++i & 63) === 0 && performance.now() > deadline) return false;
@@ -221,11 +241,12 @@ export class Mirror {
         this.kept.add(n);
         continue;
       }
-      const t = this.tuple(n, p);
+      const t = this.tuple(n, p, inherited);
+      inherited = true;
       if (!t) continue;
       const more = this.more;
       const el = n.nodeType === 1;
-      const box = el && this.masked(n);
+      const box = this.box;
       if (box) this.boxed.add(n);
       const id = this.node(t, before);
       this.ids.set(n, id);
@@ -234,7 +255,10 @@ export class Mirror {
       if (n.nodeType === 3) continue;
       if (!el) this.root(n, id);
       else {
-        if (n.scrollTop || n.scrollLeft) this.rec(['s', id, Math.round(n.scrollLeft), Math.round(n.scrollTop)]);
+        // Scroll positions and box sizes read layout: they wait until the walk is over
+        // and the page has painted, so the walk never forces a layout of its own.
+        if (box && !FORM.test(n.localName)) this.later.push(n, id, 1);
+        else if (this.walking) this.later.push(n, id, 0);
         // Masked: a box, nothing inside goes out. A sheet sent as text: its text only.
         if (box || NOKIDS.test(n.localName) || (more && t[1] === 'style')) continue;
       }
@@ -253,7 +277,7 @@ export class Mirror {
   root(r, id) {
     this.mo.observe(r, { childList: true, subtree: true, attributes: true, characterData: true });
     if (r.nodeType === 9 && !this.docs.includes(r)) { this.docs.push(r); this.listen(r, true); }
-    if (r.nodeType === 9 && r !== document) this.rec(['s', id, Math.round(r.defaultView.scrollX), Math.round(r.defaultView.scrollY)]);
+    if (r.nodeType === 9) this.later.push(r, id, 0);
     const sheets = r.adoptedStyleSheets || [];
     if (sheets.length) this.rec(['y', id, sheets.map(rules).join('\n')]);
   }
@@ -273,11 +297,10 @@ export class Mirror {
     for (let c = document.lastChild; c; c = c.previousSibling) st.push(c, 0);
     const step = () => {
       if (!this.on || this.mo !== mo) return;
-      const done = this.walk(st, performance.now() + SLICE_MS);
+      const done = this.walk(st, performance.now() + SLICE_MS, true);
       this.send();
       if (!done) return task(step);
       this.walking = false;
-      this.rec(['s', 0, Math.round(scrollX), Math.round(scrollY)]);
       this.focus();
       this.rec(['E']);
       this.flush();
@@ -366,6 +389,43 @@ export class Mirror {
     }
     this.events();
     this.send();
+    if (this.later.length) this.afterPaint();
+  }
+
+  /** Reads what the walk left for later (scroll positions, masked box sizes), after the
+   * next paint, when layout is up to date; in slices. */
+  measure() {
+    if (!this.on || this.walking) return;
+    const l = this.later;
+    const deadline = performance.now() + SLICE_MS;
+    let i = this.li;
+    for (; i < l.length; i += 3) {
+      if (i % 384 === 0 && performance.now() > deadline) break;
+      const n = l[i];
+      const id = l[i + 1];
+      if (this.ids.get(n) !== id) continue;
+      if (l[i + 2]) {
+        const r = n.getBoundingClientRect();
+        this.rec(['A', id, { 'data-covisit-box': `${Math.round(r.width)},${Math.round(r.height)}` }]);
+      } else {
+        const w = n.nodeType === 9 ? n.defaultView : null;
+        const x = w ? w.scrollX : n.scrollLeft;
+        const y = w ? w.scrollY : n.scrollTop;
+        if (x || y) this.rec(['s', id, Math.round(x), Math.round(y)]);
+      }
+    }
+    this.li = i;
+    if (i < l.length) return this.afterPaint();
+    this.later = [];
+    this.li = 0;
+    this.send();
+  }
+
+  afterPaint() {
+    if (this.mt) return;
+    const go = () => { clearTimeout(this.mt); this.mt = 0; this.measure(); };
+    requestAnimationFrame(() => setTimeout(go, 0));
+    this.mt = setTimeout(go, 250); // hidden tabs get no animation frames
   }
 
   /** Serialises a new subtree under `pid`, before `before`; its id, or undefined. */

@@ -221,7 +221,8 @@ describe('co-browsing', () => {
       type: 'mirror',
       data: [
         ['S', 1, 'javascript:top.__pwned=1', 800, 600, 1],
-        ['N', 1, 0,
+        // Tuples name their parent by id; the frame gives distances (id - parent id).
+        ['N', 1, 0, ...[
           [0, 'html'], [1, 'head'], [2, 'meta', { 'http-equiv': 'refresh', content: `0;url=javascript:${p}` }],
           [2, 'base', { href: 'javascript:x' }],
           [1, 'body', { onload: p }],
@@ -238,7 +239,7 @@ describe('co-browsing', () => {
           [5, 'svg'], [21, 'set', { attributeName: 'onload', to: p }],
           [5, 'details', { open: '', ontoggle: p }],
           [5, '"><img src=x onerror=top.__pwned=1>'],
-        ],
+        ].map(([parent, ...rest], i) => [i + 1 - parent, ...rest])],
         ['A', 8, { onerror: p, src: 'y' }],
         ['A', 9, { href: `  JaVaScRiPt:${p}` }],
         ['A', 5, { onclick: p }],

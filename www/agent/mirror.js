@@ -197,7 +197,7 @@ class TabMirror {
   /** Builds node `id` from its tuple and puts it in place. */
   create(id, t, before) {
     if (!Array.isArray(t)) return;
-    const parent = this.nodes.get(t[0]);
+    const parent = this.nodes.get(id - t[0]);
     if (!parent) return;
     const doc = parent.nodeType === 9 ? parent : parent.ownerDocument;
     let node = null;
