@@ -140,6 +140,12 @@ async function runOurs(page, n) {
       send.call(this);
       if (sliceStart) { slices.push(performance.now() - sliceStart); sliceStart = 0; }
     };
+    const measure = Mirror.prototype.measure;
+    Mirror.prototype.measure = function () {
+      const t = performance.now();
+      measure.call(this);
+      slices.push(performance.now() - t);
+    };
     const flush = Mirror.prototype.flush;
     Mirror.prototype.flush = function () {
       const t = performance.now();
@@ -175,13 +181,13 @@ async function runOurs(page, n) {
     const burstMax = Math.max(0, ...flushes);
     const burstLong = window.longestSince(tEnd);
     m.stop();
-    return { snapshot, work, wall, maxSlice, snapLong, burstWork, burstMax, burstLong, burstBytes: batches.join('').length };
+    return { snapshot, work, wall, maxSlice, snapLong, burstWork, burstMax, burstLong };
   }, [snippet, BURST, burst.toString()]);
   // On the wire each batch is one frame: {"type":"mirror","data":<batch>}.
   const frames = r.snapshot.map((b) => `{"type":"mirror","data":${b}}`);
   const raw = frames.reduce((a, f) => a + Buffer.byteLength(f), 0);
   const gz = gzipSync(frames.join('\n')).length;
-  return { nodes, snapshotMs: r.work, wallMs: r.wall, raw, gz, frames: frames.length, burstMs: r.burstWork, longest: Math.max(r.maxSlice, r.burstMax), longTask: Math.max(r.snapLong, r.burstLong), records: r.snapshot };
+  return { nodes, snapshotMs: r.work, wallMs: r.wall, raw, gz, frames: frames.length, burstMs: r.burstWork, longest: Math.max(r.maxSlice, r.burstMax), snapLong: r.snapLong, burstLong: r.burstLong, records: r.snapshot };
 }
 
 async function runRrweb(page, n) {
@@ -226,7 +232,25 @@ async function runRrweb(page, n) {
       burstLong,
     };
   }, [BURST, burst.toString()]);
-  return { nodes, snapshotMs: r.snapshotMs, wallMs: r.snapshotMs, raw: Buffer.byteLength(r.full), gz: gzipSync(r.full).length, burstMs: r.burstMs, longest: Math.max(r.snapshotMs, r.burstMs), longTask: Math.max(r.snapLong, r.burstLong) };
+  return { nodes, snapshotMs: r.snapshotMs, wallMs: r.snapshotMs, raw: Buffer.byteLength(r.full), gz: gzipSync(r.full).length, burstMs: r.burstMs, longest: Math.max(r.snapshotMs, r.burstMs), snapLong: Math.max(r.snapLong, r.snapshotMs >= 50 ? r.snapshotMs : 0), burstLong: r.burstLong };
+}
+
+/** No recorder: the long tasks the generated page has on its own (images, layout). */
+async function runNone(page, n) {
+  const nodes = await page.evaluate(generate, n);
+  const r = await page.evaluate(async ([burstN, burstFn]) => {
+    await window.settle();
+    const t0 = performance.now();
+    await new Promise((res) => setTimeout(res, 1000));
+    const idle = window.longestSince(t0);
+    await window.settle();
+    // eslint-disable-next-line no-new-func
+    new Function('n', `(${burstFn})(n)`)(burstN);
+    const tEnd = performance.now();
+    await new Promise((res) => setTimeout(res, 600));
+    return { idle, burst: window.longestSince(tEnd) };
+  }, [BURST, burst.toString()]);
+  return { nodes, snapshotMs: NaN, wallMs: NaN, raw: NaN, gz: NaN, burstMs: NaN, longest: NaN, snapLong: r.idle, burstLong: r.burst };
 }
 
 async function runWebsys(page, n, server) {
@@ -240,7 +264,7 @@ async function runWebsys(page, n, server) {
     const ms = performance.now() - t0;
     return { ms, bytes: out.length, out };
   }, server.url);
-  return { nodes, snapshotMs: r.ms, wallMs: r.ms, raw: Buffer.byteLength(r.out), gz: gzipSync(r.out).length, burstMs: NaN, longest: r.ms, longTask: NaN };
+  return { nodes, snapshotMs: r.ms, wallMs: r.ms, raw: Buffer.byteLength(r.out), gz: gzipSync(r.out).length, burstMs: NaN, longest: r.ms, snapLong: r.ms >= 50 ? r.ms : 0, burstLong: NaN };
 }
 
 // ----- the wire encoding: JSON records vs a compact binary encoding of the same ---------
@@ -329,7 +353,15 @@ writeFileSync(join(benchDir, 'live.html'), `<!doctype html><html><head><meta cha
 <script>window.Covisit = window.Covisit || function () { (Covisit.q = Covisit.q || []).push(arguments); };
 Covisit('init', { apiKey: 'pk_demo', server: location.origin });</script><script async src="/sdk/covisit.js"></script></head>
 <body><p id="clock">T0</p><div id="root"></div></body></html>`);
-const websys = args.includes('--websys') && existsSync(join(ROOT, 'bench/websys-walker/pkg/websys_walker_bg.wasm'));
+const websys = args.includes('--websys');
+if (websys) {
+  console.log('[bench] building bench/websys-walker (the web-sys walk, for comparison only)');
+  execFileSync('bash', ['bench/websys-walker/build.sh'], { cwd: ROOT, stdio: 'inherit', timeout: 900000 });
+  const wasm = readFileSync(join(ROOT, 'bench/websys-walker/pkg/websys_walker_bg.wasm'));
+  const glue = readFileSync(join(ROOT, 'bench/websys-walker/pkg/websys_walker.js'));
+  const ours = readFileSync(join(sdkDir, snippet.replace('/sdk/', '')));
+  console.log(`[bench] size, gzip: web-sys walker wasm ${(gzipSync(wasm).length / 1024).toFixed(1)} KB + its JS glue ${(gzipSync(glue).length / 1024).toFixed(1)} KB; mirror.js (whole capture) ${(gzipSync(ours).length / 1024).toFixed(1)} KB`);
+}
 if (websys) cpSync(join(ROOT, 'bench/websys-walker/pkg'), join(benchDir, 'websys'), { recursive: true });
 
 const server = await startServer({ www: join(dir, 'www') });
@@ -338,7 +370,7 @@ const rows = [];
 let tenK = null;
 try {
   for (const n of SIZES) {
-    for (const [name, run] of [['covisit', runOurs], ['rrweb', runRrweb], ...(websys ? [['web-sys walk', runWebsys]] : [])]) {
+    for (const [name, run] of [['(page alone)', runNone], ['covisit', runOurs], ['rrweb', runRrweb], ...(websys ? [['web-sys walk', runWebsys]] : [])]) {
       const page = await newPage(browser, server);
       const r = await run(page, n, server);
       await page.context().close();
@@ -349,10 +381,15 @@ try {
   }
   const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '—');
   const kb = (x) => (Number.isFinite(x) ? `${(x / 1024).toFixed(1)} KB` : '—');
-  console.log('\n| recorder | nodes | snapshot work | snapshot wall | bytes raw | bytes gzip | 10k-mutation burst | longest slice/task | long tasks (>=50 ms) |');
+  console.log('\n"longest slice/task": the longest stretch of recorder work measured in the page (ours: a snapshot');
+  console.log('slice or a mutation flush; rrweb: its synchronous snapshot or mutation processing). "long tasks":');
+  console.log("PerformanceObserver('longtask') entries of any cause, during the snapshot / after the burst (the");
+  console.log("page's own rendering of the burst too: see the '(page alone)' rows, the same burst without a recorder).");
+  const lt = (x) => (x > 0 ? `${f(x)} ms` : (Number.isFinite(x) ? 'none' : '—'));
+  console.log('\n| recorder | nodes | snapshot work | snapshot wall | bytes raw | bytes gzip | 10k-mutation burst | longest slice/task | long tasks: snapshot / burst |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.name} | ${r.nodes} | ${f(r.snapshotMs)} ms | ${f(r.wallMs)} ms | ${kb(r.raw)} | ${kb(r.gz)} | ${f(r.burstMs)} ms | ${f(r.longest)} ms | ${r.longTask > 0 ? `${f(r.longTask)} ms` : (Number.isFinite(r.longTask) ? 'none' : '—')} |`);
+    console.log(`| ${r.name} | ${r.nodes} | ${f(r.snapshotMs)} ms | ${f(r.wallMs)} ms | ${kb(r.raw)} | ${kb(r.gz)} | ${f(r.burstMs)} ms | ${f(r.longest)} ms | ${lt(r.snapLong)} / ${lt(r.burstLong)} |`);
   }
   if (tenK) {
     const e = encodings(tenK);

@@ -53,6 +53,18 @@ export class Mirror {
     this.secret = new WeakSet();
     this.flushNow = () => this.flush();
     this.onEvent = (e) => this.event(e);
+    // Which elements were ever scrolled (kept here, nothing leaves): only their scroll
+    // positions are read at a snapshot, instead of every element's, each read of which
+    // may force a layout.
+    this.scrolled = new WeakSet();
+    this.onScroll = (e) => this.scrolled.add(e.target);
+    document.addEventListener('scroll', this.onScroll, { capture: true, passive: true });
+  }
+
+  /** The SDK stops: nothing of the capture stays on the page. */
+  destroy() {
+    this.stop();
+    document.removeEventListener('scroll', this.onScroll, { capture: true });
   }
 
   // ----- lifecycle ---------------------------------------------------------------------
@@ -258,7 +270,7 @@ export class Mirror {
         // Scroll positions and box sizes read layout: they wait until the walk is over
         // and the page has painted, so the walk never forces a layout of its own.
         if (box && !FORM.test(n.localName)) this.later.push(n, id, 1);
-        else if (this.walking) this.later.push(n, id, 0);
+        else if (this.walking && this.scrolled.has(n)) this.later.push(n, id, 0);
         // Masked: a box, nothing inside goes out. A sheet sent as text: its text only.
         if (box || NOKIDS.test(n.localName) || (more && t[1] === 'style')) continue;
       }
@@ -312,7 +324,9 @@ export class Mirror {
 
   schedule() {
     if (this.raf || this.walking) return;
-    this.raf = requestAnimationFrame(this.flushNow);
+    // Paced by animation frames, but in a task of its own right after the frame: work
+    // done inside the frame's callbacks would add to the page's rendering task.
+    this.raf = requestAnimationFrame(() => task(this.flushNow));
     // Hidden tabs get no animation frames.
     this.tmo = setTimeout(this.flushNow, 250);
   }

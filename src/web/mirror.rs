@@ -18,6 +18,9 @@ extern "C" {
     pub fn start(this: &Mirror);
     #[wasm_bindgen(method)]
     pub fn stop(this: &Mirror);
+    /// Stops and removes everything the capture added to the page (`stop()` of the SDK).
+    #[wasm_bindgen(method)]
+    pub fn destroy(this: &Mirror);
     /// Applies a remote action (JSON); returns "" when done, else the reason it was not.
     #[wasm_bindgen(method)]
     pub fn apply(this: &Mirror, action: &str) -> String;

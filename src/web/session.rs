@@ -510,7 +510,7 @@ impl Driver {
             ui.destroy();
         }
         if let Some((mirror, _)) = self.mirror.take() {
-            mirror.stop();
+            mirror.destroy();
         }
         self.ui_callback = None;
         self.handlers.clear();
