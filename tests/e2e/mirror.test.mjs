@@ -132,6 +132,55 @@ describe('co-browsing', () => {
     await endSession(page, shortId);
   });
 
+  it('a second agent who joins gets a snapshot; a storm of mutations degrades to a fresh one', { timeout: 90000 }, async () => {
+    const { page, shortId } = await liveVisitor('/fixtures/mirror.html');
+    const ola = await L.openConsole(browser, server, 'Ola');
+    try {
+      await ola.getByTestId('visitor-search').fill(shortId);
+      await ola.locator(`[data-testid="visitor-row"][data-short-id="${shortId}"]`).click();
+      await ola.getByTestId('join-session').click();
+      // The console asks for a snapshot (mirror_resync) when none arrives: a new epoch.
+      await waitLive(ola);
+      await mirrorText('#greeting', 'Hello from the visitor page', ola);
+      await page.evaluate(() => { document.getElementById('greeting').textContent = 'Seen by both'; });
+      await mirrorText('#greeting', 'Seen by both', ola);
+      await mirrorText('#greeting', 'Seen by both');
+
+      const frames = await L.captureFrames(agent);
+      await page.evaluate(() => {
+        const box = document.createElement('div');
+        box.id = 'storm';
+        document.body.append(box);
+        for (let i = 0; i < 25000; i++) box.append(document.createElement('span'));
+        box.lastChild.textContent = 'last of the storm';
+      });
+      await L.waitFor(async () => (await mirrorFrame().locator('#storm span').count()) === 25000, { timeoutMs: 20000, what: 'the storm in the mirror' });
+      await mirrorText('#storm span:last-child', 'last of the storm');
+      const starts = frames.received.filter((f) => f.type === 'mirror' && f.data.some((r) => r[0] === 'S'));
+      assert.ok(starts.length >= 1, 'the storm started a new epoch');
+      assert.ok(frames.received.every((f) => JSON.stringify(f).length < 70 * 1024), 'every frame stays under the limit');
+    } finally {
+      await ola.context().close();
+      await endSession(page, shortId);
+    }
+  });
+
+  it('two tabs: the console shows the tab the visitor is in, and marks it', { timeout: 90000 }, async () => {
+    const { page: a, shortId } = await liveVisitor('/fixtures/mirror.html');
+    const b = await a.context().newPage();
+    await b.goto(`${server.url}/fixtures/mirror-next.html`);
+    const tabs = agent.locator('.mirror-session:not([hidden]) [data-testid="mirror-tab"]');
+    await L.waitFor(async () => (await tabs.count()) === 2, { what: 'two tabs in the console' });
+    // The visitor moves to the second tab (headless pages all have focus: play the browser's part).
+    await a.evaluate(() => window.dispatchEvent(new Event('blur')));
+    await b.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await mirrorText('#second', 'Second page');
+    const marks = await tabs.evaluateAll((els) => els.map((e) => [e.dataset.focused, e.getAttribute('aria-pressed'), e.textContent]));
+    assert.deepEqual(marks.map((m) => m[0]).sort(), ['false', 'true'], JSON.stringify(marks));
+    assert.ok(marks.some((m) => m[0] === 'true' && m[1] === 'true' && /mirror-next/.test(m[2])), JSON.stringify(marks));
+    await endSession(a, shortId);
+  });
+
   it('privacy sentinel: masked values and text cross no wire; nothing before the visitor allows', { timeout: 90000 }, async () => {
     const SENTINEL = 'SENTINEL-7f3a9c';
     const agentFrames = await L.captureFrames(agent);
