@@ -517,6 +517,15 @@ export class Mirror {
 
   find(id) {
     if (id === 0) return document;
+    // Typing repeats the same target: remember the last one found.
+    const last = this.last && this.last.deref();
+    if (last && this.ids.get(last) === id && last.isConnected) return last;
+    const found = this.search(id);
+    this.last = found && new WeakRef(found);
+    return found;
+  }
+
+  search(id) {
     const st = [document];
     while (st.length) {
       const x = st.pop();

@@ -410,9 +410,18 @@ describe('co-browsing', () => {
     await L.waitFor(async () => (await page.locator('#controlled-echo').textContent()) === 'state: typed in mirror', { what: 'typing from the mirror' });
     await f.locator('body').evaluate(() => window.scrollTo(0, 700));
     await L.waitFor(() => page.evaluate(() => window.scrollY === 700), { what: 'the scroll from the mirror' });
+    // Redirect (allowAgentRedirect: true here): same origin only.
+    await agent.getByTestId('redirect-url').fill('https://elsewhere.example/');
+    await agent.getByTestId('redirect-go').click();
+    await L.waitFor(async () => /same site/.test(await agent.getByTestId('control-status').locator('xpath=..').textContent()), { what: 'the cross-origin redirect refused' });
+    assert.match(page.url(), /mirror\.html/);
+    await agent.getByTestId('redirect-url').fill('/fixtures/mirror-next.html');
+    await agent.getByTestId('redirect-go').click();
+    await page.waitForURL('**/mirror-next.html');
+    await mirrorText('#second', 'Second page');
     const s = await L.rest(server, `/api/v1/sessions?visitor_id=${shortId}`);
     const features = s.body.sessions[0].features_used;
-    for (const k of ['remote_control', 'remote_click', 'remote_typing', 'remote_scroll']) assert.ok(features.includes(k), `${k} in ${features}`);
+    for (const k of ['remote_control', 'remote_click', 'remote_typing', 'remote_scroll', 'agent_redirect']) assert.ok(features.includes(k), `${k} in ${features}`);
     await endSession(page, shortId);
   });
 });

@@ -74,6 +74,8 @@ const el = {
   controlStatus: $('control-status'),
   requestControl: $('request-control'),
   releaseControl: $('release-control'),
+  redirectForm: $('redirect-form'),
+  redirectUrl: $('redirect-url'),
   controlNote: $('control-note'),
   notesSection: $('notes-section'),
   notesList: $('notes-list'),
@@ -1212,6 +1214,8 @@ function renderSession(v, online) {
   el.requestControl.textContent = ctlState === 'requested' ? 'Ask again' : 'Request control';
   el.releaseControl.disabled = !connected || !active || (ctlState !== 'you' && ctlState !== 'requested');
   el.releaseControl.textContent = ctlState === 'requested' ? 'Withdraw request' : 'Release control';
+  // Redirect: only while this agent controls the page (the site may still refuse it).
+  show(el.redirectForm, ctlState === 'you' && connected);
 
   // Notes.
   show(el.notesSection, true);
@@ -1322,6 +1326,17 @@ el.requestControl.addEventListener('click', () => {
     state.controlRequested.add(e.session.id);
     renderView();
   }
+});
+
+el.redirectForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const e = viewEntry();
+  const url = el.redirectUrl.value.trim();
+  const tab = e?.control?.tab;
+  if (!e || !url || !tab) return;
+  clearError();
+  setControlNote('');
+  if (send({ type: 'remote_action', session_id: e.session.id, tab, action: { kind: 'redirect', url } })) el.redirectUrl.value = '';
 });
 
 el.releaseControl.addEventListener('click', () => {
