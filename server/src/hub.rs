@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::ws::Utf8Bytes;
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
+use covisit::core::json::Json;
 use covisit::core::machine::{
     ConnectionInfo, ControlState, Event, MachineOptions, SessionRequest, SessionStatus,
     VisitorMachine,
@@ -28,8 +29,9 @@ use covisit::core::model::{
     QualityFeedback, Session, SessionSource, Visitor,
 };
 use covisit::core::protocol::{
-    encode, AgentMessage, ConnectionHello, ControlPhase, FoundBy, ServerToAgent, ServerToVisitor,
-    SessionControl, VisitorMessage, VisitorState, PROTOCOL_VERSION,
+    encode, AgentMessage, ConnectionHello, ControlPhase, FoundBy, RemoteAction, RemoteKind,
+    ServerToAgent, ServerToVisitor, SessionControl, VisitorMessage, VisitorState,
+    MAX_REMOTE_VALUE_LEN, PROTOCOL_VERSION,
 };
 use covisit::core::Millis;
 use serde_json::{Map, Value};
@@ -138,6 +140,49 @@ struct SessionEntry {
     /// What was last written to the store (the record without its running length):
     /// a change that only moves the length is not written again.
     persisted: String,
+    /// Co-browsing: remote actions relayed to the visitor and not yet answered.
+    remote: RemoteActions,
+}
+
+/// Co-browsing state of a session: the remote actions sent to the visitor's page that
+/// it has not acknowledged yet (their acks count into `features_used`), and when a
+/// fresh snapshot was last asked for.
+#[derive(Debug, Clone, Default)]
+struct RemoteActions {
+    next_id: u32,
+    pending: std::collections::VecDeque<(u32, String, RemoteKind)>,
+    last_resync: Millis,
+}
+
+/// At most this many remote actions wait for the page's answer; older ones are forgotten.
+const MAX_PENDING_ACTIONS: usize = 256;
+/// An agent's `mirror_resync` reaches the visitor at most this often per session.
+const RESYNC_INTERVAL_MS: u64 = 1000;
+/// The most records one `mirror` frame may carry.
+const MAX_MIRROR_RECORDS: usize = 20_000;
+
+/// Checks the shape of a `mirror` frame's `data` (docs/MIRROR.md): an array of records,
+/// each an array whose first element is a one-letter kind. The content is not
+/// interpreted here; the console re-sanitises everything it renders.
+fn check_mirror_data(data: &Json) -> Result<(), HubError> {
+    let bad = |why: &str| HubError::new("invalid_mirror_frame", format!("mirror data {why}"));
+    let records = data
+        .as_array()
+        .ok_or_else(|| bad("must be an array of records"))?;
+    if records.len() > MAX_MIRROR_RECORDS {
+        return Err(bad("has too many records"));
+    }
+    for r in records {
+        match r.as_array().and_then(|r| r.first()).and_then(Json::as_str) {
+            Some(k) if k.len() == 1 && k.as_bytes()[0].is_ascii_alphabetic() => {}
+            _ => {
+                return Err(bad(
+                    "records must be arrays starting with a one-letter kind",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 struct VisitorEntry {
@@ -683,6 +728,80 @@ impl Hub {
             }
             // The socket layer hands `track` to the journey module (`journey.rs`).
             VisitorMessage::Track { .. } => return Ok(()),
+            VisitorMessage::Mirror { data } => {
+                check_mirror_data(&data)?;
+                // Consent: page content reaches agents only while the session is active.
+                // A frame that races the session's end is dropped without an error (the
+                // page would only hear of it after it stopped capturing anyway).
+                if m.status() != SessionStatus::Active {
+                    return Ok(());
+                }
+                let Some(s) = m.session_id().and_then(|sid| inner.sessions.get(sid)) else {
+                    return Ok(());
+                };
+                let frame = Utf8Bytes::from(encode(&ServerToAgent::Mirror {
+                    session_id: s.session.id.clone(),
+                    tab: connection_id.to_string(),
+                    data,
+                }));
+                let account_id = entry.account_id;
+                for a in inner.agents.values().filter(|a| {
+                    a.account_id == account_id
+                        && s.parts
+                            .iter()
+                            .any(|p| p.left.is_none() && p.agent.id == a.agent.id)
+                }) {
+                    self.send(&a.tx, frame.clone());
+                }
+                return Ok(());
+            }
+            VisitorMessage::RemoteApplied { id, ok, reason } => {
+                if let Some(r) = &reason {
+                    text_ok("reason", r)?;
+                }
+                let account_id = entry.account_id;
+                let unknown = || {
+                    HubError::new(
+                        "unknown_action",
+                        "no remote action with this id is waiting for an answer",
+                    )
+                };
+                let s = m
+                    .session_id()
+                    .and_then(|sid| inner.sessions.get_mut(sid))
+                    .ok_or_else(unknown)?;
+                let i = s
+                    .remote
+                    .pending
+                    .iter()
+                    .position(|p| p.0 == id)
+                    .ok_or_else(unknown)?;
+                let (_, agent_id, kind) = s.remote.pending.remove(i).ok_or_else(unknown)?;
+                let feature = kind.feature().filter(|_| ok);
+                let new_feature = feature
+                    .filter(|f| !s.session.features_used.iter().any(|x| x == f))
+                    .map(|f| s.session.features_used.push(f.to_string()))
+                    .is_some();
+                let frame = Utf8Bytes::from(encode(&ServerToAgent::RemoteResult {
+                    session_id: s.session.id.clone(),
+                    id,
+                    kind,
+                    ok,
+                    reason,
+                }));
+                for a in inner
+                    .agents
+                    .values()
+                    .filter(|a| a.account_id == account_id && a.agent.id == agent_id)
+                {
+                    self.send(&a.tx, frame.clone());
+                }
+                if !new_feature {
+                    return Ok(());
+                }
+                // features_used changed: persisted and announced by after_change.
+                Ok(())
+            }
             VisitorMessage::Unknown => Err(HubError::new(
                 "unknown_message_type",
                 "unknown message type",
@@ -788,11 +907,186 @@ impl Hub {
                     m.handle_agent_control_release(now, &id)
                 })
             }
+            AgentMessage::RemoteAction {
+                session_id,
+                tab,
+                action,
+            } => self.remote_action(account_id, &agent, &session_id, tab, action),
+            AgentMessage::MirrorResync { session_id } => {
+                self.mirror_resync(account_id, &agent, &session_id)
+            }
             AgentMessage::Unknown => Err(HubError::new(
                 "unknown_message_type",
                 "unknown message type",
             )),
         }
+    }
+
+    /// Co-browsing: relays an agent's remote action to the controlled tab, only while
+    /// the session is active, control is granted to this agent, and the visitor's
+    /// config allows the action (SPEC.md section 2). The page checks all of it again.
+    fn remote_action(
+        &self,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+        tab: Option<String>,
+        action: RemoteAction,
+    ) -> Result<(), HubError> {
+        match &action {
+            RemoteAction::Type { value, .. } if value.len() > MAX_REMOTE_VALUE_LEN => {
+                return Err(HubError::new(
+                    "invalid_argument",
+                    "`value` is too long (at most 16 KiB)",
+                ))
+            }
+            RemoteAction::Redirect { url } if url.is_empty() || url.len() > 4096 => {
+                return Err(HubError::new(
+                    "invalid_argument",
+                    "`url` must be 1 to 4096 bytes",
+                ))
+            }
+            _ => {}
+        }
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let s = self.agent_session(inner, account_id, &agent.id, session_id)?;
+        let entry = inner
+            .visitors
+            .get(&s.session.visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or_else(|| HubError::new("wrong_session_state", "the session is not active"))?;
+        let connection_id = match entry.machine.control() {
+            ControlState::Granted {
+                agent_id,
+                connection_id,
+            } if agent_id == agent.id => connection_id,
+            _ => {
+                return Err(HubError::new(
+                    "control_not_granted",
+                    "the visitor has not granted control of the page to this agent",
+                ))
+            }
+        };
+        if tab.as_ref().is_some_and(|t| *t != connection_id) {
+            return Err(HubError::new(
+                "wrong_tab",
+                "control is granted in another tab of the visitor",
+            ));
+        }
+        let p = &entry.machine.options().permissions;
+        let kind = action.kind();
+        let (allowed, key) = match kind {
+            RemoteKind::Click => (p.allow_remote_click, "allowRemoteClick"),
+            RemoteKind::Scroll => (p.allow_remote_scroll, "allowRemoteScroll"),
+            RemoteKind::Type => (p.allow_remote_type, "allowRemoteType"),
+            RemoteKind::Redirect => (p.allow_agent_redirect, "allowAgentRedirect"),
+            RemoteKind::Pointer => (true, ""),
+        };
+        if !allowed {
+            return Err(HubError::new(
+                "permission_denied",
+                format!("the site's covisit config does not allow this (`{key}` is false)"),
+            ));
+        }
+        let tx = entry.sockets.get(&connection_id).cloned().ok_or_else(|| {
+            HubError::new("visitor_offline", "the controlled tab is not connected")
+        })?;
+        let remote = &mut inner
+            .sessions
+            .get_mut(session_id)
+            .ok_or_else(|| HubError::new("unknown_session", "no such session"))?
+            .remote;
+        remote.next_id = remote.next_id.wrapping_add(1);
+        let id = remote.next_id;
+        if kind != RemoteKind::Pointer {
+            if remote.pending.len() >= MAX_PENDING_ACTIONS {
+                remote.pending.pop_front();
+            }
+            remote.pending.push_back((id, agent.id.clone(), kind));
+        }
+        self.send(
+            &tx,
+            encode(&ServerToVisitor::RemoteAction {
+                id,
+                agent_id: agent.id.clone(),
+                action,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Co-browsing: asks the visitor's tabs for a fresh snapshot (an agent joined or
+    /// reloaded its console), at most once a second per session.
+    fn mirror_resync(
+        &self,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+    ) -> Result<(), HubError> {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let visitor_id = self
+            .agent_session(inner, account_id, &agent.id, session_id)?
+            .session
+            .visitor_id
+            .clone();
+        let entry = inner
+            .visitors
+            .get(&visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or_else(|| HubError::new("wrong_session_state", "the session is not active"))?;
+        let Some(s) = inner.sessions.get_mut(session_id) else {
+            return Err(HubError::new("unknown_session", "no such session"));
+        };
+        if now.0 < s.remote.last_resync.0 + RESYNC_INTERVAL_MS {
+            return Ok(()); // the snapshot asked for a moment ago is on its way
+        }
+        s.remote.last_resync = now;
+        let frame = Utf8Bytes::from(encode(&ServerToVisitor::MirrorResync));
+        for tx in entry.sockets.values() {
+            self.send(tx, frame.clone());
+        }
+        Ok(())
+    }
+
+    /// The active session `session_id` of the account, if `agent_id` takes part in it.
+    fn agent_session<'a>(
+        &self,
+        inner: &'a Inner,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+    ) -> Result<&'a SessionEntry, HubError> {
+        let s = inner
+            .sessions
+            .get(session_id)
+            .filter(|s| s.account_id == account_id)
+            .ok_or_else(|| HubError::new("unknown_session", "no such session"))?;
+        if s.status != SessionStatus::Active {
+            return Err(HubError::new(
+                "wrong_session_state",
+                "the session is not active",
+            ));
+        }
+        if !s
+            .parts
+            .iter()
+            .any(|p| p.agent.id == agent_id && p.left.is_none())
+        {
+            return Err(HubError::new(
+                "not_in_session",
+                "this agent is not in the session",
+            ));
+        }
+        Ok(s)
     }
 
     /// An agent (console or REST) asks a visitor for a session.
@@ -899,6 +1193,7 @@ impl Hub {
                 control: SessionControl::default(),
                 viewer_url: viewer_url.clone(),
                 persisted: String::new(),
+                remote: RemoteActions::default(),
             },
         );
         self.after_change(inner, short_id, now);
@@ -1278,6 +1573,7 @@ impl Hub {
                             state: ControlPhase::None,
                             agent_id: Some(agent_id.clone()),
                             reason: Some(reason),
+                            tab: None,
                         };
                     }
                     (None, ServerToVisitor::ControlEnd { agent_id, reason })
@@ -1384,15 +1680,20 @@ impl Hub {
                 s.status = status;
                 s.visitor_comm = entry.machine.communication().cloned();
                 s.controlling = entry.machine.controlling_agent().map(str::to_string);
+                s.control.tab = None;
                 match entry.machine.control() {
                     ControlState::None => s.control.state = ControlPhase::None,
                     ControlState::Requested { agent_id, .. } => {
                         s.control.state = ControlPhase::Requested;
                         s.control.agent_id = Some(agent_id);
                     }
-                    ControlState::Granted { agent_id, .. } => {
+                    ControlState::Granted {
+                        agent_id,
+                        connection_id,
+                    } => {
                         s.control.state = ControlPhase::Granted;
                         s.control.agent_id = Some(agent_id);
+                        s.control.tab = Some(connection_id);
                     }
                 }
                 if status == SessionStatus::Active {

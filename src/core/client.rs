@@ -24,6 +24,9 @@ use crate::core::protocol::{
 };
 use crate::core::Millis;
 
+mod mirror;
+pub use mirror::MirrorCommand;
+
 /// Seconds between heartbeats while connected (the server drops sockets silent for 45).
 pub const HEARTBEAT_SECONDS: u64 = 20;
 /// First reconnect delay; doubles per failed attempt up to [`RECONNECT_MAX_MS`].
@@ -67,6 +70,8 @@ pub enum Output {
     },
     /// Tell the page.
     Event(ClientEvent),
+    /// Co-browsing: tell the page's mirror capture (see [`mirror`]).
+    Mirror(MirrorCommand),
 }
 
 /// The SDK's events (SPEC.md section 3), with their payloads in camelCase.
@@ -540,6 +545,8 @@ impl VisitorClient {
                     self.event(ClientEvent::ConnectionChange { online: true });
                 }
                 self.event(ClientEvent::StateChange);
+                // Frames were lost while offline: the agents need a fresh snapshot.
+                self.mirror_start();
             }
             ServerToVisitor::SessionRequest { session_id, agent } => {
                 // The prompt may come back to this tab (focus moved away and back): the
@@ -564,6 +571,7 @@ impl VisitorClient {
                 self.timers[ClientTimer::Authorization as usize] = None;
                 self.event(ClientEvent::SessionStart { session_id });
                 self.event(ClientEvent::StateChange);
+                self.mirror_start();
             }
             ServerToVisitor::SessionContinue { session_id } => {
                 self.begin_session(&session_id, SessionStatus::Active);
@@ -573,6 +581,7 @@ impl VisitorClient {
                 self.announced_leave = false;
                 self.event(ClientEvent::SessionContinue { session_id });
                 self.event(ClientEvent::StateChange);
+                self.mirror_start();
             }
             ServerToVisitor::SessionEnd {
                 session_id,
@@ -596,14 +605,22 @@ impl VisitorClient {
                 self.control = Control::Granted(agent_id.clone());
                 self.event(ClientEvent::ControlStart { agent_id });
                 self.event(ClientEvent::StateChange);
+                self.mirror_command(MirrorCommand::Control { granted: true });
             }
             ServerToVisitor::ControlEnd { agent_id, .. } => {
                 if self.control != Control::None {
                     self.control = Control::None;
                     self.event(ClientEvent::ControlEnd { agent_id });
                     self.event(ClientEvent::StateChange);
+                    self.mirror_command(MirrorCommand::Control { granted: false });
                 }
             }
+            ServerToVisitor::RemoteAction {
+                id,
+                agent_id,
+                action,
+            } => self.handle_remote_action(id, agent_id, action),
+            ServerToVisitor::MirrorResync => self.mirror_start(),
             ServerToVisitor::State { state } => self.apply_state(*state),
             ServerToVisitor::Error(e) => {
                 if self.link == Link::AwaitingWelcome {
@@ -759,6 +776,7 @@ impl VisitorClient {
         if let Control::Granted(agent_id) = std::mem::replace(&mut self.control, Control::None) {
             self.event(ClientEvent::ControlEnd { agent_id });
         }
+        self.mirror_command(MirrorCommand::Control { granted: false });
         self.send(VisitorMessage::ControlRevoke);
         self.event(ClientEvent::StateChange);
         Ok(())
@@ -1032,6 +1050,11 @@ impl VisitorClient {
         self.link = Link::Stopped;
         self.timers = [None; 3];
         self.outbox.clear();
+        // Capture runs only while the session is active (stop() ends it first, which
+        // already stopped capture).
+        if self.status == SessionStatus::Active {
+            self.mirror_command(MirrorCommand::Stop);
+        }
         self.outputs.push_back(Output::Close);
     }
 
@@ -1131,6 +1154,7 @@ impl VisitorClient {
         if let Control::Granted(agent_id) = std::mem::replace(&mut self.control, Control::None) {
             self.event(ClientEvent::ControlEnd { agent_id });
         }
+        self.mirror_command(MirrorCommand::Stop);
         self.status = SessionStatus::Ended;
         self.visitor.is_in_session = false;
         self.timers[ClientTimer::Authorization as usize] = None;

@@ -89,6 +89,17 @@ pub enum VisitorMessage {
         sent_at: u64,
         events: Vec<TrackEvent>,
     },
+    /// Co-browsing: a batch of mirror records (docs/MIRROR.md), sent only while the
+    /// session is active; the server relays it to the session's agents.
+    Mirror {
+        data: Json,
+    },
+    /// Co-browsing: the page applied (`ok`) or refused the remote action `id`.
+    RemoteApplied {
+        id: u32,
+        ok: bool,
+        reason: Option<String>,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -155,6 +166,14 @@ pub enum ServerToVisitor {
     },
     HeartbeatAck,
     Error(ErrorFrame),
+    /// Co-browsing: the agent `agent_id`, in control, asks the page to do `action`.
+    RemoteAction {
+        id: u32,
+        agent_id: String,
+        action: RemoteAction,
+    },
+    /// Co-browsing: an agent needs a fresh snapshot of the page (new epoch).
+    MirrorResync,
     #[serde(other)]
     Unknown,
 }
@@ -327,6 +346,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
             code: f.text("code")?,
             message: f.text("message")?,
         }),
+        "remote_action" | "mirror_resync" => mirror_frame_from_fields(&kind, f)?,
         _ => ServerToVisitor::Unknown,
     })
 }
@@ -367,6 +387,18 @@ pub enum AgentMessage {
     ReleaseControl {
         session_id: String,
     },
+    /// Co-browsing: act on the visitor's page (only while this agent controls it).
+    /// `tab`: the mirror tab the agent acted in; refused when it is not the controlled one.
+    RemoteAction {
+        session_id: String,
+        #[serde(default)]
+        tab: Option<String>,
+        action: RemoteAction,
+    },
+    /// Co-browsing: ask the visitor's tabs for a fresh snapshot (e.g. after joining).
+    MirrorResync {
+        session_id: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -397,6 +429,10 @@ pub struct SessionControl {
     pub state: ControlPhase,
     pub agent_id: Option<String>,
     pub reason: Option<ControlEndReason>,
+    /// Co-browsing: the tab (`uniqueConnectionId`, the `tab` of `mirror` frames) that
+    /// is controlled while `state` is `granted`; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tab: Option<String>,
 }
 
 /// Server → agent console.
@@ -426,6 +462,20 @@ pub enum ServerToAgent {
     },
     HeartbeatAck,
     Error(ErrorFrame),
+    /// Co-browsing: mirror records of the visitor's tab `tab` (its `uniqueConnectionId`).
+    Mirror {
+        session_id: String,
+        tab: String,
+        data: Json,
+    },
+    /// Co-browsing: what became of this agent's remote action `id`.
+    RemoteResult {
+        session_id: String,
+        id: u32,
+        kind: RemoteKind,
+        ok: bool,
+        reason: Option<String>,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -458,6 +508,116 @@ impl VisitorState {
                 .map(Json::from),
         }
     }
+}
+
+/// Co-browsing: what an agent in control asks the visitor's page to do. `node` is a
+/// mirror node id (docs/MIRROR.md); `x`/`y` of a click are CSS pixels inside the node's
+/// box, of a scroll the node's (0: the page's) scroll position, of a pointer the
+/// viewport position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RemoteAction {
+    Click {
+        node: u32,
+        x: u32,
+        y: u32,
+    },
+    Scroll {
+        node: u32,
+        x: u32,
+        y: u32,
+    },
+    Type {
+        node: u32,
+        value: String,
+    },
+    /// Same-origin navigation (`allowAgentRedirect`).
+    Redirect {
+        url: String,
+    },
+    /// Where the agent's pointer is: shown to the visitor, changes nothing.
+    Pointer {
+        x: u32,
+        y: u32,
+    },
+}
+
+/// The kinds of [`RemoteAction`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteKind {
+    Click,
+    Scroll,
+    Type,
+    Redirect,
+    Pointer,
+}
+
+/// The longest `value` a remote `type` action may carry.
+pub const MAX_REMOTE_VALUE_LEN: usize = 16 * 1024;
+
+impl RemoteAction {
+    pub fn kind(&self) -> RemoteKind {
+        match self {
+            RemoteAction::Click { .. } => RemoteKind::Click,
+            RemoteAction::Scroll { .. } => RemoteKind::Scroll,
+            RemoteAction::Type { .. } => RemoteKind::Type,
+            RemoteAction::Redirect { .. } => RemoteKind::Redirect,
+            RemoteAction::Pointer { .. } => RemoteKind::Pointer,
+        }
+    }
+}
+
+impl RemoteKind {
+    /// The Session `features_used` entry an applied action of this kind records.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            RemoteKind::Click => Some("remote_click"),
+            RemoteKind::Scroll => Some("remote_scroll"),
+            RemoteKind::Type => Some("remote_typing"),
+            RemoteKind::Redirect => Some("agent_redirect"),
+            RemoteKind::Pointer => None,
+        }
+    }
+}
+
+/// The co-browsing frames of the hand-written `ServerToVisitor` decoder.
+fn mirror_frame_from_fields(kind: &str, mut f: Fields) -> Result<ServerToVisitor, String> {
+    if kind == "mirror_resync" {
+        return Ok(ServerToVisitor::MirrorResync);
+    }
+    let id = f.number("id")?;
+    let agent_id = f.text("agent_id")?;
+    let mut a = f.object("action")?;
+    let action = match a.text("kind")?.as_str() {
+        "click" => RemoteAction::Click {
+            node: a.number("node")?,
+            x: a.number("x")?,
+            y: a.number("y")?,
+        },
+        "scroll" => RemoteAction::Scroll {
+            node: a.number("node")?,
+            x: a.number("x")?,
+            y: a.number("y")?,
+        },
+        "type" => RemoteAction::Type {
+            node: a.number("node")?,
+            value: a.text("value")?,
+        },
+        "redirect" => RemoteAction::Redirect {
+            url: a.text("url")?,
+        },
+        "pointer" => RemoteAction::Pointer {
+            x: a.number("x")?,
+            y: a.number("y")?,
+        },
+        _ => return Err("field `action.kind` has an unknown value".into()),
+    };
+    Ok(ServerToVisitor::RemoteAction {
+        id,
+        agent_id,
+        action,
+    })
 }
 
 /// An error answered on a socket; the socket and the session survive it.
@@ -667,5 +827,84 @@ mod tests {
             decode::<ServerToVisitor>(&text),
             Ok(ServerToVisitor::Error(_))
         ));
+    }
+
+    #[test]
+    fn co_browsing_frames_round_trip_through_the_hand_written_decoder() {
+        let frames = [
+            ServerToVisitor::MirrorResync,
+            ServerToVisitor::RemoteAction {
+                id: 7,
+                agent_id: "a_1".into(),
+                action: RemoteAction::Click {
+                    node: 12,
+                    x: 3,
+                    y: 4,
+                },
+            },
+            ServerToVisitor::RemoteAction {
+                id: 8,
+                agent_id: "a_1".into(),
+                action: RemoteAction::Type {
+                    node: 5,
+                    value: "h\u{e9}llo \"x\"".into(),
+                },
+            },
+            ServerToVisitor::RemoteAction {
+                id: 9,
+                agent_id: "a_1".into(),
+                action: RemoteAction::Redirect { url: "/x".into() },
+            },
+            ServerToVisitor::RemoteAction {
+                id: 10,
+                agent_id: "a_1".into(),
+                action: RemoteAction::Scroll {
+                    node: 0,
+                    x: 0,
+                    y: 900,
+                },
+            },
+            ServerToVisitor::RemoteAction {
+                id: 11,
+                agent_id: "a_1".into(),
+                action: RemoteAction::Pointer { x: 1, y: 2 },
+            },
+        ];
+        for frame in frames {
+            let text = encode(&frame);
+            assert_eq!(decode::<ServerToVisitor>(&text).unwrap(), frame, "{text}");
+        }
+        let bad =
+            r#"{"type":"remote_action","id":1,"agent_id":"a","action":{"kind":"eval","code":"x"}}"#;
+        assert_eq!(
+            decode::<ServerToVisitor>(bad).unwrap_err().code(),
+            "malformed_frame"
+        );
+        let negative = r#"{"type":"remote_action","id":1,"agent_id":"a","action":{"kind":"click","node":-1,"x":0,"y":0}}"#;
+        assert_eq!(
+            decode::<ServerToVisitor>(negative).unwrap_err().code(),
+            "malformed_frame"
+        );
+    }
+
+    #[test]
+    fn agent_remote_actions_decode_with_and_without_a_tab() {
+        let m = decode::<AgentMessage>(
+            r#"{"type":"remote_action","session_id":"s","action":{"kind":"type","node":3,"value":"v"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            AgentMessage::RemoteAction {
+                session_id: "s".into(),
+                tab: None,
+                action: RemoteAction::Type {
+                    node: 3,
+                    value: "v".into()
+                }
+            }
+        );
+        assert_eq!(RemoteKind::Type.feature(), Some("remote_typing"));
+        assert_eq!(RemoteKind::Pointer.feature(), None);
     }
 }

@@ -6,6 +6,8 @@
 mod error;
 #[cfg(feature = "session-client")]
 mod glue;
+#[cfg(feature = "session-client")]
+mod mirror;
 
 use serde::Serialize;
 use wasm_bindgen::prelude::*;

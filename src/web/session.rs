@@ -14,10 +14,13 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, Event, EventTarget, MessageEvent, WebSocket};
 
 use super::glue;
+use super::mirror::Mirror;
 use super::{from_js, json_from_js, now, to_js, CovisitError};
-use crate::core::client::{ClientEvent, ClientState, Output, PageInfo, VisitorClient, EVENT_NAMES};
+use crate::core::client::{
+    ClientEvent, ClientState, MirrorCommand, Output, PageInfo, VisitorClient, EVENT_NAMES,
+};
 use crate::core::machine::SessionStatus;
-use crate::core::protocol::MAX_FRAME_BYTES;
+use crate::core::protocol::{RemoteAction, MAX_FRAME_BYTES};
 use crate::core::Millis;
 
 const SHORT_ID_KEY: &str = "covisit.short_id";
@@ -104,6 +107,8 @@ fn page_info() -> PageInfo {
 }
 
 type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
+/// Takes a batch of mirror records; false stops the capture.
+type BatchCallback = Closure<dyn FnMut(String) -> bool>;
 
 /// Everything the SDK added to the page, so `stop()` can take all of it away.
 struct Driver {
@@ -116,6 +121,8 @@ struct Driver {
     handlers: Vec<(String, js_sys::Function)>,
     ui: Option<glue::Ui>,
     ui_callback: Option<Closure<dyn FnMut(String, JsValue)>>,
+    /// Co-browsing capture (`mirror.js`) and the callback it hands batches to.
+    mirror: Option<(Mirror, BatchCallback)>,
     waiters: Vec<(js_sys::Function, js_sys::Function)>,
     /// The `ready` detail once it happened, for handlers added later (see `on`).
     ready_detail: Option<JsValue>,
@@ -136,6 +143,7 @@ impl Driver {
                 handlers: Vec::new(),
                 ui: None,
                 ui_callback: None,
+                mirror: None,
                 waiters: Vec::new(),
                 ready_detail: None,
                 instance: None,
@@ -202,6 +210,44 @@ impl Driver {
         d.listeners.push((win, "covisit-history", on_history));
         drop(d);
         Driver::install_ui(driver);
+        Driver::install_mirror(driver);
+    }
+
+    /// The co-browsing capture; idle until the client says `Start`.
+    fn install_mirror(driver: &Rc<RefCell<Driver>>) {
+        let weak = Rc::downgrade(driver);
+        let on_batch = BatchCallback::new(move |batch: String| {
+            let Some(d) = weak.upgrade() else {
+                return false;
+            };
+            let go_on = d.borrow_mut().client.mirror(&batch);
+            Driver::drive(&d);
+            go_on
+        });
+        let masked = serde_json::to_string(&driver.borrow().client.config().masked_elements)
+            .unwrap_or_default();
+        let mirror = Mirror::new(on_batch.as_ref().unchecked_ref(), &masked);
+        driver.borrow_mut().mirror = Some((mirror, on_batch));
+    }
+
+    /// Does what the client says to the capture. No borrow is held while JS runs.
+    fn mirror_command(driver: &Rc<RefCell<Driver>>, command: MirrorCommand) {
+        let Some(mirror) = driver.borrow().mirror.as_ref().map(|(m, _)| m.clone()) else {
+            return;
+        };
+        match command {
+            MirrorCommand::Start => mirror.start(),
+            MirrorCommand::Stop => mirror.stop(),
+            MirrorCommand::Control { granted } => mirror.control(granted),
+            MirrorCommand::Apply { id, action } => {
+                let refusal = mirror.apply(&serde_json::to_string(&action).unwrap_or_default());
+                if !matches!(action, RemoteAction::Pointer { .. }) {
+                    let ok = refusal.is_empty();
+                    let reason = (!ok).then_some(refusal);
+                    driver.borrow_mut().client.remote_applied(id, ok, reason);
+                }
+            }
+        }
     }
 
     fn install_ui(driver: &Rc<RefCell<Driver>>) {
@@ -268,6 +314,7 @@ impl Driver {
                     unique_connection_id,
                 } => persist(&short_id, &unique_connection_id),
                 Output::Event(event) => Driver::dispatch(driver, event),
+                Output::Mirror(command) => Driver::mirror_command(driver, command),
             }
         }
         driver.borrow_mut().arm_timer();
@@ -477,6 +524,9 @@ impl Driver {
         }
         if let Some(ui) = self.ui.take() {
             ui.destroy();
+        }
+        if let Some((mirror, _)) = self.mirror.take() {
+            mirror.destroy();
         }
         self.ui_callback = None;
         self.handlers.clear();

@@ -9,7 +9,11 @@
 // The page's markup (index.html) holds every element; this module fills them in and
 // toggles `hidden`, so nothing focusable is recreated under the agent's fingers.
 
+import { MirrorView } from './mirror.js';
+
 const PROTOCOL_VERSION = 1;
+/** Without a snapshot this long after a session is live, ask the visitor for one. */
+const RESYNC_AFTER_MS = 1500;
 const STORE_KEY = 'covisit.console.secretKey';
 const STORE_NAME = 'covisit.console.agentName';
 const HEARTBEAT_MS = 25_000;
@@ -70,6 +74,8 @@ const el = {
   controlStatus: $('control-status'),
   requestControl: $('request-control'),
   releaseControl: $('release-control'),
+  redirectForm: $('redirect-form'),
+  redirectUrl: $('redirect-url'),
   controlNote: $('control-note'),
   notesSection: $('notes-section'),
   notesList: $('notes-list'),
@@ -80,6 +86,9 @@ const el = {
   historyEmpty: $('history-empty'),
   historyTable: $('history-table'),
   historyBody: $('history-body'),
+  mirrorSection: $('mirror-section'),
+  mirrorSessions: $('mirror-sessions'),
+  mirrorStatus: $('mirror-status'),
 };
 
 const state = {
@@ -117,6 +126,8 @@ const state = {
   welcomeAt: 0,
   /** Visitor ids whose REST lookup said 404. */
   missing: new Set(),
+  /** session_id → {view, box, askedAt}: the live mirror of each session this agent is in. */
+  mirrors: new Map(),
 };
 
 // ----- small helpers -----------------------------------------------------------------
@@ -404,6 +415,12 @@ function handle(msg) {
       break;
     case 'heartbeat_ack':
       break;
+    case 'mirror':
+      onMirror(msg);
+      break;
+    case 'remote_result':
+      if (!msg.ok) setControlNote(`The visitor's page did not apply that ${msg.kind}: ${REFUSAL_TEXT[msg.reason] || msg.reason || 'refused'}.`);
+      break;
     case 'error':
       onErrorFrame(msg);
       break;
@@ -456,6 +473,7 @@ function onSessionUpdate(msg) {
     status: msg.status,
     controlling_agent_id: msg.controlling_agent_id ?? null,
     communications: msg.communications || [],
+    control: msg.control || null,
     live: true,
     updatedAt: Date.now(),
   };
@@ -490,10 +508,76 @@ function onSessionUpdate(msg) {
     if (entry.controlling_agent_id === me) announce(`You now control ${who}'s page.`);
     else if (prevCtl === me) announce(`You no longer control ${who}'s page.`);
   }
+  syncMirror(entry);
   if (currentVisitorId() === s.visitor_id || (state.route.kind === 'session' && state.route.id === s.id)) {
     renderView();
   }
   renderList();
+}
+
+// ----- co-browsing: the mirror of the visitor's page -----------------------------------
+
+const REFUSAL_TEXT = {
+  masked_target: 'that element is masked',
+  permission_denied: 'the site does not allow it',
+  control_not_granted: 'control is not granted',
+  not_editable: 'that element cannot be typed into',
+  unknown_node: 'the element is gone',
+  not_ready: 'the page was still being captured',
+  cross_origin: 'only pages of the same site can be opened',
+};
+
+/** The mirror of a live session this agent is in: created, kept in step, or dropped. */
+function syncMirror(entry) {
+  const id = entry.session.id;
+  const live = entry.status === 'active' && amIn(entry);
+  let m = state.mirrors.get(id);
+  if (!live) {
+    if (m) {
+      m.view.destroy();
+      m.box.remove();
+      state.mirrors.delete(id);
+    }
+    return;
+  }
+  if (!m) {
+    const tabs = h('div', { class: 'mirror-tabs', 'data-testid': 'mirror-tabs', role: 'group', 'aria-label': "Visitor's tabs" });
+    const stage = h('div', { class: 'mirror-stage', 'data-testid': 'mirror-stage' });
+    const box = h('div', { class: 'mirror-session', 'data-session': id }, tabs, stage);
+    el.mirrorSessions.append(box);
+    const view = new MirrorView(stage, tabs, {
+      onAction: (tab, action) => send({ type: 'remote_action', session_id: id, tab, action }),
+      onChange: () => renderMirrorStatus(),
+    });
+    m = { view, box, askedAt: 0 };
+    state.mirrors.set(id, m);
+    setTimeout(() => askForSnapshot(id), RESYNC_AFTER_MS);
+  }
+  const c = entry.control;
+  m.view.setControl(c && c.state === 'granted' && c.agent_id === state.agent?.id ? c.tab : null);
+}
+
+/** Asks the visitor's tabs for a fresh snapshot when this console has none to show. */
+function askForSnapshot(id, force) {
+  const m = state.mirrors.get(id);
+  if (!m || (!force && m.view.hasSnapshot()) || Date.now() - m.askedAt < 3000) return;
+  m.askedAt = Date.now();
+  if (state.ws && state.welcomed) state.ws.send(JSON.stringify({ type: 'mirror_resync', session_id: id }));
+}
+
+function onMirror(msg) {
+  const m = state.mirrors.get(msg.session_id);
+  if (!m) return;
+  m.view.handle(String(msg.tab), msg.data);
+  if (m.view.missingStart()) askForSnapshot(msg.session_id, true);
+}
+
+function renderMirrorStatus() {
+  const entry = viewEntry();
+  const m = entry && state.mirrors.get(entry.session.id);
+  const t = m && m.view.tabs.get(m.view.selected);
+  el.mirrorStatus.textContent = !t ? "Waiting for the visitor's page…"
+    : `${t.ready ? 'Live' : 'Loading'} · ${t.url}${m.view.tabs.size > 1 ? ` · ${m.view.tabs.size} tabs` : ''}${m.view.control === t.tab ? ' · you control this tab' : ''}`;
 }
 
 function onErrorFrame(msg) {
@@ -1100,8 +1184,13 @@ function renderSession(v, online) {
     fact(sf, 'Visitor rating', `${s.visitor_agent_rating} / 5${s.visitor_agent_feedback ? ` — “${s.visitor_agent_feedback}”` : ''}`);
   }
 
-  // Control.
+  // The mirror.
   const active = status === 'active';
+  show(el.mirrorSection, active && inIt);
+  for (const [id, m] of state.mirrors) m.box.hidden = id !== s.id;
+  renderMirrorStatus();
+
+  // Control.
   show(el.controlSection, active && inIt);
   const me = state.agent?.id;
   const ctl = entry.controlling_agent_id;
@@ -1125,6 +1214,8 @@ function renderSession(v, online) {
   el.requestControl.textContent = ctlState === 'requested' ? 'Ask again' : 'Request control';
   el.releaseControl.disabled = !connected || !active || (ctlState !== 'you' && ctlState !== 'requested');
   el.releaseControl.textContent = ctlState === 'requested' ? 'Withdraw request' : 'Release control';
+  // Redirect: only while this agent controls the page (the site may still refuse it).
+  show(el.redirectForm, ctlState === 'you' && connected);
 
   // Notes.
   show(el.notesSection, true);
@@ -1235,6 +1326,17 @@ el.requestControl.addEventListener('click', () => {
     state.controlRequested.add(e.session.id);
     renderView();
   }
+});
+
+el.redirectForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const e = viewEntry();
+  const url = el.redirectUrl.value.trim();
+  const tab = e?.control?.tab;
+  if (!e || !url || !tab) return;
+  clearError();
+  setControlNote('');
+  if (send({ type: 'remote_action', session_id: e.session.id, tab, action: { kind: 'redirect', url } })) el.redirectUrl.value = '';
 });
 
 el.releaseControl.addEventListener('click', () => {

@@ -1,0 +1,612 @@
+// Co-browsing capture, the SDK's other small JS half (docs/MIRROR.md): a time-sliced
+// snapshot of the page, then MutationObserver changes, input values, scroll, pointer,
+// focus and viewport, as compact JSON records handed to Rust in batches (each one wire
+// frame); and remote actions applied with real DOM events. Masking happens here, before
+// anything reaches Rust: masked values and text never leave this module. It holds no
+// consent logic: Rust starts and stops it, and drops any batch outside an active session.
+
+const MAX_FRAME = 60000; // bytes of records per batch (the wire's limit is 64 KiB)
+const SLICE_MS = 8; // longest stretch of snapshot work before yielding to the page
+const STORM = 20000; // mutation records or new nodes in one flush beyond which we re-snapshot
+const CHUNK = 16000; // longer text goes out in appended pieces
+const MAX_ATTR = 16000; // longer attribute values (inline data: URLs) are dropped
+const set = (s) => new Set(s.split(' '));
+const SKIP = set('script noscript template base object embed covisit-ui covisit-pointer');
+const URLS = set('href src action formaction poster data background cite xlink:href longdesc');
+const MASK_INPUT = 'input[type=password i],[autocomplete*="cc-" i],[autocomplete="one-time-code" i]';
+const MASK_BOX = '.covisit-mask,[data-covisit-mask]';
+const BOX_ATTRS = set('id class style type name placeholder role aria-label autocomplete dir');
+const FORM = /^(input|textarea|select)$/;
+const NOKIDS = /^(input|textarea)$/;
+const CSS_URL = /url\(\s*(['"]?)([^'")]*)\1\s*\)/g;
+
+const WIDE = /[^\0-\x7f]/;
+const utf8 = (s) => {
+  let n = s.length;
+  if (WIDE.test(s)) for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) n += 2;
+  return n;
+};
+const abs = (u, base) => {
+  if (/^https?:\/\/[^\s]*$/i.test(u)) return u;
+  try {
+    const url = new URL(u, base);
+    return url.protocol === 'javascript:' ? null : url.href;
+  } catch { return u; }
+};
+const css = (text, base) => text.replace(CSS_URL, (m, q, u) => `url(${q}${abs(u, base) || ''}${q})`);
+const rules = (sheet) => { try { return [...sheet.cssRules].map((r) => r.cssText).join('\n'); } catch { return null; } };
+const task = (f) => { const c = new MessageChannel(); c.port1.onmessage = f; c.port2.postMessage(0); };
+
+export class Mirror {
+  constructor(onBatch, masked) {
+    this.onBatch = onBatch;
+    this.sel = JSON.parse(masked || '[]').join(',');
+    try { if (this.sel) document.createDocumentFragment().querySelector(this.sel); } catch {
+      // Fail closed: a typo in maskedElements must not show what it meant to hide.
+      console.error('[covisit] maskedElements has an invalid selector; the page is not shared');
+      this.broken = true;
+    }
+    this.mask = MASK_BOX + (this.sel ? ',' + this.sel : '');
+    this.epoch = Date.now() % 1e6;
+    this.on = false;
+    this.ptr = null;
+    this.secret = new WeakSet();
+    this.flushNow = () => this.flush();
+    this.onEvent = (e) => this.event(e);
+    // Which elements were ever scrolled (kept here, nothing leaves): only their scroll
+    // positions are read at a snapshot, instead of every element's, each read of which
+    // may force a layout.
+    this.scrolled = new WeakSet();
+    this.onScroll = (e) => this.scrolled.add(e.target);
+    document.addEventListener('scroll', this.onScroll, { capture: true, passive: true });
+  }
+
+  /** The SDK stops: nothing of the capture stays on the page. */
+  destroy() {
+    this.stop();
+    document.removeEventListener('scroll', this.onScroll, { capture: true });
+  }
+
+  // ----- lifecycle ---------------------------------------------------------------------
+
+  /** Starts capturing with a new snapshot (restarts a running capture). */
+  start() {
+    try {
+      this.reset();
+      if (this.broken) return;
+      this.on = true;
+      this.snapshot();
+    } catch (e) {
+      console.error('[covisit]', e);
+      this.stop();
+    }
+  }
+
+  stop() {
+    this.reset();
+    this.control(false);
+  }
+
+  /** Forgets every id and stops observing; a snapshot starts from a clean slate. */
+  reset() {
+    if (this.mo) this.mo.disconnect();
+    for (const d of this.docs || []) this.listen(d, false);
+    cancelAnimationFrame(this.raf);
+    clearTimeout(this.tmo);
+    clearTimeout(this.mt);
+    this.raf = this.mt = 0;
+    this.on = false;
+    this.mo = null;
+    this.docs = [];
+    this.ids = new WeakMap();
+    this.boxed = new WeakSet();
+    this.kept = new Set();
+    this.later = [];
+    this.li = 0;
+    this.recs = [];
+    this.out = [];
+    this.ev = null;
+    this.size = 0;
+    this.group = null;
+    this.walking = false;
+  }
+
+  listen(doc, add) {
+    const f = add ? 'addEventListener' : 'removeEventListener';
+    const win = doc.defaultView;
+    for (const t of ['input', 'change', 'scroll', 'mousemove', 'click', 'focusin']) doc[f](t, this.onEvent, { capture: true, passive: true });
+    if (doc === document && win) for (const t of ['resize', 'focus', 'blur']) win[f](t, this.onEvent, true);
+  }
+
+  // ----- output: records, groups of new nodes, batches ----------------------------------
+
+  rec(r) {
+    this.close();
+    this.push(JSON.stringify(r));
+  }
+
+  push(s) {
+    const n = utf8(s) + 1;
+    if (this.size + n > MAX_FRAME) this.send();
+    this.out.push(s);
+    this.size += n;
+  }
+
+  // New nodes go out in groups ["N", firstId, beforeId, ...tuples]: tuple k is node
+  // firstId + k, appended to its parent, except the first, inserted before beforeId. A
+  // tuple names its parent by distance (id - parent id: small, and repetitive for gzip).
+  node(t, before) {
+    t[0] = this.next - t[0];
+    const a = t[2];
+    if (a && typeof a === 'object') {
+      let empty = true;
+      for (const k in a) { empty = !k; break; }
+      if (empty) t.length = 2;
+    }
+    const s = JSON.stringify(t);
+    const n = utf8(s) + 1;
+    if (this.group && this.size + n > MAX_FRAME) this.close(), this.send();
+    if (!this.group) {
+      this.group = [`"N",${this.next},${before || 0}`];
+      this.size += 16;
+    }
+    this.group.push(s);
+    this.size += n;
+    return this.next++;
+  }
+
+  close() {
+    if (this.group) this.out.push(`[${this.group.join(',')}]`);
+    this.group = null;
+  }
+
+  send() {
+    this.close();
+    if (!this.out.length) return;
+    const batch = `[${this.out.join(',')}]`;
+    this.out = [];
+    this.size = 0;
+    if (this.on && !this.onBatch(batch)) this.stop();
+  }
+
+  // ----- masking -------------------------------------------------------------------------
+
+  /** Whether `el` is masked; `inherited`: its parent is known not to be (a walk). */
+  masked(el, inherited) {
+    if (el.nodeType !== 1) return false;
+    if (this.secret.has(el)) return true;
+    // Once masked, an input stays masked (a "show password" toggle changes its type).
+    const m = el.matches(MASK_INPUT) || (inherited ? el.matches(this.mask) : el.closest(this.mask) !== null);
+    if (m && FORM.test(el.localName)) this.secret.add(el);
+    return m;
+  }
+
+  // ----- serialisation -------------------------------------------------------------------
+
+  /** The tuple of one node, or null when it is not mirrored (and gets no id). */
+  tuple(n, p, inherited) {
+    this.more = null;
+    this.box = false;
+    if (n.nodeType === 3) {
+      const par = n.parentNode;
+      if (par && par.nodeType === 1 && NOKIDS.test(par.localName)) return null;
+      let t = n.data;
+      if (par && par.localName === 'style') t = css(t, n.baseURI);
+      this.more = t.length > CHUNK ? t.slice(CHUNK) : null;
+      return [p, 0, t.slice(0, CHUNK)];
+    }
+    if (n.nodeType === 11) return n.host ? [p, 1] : null;
+    if (n.nodeType === 9) return [p, 2];
+    if (n.nodeType !== 1) return null;
+    const tag = n.localName;
+    if (SKIP.has(tag) || n.hasAttribute('data-covisit-ignore') || (tag === 'meta' && n.hasAttribute('http-equiv'))) return null;
+    const box = (this.box = this.masked(n, inherited));
+    const a = this.attrs(n, box);
+    if (FORM.test(tag)) {
+      if (n.type === 'checkbox' || n.type === 'radio') n.checked ? (a.checked = '') : delete a.checked;
+      else a.value = box ? '•'.repeat(n.value.length) : n.value;
+    } else if (box) {
+      a['data-covisit-box'] = '0,0'; // its size is measured after the walk
+    } else if (tag === 'option' && n.selected) a.selected = '';
+    if (tag === 'link' && /stylesheet/i.test(a.rel || '') && n.sheet) {
+      const text = rules(n.sheet);
+      if (text !== null) {
+        this.more = css(text, n.sheet.href || n.baseURI);
+        return [p, 'style', { 'data-href': a.href || '', media: a.media || '' }];
+      }
+    }
+    if (tag === 'style' && n.sheet && !n.textContent.trim()) this.more = rules(n.sheet) || null;
+    return [p, tag, a];
+  }
+
+  attrs(n, box) {
+    const a = {};
+    const doc = n.ownerDocument;
+    if (doc !== this.bd) this.bu = (this.bd = doc).baseURI;
+    const base = this.bu;
+    const iframe = n.localName === 'iframe';
+    for (const at of n.attributes) {
+      const name = at.name;
+      let v = at.value;
+      if (/^on/i.test(name) || v.length > MAX_ATTR || (box && !BOX_ATTRS.has(name)) || (iframe && name.startsWith('src'))) continue;
+      if (URLS.has(name)) v = abs(v, base);
+      else if (name === 'srcset') v = v.split(',').map((s) => s.trim().split(/\s+/).map((w, i) => (i ? w : abs(w, base))).join(' ')).join(', ');
+      else if (name === 'style' && v.includes('url(')) v = css(v, base);
+      if (v !== null) a[name] = v;
+    }
+    return a;
+  }
+
+  /** Visits the nodes on the stack (preorder) until `deadline`; false when not done. */
+  /** `inherited`: the first node's parent is known not to be masked (else: ask `closest`). */
+  walk(st, deadline, inherited) {
+    let i = 0;
+    while (st.length) {
+      if (deadline && (++i & 63) === 0 && performance.now() > deadline) return false;
+      const p = st.pop();
+      const n = st.pop();
+      const before = st.before || 0;
+      st.before = 0;
+      if (this.ids.has(n)) {
+        // Walked already, then moved while the snapshot was sliced: move it here.
+        this.rec(['M', p, before, this.ids.get(n)]);
+        this.kept.add(n);
+        continue;
+      }
+      const t = this.tuple(n, p, inherited);
+      inherited = true;
+      if (!t) continue;
+      const more = this.more;
+      const el = n.nodeType === 1;
+      const box = this.box;
+      if (box) this.boxed.add(n);
+      const id = this.node(t, before);
+      this.ids.set(n, id);
+      this.count++;
+      if (more) for (let k = 0; k < more.length; k += CHUNK) this.rec(['X', id, more.slice(k, k + CHUNK)]);
+      if (n.nodeType === 3) continue;
+      if (!el) this.root(n, id);
+      else {
+        // Scroll positions and box sizes read layout: they wait until the walk is over
+        // and the page has painted, so the walk never forces a layout of its own.
+        if (box && !FORM.test(n.localName)) this.later.push(n, id, 1);
+        else if (this.walking && this.scrolled.has(n)) this.later.push(n, id, 0);
+        // Masked: a box, nothing inside goes out. A sheet sent as text: its text only.
+        if (box || NOKIDS.test(n.localName) || (more && t[1] === 'style')) continue;
+      }
+      for (let c = n.lastChild; c; c = c.previousSibling) st.push(c, id);
+      if (el && n.shadowRoot) st.push(n.shadowRoot, id);
+      if (el && n.localName === 'iframe') {
+        let d = null;
+        try { d = n.contentDocument; } catch { /* cross-origin: an empty box */ }
+        if (d && d.documentElement) st.push(d, id);
+      }
+    }
+    return true;
+  }
+
+  /** A document or shadow root of the capture: observed, listened to, its sheets sent. */
+  root(r, id) {
+    this.mo.observe(r, { childList: true, subtree: true, attributes: true, characterData: true });
+    if (r.nodeType === 9 && !this.docs.includes(r)) { this.docs.push(r); this.listen(r, true); }
+    if (r.nodeType === 9) this.later.push(r, id, 0);
+    const sheets = r.adoptedStyleSheets || [];
+    if (sheets.length) this.rec(['y', id, sheets.map(rules).join('\n')]);
+  }
+
+  /** A new epoch: every node id forgotten, the whole page walked again in slices. */
+  snapshot() {
+    this.reset();
+    this.on = true;
+    const mo = (this.mo = new MutationObserver((r) => { this.recs.push(...r); this.schedule(); }));
+    this.next = 1;
+    this.count = 0;
+    this.walking = true;
+    this.rec(['S', ++this.epoch, location.href, innerWidth, innerHeight, document.hasFocus() ? 1 : 0]);
+    this.ids.set(document, 0);
+    this.root(document, 0);
+    const st = [];
+    for (let c = document.lastChild; c; c = c.previousSibling) st.push(c, 0);
+    const step = () => {
+      if (!this.on || this.mo !== mo) return;
+      const done = this.walk(st, performance.now() + SLICE_MS, true);
+      this.send();
+      if (!done) return task(step);
+      this.walking = false;
+      this.focus();
+      this.rec(['E']);
+      this.flush();
+    };
+    task(step);
+  }
+
+  // ----- changes -------------------------------------------------------------------------
+
+  schedule() {
+    if (this.raf || this.walking) return;
+    // Paced by animation frames, but in a task of its own right after the frame: work
+    // done inside the frame's callbacks would add to the page's rendering task.
+    this.raf = requestAnimationFrame(() => task(this.flushNow));
+    // Hidden tabs get no animation frames.
+    this.tmo = setTimeout(this.flushNow, 250);
+  }
+
+  /** Turns the queued mutation records into records (at most once per frame). */
+  flush() {
+    cancelAnimationFrame(this.raf);
+    clearTimeout(this.tmo);
+    this.raf = 0;
+    if (!this.on || this.walking) return;
+    const recs = this.recs.concat(this.mo.takeRecords());
+    this.recs = [];
+    if (recs.length > STORM) return this.snapshot();
+    const start = this.next;
+    this.count = 0;
+    this.kept = new Set();
+    const added = new Set();
+    const removed = new Set();
+    const dirty = new Set();
+    const attrs = new Map();
+    const texts = new Set();
+    for (const r of recs) {
+      const t = r.target;
+      if (r.type === 'childList') {
+        dirty.add(t);
+        r.addedNodes.forEach((n) => added.add(n));
+        r.removedNodes.forEach((n) => this.ids.has(n) && removed.add(n));
+      } else if (r.type === 'attributes') {
+        if (!attrs.has(t)) attrs.set(t, new Set());
+        attrs.get(t).add(r.attributeName);
+      } else texts.add(t);
+    }
+    for (const n of removed) this.rec(['D', this.ids.get(n)]);
+    const kept = this.kept;
+    for (const p of dirty) {
+      const pid = this.ids.get(p);
+      if (pid === undefined || pid >= start || this.boxed.has(p) || (p.nodeType === 1 && NOKIDS.test(p.localName))) continue;
+      let before = 0;
+      for (let c = p.lastChild; c; c = c.previousSibling) {
+        let id = this.ids.get(c);
+        if (id === undefined) {
+          id = this.insert(c, pid, before);
+          if (id === undefined) continue;
+        } else if (added.has(c) && id < start) {
+          this.rec(['M', pid, before, id]);
+          kept.add(c);
+        }
+        before = id;
+      }
+      if (this.count > STORM) return this.snapshot();
+    }
+    // Removed and not put back under a mirrored parent: forget them, so that nothing
+    // later said about them (e.g. text typed inside a mask they moved into) goes out.
+    for (const n of removed) if (!kept.has(n)) this.forget(n);
+    for (const [el, names] of attrs) {
+      const id = this.ids.get(el);
+      if (id === undefined || id >= start) continue;
+      if (this.masked(el) !== this.boxed.has(el)) { this.redo(el); continue; }
+      const box = this.boxed.has(el);
+      const now = this.attrs(el, box);
+      const a = {};
+      for (const name of names) {
+        if (/^on/i.test(name) || (FORM.test(el.localName) && name === 'value')) continue;
+        if (name in now) a[name] = now[name];
+        else if (!el.hasAttribute(name) || (box && !BOX_ATTRS.test(name))) a[name] = null;
+      }
+      if (Object.keys(a).length) this.rec(['A', id, a]);
+    }
+    for (const t of texts) {
+      const id = this.ids.get(t);
+      if (id === undefined || id >= start || t.nodeType !== 3) continue;
+      const par = t.parentNode;
+      this.rec(['T', id, par && par.localName === 'style' ? css(t.data, t.baseURI) : t.data.slice(0, CHUNK)]);
+    }
+    this.events();
+    this.send();
+    if (this.later.length) this.afterPaint();
+  }
+
+  /** Reads what the walk left for later (scroll positions, masked box sizes), after the
+   * next paint, when layout is up to date; in slices. */
+  measure() {
+    if (!this.on || this.walking) return;
+    const l = this.later;
+    const deadline = performance.now() + SLICE_MS;
+    let i = this.li;
+    for (; i < l.length; i += 3) {
+      if (i % 384 === 0 && performance.now() > deadline) break;
+      const n = l[i];
+      const id = l[i + 1];
+      if (this.ids.get(n) !== id) continue;
+      if (l[i + 2]) {
+        const r = n.getBoundingClientRect();
+        this.rec(['A', id, { 'data-covisit-box': `${Math.round(r.width)},${Math.round(r.height)}` }]);
+      } else {
+        const w = n.nodeType === 9 ? n.defaultView : null;
+        const x = w ? w.scrollX : n.scrollLeft;
+        const y = w ? w.scrollY : n.scrollTop;
+        if (x || y) this.rec(['s', id, Math.round(x), Math.round(y)]);
+      }
+    }
+    this.li = i;
+    if (i < l.length) return this.afterPaint();
+    this.later = [];
+    this.li = 0;
+    this.send();
+  }
+
+  afterPaint() {
+    if (this.mt) return;
+    const go = () => { clearTimeout(this.mt); this.mt = 0; this.measure(); };
+    requestAnimationFrame(() => setTimeout(go, 0));
+    this.mt = setTimeout(go, 250); // hidden tabs get no animation frames
+  }
+
+  /** Serialises a new subtree under `pid`, before `before`; its id, or undefined. */
+  insert(n, pid, before) {
+    const st = [n, pid];
+    st.before = before;
+    const first = this.next;
+    this.walk(st, 0);
+    return this.next > first ? first : undefined;
+  }
+
+  /** Sends `el` again from scratch (its masking changed): removed, then re-inserted. */
+  redo(el) {
+    const p = el.parentNode;
+    let next = el.nextSibling;
+    while (next && !this.ids.has(next)) next = next.nextSibling;
+    this.rec(['D', this.ids.get(el)]);
+    this.forget(el);
+    const pid = this.ids.get(p);
+    if (pid !== undefined && !this.boxed.has(p)) this.insert(el, pid, next ? this.ids.get(next) : 0);
+  }
+
+  forget(n) {
+    const st = [n];
+    while (st.length) {
+      const x = st.pop();
+      if (!this.ids.delete(x)) continue;
+      this.boxed.delete(x);
+      for (let c = x.firstChild; c; c = c.nextSibling) st.push(c);
+      if (x.shadowRoot) st.push(x.shadowRoot);
+    }
+  }
+
+  // ----- events --------------------------------------------------------------------------
+
+  event(e) {
+    if (!this.on) return;
+    const t = e.composedPath ? e.composedPath()[0] : e.target;
+    const k = e.type;
+    (this.ev || (this.ev = new Map())).set(k === 'input' || k === 'change' ? t : k === 'scroll' ? t : k, e);
+    this.schedule();
+  }
+
+  /** Records for the events since the last flush (the latest of each kind only). */
+  events() {
+    const ev = this.ev;
+    this.ev = null;
+    if (!ev) return;
+    for (const [key, e] of ev) {
+      if (typeof key === 'string') {
+        if (key === 'mousemove' || key === 'click') this.rec([key === 'click' ? 'c' : 'p', e.clientX, e.clientY]);
+        else if (key === 'focusin') this.focus();
+        else if (key === 'resize') this.rec(['w', innerWidth, innerHeight]);
+        else this.rec(['F', key === 'focus' ? 1 : 0]);
+        continue;
+      }
+      const id = this.ids.get(key);
+      if (id === undefined) continue;
+      if (e.type === 'scroll') {
+        const w = key.nodeType === 9 ? key.defaultView : null;
+        this.rec(['s', id, Math.round(w ? w.scrollX : key.scrollLeft), Math.round(w ? w.scrollY : key.scrollTop)]);
+      } else if (key.type === 'checkbox' || key.type === 'radio') this.rec(['K', id, key.checked ? 1 : 0]);
+      else if ('value' in key && FORM.test(key.localName)) this.rec(['V', id, this.masked(key) ? '•'.repeat(key.value.length) : key.value.slice(0, CHUNK)]);
+    }
+    if (location.href !== this.url) this.rec(['u', (this.url = location.href)]);
+  }
+
+  focus() {
+    let a = document.activeElement;
+    while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+    this.rec(['f', (a && this.ids.get(a)) || 0]);
+  }
+
+  // ----- remote control ------------------------------------------------------------------
+
+  find(id) {
+    if (id === 0) return document;
+    // Typing repeats the same target: remember the last one found.
+    const last = this.last && this.last.deref();
+    if (last && this.ids.get(last) === id && last.isConnected) return last;
+    const found = this.search(id);
+    this.last = found && new WeakRef(found);
+    return found;
+  }
+
+  search(id) {
+    const st = [document];
+    while (st.length) {
+      const x = st.pop();
+      if (this.ids.get(x) === id) return x;
+      for (let c = x.firstChild; c; c = c.nextSibling) if (this.ids.has(c)) st.push(c);
+      if (x.shadowRoot) st.push(x.shadowRoot);
+      if (x.localName === 'iframe') try { if (x.contentDocument) st.push(x.contentDocument); } catch { /* cross-origin */ }
+    }
+    return null;
+  }
+
+  /** Applies a remote action Rust allowed; '' when done, else why not. */
+  apply(json) {
+    try {
+      return this.act(JSON.parse(json));
+    } catch (e) {
+      console.error('[covisit]', e);
+      return 'failed';
+    }
+  }
+
+  act(a) {
+    if (!this.on || (this.walking && a.kind !== 'pointer')) return 'not_ready';
+    if (a.kind === 'pointer') return this.pointer(a.x, a.y), '';
+    if (a.kind === 'redirect') {
+      const u = new URL(a.url, location.href);
+      if (u.origin !== location.origin) return 'cross_origin';
+      location.assign(u.href);
+      return '';
+    }
+    const el = this.find(a.node);
+    if (!el) return 'unknown_node';
+    if (a.kind === 'scroll') {
+      const w = el.nodeType === 9 ? el.defaultView : el;
+      w.scrollTo(a.x, a.y);
+      return '';
+    }
+    if (el.nodeType !== 1 || this.masked(el)) return 'masked_target';
+    const win = el.ownerDocument.defaultView;
+    if (a.kind === 'click') {
+      const r = el.getBoundingClientRect();
+      const o = { bubbles: true, cancelable: true, composed: true, view: win, clientX: r.left + Math.min(a.x, r.width), clientY: r.top + Math.min(a.y, r.height), button: 0 };
+      this.pointer(o.clientX, o.clientY);
+      el.dispatchEvent(new win.PointerEvent('pointerdown', o));
+      el.dispatchEvent(new win.MouseEvent('mousedown', o));
+      if (el.focus) el.focus({ preventScroll: true });
+      el.dispatchEvent(new win.PointerEvent('pointerup', o));
+      el.dispatchEvent(new win.MouseEvent('mouseup', o));
+      el.dispatchEvent(new win.MouseEvent('click', o));
+      return '';
+    }
+    if (a.kind === 'type') {
+      if (el.disabled || el.readOnly) return 'not_editable';
+      if (FORM.test(el.localName)) {
+        const proto = win[el.localName === 'input' ? 'HTMLInputElement' : el.localName === 'select' ? 'HTMLSelectElement' : 'HTMLTextAreaElement'].prototype;
+        // The prototype's setter, not the element's own: frameworks that track the value
+        // (React) see the change on the `input` event.
+        Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, a.value);
+      } else if (el.isContentEditable) el.textContent = a.value;
+      else return 'not_editable';
+      el.dispatchEvent(new win.Event('input', { bubbles: true, composed: true }));
+      if (el.localName === 'select') el.dispatchEvent(new win.Event('change', { bubbles: true }));
+      return '';
+    }
+    return 'unknown_action';
+  }
+
+  /** The agent's pointer, shown while control is granted. */
+  control(granted) {
+    this.granted = granted;
+    if (!granted && this.ptr) { this.ptr.remove(); this.ptr = null; }
+  }
+
+  pointer(x, y) {
+    if (!this.granted) return;
+    if (!this.ptr) {
+      this.ptr = document.createElement('covisit-pointer');
+      this.ptr.style.cssText = 'position:fixed;left:0;top:0;z-index:2147483647;pointer-events:none;width:14px;height:14px;margin:-7px 0 0 -7px;border-radius:50%;background:#b42318;border:2px solid #fff;box-shadow:0 1px 4px #0008;transition:transform .08s linear';
+      this.ptr.setAttribute('aria-hidden', 'true');
+      (document.body || document.documentElement).append(this.ptr);
+    }
+    this.ptr.style.transform = `translate(${x}px,${y}px)`;
+  }
+}

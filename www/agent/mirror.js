@@ -1,0 +1,460 @@
+// The agent side of co-browsing: rebuilds a visitor's tab from its mirror records
+// (docs/MIRROR.md) inside <iframe sandbox="allow-same-origin"> without allow-scripts,
+// whose document (mirror.html) carries a CSP that forbids script. Nodes are built with
+// DOM APIs only (never innerHTML of visitor content) and re-sanitised here: whatever a
+// forged frame carries, no script element, event handler attribute, javascript: URL,
+// refresh or plugin reaches the mirror. While this agent controls the tab, its clicks,
+// scrolls, typing and pointer moves in the mirror become remote actions.
+
+const SVG = 'http://www.w3.org/2000/svg';
+const MATH = 'http://www.w3.org/1998/Math/MathML';
+const DROP_TAG = /^(script|noscript|template|base|object|embed|applet|frame|frameset|portal|set|animate|animatemotion|animatetransform|handler|listener|covisit-ui|covisit-pointer)$/i;
+const NAME = /^[a-zA-Z_][-a-zA-Z0-9_.:]*$/;
+const URL_ATTR = /^(href|src|action|formaction|poster|data|background|cite|xlink:href|longdesc|lowsrc|dynsrc|ping|manifest|codebase|archive|usemap|profile)$/i;
+const DROP_ATTR = /^(on.*|srcdoc|http-equiv|formaction|action|autofocus|nonce|integrity|is)$/i;
+const SAFE_URL = /^(https?:|data:image\/|blob:|mailto:|tel:|#)/i;
+const FOCUS_CSS = '[data-covisit-focus]{outline:3px solid #ffb020 !important;outline-offset:1px !important}'
+  + '[data-covisit-box]{background:repeating-linear-gradient(45deg,#c9ced6 0 6px,#b8bec8 6px 12px) !important;color:transparent !important;display:inline-block}';
+
+/** A URL the mirror may load or link to, made absolute; null when not allowed. */
+function safeUrl(value, base) {
+  let u;
+  try { u = new URL(String(value).trim(), base || undefined); } catch { return null; }
+  return SAFE_URL.test(u.href) ? u.href : null;
+}
+
+/** One attribute as the mirror may carry it, or null to leave it out. */
+export function cleanAttr(tag, name, value, base) {
+  if (typeof name !== 'string' || !NAME.test(name) || DROP_ATTR.test(name)) return null;
+  if (value === null || value === undefined) return null;
+  let v = String(value);
+  if (URL_ATTR.test(name)) return safeUrl(v, base);
+  if (name === 'srcset' || name === 'imagesrcset') {
+    return v.split(',').map((s) => {
+      const [u, ...d] = s.trim().split(/\s+/);
+      const ok = safeUrl(u, base);
+      return ok ? [ok, ...d].join(' ') : '';
+    }).filter(Boolean).join(', ');
+  }
+  if (tag === 'iframe' && /^(src|allow|sandbox)$/i.test(name)) return null;
+  if (name === 'style' || tag === 'style') v = v.replace(/javascript:/gi, '');
+  return v;
+}
+
+/** One visitor tab's mirror: an iframe, its node map, and the overlays. */
+class TabMirror {
+  constructor(view, tab) {
+    this.view = view;
+    this.tab = tab;
+    this.nodes = new Map();
+    this.idOf = new WeakMap();
+    this.ready = false;
+    this.w = 800;
+    this.h = 600;
+    this.focused = true;
+    this.url = '';
+    this.lastScroll = new Map();
+    this.wrap = document.createElement('div');
+    this.wrap.className = 'mirror-viewport';
+    this.wrap.dataset.testid = 'mirror-viewport';
+    this.wrap.dataset.tab = tab;
+    this.frame = document.createElement('iframe');
+    this.frame.setAttribute('sandbox', 'allow-same-origin');
+    this.frame.setAttribute('referrerpolicy', 'no-referrer');
+    this.frame.setAttribute('title', "The visitor's page");
+    this.frame.dataset.testid = 'mirror-frame';
+    this.frame.dataset.tab = tab;
+    this.frame.dataset.state = 'loading';
+    this.frame.tabIndex = -1;
+    this.pointer = document.createElement('div');
+    this.pointer.className = 'mirror-pointer';
+    this.pointer.dataset.testid = 'mirror-pointer';
+    this.pointer.hidden = true;
+    this.wrap.append(this.frame, this.pointer);
+    this.loaded = new Promise((resolve) => this.frame.addEventListener('load', resolve, { once: true }));
+    this.frame.src = '/agent/mirror.html';
+    this.queue = [];
+    this.loaded.then(() => {
+      this.doc = this.frame.contentDocument;
+      this.win = this.frame.contentWindow;
+      this.listen();
+      const q = this.queue;
+      this.queue = null;
+      for (const data of q) this.apply(data);
+    });
+  }
+
+  /** Applies a batch of records (queued until the frame document exists). */
+  apply(data) {
+    if (this.queue) { this.queue.push(data); return; }
+    if (!Array.isArray(data)) return;
+    this.scrolls = [];
+    for (const r of data) {
+      if (!Array.isArray(r)) continue;
+      if (r[0] === 'S') this.reset(r);
+      // Records of an epoch whose start this console missed wait for a resync.
+      else if (this.started) {
+        try { this.record(r); } catch (e) { console.warn('[covisit mirror] record skipped', r[0], e); }
+      }
+    }
+    for (const [node, x, y] of this.scrolls) this.scrollNode(node, x, y);
+    this.view.changed(this);
+  }
+
+  reset(r) {
+    const [, epoch, url, w, h, focused] = r;
+    this.epoch = epoch;
+    this.started = true;
+    this.ready = false;
+    this.frame.dataset.state = 'loading';
+    this.url = typeof url === 'string' ? url : '';
+    this.base = safeUrl(this.url) || undefined;
+    this.focused = Boolean(focused);
+    this.nodes = new Map([[0, this.doc]]);
+    this.idOf = new WeakMap([[this.doc, 0]]);
+    this.focusEl = null;
+    this.lastScroll = new Map();
+    this.doc.replaceChildren();
+    this.sheet = new this.win.CSSStyleSheet();
+    this.sheet.replaceSync(FOCUS_CSS);
+    this.doc.adoptedStyleSheets = [this.sheet];
+    this.resize(w, h);
+  }
+
+  resize(w, h) {
+    this.w = Math.max(100, Math.min(10000, Number(w) || 800));
+    this.h = Math.max(100, Math.min(10000, Number(h) || 600));
+    this.view.layout(this);
+  }
+
+  record(r) {
+    const k = r[0];
+    const n = this.nodes;
+    switch (k) {
+      case 'N': {
+        const [, first, before] = r;
+        for (let i = 3; i < r.length; i++) this.create(first + i - 3, r[i], i === 3 ? before : 0);
+        break;
+      }
+      case 'M': {
+        const [, p, before, id] = r;
+        this.place(n.get(id), n.get(p), before);
+        break;
+      }
+      case 'D': {
+        const node = n.get(r[1]);
+        if (node && node.nodeType !== 9 && node.nodeType !== 11) node.remove();
+        break;
+      }
+      case 'A': {
+        const el = n.get(r[1]);
+        if (!el || el.nodeType !== 1 || !r[2] || typeof r[2] !== 'object') break;
+        for (const [name, value] of Object.entries(r[2])) this.attr(el, name, value);
+        break;
+      }
+      case 'T': {
+        const t = n.get(r[1]);
+        if (t && t.nodeType === 3) t.data = String(r[2]);
+        break;
+      }
+      case 'X': {
+        const t = n.get(r[1]);
+        if (t && t.nodeType === 3) t.appendData(String(r[2]));
+        else if (t && t.nodeType === 1) t.append(t.ownerDocument.createTextNode(String(r[2])));
+        break;
+      }
+      case 'V': {
+        const el = n.get(r[1]);
+        if (el && 'value' in el && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName)) el.value = String(r[2]);
+        break;
+      }
+      case 'K': {
+        const el = n.get(r[1]);
+        if (el && el.tagName === 'INPUT') el.checked = Boolean(r[2]);
+        break;
+      }
+      case 's': this.scrolls.push([n.get(r[1]), Number(r[2]) || 0, Number(r[3]) || 0]); break;
+      case 'y': {
+        const root = n.get(r[1]);
+        if (!root || !('adoptedStyleSheets' in root)) break;
+        const win = (root.ownerDocument || root).defaultView || this.win;
+        const sheet = new win.CSSStyleSheet();
+        sheet.replaceSync(String(r[2]).replace(/@import[^;]*;/gi, ''));
+        root.adoptedStyleSheets = root === this.doc ? [this.sheet, sheet] : [sheet];
+        break;
+      }
+      case 'p': this.view.pointerAt(this, r[1], r[2], false); break;
+      case 'c': this.view.pointerAt(this, r[1], r[2], true); break;
+      case 'f': this.setFocus(n.get(r[1])); break;
+      case 'w': this.resize(r[1], r[2]); break;
+      case 'F': this.focused = Boolean(r[1]); break;
+      case 'u': if (typeof r[1] === 'string') this.url = r[1]; break;
+      case 'E': this.ready = true; this.frame.dataset.state = 'live'; break;
+      default: break; // a newer SDK's record
+    }
+  }
+
+  /** Builds node `id` from its tuple and puts it in place. */
+  create(id, t, before) {
+    if (!Array.isArray(t)) return;
+    const parent = this.nodes.get(id - t[0]);
+    if (!parent) return;
+    const doc = parent.nodeType === 9 ? parent : parent.ownerDocument;
+    let node = null;
+    if (t[1] === 0) node = doc.createTextNode(String(t[2] ?? ''));
+    else if (t[1] === 1) {
+      try { node = parent.shadowRoot || parent.attachShadow({ mode: 'open' }); } catch { node = doc.createDocumentFragment(); }
+      this.nodes.set(id, node);
+      this.idOf.set(node, id);
+      return;
+    } else if (t[1] === 2) {
+      const inner = parent.contentDocument;
+      if (!inner) return;
+      inner.replaceChildren();
+      this.nodes.set(id, inner);
+      this.idOf.set(inner, id);
+      return;
+    } else if (typeof t[1] === 'string') node = this.element(doc, parent, t[1], t[2]);
+    if (!node) return;
+    this.nodes.set(id, node);
+    this.idOf.set(node, id);
+    this.place(node, parent, before);
+  }
+
+  element(doc, parent, tag, attrs) {
+    if (!NAME.test(tag) || DROP_TAG.test(tag)) return null;
+    const lower = tag.toLowerCase();
+    let ns = null;
+    if (lower === 'svg') ns = SVG;
+    else if (lower === 'math') ns = MATH;
+    else if (parent.namespaceURI === SVG && parent.localName !== 'foreignObject') ns = SVG;
+    else if (parent.namespaceURI === MATH) ns = MATH;
+    if (lower === 'meta' && attrs && ('http-equiv' in attrs || 'charset' in attrs)) return null;
+    if (lower === 'link') {
+      const rel = String(attrs?.rel || '').toLowerCase();
+      if (!/^(stylesheet|icon)$/.test(rel.trim())) return null;
+    }
+    let el;
+    try { el = ns ? doc.createElementNS(ns, tag) : doc.createElement(lower); } catch { return null; }
+    if (attrs && typeof attrs === 'object') for (const [name, value] of Object.entries(attrs)) this.attr(el, name, value);
+    // A mirrored same-origin iframe stays an empty about:blank document (filled by a
+    // later `2` tuple), sandboxed like the mirror itself.
+    if (lower === 'iframe') el.setAttribute('sandbox', 'allow-same-origin');
+    return el;
+  }
+
+  attr(el, name, value) {
+    const tag = el.localName;
+    if (name === 'value' && /^(input|textarea|select)$/.test(tag)) {
+      if (value !== null) {
+        if (tag === 'input') el.setAttribute('value', String(value));
+        // A select's options come after it: set again once the batch is built.
+        if (tag === 'select') this.scrolls.push([el, 'value', String(value)]);
+        else el.value = String(value);
+      }
+      return;
+    }
+    if (name === 'checked' && tag === 'input') { el.checked = value !== null; return; }
+    if (name === 'data-covisit-box') {
+      const [w, h] = String(value || '').split(',').map((x) => Math.max(0, Math.min(5000, Number(x) || 0)));
+      el.setAttribute('data-covisit-box', '');
+      el.style.setProperty('width', `${w}px`, 'important');
+      el.style.setProperty('height', `${h}px`, 'important');
+      return;
+    }
+    if (value === null) {
+      try { el.removeAttribute(name); } catch { /* an invalid name was never set */ }
+      return;
+    }
+    const v = cleanAttr(tag, name, value, this.base);
+    if (v === null) return;
+    try {
+      if (name.startsWith('xlink:')) el.setAttributeNS('http://www.w3.org/1999/xlink', name, v);
+      else el.setAttribute(name, v);
+    } catch { /* not a valid attribute name for the DOM */ }
+  }
+
+  place(node, parent, before) {
+    if (!node || !parent || node === parent || node.nodeType === 9 || node.nodeType === 11) return;
+    if (node.nodeType === 1 && node.contains(parent)) return;
+    const ref = before ? this.nodes.get(before) : null;
+    try {
+      if (ref && ref.parentNode === parent) parent.insertBefore(node, ref);
+      else parent.appendChild(node);
+    } catch { /* e.g. a second root element in a document: left out */ }
+  }
+
+  scrollNode(node, x, y) {
+    if (!node) return;
+    if (x === 'value') { node.value = y; return; } // a select's value, see attr()
+    const win = node.nodeType === 9 ? node.defaultView : null;
+    this.lastScroll.set(node, `${x},${y}`);
+    if (win) win.scrollTo(x, y);
+    else if (node.nodeType === 1) { node.scrollLeft = x; node.scrollTop = y; }
+  }
+
+  setFocus(el) {
+    if (this.focusEl && this.focusEl.removeAttribute) this.focusEl.removeAttribute('data-covisit-focus');
+    this.focusEl = el && el.nodeType === 1 ? el : null;
+    if (this.focusEl) this.focusEl.setAttribute('data-covisit-focus', '');
+  }
+
+  // ----- the agent acting in the mirror (only while it controls this tab) --------------
+
+  listen() {
+    const doc = this.doc;
+    const act = (action) => this.view.control === this.tab && this.view.onAction(this.tab, action);
+    const idOf = (node) => {
+      for (let n = node; n; n = n.parentNode || n.host) {
+        const id = this.idOf.get(n);
+        if (id !== undefined) return id;
+      }
+      return undefined;
+    };
+    const target = (e) => (e.composedPath ? e.composedPath()[0] : e.target);
+    doc.addEventListener('click', (e) => {
+      e.preventDefault();
+      const el = target(e);
+      const id = idOf(el);
+      if (id === undefined || !el.getBoundingClientRect) return;
+      const r = el.getBoundingClientRect();
+      act({ kind: 'click', node: id, x: Math.max(0, Math.round(e.clientX - r.left)), y: Math.max(0, Math.round(e.clientY - r.top)) });
+    }, true);
+    doc.addEventListener('submit', (e) => e.preventDefault(), true);
+    doc.addEventListener('input', (e) => {
+      const el = target(e);
+      const id = idOf(el);
+      if (id === undefined) return;
+      const value = 'value' in el && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) ? el.value : el.textContent;
+      act({ kind: 'type', node: id, value: String(value) });
+    }, true);
+    let moved = 0;
+    doc.addEventListener('mousemove', (e) => {
+      const t = Date.now();
+      if (t - moved < 50) return;
+      moved = t;
+      act({ kind: 'pointer', x: Math.max(0, Math.round(e.clientX)), y: Math.max(0, Math.round(e.clientY)) });
+    }, true);
+    let pending = new Map();
+    let timer = 0;
+    doc.addEventListener('scroll', (e) => {
+      const node = e.target;
+      const id = this.idOf.get(node);
+      if (id === undefined) return;
+      const win = node.nodeType === 9 ? node.defaultView : null;
+      const x = Math.round(win ? win.scrollX : node.scrollLeft);
+      const y = Math.round(win ? win.scrollY : node.scrollTop);
+      // The echo of a scroll the visitor made is not the agent's.
+      if (this.lastScroll.get(node) === `${x},${y}`) return;
+      pending.set(id, { kind: 'scroll', node: id, x: Math.max(0, x), y: Math.max(0, y) });
+      if (!timer) timer = setTimeout(() => { timer = 0; const p = pending; pending = new Map(); p.forEach((a) => act(a)); }, 100);
+    }, true);
+  }
+}
+
+/** All the tabs of one session's visitor, shown one at a time in `stage`. */
+export class MirrorView {
+  constructor(stage, tabsBar, { onAction, onChange } = {}) {
+    this.stage = stage;
+    this.tabsBar = tabsBar;
+    this.tabs = new Map();
+    this.selected = null;
+    this.control = null;
+    this.onAction = onAction || (() => {});
+    this.onChange = onChange || (() => {});
+    this.resizeObserver = new ResizeObserver(() => this.tabs.forEach((t) => this.layout(t)));
+    this.resizeObserver.observe(stage);
+  }
+
+  handle(tab, data) {
+    let t = this.tabs.get(tab);
+    if (!t) {
+      t = new TabMirror(this, tab);
+      this.tabs.set(tab, t);
+      this.stage.append(t.wrap);
+      if (!this.selected) this.select(tab);
+      else t.wrap.hidden = true;
+    }
+    t.apply(data);
+  }
+
+  /** Whether any tab got records without the start of their epoch (a resync is due). */
+  missingStart() {
+    return [...this.tabs.values()].some((t) => !t.started && !t.queue);
+  }
+
+  hasSnapshot() {
+    return [...this.tabs.values()].some((t) => t.started);
+  }
+
+  select(tab) {
+    this.selected = tab;
+    for (const [id, t] of this.tabs) t.wrap.hidden = id !== tab;
+    this.renderTabs();
+  }
+
+  /** The tab this agent controls, or null: only there do its actions go out. */
+  setControl(tab) {
+    this.control = tab;
+    for (const [id, t] of this.tabs) t.wrap.dataset.control = String(id === tab);
+    if (tab && this.tabs.has(tab)) this.select(tab);
+  }
+
+  changed(t) {
+    // Follow the tab the visitor is in, unless the agent controls another one.
+    if (t.focused && this.selected !== t.tab && !this.control) {
+      const current = this.tabs.get(this.selected);
+      if (!current || !current.focused) this.select(t.tab);
+    }
+    this.renderTabs();
+    this.onChange(t);
+  }
+
+  renderTabs() {
+    const bar = this.tabsBar;
+    bar.replaceChildren(...[...this.tabs.values()].map((t, i) => {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'mirror-tab';
+      b.dataset.testid = 'mirror-tab';
+      b.dataset.tab = t.tab;
+      b.dataset.focused = String(t.focused);
+      b.setAttribute('aria-pressed', String(t.tab === this.selected));
+      let path = t.url;
+      try { const u = new URL(t.url); path = u.pathname + u.search; } catch { /* as is */ }
+      b.textContent = `Tab ${i + 1}${t.focused ? ' (in use)' : ''}: ${path}`;
+      b.addEventListener('click', () => this.select(t.tab));
+      return b;
+    }));
+    bar.hidden = this.tabs.size < 2;
+  }
+
+  layout(t) {
+    const avail = this.stage.clientWidth || t.w;
+    const scale = Math.min(1, avail / t.w);
+    t.scale = scale;
+    t.frame.style.width = `${t.w}px`;
+    t.frame.style.height = `${t.h}px`;
+    t.frame.style.transform = `scale(${scale})`;
+    t.wrap.style.width = `${Math.round(t.w * scale)}px`;
+    t.wrap.style.height = `${Math.round(t.h * scale)}px`;
+  }
+
+  pointerAt(t, x, y, click) {
+    const p = t.pointer;
+    p.hidden = false;
+    p.style.transform = `translate(${(Number(x) || 0) * (t.scale || 1)}px, ${(Number(y) || 0) * (t.scale || 1)}px)`;
+    if (click) {
+      p.classList.remove('clicked');
+      void p.offsetWidth; // restart the click animation
+      p.classList.add('clicked');
+    }
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    for (const t of this.tabs.values()) t.wrap.remove();
+    this.tabs.clear();
+    this.tabsBar.replaceChildren();
+  }
+}
