@@ -142,6 +142,8 @@ struct SessionEntry {
     persisted: String,
     /// Co-browsing: remote actions relayed to the visitor and not yet answered.
     remote: RemoteActions,
+    /// The visitor's page's `agentPrompt` (config), for the agents in the session.
+    agent_prompt: Option<String>,
 }
 
 /// Co-browsing state of a session: the remote actions sent to the visitor's page that
@@ -1119,11 +1121,9 @@ impl Hub {
         let visitor_comm = format!("cm_{}", random_hex(10));
         let agent_comm = format!("cm_{}", random_hex(10));
         let viewer_url = derive::viewer_url(&self.public_url, &session_id);
-        let alerting = entry
-            .machine
-            .options()
-            .permissions
-            .require_authorization_for_session;
+        let permissions = &entry.machine.options().permissions;
+        let alerting = permissions.require_authorization_for_session;
+        let agent_prompt = permissions.agent_prompt.clone();
         entry.machine.handle_session_request(
             now,
             SessionRequest {
@@ -1194,6 +1194,7 @@ impl Hub {
                 viewer_url: viewer_url.clone(),
                 persisted: String::new(),
                 remote: RemoteActions::default(),
+                agent_prompt,
             },
         );
         self.after_change(inner, short_id, now);
@@ -1953,6 +1954,7 @@ fn session_update(s: &SessionEntry) -> String {
         controlling_agent_id: s.controlling.clone(),
         communications: communications(s),
         control: s.control.clone(),
+        agent_prompt: s.agent_prompt.clone(),
     })
 }
 

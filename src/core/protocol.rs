@@ -459,6 +459,9 @@ pub enum ServerToAgent {
         /// neither, and why it last ended (e.g. the visitor declined).
         #[serde(default)]
         control: SessionControl,
+        /// What the visitor's page tells agents (its `agentPrompt` config), if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_prompt: Option<String>,
     },
     HeartbeatAck,
     Error(ErrorFrame),

@@ -77,6 +77,9 @@ describe('session flows', () => {
     assert.equal(await prompt.getAttribute('role'), 'alertdialog');
     assert.match(await prompt.textContent(), /Dana/);
     await L.waitForConsoleStatus(agent, 'authorizing');
+    // The page's agentPrompt (www/covisit-init.js) is shown to the agent.
+    await agent.getByTestId('agent-prompt').waitFor();
+    assert.match(await agent.getByTestId('agent-prompt').textContent(), /Never ask the customer to read out a password/);
     // Text of the page's body (the title, which journey tracking records, names the
     // product too).
     const pageTexts = ['€249', 'Packed size: 45 × 15 cm'];

@@ -474,6 +474,7 @@ function onSessionUpdate(msg) {
     controlling_agent_id: msg.controlling_agent_id ?? null,
     communications: msg.communications || [],
     control: msg.control || null,
+    agentPrompt: msg.agent_prompt || null,
     live: true,
     updatedAt: Date.now(),
   };
@@ -1010,17 +1011,10 @@ function onHold(entry) {
   return Boolean(last && last.type === 'Hold' && !last.endTime);
 }
 
-/**
- * The `agentPrompt` the visitor's page configured (seed Connection). The agent protocol
- * does not carry the Connection today; look where a server could put it.
- */
-function agentPromptOf(entry, v) {
-  const candidates = [
-    entry?.agentPrompt, entry?.connection?.agentPrompt, entry?.session?.metadata?.agentPrompt,
-    entry?.session?.metadata?.agent_prompt, sharerOf(entry)?.agentPrompt, v?.agentPrompt, v?.agent_prompt,
-    v?.connection?.agentPrompt,
-  ];
-  return candidates.find((c) => typeof c === 'string' && c.trim()) || null;
+/** The `agentPrompt` the visitor's page configured (`session_update.agent_prompt`). */
+function agentPromptOf(entry) {
+  const prompt = entry?.agentPrompt;
+  return typeof prompt === 'string' && prompt.trim() ? prompt : null;
 }
 
 function agentName(entry, id) {
@@ -1164,7 +1158,7 @@ function renderSession(v, online) {
   else if (status === 'ended') explain = dtype ? `Ended: ${DISCONNECT_TEXT[dtype] || dtype}.` : 'Ended.';
   el.sessionExplain.textContent = explain;
 
-  const prompt = agentPromptOf(entry, v);
+  const prompt = agentPromptOf(entry);
   show(el.agentPrompt, Boolean(prompt) && status !== 'ended');
   el.agentPromptText.textContent = prompt || '';
 
