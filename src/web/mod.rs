@@ -37,6 +37,7 @@ fn now() -> Millis {
 // Values cross the JS boundary as JSON text (JSON.parse / JSON.stringify) rather than
 // through serde-wasm-bindgen: serde_json is needed for the wire anyway, and one
 // serializer per type instead of two keeps the bundle inside its size budget.
+#[cfg_attr(not(feature = "session-client"), allow(dead_code))] // used by the session client
 fn to_js<T: Serialize>(value: &T) -> JsValue {
     serde_json::to_string(value)
         .ok()
@@ -46,6 +47,7 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
 
 /// An argument from the page as the SDK's Json. Plain data only: anything
 /// `JSON.stringify` would not write as data (functions, symbols, cycles) is an error.
+#[cfg_attr(not(feature = "session-client"), allow(dead_code))] // used by the session client
 fn from_js(value: &JsValue) -> Result<Json, CovisitError> {
     json_from_js(value, 0)
         .ok_or_else(|| CovisitError::new("invalid_argument", "argument must be plain JSON data"))
@@ -55,6 +57,7 @@ fn from_js(value: &JsValue) -> Result<Json, CovisitError> {
 /// output for a server frame) into the SDK's Json by walking it: the browser's own
 /// parser does the parsing, so serde_json's stays out of the bundle. `None` for a value
 /// that is not JSON data, or nested deeper than 64.
+#[cfg_attr(not(feature = "session-client"), allow(dead_code))] // used by the session client
 fn json_from_js(value: &JsValue, depth: u32) -> Option<Json> {
     if depth > 64 {
         return None;
