@@ -74,6 +74,8 @@ pub fn start_covisit(
     let promise = js_sys::Promise::new(&mut |resolve, reject| {
         driver.borrow_mut().waiters.push((resolve, reject));
     });
+    // Open the socket first: its handshake runs while the listeners and the UI go in.
+    Driver::drive(&driver);
     Driver::install(&driver);
     track_page_view(&mut driver.borrow_mut().client, now(), true);
     Driver::drive(&driver);
