@@ -1263,6 +1263,8 @@ fn valid_id(id: &str) -> bool {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

@@ -98,42 +98,18 @@ impl VisitorClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::client::test_support::{drain, frame, transmitted, welcome, T0};
     use crate::core::client::PageInfo;
     use crate::core::model::Agent;
-    use crate::core::protocol::{decode, encode, ServerToVisitor};
-    use crate::core::Millis;
-
-    const T0: Millis = Millis(1_795_255_445_000);
+    use crate::core::protocol::{decode, ServerToVisitor};
 
     fn client() -> VisitorClient {
         let config = serde_json::json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080"});
         VisitorClient::new(&config.into(), PageInfo::default(), None, None, 7).unwrap()
     }
 
-    fn drain(c: &mut VisitorClient) -> Vec<Output> {
-        std::iter::from_fn(|| c.poll_output()).collect()
-    }
-
-    fn frame(m: ServerToVisitor) -> String {
-        encode(&m)
-    }
-
     fn agent() -> Agent {
         Agent::new("ea_1", "Sam", None)
-    }
-
-    fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
-        c.handle_socket_open(now);
-        c.handle_frame(
-            now,
-            &frame(ServerToVisitor::Welcome {
-                protocol_version: 1,
-                short_id: "v1".into(),
-                unique_connection_id: "c1".into(),
-                lookup_code: None,
-            }),
-        );
-        drain(c)
     }
 
     fn active(c: &mut VisitorClient) {
@@ -151,16 +127,6 @@ mod tests {
             .iter()
             .filter_map(|o| match o {
                 Output::Mirror(m) => Some(m.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn transmitted(outputs: &[Output]) -> Vec<String> {
-        outputs
-            .iter()
-            .filter_map(|o| match o {
-                Output::Transmit(t) => Some(t.clone()),
                 _ => None,
             })
             .collect()

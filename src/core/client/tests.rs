@@ -1,18 +1,9 @@
 //! Unit tests of the SDK client: hello and welcome, the offline queue, reconnect
 //! backoff, server frames becoming events, and the local authorization timeout.
 
+use super::test_support::*;
 use super::*;
 use crate::core::json::Json;
-use crate::core::protocol::{decode, encode};
-
-/// `serde_json::json!`, as the SDK's [`Json`].
-macro_rules! jv {
-    ($($t:tt)+) => {
-        Json::from(serde_json::json!($($t)+))
-    };
-}
-
-const T0: Millis = Millis(1_795_255_445_000);
 
 fn client() -> VisitorClient {
     let page = PageInfo {
@@ -23,48 +14,6 @@ fn client() -> VisitorClient {
         user_agent: None,
     };
     VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, None, None, 42).unwrap()
-}
-
-fn drain(c: &mut VisitorClient) -> Vec<Output> {
-    std::iter::from_fn(|| c.poll_output()).collect()
-}
-
-fn sent(outputs: &[Output]) -> Vec<VisitorMessage> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Transmit(t) => decode::<VisitorMessage>(t).ok(),
-            _ => None,
-        })
-        .collect()
-}
-
-fn events(outputs: &[Output]) -> Vec<ClientEvent> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Event(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn frame(m: ServerToVisitor) -> String {
-    encode(&m)
-}
-
-fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
-    c.handle_socket_open(now);
-    c.handle_frame(
-        now,
-        &frame(ServerToVisitor::Welcome {
-            protocol_version: 1,
-            short_id: "v1".into(),
-            unique_connection_id: "c1".into(),
-            lookup_code: Some("0042".into()),
-        }),
-    );
-    drain(c)
 }
 
 fn agent() -> Agent {

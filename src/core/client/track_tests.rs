@@ -1,19 +1,11 @@
 //! Unit tests of the client's journey tracking: batching on a timer, the offline
 //! queue, frame-size cuts, the pagehide beacon, and typed errors for bad input.
 
+use super::test_support::*;
 use super::*;
 use crate::core::journey::{PageFacts, TrackEvent};
 use crate::core::json::Json;
-use crate::core::protocol::{decode, encode, TrackBeacon};
-
-/// `serde_json::json!`, as the SDK's [`Json`].
-macro_rules! jv {
-    ($($t:tt)+) => {
-        Json::from(serde_json::json!($($t)+))
-    };
-}
-
-const T0: Millis = Millis(1_795_255_445_000);
+use crate::core::protocol::{decode, TrackBeacon};
 
 fn client() -> VisitorClient {
     let page = PageInfo {
@@ -23,10 +15,6 @@ fn client() -> VisitorClient {
     };
     let config = jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"});
     VisitorClient::new(&config, page, None, None, 7).unwrap()
-}
-
-fn drain(c: &mut VisitorClient) -> Vec<Output> {
-    std::iter::from_fn(|| c.poll_output()).collect()
 }
 
 /// The `track` frames among the outputs, decoded as the server decodes them.
@@ -41,20 +29,6 @@ fn batches(outputs: &[Output]) -> Vec<(u64, Vec<TrackEvent>)> {
             _ => None,
         })
         .collect()
-}
-
-fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
-    c.handle_socket_open(now);
-    c.handle_frame(
-        now,
-        &encode(&ServerToVisitor::Welcome {
-            protocol_version: 1,
-            short_id: "v1".into(),
-            unique_connection_id: "c1".into(),
-            lookup_code: None,
-        }),
-    );
-    drain(c)
 }
 
 /// A page view's facts as the SDK's collector writes them (JSON, no `at`).
