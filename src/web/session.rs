@@ -395,8 +395,11 @@ impl Driver {
     /// prompts. Also keeps the default indicator in step with the session.
     fn dispatch(driver: &Rc<RefCell<Driver>>, event: ClientEvent) {
         let name = event.name();
-        let (handlers, ui, state, status, granted, agent_name, config) = {
+        // Only what this event needs is read: dispatch runs for every event, and the
+        // whole state is serialized for `stateChange` alone.
+        let (handlers, ui, state, status, granted, agent_name, prompt, rate) = {
             let d = driver.borrow();
+            let config = d.client.config();
             let handlers: Vec<js_sys::Function> = d
                 .handlers
                 .iter()
@@ -408,28 +411,33 @@ impl Driver {
                 .session_agent()
                 .map(|a| a.name.clone())
                 .unwrap_or_default();
+            let prompt = matches!(event, ClientEvent::SessionRequest { .. }).then(|| {
+                (
+                    config.authorization_prompt_title.clone(),
+                    config.authorization_prompt_message.clone(),
+                )
+            });
+            let rate = matches!(event, ClientEvent::SessionEnd { .. })
+                && config.permissions.enable_session_rating
+                && d.client.state().session.went_live;
             (
                 handlers,
                 d.ui.clone(),
-                d.client.state(),
+                matches!(event, ClientEvent::StateChange).then(|| d.client.state()),
                 d.client.status(),
                 d.client.control_granted(),
                 agent_name,
-                d.client.config().clone(),
+                prompt,
+                rate,
             )
         };
         if let Some(ui) = ui.as_ref() {
             match &event {
                 ClientEvent::SessionRequest { agent, .. } if handlers.is_empty() => {
-                    let title = config
-                        .authorization_prompt_title
-                        .clone()
-                        .unwrap_or_else(|| "Allow screen sharing?".into());
+                    let (title, message) = prompt.unwrap_or_default();
+                    let title = title.unwrap_or_else(|| "Allow screen sharing?".into());
                     // glue.js puts the agent's name in for `{agentName}`.
-                    let message = config
-                        .authorization_prompt_message
-                        .clone()
-                        .unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
+                    let message = message.unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
                     ui.show_session_prompt(&title, &message, &agent.name);
                 }
                 ClientEvent::ControlRequest { agent } if handlers.is_empty() => {
@@ -438,7 +446,7 @@ impl Driver {
                 ClientEvent::PromptWithdrawn { .. } => ui.hide_prompt(),
                 ClientEvent::SessionEnd { .. } => {
                     ui.hide_prompt();
-                    if config.permissions.enable_session_rating && state.session.went_live {
+                    if rate {
                         ui.show_rating(&agent_name);
                     }
                 }
@@ -485,7 +493,7 @@ impl Driver {
             }
         }
         let detail = match &event {
-            ClientEvent::StateChange => to_js(&state),
+            ClientEvent::StateChange => state.as_ref().map_or(JsValue::NULL, to_js),
             other => {
                 let tagged = to_js(other);
                 js_sys::Reflect::get(&tagged, &JsValue::from_str("detail"))
