@@ -406,7 +406,7 @@ describe('co-browsing', () => {
     await f.locator('#counter').click();
     await L.waitFor(async () => (await page.locator('#counter').textContent()) === 'Clicked 1 times', { what: 'the click from the mirror' });
     await mirrorText('#counter', 'Clicked 1 times');
-    await f.locator('#controlled').pressSequentially('typed in mirror', { delay: 20 });
+    await f.locator('#controlled').pressSequentially('typed in mirror', { delay: 0 });
     await L.waitFor(async () => (await page.locator('#controlled-echo').textContent()) === 'state: typed in mirror', { what: 'typing from the mirror' });
     await f.locator('body').evaluate(() => window.scrollTo(0, 700));
     await L.waitFor(() => page.evaluate(() => window.scrollY === 700), { what: 'the scroll from the mirror' });

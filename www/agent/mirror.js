@@ -54,6 +54,8 @@ class TabMirror {
     this.focused = true;
     this.url = '';
     this.lastScroll = new Map();
+    // Values this agent typed into a field that the page has not echoed back yet.
+    this.typed = new WeakMap();
     this.wrap = document.createElement('div');
     this.wrap.className = 'mirror-viewport';
     this.wrap.dataset.testid = 'mirror-viewport';
@@ -114,6 +116,7 @@ class TabMirror {
     this.idOf = new WeakMap([[this.doc, 0]]);
     this.focusEl = null;
     this.lastScroll = new Map();
+    this.typed = new WeakMap();
     this.doc.replaceChildren();
     this.sheet = new this.win.CSSStyleSheet();
     this.sheet.replaceSync(FOCUS_CSS);
@@ -165,7 +168,14 @@ class TabMirror {
       }
       case 'V': {
         const el = n.get(r[1]);
-        if (el && 'value' in el && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName)) el.value = String(r[2]);
+        if (!el || !('value' in el) || !/^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName)) break;
+        const v = String(r[2]);
+        // The echo of a value this agent typed is not applied: by the time it arrives the
+        // agent may have typed more, and resetting the field would drop those keys.
+        const sent = this.typed.get(el);
+        const i = sent ? sent.indexOf(v) : -1;
+        if (i >= 0) sent.splice(0, i + 1);
+        else el.value = v;
         break;
       }
       case 'K': {
@@ -303,7 +313,12 @@ class TabMirror {
 
   listen() {
     const doc = this.doc;
-    const act = (action) => this.view.control === this.tab && this.view.onAction(this.tab, action);
+    /** Sends the action if this agent controls this tab; whether it was sent. */
+    const act = (action) => {
+      if (this.view.control !== this.tab) return false;
+      this.view.onAction(this.tab, action);
+      return true;
+    };
     const idOf = (node) => {
       for (let n = node; n; n = n.parentNode || n.host) {
         const id = this.idOf.get(n);
@@ -325,8 +340,14 @@ class TabMirror {
       const el = target(e);
       const id = idOf(el);
       if (id === undefined) return;
-      const value = 'value' in el && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName) ? el.value : el.textContent;
-      act({ kind: 'type', node: id, value: String(value) });
+      const field = 'value' in el && /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName);
+      const value = String(field ? el.value : el.textContent);
+      if (!act({ kind: 'type', node: id, value })) return;
+      if (field) {
+        const sent = this.typed.get(el) || [];
+        if (sent.push(value) > 200) sent.shift();
+        this.typed.set(el, sent);
+      }
     }, true);
     let moved = 0;
     doc.addEventListener('mousemove', (e) => {
