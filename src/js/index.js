@@ -24,9 +24,14 @@ function whenLoaded(name, f) {
   };
 }
 
+// A new task, so instantiating the wasm and starting the SDK are two short tasks on the
+// page's main thread rather than one long one.
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 /** Connect to the covisit server and identify the visitor: resolves with the SDK object. */
 export async function start(config) {
   await load();
+  await nextTask();
   if (typeof wasm.startCovisit !== 'function') {
     throw Object.assign(new Error('this build of covisit has no session client (build with --preview)'), { code: 'unsupported' });
   }
