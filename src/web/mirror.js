@@ -18,6 +18,10 @@ const MASK_BOX = '.covisit-mask,[data-covisit-mask]';
 const BOX_ATTRS = set('id class style type name placeholder role aria-label autocomplete dir');
 const FORM = /^(input|textarea|select)$/;
 const NOKIDS = /^(input|textarea)$/;
+const ON = /^on/i;
+// A path from the root that URL parsing would leave as it is: no dot segments, no
+// escapes (%2e is a dot), backslashes, quotes, spaces or other characters it would escape.
+const PLAIN_PATH = /^(?!.*\/\.)\/(?![/\\])[\w\-.~/?=&#:@!$()*+,;]*$/;
 const CSS_URL = /url\(\s*(['"]?)([^'")]*)\1\s*\)/g;
 
 const WIDE = /[^\0-\x7f]/;
@@ -109,6 +113,7 @@ export class Mirror {
     this.size = 0;
     this.group = null;
     this.walking = false;
+    this.bd = null; // the base URL is read again (a pushState may have changed it)
   }
 
   listen(doc, add) {
@@ -222,19 +227,40 @@ export class Mirror {
   attrs(n, box) {
     const a = {};
     const doc = n.ownerDocument;
-    if (doc !== this.bd) this.bu = (this.bd = doc).baseURI;
-    const base = this.bu;
+    if (doc !== this.bd) this.base(doc);
     const iframe = n.localName === 'iframe';
-    for (const at of n.attributes) {
-      const name = at.name;
-      let v = at.value;
-      if (/^on/i.test(name) || v.length > MAX_ATTR || (box && !BOX_ATTRS.has(name)) || (iframe && name.startsWith('src'))) continue;
-      if (URLS.has(name)) v = abs(v, base);
-      else if (name === 'srcset') v = v.split(',').map((s) => s.trim().split(/\s+/).map((w, i) => (i ? w : abs(w, base))).join(' ')).join(', ');
-      else if (name === 'style' && v.includes('url(')) v = css(v, base);
+    // Names, then values: iterating `n.attributes` would make an Attr object for each.
+    for (const name of n.getAttributeNames()) {
+      let v = n.getAttribute(name);
+      if (ON.test(name) || v.length > MAX_ATTR || (box && !BOX_ATTRS.has(name)) || (iframe && name.startsWith('src'))) continue;
+      if (URLS.has(name)) v = this.abs(v);
+      else if (name === 'srcset') v = v.split(',').map((s) => s.trim().split(/\s+/).map((w, i) => (i ? w : this.abs(w))).join(' ')).join(', ');
+      else if (name === 'style' && v.includes('url(')) v = css(v, this.bu);
       if (v !== null) a[name] = v;
     }
     return a;
+  }
+
+  /** The document whose base URL `abs` resolves against from now on. */
+  base(doc) {
+    this.bd = doc;
+    this.bu = doc.baseURI;
+    let origin = null;
+    try { origin = new URL(this.bu).origin; } catch { /* no base */ }
+    // A path from the root resolves to the origin plus the path: no parsing needed.
+    this.origin = origin && origin !== 'null' ? origin : null;
+    this.urls = new Map();
+  }
+
+  /** `u` made absolute against the current base; null for a javascript: URL. */
+  abs(u) {
+    if (this.origin && PLAIN_PATH.test(u)) return this.origin + u;
+    let v = this.urls.get(u);
+    if (v === undefined) {
+      v = abs(u, this.bu);
+      if (this.urls.size < 4096) this.urls.set(u, v);
+    }
+    return v;
   }
 
   /** Visits the nodes on the stack (preorder) until `deadline`; false when not done. */
@@ -339,6 +365,7 @@ export class Mirror {
     if (!this.on || this.walking) return;
     const recs = this.recs.concat(this.mo.takeRecords());
     this.recs = [];
+    this.bd = null;
     if (recs.length > STORM) return this.snapshot();
     const start = this.next;
     this.count = 0;
@@ -391,7 +418,7 @@ export class Mirror {
       for (const name of names) {
         if (/^on/i.test(name) || (FORM.test(el.localName) && name === 'value')) continue;
         if (name in now) a[name] = now[name];
-        else if (!el.hasAttribute(name) || (box && !BOX_ATTRS.test(name))) a[name] = null;
+        else if (!el.hasAttribute(name) || (box && !BOX_ATTRS.has(name))) a[name] = null;
       }
       if (Object.keys(a).length) this.rec(['A', id, a]);
     }

@@ -101,8 +101,26 @@ describe('co-browsing', () => {
     await L.waitFor(async () => (await mirrorFrame().locator('#item-1').count()) === 0, { what: 'the removed item to go' });
     await page.evaluate(() => document.getElementById('greeting').setAttribute('data-mood', 'happy'));
     await L.waitFor(async () => (await mirrorFrame().locator('#greeting').getAttribute('data-mood')) === 'happy', { what: 'an attribute change' });
-    await page.evaluate(() => { document.getElementById('greeting').firstChild.data = 'Text changed'; });
+    // An attribute outside the box's few on a masked element: not sent, and the capture
+    // goes on (it used to throw there and stop following the page).
+    await page.evaluate(() => {
+      document.getElementById('account').setAttribute('data-balance', '1234');
+      document.getElementById('greeting').firstChild.data = 'Text changed';
+    });
     await mirrorText('#greeting', 'Text changed');
+    assert.equal(await mirrorFrame().locator('#account').getAttribute('data-balance'), null);
+    // Links arrive absolute: a path from the root, one with dot segments, a relative one.
+    await page.evaluate(() => {
+      const add = (id, href) => { const a = document.createElement('a'); a.id = id; a.href = href; a.textContent = id; document.body.append(a); };
+      add('link-root', '/fixtures/x.html?a=1&b=two#top');
+      add('link-dots', '/fixtures/../shop.css');
+      add('link-relative', 'mirror-next.html?q=it%27s');
+    });
+    const origin = new URL(server.url).origin;
+    await L.waitFor(async () => (await mirrorFrame().locator('#link-relative').count()) === 1, { what: 'the new links' });
+    assert.equal(await mirrorFrame().locator('#link-root').getAttribute('href'), `${origin}/fixtures/x.html?a=1&b=two#top`);
+    assert.equal(await mirrorFrame().locator('#link-dots').getAttribute('href'), `${origin}/shop.css`);
+    assert.equal(await mirrorFrame().locator('#link-relative').getAttribute('href'), `${origin}/fixtures/mirror-next.html?q=it%27s`);
     // Moves keep the node: the second item goes to the end.
     await page.evaluate(() => document.getElementById('list').append(document.getElementById('item-2')));
     await L.waitFor(async () => (await mirrorFrame().locator('#list li').last().getAttribute('id')) === 'item-2', { what: 'a moved node' });
