@@ -2,7 +2,7 @@
 //
 // Headless Chromium, generated pages of 1,000 / 10,000 / 100,000 DOM nodes (elements and
 // text), each recorder on a fresh page of the same browser run:
-//   - ours: src/web/mirror.js, the capture the SDK ships (as built into dist-preview/);
+//   - ours: src/web/mirror.js, the capture the SDK ships (bundled into dist/ by the build);
 //   - rrweb's recorder (the `rrweb` devDependency), default options;
 //   - with --websys: the same walk written in Rust with web-sys (bench/websys-walker,
 //     built for this measurement only), to compare where the DOM walk should live.
@@ -14,7 +14,7 @@
 // records, 10,000-node snapshot) and the visitor-change-to-agent-render latency through
 // the real server (debug build) between a visitor page with the preview SDK and the agent
 // console, on loopback. Prints tables; timings are figures, not assertions.
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, cpSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
@@ -26,22 +26,21 @@ const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] 
 const SIZES = opt('--sizes', '1000,10000,100000').split(',').map(Number);
 const BURST = 10000;
 const LATENCY_SAMPLES = Number(opt('--samples', '60'));
-const sdkDir = join(ROOT, 'dist-preview');
+const sdkDir = join(ROOT, 'dist');
 
+// The latency part runs the whole SDK, as a page loads it.
 if (!existsSync(join(sdkDir, 'covisit_wasm_bg.wasm'))) {
-  console.log('[bench] building the preview SDK into dist-preview/');
-  execFileSync('bash', ['scripts/build', '--preview'], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, COVISIT_DIST: 'dist-preview' }, timeout: 600000 });
+  console.log('[bench] building the SDK into dist/');
+  execFileSync('bash', ['scripts/build'], { cwd: ROOT, stdio: 'inherit', timeout: 600000 });
 }
 if (!existsSync(join(ROOT, 'target/debug/covisit-server'))) {
   console.log('[bench] building covisit-server');
   execFileSync('cargo', ['build', '-p', 'covisit-server'], { cwd: ROOT, stdio: 'inherit', timeout: 900000 });
 }
 
-const snippet = (() => {
-  const dir = join(sdkDir, 'snippets');
-  for (const d of readdirSync(dir)) if (existsSync(join(dir, d, 'src/web/mirror.js'))) return `/sdk/snippets/${d}/src/web/mirror.js`;
-  throw new Error('dist-preview/snippets holds no mirror.js');
-})();
+// The capture alone, as an ES module the bench page imports (the SDK bundles the same file).
+const MIRROR_JS = join(ROOT, 'src/web/mirror.js');
+const snippet = '/bench/mirror.js';
 
 // The generator runs in the page: nested sections of realistic markup until `n` nodes.
 function generate(n) {
@@ -106,9 +105,15 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>mirror ben
 <link rel="stylesheet" href="/shop.css"><script src="/bench/rrweb.js"></script></head>
 <body><div id="root"></div></body></html>`;
 
-async function newPage(browser, server) {
+async function newPage(browser, server, traceBurst) {
   const context = await browser.newContext();
   const page = await context.newPage();
+  // Called by the page right before its burst: with `traceBurst`, a Chromium trace of
+  // what follows, to tell the recorder's work from the page's own rendering (see burstTrace).
+  await page.exposeFunction('beforeBurst', async () => {
+    if (traceBurst) await browser.startTracing(page, { categories: ['toplevel', 'devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink.user_timing'] });
+  });
+  page.traceBurst = traceBurst;
   await page.goto(`${server.url}/bench/index.html`);
   await page.evaluate(() => {
     window.longTasks = [];
@@ -173,10 +178,13 @@ async function runOurs(page, n) {
     await window.settle();
     batches.length = 0;
     flushes.length = 0;
+    await window.beforeBurst();
     // eslint-disable-next-line no-new-func
     new Function('n', `(${burstFn})(n)`)(burstN);
     const tEnd = performance.now();
+    performance.mark('burst-end');
     await new Promise((r) => setTimeout(r, 600));
+    performance.mark('burst-settled');
     const burstWork = flushes.reduce((a, b) => a + b, 0);
     const burstMax = Math.max(0, ...flushes);
     const burstLong = window.longestSince(tEnd);
@@ -213,11 +221,14 @@ async function runRrweb(page, n) {
     const snapLong = window.longestSince(t0);
     await window.settle();
     const before = events.length;
+    await window.beforeBurst();
     tMut = performance.now();
     // eslint-disable-next-line no-new-func
     new Function('n', `(${burstFn})(n)`)(burstN);
     const tEnd = performance.now();
+    performance.mark('burst-end');
     await new Promise((r) => setTimeout(r, 600));
+    performance.mark('burst-settled');
     // rrweb processes mutations inside the task that made them (a microtask): that task
     // is the burst's own, so its processing time stands in for the longest task.
     const burstLong = mutDone ? mutDone - tEnd : 0;
@@ -235,6 +246,39 @@ async function runRrweb(page, n) {
   return { nodes, snapshotMs: r.snapshotMs, wallMs: r.snapshotMs, raw: Buffer.byteLength(r.full), gz: gzipSync(r.full).length, burstMs: r.burstMs, longest: Math.max(r.snapshotMs, r.burstMs), snapLong: Math.max(r.snapLong, r.snapshotMs >= 50 ? r.snapshotMs : 0), burstLong: r.burstLong };
 }
 
+// The page's rendering of a frame (style, layout, paint), when no script of the task
+// asked for it: the same work happens without a recorder.
+const RENDERING = new Set(['UpdateLayoutTree', 'Layout', 'PrePaint', 'Paint', 'Layerize', 'Commit', 'UpdateLayer', 'UpdateLayerTree', 'CompositeLayers', 'IntersectionObserverController::computeIntersections']);
+const SCRIPT = new Set(['FunctionCall', 'EvaluateScript', 'v8.callFunction', 'RunMicrotasks', 'FireAnimationFrame', 'TimerFire', 'EventDispatch']);
+
+/**
+ * The longest main-thread task after the burst (from the trace of it) and how much of it
+ * was the page's rendering (style, layout, paint not forced by a script), so that a long
+ * task of the page's own rendering is not taken for the recorder's.
+ */
+function burstTrace(trace) {
+  const events = JSON.parse(trace.toString()).traceEvents;
+  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  const mark = (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing'));
+  const end = mark('burst-end');
+  const settled = mark('burst-settled');
+  if (!end || !settled) return null;
+  const main = events.filter((e) => e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`));
+  const inside = (e, t) => e !== t && e.ts >= t.ts && e.ts + e.dur <= t.ts + t.dur;
+  // From the burst until the page has settled (not the harness reading the results back).
+  const tasks = main.filter((e) => e.name === 'RunTask' && e.ts >= end.ts && e.ts + e.dur <= settled.ts);
+  let worst = null;
+  for (const t of tasks) {
+    if (worst && t.dur <= worst.dur) continue;
+    const within = main.filter((e) => inside(e, t));
+    const scripts = within.filter((e) => SCRIPT.has(e.name));
+    const rendering = within.filter((e) => RENDERING.has(e.name) && !scripts.some((x) => inside(e, x)));
+    const outer = rendering.filter((e) => !rendering.some((x) => inside(e, x)));
+    worst = { dur: t.dur, rendering: outer.reduce((a, e) => a + e.dur, 0) };
+  }
+  return worst && { longestMs: worst.dur / 1000, renderingMs: worst.rendering / 1000 };
+}
+
 /** No recorder: the long tasks the generated page has on its own (images, layout). */
 async function runNone(page, n) {
   const nodes = await page.evaluate(generate, n);
@@ -244,10 +288,13 @@ async function runNone(page, n) {
     await new Promise((res) => setTimeout(res, 1000));
     const idle = window.longestSince(t0);
     await window.settle();
+    await window.beforeBurst();
     // eslint-disable-next-line no-new-func
     new Function('n', `(${burstFn})(n)`)(burstN);
     const tEnd = performance.now();
+    performance.mark('burst-end');
     await new Promise((res) => setTimeout(res, 600));
+    performance.mark('burst-settled');
     return { idle, burst: window.longestSince(tEnd) };
   }, [BURST, burst.toString()]);
   return { nodes, snapshotMs: NaN, wallMs: NaN, raw: NaN, gz: NaN, burstMs: NaN, longest: NaN, snapLong: r.idle, burstLong: r.burst };
@@ -349,6 +396,7 @@ cpSync(join(ROOT, 'node_modules/rrweb/dist/rrweb.umd.min.cjs'), join(dir, 'www/b
 const benchDir = join(dir, 'www/bench');
 cpSync(join(dir, 'www/bench-rrweb.js'), join(benchDir, 'rrweb.js'));
 writeFileSync(join(benchDir, 'index.html'), PAGE);
+cpSync(MIRROR_JS, join(benchDir, 'mirror.js'));
 writeFileSync(join(benchDir, 'live.html'), `<!doctype html><html><head><meta charset="utf-8"><title>live</title>
 <script>window.Covisit = window.Covisit || function () { (Covisit.q = Covisit.q || []).push(arguments); };
 Covisit('init', { apiKey: 'pk_demo', server: location.origin });</script><script async src="/sdk/covisit.js"></script></head>
@@ -359,20 +407,22 @@ if (websys) {
   execFileSync('bash', ['bench/websys-walker/build.sh'], { cwd: ROOT, stdio: 'inherit', timeout: 900000 });
   const wasm = readFileSync(join(ROOT, 'bench/websys-walker/pkg/websys_walker_bg.wasm'));
   const glue = readFileSync(join(ROOT, 'bench/websys-walker/pkg/websys_walker.js'));
-  const ours = readFileSync(join(sdkDir, snippet.replace('/sdk/', '')));
-  console.log(`[bench] size, gzip: web-sys walker wasm ${(gzipSync(wasm).length / 1024).toFixed(1)} KB + its JS glue ${(gzipSync(glue).length / 1024).toFixed(1)} KB; mirror.js (whole capture) ${(gzipSync(ours).length / 1024).toFixed(1)} KB`);
+  const ours = readFileSync(MIRROR_JS);
+  console.log(`[bench] size, gzip: web-sys walker wasm ${(gzipSync(wasm).length / 1024).toFixed(1)} KB + its JS glue ${(gzipSync(glue).length / 1024).toFixed(1)} KB; mirror.js (whole capture, unminified source) ${(gzipSync(ours).length / 1024).toFixed(1)} KB`);
 }
 if (websys) cpSync(join(ROOT, 'bench/websys-walker/pkg'), join(benchDir, 'websys'), { recursive: true });
 
-const server = await startServer({ www: join(dir, 'www') });
+const server = await startServer({ www: join(dir, 'www'), sdkDir });
 const browser = await launchBrowser();
 const rows = [];
 let tenK = null;
 try {
   for (const n of SIZES) {
     for (const [name, run] of [['(page alone)', runNone], ['covisit', runOurs], ['rrweb', runRrweb], ...(websys ? [['web-sys walk', runWebsys]] : [])]) {
-      const page = await newPage(browser, server);
+      const traced = n === Math.max(...SIZES) && name !== 'web-sys walk';
+      const page = await newPage(browser, server, traced);
       const r = await run(page, n, server);
+      if (traced) r.burstTrace = burstTrace(await browser.stopTracing());
       await page.context().close();
       rows.push({ name, ...r });
       if (name === 'covisit' && n === 10000) tenK = r.records;
@@ -384,12 +434,24 @@ try {
   console.log('\n"longest slice/task": the longest stretch of recorder work measured in the page (ours: a snapshot');
   console.log('slice or a mutation flush; rrweb: its synchronous snapshot or mutation processing). "long tasks":');
   console.log("PerformanceObserver('longtask') entries of any cause, during the snapshot / after the burst (the");
-  console.log("page's own rendering of the burst too: see the '(page alone)' rows, the same burst without a recorder).");
+  console.log("page's own rendering of the burst too: Chromium reports a rendering task as a long task only when a");
+  console.log('script ran in it, e.g. a recorder\'s requestAnimationFrame callback; see the trace table below).');
   const lt = (x) => (x > 0 ? `${f(x)} ms` : (Number.isFinite(x) ? 'none' : '—'));
   console.log('\n| recorder | nodes | snapshot work | snapshot wall | bytes raw | bytes gzip | 10k-mutation burst | longest slice/task | long tasks: snapshot / burst |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(`| ${r.name} | ${r.nodes} | ${f(r.snapshotMs)} ms | ${f(r.wallMs)} ms | ${kb(r.raw)} | ${kb(r.gz)} | ${f(r.burstMs)} ms | ${f(r.longest)} ms | ${lt(r.snapLong)} / ${lt(r.burstLong)} |`);
+  }
+  const traced = rows.filter((r) => r.burstTrace);
+  if (traced.length) {
+    console.log(`\nThe longest main-thread task after the burst at ${traced[0].nodes} nodes, from a Chromium trace: how much of it`);
+    console.log('is the page rendering the burst (style, layout, paint not forced by a script), the same with or without a recorder:');
+    console.log('| recorder | longest task | the page\'s rendering in it | the rest (scripts, the recorder\'s included) |');
+    console.log('|---|---|---|---|');
+    for (const r of traced) {
+      const t = r.burstTrace;
+      console.log(`| ${r.name} | ${f(t.longestMs)} ms | ${f(t.renderingMs)} ms | ${f(t.longestMs - t.renderingMs)} ms |`);
+    }
   }
   if (tenK) {
     const e = encodings(tenK);
