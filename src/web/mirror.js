@@ -114,6 +114,7 @@ export class Mirror {
     this.group = null;
     this.walking = false;
     this.bd = null; // the base URL is read again (a pushState may have changed it)
+    this.origin = null;
   }
 
   listen(doc, add) {
@@ -247,14 +248,17 @@ export class Mirror {
     this.bu = doc.baseURI;
     let origin = null;
     try { origin = new URL(this.bu).origin; } catch { /* no base */ }
-    // A path from the root resolves to the origin plus the path: no parsing needed.
-    this.origin = origin && origin !== 'null' ? origin : null;
+    // A path from the root resolves to the origin plus the path: no parsing needed. On
+    // the page's own origin it goes out as it is: the console resolves URLs against the
+    // page's address (the snapshot's), and the bytes are saved.
+    this.origin = origin && origin !== 'null' ? (origin === location.origin ? '' : origin) : null;
     this.urls = new Map();
   }
 
-  /** `u` made absolute against the current base; null for a javascript: URL. */
+  /** `u` made absolute against the current base (or kept as a path from the root on the
+   * page's own origin); null for a javascript: URL. */
   abs(u) {
-    if (this.origin && PLAIN_PATH.test(u)) return this.origin + u;
+    if (this.origin !== null && PLAIN_PATH.test(u)) return this.origin + u;
     let v = this.urls.get(u);
     if (v === undefined) {
       v = abs(u, this.bu);
