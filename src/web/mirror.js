@@ -420,7 +420,7 @@ export class Mirror {
       const now = this.attrs(el, box);
       const a = {};
       for (const name of names) {
-        if (/^on/i.test(name) || (FORM.test(el.localName) && name === 'value')) continue;
+        if (ON.test(name) || (FORM.test(el.localName) && name === 'value')) continue;
         if (name in now) a[name] = now[name];
         else if (!el.hasAttribute(name) || (box && !BOX_ATTRS.has(name))) a[name] = null;
       }
