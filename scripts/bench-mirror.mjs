@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { ROOT, startServer, launchBrowser, openConsole, requestByLookupCode, waitForConsoleStatus, sdkUi, waitFor } from '../tests/e2e/lib.mjs';
+import { ROOT, startServer, launchBrowser, openConsole, requestByLookupCode, waitForConsoleStatus, sdkUi, waitFor, readTrace } from '../tests/e2e/lib.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
@@ -257,13 +257,10 @@ const SCRIPT = new Set(['FunctionCall', 'EvaluateScript', 'v8.callFunction', 'Ru
  * task of the page's own rendering is not taken for the recorder's.
  */
 function burstTrace(trace) {
-  const events = JSON.parse(trace.toString()).traceEvents;
-  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
-  const mark = (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing'));
+  const { main, mark } = readTrace(trace);
   const end = mark('burst-end');
   const settled = mark('burst-settled');
   if (!end || !settled) return null;
-  const main = events.filter((e) => e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`));
   const inside = (e, t) => e !== t && e.ts >= t.ts && e.ts + e.dur <= t.ts + t.dur;
   // From the burst until the page has settled (not the harness reading the results back).
   const tasks = main.filter((e) => e.name === 'RunTask' && e.ts >= end.ts && e.ts + e.dur <= settled.ts);

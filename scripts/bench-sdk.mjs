@@ -14,12 +14,12 @@
 //   - the bundle sizes (raw, gzip, brotli) of dist/, per way of loading.
 // Targets (the issue's): ready under 100 ms on loopback, no long task of 50 ms or more.
 // Exits 0 after printing; with --strict, exits 1 when a target is missed.
-import { existsSync, readFileSync, mkdtempSync, writeFileSync, rmSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { ROOT, startServer, launchBrowser, serveStatic } from '../tests/e2e/lib.mjs';
+import { ROOT, startServer, launchBrowser, serveStatic, readTrace } from '../tests/e2e/lib.mjs';
 
 const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
@@ -88,18 +88,15 @@ function benchPage(server) {
  * what it ran (its largest inner events, with the script they ran).
  */
 function longestTask(trace) {
-  const events = JSON.parse(trace.toString()).traceEvents;
-  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
-  const mark = (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing'));
+  const { main, mark } = readTrace(trace);
   const from = mark('covisit-tag');
   const to = mark('covisit-ready');
   if (!from || !to) return null;
-  const onMain = (e) => e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`);
-  const tasks = events.filter((e) => e.name === 'RunTask' && onMain(e) && e.ts + e.dur >= from.ts && e.ts <= to.ts);
+  const tasks = main.filter((e) => e.name === 'RunTask' && e.ts + e.dur >= from.ts && e.ts <= to.ts);
   const longest = tasks.reduce((m, e) => (!m || e.dur > m.dur ? e : m), null);
   if (!longest) return { longestMs: 0, tasks: 0, what: '' };
   const generic = new Set(['RunTask', 'ThreadControllerImpl::RunTask', 'Receive mojo message', 'SimpleWatcher::OnHandleReady']);
-  const inner = events.filter((e) => onMain(e) && !generic.has(e.name) && e.ts >= longest.ts && e.ts + e.dur <= longest.ts + longest.dur && e.dur >= 2000)
+  const inner = main.filter((e) => !generic.has(e.name) && e.ts >= longest.ts && e.ts + e.dur <= longest.ts + longest.dur && e.dur >= 2000)
     .sort((a, b) => b.dur - a.dur).slice(0, 3)
     .map((e) => `${e.name}${e.args?.data?.url ? ' ' + e.args.data.url.split('/').pop() : ''} ${(e.dur / 1000).toFixed(0)}`);
   return { longestMs: longest.dur / 1000, tasks: tasks.length, what: inner.join(', ') };

@@ -79,6 +79,19 @@ export async function startServer({ www = join(ROOT, 'www'), fixtures = false, s
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--no-first-run', '--disable-sync'];
 
+/**
+ * A Chromium trace (Browser.stopTracing's buffer), for the benchmarks: `main`, the complete
+ * ('X') events of the page's main threads; `mark(name)`, a performance.mark() by name.
+ */
+export function readTrace(buffer) {
+  const events = JSON.parse(buffer.toString()).traceEvents;
+  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  return {
+    main: events.filter((e) => e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`)),
+    mark: (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing')),
+  };
+}
+
 export function launchBrowser() {
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true, timeout: 30000 });
 }
