@@ -37,7 +37,8 @@ pub const RECONNECT_MAX_MS: u64 = 30_000;
 pub const OUTBOX_LIMIT: usize = 256;
 /// Tracked events wait this long to go out together as one `track` frame.
 pub const TRACK_BATCH_MS: u64 = 1000;
-/// Most tracked events kept unsent (offline); beyond it the oldest are dropped.
+/// Most tracked events kept unsent (offline; online, a full batch goes out at once);
+/// beyond it the oldest are dropped.
 pub const TRACK_QUEUE_LIMIT: usize = 500;
 /// Largest `track` frame or beacon body the client writes (the limit is 64 KiB).
 pub const TRACK_FRAME_BYTES: usize = 48 * 1024;
@@ -534,6 +535,7 @@ impl VisitorClient {
                     self.outputs
                         .push_back(Output::Transmit(protocol::encode(&m)));
                 }
+                #[cfg(feature = "journey-tracking")]
                 self.flush_tracking(now);
                 if !self.ready_once {
                     self.ready_once = true;
@@ -658,6 +660,7 @@ impl VisitorClient {
                     Some(now.plus_seconds(HEARTBEAT_SECONDS));
             }
         }
+        #[cfg(feature = "journey-tracking")]
         if due(self.track_due) {
             self.flush_tracking(now);
         }
@@ -1068,6 +1071,11 @@ impl VisitorClient {
         self.track_queue.push_back(encoded);
         if self.track_due.is_none() {
             self.track_due = Some(Millis(now.0.saturating_add(TRACK_BATCH_MS)));
+        }
+        // A full batch goes out at once rather than waiting: a page tracking hundreds of
+        // events a second would otherwise reach the queue limit and lose the oldest.
+        if self.link == Link::Ready && self.track_queue.len() >= journey::MAX_EVENTS_PER_BATCH {
+            self.flush_tracking(now);
         }
         Ok(())
     }

@@ -81,6 +81,46 @@ fn events_go_out_together_after_the_batch_delay() {
 }
 
 #[test]
+fn a_burst_online_goes_out_batch_by_batch_and_loses_nothing() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    // Far more than the queue holds, all within one batch delay (a busy SPA).
+    let total = TRACK_QUEUE_LIMIT + 150;
+    let mut sent = Vec::new();
+    for i in 0..total {
+        let at = Millis(T0.0 + i as u64);
+        c.track_event(at, "tick", &jv!({ "i": i })).unwrap();
+        sent.extend(batches(&drain(&mut c)));
+    }
+    let counts: Vec<usize> = sent.iter().map(|b| b.1.len()).collect();
+    assert!(
+        counts.iter().all(|&n| n == journey::MAX_EVENTS_PER_BATCH),
+        "{counts:?}"
+    );
+    assert_eq!(c.pending_tracking(), total % journey::MAX_EVENTS_PER_BATCH);
+    // The rest waits the batch delay from the first event after the last full batch.
+    let due = c.poll_timeout().unwrap();
+    assert_eq!(due, Millis(T0.0 + 600 + TRACK_BATCH_MS));
+    c.handle_timeout(due);
+    sent.extend(batches(&drain(&mut c)));
+    let order: Vec<u64> = sent
+        .iter()
+        .flat_map(|(_, events)| events.iter())
+        .map(|e| match e {
+            TrackEvent::Custom { attributes, .. } => {
+                attributes.get("i").and_then(Json::as_u64).unwrap()
+            }
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        order,
+        (0..total as u64).collect::<Vec<_>>(),
+        "every event, in order"
+    );
+}
+
+#[test]
 fn offline_events_wait_for_the_welcome() {
     let mut c = client();
     drain(&mut c);
