@@ -77,6 +77,7 @@ pub fn start_covisit(
     // Open the socket first: its handshake runs while the listeners and the UI go in.
     Driver::drive(&driver);
     Driver::install(&driver);
+    #[cfg(feature = "journey-tracking")]
     track_page_view(&mut driver.borrow_mut().client, now(), true);
     Driver::drive(&driver);
     driver.borrow_mut().instance = Some(covisit);
@@ -179,11 +180,14 @@ impl Driver {
         add(win.clone(), "pagehide", |c, t| {
             // What tracking still holds leaves by beacon, which outlives the page; if
             // the browser refuses one, the rest goes over the socket while it lasts.
-            let url = c.beacon_url();
-            while let Some(body) = c.take_beacon(t) {
-                if !glue::send_beacon(&url, &body) {
-                    c.flush_tracking(t);
-                    break;
+            #[cfg(feature = "journey-tracking")]
+            {
+                let url = c.beacon_url();
+                while let Some(body) = c.take_beacon(t) {
+                    if !glue::send_beacon(&url, &body) {
+                        c.flush_tracking(t);
+                        break;
+                    }
                 }
             }
             c.handle_page_hide(t)
@@ -550,12 +554,14 @@ fn url_changed(client: &mut VisitorClient, t: Millis) {
     if let Some(href) = web_sys::window().and_then(|w| w.location().href().ok()) {
         client.handle_url(t, &href);
     }
+    #[cfg(feature = "journey-tracking")]
     track_page_view(client, t, false);
 }
 
 /// A journey page view: on start (`page_load`) and after each SPA navigation to a new
 /// URL. glue.js collects the facts; a page view that cannot be queued is dropped, never
 /// thrown at the page.
+#[cfg(feature = "journey-tracking")]
 fn track_page_view(client: &mut VisitorClient, t: Millis, page_load: bool) {
     let facts = glue::page_view(page_load);
     if !facts.is_empty() {
@@ -657,6 +663,7 @@ impl Covisit {
     /// ```js
     /// cv.track('add_to_cart', { sku: 'TR-42', price: 249, sizes: ['42', '43'] });
     /// ```
+    #[cfg(feature = "journey-tracking")]
     pub fn track(
         &self,
         #[wasm_bindgen(js_name = eventName)] event_name: String,
