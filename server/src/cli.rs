@@ -60,10 +60,18 @@ pub struct Cli {
         global = true
     )]
     pub lookup_rate_per_minute: u32,
-    /// MaxMind DB file (GeoLite2/GeoIP2 City or Country; or ASN/ISP) for the journey
-    /// session's `geolocation` / `ipOrganization`. Without it they are null.
-    #[arg(long, env = "COVISIT_GEOIP", global = true)]
-    pub geoip: Option<PathBuf>,
+    /// MaxMind DB files (GeoLite2/GeoIP2 City or Country; ASN or ISP): repeat the flag,
+    /// or separate them with commas. The location fills the journey's `geolocation` and
+    /// the Visitor's `location_*`, ASN/ISP the journey's `ipOrganization`. Without it
+    /// they are null.
+    #[arg(
+        long,
+        env = "COVISIT_GEOIP",
+        value_name = "FILE",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub geoip: Vec<PathBuf>,
     /// Seconds without activity after which a journey's visitor counts as idle.
     #[arg(
         long,

@@ -157,13 +157,14 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
 
 pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
     // Before anything listens: a GeoIP file that was asked for must be readable.
-    let geo = match &cli.geoip {
-        Some(path) => {
-            let g = crate::geoip::GeoIp::open(path)?;
-            tracing::info!(database = g.database_type(), "GeoIP database loaded");
-            Some(g)
+    let geo = if cli.geoip.is_empty() {
+        None
+    } else {
+        let g = crate::geoip::GeoIp::open(&cli.geoip)?;
+        for (file, database) in g.loaded() {
+            tracing::info!(file = %file.display(), database, "GeoIP database loaded");
         }
-        None => None,
+        Some(g)
     };
     let journey_options = covisit::core::journey::JourneyOptions {
         idle_after_seconds: cli.journey_idle_seconds.clamp(1, 86_400),

@@ -26,7 +26,7 @@ use covisit::core::machine::{
 };
 use covisit::core::model::{
     Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, DisconnectType,
-    QualityFeedback, Session, SessionSource, Visitor,
+    JourneyGeolocation, QualityFeedback, Session, SessionSource, Visitor,
 };
 use covisit::core::protocol::{
     encode, AgentMessage, ConnectionHello, ControlPhase, FoundBy, RemoteAction, RemoteKind,
@@ -248,6 +248,8 @@ pub struct VisitorHello {
     pub connection: ConnectionHello,
     pub config: Value,
     pub ip: String,
+    /// Where `ip` is, from `--geoip` (None without it, or when the address is unknown).
+    pub location: Option<JourneyGeolocation>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -574,6 +576,11 @@ impl Hub {
         let v = &mut entry.visitor;
         v.api_key = hello.api_key;
         v.ip_address = hello.ip;
+        // "According to their IP address": the address they connected from last.
+        let location = hello.location.unwrap_or_default();
+        v.location_city = location.locality;
+        v.location_country_name = location.country_name;
+        v.location_country = location.country;
         v.browser_name = ua.browser_name;
         v.device_name = ua.device_name;
         v.device_type = ua.device_type;

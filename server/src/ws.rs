@@ -187,6 +187,8 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
         stored,
         connection,
         config: config.into(),
+        // An mmdb lookup takes microseconds: fine on the runtime.
+        location: state.journeys.geo(&ip).geolocation,
         ip,
     };
     let welcome = match state.hub.visitor_connect(hello, tx) {

@@ -696,28 +696,3 @@ async fn analytics_query_pages_and_filters_and_refuses_bad_bodies() {
         .await;
     assert_eq!(status, 401);
 }
-
-/// An operator who asked for GeoIP gets a clear start-up error, not a server running
-/// without it.
-#[test]
-fn a_missing_or_bad_geoip_file_stops_the_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let garbage = dir.path().join("garbage.mmdb");
-    std::fs::write(&garbage, b"not a maxmind database").unwrap();
-    for file in [dir.path().join("missing.mmdb"), garbage] {
-        let out = std::process::Command::new(common::BIN)
-            .args(["--dev", "--listen", "127.0.0.1:0", "--database"])
-            .arg(dir.path().join("db.sqlite"))
-            .arg("--geoip")
-            .arg(&file)
-            .env_remove("COVISIT_GEOIP")
-            .output()
-            .expect("the binary runs");
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("--geoip") && err.contains(&*file.to_string_lossy()),
-            "{err}"
-        );
-    }
-}

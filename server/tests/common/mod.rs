@@ -23,6 +23,7 @@ pub struct Server {
     pub addr: String,
     pub db: PathBuf,
     env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 fn command(db: &Path, env: &[(String, String)]) -> Command {
@@ -47,16 +48,22 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with_args(dir, env, &[])
+    }
+
+    /// With environment variables and extra command-line arguments.
+    pub fn start_with_args(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Server::spawn(dir.join("covisit.db"), env)
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Server::spawn(dir.join("covisit.db"), env, args)
     }
 
-    fn spawn(db: PathBuf, env: Vec<(String, String)>) -> Server {
+    fn spawn(db: PathBuf, env: Vec<(String, String)>, args: Vec<String>) -> Server {
         let mut cmd = command(&db, &env);
-        cmd.args(["--dev", "--listen", "127.0.0.1:0"]);
+        cmd.args(["--dev", "--listen", "127.0.0.1:0"]).args(&args);
         if !env.iter().any(|(k, _)| k == "COVISIT_WWW") {
             cmd.args([
                 "--www",
@@ -95,6 +102,7 @@ impl Server {
             addr,
             db,
             env,
+            args,
         }
     }
 
@@ -124,8 +132,8 @@ impl Server {
     /// Starts a new process on the same database.
     pub fn restart(mut self) -> Server {
         self.kill();
-        let (db, env) = (self.db.clone(), self.env.clone());
-        Server::spawn(db, env)
+        let (db, env, args) = (self.db.clone(), self.env.clone(), self.args.clone());
+        Server::spawn(db, env, args)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -147,7 +155,38 @@ impl Server {
         focus: bool,
         config: Value,
     ) -> Ws {
-        let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", self.addr)).await;
+        let ws = Ws::connect(&format!("ws://{}/ws/visitor", self.addr)).await;
+        Server::visitor_hello(ws, short_id, connection_id, focus, config).await
+    }
+
+    /// A visitor (new, or `short_id`) whose socket says `X-Forwarded-For:
+    /// forwarded_for` (the server believes it with `--trust-proxy`).
+    pub async fn visitor_from(&self, forwarded_for: &str, short_id: Option<&str>) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/ws/visitor", self.addr)
+            .into_client_request()
+            .expect("a websocket request");
+        request.headers_mut().insert(
+            "x-forwarded-for",
+            forwarded_for.parse().expect("a header value"),
+        );
+        let (stream, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        let ws = Ws {
+            stream,
+            welcome: Value::Null,
+        };
+        Server::visitor_hello(ws, short_id, None, true, json!({})).await
+    }
+
+    async fn visitor_hello(
+        mut ws: Ws,
+        short_id: Option<&str>,
+        connection_id: Option<&str>,
+        focus: bool,
+        config: Value,
+    ) -> Ws {
         ws.send(json!({
             "type": "hello", "protocol_version": 1, "api_key": "pk_demo", "short_id": short_id,
             "connection": {"uniqueConnectionId": connection_id, "currentUrl": "http://127.0.0.1/shop",
