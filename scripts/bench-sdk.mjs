@@ -235,7 +235,7 @@ try {
     // Per load: the page load's view, the workload's views and events.
     expected += track.filter((t) => t.shortId === shortId).length * (1 + track[0].views + track[0].events);
   }
-  console.log(`  events stored by the server        ${stored} of ${expected} tracked (REST journey sessions; traced loads included)`);
+  console.log(`  events stored by the server        ${stored} of ${expected} tracked (REST journey sessions of the untraced loads' visitors)`);
   if (trackObserved.length > 0 || Math.max(...trackLongest) >= LONG_TASK_MS || stored !== expected) missed = true;
   console.log('');
   console.log('where the cold start goes (median, ms after the tag; "ready" includes the WebSocket hello/welcome):');
