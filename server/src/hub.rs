@@ -590,7 +590,8 @@ impl Hub {
         v.last_seen_at = now.to_iso8601();
         v.js_configuration = config.permissions != Permissions::default()
             || config.authorization_timeout_seconds
-                != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS;
+                != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS
+            || !config.track_page_views;
         apply_identity(entry, config.identity);
         let frame = encode(&ServerToVisitor::Welcome {
             protocol_version: PROTOCOL_VERSION,

@@ -121,6 +121,9 @@ pub struct Config {
     pub authorization_prompt_title: Option<String>,
     pub authorization_prompt_message: Option<String>,
     pub masked_elements: Vec<String>,
+    /// `trackPageViews`: journey page views on load and SPA navigation (default true).
+    /// Off, the page records them itself with `trackPageView()`.
+    pub track_page_views: bool,
     pub identity: IdentityUpdate,
 }
 
@@ -236,6 +239,7 @@ const OTHER_KEYS: &[(&str, Kind)] = &[
     ("authorizationPromptTitle", Kind::NullableText),
     ("authorizationPromptMessage", Kind::NullableText),
     ("maskedElements", Kind::TextList),
+    ("trackPageViews", Kind::Bool),
 ];
 
 fn type_name(v: &Json) -> &'static str {
@@ -467,6 +471,7 @@ pub fn parse_config(value: &Json) -> Result<Config, ConfigError> {
                     .collect()
             })
             .unwrap_or_default(),
+        track_page_views: !matches!(map.get("trackPageViews"), Some(Json::Bool(false))),
         identity: identity_from(map),
     })
 }
@@ -495,6 +500,10 @@ mod tests {
         assert!(!c.permissions.allow_full_screen && !c.permissions.allow_request_full_tab);
         assert_eq!(c.server, "http://127.0.0.1:8080");
         assert_eq!(c.authorization_timeout_seconds, 60);
+        assert!(
+            c.track_page_views,
+            "page views are tracked unless the page says not"
+        );
     }
 
     #[test]
@@ -502,9 +511,17 @@ mod tests {
         let c = parse_config(&jv!({
             "apiKey": "pk", "server": "https://x.test", "allowRemoteType": false,
             "cobrowsingVideoEnabled": "two_way", "uniqueId": "u1", "email": null,
-            "authorizationTimeoutSeconds": 30, "maskedElements": [".secret"]
+            "authorizationTimeoutSeconds": 30, "maskedElements": [".secret"],
+            "trackPageViews": false
         }))
         .unwrap();
+        assert!(!c.track_page_views);
+        assert!(matches!(
+            parse_config(
+                &jv!({"apiKey": "pk", "server": "https://x.test", "trackPageViews": "no"})
+            ),
+            Err(ConfigError::WrongType { .. })
+        ));
         assert!(!c.permissions.allow_remote_type);
         assert_eq!(c.permissions.cobrowsing_video_enabled, VideoEnabled::TwoWay);
         assert_eq!(c.identity.unique_id, Patch::Set("u1".into()));

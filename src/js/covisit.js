@@ -24,7 +24,7 @@ import { load, start, version } from './index.js';
     getLookupCode: function (cv, cb) { cv.lookupCode().then(cb, report); }
   };
   var METHODS = ['authorize', 'deny', 'end', 'grantControl', 'denyControl', 'revokeControl',
-    'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'track', 'on', 'off', 'stop'];
+    'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'track', 'trackPageView', 'on', 'off', 'stop'];
 
   function run(args) {
     var command = args[0];

@@ -189,13 +189,15 @@ export function patchHistory(onChange) {
 
 // Journey tracking: the facts of a page view (PageFacts in src/core/journey/event.rs,
 // without `at`) as JSON text, collected in one call instead of a binding per property.
-// A page load comes from document.referrer, an SPA navigation from the previous URL; the
-// same URL again (replaceState of state only) is no new page view: ''.
+// A page load (or the page's first view, recorded by trackPageView()) comes from
+// document.referrer, an SPA navigation from the previous URL; the same URL again
+// (replaceState of state only) is no new page view: ''.
 let lastPageUrl = null;
 export function pageView(pageLoad) {
   const url = location.href;
-  if (!pageLoad && url === lastPageUrl) return '';
-  const referrer = pageLoad ? document.referrer : lastPageUrl;
+  const first = pageLoad || lastPageUrl === null;
+  if (!first && url === lastPageUrl) return '';
+  const referrer = first ? document.referrer : lastPageUrl;
   lastPageUrl = url;
   const d = document, n = navigator, ua = n.userAgentData, kw = d.querySelector('meta[name="keywords"]');
   const text = (s) => (s ? String(s).slice(0, 1024) : undefined);

@@ -145,6 +145,8 @@ export interface CovisitConfig {
   authorizationPromptTitle?: string | null;
   authorizationPromptMessage?: string | null;
   maskedElements?: string[];
+  /** Journey page views on load and SPA navigation (default true); false: call trackPageView(). */
+  trackPageViews?: boolean;
   uniqueId?: string | null;
   identities?: string[] | null;
   tags?: string[] | null;

@@ -78,7 +78,13 @@ pub fn start_covisit(
     Driver::drive(&driver);
     Driver::install(&driver);
     #[cfg(feature = "journey-tracking")]
-    track_page_view(&mut driver.borrow_mut().client, now(), true);
+    {
+        let client = &mut driver.borrow_mut().client;
+        if client.config().track_page_views {
+            // A page view that cannot be queued is dropped, never thrown at the page.
+            let _ = track_page_view(client, now(), true);
+        }
+    }
     Driver::drive(&driver);
     driver.borrow_mut().instance = Some(covisit);
     promise
@@ -555,18 +561,25 @@ fn url_changed(client: &mut VisitorClient, t: Millis) {
         client.handle_url(t, &href);
     }
     #[cfg(feature = "journey-tracking")]
-    track_page_view(client, t, false);
+    if client.config().track_page_views {
+        let _ = track_page_view(client, t, false);
+    }
 }
 
 /// A journey page view: on start (`page_load`) and after each SPA navigation to a new
-/// URL. glue.js collects the facts; a page view that cannot be queued is dropped, never
-/// thrown at the page.
+/// URL (unless `trackPageViews` is false), or when the page calls `trackPageView()`.
+/// glue.js collects the facts, and gives none when the URL is the last page view's.
 #[cfg(feature = "journey-tracking")]
-fn track_page_view(client: &mut VisitorClient, t: Millis, page_load: bool) {
+fn track_page_view(
+    client: &mut VisitorClient,
+    t: Millis,
+    page_load: bool,
+) -> Result<(), crate::core::client::ClientError> {
     let facts = glue::page_view(page_load);
-    if !facts.is_empty() {
-        let _ = client.track_page_view(t, &facts);
+    if facts.is_empty() {
+        return Ok(());
     }
+    client.track_page_view(t, &facts)
 }
 
 fn persist(short_id: &str, connection_id: &str) {
@@ -663,6 +676,15 @@ impl Covisit {
     /// ```js
     /// cv.track('add_to_cart', { sku: 'TR-42', price: 249, sizes: ['42', '43'] });
     /// ```
+    #[cfg(feature = "journey-tracking")]
+    #[wasm_bindgen(js_name = trackPageView)]
+    /// Record a page view of the current URL now: for pages started with
+    /// `trackPageViews: false` (say, after the visitor consented to analytics, or from an
+    /// SPA router). A URL that is already the last page view is not counted twice.
+    pub fn track_page_view(&self) -> Result<(), CovisitError> {
+        self.call(|c| track_page_view(c, now(), false))
+    }
+
     #[cfg(feature = "journey-tracking")]
     pub fn track(
         &self,

@@ -13,7 +13,7 @@ let agent;
 
 before(async () => {
   L.requireBuilt();
-  server = await L.startServer();
+  server = await L.startServer({ fixtures: true });
   browser = await L.launchBrowser();
   agent = await L.openConsole(browser, server, 'Dana');
 }, { timeout: 60000 });
@@ -153,6 +153,33 @@ describe('journey tracking', () => {
     assert.equal(j.pageviewCount, 1);
     assert.equal(j.lastEvent.eventName, 'checkout_step_3');
     assert.deepEqual(j.attributes.step, { dataType: 'integer', value: '3' });
+    await page.context().close();
+  });
+
+  it('with trackPageViews: false the page records its own page views, and custom events still go', { timeout: 60000 }, async () => {
+    const page = await L.openVisitor(browser);
+    const config = encodeURIComponent(JSON.stringify({ trackPageViews: false }));
+    await page.goto(`${server.url}/fixtures/script-tag.html?config=${config}`, { referer: 'https://news.example.org/story/1' });
+    const { visitor } = await L.sdkState(page);
+    // Neither the load nor an SPA navigation is a page view on its own now.
+    await page.evaluate(() => history.pushState({}, '', location.pathname + '?step=consent'));
+    await track(page, 'consented', { analytics: true });
+    // The page records the view itself (say, once the visitor agreed to analytics); the
+    // same URL twice is one view.
+    await page.evaluate(() => { window.Covisit('trackPageView'); window.Covisit('trackPageView'); });
+    await journeys(visitor.short_id, (l) => l.length === 1 && l[0].eventCount >= 2);
+    // Nothing else may still be on its way: wait out the batch delay and look again.
+    await new Promise((r) => setTimeout(r, 1500));
+    const [j] = await journeys(visitor.short_id, (l) => l.length === 1);
+    L.checkSeed('JourneySession', j);
+    assert.equal(j.eventCount, 2, JSON.stringify(j.lastEvent));
+    assert.equal(j.pageviewCount, 1);
+    assert.equal(j.lastPage.url, `${server.url}/fixtures/script-tag.html?step=consent`);
+    assert.equal(j.referrer.hostname, 'news.example.org', 'the first view comes from the document referrer');
+    assert.equal(j.referrer.medium, 'referral');
+    assert.deepEqual(j.attributes.analytics, { dataType: 'boolean', value: 'true' });
+    const v = await L.rest(server, `/api/v1/visitors/${encodeURIComponent(visitor.short_id)}`);
+    assert.equal(v.body.js_configuration, true, 'the page changed a default');
     await page.context().close();
   });
 });
