@@ -222,6 +222,27 @@ struct Inner {
     /// Visitors whose `last_url` / connection urls changed by a url-only update and
     /// are not written yet (coalesced: written at the next broadcast tick).
     dirty_urls: HashSet<String>,
+    /// Who was given each lookup code, per account: (account, code) → short id. An
+    /// entry can be stale (the visitor left, the code expired or was replaced); it
+    /// counts as taken only while that visitor still holds the code (`code_taken`).
+    /// Keeps a connect O(1) instead of a scan of every visitor.
+    lookup_codes: HashMap<(i64, String), String>,
+}
+
+/// Whether `code` is held by an online visitor of the account other than `short_id`,
+/// with an unexpired code.
+fn code_taken(inner: &Inner, account_id: i64, short_id: &str, code: &str, now: Millis) -> bool {
+    inner
+        .lookup_codes
+        .get(&(account_id, code.to_string()))
+        .filter(|holder| holder.as_str() != short_id)
+        .and_then(|holder| inner.visitors.get(holder))
+        .is_some_and(|v| {
+            v.account_id == account_id
+                && v.machine.is_online()
+                && v.lookup_expires > now
+                && v.visitor.lookup_code.as_deref() == Some(code)
+        })
 }
 
 pub struct Hub {
@@ -505,17 +526,25 @@ impl Hub {
             );
         }
         // Lookup codes are unique among the account's online visitors.
-        let taken: Vec<String> = inner
+        let needs_code = inner
             .visitors
-            .iter()
-            .filter(|(id, v)| {
-                v.account_id == account_id
-                    && **id != short_id
-                    && v.machine.is_online()
-                    && v.lookup_expires > now
-            })
-            .filter_map(|(_, v)| v.visitor.lookup_code.clone())
-            .collect();
+            .get(&short_id)
+            .is_none_or(|e| e.lookup_expires <= now || e.visitor.lookup_code.is_none());
+        let new_code = if needs_code {
+            let mut rng = rand::thread_rng();
+            let code = derive::lookup_code(
+                || rand::Rng::gen(&mut rng),
+                |c| code_taken(inner, account_id, &short_id, c, now),
+            );
+            if let Some(c) = &code {
+                inner
+                    .lookup_codes
+                    .insert((account_id, c.clone()), short_id.clone());
+            }
+            Some(code)
+        } else {
+            None
+        };
         let Some(entry) = inner.visitors.get_mut(&short_id) else {
             return Err(HubError::new("internal", "visitor vanished")); // inserted just above
         };
@@ -565,12 +594,8 @@ impl Hub {
             }
         }
         entry.sockets.insert(connection_id.clone(), tx);
-        if entry.lookup_expires <= now || entry.visitor.lookup_code.is_none() {
-            let mut rng = rand::thread_rng();
-            entry.visitor.lookup_code = derive::lookup_code(
-                || rand::Rng::gen(&mut rng),
-                |c| taken.iter().any(|t| t == c),
-            );
+        if let Some(code) = new_code {
+            entry.visitor.lookup_code = code;
             entry.lookup_expires = now.plus_seconds(derive::LOOKUP_CODE_TTL_SECONDS);
         }
         let v = &mut entry.visitor;
@@ -2044,5 +2069,65 @@ async fn writer(
                 Job::Write(_) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn hello(account_id: i64) -> VisitorHello {
+        VisitorHello {
+            account_id,
+            api_key: format!("pk_{account_id}"),
+            short_id: None,
+            stored: None,
+            connection: ConnectionHello {
+                has_focus: true,
+                ..ConnectionHello::default()
+            },
+            config: Value::Null,
+            ip: "127.0.0.1".into(),
+            location: None,
+        }
+    }
+
+    fn code_of(welcome: &Welcome) -> Option<String> {
+        let frame: Value = serde_json::from_str(&welcome.frame).expect("welcome is JSON");
+        frame["lookup_code"].as_str().map(str::to_string)
+    }
+
+    /// Lookup codes stay unique among an account's online visitors up to all 10,000 of
+    /// them; a code frees up when its visitor leaves; other accounts have their own.
+    #[tokio::test]
+    async fn lookup_codes_are_unique_per_account_until_every_code_is_taken() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Arc::new(SqliteStore::open(&dir.path().join("covisit.db")).expect("store"));
+        let hub = Hub::new(store, "http://127.0.0.1".into(), Arc::default(), 30);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut holders = HashMap::new();
+        for _ in 0..10_000 {
+            let w = hub.visitor_connect(hello(1), tx.clone()).expect("connects");
+            let code = code_of(&w).expect("a code while any is free");
+            let earlier = holders.insert(code.clone(), (w.short_id, w.connection_id));
+            assert!(earlier.is_none(), "{code} given twice");
+        }
+        let full = hub.visitor_connect(hello(1), tx.clone()).expect("connects");
+        assert_eq!(code_of(&full), None, "all 10,000 codes are taken");
+        let other = hub.visitor_connect(hello(2), tx.clone()).expect("connects");
+        assert!(
+            code_of(&other).is_some(),
+            "another account has its own codes"
+        );
+
+        let (short_id, connection_id) = holders.get("0042").cloned().expect("0042 is held");
+        hub.visitor_disconnect(&short_id, &connection_id);
+        let next = hub.visitor_connect(hello(1), tx.clone()).expect("connects");
+        assert_eq!(
+            code_of(&next).as_deref(),
+            Some("0042"),
+            "the one code left free"
+        );
     }
 }
