@@ -189,9 +189,12 @@ describe('co-browsing', () => {
     await b.goto(`${server.url}/fixtures/mirror-next.html`);
     const tabs = agent.locator('.mirror-session:not([hidden]) [data-testid="mirror-tab"]');
     await L.waitFor(async () => (await tabs.count()) === 2, { what: 'two tabs in the console' });
-    // The visitor moves to the second tab (headless pages all have focus: play the browser's part).
-    await a.evaluate(() => window.dispatchEvent(new Event('blur')));
+    // The visitor moves to the second tab (headless pages all have focus: play the browser's
+    // part). Each tab reports focus in its own stream, so the console may hear the new tab's
+    // focus before the old tab's blur: that order, the harder one, is played here.
     await b.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await new Promise((r) => setTimeout(r, 300));
+    await a.evaluate(() => window.dispatchEvent(new Event('blur')));
     await mirrorText('#second', 'Second page');
     const marks = await tabs.evaluateAll((els) => els.map((e) => [e.dataset.focused, e.getAttribute('aria-pressed'), e.textContent]));
     assert.deepEqual(marks.map((m) => m[0]).sort(), ['false', 'true'], JSON.stringify(marks));

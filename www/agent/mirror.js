@@ -422,10 +422,13 @@ export class MirrorView {
   }
 
   changed(t) {
-    // Follow the tab the visitor is in, unless the agent controls another one.
-    if (t.focused && this.selected !== t.tab && !this.control) {
-      const current = this.tabs.get(this.selected);
-      if (!current || !current.focused) this.select(t.tab);
+    // Follow the tab the visitor is in, unless the agent controls another one. Tabs
+    // report focus in their own streams, so the new tab's focus can arrive before the
+    // old tab's blur: whichever comes last decides.
+    const current = this.tabs.get(this.selected);
+    if (!this.control && (!current || !current.focused)) {
+      const focused = t.focused ? t : [...this.tabs.values()].find((x) => x.focused);
+      if (focused && focused.tab !== this.selected) this.select(focused.tab);
     }
     this.renderTabs();
     this.onChange(t);
