@@ -257,7 +257,7 @@ const SCRIPT = new Set(['FunctionCall', 'EvaluateScript', 'v8.callFunction', 'Ru
  * task of the page's own rendering is not taken for the recorder's.
  */
 function burstTrace(trace) {
-  const { main, mark } = readTrace(trace);
+  const { main, mark } = readTrace(trace, 'burst-end');
   const end = mark('burst-end');
   const settled = mark('burst-settled');
   if (!end || !settled) return null;

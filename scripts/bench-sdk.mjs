@@ -116,7 +116,7 @@ function benchPage(server) {
  * what it ran (its largest inner events, with the script they ran).
  */
 function longestTask(trace, fromMark = 'covisit-tag', toMark = 'covisit-ready') {
-  const { main, mark } = readTrace(trace);
+  const { main, mark } = readTrace(trace, fromMark);
   const from = mark(fromMark);
   const to = mark(toMark);
   if (!from || !to) return null;

@@ -81,15 +81,20 @@ export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-backgr
 
 /**
  * A Chromium trace (Browser.stopTracing's buffer), for the benchmarks: `main`, the complete
- * ('X') events of the page's main threads; `mark(name)`, a performance.mark() by name.
+ * ('X') events of the page's main thread (the thread of the mark named `pageMark`; without
+ * one, every renderer's); `mark(name)`, a performance.mark() by name.
  */
-export function readTrace(buffer) {
+export function readTrace(buffer, pageMark) {
   const events = JSON.parse(buffer.toString()).traceEvents;
-  const mains = new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
-  return {
-    main: events.filter((e) => e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`)),
-    mark: (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing')),
-  };
+  const mark = (name) => events.find((e) => e.name === name && e.cat?.includes('blink.user_timing'));
+  // The page's main thread: the one its `pageMark` was made on. Other renderers (a spare
+  // one Chromium warms up, a page being torn down) have main threads too, and their
+  // tasks are not the page's.
+  const at = pageMark && mark(pageMark);
+  const mains = at
+    ? new Set([`${at.pid}:${at.tid}`])
+    : new Set(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`));
+  return { main: events.filter((e) => e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`)), mark };
 }
 
 export function launchBrowser() {
