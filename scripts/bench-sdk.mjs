@@ -126,7 +126,11 @@ function longestTask(trace, fromMark = 'covisit-tag', toMark = 'covisit-ready') 
   const generic = new Set(['RunTask', 'ThreadControllerImpl::RunTask', 'Receive mojo message', 'SimpleWatcher::OnHandleReady']);
   const inner = main.filter((e) => !generic.has(e.name) && e.ts >= longest.ts && e.ts + e.dur <= longest.ts + longest.dur && e.dur >= 2000)
     .sort((a, b) => b.dur - a.dur).slice(0, 3)
-    .map((e) => `${e.name}${e.args?.data?.url ? ' ' + e.args.data.url.split('/').pop() : ''} ${(e.dur / 1000).toFixed(0)}`);
+    .map((e) => {
+      const d = e.args?.data ?? {};
+      const where = d.url ? ` ${d.functionName ? d.functionName + '@' : ''}${d.url.split('/').pop()}` : '';
+      return `${e.name}${where} ${(e.dur / 1000).toFixed(0)}`;
+    });
   return { longestMs: longest.dur / 1000, tasks: tasks.length, what: inner.join(', ') };
 }
 
