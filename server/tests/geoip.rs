@@ -7,9 +7,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use common::{assert_seed_fields, Server, Ws};
+use common::{assert_seed_fields, journeys, now_ms, track, Server, Ws};
 use maxminddb_writer::metadata::IpVersion;
 use maxminddb_writer::paths::IpAddrWithMask;
 use maxminddb_writer::Database;
@@ -250,44 +249,22 @@ fn isp_db(dir: &Path) -> PathBuf {
 
 // ----- talking to the server ----------------------------------------------------------
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// A visitor behind the trusted proxy at `ip` that viewed one page (so it has a
 /// journey session); returns the socket and its short id.
 async fn visitor_at(server: &Server, ip: &str) -> (Ws, String) {
     let mut ws = server.visitor_from(ip, None).await;
     let at = now_ms();
-    ws.send(json!({"type": "track", "sent_at": at, "events": [
-        {"kind": "page_view", "at": at, "url": "http://127.0.0.1/shop/", "referrer": null,
-         "title": "Shop", "lang": "en-GB"}
-    ]}))
-    .await;
-    ws.send(json!({"type": "heartbeat"})).await;
-    loop {
-        let f = ws.next(Duration::from_secs(5)).await.expect("a frame");
-        assert_ne!(f["type"], "error", "track refused: {f}");
-        if f["type"] == "heartbeat_ack" {
-            break;
-        }
-    }
+    let page = json!({"kind": "page_view", "at": at, "url": "http://127.0.0.1/shop/",
+        "referrer": null, "title": "Shop", "lang": "en-GB"});
+    track(&mut ws, vec![page]).await;
     let short_id = ws.short_id();
     (ws, short_id)
 }
 
 /// The visitor's only journey session.
 async fn journey(server: &Server, short_id: &str) -> Value {
-    let (status, body) = server
-        .rest("sk_demo")
-        .get(&format!("/api/v1/journey/sessions?visitor_id={short_id}"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let sessions = body["sessions"].as_array().expect("a sessions list");
-    assert_eq!(sessions.len(), 1, "{body}");
+    let sessions = journeys(server, short_id).await;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
     assert_seed_fields("JourneySession", &sessions[0]);
     sessions[0].clone()
 }

@@ -7,18 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_seed_fields, Server, Ws};
+use common::{assert_seed_fields, journeys, now_ms, track, Server, Ws};
 use serde_json::{json, Value};
 
 const LANDING: &str = "http://127.0.0.1/shop/?utm_source=google&utm_medium=cpc&utm_campaign=spring_sale&utm_term=trail+shoes&gclid=Cj0KCQiA4NWrBhD";
 const GOOGLE: &str = "https://www.google.com/search?q=trail+running+shoes&hl=en";
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn page(at: u64, url: &str, referrer: Option<&str>, title: &str) -> Value {
     json!({"kind": "page_view", "at": at, "url": url, "referrer": referrer, "title": title,
@@ -30,38 +23,12 @@ fn custom(at: u64, name: &str, attributes: Value) -> Value {
     json!({"kind": "custom", "at": at, "eventName": name, "attributes": attributes})
 }
 
-/// Sends a track batch and proves it was taken (no error frame before the ack).
-async fn track(ws: &mut Ws, events: Vec<Value>) {
-    ws.send(json!({"type": "track", "sent_at": now_ms(), "events": events}))
-        .await;
-    ws.send(json!({"type": "heartbeat"})).await;
-    loop {
-        let f = ws.next(Duration::from_secs(5)).await.expect("a frame");
-        assert_ne!(f["type"], "error", "track refused: {f}");
-        if f["type"] == "heartbeat_ack" {
-            return;
-        }
-    }
-}
-
 /// The next error frame's code (skipping state frames).
 async fn error_code(ws: &mut Ws) -> String {
     ws.expect("error").await["code"]
         .as_str()
         .unwrap_or_default()
         .to_string()
-}
-
-async fn journeys(server: &Server, visitor: &str) -> Vec<Value> {
-    let (status, body) = server
-        .rest("sk_demo")
-        .get(&format!("/api/v1/journey/sessions?visitor_id={visitor}"))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["sessions"]
-        .as_array()
-        .cloned()
-        .expect("a sessions list")
 }
 
 async fn session_with(agent: &mut Ws, visitor: &mut Ws, short_id: &str) -> String {

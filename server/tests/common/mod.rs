@@ -437,3 +437,38 @@ fn check(fixture: &Value, name: &str, obj: &Value, at: &str) {
         }
     }
 }
+
+/// The wall clock in ms since the epoch, as the SDK stamps events.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Sends a journey `track` batch and proves it was taken (no error frame before the ack).
+pub async fn track(ws: &mut Ws, events: Vec<Value>) {
+    ws.send(json!({"type": "track", "sent_at": now_ms(), "events": events}))
+        .await;
+    ws.send(json!({"type": "heartbeat"})).await;
+    loop {
+        let f = ws.next(Duration::from_secs(5)).await.expect("a frame");
+        assert_ne!(f["type"], "error", "track refused: {f}");
+        if f["type"] == "heartbeat_ack" {
+            return;
+        }
+    }
+}
+
+/// The visitor's journey sessions (REST, demo secret key).
+pub async fn journeys(server: &Server, visitor: &str) -> Vec<Value> {
+    let (status, body) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/journey/sessions?visitor_id={visitor}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["sessions"]
+        .as_array()
+        .cloned()
+        .expect("a sessions list")
+}
