@@ -555,17 +555,27 @@ async fn query_conversations(
             )
             .await
             .map_err(ApiError::internal)?;
+        let mut stored: Vec<Session> = stored
+            .into_iter()
+            .map(|s| s.session)
+            .filter(|s| q.visitor_id.as_ref().is_none_or(|v| *v == s.visitor_id))
+            .collect();
+        if q.descending {
+            stored.reverse();
+        }
+        let skip = (q.page_number - 1).saturating_mul(q.page_size);
+        // Filters that need the conversation built; without them, only the page's
+        // conversations are (each is a few store reads).
+        let built_filters = q.agent_id.is_some() || q.disconnect_type.is_some();
+        let total_unfiltered = stored.len();
+        if !built_filters {
+            stored = stored.into_iter().skip(skip).take(q.page_size).collect();
+        }
         let mut matches = Vec::new();
         for s in stored {
-            if q.visitor_id
-                .as_ref()
-                .is_some_and(|v| *v != s.session.visitor_id)
-            {
-                continue;
-            }
-            let session = match state.hub.session(account, &s.session.id) {
+            let session = match state.hub.session(account, &s.id) {
                 Some((live, ..)) => live,
-                None => s.session,
+                None => s,
             };
             let c = conversation(&state, account, session).await?;
             if let Some(a) = &q.agent_id {
@@ -580,15 +590,15 @@ async fn query_conversations(
             }
             matches.push(c);
         }
-        if q.descending {
-            matches.reverse();
-        }
-        let total = matches.len();
-        let page: Vec<AnalyticsConversation> = matches
-            .into_iter()
-            .skip((q.page_number - 1).saturating_mul(q.page_size))
-            .take(q.page_size)
-            .collect();
+        let (total, page): (usize, Vec<AnalyticsConversation>) = if built_filters {
+            let total = matches.len();
+            (
+                total,
+                matches.into_iter().skip(skip).take(q.page_size).collect(),
+            )
+        } else {
+            (total_unfiltered, matches)
+        };
         Ok(Json(json!({ "conversations": page, "totalHits": total })).into_response())
     })
     .await

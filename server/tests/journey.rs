@@ -576,6 +576,25 @@ async fn analytics_query_pages_and_filters_and_refuses_bad_bodies() {
     let (_, by_grace) =
         query(json!({"interval": interval, "filters": {"agentId": grace_id}})).await;
     assert_eq!(ids(&by_grace), [s1.clone(), s3.clone()]);
+    // Paged after the filter that needs the conversations built, newest first.
+    let (_, grace_p2) = query(
+        json!({"interval": interval, "filters": {"agentId": grace_id},
+        "order": "desc", "paging": {"pageSize": 1, "pageNumber": 2}}),
+    )
+    .await;
+    assert_eq!(
+        (ids(&grace_p2), &grace_p2["totalHits"]),
+        (vec![s1.clone()], &json!(2))
+    );
+    let (_, bob_p2) = query(
+        json!({"interval": interval, "filters": {"visitorId": bob_id},
+        "paging": {"pageSize": 1, "pageNumber": 2}}),
+    )
+    .await;
+    assert_eq!(
+        (ids(&bob_p2), &bob_p2["totalHits"]),
+        (vec![s3.clone()], &json!(2))
+    );
     let (_, peer) =
         query(json!({"interval": interval, "filters": {"disconnectType": "peer"}})).await;
     assert_eq!(ids(&peer), vec![s2.clone()]);
