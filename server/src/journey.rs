@@ -44,11 +44,18 @@ pub struct TrackInput {
 #[derive(Debug)]
 pub enum JourneyError {
     Invalid(TrackError),
+    /// The visitor does not exist (any more): it was erased while the batch was on
+    /// its way.
+    UnknownVisitor,
     Store(StoreError),
 }
 
 pub struct Journeys {
     trackers: Mutex<HashMap<(i64, String), JourneyTracker>>,
+    /// Tracking holds it shared, erasure exclusively: a batch is applied and its writes
+    /// queued either wholly before an erasure starts (so the erasure's flush and store
+    /// update see them) or after it finished (and then finds no visitor).
+    erasure: tokio::sync::RwLock<()>,
     options: JourneyOptions,
     geo: Option<GeoIp>,
     store: Arc<dyn Store>,
@@ -78,6 +85,7 @@ impl Journeys {
     pub fn new(store: Arc<dyn Store>, options: JourneyOptions, geo: Option<GeoIp>) -> Journeys {
         Journeys {
             trackers: Mutex::new(HashMap::new()),
+            erasure: tokio::sync::RwLock::new(()),
             options,
             geo,
             store,
@@ -94,12 +102,32 @@ impl Journeys {
         self.trackers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Held by an erasure from before the hub forgets the visitor until the store has
+    /// erased it: no batch of any visitor is applied meanwhile.
+    pub async fn erasing(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.erasure.write().await
+    }
+
     /// Validates and applies a batch; its writes are queued on the hub (call
     /// `hub.flush()` to wait for them). Returns how many events were applied.
+    /// `UnknownVisitor` when the visitor is gone (erased): nothing is applied then.
     pub async fn track(&self, hub: &Hub, input: TrackInput) -> Result<usize, JourneyError> {
         validate_batch(&input.events).map_err(JourneyError::Invalid)?;
         if input.events.is_empty() {
             return Ok(0);
+        }
+        let _no_erasure = self.erasure.read().await;
+        // Checked under the guard: a batch that raced an erasure must not bring the
+        // visitor's data back (its tracker, or rows written after the erasure).
+        let exists = hub.visitor(input.account_id, &input.short_id).is_some()
+            || self
+                .store
+                .get_visitor(input.account_id, &input.short_id)
+                .await
+                .map_err(JourneyError::Store)?
+                .is_some();
+        if !exists {
+            return Err(JourneyError::UnknownVisitor);
         }
         let key = (input.account_id, input.short_id.clone());
         if !self.lock().contains_key(&key) {

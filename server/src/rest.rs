@@ -272,6 +272,9 @@ async fn delete_visitor(
         if bad_id(&short_id) {
             return Err(ApiError::not_found("visitor"));
         }
+        // No journey batch is applied from here until the store erased the visitor
+        // (one that raced the erasure would write the data back).
+        let erasing = state.journeys.erasing().await;
         let in_memory = state.hub.erase_visitor(account, &short_id);
         state.journeys.forget(account, &short_id);
         durable(&state).await?;
@@ -280,6 +283,7 @@ async fn delete_visitor(
             .erase_visitor(account, &short_id)
             .await
             .map_err(ApiError::internal)?;
+        drop(erasing);
         if !in_memory && !stored {
             return Err(ApiError::not_found("visitor"));
         }

@@ -52,6 +52,9 @@ fn invalid(message: impl Into<String>) -> ApiError {
 fn journey_error(e: JourneyError) -> ApiError {
     match e {
         JourneyError::Invalid(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+        JourneyError::UnknownVisitor => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor")
+        }
         JourneyError::Store(e) => ApiError::internal(e),
     }
 }

@@ -270,6 +270,11 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
 fn track_error(e: crate::journey::JourneyError) -> (String, String) {
     match e {
         crate::journey::JourneyError::Invalid(e) => (e.code().to_string(), e.to_string()),
+        // Erased while this socket was still open: it is being closed.
+        crate::journey::JourneyError::UnknownVisitor => (
+            "unknown_visitor".to_string(),
+            "the visitor was erased".to_string(),
+        ),
         crate::journey::JourneyError::Store(e) => {
             tracing::error!(error = %e, "journey read failed");
             ("internal".to_string(), "internal server error".to_string())

@@ -682,3 +682,77 @@ async fn analytics_query_pages_and_filters_and_refuses_bad_bodies() {
         .await;
     assert_eq!(status, 401);
 }
+
+/// Beacons racing `DELETE /visitors/{id}` must not write the person's data back: no
+/// journey session with an IP or page, no event, neither stored nor shown by REST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn beacons_racing_an_erasure_do_not_bring_the_data_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    for _ in 0..8 {
+        let mut visitor = server.visitor(None, None, true, json!({})).await;
+        let short_id = visitor.short_id();
+        track(
+            &mut visitor,
+            vec![page(now_ms(), "http://127.0.0.1/private", None, "P")],
+        )
+        .await;
+        visitor.close().await;
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let body = json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": now_ms(),
+                "events": [page(now_ms(), &format!("http://127.0.0.1/b{i}"), None, "B")]});
+            let request = client
+                .post(server.url("/api/v1/journey/beacon"))
+                .header("content-type", "text/plain")
+                .body(body.to_string());
+            tasks.push(tokio::spawn(async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }));
+            if i == 5 {
+                let rest = server.rest("sk_demo");
+                let path = format!("/api/v1/visitors/{short_id}");
+                tasks.push(tokio::spawn(async move {
+                    rest.call("DELETE", &path, None).await.0
+                }));
+            }
+        }
+        for t in tasks {
+            let status = t.await.unwrap();
+            assert!([200, 204, 404].contains(&status), "{status}");
+        }
+        // Every request was answered: whatever was taken before the erasure is erased.
+        assert_eq!(
+            stored_personal_rows(&server, &short_id),
+            (0, 0),
+            "stored personal data of {short_id} after erasure"
+        );
+        for j in journeys(&server, &short_id).await {
+            assert_eq!(
+                (&j["ipAddress"], &j["lastPage"]),
+                (&Value::Null, &Value::Null),
+                "{j}"
+            );
+            assert!(j["endedDate"].is_string(), "{j}");
+        }
+    }
+}
+
+/// (journey sessions with an IP or a page, journey events) of a visitor, straight from
+/// the database file.
+fn stored_personal_rows(server: &Server, short_id: &str) -> (i64, i64) {
+    let db = rusqlite::Connection::open(&server.db).expect("the database opens");
+    db.query_row(
+        "SELECT (SELECT count(*) FROM journey_sessions WHERE visitor_id = ?1
+           AND (json_extract(data, '$.ipAddress') IS NOT NULL OR json_extract(data, '$.lastPage') IS NOT NULL)),
+         (SELECT count(*) FROM journey_events WHERE visitor_id = ?1)",
+        [short_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("the query runs")
+}
