@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use covisit::core::journey::tracker::last_activity;
+use covisit::core::journey::url_facts;
 use covisit::core::journey::{
     validate_batch, Applied, JourneyOptions, JourneyTracker, NewSession, TrackError, TrackEvent,
     VisitorContext,
@@ -72,6 +73,17 @@ fn uuid_like() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// The event as it is applied and stored: its page and referrer URLs without
+/// credentials (`https://user:pw@host/`), which are secrets, not journey facts.
+fn without_credentials(event: &TrackEvent) -> TrackEvent {
+    let mut event = event.clone();
+    if let TrackEvent::PageView(p) = &mut event {
+        p.url = url_facts::without_credentials(&p.url);
+        p.referrer = p.referrer.as_deref().map(url_facts::without_credentials);
+    }
+    event
 }
 
 /// An event's time on the server's clock: `now − (sent_at − at)`, never later than
@@ -166,7 +178,8 @@ impl Journeys {
         let Some(tracker) = guard.get_mut(&key) else {
             return Ok(0); // inserted above; only a concurrent erase removes it
         };
-        for event in &input.events {
+        for event in input.events.iter().map(without_credentials) {
+            let event = &event;
             let at = place(now, input.sent_at, event.at());
             let event_id = uuid_like();
             let applied = tracker.handle_event(at, event_id.clone(), event, &ctx, || NewSession {

@@ -756,3 +756,57 @@ fn stored_personal_rows(server: &Server, short_id: &str) -> (i64, i64) {
     )
     .expect("the query runs")
 }
+
+/// A page URL or referrer carrying a user name and password (`https://user:pw@host/`):
+/// neither the journey session nor the stored events keep them.
+#[tokio::test]
+async fn credentials_in_urls_are_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    let short_id = visitor.short_id();
+    track(
+        &mut visitor,
+        vec![page(
+            now_ms(),
+            "http://alice:pw-page@127.0.0.1/shop/?q=boots",
+            Some("https://bob:pw-referrer@www.google.com/search?q=boots"),
+            "Shop",
+        )],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let beacon = json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": now_ms(),
+        "events": [page(now_ms(), "http://carol:pw-beacon@127.0.0.1/cart", Some("https://dave:pw-refused@/"), "Cart")]});
+    let r = client
+        .post(server.url("/api/v1/journey/beacon"))
+        .header("content-type", "text/plain")
+        .body(beacon.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let list = journeys(&server, &short_id).await;
+    let j = &list[0];
+    assert_eq!(
+        j["referrer"]["url"],
+        "https://www.google.com/search?q=boots"
+    );
+    assert_eq!(j["referrer"]["medium"], "search");
+    assert_eq!(j["lastPage"]["url"], "http://127.0.0.1/cart");
+    assert!(!j.to_string().contains("pw-"), "{j}");
+    let db = rusqlite::Connection::open(&server.db).unwrap();
+    let mut stmt = db
+        .prepare("SELECT data FROM journey_events WHERE visitor_id = ?1")
+        .unwrap();
+    let events: Vec<String> = stmt
+        .query_map([&short_id], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert!(!e.contains("pw-"), "{e}");
+        assert!(!e.contains('@'), "{e}");
+    }
+}

@@ -30,12 +30,37 @@ pub fn parse_http(text: &str) -> Option<Url> {
     Some(url)
 }
 
-/// The parts of an `http(s)` URL (`None` for anything else).
+/// `text` without the user name and password a URL may carry
+/// (`https://user:pw@shop.example/` → `https://shop.example/`): they are secrets, never
+/// stored. A URL the `url` crate parses and that has them comes back as that crate
+/// writes it; other text (also text it refuses) loses whatever sits between `://` and
+/// the authority's last `@`; anything else is returned as it is.
+pub fn without_credentials(text: &str) -> String {
+    if let Ok(mut url) = Url::parse(text.trim()) {
+        if url.username().is_empty() && url.password().is_none() {
+            return text.to_string();
+        }
+        if url.set_username("").is_ok() && url.set_password(None).is_ok() {
+            return url.to_string();
+        }
+    }
+    let Some(start) = text.find("://").map(|i| i + 3) else {
+        return text.to_string();
+    };
+    let rest = &text[start..];
+    let authority = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => format!("{}{}", &text[..start], &rest[at + 1..]),
+        None => text.to_string(),
+    }
+}
+
+/// The parts of an `http(s)` URL (`None` for anything else); `url` without credentials.
 pub fn url_parts(text: &str) -> Option<UrlParts> {
     let url = parse_http(text)?;
     let hostname = url.host_str().unwrap_or_default().to_string();
     Some(UrlParts {
-        url: text.trim().to_string(),
+        url: without_credentials(text.trim()),
         domain: registrable_domain(&hostname),
         pathname: url.path().to_string(),
         query_string: url.query().filter(|q| !q.is_empty()).map(str::to_string),
@@ -263,7 +288,7 @@ pub fn journey_page(
         })
         .unwrap_or_default();
     JourneyPage {
-        url: url.to_string(),
+        url: without_credentials(url),
         title: title.filter(|t| !t.is_empty()),
         domain: parts.as_ref().map(|p| p.domain.clone()),
         fragment: parts.as_ref().and_then(|p| p.fragment.clone()),
@@ -310,6 +335,44 @@ mod tests {
         ] {
             assert_eq!(url_parts(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn credentials_never_stay_in_a_url() {
+        let cases = [
+            (
+                "https://alice:pw1@shop.example.com/x?q=1#f",
+                "https://shop.example.com/x?q=1#f",
+            ),
+            (
+                "https://bob@www.google.com/search?q=a",
+                "https://www.google.com/search?q=a",
+            ),
+            ("https:carol:pw@www.google.com/", "https://www.google.com/"),
+            ("ftp://u:p@files.example/a", "ftp://files.example/a"),
+            // Refused by the `url` crate (no host), cut as text.
+            ("https://dave:pw@/x", "https:///x"),
+            ("https://a:b@c@[::1/x", "https://[::1/x"),
+            // No credentials: untouched, byte for byte.
+            (
+                "https://shop.example.com/a@b?c=d@e",
+                "https://shop.example.com/a@b?c=d@e",
+            ),
+            (
+                "https://shop.example.com\\x@y/",
+                "https://shop.example.com\\x@y/",
+            ),
+            ("mailto:someone@example.com", "mailto:someone@example.com"),
+            ("not a url @ all", "not a url @ all"),
+            ("https://bücher.example/ö", "https://bücher.example/ö"),
+        ];
+        for (text, clean) in cases {
+            assert_eq!(without_credentials(text), clean, "{text}");
+        }
+        let r = classify_referrer(Some("https://eve:secret@www.bing.com/search?q=x"), SHOP);
+        assert_eq!(r.url.as_deref(), Some("https://www.bing.com/search?q=x"));
+        let page = journey_page("https://eve:secret@shop.example.com/", None, None, None);
+        assert_eq!(page.url, "https://shop.example.com/");
     }
 
     #[test]
