@@ -110,6 +110,41 @@ async fn metrics(State(state): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
+/// axum answers some requests before any handler runs: a body over its 2 MB limit
+/// (413), a path segment that is not UTF-8 (400), a method the route does not take
+/// (405), in plain text or with no body. Under `/api` those become typed errors too.
+async fn typed_rejection(response: Response) -> Response {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || json {
+        return response;
+    }
+    let (code, fallback) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this route does not take this method")
+        }
+        _ => ("invalid_argument", "the request is malformed"),
+    };
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if text.is_empty() {
+        fallback.to_string()
+    } else {
+        text
+    };
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let typed = ApiError::new(status, code, message).into_response();
+    let (typed_parts, typed_body) = typed.into_parts();
+    parts.headers.extend(typed_parts.headers);
+    Response::from_parts(parts, typed_body)
+}
+
 async fn api_not_found(State(state): State<Shared>) -> ApiError {
     state.metrics.error();
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
@@ -127,7 +162,8 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
             "/api",
             crate::rest::router()
                 .merge(crate::rest_journey::router())
-                .fallback(api_not_found),
+                .fallback(api_not_found)
+                .layer(axum::middleware::map_response(typed_rejection)),
         )
         // Pages on other origins import the SDK as an ES module and fetch its wasm:
         // both need CORS. The SDK is public, so any origin may read it. scripts/build

@@ -123,6 +123,67 @@ async fn rest_auth_and_errors_are_json() {
     }
 }
 
+/// Requests axum refuses before a handler runs still get typed JSON errors: a body over
+/// its 2 MB limit, a path segment that is not UTF-8, a method the route does not take.
+#[tokio::test]
+async fn requests_refused_before_a_handler_get_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let big = "[".repeat(2_100_000);
+    for (method, path, body, status, code) in [
+        (
+            "POST",
+            "/api/v1/analytics/conversations/details/query",
+            big.as_str(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            "/api/v1/journey/beacon",
+            big.as_str(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "GET",
+            "/api/v1/journey/sessions/%FF",
+            "",
+            400,
+            "invalid_argument",
+        ),
+        (
+            "GET",
+            "/api/v1/analytics/conversations/%FF%FE/details",
+            "",
+            400,
+            "invalid_argument",
+        ),
+        ("GET", "/api/v1/visitors/%C3", "", 400, "invalid_argument"),
+        (
+            "PUT",
+            "/api/v1/journey/sessions",
+            "",
+            405,
+            "method_not_allowed",
+        ),
+    ] {
+        let r = client
+            .request(method.parse().unwrap(), server.url(path))
+            .bearer_auth("sk_demo")
+            .header("content-type", "text/plain")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(v["error"]["code"], code, "{method} {path}: {v}");
+        assert!(v["error"]["message"].is_string(), "{v}");
+    }
+}
+
 #[tokio::test]
 async fn accounts_never_see_each_other() {
     let dir = tempfile::tempdir().unwrap();
