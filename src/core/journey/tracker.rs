@@ -373,8 +373,13 @@ fn project_attributes(s: &mut JourneySession, attributes: &Map<String, Value>) {
     for (key, value) in attributes {
         let projected = match value {
             Value::Array(items) => {
+                // One kind of value (validation): numbers are `integer` only when all are.
+                let kind = match items.iter().map(data_type).find(|t| *t == "number") {
+                    Some(number) => number,
+                    None => items.first().map_or("string", data_type),
+                };
                 let list = CustomEventAttributeList {
-                    data_type: items.first().map_or("string", data_type).to_string(),
+                    data_type: kind.to_string(),
                     values: items.iter().map(text).collect(),
                 };
                 s.attribute_lists
@@ -588,6 +593,28 @@ mod tests {
         assert_eq!(s.away_date, t4.plus_seconds(1800).to_iso8601());
         assert!(!s.authenticated);
         assert_eq!(s.self_uri, "/api/v1/journey/sessions/js_1");
+    }
+
+    #[test]
+    fn a_list_of_numbers_is_integer_only_when_every_one_is_whole() {
+        let mut t = JourneyTracker::new(JourneyOptions::default(), None);
+        let mut ids = Ids(0);
+        let weights = json!({"kg": [1, 2.5, -3], "g": [0.5, 2], "n": [3, -4], "e": []});
+        t.handle_event(
+            T0,
+            "e1".into(),
+            &custom(T0, "weights", weights),
+            &ctx(),
+            || ids.next(),
+        );
+        let lists = &t.current().unwrap().attribute_lists;
+        assert_eq!(
+            lists["kg"],
+            json!({"dataType": "number", "values": ["1", "2.5", "-3"]})
+        );
+        assert_eq!(lists["g"]["dataType"], "number");
+        assert_eq!(lists["n"]["dataType"], "integer");
+        assert_eq!(lists["e"], json!({"dataType": "string", "values": []}));
     }
 
     #[test]
