@@ -104,6 +104,11 @@ impl Journeys {
         }
     }
 
+    /// `--journey-timeout-seconds`.
+    pub fn session_timeout_seconds(&self) -> u64 {
+        self.options.session_timeout_seconds
+    }
+
     /// GeoIP facts of an address (empty without `--geoip`).
     pub fn geo(&self, ip: &str) -> GeoFacts {
         self.geo.as_ref().map(|g| g.lookup(ip)).unwrap_or_default()

@@ -280,7 +280,7 @@ async fn delete_visitor(
         durable(&state).await?;
         let stored = state
             .store
-            .erase_visitor(account, &short_id)
+            .erase_visitor(account, &short_id, state.journeys.session_timeout_seconds())
             .await
             .map_err(ApiError::internal)?;
         drop(erasing);

@@ -102,7 +102,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<Option<Visitor>>;
     async fn list_visitors(&self, account_id: i64) -> StoreResult<Vec<Visitor>>;
     /// Deletes the visitor and its connections; nulls personal data in its sessions.
-    async fn erase_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<bool>;
+    /// Erases the visitor's personal data; its open journey sessions end now, or when
+    /// they timed out (`journey_timeout_seconds` after their last event) if earlier.
+    async fn erase_visitor(
+        &self,
+        account_id: i64,
+        short_id: &str,
+        journey_timeout_seconds: u64,
+    ) -> StoreResult<bool>;
     async fn upsert_session(
         &self,
         account_id: i64,
@@ -434,11 +441,11 @@ fn parse_sessions(rows: Vec<(String, String)>) -> StoreResult<Vec<StoredSession>
 }
 
 /// What erasing a visitor leaves of a journey session: it ends (now, unless it had
-/// ended or timed out before), and loses the IP, GeoIP, user agent, pages, referrer,
-/// campaign, search terms and attributes. Counts, dates and ids stay.
-pub fn erase_journey(j: &mut JourneySession, now: Millis) {
+/// ended or timed out before: `timeout` seconds after its last event), and loses the
+/// IP, GeoIP, user agent, pages, referrer, campaign, search terms and attributes.
+/// Counts, dates and ids stay.
+pub fn erase_journey(j: &mut JourneySession, now: Millis, timeout: u64) {
     if j.ended_date.is_none() {
-        let timeout = covisit::core::journey::tracker::DEFAULT_SESSION_TIMEOUT_SECONDS;
         let last = covisit::core::journey::tracker::last_activity(j);
         j.ended_date = Some(now.min(last.plus_seconds(timeout)).max(last).to_iso8601());
     }
@@ -543,7 +550,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn erase_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<bool> {
+    async fn erase_visitor(
+        &self,
+        account_id: i64,
+        short_id: &str,
+        journey_timeout_seconds: u64,
+    ) -> StoreResult<bool> {
         let short_id = short_id.to_string();
         self.run(move |c| {
             let tx = c.transaction()?;
@@ -585,7 +597,7 @@ impl Store for SqliteStore {
             let now = crate::hub::now();
             for (id, data) in journeys {
                 let mut j: JourneySession = serde_json::from_str(&data)?;
-                erase_journey(&mut j, now);
+                erase_journey(&mut j, now, journey_timeout_seconds);
                 tx.execute(
                     "UPDATE journey_sessions SET ended_at = ?1, data = ?2 WHERE id = ?3",
                     params![j.ended_date, serde_json::to_string(&j)?, id],

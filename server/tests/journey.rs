@@ -482,6 +482,15 @@ async fn inactivity_past_the_timeout_opens_a_new_journey_session() {
     for j in &list {
         assert_seed_fields("JourneySession", j);
     }
+    // Both timed out before the erasure: it keeps the moments they did (the configured
+    // timeout, not the default 30 minutes, nor the erasure's time).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let timed_out: Vec<Value> = journeys(&server, &short_id)
+        .await
+        .iter()
+        .map(|j| j["endedDate"].clone())
+        .collect();
+    assert!(timed_out.iter().all(Value::is_string), "{timed_out:?}");
     // Erasing the visitor ends its journeys and drops what identifies the person.
     let (status, _) = server
         .rest("sk_demo")
@@ -490,6 +499,8 @@ async fn inactivity_past_the_timeout_opens_a_new_journey_session() {
     assert_eq!(status, 200);
     let erased = journeys(&server, &short_id).await;
     assert_eq!(erased.len(), 2);
+    let ended: Vec<Value> = erased.iter().map(|j| j["endedDate"].clone()).collect();
+    assert_eq!(ended, timed_out);
     for j in &erased {
         assert!(j["endedDate"].is_string());
         assert_eq!(
