@@ -26,6 +26,10 @@ pub const DEFAULT_AWAY_AFTER_SECONDS: u64 = 30 * 60;
 pub const DEFAULT_SESSION_TIMEOUT_SECONDS: u64 = 30 * 60;
 /// Most search terms kept per session.
 pub const MAX_SEARCH_TERMS: usize = 50;
+/// Most names in a session's `attributes`, and in its `attributeLists`: a page
+/// inventing names in every event must not grow the session without end (it is stored
+/// whole on every batch). Past it, new names are dropped; known ones still update.
+pub const MAX_SESSION_ATTRIBUTES: usize = 200;
 /// The event name of a page view in `lastEvent`.
 pub const PAGE_VIEW_EVENT: &str = "page_viewed";
 
@@ -382,8 +386,12 @@ fn project_attributes(s: &mut JourneySession, attributes: &Map<String, Value>) {
                     data_type: kind.to_string(),
                     values: items.iter().map(text).collect(),
                 };
-                s.attribute_lists
-                    .insert(key.clone(), serde_json::to_value(list).unwrap_or_default());
+                if s.attribute_lists.len() < MAX_SESSION_ATTRIBUTES
+                    || s.attribute_lists.contains_key(key)
+                {
+                    s.attribute_lists
+                        .insert(key.clone(), serde_json::to_value(list).unwrap_or_default());
+                }
                 continue;
             }
             Value::Null | Value::Object(_) => continue, // refused by validation
@@ -392,10 +400,12 @@ fn project_attributes(s: &mut JourneySession, attributes: &Map<String, Value>) {
                 value: text(scalar),
             },
         };
-        s.attributes.insert(
-            key.clone(),
-            serde_json::to_value(projected).unwrap_or_default(),
-        );
+        if s.attributes.len() < MAX_SESSION_ATTRIBUTES || s.attributes.contains_key(key) {
+            s.attributes.insert(
+                key.clone(),
+                serde_json::to_value(projected).unwrap_or_default(),
+            );
+        }
     }
 }
 
@@ -615,6 +625,51 @@ mod tests {
         assert_eq!(lists["g"]["dataType"], "number");
         assert_eq!(lists["n"]["dataType"], "integer");
         assert_eq!(lists["e"], json!({"dataType": "string", "values": []}));
+    }
+
+    #[test]
+    fn a_session_keeps_at_most_200_attribute_names_of_each_kind() {
+        let mut t = JourneyTracker::new(JourneyOptions::default(), None);
+        let mut ids = Ids(0);
+        for batch in 0..10 {
+            let names: Map<String, Value> = (0..50)
+                .flat_map(|i| {
+                    [
+                        (format!("s{batch}_{i}"), json!(i)),
+                        (format!("l{batch}_{i}"), json!([i])),
+                    ]
+                })
+                .collect();
+            t.handle_event(
+                T0,
+                format!("e{batch}"),
+                &custom(T0, "many", Value::Object(names)),
+                &ctx(),
+                || ids.next(),
+            );
+        }
+        let s = t.current().unwrap();
+        assert_eq!(
+            (s.attributes.len(), s.attribute_lists.len()),
+            (MAX_SESSION_ATTRIBUTES, MAX_SESSION_ATTRIBUTES)
+        );
+        assert!(!s.attributes.contains_key("s9_0"));
+        // A known name still takes its latest value.
+        t.handle_event(
+            T0,
+            "e10".into(),
+            &custom(
+                T0,
+                "again",
+                json!({"s0_0": "new", "l0_0": ["x"], "fresh": 1}),
+            ),
+            &ctx(),
+            || ids.next(),
+        );
+        let s = t.current().unwrap();
+        assert_eq!(s.attributes["s0_0"]["value"], "new");
+        assert_eq!(s.attribute_lists["l0_0"]["values"], json!(["x"]));
+        assert!(!s.attributes.contains_key("fresh"));
     }
 
     #[test]
