@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::ws::Utf8Bytes;
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
+use covisit::core::journey::url_facts;
 use covisit::core::json::Json;
 use covisit::core::machine::{
     ConnectionInfo, ControlState, Event, MachineOptions, SessionRequest, SessionStatus,
@@ -432,8 +433,14 @@ impl Hub {
             .is_some_and(|v| v.account_id == account_id)
     }
 
-    pub fn visitor_connect(&self, hello: VisitorHello, tx: Tx) -> Result<Welcome, HubError> {
+    pub fn visitor_connect(&self, mut hello: VisitorHello, tx: Tx) -> Result<Welcome, HubError> {
         let now = now();
+        // A URL's user:password@ is a secret, not where the visitor is.
+        hello.connection.current_url = hello
+            .connection
+            .current_url
+            .as_deref()
+            .map(url_facts::without_credentials);
         let mut config_obj = match hello.config {
             Value::Null => Map::new(),
             Value::Object(m) => m,
@@ -683,6 +690,7 @@ impl Hub {
                 .map_err(Into::into),
             VisitorMessage::Url { current_url } => {
                 text_ok("currentUrl", &current_url)?;
+                let current_url = url_facts::without_credentials(&current_url);
                 m.handle_url(now, connection_id, current_url.clone())?;
                 entry.visitor.last_url = Some(current_url);
                 self.url_changed(inner, short_id, now);

@@ -696,3 +696,32 @@ async fn sigterm_exits_with_sockets_open() {
     assert_eq!(status, 200);
     assert_eq!(v["tags"], json!(["t1"]));
 }
+
+/// A page URL's `user:password@` is a secret: the Visitor's `last_url` and the
+/// Connection's `currentUrl` never keep it, from the hello or from a `url` frame.
+#[tokio::test]
+async fn credentials_in_page_urls_are_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    ws.send(json!({
+        "type": "hello", "protocol_version": 1, "api_key": "pk_demo", "short_id": null,
+        "connection": {"currentUrl": "https://ann:hunter2@shop.test/cart?x=1", "screenWidth": 1280,
+            "screenHeight": 800, "audioSupported": false, "hasFocus": true},
+        "config": {},
+    }))
+    .await;
+    ws.welcome = ws.expect("welcome").await;
+    let short_id = ws.short_id();
+    let rest = server.rest("sk_demo");
+    let (status, v) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["last_url"], "https://shop.test/cart?x=1");
+    ws.send(json!({"type": "url", "currentUrl": "https://ann:hunter2@shop.test/pay#now"}))
+        .await;
+    ws.send(json!({"type": "heartbeat"})).await;
+    ws.expect("heartbeat_ack").await;
+    let (_, v) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(v["last_url"], "https://shop.test/pay#now");
+    assert!(!v.to_string().contains("hunter2"), "{v}");
+}
