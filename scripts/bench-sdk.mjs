@@ -18,11 +18,11 @@
 // Targets (the issues'): ready under 100 ms on loopback, no long task of 50 ms or more
 // (at start or from tracking).
 // Exits 0 after printing; with --strict, exits 1 when a target is missed.
-import { existsSync, readFileSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 import { execFileSync } from 'node:child_process';
+import { measureFile } from './measure.mjs';
 import { ROOT, startServer, launchBrowser, serveStatic, readTrace, rest } from '../tests/e2e/lib.mjs';
 
 const args = process.argv.slice(2);
@@ -167,11 +167,7 @@ async function measure(browser, page, reload, traced) {
 
 // What each way of loading downloads: the wasm plus one JS file.
 function sizes(dir) {
-  const measure = (file) => {
-    const data = readFileSync(join(dir, file));
-    return { file, raw: data.length, gzip: gzipSync(data, { level: 9 }).length,
-      brotli: brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length };
-  };
+  const measure = (file) => ({ file, ...measureFile(join(dir, file)) });
   const wasm = measure('covisit_wasm_bg.wasm');
   return [['script tag', 'covisit.js'], ['npm (ES module)', 'index.js']].map(([name, js]) => {
     const j = measure(js);

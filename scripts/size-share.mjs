@@ -5,9 +5,8 @@
 //   node scripts/size-share.mjs FEATURE WITH_DIR WITHOUT_DIR [--max-gzip KB]
 //
 // --max-gzip: exit 1 when the feature adds more than KB (gzipped) to a way of loading.
-import { readFileSync } from 'node:fs';
-import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
 import { parseArgs } from 'node:util';
+import { measureFile as measure } from './measure.mjs';
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'max-gzip': { type: 'string' } } });
 const [feature, withDir, withoutDir] = positionals;
@@ -15,14 +14,6 @@ const maxGzip = values['max-gzip'] === undefined ? null : Number(values['max-gzi
 if (!withoutDir || positionals.length > 3 || (maxGzip !== null && !(maxGzip > 0))) {
   console.error('usage: node scripts/size-share.mjs FEATURE WITH_DIR WITHOUT_DIR [--max-gzip KB (a number > 0)]');
   process.exit(2);
-}
-function measure(file) {
-  const data = readFileSync(file);
-  return {
-    raw: data.length,
-    gzip: gzipSync(data, { level: 9 }).length,
-    brotli: brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length,
-  };
 }
 const sum = (a, b) => ({ raw: a.raw + b.raw, gzip: a.gzip + b.gzip, brotli: a.brotli + b.brotli });
 const kb = (n) => `${n < 0 ? '-' : n > 0 ? '+' : ' '}${(Math.abs(n) / 1024).toFixed(2)} KB`.padStart(11);

@@ -6,9 +6,9 @@
 //
 // --write-compressed also writes FILE.gz and FILE.br, which the server sends to browsers
 // that accept them.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { gzipSync, brotliCompressSync, constants } from 'node:zlib';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { measureFile } from './measure.mjs';
 
 const BUDGET_GZIP = 60 * 1024;
 const { values } = parseArgs({
@@ -25,14 +25,12 @@ if (!values.wasm || values.path.length === 0) {
 }
 
 function measure(file) {
-  const data = readFileSync(file);
-  const gzip = gzipSync(data, { level: 9 });
-  const brotli = brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } });
+  const m = measureFile(file);
   if (values['write-compressed']) {
-    writeFileSync(`${file}.gz`, gzip);
-    writeFileSync(`${file}.br`, brotli);
+    writeFileSync(`${file}.gz`, m.gzipped);
+    writeFileSync(`${file}.br`, m.brotlied);
   }
-  return { raw: data.length, gzip: gzip.length, brotli: brotli.length };
+  return m;
 }
 const kb = (n) => (n / 1024).toFixed(1).padStart(7) + ' KB';
 const row = (label, m) => console.log(`[size] ${label.padEnd(34)} ${kb(m.raw)} ${kb(m.gzip)} ${kb(m.brotli)}`);
