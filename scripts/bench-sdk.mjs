@@ -1,4 +1,4 @@
-// SDK start-up benchmark: `node scripts/bench-sdk.mjs [--runs N] [--strict]`.
+// SDK start-up benchmark: `node scripts/bench-sdk.mjs [--runs N] [--strict] [--preload]`.
 //
 // Starts covisit-server --dev (temporary database, the SDK of dist/ at
 // /sdk/) and headless Chromium, loads a bench page that embeds the SDK with the README's
@@ -28,6 +28,8 @@ import { ROOT, startServer, launchBrowser, serveStatic, readTrace, rest } from '
 const args = process.argv.slice(2);
 const runs = Number(args[args.indexOf('--runs') + 1]) || 7;
 const strict = args.includes('--strict');
+// --preload: the page also has the README's optional preload hint for the wasm.
+const preload = args.includes('--preload');
 const READY_TARGET_MS = 100;
 const LONG_TASK_MS = 50;
 const sdkDir = join(ROOT, 'dist');
@@ -107,7 +109,8 @@ function benchPage(server) {
   performance.mark('covisit-tag');
   bench.tagAt = performance.now();
 </script>
-<script async src="${server}/sdk/covisit.js"></script>
+${preload ? `<link rel="preload" href="${server}/sdk/covisit_wasm_bg.wasm" as="fetch" crossorigin>
+` : ''}<script async src="${server}/sdk/covisit.js"></script>
 </head><body><h1>covisit start-up bench</h1><p>Some page content.</p></body></html>`;
 }
 
@@ -201,7 +204,7 @@ try {
     }
   }
   const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
-  console.log(`covisit SDK start-up bench: ${runs} runs, headless Chromium, server ${server.url} (loopback), page on ${site.url}`);
+  console.log(`covisit SDK start-up bench: ${runs} runs, headless Chromium, server ${server.url} (loopback), page on ${site.url}${preload ? ', with the wasm preload hint' : ''}`);
   console.log('');
   for (const [name, rs] of [['cold (new context, empty cache)', cold], ['warm (reload, cached)', warm]]) {
     const ready = rs.map((r) => r.readyMs);
