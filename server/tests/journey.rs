@@ -32,14 +32,9 @@ async fn error_code(ws: &mut Ws) -> String {
 }
 
 async fn session_with(agent: &mut Ws, visitor: &mut Ws, short_id: &str) -> String {
-    agent
-        .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
-        .await;
-    let update = agent
-        .expect_where("session_update", |v| v["session"]["visitor_id"] == short_id)
-        .await;
+    let session_id = agent.request_session(short_id, "search").await;
     visitor.expect("session_request").await;
-    update["session"]["id"].as_str().unwrap().to_string()
+    session_id
 }
 
 #[tokio::test]

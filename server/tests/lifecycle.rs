@@ -8,19 +8,6 @@ use std::time::Duration;
 use common::{assert_seed_fields, Server};
 use serde_json::{json, Value};
 
-async fn request(agent: &mut common::Ws, short_id: &str, found_by: &str) -> String {
-    agent
-        .send(json!({"type": "request_session", "short_id": short_id, "found_by": found_by}))
-        .await;
-    let update = agent
-        .expect_where("session_update", |v| v["session"]["visitor_id"] == short_id)
-        .await;
-    update["session"]["id"]
-        .as_str()
-        .expect("session id")
-        .to_string()
-}
-
 #[tokio::test]
 async fn request_authorize_end_by_visitor_and_records_match_the_seeds() {
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +33,7 @@ async fn request_authorize_end_by_visitor_and_records_match_the_seeds() {
         .iter()
         .any(|v| v["short_id"] == short_id.as_str()));
 
-    let session_id = request(&mut agent, &short_id, "search").await;
+    let session_id = agent.request_session(&short_id, "search").await;
     let prompt = visitor.expect("session_request").await;
     assert_eq!(prompt["session_id"], session_id.as_str());
     assert_eq!(prompt["agent"]["name"], "Grace");
@@ -129,7 +116,9 @@ async fn agent_ends_and_lookup_code_is_the_source() {
         visitor.short_id().as_str()
     );
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &visitor.short_id(), "lookup_code").await;
+    let session_id = agent
+        .request_session(&visitor.short_id(), "lookup_code")
+        .await;
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
@@ -153,7 +142,7 @@ async fn deny_ends_with_client_and_never_went_live() {
     let server = Server::start(dir.path());
     let mut visitor = server.visitor(None, None, true, json!({})).await;
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    let session_id = agent.request_session(&visitor.short_id(), "search").await;
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "deny"})).await;
     assert_eq!(
@@ -177,7 +166,7 @@ async fn unanswered_request_times_out() {
         .visitor(None, None, true, json!({"authorizationTimeoutSeconds": 1}))
         .await;
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    let session_id = agent.request_session(&visitor.short_id(), "search").await;
     visitor.expect("session_request").await;
     let end = visitor.expect("session_end").await;
     assert_eq!(end["disconnectType"], "timeout");
@@ -198,7 +187,7 @@ async fn navigation_resumes_the_session_on_the_next_page() {
     let mut page1 = server.visitor(None, None, true, json!({})).await;
     let short_id = page1.short_id();
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &short_id, "search").await;
+    let session_id = agent.request_session(&short_id, "search").await;
     page1.expect("session_request").await;
     page1.send(json!({"type": "authorize"})).await;
     page1.expect("session_start").await;
@@ -238,7 +227,7 @@ async fn two_tabs_prompt_follows_focus() {
     assert_eq!(tab_b.short_id(), short_id);
     assert_ne!(tab_b.connection_id(), tab_a.connection_id());
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &short_id, "search").await;
+    let session_id = agent.request_session(&short_id, "search").await;
     tab_a.expect("session_request").await;
     tab_b.send(json!({"type": "focus", "hasFocus": true})).await;
     let moved = tab_b.expect("session_request").await;
@@ -265,7 +254,7 @@ async fn control_request_grant_and_revoke() {
     let mut agent = server.agent("sk_demo", "Grace").await;
     let agent_id = agent.welcome["agent"]["id"].as_str().unwrap().to_string();
     assert!(agent_id.starts_with("ea_"));
-    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    let session_id = agent.request_session(&visitor.short_id(), "search").await;
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
@@ -424,7 +413,7 @@ async fn request_agent_marks_the_visitor_waiting_and_sets_the_source() {
         })
         .await;
     assert_eq!(update["visitor"]["short_id"], visitor.short_id().as_str());
-    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    let session_id = agent.request_session(&visitor.short_id(), "search").await;
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "deny"})).await;
     agent.expect_status(&session_id, "ended").await;
@@ -449,7 +438,7 @@ async fn second_agent_joins_and_the_last_one_leaving_ends_it() {
         .await;
     let mut grace = server.agent("sk_demo", "Grace").await;
     let mut alan = server.agent("sk_demo", "Alan").await;
-    let session_id = request(&mut grace, &visitor.short_id(), "search").await;
+    let session_id = grace.request_session(&visitor.short_id(), "search").await;
     // Without authorization the session is live at once.
     visitor.expect("session_start").await;
     alan.send(json!({"type": "join_session", "session_id": session_id}))
@@ -491,7 +480,7 @@ async fn an_announced_return_that_never_happens_times_out() {
     let server = Server::start(dir.path());
     let mut visitor = server.visitor(None, None, true, json!({})).await;
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    let session_id = agent.request_session(&visitor.short_id(), "search").await;
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
@@ -508,7 +497,7 @@ async fn tabs_that_vanish_unannounced_end_with_transport_failure() {
     let server = Server::start_with(dir.path(), &[("COVISIT_GRACE_PERIOD_SECONDS", "1")]);
     let mut visitor = server.visitor(None, None, true, json!({})).await;
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &visitor.short_id(), "search").await;
+    let session_id = agent.request_session(&visitor.short_id(), "search").await;
     visitor.expect("session_request").await;
     visitor.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;

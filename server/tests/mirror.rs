@@ -12,16 +12,6 @@ use serde_json::{json, Value};
 
 const QUIET: Duration = Duration::from_millis(400);
 
-async fn request(agent: &mut Ws, short_id: &str) -> String {
-    agent
-        .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
-        .await;
-    let update = agent
-        .expect_where("session_update", |v| v["session"]["visitor_id"] == short_id)
-        .await;
-    update["session"]["id"].as_str().unwrap().to_string()
-}
-
 /// Frames of `kind` that arrive within `wait` (others are skipped).
 async fn none_of(ws: &mut Ws, kind: &str, wait: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + wait;
@@ -53,7 +43,7 @@ async fn mirror_frames_are_relayed_only_while_the_session_is_active() {
 
     // Before any session: dropped, no error for the page.
     visitor.send(mirror("before session")).await;
-    let session_id = request(&mut agent, &short_id).await;
+    let session_id = agent.request_session(&short_id, "search").await;
     visitor.expect("session_request").await;
     // Authorizing: still dropped.
     visitor.send(mirror("while authorizing")).await;
@@ -111,7 +101,7 @@ async fn remote_actions_need_granted_control_and_permission_and_count_when_appli
         .await;
     let short_id = visitor.short_id();
     let mut agent = server.agent("sk_demo", "Grace").await;
-    let session_id = request(&mut agent, &short_id).await;
+    let session_id = agent.request_session(&short_id, "search").await;
     visitor.expect("session_request").await;
     let click = json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}});
 

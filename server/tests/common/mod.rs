@@ -281,6 +281,20 @@ impl Ws {
         self.expect_where(kind, |_| true).await
     }
 
+    /// As an agent: asks `short_id` for a session (`found_by` says how the agent found
+    /// them) and returns the new session's id from the `session_update` that follows.
+    pub async fn request_session(&mut self, short_id: &str, found_by: &str) -> String {
+        self.send(json!({"type": "request_session", "short_id": short_id, "found_by": found_by}))
+            .await;
+        let update = self
+            .expect_where("session_update", |v| v["session"]["visitor_id"] == short_id)
+            .await;
+        update["session"]["id"]
+            .as_str()
+            .expect("session id")
+            .to_string()
+    }
+
     pub async fn expect_where(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
