@@ -3,25 +3,14 @@
 // SPA navigations, the referrer and campaign) and what the page tracks (Covisit('track'))
 // must come out of the journey REST object and, once a co-browse session happened, the
 // analytics details, with every seed field (checked against the seed field fixture).
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as L from './lib.mjs';
 
 let server;
 let browser;
 let agent;
-
-before(async () => {
-  L.requireBuilt();
-  server = await L.startServer({ fixtures: true });
-  browser = await L.launchBrowser();
-  agent = await L.openConsole(browser, server, 'Dana');
-}, { timeout: 60000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 30000 });
+L.useServerAndConsole((env) => ({ server, browser, agent } = env));
 
 /** The visitor's journey sessions, once `ready(list)` holds (events arrive batched). */
 async function journeys(shortId, ready) {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, dirname, extname, resolve, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -308,4 +309,24 @@ export function serveStatic(root) {
     url: `http://127.0.0.1:${server.address().port}`,
     close: () => new Promise((c) => { server.closeAllConnections?.(); server.close(() => c()); }),
   })));
+}
+
+/**
+ * The set-up most test files share: before their tests, the real server (with the
+ * fixture pages), headless Chromium and an agent console signed in as `name`, handed to
+ * `assign({server, browser, agent})`; after them, all of it stopped.
+ */
+export function useServerAndConsole(assign, { name = 'Dana' } = {}) {
+  const env = {};
+  before(async () => {
+    requireBuilt();
+    env.server = await startServer({ fixtures: true });
+    env.browser = await launchBrowser();
+    env.agent = await openConsole(env.browser, env.server, name);
+    assign(env);
+  }, { timeout: 60000 });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.stop();
+  }, { timeout: 30000 });
 }

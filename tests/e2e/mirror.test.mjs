@@ -4,25 +4,14 @@
 // must cross no wire (checked on the frames the visitor page sends and the frames the
 // console receives, through CDP); hostile page content and forged frames must run
 // nothing in the console; remote control must act only with consent.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as L from './lib.mjs';
 
 let server;
 let browser;
 let agent;
-
-before(async () => {
-  L.requireBuilt();
-  server = await L.startServer({ fixtures: true });
-  browser = await L.launchBrowser();
-  agent = await L.openConsole(browser, server, 'Dana');
-}, { timeout: 60000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 30000 });
+L.useServerAndConsole((env) => ({ server, browser, agent } = env));
 
 /** The mirror iframe of the session the console shows. */
 function mirrorFrame(page = agent) {

@@ -4,7 +4,7 @@
 // console is signed in once. After each flow the REST objects must match the seed
 // field fixture, and the frames the visitor sent before authorizing must carry no page
 // content.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as L from './lib.mjs';
 
@@ -19,18 +19,7 @@ const BEFORE_AUTHORIZATION = new Set(['hello', 'heartbeat', 'focus', 'url', 'exp
 let server;
 let browser;
 let agent;
-
-before(async () => {
-  L.requireBuilt();
-  server = await L.startServer({ fixtures: true });
-  browser = await L.launchBrowser();
-  agent = await L.openConsole(browser, server, 'Dana');
-}, { timeout: 60000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 30000 });
+L.useServerAndConsole((env) => ({ server, browser, agent } = env));
 
 /** A new visitor on `path`, frames recorded from the first byte; `init` runs first on every page. */
 async function visitor(path, init) {
