@@ -77,8 +77,7 @@ fn uuid_like() -> String {
 
 /// The event as it is applied and stored: its page and referrer URLs without
 /// credentials (`https://user:pw@host/`), which are secrets, not journey facts.
-fn without_credentials(event: &TrackEvent) -> TrackEvent {
-    let mut event = event.clone();
+fn without_credentials(mut event: TrackEvent) -> TrackEvent {
     if let TrackEvent::PageView(p) = &mut event {
         p.url = url_facts::without_credentials(&p.url);
         p.referrer = p.referrer.as_deref().map(url_facts::without_credentials);
@@ -183,7 +182,8 @@ impl Journeys {
         let Some(tracker) = guard.get_mut(&key) else {
             return Ok(0); // inserted above; only a concurrent erase removes it
         };
-        for event in input.events.iter().map(without_credentials) {
+        let count = input.events.len();
+        for event in input.events.into_iter().map(without_credentials) {
             let event = &event;
             let at = place(now, input.sent_at, event.at());
             let event_id = uuid_like();
@@ -225,7 +225,7 @@ impl Journeys {
                 Box::new(current.clone()),
             ));
         }
-        Ok(input.events.len())
+        Ok(count)
     }
 
     /// The in-memory copy of the visitor's current session (fresher than the store's
