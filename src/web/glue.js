@@ -24,7 +24,21 @@ button:focus-visible { outline: 3px solid #ffb020; outline-offset: 2px; }
 .stars button[aria-pressed="true"] { background: #ffb020; border-color: #ffb020; }
 textarea { font: inherit; width: 100%; box-sizing: border-box; margin: 0 0 10px; }
 .code { font: 600 28px/1.2 ui-monospace, monospace; letter-spacing: .2em; margin: 4px 0 12px; }
+.panel.info { bottom: auto; top: 16px; }
+.hint { font-size: 12px; color: #475467; margin: 10px 0 0; }
+button[aria-disabled="true"] { opacity: .55; cursor: default; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 `;
+
+// A consent prompt must never be answered by input that started before it was shown
+// (issue: a visitor typing a sentence granted control with a space). So no prompt takes
+// focus (it is announced to assistive technology instead, and reachable by Tab or
+// Alt+Shift+Y), and its buttons ignore activation for ARM_MS after it appears and while
+// a key that was already down when it appeared is still held, as browsers do for their
+// own permission prompts. Only trusted events (the visitor's own) answer it.
+const ARM_MS = 700;
+const LOOKUP_PRESSES = 5;
+const LOOKUP_WINDOW_MS = 3000;
 
 export class Ui {
   constructor(onAction) {
@@ -32,18 +46,60 @@ export class Ui {
     this.host = null;
     this.root = null;
     this.prompt = null;
+    this.info = null;
     this.indicator = null;
+    this.live = null;
+    /** Keys down right now (KeyboardEvent.code), and those of them already down when the prompt appeared. */
+    this.held = new Set();
+    this.heldAtShow = new Set();
+    this.armAt = 0;
+    this.armTimer = 0;
+    this.lastFocus = null;
+    // Ctrl pressed and released with nothing else between: LOOKUP_PRESSES of those
+    // within LOOKUP_WINDOW_MS show the support code. Copy and paste (Ctrl+C…) never counts.
+    this.ctrlAlone = false;
     this.ctrlPresses = [];
-    this.onKey = (e) => {
-      if (e.key !== 'Control' || e.repeat) return;
+    this.onKeyDown = (e) => {
+      if (!e.isTrusted) return;
+      this.held.add(e.code || e.key);
+      if (e.key === 'Control') { if (!e.repeat) this.ctrlAlone = true; } else this.ctrlAlone = false;
+      if (this.prompt && e.altKey && e.shiftKey && !e.ctrlKey && !e.metaKey && e.code === 'KeyY') {
+        e.preventDefault();
+        this.focusPrompt();
+      }
+    };
+    this.onKeyUp = (e) => {
+      if (!e.isTrusted) return;
+      const code = e.code || e.key;
+      this.held.delete(code);
+      if (this.heldAtShow.delete(code)) this.arm();
+      if (e.key !== 'Control') return;
+      const alone = this.ctrlAlone;
+      this.ctrlAlone = false;
+      if (!alone) return;
       const t = Date.now();
-      this.ctrlPresses = this.ctrlPresses.filter((p) => t - p < 3000).concat(t);
-      if (this.ctrlPresses.length >= 5) {
+      this.ctrlPresses = this.ctrlPresses.filter((p) => t - p < LOOKUP_WINDOW_MS).concat(t);
+      if (this.ctrlPresses.length >= LOOKUP_PRESSES) {
         this.ctrlPresses = [];
         this.onAction('lookupCode', undefined);
       }
     };
-    window.addEventListener('keydown', this.onKey, true);
+    // A click or wheel with Ctrl down (zoom, open in new tab) is not a lone Ctrl either.
+    this.onPointer = () => { this.ctrlAlone = false; };
+    // Where focus was last outside the SDK's UI: it goes back there when a prompt the
+    // visitor moved into (by keyboard or by clicking) closes.
+    this.onFocusIn = (e) => {
+      const path = e.composedPath();
+      if (!this.host || !path.includes(this.host)) this.lastFocus = path[0];
+    };
+    // Keys released while the window had no focus send no keyup.
+    this.onBlur = () => { this.held.clear(); this.ctrlAlone = false; if (this.heldAtShow.size) { this.heldAtShow.clear(); this.arm(); } };
+    window.addEventListener('keydown', this.onKeyDown, true);
+    window.addEventListener('keyup', this.onKeyUp, true);
+    window.addEventListener('pointerdown', this.onPointer, true);
+    window.addEventListener('wheel', this.onPointer, { capture: true, passive: true });
+    window.addEventListener('blur', this.onBlur);
+    window.addEventListener('focusin', this.onFocusIn, true);
   }
 
   ensureRoot() {
@@ -57,7 +113,9 @@ export class Ui {
     this.root = host.attachShadow({ mode: 'open' });
     const style = document.createElement('style');
     style.textContent = CSS;
-    this.root.append(style);
+    // Announcements: a prompt is read out without moving focus to it.
+    this.live = this.el('div', { class: 'sr', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    this.root.append(style, this.live);
     (document.body || document.documentElement).append(host);
     this.host = host;
     return this.root;
@@ -74,24 +132,73 @@ export class Ui {
     return node;
   }
 
-  dialog(id, title, message, buttons, extra) {
-    this.hidePrompt();
+  /** A prompt button: `run` happens only for the visitor's own, deliberate activation. */
+  button(text, run, attrs) {
+    const b = this.el('button', { type: 'button', text, ...(attrs || {}) });
+    b.addEventListener('click', (e) => {
+      if (!e.isTrusted || !this.armed()) return;
+      run();
+    });
+    return b;
+  }
+
+  /** Whether prompt buttons take activation now (see ARM_MS). */
+  armed() {
+    return performance.now() >= this.armAt && this.heldAtShow.size === 0;
+  }
+
+  /** Marks the prompt's buttons usable once it is armed (and re-checks until then). */
+  arm() {
+    clearTimeout(this.armTimer);
+    const panels = [this.prompt, this.info].filter(Boolean);
+    const ready = this.armed();
+    for (const p of panels) {
+      p.dataset.armed = String(ready);
+      for (const b of p.querySelectorAll('button')) {
+        if (ready) b.removeAttribute('aria-disabled');
+        else b.setAttribute('aria-disabled', 'true');
+      }
+    }
+    if (!ready && this.heldAtShow.size === 0) {
+      this.armTimer = setTimeout(() => this.arm(), Math.max(0, this.armAt - performance.now()) + 5);
+    }
+  }
+
+  /** Builds a prompt panel; `slot` 'prompt' (consent, rating) or 'info' (the support
+   * code, which never replaces a question the visitor has to answer). No focus moves. */
+  dialog(id, title, message, buttons, extra, slot = 'prompt') {
+    if (slot === 'prompt') this.hidePrompt();
+    else this.hideInfo();
     const root = this.ensureRoot();
     const heading = this.el('h2', { id: `cv-${id}-title`, text: title });
     const body = this.el('p', { id: `cv-${id}-desc`, text: message });
+    const hint = this.el('p', { class: 'hint', text: 'Alt+Shift+Y moves to this box.' });
     const row = this.el('div', { class: 'row' }, buttons);
     const panel = this.el('div', {
-      class: 'cv panel', role: 'alertdialog', 'aria-modal': 'false',
-      'aria-labelledby': heading.id, 'aria-describedby': body.id, 'data-covisit': id,
-    }, [heading, body, ...(extra || []), row]);
+      class: slot === 'prompt' ? 'cv panel' : 'cv panel info', role: slot === 'prompt' ? 'alertdialog' : 'dialog',
+      'aria-modal': 'false', 'aria-labelledby': heading.id, 'aria-describedby': body.id, 'data-covisit': id,
+    }, [heading, body, ...(extra || []), row, hint]);
     panel.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') { e.stopPropagation(); buttons[0].click(); }
+      if (e.key === 'Escape' && e.isTrusted && this.armed()) { e.stopPropagation(); buttons[0].click(); }
     });
     root.append(panel);
-    this.prompt = panel;
-    const primary = buttons[buttons.length - 1];
-    primary.focus({ preventScroll: true });
+    if (slot === 'prompt') this.prompt = panel;
+    else this.info = panel;
+    this.armAt = performance.now() + ARM_MS;
+    this.heldAtShow = new Set(this.held);
+    this.arm();
+    this.live.textContent = '';
+    // A fresh text node is what screen readers announce in a live region.
+    setTimeout(() => { if (this.live) this.live.textContent = `${title}. ${message} Alt+Shift+Y moves to it.`; }, 50);
     return panel;
+  }
+
+  /** Alt+Shift+Y: the visitor asks to move to the prompt (focus comes back after). */
+  focusPrompt() {
+    const panel = this.prompt || this.info;
+    if (!panel) return;
+    const first = panel.querySelector('button');
+    if (first) first.focus({ preventScroll: true });
   }
 
   answer(action) {
@@ -101,43 +208,63 @@ export class Ui {
 
   showSessionPrompt(title, message, agentName) {
     this.dialog('session-prompt', title, message.split('{agentName}').join(agentName), [
-      this.el('button', { type: 'button', text: 'Deny', onclick: () => this.answer('deny') }),
-      this.el('button', { type: 'button', class: 'primary', text: 'Allow', onclick: () => this.answer('allow') }),
+      this.button('Deny', () => this.answer('deny')),
+      this.button('Allow', () => this.answer('allow'), { class: 'primary' }),
     ]);
   }
 
   showControlPrompt(agentName) {
     this.dialog('control-prompt', 'Allow remote control?', agentName + ' would like to control this page. They will be able to click, scroll and type on this page; you can take control back at any time.', [
-      this.el('button', { type: 'button', text: 'Deny', onclick: () => this.answer('denyControl') }),
-      this.el('button', { type: 'button', class: 'primary', text: 'Allow control', onclick: () => this.answer('grantControl') }),
+      this.button('Deny', () => this.answer('denyControl')),
+      this.button('Allow control', () => this.answer('grantControl'), { class: 'primary' }),
     ]);
   }
 
   showLookupCode(code) {
     this.dialog('lookup-code', 'Your support code', 'Read this code to the support agent:', [
-      this.el('button', { type: 'button', class: 'primary', text: 'Close', onclick: () => this.hidePrompt() }),
-    ], [this.el('div', { class: 'code', 'data-covisit': 'code', text: code })]);
+      this.button('Close', () => this.hideInfo(), { class: 'primary' }),
+    ], [this.el('div', { class: 'code', 'data-covisit': 'code', text: code })], 'info');
   }
 
   showRating(agentName) {
     let rating = 0;
-    const stars = [1, 2, 3, 4, 5].map((n) => this.el('button', {
-      type: 'button', 'aria-pressed': 'false', 'aria-label': `${n} of 5`, text: String(n),
-      onclick: () => { rating = n; stars.forEach((s, i) => s.setAttribute('aria-pressed', String(i < n))); },
-    }));
+    const stars = [1, 2, 3, 4, 5].map((n) => this.button(String(n), () => {
+      rating = n;
+      stars.forEach((s, i) => s.setAttribute('aria-pressed', String(i < n)));
+    }, { 'aria-pressed': 'false', 'aria-label': `${n} of 5` }));
     const feedback = this.el('textarea', { rows: '2', 'aria-label': 'Feedback (optional)', placeholder: 'Feedback (optional)' });
     this.dialog('rating', 'How was your session?', agentName ? `Rate your session with ${agentName}.` : 'Rate your session.', [
-      this.el('button', { type: 'button', text: 'Skip', onclick: () => this.hidePrompt() }),
-      this.el('button', { type: 'button', class: 'primary', text: 'Send', onclick: () => {
+      this.button('Skip', () => this.hidePrompt()),
+      this.button('Send', () => {
         if (!rating) return;
         this.hidePrompt();
         this.onAction('rate', { rating, feedback: feedback.value || null });
-      } }),
+      }, { class: 'primary' }),
     ], [this.el('div', { class: 'row stars', role: 'group', 'aria-label': 'Rating' }, stars), feedback]);
   }
 
+  /** Removes a panel; focus that the visitor moved into it goes back where it was. */
+  drop(panel) {
+    if (!panel) return;
+    const inside = this.root && panel.contains(this.root.activeElement);
+    panel.remove();
+    const back = this.lastFocus;
+    if (inside && back && back.isConnected && back.focus) back.focus({ preventScroll: true });
+  }
+
   hidePrompt() {
-    if (this.prompt) { this.prompt.remove(); this.prompt = null; }
+    this.drop(this.prompt);
+    this.prompt = null;
+    if (this.live) this.live.textContent = '';
+  }
+
+  hideConsent() {
+    if (this.prompt && /-prompt$/.test(this.prompt.dataset.covisit)) this.hidePrompt();
+  }
+
+  hideInfo() {
+    this.drop(this.info);
+    this.info = null;
   }
 
   showIndicator(agentName, controlGranted) {
@@ -146,6 +273,7 @@ export class Ui {
     const key = `${who}|${controlGranted}`;
     if (this.indicator && this.indicator.dataset.key === key) return;
     if (this.indicator) this.indicator.remove();
+    // Taking the page back needs no arming: it only ever withdraws what was shared.
     const buttons = [this.el('button', { type: 'button', text: 'End', 'aria-label': 'End screen sharing', onclick: () => this.onAction('end', undefined) })];
     if (controlGranted) {
       buttons.unshift(this.el('button', { type: 'button', text: 'Take back control', onclick: () => this.onAction('revokeControl', undefined) }));
@@ -162,9 +290,15 @@ export class Ui {
   }
 
   destroy() {
-    window.removeEventListener('keydown', this.onKey, true);
+    clearTimeout(this.armTimer);
+    window.removeEventListener('keydown', this.onKeyDown, true);
+    window.removeEventListener('keyup', this.onKeyUp, true);
+    window.removeEventListener('pointerdown', this.onPointer, true);
+    window.removeEventListener('wheel', this.onPointer, { capture: true });
+    window.removeEventListener('blur', this.onBlur);
+    window.removeEventListener('focusin', this.onFocusIn, true);
     if (this.host) this.host.remove();
-    this.host = this.root = this.prompt = this.indicator = null;
+    this.host = this.root = this.prompt = this.info = this.indicator = this.live = null;
   }
 }
 

@@ -20,6 +20,9 @@ extern "C" {
     pub fn show_rating(this: &Ui, agent_name: &str);
     #[wasm_bindgen(method, js_name = hidePrompt)]
     pub fn hide_prompt(this: &Ui);
+    /// Hides the session or control prompt, not a rating the visitor may still give.
+    #[wasm_bindgen(method, js_name = hideConsent)]
+    pub fn hide_consent(this: &Ui);
     #[wasm_bindgen(method, js_name = showIndicator)]
     pub fn show_indicator(this: &Ui, agent_name: &str, control_granted: bool);
     #[wasm_bindgen(method, js_name = hideIndicator)]

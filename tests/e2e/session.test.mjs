@@ -74,9 +74,11 @@ describe('session flows', () => {
     const pageTexts = ['€249', 'Packed size: 45 × 15 cm'];
     assertNoContentBeforeAuthorization(frames, pageTexts);
 
-    // Keyboard-usable: the primary button has focus.
+    // Keyboard-usable without taking focus from the page: Alt+Shift+Y moves to it.
     const allow = prompt.getByRole('button', { name: 'Allow' });
-    assert.equal(await allow.evaluate((b) => b.getRootNode().activeElement === b), true, 'Allow has focus');
+    assert.equal(await allow.evaluate((b) => b.getRootNode().activeElement), null, 'the prompt did not take focus');
+    await page.keyboard.press('Alt+Shift+KeyY');
+    assert.equal(await prompt.getByRole('button', { name: 'Deny' }).evaluate((b) => b.getRootNode().activeElement === b), true, 'Alt+Shift+Y focused the prompt');
     await allow.click();
 
     const indicator = L.sdkUi(page, 'indicator');
