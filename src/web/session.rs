@@ -14,7 +14,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, Event, EventTarget, MessageEvent, WebSocket};
 
 use super::glue;
-use super::mirror::Mirror;
+use super::mirror::Capture;
 use super::{from_js, json_from_js, now, to_js, CovisitError};
 use crate::core::client::{
     ClientEvent, ClientState, MirrorCommand, Output, PageInfo, VisitorClient, EVENT_NAMES,
@@ -39,6 +39,9 @@ const CONNECTION_ID_KEY: &str = "covisit.connection_id";
 #[wasm_bindgen(js_name = startCovisit, unchecked_return_type = "Promise<Covisit>")]
 pub fn start_covisit(
     #[wasm_bindgen(unchecked_param_type = "CovisitConfig")] config: JsValue,
+    // Where the on-demand co-browsing capture is (index.js passes the file next to the
+    // wasm); without it the SDK works but never shares the page.
+    #[wasm_bindgen(js_name = captureUrl)] capture_url: Option<String>,
 ) -> js_sys::Promise {
     let config = match from_js(&config) {
         Ok(c) => c,
@@ -67,7 +70,7 @@ pub fn start_covisit(
             Ok(c) => c,
             Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
         };
-    let driver = Driver::new(client);
+    let driver = Driver::new(client, capture_url);
     let covisit = Covisit {
         driver: driver.clone(),
     };
@@ -131,7 +134,8 @@ struct Driver {
     ui: Option<glue::Ui>,
     ui_callback: Option<Closure<dyn FnMut(String, JsValue)>>,
     /// Co-browsing capture (`mirror.js`) and the callback it hands batches to.
-    mirror: Option<(Mirror, BatchCallback)>,
+    mirror: Option<(Capture, BatchCallback)>,
+    capture_url: Option<String>,
     waiters: Vec<(js_sys::Function, js_sys::Function)>,
     /// The `ready` detail once it happened, for handlers added later (see `on`).
     ready_detail: Option<JsValue>,
@@ -140,7 +144,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(client: VisitorClient) -> Rc<RefCell<Driver>> {
+    fn new(client: VisitorClient, capture_url: Option<String>) -> Rc<RefCell<Driver>> {
         Rc::new_cyclic(|this| {
             RefCell::new(Driver {
                 client,
@@ -153,6 +157,7 @@ impl Driver {
                 ui: None,
                 ui_callback: None,
                 mirror: None,
+                capture_url,
                 waiters: Vec::new(),
                 ready_detail: None,
                 instance: None,
@@ -238,7 +243,8 @@ impl Driver {
         });
         let masked = serde_json::to_string(&driver.borrow().client.config().masked_elements)
             .unwrap_or_default();
-        let mirror = Mirror::new(on_batch.as_ref().unchecked_ref(), &masked);
+        let url = driver.borrow().capture_url.clone();
+        let mirror = Capture::new(on_batch.as_ref().unchecked_ref(), &masked, url);
         driver.borrow_mut().mirror = Some((mirror, on_batch));
     }
 
@@ -441,6 +447,13 @@ impl Driver {
                 rate,
             )
         };
+        if matches!(event, ClientEvent::SessionRequest { .. }) {
+            // The capture is needed once the visitor allows: fetch it while they read.
+            let capture = driver.borrow().mirror.as_ref().map(|(m, _)| m.clone());
+            if let Some(capture) = capture {
+                capture.preload();
+            }
+        }
         if let Some(ui) = ui.as_ref() {
             match &event {
                 ClientEvent::SessionRequest { agent, .. } if handlers.is_empty() => {
@@ -454,12 +467,7 @@ impl Driver {
                     ui.show_control_prompt(&agent.name);
                 }
                 ClientEvent::PromptWithdrawn { .. } => ui.hide_prompt(),
-                ClientEvent::SessionEnd { .. } => {
-                    ui.hide_prompt();
-                    if rate {
-                        ui.show_rating(&agent_name);
-                    }
-                }
+                ClientEvent::SessionEnd { .. } => ui.hide_prompt(),
                 _ => {}
             }
             match status {
@@ -467,7 +475,7 @@ impl Driver {
                 SessionStatus::Authorizing => ui.hide_indicator(),
                 _ => {
                     ui.hide_indicator();
-                    ui.hide_prompt();
+                    ui.hide_consent();
                 }
             }
             if matches!(
@@ -481,6 +489,10 @@ impl Driver {
                 ClientEvent::ControlStart { .. } | ClientEvent::ControlEnd { .. }
             ) {
                 ui.hide_prompt();
+            }
+            // After the status above, which clears prompts once a session is over.
+            if rate {
+                ui.show_rating(&agent_name);
             }
         }
         if let ClientEvent::Ready { .. } = event {
