@@ -4,14 +4,21 @@ import * as wasm from './covisit_wasm.js';
 
 let loading = null;
 let loaded = false;
+let captureUrl = null;
 
 /**
  * Load the wasm (once). Called by `start`; call it early to warm up. `wasmUrl` defaults
- * to the `.wasm` next to this file.
+ * to the `.wasm` next to this file. The co-browsing capture (covisit-capture.js), which
+ * only a session needs, is fetched later from next to the wasm.
  */
 export function load(wasmUrl) {
-  loading = loading || wasm.default({ module_or_path: wasmUrl || new URL('./covisit_wasm_bg.wasm', import.meta.url) })
-    .then(() => { loaded = true; });
+  if (!loading) {
+    // Written as `new URL('./file', import.meta.url)` so that bundlers copy both files.
+    if (wasmUrl) captureUrl = new URL('covisit-capture.js', new URL(wasmUrl, location.href)).href;
+    else captureUrl = new URL('./covisit-capture.js', import.meta.url).href;
+    loading = wasm.default({ module_or_path: wasmUrl || new URL('./covisit_wasm_bg.wasm', import.meta.url) })
+      .then(() => { loaded = true; });
+  }
   return loading;
 }
 
@@ -35,7 +42,7 @@ export async function start(config) {
   if (typeof wasm.startCovisit !== 'function') {
     throw Object.assign(new Error('this build of covisit has no session client (build with --preview)'), { code: 'unsupported' });
   }
-  return wasm.startCovisit(config);
+  return wasm.startCovisit(config, captureUrl);
 }
 
 export const version = whenLoaded('version', () => wasm.version());

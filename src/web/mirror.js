@@ -1,4 +1,5 @@
-// Co-browsing capture, the SDK's other small JS half (docs/MIRROR.md): a time-sliced
+// Co-browsing capture (docs/MIRROR.md), loaded on demand once a session needs it
+// (capture.js stands in for it until then; the build writes it as covisit-capture.js): a time-sliced
 // snapshot of the page, then MutationObserver changes, input values, scroll, pointer,
 // focus and viewport, as compact JSON records handed to Rust in batches (each one wire
 // frame); and remote actions applied with real DOM events. Masking happens here, before
@@ -13,8 +14,15 @@ const MAX_ATTR = 16000; // longer attribute values (inline data: URLs) are dropp
 const set = (s) => new Set(s.split(' '));
 const SKIP = set('script noscript template base object embed covisit-ui covisit-pointer');
 const URLS = set('href src action formaction poster data background cite xlink:href longdesc');
-const MASK_INPUT = 'input[type=password i],[autocomplete*="cc-" i],[autocomplete="one-time-code" i]';
+// Fields that hold secrets whatever their type: passwords, one-time codes, card data.
+const SECRET_AUTOCOMPLETE = '[autocomplete*="cc-" i],[autocomplete*="current-password" i],[autocomplete*="new-password" i],[autocomplete*="one-time-code" i]';
+const MASK_INPUT = 'input[type=password i],' + SECRET_AUTOCOMPLETE;
 const MASK_BOX = '.covisit-mask,[data-covisit-mask]';
+// A maskedElements selector whose parts are all compound selectors (tag, #id, .class,
+// [attr]) matches an element by the element's own attributes: only elements whose
+// attributes changed can change their masking. Anything else (combinators, :has(),
+// pseudo-classes) can change with a sibling's or a descendant's change.
+const COMPOUND = /^[\w-]*(?:[#.][\w-]+|\[\s*[\w-]+\s*(?:[~|^$*]?=\s*(?:"[^"]*"|'[^']*'|[\w-]+)\s*(?:[is]\s*)?)?\])*$/;
 const BOX_ATTRS = set('id class style type name placeholder role aria-label autocomplete dir');
 const FORM = /^(input|textarea|select)$/;
 const NOKIDS = /^(input|textarea)$/;
@@ -41,8 +49,23 @@ const css = (text, base) => text.replace(CSS_URL, (m, q, u) => `url(${q}${abs(u,
 const rules = (sheet) => { try { return [...sheet.cssRules].map((r) => r.cssText).join('\n'); } catch { return null; } };
 const task = (f) => { const c = new MessageChannel(); c.port1.onmessage = f; c.port2.postMessage(0); };
 
+/** Whether `n` is `a` or inside it, across shadow roots and same-origin frames. */
+function within(a, n) {
+  for (let x = n; x; ) {
+    if (x === a) return true;
+    if (x.parentNode) x = x.parentNode;
+    else if (x.host) x = x.host;
+    else if (x.nodeType === 9) { try { x = x.defaultView && x.defaultView.frameElement; } catch { x = null; } }
+    else x = null;
+  }
+  return false;
+}
+
 export class Mirror {
-  constructor(onBatch, masked) {
+  /** `secret`: fields that are or were secret since the SDK started (capture.js keeps
+   * it from SDK start; a fresh set for a capture used on its own, as the benchmark does). */
+  constructor(onBatch, masked, secretFields = new WeakSet()) {
+    this.secret = secretFields;
     this.onBatch = onBatch;
     this.sel = JSON.parse(masked || '[]').join(',');
     try { if (this.sel) document.createDocumentFragment().querySelector(this.sel); } catch {
@@ -51,10 +74,11 @@ export class Mirror {
       this.broken = true;
     }
     this.mask = MASK_BOX + (this.sel ? ',' + this.sel : '');
+    this.all = MASK_INPUT + ',' + this.mask;
+    this.complex = !this.broken && Boolean(this.sel) && !this.sel.split(',').every((p) => COMPOUND.test(p.trim()));
     this.epoch = Date.now() % 1e6;
     this.on = false;
     this.ptr = null;
-    this.secret = new WeakSet();
     this.flushNow = () => this.flush();
     this.onEvent = (e) => this.event(e);
     // Which elements were ever scrolled (kept here, nothing leaves): only their scroll
@@ -103,7 +127,10 @@ export class Mirror {
     this.mo = null;
     this.docs = [];
     this.ids = new WeakMap();
-    this.boxed = new WeakSet();
+    // Elements sent as boxes (a Set, not a WeakSet: remask() goes over them). Removed
+    // nodes leave it through forget().
+    this.boxed = new Set();
+    this.seen = 0;
     this.kept = new Set();
     this.later = [];
     this.li = 0;
@@ -181,10 +208,57 @@ export class Mirror {
   masked(el, inherited) {
     if (el.nodeType !== 1) return false;
     if (this.secret.has(el)) return true;
-    // Once masked, an input stays masked (a "show password" toggle changes its type).
+    // Once masked, a field stays masked (a "show password" toggle changes its type).
     const m = el.matches(MASK_INPUT) || (inherited ? el.matches(this.mask) : el.closest(this.mask) !== null);
     if (m && FORM.test(el.localName)) this.secret.add(el);
     return m;
+  }
+
+  /** The elements whose masking `recs` may have changed: those whose attributes
+   * changed, and with a maskedElements selector that looks beyond the element itself,
+   * whatever matches anywhere in the documents and shadow roots the records touched. */
+  touched(recs) {
+    const out = new Set();
+    const roots = new Set();
+    for (const r of recs) {
+      if (r.type === 'attributes' && r.target.nodeType === 1) out.add(r.target);
+      if (this.complex) roots.add(r.target.getRootNode());
+    }
+    if (this.complex) {
+      for (const root of roots) if (root.querySelectorAll) for (const el of root.querySelectorAll(this.all)) out.add(el);
+      for (const el of this.boxed) out.add(el);
+    }
+    return out;
+  }
+
+  /** Brings masking up to date before anything of a flush is written: an element that
+   * became masked goes out again as a box, so nothing under it is ever written after
+   * (whatever order the records came in); one that is no longer masked goes out again
+   * in full. Elements sent in this flush (id >= start) were walked as they are now. */
+  remask(recs, start, moved) {
+    for (const el of this.touched(recs)) {
+      const id = this.ids.get(el);
+      if (id === undefined || id >= start) continue;
+      if (this.masked(el) !== this.boxed.has(el)) this.redo(el, moved);
+    }
+  }
+
+  /** During a sliced snapshot: an element already sent that became masked since the
+   * last slice is sent again as a box, and nothing under it still waiting on the stack
+   * `st` is walked. (Unmasking waits for the flush after the walk.) */
+  remaskWalk(st) {
+    const more = this.mo.takeRecords();
+    if (more.length) this.recs.push(...more);
+    if (this.recs.length === this.seen) return;
+    const fresh = this.recs.slice(this.seen);
+    this.seen = this.recs.length;
+    for (const el of this.touched(fresh)) {
+      if (!this.ids.has(el) || this.boxed.has(el) || !this.masked(el)) continue;
+      let w = 0;
+      for (let i = 0; i < st.length; i += 2) if (!within(el, st[i])) { st[w++] = st[i]; st[w++] = st[i + 1]; }
+      st.length = w;
+      this.redo(el);
+    }
   }
 
   // ----- serialisation -------------------------------------------------------------------
@@ -209,7 +283,7 @@ export class Mirror {
     const box = (this.box = this.masked(n, inherited));
     const a = this.attrs(n, box);
     if (FORM.test(tag)) {
-      if (n.type === 'checkbox' || n.type === 'radio') n.checked ? (a.checked = '') : delete a.checked;
+      if (n.type === 'checkbox' || n.type === 'radio') (n.checked && !box) ? (a.checked = '') : delete a.checked;
       else a.value = box ? '•'.repeat(n.value.length) : n.value;
     } else if (box) {
       a['data-covisit-box'] = '0,0'; // its size is measured after the walk
@@ -339,6 +413,7 @@ export class Mirror {
     for (let c = document.lastChild; c; c = c.previousSibling) st.push(c, 0);
     const step = () => {
       if (!this.on || this.mo !== mo) return;
+      this.remaskWalk(st);
       const done = this.walk(st, performance.now() + SLICE_MS, true);
       this.send();
       if (!done) return task(step);
@@ -369,6 +444,7 @@ export class Mirror {
     if (!this.on || this.walking) return;
     const recs = this.recs.concat(this.mo.takeRecords());
     this.recs = [];
+    this.seen = 0;
     this.bd = null;
     if (recs.length > STORM) return this.snapshot();
     const start = this.next;
@@ -391,6 +467,8 @@ export class Mirror {
       } else texts.add(t);
     }
     for (const n of removed) this.rec(['D', this.ids.get(n)]);
+    // Masking first: nothing below is written under an element that just became masked.
+    this.remask(recs, start, added);
     const kept = this.kept;
     for (const p of dirty) {
       const pid = this.ids.get(p);
@@ -415,7 +493,6 @@ export class Mirror {
     for (const [el, names] of attrs) {
       const id = this.ids.get(el);
       if (id === undefined || id >= start) continue;
-      if (this.masked(el) !== this.boxed.has(el)) { this.redo(el); continue; }
       const box = this.boxed.has(el);
       const now = this.attrs(el, box);
       const a = {};
@@ -483,10 +560,12 @@ export class Mirror {
   }
 
   /** Sends `el` again from scratch (its masking changed): removed, then re-inserted. */
-  redo(el) {
+  /** `moved`: nodes added in this flush, whose moves are not written yet (not a place
+   * to insert before). */
+  redo(el, moved) {
     const p = el.parentNode;
     let next = el.nextSibling;
-    while (next && !this.ids.has(next)) next = next.nextSibling;
+    while (next && (!this.ids.has(next) || (moved && moved.has(next)))) next = next.nextSibling;
     this.rec(['D', this.ids.get(el)]);
     this.forget(el);
     const pid = this.ids.get(p);
@@ -532,7 +611,7 @@ export class Mirror {
       if (e.type === 'scroll') {
         const w = key.nodeType === 9 ? key.defaultView : null;
         this.rec(['s', id, Math.round(w ? w.scrollX : key.scrollLeft), Math.round(w ? w.scrollY : key.scrollTop)]);
-      } else if (key.type === 'checkbox' || key.type === 'radio') this.rec(['K', id, key.checked ? 1 : 0]);
+      } else if (key.type === 'checkbox' || key.type === 'radio') { if (!this.masked(key)) this.rec(['K', id, key.checked ? 1 : 0]); }
       else if ('value' in key && FORM.test(key.localName)) this.rec(['V', id, this.masked(key) ? '•'.repeat(key.value.length) : key.value.slice(0, CHUNK)]);
     }
     if (location.href !== this.url) this.rec(['u', (this.url = location.href)]);
@@ -541,6 +620,8 @@ export class Mirror {
   focus() {
     let a = document.activeElement;
     while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement;
+    // Nothing focused: the browser names the body (or the root element).
+    if (a === document.body || a === document.documentElement) a = null;
     this.rec(['f', (a && this.ids.get(a)) || 0]);
   }
 

@@ -1,9 +1,10 @@
-// The npm package as users get it: build the SDK into a temporary folder,
-// assemble a package `covisit` from it (exports: types first, then browser/import/
-// default, then the script-tag loader and package.json), `npm pack` it, install the
-// tarball into a fresh folder (offline: a local tarball needs no registry), and load
-// node_modules/covisit in Chromium the two ways users do: a <script> tag of covisit.js
-// and an ES module import of index.js. Both must reach `ready` against the real server.
+// The npm package as users get it: build the SDK into a temporary folder, pack it with
+// the repository's own package.json (its `files`, `exports` and entry points, so the test
+// fails when they drift from what the build writes), install the tarball into a fresh
+// folder (offline: a local tarball needs no registry), and load node_modules/covisit in
+// Chromium the two ways users do: a <script> tag of covisit.js and an ES module import of
+// index.js. Both must reach `ready` against the real server, and a session must fetch
+// the on-demand capture from the package too.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as L from './lib.mjs';
 
-const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
+const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
 
 let tmp;
 let server;
@@ -35,27 +36,14 @@ before(async () => {
   });
   L.requireBuilt(build);
 
+  // The repository's package.json as it is, next to a dist/ from this build.
   const pkg = join(tmp, 'pkg');
   mkdirSync(pkg);
-  for (const f of PACKAGE_FILES) cpSync(join(build, f), join(pkg, f), { recursive: true });
-  const repo = JSON.parse(readFileSync(join(L.ROOT, 'package.json'), 'utf8'));
-  writeFileSync(join(pkg, 'package.json'), JSON.stringify({
-    name: 'covisit',
-    version: repo.version,
-    description: repo.description,
-    license: repo.license,
-    type: 'module',
-    main: './index.js',
-    types: './index.d.ts',
-    exports: {
-      '.': { types: './index.d.ts', browser: './index.js', import: './index.js', default: './index.js' },
-      './covisit.js': './covisit.js',
-      './package.json': './package.json',
-    },
-    files: PACKAGE_FILES,
-    sideEffects: ['./covisit.js'],
-  }, null, 2));
-  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', tmp], pkg));
+  cpSync(build, join(pkg, 'dist'), { recursive: true });
+  cpSync(join(L.ROOT, 'package.json'), join(pkg, 'package.json'));
+  for (const f of ['README.md']) cpSync(join(L.ROOT, f), join(pkg, f));
+  // --ignore-scripts: `prepack` would build again.
+  const packed = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], pkg));
   tarball = { path: join(tmp, packed[0].filename), files: packed[0].files.map((f) => f.path) };
 
   const app = join(tmp, 'app');
@@ -72,11 +60,12 @@ before(async () => {
   Covisit('init', ${config});
   Covisit('on', 'ready', function (detail) { window.readyDetail = detail; });
 </script>
-<script async src="/node_modules/covisit/covisit.js"></script>`);
+<script async src="/node_modules/covisit/dist/covisit.js"></script>`);
   writeFileSync(join(app, 'module.html'), `<!doctype html><meta charset="utf-8"><title>ES module</title>
 <script type="module">
-  import { start, version } from '/node_modules/covisit/index.js';
+  import { start, version } from '/node_modules/covisit/dist/index.js';
   const cv = await start(${config});
+  window.cv = cv;
   window.readyDetail = { shortId: cv.state().visitor.short_id, version: version() };
 </script>`);
   site = await L.serveStatic(app);
@@ -97,36 +86,47 @@ async function loadsToReady(path) {
   await page.goto(site.url + path);
   const detail = await L.waitFor(() => page.evaluate(() => window.readyDetail), { timeoutMs: 15000, what: `ready on ${path}` });
   assert.match(detail.shortId, /\S/);
-  assert.ok(fetched.some((u) => u === `${site.url}/node_modules/covisit/covisit_wasm_bg.wasm`), `the wasm came from node_modules: ${fetched.join(' ')}`);
+  assert.ok(fetched.some((u) => u === `${site.url}/node_modules/covisit/dist/covisit_wasm_bg.wasm`), `the wasm came from node_modules: ${fetched.join(' ')}`);
   assert.ok(!fetched.some((u) => u.startsWith(server.url)), 'nothing was loaded from the server');
+  assert.ok(!fetched.some((u) => u.includes('covisit-capture')), 'the capture waits for a session');
   assert.deepEqual(page.errors, []);
   const online = await L.rest(server, '/api/v1/visitors?online=true');
   assert.ok(online.body.visitors.some((v) => v.short_id === detail.shortId), 'the server has the visitor online');
-  await page.context().close();
-  return detail;
+  return { detail, page, fetched };
 }
 
 describe('npm package', () => {
   it('the tarball holds the SDK files and the exports map resolves', () => {
-    for (const f of ['package.json', 'index.js', 'index.d.ts', 'covisit.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm']) {
+    for (const f of ['package.json', ...PACKAGE_FILES.map((x) => `dist/${x}`)]) {
       assert.ok(tarball.files.includes(f), `${f} is packed (packed: ${tarball.files.join(', ')})`);
     }
+    assert.ok(!tarball.files.some((f) => /\.(gz|br)$/.test(f)), 'no precompressed copies are packed');
     const app = join(tmp, 'app');
     const installed = JSON.parse(readFileSync(join(app, 'node_modules/covisit/package.json'), 'utf8'));
     assert.deepEqual(Object.keys(installed.exports['.']), ['types', 'browser', 'import', 'default'], 'types first');
     const resolve = (spec) => run(process.execPath, ['--input-type=module', '-e', `console.log(import.meta.resolve(${JSON.stringify(spec)}))`], app).trim();
-    assert.ok(resolve('covisit').endsWith('/node_modules/covisit/index.js'));
-    assert.ok(resolve('covisit/covisit.js').endsWith('/node_modules/covisit/covisit.js'));
+    assert.ok(resolve('covisit').endsWith('/node_modules/covisit/dist/index.js'));
+    assert.ok(resolve('covisit/covisit.js').endsWith('/node_modules/covisit/dist/covisit.js'));
     assert.ok(resolve('covisit/package.json').endsWith('/node_modules/covisit/package.json'));
   });
 
-  it('<script src="node_modules/covisit/covisit.js"> reaches ready', { timeout: 30000 }, async () => {
-    const detail = await loadsToReady('/script.html');
+  it('<script src="node_modules/covisit/dist/covisit.js"> reaches ready', { timeout: 30000 }, async () => {
+    const { detail, page } = await loadsToReady('/script.html');
     assert.match(detail.uniqueConnectionId, /\S/);
+    await page.context().close();
   });
 
-  it('import { start } from "node_modules/covisit/index.js" reaches ready', { timeout: 30000 }, async () => {
-    const detail = await loadsToReady('/module.html');
+  it('import { start } from "node_modules/covisit/dist/index.js" reaches ready, and a session fetches the capture from the package', { timeout: 60000 }, async () => {
+    const { detail, page, fetched } = await loadsToReady('/module.html');
     assert.equal(detail.version, JSON.parse(readFileSync(join(L.ROOT, 'package.json'), 'utf8')).version);
+    const agent = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Pack', external_id: null });
+    await agent.expect((m) => m.type === 'welcome');
+    await page.evaluate(() => window.cv.on('sessionRequest', () => window.cv.authorize()));
+    await agent.send({ type: 'request_session', short_id: detail.shortId, found_by: 'search' });
+    await agent.expect((m) => m.type === 'mirror' && m.data.some((r) => r[0] === 'E'));
+    assert.ok(fetched.includes(`${site.url}/node_modules/covisit/dist/covisit-capture.js`), `the capture came from node_modules: ${fetched.join(' ')}`);
+    await L.endLiveSessions(server, detail.shortId);
+    await agent.close();
+    await page.context().close();
   });
 });
