@@ -150,12 +150,31 @@ async fn api_not_found(State(state): State<Shared>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
 }
 
+/// The console's Content-Security-Policy: scripts, styles, images, fonts, media,
+/// frames and connections from this origin only (plus data:/blob: images and fonts,
+/// and inline styles, which the mirror of a visitor's page needs).
+pub const CONSOLE_CSP: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data: blob:; \
+    media-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; worker-src 'none'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'";
+
 pub fn router(state: Shared, cli: &Cli) -> Router {
     let agent_dir = cli.www.join("agent");
     let agent = ServeDir::new(&agent_dir).fallback(ServeFile::new(agent_dir.join("index.html")));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        // Requests browsers make on their own, answered so that they log no 404 in the
+        // visitor's console: the icon of pages without one, and what Chrome asks for
+        // whenever DevTools is open (no workspace to offer: an empty answer).
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::response::Redirect::permanent("/favicon.svg") }),
+        )
+        .route(
+            "/.well-known/appspecific/com.chrome.devtools.json",
+            get(|| async { Json(json!({})) }),
+        )
         .route("/ws/visitor", get(crate::ws::visitor_ws))
         .route("/ws/agent", get(crate::ws::agent_ws))
         .nest(
@@ -186,7 +205,30 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
                         .precompressed_gzip(),
                 ),
         )
-        .nest_service("/agent", agent)
+        // The console (and the mirror document inside it) talks to this server only:
+        // the policy is the browser's wall behind the console's own URL rewriting, so a
+        // visitor's page can never make an agent's browser contact another host.
+        .nest_service(
+            "/agent",
+            tower::ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(CONSOLE_CSP),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_DNS_PREFETCH_CONTROL,
+                    HeaderValue::from_static("off"),
+                ))
+                .service(agent),
+        )
         .fallback_service(ServeDir::new(&cli.www))
         .with_state(state)
 }

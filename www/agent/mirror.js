@@ -3,41 +3,141 @@
 // whose document (mirror.html) carries a CSP that forbids script. Nodes are built with
 // DOM APIs only (never innerHTML of visitor content) and re-sanitised here: whatever a
 // forged frame carries, no script element, event handler attribute, javascript: URL,
-// refresh or plugin reaches the mirror. While this agent controls the tab, its clicks,
-// scrolls, typing and pointer moves in the mirror become remote actions.
+// refresh or plugin reaches the mirror. And the mirror contacts no host but the covisit
+// server: every URL it could load (attributes, srcset, CSS url() and image-set(),
+// @import) is kept only when it points at this origin (or is data:/blob:), so a page
+// cannot make an agent's browser call a host of its choosing. The CSP of the console and
+// of mirror.html say the same, as a second wall. While this agent controls the tab, its
+// clicks, scrolls, typing and pointer moves in the mirror become remote actions.
 
 const SVG = 'http://www.w3.org/2000/svg';
 const MATH = 'http://www.w3.org/1998/Math/MathML';
-const DROP_TAG = /^(script|noscript|template|base|object|embed|applet|frame|frameset|portal|set|animate|animatemotion|animatetransform|handler|listener|covisit-ui|covisit-pointer)$/i;
+const DROP_TAG = /^(script|noscript|template|base|object|embed|applet|frame|frameset|portal|fencedframe|set|animate|animatemotion|animatetransform|handler|listener|covisit-ui|covisit-pointer)$/i;
 const NAME = /^[a-zA-Z_][-a-zA-Z0-9_.:]*$/;
 const URL_ATTR = /^(href|src|action|formaction|poster|data|background|cite|xlink:href|longdesc|lowsrc|dynsrc|ping|manifest|codebase|archive|usemap|profile)$/i;
 const DROP_ATTR = /^(on.*|srcdoc|http-equiv|formaction|action|autofocus|nonce|integrity|is)$/i;
 const SAFE_URL = /^(https?:|data:image\/|blob:|mailto:|tel:|#)/i;
+// Links the agent's browser never loads (clicks in the mirror are cancelled).
+const LINK = /^(a|area)$/i;
+// A URL that loads nothing: what a refused one becomes inside CSS.
+const NOTHING = 'data:,';
 const FOCUS_CSS = '[data-covisit-focus]{outline:3px solid #ffb020 !important;outline-offset:1px !important}'
   + '[data-covisit-box]{background:repeating-linear-gradient(45deg,#c9ced6 0 6px,#b8bec8 6px 12px) !important;color:transparent !important;display:inline-block}';
 
-/** A URL the mirror may load or link to, made absolute; null when not allowed. */
+/** A URL the mirror may link to, made absolute; null when not allowed. */
 function safeUrl(value, base) {
   let u;
   try { u = new URL(String(value).trim(), base || undefined); } catch { return null; }
   return SAFE_URL.test(u.href) ? u.href : null;
 }
 
+/** A URL the mirror may load (an image, a stylesheet, a font…): on the covisit server
+ * itself, or data:/blob:; made absolute. null for any other host. */
+export function loadableUrl(value, base) {
+  const text = String(value).trim();
+  if (text.startsWith('#')) return text; // an SVG reference inside the document
+  let u;
+  try { u = new URL(text, base || undefined); } catch { return null; }
+  if (u.protocol === 'data:' || u.protocol === 'blob:') return u.href;
+  return u.origin === location.origin ? u.href : null;
+}
+
+const CSS_STRING = /"((?:[^"\\\n]|\\[\s\S])*)"|'((?:[^'\\\n]|\\[\s\S])*)'/g;
+const CSS_URL = /url\(\s*(?:"((?:[^"\\\n]|\\[\s\S])*)"|'((?:[^'\\\n]|\\[\s\S])*)'|([^\s"'()]*))\s*\)/gi;
+const unescapeCss = (s) => s.replace(/\\([0-9a-f]{1,6}\s?|[\s\S])/gi, (m, e) => (/^[0-9a-f]/i.test(e) ? String.fromCodePoint(Math.min(parseInt(e, 16), 0x10ffff) || 0xfffd) : e));
+const quoteCss = (s) => `"${s.replace(/[\\"]/g, '\\$&').replace(/\n/g, '\\a ')}"`;
+
+/** CSS text with every url() and image-set() string kept only when loadable (else a
+ * URL that loads nothing). Expects the browser's serialization: no escapes outside
+ * strings (see cleanCss). */
+function rewriteCssUrls(text, base) {
+  const check = (raw) => quoteCss(loadableUrl(unescapeCss(raw), base) || NOTHING);
+  let out = text.replace(CSS_URL, (m, d, q, bare) => `url(${check(d ?? q ?? bare ?? '')})`);
+  // image-set("a.png" 1x): strings there are URLs too.
+  out = out.replace(/((?:-webkit-)?image-set)\(([^;{}]*)/gi, (m, fn, rest) => {
+    let depth = 1;
+    let i = 0;
+    for (; i < rest.length && depth; i++) {
+      if (rest[i] === '(') depth++;
+      else if (rest[i] === ')') depth--;
+    }
+    const inner = rest.slice(0, i).replace(CSS_STRING, (s, d, q) => check(d ?? q ?? ''));
+    return `${fn}(${inner}${rest.slice(i)}`;
+  });
+  return out;
+}
+
+/** Drops custom properties that hold escapes: `--x: \75 rl(…)` becomes a url() only where
+ * it is used, which no text check of the declaration would see. */
+function dropEscapedCustomProperties(style) {
+  for (let i = style.length - 1; i >= 0; i--) {
+    const name = style[i];
+    if (name.startsWith('--') && style.getPropertyValue(name).includes('\\')) style.removeProperty(name);
+  }
+}
+
+function walkRules(rules) {
+  for (const rule of rules) {
+    if (rule.style) dropEscapedCustomProperties(rule.style);
+    if (rule.cssRules) walkRules(rule.cssRules);
+  }
+}
+
+/** A style sheet's text as the mirror may apply it: parsed by the browser (without
+ * loading anything: the sheet is not applied to any document), @import dropped (a
+ * constructed sheet takes none), escapes resolved by serializing, then every URL left
+ * only when loadable. `doc` is the document whose CSSStyleSheet is used. */
+export function cleanCss(text, base, win = window) {
+  const sheet = new win.CSSStyleSheet();
+  try { sheet.replaceSync(String(text).replace(/@import\b/gi, '@x-import')); } catch { return ''; }
+  walkRules(sheet.cssRules);
+  let out = '';
+  for (const rule of sheet.cssRules) out += `${rule.cssText}\n`;
+  return rewriteCssUrls(out, base);
+}
+
+let scratch = null;
+/** A style attribute's text, cleaned as cleanCss does (through a detached element). */
+export function cleanStyle(text, base) {
+  scratch = scratch || document.createElement('div');
+  const style = scratch.style;
+  style.cssText = String(text);
+  dropEscapedCustomProperties(style);
+  const out = rewriteCssUrls(style.cssText, base);
+  style.cssText = '';
+  return out;
+}
+
 /** One attribute as the mirror may carry it, or null to leave it out. */
 export function cleanAttr(tag, name, value, base) {
   if (typeof name !== 'string' || !NAME.test(name) || DROP_ATTR.test(name)) return null;
   if (value === null || value === undefined) return null;
-  let v = String(value);
-  if (URL_ATTR.test(name)) return safeUrl(v, base);
+  const v = String(value);
+  if (tag === 'iframe' && /^(src|allow|sandbox)$/i.test(name)) return null;
+  if (URL_ATTR.test(name)) {
+    // A link is never followed from the mirror: it keeps its look (href="#") where its
+    // target would be another host; a resource loads only from this server.
+    if (LINK.test(tag) && /^(href|xlink:href)$/i.test(name)) {
+      const link = safeUrl(v, base);
+      if (!link) return null; // javascript: and the like: no link at all
+      return /^(mailto|tel):/i.test(link) || loadableUrl(link, base) ? link : '#';
+    }
+    return loadableUrl(v, base) !== null && safeUrl(v, base) !== null ? loadableUrl(v, base) : null;
+  }
   if (name === 'srcset' || name === 'imagesrcset') {
     return v.split(',').map((s) => {
       const [u, ...d] = s.trim().split(/\s+/);
-      const ok = safeUrl(u, base);
+      const ok = u && safeUrl(u, base) && loadableUrl(u, base);
       return ok ? [ok, ...d].join(' ') : '';
     }).filter(Boolean).join(', ');
   }
-  if (tag === 'iframe' && /^(src|allow|sandbox)$/i.test(name)) return null;
-  if (name === 'style' || tag === 'style') v = v.replace(/javascript:/gi, '');
+  if (name === 'style') return cleanStyle(v, base);
+  // Presentation attributes are CSS too (fill="url(…)", mask, filter, cursor): only
+  // references inside the document stay.
+  if (/url\s*\(|image-set|\\/i.test(v)) {
+    const refs = v.replace(/url\(\s*(['"]?)#[\w-]*\1\s*\)/gi, '');
+    return /url\s*\(|image-set|\\/i.test(refs) ? null : v;
+  }
   return v;
 }
 
@@ -56,6 +156,7 @@ class TabMirror {
     this.lastScroll = new Map();
     // Values this agent typed into a field that the page has not echoed back yet.
     this.typed = new WeakMap();
+    this.resetStyles();
     this.wrap = document.createElement('div');
     this.wrap.className = 'mirror-viewport';
     this.wrap.dataset.testid = 'mirror-viewport';
@@ -99,6 +200,7 @@ class TabMirror {
         try { this.record(r); } catch (e) { console.warn('[covisit mirror] record skipped', r[0], e); }
       }
     }
+    this.applyStyles();
     for (const [node, x, y] of this.scrolls) this.scrollNode(node, x, y);
     this.view.changed(this);
   }
@@ -117,6 +219,7 @@ class TabMirror {
     this.focusEl = null;
     this.lastScroll = new Map();
     this.typed = new WeakMap();
+    this.resetStyles();
     this.doc.replaceChildren();
     this.sheet = new this.win.CSSStyleSheet();
     this.sheet.replaceSync(FOCUS_CSS);
@@ -146,7 +249,10 @@ class TabMirror {
       }
       case 'D': {
         const node = n.get(r[1]);
-        if (node && node.nodeType !== 9 && node.nodeType !== 11) node.remove();
+        if (node && node.nodeType !== 9 && node.nodeType !== 11) {
+          this.touchStyle(node.parentNode);
+          node.remove();
+        }
         break;
       }
       case 'A': {
@@ -157,13 +263,13 @@ class TabMirror {
       }
       case 'T': {
         const t = n.get(r[1]);
-        if (t && t.nodeType === 3) t.data = String(r[2]);
+        if (t && t.nodeType === 3) { t.data = String(r[2]); this.touchStyle(t.parentNode); }
         break;
       }
       case 'X': {
         const t = n.get(r[1]);
-        if (t && t.nodeType === 3) t.appendData(String(r[2]));
-        else if (t && t.nodeType === 1) t.append(t.ownerDocument.createTextNode(String(r[2])));
+        if (t && t.nodeType === 3) { t.appendData(String(r[2])); this.touchStyle(t.parentNode); }
+        else if (t && t.nodeType === 1) this.place(t.ownerDocument.createTextNode(String(r[2])), t, 0);
         break;
       }
       case 'V': {
@@ -189,7 +295,7 @@ class TabMirror {
         if (!root || !('adoptedStyleSheets' in root)) break;
         const win = (root.ownerDocument || root).defaultView || this.win;
         const sheet = new win.CSSStyleSheet();
-        sheet.replaceSync(String(r[2]).replace(/@import[^;]*;/gi, ''));
+        sheet.replaceSync(cleanCss(r[2], this.base));
         root.adoptedStyleSheets = root === this.doc ? [this.sheet, sheet] : [sheet];
         break;
       }
@@ -284,9 +390,47 @@ class TabMirror {
     } catch { /* not a valid attribute name for the DOM */ }
   }
 
+  // ----- style elements: their text is applied only once cleaned ----------------------
+  // A <style>'s text nodes live in a detached holder element, never in the style itself
+  // (the browser would parse, and load what it names, the moment text arrived there);
+  // after each batch, every style whose text changed gets cleanCss() of the whole text.
+
+  resetStyles() {
+    this.holders = new WeakMap(); // style element → holder
+    this.holderOf = new WeakMap(); // holder → style element
+    this.dirtyStyles = new Set();
+  }
+
+  holder(style) {
+    let h = this.holders.get(style);
+    if (!h) {
+      h = style.ownerDocument.createElement('covisit-style-text');
+      this.holders.set(style, h);
+      this.holderOf.set(h, style);
+    }
+    return h;
+  }
+
+  /** Notes that the text of the style whose holder is `parent` (if it is one) changed. */
+  touchStyle(parent) {
+    const style = parent && this.holderOf.get(parent);
+    if (style) this.dirtyStyles.add(style);
+  }
+
+  applyStyles() {
+    if (!this.dirtyStyles || !this.dirtyStyles.size) return;
+    for (const style of this.dirtyStyles) style.textContent = cleanCss(this.holder(style).textContent, this.base);
+    this.dirtyStyles.clear();
+  }
+
   place(node, parent, before) {
     if (!node || !parent || node === parent || node.nodeType === 9 || node.nodeType === 11) return;
     if (node.nodeType === 1 && node.contains(parent)) return;
+    this.touchStyle(node.parentNode);
+    if (parent.nodeType === 1 && parent.localName === 'style') {
+      parent = this.holder(parent);
+      this.touchStyle(parent);
+    }
     const ref = before ? this.nodes.get(before) : null;
     try {
       if (ref && ref.parentNode === parent) parent.insertBefore(node, ref);
@@ -305,7 +449,8 @@ class TabMirror {
 
   setFocus(el) {
     if (this.focusEl && this.focusEl.removeAttribute) this.focusEl.removeAttribute('data-covisit-focus');
-    this.focusEl = el && el.nodeType === 1 ? el : null;
+    // The page's body or root "has focus" when nothing does: nothing to mark then.
+    this.focusEl = el && el.nodeType === 1 && !/^(body|html)$/.test(el.localName) ? el : null;
     if (this.focusEl) this.focusEl.setAttribute('data-covisit-focus', '');
   }
 
