@@ -199,8 +199,12 @@ function isLookupQuery(q) {
   return /^\d{4}$/.test(q);
 }
 
+/** What to call a visitor: the nickname or name when there is one (the server's
+ * nickname falls back to the id), else "Visitor <id>". */
 function visitorLabel(v) {
-  return v?.nickname || v?.name || v?.short_id || 'Visitor';
+  const id = v?.short_id;
+  const named = [v?.nickname, v?.name].find((x) => x && x !== id);
+  return named || (id ? `Visitor ${id}` : 'Visitor');
 }
 
 function deviceText(v) {
@@ -1080,8 +1084,9 @@ function renderViewInner() {
   const live = state.visitors.get(v.short_id) || v;
 
   el.visitorNickname.textContent = visitorLabel(live);
-  el.visitorSub.textContent = [live.name !== live.nickname ? live.name : null, live.email, `ID ${live.short_id}`]
-    .filter(Boolean).join(' · ');
+  const label = visitorLabel(live);
+  el.visitorSub.textContent = [live.name && !label.includes(live.name) ? live.name : null, live.email,
+    label.includes(live.short_id) ? null : `ID ${live.short_id}`].filter(Boolean).join(' · ');
   el.visitorBadges.replaceChildren(...visitorBadges({ ...live, is_online: online }, { withOnline: true }));
 
   const f = el.visitorFacts;
@@ -1236,6 +1241,11 @@ setInterval(() => {
   const entry = sessionForView(shortId);
   const dd = document.getElementById('session-length');
   if (entry?.status === 'active' && dd) dd.textContent = liveLength(entry.session);
+  // The history row of the same live session shows the same length.
+  for (const td of el.historyBody.querySelectorAll('[data-session-length]')) {
+    const e = state.sessions.get(td.dataset.sessionLength);
+    if (e?.status === 'active') td.textContent = liveLength(e.session);
+  }
 }, 1000);
 
 function renderHistory() {
@@ -1251,7 +1261,7 @@ function renderHistory() {
     return h('tr', {},
       h('td', {}, link),
       h('td', {}, h('span', { class: `status-pill status-small`, 'data-status': status, text: status || '—' })),
-      h('td', { class: 'mono', text: sess.formatted_length || '—' }),
+      h('td', { class: 'mono', 'data-session-length': status === 'active' ? s.id : null, text: (status === 'active' ? liveLength(sess) : sess.formatted_length) || '—' }),
       h('td', { text: SOURCE_TEXT[sess.source] || sess.source || '—' }),
       h('td', { text: (sess.agents || []).map((a) => a.name).join(', ') || '—' }));
   }));
