@@ -332,7 +332,7 @@ describe('co-browsing', () => {
     const sessionId = (await ra.expect((m) => m.type === 'session_update' && m.session.visitor_id === shortId)).session.id;
     await L.sdkUi(page, 'session-prompt').getByRole('button', { name: 'Allow' }).click();
     await ra.expect((m) => m.type === 'mirror' && m.data.some((r) => r[0] === 'E'));
-    const ids = nodeIds(await ra.all());
+    const ids = L.nodeIds(await ra.all());
     for (const k of ['counter', 'controlled', 'masked-button', 'password', 'name']) assert.ok(ids[k], `node id of #${k}`);
     const act = (action) => ra.send({ type: 'remote_action', session_id: sessionId, action });
     const clickCounter = { kind: 'click', node: ids.counter, x: 3, y: 3 };
@@ -436,48 +436,7 @@ describe('co-browsing', () => {
   });
 });
 
-/** The node ids of the latest snapshot, by `id` attribute, from mirror frames. */
-function nodeIds(msgs) {
-  let ids = {};
-  for (const m of msgs) {
-    if (m.type !== 'mirror') continue;
-    for (const r of m.data) {
-      if (r[0] === 'S') ids = {};
-      if (r[0] !== 'N') continue;
-      r.slice(3).forEach((t, i) => { if (t[2] && typeof t[2] === 'object' && t[2].id) ids[t[2].id] = r[1] + i; });
-    }
-  }
-  return ids;
-}
-
-/**
- * A raw WebSocket to the server, opened in a page of its own (node 20 has no WebSocket),
- * that sends `hello` first. {send, expect(pred), all, close}.
- */
-async function rawSocket(path, hello) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${server.url}/favicon.svg`);
-  await page.evaluate(([url, first]) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    window.ws = ws;
-    window.msgs = [];
-    ws.onmessage = (e) => window.msgs.push(JSON.parse(e.data));
-    ws.onopen = () => { ws.send(JSON.stringify(first)); resolve(); };
-    ws.onerror = () => reject(new Error('socket failed'));
-  }), [server.url.replace('http', 'ws') + path, hello]);
-  let seen = 0;
-  return {
-    send: (m) => page.evaluate((x) => window.ws.send(JSON.stringify(x)), m),
-    all: () => page.evaluate(() => window.msgs),
-    /** The next message (after those already expected) matching `pred`. */
-    expect: (pred) => L.waitFor(async () => {
-      const msgs = await page.evaluate(() => window.msgs);
-      for (let i = seen; i < msgs.length; i++) {
-        if (pred(msgs[i])) { seen = i + 1; return msgs[i]; }
-      }
-      return null;
-    }, { what: `a frame matching ${pred}` }),
-    close: () => context.close(),
-  };
+/** A raw WebSocket to this file's server (L.rawSocket). */
+function rawSocket(path, hello) {
+  return L.rawSocket(browser, server, path, hello);
 }
