@@ -28,6 +28,7 @@ const VISITOR_TYPES: &[&str] = &[
     "request_agent",
     "cancel_request_agent",
     "rate",
+    "call_link",
 ];
 
 const AGENT_TYPES: &[&str] = &[
@@ -109,12 +110,13 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
 /// One strategy per variant, `Unknown` excepted (it never round-trips by design).
 fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
     prop_oneof![
-        (text(), opt_text(), connection_hello(), json_value()).prop_map(
-            |(api_key, short_id, connection, config)| {
+        (text(), opt_text(), opt_text(), connection_hello(), json_value()).prop_map(
+            |(api_key, short_id, visitor_secret, connection, config)| {
                 VisitorMessage::Hello {
                     protocol_version: PROTOCOL_VERSION,
                     api_key,
                     short_id,
+                    visitor_secret,
                     connection,
                     config: config.into(),
                 }
@@ -148,12 +150,13 @@ fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
                 feedback,
             }
         }),
+        text().prop_map(|token| VisitorMessage::CallLink { token }),
     ]
 }
 
 fn agent_message() -> impl Strategy<Value = AgentMessage> {
     prop_oneof![
-        (text(), text(), opt_text()).prop_map(|(secret_key, name, external_id)| {
+        (opt_text(), opt_text(), opt_text()).prop_map(|(secret_key, name, external_id)| {
             AgentMessage::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 secret_key,

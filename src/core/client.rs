@@ -53,6 +53,18 @@ pub struct PageInfo {
     pub screen_height: u32,
     pub has_focus: bool,
     pub user_agent: Option<String>,
+    /// The one-time token of an agent's personal link (`#covisit_call=…`), taken out
+    /// of the URL by the facade.
+    pub call_token: Option<String>,
+}
+
+/// What an earlier page of this visitor (and tab) stored: who the visitor is and the
+/// secret that proves it (localStorage), and the tab's id (sessionStorage).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredIds {
+    pub short_id: Option<String>,
+    pub visitor_secret: Option<String>,
+    pub connection_id: Option<String>,
 }
 
 /// What the driver must do.
@@ -64,9 +76,11 @@ pub enum Output {
     Transmit(String),
     /// Close the socket for good (after `stop`, or a refused hello).
     Close,
-    /// Store the visitor's id (localStorage) and the tab's id (sessionStorage).
+    /// Store the visitor's id and secret (localStorage) and the tab's id
+    /// (sessionStorage).
     Persist {
         short_id: String,
+        visitor_secret: Option<String>,
         unique_connection_id: String,
     },
     /// Tell the page.
@@ -281,6 +295,9 @@ pub struct VisitorClient {
     timers: [Option<Millis>; 3],
     rng: u64,
     visitor: VisitorView,
+    /// Proves this SDK is the visitor `visitor.short_id` (never shown to the page's
+    /// events or state).
+    visitor_secret: Option<String>,
     unique_connection_id: Option<String>,
     status: SessionStatus,
     session_id: Option<String>,
@@ -305,8 +322,7 @@ impl VisitorClient {
     pub fn new(
         config_json: &Json,
         page: PageInfo,
-        stored_short_id: Option<String>,
-        stored_connection_id: Option<String>,
+        stored: StoredIds,
         seed: u64,
     ) -> Result<VisitorClient, ClientError> {
         let config = config::parse_config(config_json)?;
@@ -330,10 +346,11 @@ impl VisitorClient {
             timers: [None; 3],
             rng: seed | 1,
             visitor: VisitorView {
-                short_id: stored_short_id.filter(|s| valid_id(s)),
+                short_id: stored.short_id.filter(|s| valid_id(s)),
                 ..Default::default()
             },
-            unique_connection_id: stored_connection_id.filter(|s| valid_id(s)),
+            visitor_secret: stored.visitor_secret.filter(|s| valid_id(s)),
+            unique_connection_id: stored.connection_id.filter(|s| valid_id(s)),
             status: SessionStatus::None,
             session_id: None,
             agents: Vec::new(),
@@ -442,6 +459,7 @@ impl VisitorClient {
             protocol_version: PROTOCOL_VERSION,
             api_key: self.config.api_key.clone(),
             short_id: self.visitor.short_id.clone(),
+            visitor_secret: self.visitor_secret.clone(),
             connection: ConnectionHello {
                 unique_connection_id: self.unique_connection_id.clone(),
                 current_url: self.page.url.clone(),
@@ -517,10 +535,18 @@ impl VisitorClient {
                 short_id,
                 unique_connection_id,
                 lookup_code,
+                visitor_secret,
                 ..
             } => {
                 self.link = Link::Ready;
                 self.attempt = 0;
+                // A new id (ours was not proven) comes with its own secret; the same id
+                // keeps the secret we hold unless the server gave one.
+                if visitor_secret.is_some()
+                    || self.visitor.short_id.as_deref() != Some(short_id.as_str())
+                {
+                    self.visitor_secret = visitor_secret;
+                }
                 self.visitor.short_id = Some(short_id.clone());
                 self.visitor.lookup_code = lookup_code;
                 self.unique_connection_id = Some(unique_connection_id.clone());
@@ -529,8 +555,15 @@ impl VisitorClient {
                     Some(now.plus_seconds(HEARTBEAT_SECONDS));
                 self.outputs.push_back(Output::Persist {
                     short_id: short_id.clone(),
+                    visitor_secret: self.visitor_secret.clone(),
                     unique_connection_id: unique_connection_id.clone(),
                 });
+                // An agent's personal link brought the visitor here: redeemed once.
+                if let Some(token) = self.page.call_token.take() {
+                    self.outputs.push_back(Output::Transmit(protocol::encode(
+                        &VisitorMessage::CallLink { token },
+                    )));
+                }
                 while let Some(m) = self.outbox.pop_front() {
                     self.outputs
                         .push_back(Output::Transmit(protocol::encode(&m)));
@@ -1011,6 +1044,8 @@ impl VisitorClient {
                 &short_id,
                 r#","uniqueConnectionId":"#,
                 &json_text(&self.unique_connection_id),
+                r#","visitor_secret":"#,
+                &json_text(&self.visitor_secret),
                 r#","sent_at":"#,
                 &json_text(&now.0),
                 r#","events":["#,

@@ -44,6 +44,10 @@ pub enum VisitorMessage {
         api_key: String,
         /// The visitor's stable id from a previous visit, if any.
         short_id: Option<String>,
+        /// The secret the server gave this visitor with its first welcome: without it
+        /// (or with a wrong one) `short_id` is not this visitor's, and a new one is made.
+        #[serde(default)]
+        visitor_secret: Option<String>,
         connection: ConnectionHello,
         #[serde(default)]
         config: Json,
@@ -100,6 +104,12 @@ pub enum VisitorMessage {
         ok: bool,
         reason: Option<String>,
     },
+    /// The page was opened through an agent's personal link: the one-time token the
+    /// visitor's confirmation gave (`#covisit_call=…` in the URL). That agent asks for
+    /// a session; the visitor authorizes as usual.
+    CallLink {
+        token: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -115,6 +125,9 @@ pub struct TrackBeacon {
     /// The tab's connection, when it had one.
     #[serde(rename = "uniqueConnectionId", default)]
     pub unique_connection_id: Option<String>,
+    /// The visitor's secret: a beacon without it (or with a wrong one) stores nothing.
+    #[serde(default)]
+    pub visitor_secret: Option<String>,
     pub sent_at: u64,
     pub events: Vec<TrackEvent>,
 }
@@ -130,6 +143,9 @@ pub enum ServerToVisitor {
         #[serde(rename = "uniqueConnectionId")]
         unique_connection_id: String,
         lookup_code: Option<String>,
+        /// Only in a new visitor's welcome (or the first since secrets existed): the
+        /// secret the SDK keeps next to `short_id` and sends in every hello and beacon.
+        visitor_secret: Option<String>,
     },
     SessionRequest {
         session_id: String,
@@ -271,6 +287,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
             short_id: f.text("short_id")?,
             unique_connection_id: f.text("uniqueConnectionId")?,
             lookup_code: f.opt_text("lookup_code")?,
+            visitor_secret: f.opt_text("visitor_secret")?,
         },
         "session_request" => ServerToVisitor::SessionRequest {
             session_id: f.text("session_id")?,
@@ -355,10 +372,16 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
+    /// First frame. A console signs in with its session cookie and sends only
+    /// `protocol_version`; an integration sends the account's `secret_key` with the
+    /// agent's `name` and its own `external_id` (required: it makes the `ea_…` id).
     Hello {
         protocol_version: u32,
-        secret_key: String,
-        name: String,
+        #[serde(default)]
+        secret_key: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
         external_id: Option<String>,
     },
     Heartbeat,
@@ -776,6 +799,7 @@ mod tests {
             protocol_version: PROTOCOL_VERSION,
             api_key: "pk_demo".into(),
             short_id: None,
+            visitor_secret: Some("s3cret".into()),
             connection: ConnectionHello {
                 has_focus: true,
                 ..Default::default()

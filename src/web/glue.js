@@ -302,6 +302,17 @@ export class Ui {
   }
 }
 
+// An agent's personal link sends the visitor here with `#covisit_call=TOKEN`: the token
+// is taken out of the address at once (it is one-time, and must not end up in a
+// bookmark, a shared link or the mirror) and handed to the SDK.
+export function takeCallToken() {
+  const m = /(^#|&)covisit_call=([A-Za-z0-9_-]{16,128})(&|$)/.exec(location.hash);
+  if (!m) return undefined;
+  const rest = location.hash.slice(1).split('&').filter((p) => !p.startsWith('covisit_call=')).join('&');
+  try { history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : '')); } catch (e) { /* sandboxed: keep going */ }
+  return m[2];
+}
+
 // Calls onChange after every pushState/replaceState. Returns a function that restores
 // the originals (left alone if someone patched them again after us).
 export function patchHistory(onChange) {

@@ -43,6 +43,11 @@ extern "C" {
     #[wasm_bindgen(js_name = parseFrame)]
     pub fn parse_frame(data: &JsValue, limit: usize) -> JsValue;
 
+    /// The token of an agent's personal link (`#covisit_call=…` in the URL), taken out
+    /// of the URL (history.replaceState) so it is neither reused nor shared.
+    #[wasm_bindgen(js_name = takeCallToken)]
+    pub fn take_call_token() -> Option<String>;
+
     /// Calls `on_change` after pushState/replaceState; returns the function that undoes it.
     #[wasm_bindgen(js_name = patchHistory)]
     pub fn patch_history(on_change: &js_sys::Function) -> js_sys::Function;

@@ -17,13 +17,15 @@ use super::glue;
 use super::mirror::Capture;
 use super::{from_js, json_from_js, now, to_js, CovisitError};
 use crate::core::client::{
-    ClientEvent, ClientState, MirrorCommand, Output, PageInfo, VisitorClient, EVENT_NAMES,
+    ClientEvent, ClientState, MirrorCommand, Output, PageInfo, StoredIds, VisitorClient,
+    EVENT_NAMES,
 };
 use crate::core::machine::SessionStatus;
 use crate::core::protocol::{RemoteAction, MAX_FRAME_BYTES};
 use crate::core::Millis;
 
 const SHORT_ID_KEY: &str = "covisit.short_id";
+const SECRET_KEY: &str = "covisit.visitor_secret";
 const CONNECTION_ID_KEY: &str = "covisit.connection_id";
 
 /// Connects to the covisit server and identifies the visitor. Resolves with the SDK
@@ -60,16 +62,23 @@ pub fn start_covisit(
             })
             .flatten()
     };
-    let stored_short_id = storage(false).and_then(|s| s.get_item(SHORT_ID_KEY).ok().flatten());
-    let stored_connection_id =
-        storage(true).and_then(|s| s.get_item(CONNECTION_ID_KEY).ok().flatten());
-    let page = page_info();
+    let local = storage(false);
+    let stored = StoredIds {
+        short_id: local
+            .as_ref()
+            .and_then(|s| s.get_item(SHORT_ID_KEY).ok().flatten()),
+        visitor_secret: local
+            .as_ref()
+            .and_then(|s| s.get_item(SECRET_KEY).ok().flatten()),
+        connection_id: storage(true).and_then(|s| s.get_item(CONNECTION_ID_KEY).ok().flatten()),
+    };
+    let mut page = page_info();
+    page.call_token = glue::take_call_token();
     let seed = (js_sys::Math::random() * 9.0e15) as u64;
-    let client =
-        match VisitorClient::new(&config, page, stored_short_id, stored_connection_id, seed) {
-            Ok(c) => c,
-            Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
-        };
+    let client = match VisitorClient::new(&config, page, stored, seed) {
+        Ok(c) => c,
+        Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
+    };
     let driver = Driver::new(client, capture_url);
     let covisit = Covisit {
         driver: driver.clone(),
@@ -115,6 +124,7 @@ fn page_info() -> PageInfo {
             .as_ref()
             .is_some_and(|d| d.has_focus().unwrap_or(false) && !d.hidden()),
         user_agent: window.navigator().user_agent().ok(),
+        call_token: None,
     }
 }
 
@@ -329,8 +339,9 @@ impl Driver {
                 Output::Close => driver.borrow_mut().close_socket(),
                 Output::Persist {
                     short_id,
+                    visitor_secret,
                     unique_connection_id,
-                } => persist(&short_id, &unique_connection_id),
+                } => persist(&short_id, visitor_secret.as_deref(), &unique_connection_id),
                 Output::Event(event) => Driver::dispatch(driver, event),
                 Output::Mirror(command) => Driver::mirror_command(driver, command),
             }
@@ -594,7 +605,7 @@ fn track_page_view(
     client.track_page_view(t, &facts)
 }
 
-fn persist(short_id: &str, connection_id: &str) {
+fn persist(short_id: &str, secret: Option<&str>, connection_id: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };
@@ -602,6 +613,10 @@ fn persist(short_id: &str, connection_id: &str) {
     // the visitor just gets a new id next time.
     if let Ok(Some(local)) = window.local_storage() {
         let _ = local.set_item(SHORT_ID_KEY, short_id);
+        let _ = match secret {
+            Some(s) => local.set_item(SECRET_KEY, s),
+            None => local.remove_item(SECRET_KEY),
+        };
     }
     if let Ok(Some(session)) = window.session_storage() {
         let _ = session.set_item(CONNECTION_ID_KEY, connection_id);

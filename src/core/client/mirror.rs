@@ -99,13 +99,13 @@ impl VisitorClient {
 mod tests {
     use super::*;
     use crate::core::client::test_support::{drain, frame, transmitted, welcome, T0};
-    use crate::core::client::PageInfo;
+    use crate::core::client::{PageInfo, StoredIds};
     use crate::core::model::Agent;
     use crate::core::protocol::{decode, ServerToVisitor};
 
     fn client() -> VisitorClient {
         let config = serde_json::json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080"});
-        VisitorClient::new(&config.into(), PageInfo::default(), None, None, 7).unwrap()
+        VisitorClient::new(&config.into(), PageInfo::default(), StoredIds::default(), 7).unwrap()
     }
 
     fn agent() -> Agent {
@@ -263,8 +263,7 @@ mod tests {
         let mut c = VisitorClient::new(
             &serde_json::json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "allowRemoteType": false}).into(),
             PageInfo::default(),
-            None,
-            None,
+            StoredIds::default(),
             1,
         )
         .unwrap();

@@ -62,6 +62,7 @@ pub fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
             short_id: "v1".into(),
             unique_connection_id: "c1".into(),
             lookup_code: Some("0042".into()),
+            visitor_secret: Some("s1".into()),
         }),
     );
     drain(c)

@@ -12,8 +12,9 @@ fn client() -> VisitorClient {
         screen_height: 800,
         has_focus: true,
         user_agent: None,
+        call_token: None,
     };
-    VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, None, None, 42).unwrap()
+    VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, StoredIds::default(), 42).unwrap()
 }
 
 fn agent() -> Agent {
@@ -57,11 +58,13 @@ fn connects_says_hello_and_becomes_ready() {
             short_id: "v1".into(),
             unique_connection_id: "c1".into(),
             lookup_code: Some("0042".into()),
+            visitor_secret: Some("s1".into()),
         }),
     );
     let out = drain(&mut c);
     assert!(out.contains(&Output::Persist {
         short_id: "v1".into(),
+        visitor_secret: Some("s1".into()),
         unique_connection_id: "c1".into()
     }));
     assert!(events(&out).contains(&ClientEvent::Ready {
@@ -438,6 +441,7 @@ fn frames_the_browser_parsed_decode_like_text_frames() {
         short_id: "v1".into(),
         unique_connection_id: "c1".into(),
         lookup_code: Some("1234".into()),
+        visitor_secret: Some("s1".into()),
     });
     by_text.handle_frame(T0, &welcome);
     by_value.handle_frame_json(T0, Json::parse(&welcome));
@@ -455,4 +459,97 @@ fn frames_the_browser_parsed_decode_like_text_frames() {
         &events(&drain(&mut by_value))[..],
         [ClientEvent::Error { code, .. }] if code == "malformed_frame"
     ));
+}
+
+/// The visitor's secret: kept from the welcome that gave it, sent in every later hello
+/// and beacon, replaced when the server made a new visitor, never in the page's state.
+#[test]
+fn the_visitor_secret_is_kept_sent_and_replaced_with_a_new_id() {
+    let stored = StoredIds {
+        short_id: Some("v1".into()),
+        visitor_secret: Some("old-secret".into()),
+        connection_id: None,
+    };
+    let config = jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080"});
+    let mut c = VisitorClient::new(&config, PageInfo::default(), stored, 1).unwrap();
+    drain(&mut c);
+    c.handle_socket_open(T0);
+    match sent(&drain(&mut c)).as_slice() {
+        [VisitorMessage::Hello {
+            short_id,
+            visitor_secret,
+            ..
+        }] => {
+            assert_eq!(short_id.as_deref(), Some("v1"));
+            assert_eq!(visitor_secret.as_deref(), Some("old-secret"));
+        }
+        other => panic!("expected a hello, got {other:?}"),
+    }
+    // The same visitor: the welcome carries no secret, ours stays.
+    let welcome = |short_id: &str, secret: Option<&str>| {
+        frame(ServerToVisitor::Welcome {
+            protocol_version: 1,
+            short_id: short_id.into(),
+            unique_connection_id: "c1".into(),
+            lookup_code: None,
+            visitor_secret: secret.map(Into::into),
+        })
+    };
+    c.handle_frame(T0, &welcome("v1", None));
+    let out = drain(&mut c);
+    assert!(out.contains(&Output::Persist {
+        short_id: "v1".into(),
+        visitor_secret: Some("old-secret".into()),
+        unique_connection_id: "c1".into(),
+    }));
+    assert!(!serde_json::to_string(&c.state())
+        .unwrap()
+        .contains("old-secret"));
+    // Not proven (say, the server lost it): a new id with its own secret.
+    c.handle_socket_close(T0);
+    c.handle_timeout(Millis(T0.0 + 60_000));
+    drain(&mut c);
+    c.handle_socket_open(T0);
+    drain(&mut c);
+    c.handle_frame(T0, &welcome("v2", Some("new-secret")));
+    assert!(drain(&mut c).contains(&Output::Persist {
+        short_id: "v2".into(),
+        visitor_secret: Some("new-secret".into()),
+        unique_connection_id: "c1".into(),
+    }));
+    #[cfg(feature = "journey-tracking")]
+    {
+        c.track_event(T0, "clicked", &Json::Null).unwrap();
+        let beacon = c.take_beacon(T0).expect("a beacon");
+        let b: crate::core::protocol::TrackBeacon = serde_json::from_str(&beacon).unwrap();
+        assert_eq!(b.visitor_secret.as_deref(), Some("new-secret"));
+        assert_eq!(b.short_id, "v2");
+    }
+}
+
+/// A personal link's token goes out once, after the first welcome, and never again.
+#[test]
+fn a_personal_link_token_is_redeemed_once() {
+    let page = PageInfo {
+        call_token: Some("tok_0123456789abcdef".into()),
+        ..PageInfo::default()
+    };
+    let config = jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080"});
+    let mut c = VisitorClient::new(&config, page, StoredIds::default(), 1).unwrap();
+    drain(&mut c);
+    let out = welcome(&mut c, T0);
+    let links: Vec<_> = sent(&out)
+        .into_iter()
+        .filter(
+            |m| matches!(m, VisitorMessage::CallLink { token } if token == "tok_0123456789abcdef"),
+        )
+        .collect();
+    assert_eq!(links.len(), 1);
+    c.handle_socket_close(T0);
+    c.handle_timeout(Millis(T0.0 + 60_000));
+    drain(&mut c);
+    let again = welcome(&mut c, T0);
+    assert!(!sent(&again)
+        .iter()
+        .any(|m| matches!(m, VisitorMessage::CallLink { .. })));
 }

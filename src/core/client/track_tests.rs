@@ -14,7 +14,7 @@ fn client() -> VisitorClient {
         ..PageInfo::default()
     };
     let config = jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080/"});
-    VisitorClient::new(&config, page, None, None, 7).unwrap()
+    VisitorClient::new(&config, page, StoredIds::default(), 7).unwrap()
 }
 
 /// The `track` frames among the outputs, decoded as the server decodes them.
