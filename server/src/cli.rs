@@ -117,15 +117,47 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage the people who sign in to the console.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user (on a fresh install: the first admin). Prints a one-time link that
+    /// sets the password (valid 7 days), unless --password-stdin gives it.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// admin (users, keys, origins, settings, audit log), supervisor (joins any
+        /// session, reads the audit log) or agent (co-browses).
+        #[arg(long, value_parser = ["admin", "supervisor", "agent"])]
+        role: String,
+        /// The person's name, as visitors see it (default: the email's local part).
+        #[arg(long)]
+        name: Option<String>,
+        /// The account (by name) when the database holds several; created when missing.
+        #[arg(long)]
+        account: Option<String>,
+        /// Read the password from standard input instead of printing a link.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum KeysCommand {
-    /// Create an account with a new key pair and print both keys.
+    /// Create an account with a new key pair bound to page origins; print both keys.
     Create {
         /// A name for the account the keys belong to.
         #[arg(long)]
         name: String,
+        /// A page origin that may use the public key: `https://shop.example`, or
+        /// `https://*.shop.example` for its subdomains. Repeat for several.
+        #[arg(long = "origin", value_name = "ORIGIN", required = true)]
+        origins: Vec<String>,
     },
 }
 

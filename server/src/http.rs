@@ -14,8 +14,8 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cli::Cli;
+use crate::directory::Directory;
 use crate::hub::Hub;
-use crate::keys;
 use crate::store::Store;
 
 /// Counters for `/metrics`.
@@ -37,6 +37,11 @@ impl Metrics {
 /// Everything a handler needs.
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// Accounts, keys, users, sign-ins, one-time links, the audit log.
+    pub directory: Arc<dyn Directory>,
+    /// This server's public base URL (links it hands out; https decides Secure cookies).
+    pub public_url: String,
+    pub sign_in: crate::auth::SignInLimiter,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub trust_proxy: bool,
@@ -177,10 +182,15 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         )
         .route("/ws/visitor", get(crate::ws::visitor_ws))
         .route("/ws/agent", get(crate::ws::agent_ws))
+        .route(
+            "/call/{username}",
+            get(crate::call::show).post(crate::call::confirm),
+        )
         .nest(
             "/api",
             crate::rest::router()
                 .merge(crate::rest_journey::router())
+                .merge(crate::rest_admin::router())
                 .fallback(api_not_found)
                 .layer(axum::middleware::map_response(typed_rejection)),
         )
@@ -233,7 +243,11 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         .with_state(state)
 }
 
-pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
+pub async fn serve(
+    cli: Cli,
+    store: Arc<dyn Store>,
+    directory: Arc<dyn Directory>,
+) -> Result<(), String> {
     // Before anything listens: a GeoIP file that was asked for must be readable.
     let geo = if cli.geoip.is_empty() {
         None
@@ -255,24 +269,6 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
             .filter(|p| !p.is_empty())
             .collect(),
     };
-    if cli.dev {
-        let hash = keys::hash_secret(keys::DEMO_SECRET_KEY);
-        let exists = store
-            .account_by_public_key(keys::DEMO_PUBLIC_KEY)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        if !exists {
-            store
-                .create_account("demo", keys::DEMO_PUBLIC_KEY, &hash)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        tracing::warn!(
-            "DEV MODE: demo keys pk_demo (SDK) and sk_demo (agents, REST) are active. \
-             Anyone who knows them can co-browse. Never use --dev in production."
-        );
-    }
     let now = crate::hub::now();
     store
         .recover_after_restart(&now.to_iso8601())
@@ -290,12 +286,19 @@ pub async fn serve(cli: Cli, store: Arc<dyn Store>) -> Result<(), String> {
         }
     });
     let public_url = cli.public_url(bound);
+    if cli.dev {
+        crate::setup::dev_account(directory.as_ref(), &public_url).await?;
+    }
+    crate::setup::warn_unbound_keys(directory.as_ref()).await?;
     let metrics = Arc::new(Metrics::default());
     let grace = cli.grace_period_seconds.clamp(1, 86_400);
     let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone(), grace);
     let journeys = crate::journey::Journeys::new(store.clone(), journey_options, geo);
     let state = Arc::new(AppState {
         store,
+        directory,
+        public_url: public_url.clone(),
+        sign_in: crate::auth::SignInLimiter::default(),
         hub: hub.clone(),
         metrics,
         trust_proxy: cli.trust_proxy,

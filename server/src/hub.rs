@@ -39,6 +39,8 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::auth::{hash_secret, random_secret, same_hash};
+use crate::directory::AuditEntry;
 use crate::http::Metrics;
 use crate::keys::random_hex;
 use crate::store::{Store, Write};
@@ -191,6 +193,8 @@ fn check_mirror_data(data: &Json) -> Result<(), HubError> {
 struct VisitorEntry {
     account_id: i64,
     visitor: Visitor,
+    /// The hash of the visitor's secret: a hello must prove it to be this visitor.
+    secret_hash: Option<String>,
     machine: VisitorMachine,
     sockets: HashMap<String, Tx>,
     explicit_email: Option<String>,
@@ -210,6 +214,24 @@ struct AgentConn {
     account_id: i64,
     agent: Agent,
     tx: Tx,
+    /// Where the person is (audit entries), who they are, and what they may do.
+    ip: String,
+    user_id: Option<String>,
+    /// The sign-in session the socket was opened with (sign-out closes it).
+    auth_session: Option<String>,
+    /// Supervisors, admins and integrations join any live session of the account.
+    may_join_any: bool,
+}
+
+/// Who an agent socket is, proven by the socket layer.
+pub struct AgentIdentity {
+    pub account_id: i64,
+    pub agent: Agent,
+    pub ip: String,
+    /// A console user (`u_…`); None for an integration (`ea_…`, secret key).
+    pub user_id: Option<String>,
+    pub auth_session: Option<String>,
+    pub may_join_any: bool,
 }
 
 #[derive(Default)]
@@ -266,7 +288,13 @@ pub struct VisitorHello {
     pub account_id: i64,
     pub api_key: String,
     pub short_id: Option<String>,
-    pub stored: Option<Visitor>,
+    /// The secret that proves the hello is from that visitor.
+    pub visitor_secret: Option<String>,
+    /// The stored visitor named by `short_id` and the hash of its secret (`None`: a
+    /// visitor from before secrets, who gets one now).
+    pub stored: Option<(Visitor, Option<String>)>,
+    /// Which visitor the store says the hello's `uniqueConnectionId` belongs to.
+    pub connection_owner: Option<String>,
     pub connection: ConnectionHello,
     pub config: Value,
     pub ip: String,
@@ -461,19 +489,30 @@ impl Hub {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let account_id = hello.account_id;
-        // Keep the SDK's id when it belongs to this account; otherwise make a new one.
-        let short_id = match hello.short_id.filter(|s| valid_id(s)) {
-            Some(s)
-                if inner
-                    .visitors
-                    .get(&s)
-                    .is_some_and(|v| v.account_id == account_id) =>
+        // The SDK's id is kept only when the hello proves it with the visitor's secret
+        // (or names a visitor from before secrets, who gets one now). Anyone else who
+        // names it (it is shown to agents and in links: not a secret) is a new visitor,
+        // with nothing of the other one's tabs, session, prompts or lookup code.
+        let proves = |hash: Option<&str>| match hash {
+            Some(h) => hello
+                .visitor_secret
+                .as_deref()
+                .is_some_and(|s| same_hash(&hash_secret(s), h)),
+            None => true,
+        };
+        let claimed = hello.short_id.clone().filter(|s| valid_id(s));
+        let in_memory = claimed.as_ref().and_then(|s| inner.visitors.get(s));
+        let short_id = match (claimed, in_memory, hello.stored.as_ref()) {
+            (Some(s), Some(e), _)
+                if e.account_id == account_id && proves(e.secret_hash.as_deref()) =>
             {
                 s
             }
-            Some(s) if hello.stored.is_some() && !inner.visitors.contains_key(&s) => s,
+            (Some(s), None, Some((v, hash))) if v.short_id == s && proves(hash.as_deref()) => s,
             _ => random_hex(6),
         };
+        let stored = hello.stored.take().filter(|(v, _)| v.short_id == short_id);
+        let is_new = !inner.visitors.contains_key(&short_id) && stored.is_none();
         let options = MachineOptions {
             permissions: config.permissions.clone(),
             authorization_timeout_seconds: config.authorization_timeout_seconds,
@@ -481,43 +520,47 @@ impl Hub {
             ..MachineOptions::default()
         };
         if !inner.visitors.contains_key(&short_id) {
-            let visitor = match hello.stored.filter(|v| v.short_id == short_id) {
-                Some(v) => v,
-                None => Visitor {
-                    added_at: now.to_iso8601(),
-                    api_key: hello.api_key.clone(),
-                    browser_name: None,
-                    call_name: None,
-                    device_name: None,
-                    device_type: None,
-                    email: None,
-                    identities: Vec::new(),
-                    integration: None,
-                    ip_address: String::new(),
-                    is_in_session: false,
-                    is_online: false,
-                    is_supported: true,
-                    is_waiting_for_call: false,
-                    js_configuration: false,
-                    last_seen_at: now.to_iso8601(),
-                    last_url: None,
-                    location_city: None,
-                    location_country_name: None,
-                    location_country: None,
-                    lookup_code: None,
-                    name: None,
-                    nickname: short_id.clone(),
-                    short_id: short_id.clone(),
-                    tags: Vec::new(),
-                    unique_id: None,
-                    watch_link: derive::watch_link(&self.public_url, &short_id),
-                    sdk: "web".into(),
-                },
+            let (visitor, secret_hash) = match stored {
+                Some((v, hash)) => (v, hash),
+                None => (
+                    Visitor {
+                        added_at: now.to_iso8601(),
+                        api_key: hello.api_key.clone(),
+                        browser_name: None,
+                        call_name: None,
+                        device_name: None,
+                        device_type: None,
+                        email: None,
+                        identities: Vec::new(),
+                        integration: None,
+                        ip_address: String::new(),
+                        is_in_session: false,
+                        is_online: false,
+                        is_supported: true,
+                        is_waiting_for_call: false,
+                        js_configuration: false,
+                        last_seen_at: now.to_iso8601(),
+                        last_url: None,
+                        location_city: None,
+                        location_country_name: None,
+                        location_country: None,
+                        lookup_code: None,
+                        name: None,
+                        nickname: short_id.clone(),
+                        short_id: short_id.clone(),
+                        tags: Vec::new(),
+                        unique_id: None,
+                        watch_link: derive::watch_link(&self.public_url, &short_id),
+                        sdk: "web".into(),
+                    },
+                    None,
+                ),
             };
             inner.visitors.insert(
                 short_id.clone(),
                 VisitorEntry {
                     account_id,
+                    secret_hash,
                     explicit_email: visitor.email.clone(),
                     visitor,
                     machine: VisitorMachine::new(short_id.clone(), options.clone()),
@@ -563,19 +606,25 @@ impl Hub {
         if !entry.machine.is_online() && !live {
             entry.machine = VisitorMachine::new(short_id.clone(), options);
         }
+        // A tab's id is kept only when it is this visitor's (a tab that reconnects); an
+        // id another visitor's tab holds is never taken over.
         let connection_id = match hello
             .connection
             .unique_connection_id
             .filter(|c| valid_id(c))
         {
-            Some(c)
-                if entry.machine.connection(&c).is_none_or(|conn| {
-                    conn.status == covisit::core::model::ConnectionStatus::Disconnected
-                }) =>
-            {
-                c
-            }
-            _ => format!("c_{}", random_hex(8)),
+            Some(c) => match entry.machine.connection(&c) {
+                Some(conn)
+                    if conn.status == covisit::core::model::ConnectionStatus::Disconnected =>
+                {
+                    c
+                }
+                None if !is_new && hello.connection_owner.as_deref() == Some(short_id.as_str()) => {
+                    c
+                }
+                _ => format!("c_{}", random_hex(8)),
+            },
+            None => format!("c_{}", random_hex(8)),
         };
         let was_online = entry.machine.is_online();
         entry.machine.handle_connect(
@@ -625,13 +674,27 @@ impl Hub {
                 != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS
             || !config.track_page_views;
         apply_identity(entry, config.identity);
+        // A new visitor, or one from before secrets, gets its secret now: only its hash
+        // is kept, and it is written (after the visitor's record) before the welcome.
+        let issued = entry.secret_hash.is_none().then(|| random_secret(32));
+        if let Some(secret) = &issued {
+            entry.secret_hash = Some(hash_secret(secret));
+        }
         let frame = encode(&ServerToVisitor::Welcome {
             protocol_version: PROTOCOL_VERSION,
             short_id: short_id.clone(),
             unique_connection_id: connection_id.clone(),
             lookup_code: entry.visitor.lookup_code.clone(),
+            visitor_secret: issued.clone(),
         });
         self.after_change(inner, &short_id, now);
+        if let (Some(hash), Some(entry)) = (
+            issued.as_ref().map(|s| hash_secret(s)),
+            inner.visitors.get(&short_id),
+        ) {
+            self.write(Write::Visitor(account_id, Box::new(visitor_view(entry))));
+            self.write(Write::VisitorSecret(short_id.clone(), hash));
+        }
         Ok(Welcome {
             short_id,
             connection_id,
@@ -769,8 +832,9 @@ impl Hub {
                     )),
                 }
             }
-            // The socket layer hands `track` to the journey module (`journey.rs`).
-            VisitorMessage::Track { .. } => return Ok(()),
+            // The socket layer hands `track` to the journey module (`journey.rs`) and
+            // `call_link` to the directory (`ws.rs`): both need the store first.
+            VisitorMessage::Track { .. } | VisitorMessage::CallLink { .. } => return Ok(()),
             VisitorMessage::Mirror { data } => {
                 check_mirror_data(&data)?;
                 // Consent: page content reaches agents only while the session is active.
@@ -857,7 +921,15 @@ impl Hub {
     // ----- agents -------------------------------------------------------------------
 
     /// Registers an agent socket; sends it the online visitors and its live sessions.
-    pub fn agent_connect(&self, account_id: i64, agent: Agent, tx: Tx) -> u64 {
+    pub fn agent_connect(&self, who: AgentIdentity, tx: Tx) -> u64 {
+        let AgentIdentity {
+            account_id,
+            agent,
+            ip,
+            user_id,
+            auth_session,
+            may_join_any,
+        } = who;
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.next_agent += 1;
@@ -883,6 +955,10 @@ impl Hub {
                 account_id,
                 agent,
                 tx,
+                ip,
+                user_id,
+                auth_session,
+                may_join_any,
             },
         );
         id
@@ -892,13 +968,72 @@ impl Hub {
         self.lock().agents.remove(&conn);
     }
 
+    /// Closes every socket of a user at once (disabled, role or password changed).
+    pub fn close_user(&self, user_id: &str) {
+        let inner = self.lock();
+        for a in inner
+            .agents
+            .values()
+            .filter(|a| a.user_id.as_deref() == Some(user_id))
+        {
+            let _ = a.tx.send(Out::Close);
+        }
+    }
+
+    /// Closes the sockets opened with a sign-in session (signed out).
+    pub fn close_auth_session(&self, session: &str) {
+        let inner = self.lock();
+        for a in inner
+            .agents
+            .values()
+            .filter(|a| a.auth_session.as_deref() == Some(session))
+        {
+            let _ = a.tx.send(Out::Close);
+        }
+    }
+
+    /// Appends an audit entry in the writer's order (after what is queued before it).
+    pub fn audit(
+        &self,
+        account_id: i64,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        ip: Option<&str>,
+        result: &str,
+    ) {
+        self.write(Write::Audit(Box::new(AuditEntry {
+            id: 0,
+            account_id,
+            at: now().to_iso8601(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            ip: ip.map(str::to_string),
+            result: result.to_string(),
+        })));
+    }
+
     pub fn agent_message(&self, conn: u64, msg: AgentMessage) -> Result<(), HubError> {
-        let (account_id, agent) = {
+        let (account_id, agent, ip, may_join_any) = {
             let inner = self.lock();
             let Some(a) = inner.agents.get(&conn) else {
                 return Err(HubError::new("unknown_agent", "not connected"));
             };
-            (a.account_id, a.agent.clone())
+            (a.account_id, a.agent.clone(), a.ip.clone(), a.may_join_any)
+        };
+        // Every privileged act is attributable: the audit entry names the agent, its
+        // address, what it acted on and how it went.
+        let audited = |action: &str, target: &str, r: &Result<(), HubError>| {
+            let result = r.as_ref().map_or_else(|e| e.code, |_| "ok");
+            self.audit(
+                account_id,
+                &agent.id,
+                action,
+                Some(target),
+                Some(&ip),
+                result,
+            );
         };
         match msg {
             AgentMessage::Hello { .. } => Err(HubError::new(
@@ -918,16 +1053,25 @@ impl Hub {
                     FoundBy::LookupCode => SessionSource::LookupCode,
                     FoundBy::Search => SessionSource::Search,
                 };
-                self.request_session(account_id, &short_id, agent, source)
-                    .map(|_| ())
+                let r = self
+                    .request_session(account_id, &short_id, agent.clone(), source)
+                    .map(|(session_id, _)| session_id);
+                let target = r.as_deref().unwrap_or(short_id.as_str()).to_string();
+                let r = r.map(|_| ());
+                audited("session.requested", &target, &r);
+                r
             }
             AgentMessage::JoinSession { session_id } => {
-                self.join_session(account_id, &session_id, agent)
+                let r = self.join_session(account_id, &session_id, agent.clone(), may_join_any);
+                audited("session.joined", &session_id, &r);
+                r
             }
             AgentMessage::EndSession { session_id } => {
-                self.with_session(account_id, &session_id, Some(&agent.id), |m, now| {
+                let r = self.with_session(account_id, &session_id, Some(&agent.id), |m, now| {
                     m.handle_agent_end(now)
-                })
+                });
+                audited("session.ended", &session_id, &r);
+                r
             }
             AgentMessage::LeaveSession { session_id } => {
                 let id = agent.id.clone();
@@ -936,25 +1080,42 @@ impl Hub {
                 })
             }
             AgentMessage::Note { session_id, text } => {
-                self.add_note(account_id, &session_id, &agent.id, text, true)
+                let r = self.add_note(account_id, &session_id, &agent.id, text, true);
+                audited("note.added", &session_id, &r);
+                r
             }
             AgentMessage::RequestControl { session_id } => {
                 let id = agent.id.clone();
-                self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
-                    m.handle_control_request(now, &id)
-                })
+                let r =
+                    self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
+                        m.handle_control_request(now, &id)
+                    });
+                audited("control.requested", &session_id, &r);
+                r
             }
             AgentMessage::ReleaseControl { session_id } => {
                 let id = agent.id.clone();
-                self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
-                    m.handle_agent_control_release(now, &id)
-                })
+                let r =
+                    self.with_session(account_id, &session_id, Some(&agent.id), move |m, now| {
+                        m.handle_agent_control_release(now, &id)
+                    });
+                audited("control.released", &session_id, &r);
+                r
             }
             AgentMessage::RemoteAction {
                 session_id,
                 tab,
                 action,
-            } => self.remote_action(account_id, &agent, &session_id, tab, action),
+            } => {
+                let redirect = matches!(action, RemoteAction::Redirect { .. });
+                let r = self.remote_action(account_id, &agent, &session_id, tab, action);
+                // Clicks and keys are not audited one by one (their kinds are counted in
+                // features_used); a redirect sends the visitor somewhere: it is.
+                if redirect {
+                    audited("redirect", &session_id, &r);
+                }
+                r
+            }
             AgentMessage::MirrorResync { session_id } => {
                 self.mirror_resync(account_id, &agent, &session_id)
             }
@@ -1132,6 +1293,41 @@ impl Hub {
         Ok(s)
     }
 
+    /// A visitor arrived through an agent's personal link (and confirmed it): the
+    /// visitor's `call_name` becomes the agent's username, and that agent asks for a
+    /// session (`source: personal link`). The visitor still authorizes as usual.
+    pub fn personal_link_session(
+        &self,
+        account_id: i64,
+        short_id: &str,
+        agent: Agent,
+        username: &str,
+    ) -> Result<String, HubError> {
+        {
+            let mut inner = self.lock();
+            let Some(entry) = inner
+                .visitors
+                .get_mut(short_id)
+                .filter(|v| v.account_id == account_id)
+            else {
+                return Err(HubError::new("unknown_visitor", "no such visitor"));
+            };
+            entry.visitor.call_name = Some(username.to_string());
+        }
+        let agent_id = agent.id.clone();
+        let (session_id, _) =
+            self.request_session(account_id, short_id, agent, SessionSource::PersonalLink)?;
+        self.audit(
+            account_id,
+            &format!("visitor:{short_id}"),
+            "session.requested_by_personal_link",
+            Some(&session_id),
+            None,
+            &agent_id,
+        );
+        Ok(session_id)
+    }
+
     /// An agent (console or REST) asks a visitor for a session.
     pub fn request_session(
         &self,
@@ -1153,7 +1349,9 @@ impl Hub {
                 "no online visitor with this id",
             ));
         };
-        let source = if entry.visitor.is_waiting_for_call && source != SessionSource::Api {
+        let source = if entry.visitor.is_waiting_for_call
+            && !matches!(source, SessionSource::Api | SessionSource::PersonalLink)
+        {
             SessionSource::AgentRequest
         } else {
             source
@@ -1244,11 +1442,14 @@ impl Hub {
         Ok((session_id, viewer_url))
     }
 
+    /// `may_join_any`: a supervisor, an admin or an integration; an agent only comes
+    /// back to a session it was part of.
     fn join_session(
         &self,
         account_id: i64,
         session_id: &str,
         agent: Agent,
+        may_join_any: bool,
     ) -> Result<(), HubError> {
         let now = now();
         let mut guard = self.lock();
@@ -1260,6 +1461,12 @@ impl Hub {
         else {
             return Err(HubError::new("unknown_session", "no such session"));
         };
+        if !may_join_any && !s.parts.iter().any(|p| p.agent.id == agent.id) {
+            return Err(HubError::new(
+                "forbidden",
+                "only a supervisor or an admin joins another agent's session",
+            ));
+        }
         let short_id = s.session.visitor_id.clone();
         let Some(entry) = inner.visitors.get_mut(&short_id) else {
             return Err(HubError::new("wrong_session_state", "the session is over"));
@@ -1533,9 +1740,96 @@ impl Hub {
         let mut touched_session: Option<String> = entry.machine.session_id().map(str::to_string);
         let mut state_changed = false;
         let mut other_events = false;
+        let visitor_actor = format!("visitor:{short_id}");
+        // The visitor's decisions and the server's, for the audit log (agents' acts are
+        // audited where they come in). No visitor IP or email goes into an entry.
+        let mut audits: Vec<(&'static str, &str, String, String)> = Vec::new();
         while let Some(event) = entry.machine.poll_event() {
             if event != Event::StateChanged {
                 other_events = true;
+            }
+            let session = touched_session.clone().unwrap_or_default();
+            match &event {
+                Event::SessionStarted { session_id } => {
+                    audits.push(if entry.machine.session_authorized() {
+                        (
+                            "session.authorized",
+                            visitor_actor.as_str(),
+                            session_id.clone(),
+                            "ok".into(),
+                        )
+                    } else {
+                        (
+                            "session.started",
+                            "system",
+                            session_id.clone(),
+                            "no_authorization_required".into(),
+                        )
+                    })
+                }
+                Event::SessionEnded {
+                    session_id,
+                    disconnect_type,
+                } => {
+                    let went_live = inner
+                        .sessions
+                        .get(session_id)
+                        .is_some_and(|s| s.session.went_live);
+                    match disconnect_type {
+                        DisconnectType::Client if !went_live => audits.push((
+                            "session.denied",
+                            visitor_actor.as_str(),
+                            session_id.clone(),
+                            "ok".into(),
+                        )),
+                        DisconnectType::Client => audits.push((
+                            "session.ended",
+                            visitor_actor.as_str(),
+                            session_id.clone(),
+                            "client".into(),
+                        )),
+                        // An agent's end and the server's (REST, erasure) are audited
+                        // with whoever did it.
+                        DisconnectType::Peer | DisconnectType::System => {}
+                        other => audits.push((
+                            "session.ended",
+                            "system",
+                            session_id.clone(),
+                            serde_json::to_value(other)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default(),
+                        )),
+                    }
+                }
+                Event::ControlStarted { .. } => audits.push((
+                    "control.granted",
+                    visitor_actor.as_str(),
+                    session.clone(),
+                    "ok".into(),
+                )),
+                Event::ControlEnded { reason, .. } => match reason {
+                    covisit::core::machine::ControlEndReason::Denied => audits.push((
+                        "control.denied",
+                        visitor_actor.as_str(),
+                        session.clone(),
+                        "ok".into(),
+                    )),
+                    covisit::core::machine::ControlEndReason::RevokedByVisitor => audits.push((
+                        "control.revoked",
+                        visitor_actor.as_str(),
+                        session.clone(),
+                        "ok".into(),
+                    )),
+                    covisit::core::machine::ControlEndReason::FocusLost => audits.push((
+                        "control.ended",
+                        "system",
+                        session.clone(),
+                        "focus_lost".into(),
+                    )),
+                    _ => {}
+                },
+                _ => {}
             }
             let (target, frame) = match event {
                 Event::SessionRequested {
@@ -1638,6 +1932,9 @@ impl Hub {
                     }
                 }
             }
+        }
+        for (action, actor, target, result) in &audits {
+            self.audit(account_id, actor, action, Some(target), None, result);
         }
         if url_only && !other_events {
             let view = visitor_view(entry);
@@ -2090,7 +2387,9 @@ mod tests {
             account_id,
             api_key: format!("pk_{account_id}"),
             short_id: None,
+            visitor_secret: None,
             stored: None,
+            connection_owner: None,
             connection: ConnectionHello {
                 has_focus: true,
                 ..ConnectionHello::default()

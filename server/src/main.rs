@@ -2,22 +2,30 @@
 //! console), the REST API, the SQLite store, and the static files (SDK, demo site,
 //! agent console). See SPEC.md section 4.
 //!
-//! Layout: `cli` (flags), `store` (persistence behind a trait), `hub` (the in-memory
-//! world: one `VisitorMachine` per online visitor, agent sockets, live sessions),
-//! `ws` (the two WebSocket endpoints), `rest` (the REST API), `http` (router, static
-//! files, health and metrics), `keys` (key generation and hashing), `ua` (user agents),
-//! `journey` (journey tracking), `rest_journey` (journey, beacon and analytics REST),
-//! `geoip` (the optional MaxMind database).
+//! Layout: `cli` (flags), `store` (persistence behind a trait), `directory` (accounts,
+//! keys, users, sign-ins, one-time links, the audit log, behind a trait), `auth` (roles,
+//! passwords, origins, cookies: the trust model's rules), `hub` (the in-memory world:
+//! one `VisitorMachine` per online visitor, agent sockets, live sessions), `ws` (the
+//! two WebSocket endpoints), `rest` (the REST API), `rest_admin` (sign-in, users,
+//! keys, audit), `call` (personal links), `setup` (dev account, CLI tools), `http`
+//! (router, static files, health and metrics), `keys` (key generation), `ua` (user
+//! agents), `journey` (journey tracking), `rest_journey` (journey, beacon and analytics
+//! REST), `geoip` (the optional MaxMind database).
 #![forbid(unsafe_code)]
 
+mod auth;
+mod call;
 mod cli;
+mod directory;
 mod geoip;
 mod http;
 mod hub;
 mod journey;
 mod keys;
 mod rest;
+mod rest_admin;
 mod rest_journey;
+mod setup;
 mod store;
 mod ua;
 mod ws;
@@ -27,7 +35,8 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, KeysCommand};
+use crate::cli::{Cli, Command, KeysCommand, UsersCommand};
+use crate::directory::Directory;
 use crate::store::{SqliteStore, Store};
 
 fn main() -> std::process::ExitCode {
@@ -64,27 +73,37 @@ async fn run(cli: Cli) -> Result<(), String> {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let store = SqliteStore::open(&cli.database)
-        .map_err(|e| format!("cannot open {}: {e}", cli.database.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
-    match cli.command {
+    let sqlite = Arc::new(
+        SqliteStore::open(&cli.database)
+            .map_err(|e| format!("cannot open {}: {e}", cli.database.display()))?,
+    );
+    let store: Arc<dyn Store> = sqlite.clone();
+    let directory: Arc<dyn Directory> = sqlite;
+    match &cli.command {
         Some(Command::Keys {
-            command: KeysCommand::Create { name },
+            command: KeysCommand::Create { name, origins },
+        }) => setup::create_keys(directory.as_ref(), name, origins).await,
+        Some(Command::Users {
+            command:
+                UsersCommand::Create {
+                    email,
+                    role,
+                    name,
+                    account,
+                    password_stdin,
+                },
         }) => {
-            let pair = keys::KeyPair::generate();
-            store
-                .create_account(
-                    &name,
-                    &pair.public_key,
-                    &keys::hash_secret(&pair.secret_key),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("public key: {}", pair.public_key);
-            println!("secret key: {}", pair.secret_key);
-            println!("The secret key is stored hashed and cannot be shown again; keep it safe.");
-            Ok(())
+            setup::create_user(
+                directory.as_ref(),
+                &cli.public_url(cli.listen),
+                account.as_deref(),
+                email,
+                role,
+                name.as_deref(),
+                *password_stdin,
+            )
+            .await
         }
-        None => http::serve(cli, store).await,
+        None => http::serve(cli, store, directory).await,
     }
 }

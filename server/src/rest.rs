@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,9 +19,11 @@ use axum::{Json, Router};
 use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
 use serde_json::{json, Value};
 
+use crate::auth::{Act, Principal};
 use crate::http::{ApiError, Shared};
 use crate::hub::HubError;
 use crate::keys;
+use crate::rest_admin::{audit, principal, require};
 
 /// Lookup-code searches per account and minute.
 pub struct RateLimiter {
@@ -76,38 +78,11 @@ fn fail(state: &Shared, e: ApiError) -> ApiError {
     e
 }
 
+/// The account of a read: any signed-in user or the secret key may read.
 pub(crate) async fn auth(state: &Shared, headers: &HeaderMap) -> Result<i64, ApiError> {
-    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthorized("missing `Authorization: Bearer <secret key>`"))?;
-    if token.starts_with("pk_") {
-        return match state.store.account_by_public_key(token).await {
-            Ok(Some(_)) => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "a public key cannot use the REST API; use the account's secret key",
-            )),
-            Ok(None) => Err(unauthorized("unknown key")),
-            Err(e) => Err(ApiError::internal(e)),
-        };
-    }
-    match state
-        .store
-        .account_by_secret_hash(&keys::hash_secret(token))
-        .await
-    {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(unauthorized("unknown key")),
-        Err(e) => Err(ApiError::internal(e)),
-    }
+    let p = principal(state, headers, false).await?;
+    require(&p, Act::CoBrowse)?;
+    Ok(p.account_id())
 }
 
 /// Waits until the hub's queued writes (the caller's among them) are committed.
@@ -264,11 +239,14 @@ async fn get_visitor(
 
 async fn delete_visitor(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Path(short_id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let p = principal(&state, &headers, true).await?;
+        require(&p, Act::EraseVisitor)?;
+        let account = p.account_id();
         if bad_id(&short_id) {
             return Err(ApiError::not_found("visitor"));
         }
@@ -288,6 +266,18 @@ async fn delete_visitor(
             return Err(ApiError::not_found("visitor"));
         }
         tracing::info!(visitor = %short_id, "visitor personal data erased");
+        // The trail stays: entries name the visitor by id only, never by what was erased.
+        let ip = crate::ws::client_ip(&state, peer, &headers);
+        audit(
+            &state,
+            account,
+            &p.actor(),
+            "visitor.erased",
+            Some(&format!("visitor:{short_id}")),
+            Some(&ip),
+            "ok",
+        );
+        durable(&state).await?;
         Ok(Json(json!({ "short_id": short_id, "erased": true })).into_response())
     })
     .await
@@ -295,12 +285,15 @@ async fn delete_visitor(
 
 async fn request_session(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Path(short_id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let p = principal(&state, &headers, true).await?;
+        require(&p, Act::CoBrowse)?;
+        let account = p.account_id();
         let body = parse_body(&body)?;
         let agent = body
             .get("agent")
@@ -336,15 +329,44 @@ async fn request_session(
             }
         };
         find_visitor(&state, account, &short_id).await?;
-        let agent = Agent::new(
-            keys::agent_id(account, &name, external_id.as_deref()),
-            name,
-            external_id,
-        );
+        let agent = match &p {
+            // A signed-in user asks as themself, whatever the body names.
+            Principal::User { user_id, .. } => {
+                let user = state
+                    .directory
+                    .user(user_id)
+                    .await
+                    .map_err(ApiError::internal)?
+                    .ok_or_else(|| ApiError::not_found("user"))?;
+                crate::rest_admin::user_agent(&user)
+            }
+            // An integration's agent is identified by its external id; without one, this
+            // request's agent gets an id of its own (never one derived from a name).
+            Principal::Integration { .. } => {
+                let external_id =
+                    external_id.unwrap_or_else(|| format!("req_{}", keys::random_hex(8)));
+                Agent::new(
+                    keys::agent_id(account, &external_id),
+                    name,
+                    Some(external_id),
+                )
+            }
+        };
+        let agent_id = agent.id.clone();
         let (session_id, viewer_url) = state
             .hub
             .request_session(account, &short_id, agent, SessionSource::Api)
             .map_err(hub_error)?;
+        let ip = crate::ws::client_ip(&state, peer, &headers);
+        audit(
+            &state,
+            account,
+            &p.actor(),
+            "session.requested",
+            Some(&session_id),
+            Some(&ip),
+            &format!("agent {agent_id}"),
+        );
         durable(&state).await?;
         Ok((
             StatusCode::CREATED,
@@ -411,14 +433,44 @@ async fn get_session(
     .await
 }
 
+/// Whether the principal may end or annotate session `current`: a supervisor, an admin,
+/// the secret key, or an agent who took part in it.
+fn may_manage(p: &Principal, current: &Value) -> Result<(), ApiError> {
+    if p.may(Act::ManageAnySession) {
+        return Ok(());
+    }
+    let Principal::User { user_id, .. } = p else {
+        return Ok(());
+    };
+    let took_part = current
+        .get("agents")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter()
+                .any(|x| x.get("id").and_then(Value::as_str) == Some(user_id))
+        });
+    if took_part {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the session's agents, supervisors and admins may do this",
+        ))
+    }
+}
+
 async fn end_session(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let p = principal(&state, &headers, true).await?;
+        let account = p.account_id();
         let current = find_session(&state, account, &id).await?;
+        may_manage(&p, &current)?;
         if current.get("status").and_then(Value::as_str) == Some("ended") {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -427,6 +479,16 @@ async fn end_session(
             ));
         }
         state.hub.end_session(account, &id).map_err(hub_error)?;
+        let ip = crate::ws::client_ip(&state, peer, &headers);
+        audit(
+            &state,
+            account,
+            &p.actor(),
+            "session.ended",
+            Some(&id),
+            Some(&ip),
+            "system",
+        );
         durable(&state).await?;
         Ok(Json(find_session(&state, account, &id).await?).into_response())
     })
@@ -435,12 +497,14 @@ async fn end_session(
 
 async fn add_note(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let p = principal(&state, &headers, true).await?;
+        let account = p.account_id();
         let body = parse_body(&body)?;
         let text = match body.get("text") {
             Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= 2048 => t.clone(),
@@ -452,8 +516,11 @@ async fn add_note(
                 ))
             }
         };
-        find_session(&state, account, &id).await?;
-        match state.hub.add_note(account, &id, "api", text.clone(), false) {
+        let current = find_session(&state, account, &id).await?;
+        may_manage(&p, &current)?;
+        // `by` is the agent's id: the user's own, or `api` for the secret key.
+        let by = p.actor();
+        match state.hub.add_note(account, &id, &by, text.clone(), false) {
             Ok(()) => {}
             Err(e) if e.code == "unknown_session" => {
                 // Not in memory any more: amend the stored record.
@@ -465,11 +532,11 @@ async fn add_note(
                     .ok_or_else(|| ApiError::not_found("session"))?;
                 s.session.agent_notes.push(AgentNote {
                     text: text.clone(),
-                    by: "api".into(),
+                    by: by.clone(),
                 });
                 state
                     .store
-                    .add_note(&id, "api", &text)
+                    .add_note(&id, &by, &text)
                     .await
                     .map_err(ApiError::internal)?;
                 state
@@ -480,6 +547,16 @@ async fn add_note(
             }
             Err(e) => return Err(hub_error(e)),
         }
+        let ip = crate::ws::client_ip(&state, peer, &headers);
+        audit(
+            &state,
+            account,
+            &by,
+            "note.added",
+            Some(&id),
+            Some(&ip),
+            "ok",
+        );
         durable(&state).await?;
         let session = find_session(&state, account, &id).await?;
         Ok((

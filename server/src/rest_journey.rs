@@ -26,9 +26,11 @@ use covisit::core::protocol::{TrackBeacon, MAX_FRAME_BYTES};
 use covisit::core::Millis;
 use serde_json::{json, Map, Value};
 
+use crate::auth::Act;
 use crate::http::{ApiError, Shared};
 use crate::journey::{JourneyError, TrackInput};
 use crate::rest::{auth, bad_id, parse_body, run, ApiResult};
+use crate::rest_admin::{audit, principal, require};
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -82,8 +84,8 @@ async fn beacon(
                 format!("body is not a track beacon: {e}"),
             )
         })?;
-        let account_id = match state.store.account_by_public_key(&beacon.api_key).await {
-            Ok(Some(id)) if beacon.api_key.starts_with("pk_") => id,
+        let key = match state.directory.key(&beacon.api_key).await {
+            Ok(Some(k)) if beacon.api_key.starts_with("pk_") && k.revoked_at.is_none() => k,
             Ok(_) => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -93,6 +95,15 @@ async fn beacon(
             }
             Err(e) => return Err(ApiError::internal(e)),
         };
+        let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+        if !crate::auth::origin_allowed(key.origins.as_deref(), key.allow_loopback, origin) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "pages of this origin may not use this public key",
+            ));
+        }
+        let account_id = key.account_id;
         let short_id = beacon.short_id;
         let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor");
         if bad_id(&short_id) {
@@ -110,6 +121,25 @@ async fn beacon(
         let Some(visitor) = live.or(stored) else {
             return Err(unknown());
         };
+        // Only the visitor itself (who holds its secret) adds to its journey.
+        // (No stored row: erased meanwhile; its welcome stored the row with the hash.)
+        let hash = state
+            .store
+            .visitor_secret_hash(account_id, &short_id)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(unknown)?;
+        let proven = match (&hash, &beacon.visitor_secret) {
+            (Some(h), Some(s)) => crate::auth::same_hash(&crate::auth::hash_secret(s), h),
+            _ => false,
+        };
+        if !proven {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_visitor_secret",
+                "the beacon does not carry this visitor's secret",
+            ));
+        }
         if let Some(c) = &beacon.unique_connection_id {
             let owner = match bad_id(c) {
                 true => None,
@@ -418,13 +448,38 @@ async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Session,
         .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
+/// The analytics export is read by supervisors, admins and integrations, and every
+/// read is audited.
+async fn export_reader(
+    state: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    write: bool,
+    target: &str,
+) -> Result<i64, ApiError> {
+    let p = principal(state, headers, write).await?;
+    require(&p, Act::ReadExport)?;
+    let ip = crate::ws::client_ip(state, peer, headers);
+    audit(
+        state,
+        p.account_id(),
+        &p.actor(),
+        "export.read",
+        Some(target),
+        Some(&ip),
+        "ok",
+    );
+    Ok(p.account_id())
+}
+
 async fn conversation_details(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(session_id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = export_reader(&state, peer, &headers, false, &session_id).await?;
         let session = find_session(&state, account, &session_id).await?;
         Ok(Json(conversation(&state, account, session).await?).into_response())
     })
@@ -541,12 +596,14 @@ fn parse_query(body: &Value) -> Result<DetailsQuery, ApiError> {
 
 async fn query_conversations(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
         let q = parse_query(&parse_body(&body)?)?;
+        let target = format!("{}/{}", q.from.to_iso8601(), q.to.to_iso8601());
+        let account = export_reader(&state, peer, &headers, true, &target).await?;
         state.hub.flush().await;
         let stored = state
             .store

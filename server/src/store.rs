@@ -19,6 +19,8 @@ use covisit::core::model::{
 use covisit::core::Millis;
 use rusqlite::{params, OptionalExtension};
 
+use crate::directory::AuditEntry;
+
 /// An error from the store; its text never contains personal data.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,6 +55,10 @@ pub enum Write {
     JourneySession(i64, Box<JourneySession>),
     /// One tracked event, appended.
     JourneyEvent(Box<JourneyEventRow>),
+    /// The hash of a visitor's secret (short_id, hash): after its `Visitor` write.
+    VisitorSecret(String, String),
+    /// An audit log entry, appended (its `id` is assigned by the store).
+    Audit(Box<AuditEntry>),
 }
 
 /// A tracked event as stored: its ids, kind, name and time, and the event as the SDK
@@ -79,7 +85,11 @@ impl Write {
             Write::Session(_, s, _) => Some((2, &s.id)),
             Write::Communication(_, c) => Some((3, &c.id)),
             Write::JourneySession(_, j) => Some((4, &j.id)),
-            Write::SessionAgent(..) | Write::Note(..) | Write::JourneyEvent(..) => None,
+            Write::VisitorSecret(short_id, _) => Some((5, short_id)),
+            Write::SessionAgent(..)
+            | Write::Note(..)
+            | Write::JourneyEvent(..)
+            | Write::Audit(..) => None,
         }
     }
 }
@@ -90,16 +100,14 @@ pub trait Store: Send + Sync + 'static {
     /// (durable). The outer error means nothing was committed; the inner results say
     /// which single writes failed (the others are committed).
     async fn write_batch(&self, writes: Vec<Write>) -> StoreResult<Vec<StoreResult<()>>>;
-    /// Creates an account with one key pair; `secret_hash` is the hash of the secret.
-    async fn create_account(
-        &self,
-        name: &str,
-        public_key: &str,
-        secret_hash: &str,
-    ) -> StoreResult<i64>;
-    async fn account_by_public_key(&self, public_key: &str) -> StoreResult<Option<i64>>;
-    async fn account_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<i64>>;
     async fn get_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<Option<Visitor>>;
+    /// The hash of the visitor's secret: `None` for no such visitor, `Some(None)` for a
+    /// visitor stored before visitors had secrets (it gets one at its next connect).
+    async fn visitor_secret_hash(
+        &self,
+        account_id: i64,
+        short_id: &str,
+    ) -> StoreResult<Option<Option<String>>>;
     async fn list_visitors(&self, account_id: i64) -> StoreResult<Vec<Visitor>>;
     /// Deletes the visitor and its connections; nulls personal data in its sessions.
     /// Erases the visitor's personal data; its open journey sessions end now, or when
@@ -245,6 +253,62 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX journey_events_visitor ON journey_events(account_id, visitor_id);
     CREATE INDEX sessions_account_started ON sessions(account_id, started_at);
     "#,
+    // 3: the trust model. Visitors prove who they are with a secret (its hash; NULL for
+    // visitors from before, who get one at their next connect). Public keys are bound to
+    // page origins (NULL: a key from before, any origin). Accounts have users with roles
+    // and sign-in sessions, one-time links, and an append-only audit log.
+    r#"
+    ALTER TABLE visitors ADD COLUMN secret_hash TEXT;
+    ALTER TABLE keys ADD COLUMN name TEXT;
+    ALTER TABLE keys ADD COLUMN origins TEXT;
+    ALTER TABLE keys ADD COLUMN allow_loopback INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE keys ADD COLUMN revoked_at TEXT;
+    ALTER TABLE accounts ADD COLUMN site_url TEXT;
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        email TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        nickname TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX users_account ON users(account_id);
+    CREATE TABLE user_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        csrf_token TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL
+    );
+    CREATE INDEX user_sessions_user ON user_sessions(user_id);
+    CREATE TABLE one_time_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id),
+        kind TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    CREATE INDEX one_time_tokens_user ON one_time_tokens(user_id, kind);
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_id INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        ip TEXT,
+        result TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_account ON audit_log(account_id, id);
+    CREATE TRIGGER audit_log_append_only_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    "#,
 ];
 
 /// SQLite in WAL mode. One connection behind a mutex, used from tokio's blocking pool.
@@ -279,7 +343,7 @@ impl SqliteStore {
         })
     }
 
-    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> StoreResult<T> + Send + 'static,
@@ -381,6 +445,27 @@ fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
                 ],
             )?;
         }
+        Write::VisitorSecret(short_id, hash) => {
+            c.execute(
+                "UPDATE visitors SET secret_hash = ?1 WHERE short_id = ?2",
+                params![hash, short_id],
+            )?;
+        }
+        Write::Audit(a) => {
+            c.execute(
+                "INSERT INTO audit_log (account_id, at, actor, action, target, ip, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    a.account_id,
+                    a.at,
+                    a.actor,
+                    a.action,
+                    a.target,
+                    a.ip,
+                    a.result
+                ],
+            )?;
+        }
         Write::JourneyEvent(e) => {
             c.execute(
                 "INSERT INTO journey_events (id, journey_session_id, account_id, visitor_id, kind, event_name, created_at, data)
@@ -475,57 +560,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_account(
-        &self,
-        name: &str,
-        public_key: &str,
-        secret_hash: &str,
-    ) -> StoreResult<i64> {
-        let (name, pk, sh) = (
-            name.to_string(),
-            public_key.to_string(),
-            secret_hash.to_string(),
-        );
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            tx.execute("INSERT INTO accounts (name) VALUES (?1)", params![name])?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO keys (account_id, public_key, secret_hash) VALUES (?1, ?2, ?3)",
-                params![id, pk, sh],
-            )?;
-            tx.commit()?;
-            Ok(id)
-        })
-        .await
-    }
-
-    async fn account_by_public_key(&self, public_key: &str) -> StoreResult<Option<i64>> {
-        let pk = public_key.to_string();
-        self.run(move |c| {
-            Ok(c.query_row(
-                "SELECT account_id FROM keys WHERE public_key = ?1",
-                params![pk],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn account_by_secret_hash(&self, secret_hash: &str) -> StoreResult<Option<i64>> {
-        let sh = secret_hash.to_string();
-        self.run(move |c| {
-            Ok(c.query_row(
-                "SELECT account_id FROM keys WHERE secret_hash = ?1",
-                params![sh],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await
-    }
-
     async fn get_visitor(&self, account_id: i64, short_id: &str) -> StoreResult<Option<Visitor>> {
         let short_id = short_id.to_string();
         self.run(move |c| {
@@ -537,6 +571,23 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+        })
+        .await
+    }
+
+    async fn visitor_secret_hash(
+        &self,
+        account_id: i64,
+        short_id: &str,
+    ) -> StoreResult<Option<Option<String>>> {
+        let short_id = short_id.to_string();
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT secret_hash FROM visitors WHERE short_id = ?1 AND account_id = ?2",
+                params![short_id, account_id],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
         .await
     }
@@ -855,30 +906,48 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::directory::Directory;
 
     #[tokio::test]
     async fn migrations_run_once_and_reopening_keeps_data() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("nested/covisit.db");
         let store = SqliteStore::open(&path).expect("opens");
-        let id = store
-            .create_account("a", "pk_1", "h1")
+        let id = Directory::create_account(&store, "a")
             .await
             .expect("account");
+        store
+            .create_key(
+                id,
+                None,
+                "pk_1",
+                "h1",
+                Some(&[]),
+                false,
+                "2026-01-01T00:00:00.000Z",
+            )
+            .await
+            .expect("key");
         drop(store);
         let store = SqliteStore::open(&path).expect("reopens");
         assert_eq!(
-            store.account_by_public_key("pk_1").await.expect("query"),
+            store
+                .key("pk_1")
+                .await
+                .expect("query")
+                .map(|k| k.account_id),
             Some(id)
         );
         assert_eq!(
-            store.account_by_secret_hash("h1").await.expect("query"),
+            store.account_by_secret("h1").await.expect("query"),
             Some(id)
         );
-        assert_eq!(
-            store.account_by_secret_hash("pk_1").await.expect("query"),
-            None
-        );
+        assert_eq!(store.account_by_secret("pk_1").await.expect("query"), None);
+        assert!(store
+            .revoke_key(id, "pk_1", "2026-01-02T00:00:00.000Z")
+            .await
+            .expect("revoke"));
+        assert_eq!(store.account_by_secret("h1").await.expect("query"), None);
         let conn = store.conn.lock().expect("not poisoned");
         let versions: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Duration, Instant};
 
 use crate::http::Shared;
-use crate::hub::{Out, VisitorHello};
+use crate::hub::{AgentIdentity, Out, VisitorHello};
 use crate::keys;
 
 /// How long a socket may take to send its hello.
@@ -109,6 +109,14 @@ async fn first_text(stream: &mut Stream) -> Option<String> {
     }
 }
 
+/// The `Origin` header of a request, if it has one that is text.
+fn origin_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+}
+
 pub async fn visitor_ws(
     ws: WebSocketUpgrade,
     State(state): State<Shared>,
@@ -116,42 +124,45 @@ pub async fn visitor_ws(
     headers: HeaderMap,
 ) -> Response {
     let ip = client_ip(&state, peer, &headers);
+    let origin = origin_header(&headers);
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| visitor_socket(state, socket, ip))
+        .on_upgrade(move |socket| visitor_socket(state, socket, ip, origin))
 }
 
-async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
+async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Option<String>) {
     let (mut sink, mut stream) = socket.split();
     let Some(text) = first_text(&mut stream).await else {
         return;
     };
-    let (api_key, short_id, connection, config) = match decode::<VisitorMessage>(&text) {
-        Ok(VisitorMessage::Hello {
-            api_key,
-            short_id,
-            connection,
-            config,
-            ..
-        }) => (api_key, short_id, connection, config),
-        Ok(_) => {
-            send_error(
-                &state,
-                &mut sink,
-                "hello_required",
-                "the first frame must be a hello",
-            )
-            .await;
-            return close(&mut sink, 1008, "hello required").await;
-        }
-        Err(e) => {
-            send_error(&state, &mut sink, e.code(), &e.to_string()).await;
-            return close(&mut sink, 1008, "bad hello").await;
-        }
-    };
-    let account_id = match state.store.account_by_public_key(&api_key).await {
-        Ok(Some(id)) if api_key.starts_with("pk_") => id,
+    let (api_key, short_id, visitor_secret, connection, config) =
+        match decode::<VisitorMessage>(&text) {
+            Ok(VisitorMessage::Hello {
+                api_key,
+                short_id,
+                visitor_secret,
+                connection,
+                config,
+                ..
+            }) => (api_key, short_id, visitor_secret, connection, config),
+            Ok(_) => {
+                send_error(
+                    &state,
+                    &mut sink,
+                    "hello_required",
+                    "the first frame must be a hello",
+                )
+                .await;
+                return close(&mut sink, 1008, "hello required").await;
+            }
+            Err(e) => {
+                send_error(&state, &mut sink, e.code(), &e.to_string()).await;
+                return close(&mut sink, 1008, "bad hello").await;
+            }
+        };
+    let key = match state.directory.key(&api_key).await {
+        Ok(Some(k)) if api_key.starts_with("pk_") && k.revoked_at.is_none() => k,
         Ok(_) => {
             send_error(
                 &state,
@@ -168,13 +179,44 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
             return close(&mut sink, 1011, "internal error").await;
         }
     };
+    // Before anything is created: the page must be one the key's account allows.
+    if !crate::auth::origin_allowed(
+        key.origins.as_deref(),
+        key.allow_loopback,
+        origin.as_deref(),
+    ) {
+        let shown = origin.as_deref().unwrap_or("(none)");
+        send_error(
+            &state,
+            &mut sink,
+            "origin_not_allowed",
+            &format!("pages of the origin {shown} may not use this public key; add the origin to the key's allowed origins"),
+        )
+        .await;
+        return close(&mut sink, 1008, "origin not allowed").await;
+    }
+    let account_id = key.account_id;
     let stored = match short_id.as_deref() {
-        Some(sid) if !state.hub.is_known_visitor(account_id, sid) && sid.len() <= 64 => state
-            .store
-            .get_visitor(account_id, sid)
-            .await
-            .ok()
-            .flatten(),
+        Some(sid) if !state.hub.is_known_visitor(account_id, sid) && sid.len() <= 64 => {
+            let visitor = state
+                .store
+                .get_visitor(account_id, sid)
+                .await
+                .ok()
+                .flatten();
+            let hash = state
+                .store
+                .visitor_secret_hash(account_id, sid)
+                .await
+                .ok()
+                .flatten()
+                .flatten();
+            visitor.map(|v| (v, hash))
+        }
+        _ => None,
+    };
+    let connection_owner = match connection.unique_connection_id.as_deref() {
+        Some(c) if c.len() <= 64 => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -184,7 +226,9 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
         account_id,
         api_key,
         short_id,
+        visitor_secret,
         stored,
+        connection_owner,
         connection,
         config: config.into(),
         // An mmdb lookup takes microseconds: fine on the runtime.
@@ -253,6 +297,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String) {
                         };
                         state.journeys.track(&state.hub, input).await.map(|_| ()).map_err(track_error)
                     }
+                    Ok(VisitorMessage::CallLink { token }) => call_link(&state, account_id, &short_id, &token).await,
                     Ok(msg) => state.hub.visitor_message(&short_id, &connection_id, msg).map_err(|e| (e.code.to_string(), e.message)),
                     Err(e) => Err((e.code().to_string(), e.to_string())),
                 };
@@ -282,14 +327,173 @@ fn track_error(e: crate::journey::JourneyError) -> (String, String) {
     }
 }
 
-pub async fn agent_ws(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {
+/// A personal link's token from a visitor's page: one use, unexpired, of an agent of
+/// the visitor's own account; that agent then asks for a session.
+async fn call_link(
+    state: &Shared,
+    account_id: i64,
+    short_id: &str,
+    token: &str,
+) -> Result<(), (String, String)> {
+    let invalid = || {
+        (
+            "invalid_call_token".to_string(),
+            "this personal link is unknown, used or expired".to_string(),
+        )
+    };
+    if token.len() > 128 {
+        return Err(invalid());
+    }
+    let now = crate::hub::now().to_iso8601();
+    let user_id = state
+        .directory
+        .take_token(
+            &crate::auth::hash_secret(token),
+            crate::directory::TokenKind::Call,
+            &now,
+        )
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(invalid)?;
+    let user = state
+        .directory
+        .user(&user_id)
+        .await
+        .ok()
+        .flatten()
+        .filter(|u| u.account_id == account_id && !u.disabled)
+        .ok_or_else(invalid)?;
+    state
+        .hub
+        .personal_link_session(
+            account_id,
+            short_id,
+            crate::rest_admin::user_agent(&user),
+            &user.username,
+        )
+        .map(|_| ())
+        .map_err(|e| (e.code.to_string(), e.message))
+}
+
+pub async fn agent_ws(
+    ws: WebSocketUpgrade,
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let ip = client_ip(&state, peer, &headers);
+    let cookie = headers
+        .get(axum::http::header::COOKIE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(crate::auth::session_token);
+    // A console's socket must come from a page of this server (no other site may open
+    // one with the agent's cookie): its Origin's host is the Host it asked.
+    let same_origin = match (
+        origin_header(&headers),
+        headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok()),
+    ) {
+        (Some(o), Some(host)) => url::Url::parse(&o).is_ok_and(|u| {
+            u.host_str().is_some_and(|h| {
+                let authority = match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                };
+                authority.eq_ignore_ascii_case(host)
+            })
+        }),
+        _ => false,
+    };
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| agent_socket(state, socket))
+        .on_upgrade(move |socket| agent_socket(state, socket, ip, cookie, same_origin))
 }
 
-async fn agent_socket(state: Shared, socket: WebSocket) {
+/// Who an agent socket's hello proves it is: an integration (the secret key, with its
+/// own `external_id`), or a console user (the sign-in cookie, from this server's page).
+async fn agent_identity(
+    state: &Shared,
+    ip: &str,
+    cookie: Option<String>,
+    same_origin: bool,
+    secret_key: Option<String>,
+    name: Option<String>,
+    external_id: Option<String>,
+) -> Result<AgentIdentity, (&'static str, String)> {
+    if let Some(secret_key) = secret_key {
+        let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
+        let external_id = external_id
+            .map(|e| e.trim().to_string())
+            .unwrap_or_default();
+        if name.is_empty() || name.len() > 200 || external_id.is_empty() || external_id.len() > 200
+        {
+            return Err((
+                "invalid_argument",
+                "an integration's agent needs `name` and `external_id` (1 to 200 characters each): the agent's id comes from `external_id`".into(),
+            ));
+        }
+        return match state
+            .directory
+            .account_by_secret(&crate::auth::hash_secret(&secret_key))
+            .await
+        {
+            Ok(Some(account_id)) => Ok(AgentIdentity {
+                account_id,
+                agent: Agent::new(
+                    keys::agent_id(account_id, &external_id),
+                    name,
+                    Some(external_id),
+                ),
+                ip: ip.to_string(),
+                user_id: None,
+                auth_session: None,
+                may_join_any: true,
+            }),
+            Ok(None) => Err((
+                "invalid_secret_key",
+                "secret_key is not a secret key of any account".into(),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "key lookup failed");
+                Err(("internal", "internal server error".into()))
+            }
+        };
+    }
+    let Some(token) = cookie.filter(|_| same_origin) else {
+        return Err((
+            "unauthorized",
+            "sign in to the console first (or send the account's secret_key as an integration)"
+                .into(),
+        ));
+    };
+    match crate::rest_admin::cookie_user(state, &token).await {
+        Ok((principal, user)) => {
+            let crate::auth::Principal::User { session, .. } = &principal else {
+                return Err(("internal", "internal server error".into()));
+            };
+            Ok(AgentIdentity {
+                account_id: user.account_id,
+                agent: crate::rest_admin::user_agent(&user),
+                ip: ip.to_string(),
+                user_id: Some(user.id.clone()),
+                auth_session: Some(session.clone()),
+                may_join_any: principal.may(crate::auth::Act::JoinAnySession),
+            })
+        }
+        Err(e) => Err(("unauthorized", e.message)),
+    }
+}
+
+async fn agent_socket(
+    state: Shared,
+    socket: WebSocket,
+    ip: String,
+    cookie: Option<String>,
+    same_origin: bool,
+) {
     let (mut sink, mut stream) = socket.split();
     let Some(text) = first_text(&mut stream).await else {
         return;
@@ -316,47 +520,36 @@ async fn agent_socket(state: Shared, socket: WebSocket) {
             return close(&mut sink, 1008, "bad hello").await;
         }
     };
-    let name = name.trim().to_string();
-    if name.is_empty() || name.len() > 200 || external_id.as_ref().is_some_and(|e| e.len() > 200) {
-        send_error(
-            &state,
-            &mut sink,
-            "invalid_argument",
-            "name must be 1 to 200 characters (external_id at most 200)",
-        )
-        .await;
-        return close(&mut sink, 1008, "bad hello").await;
-    }
-    let account_id = match state
-        .store
-        .account_by_secret_hash(&keys::hash_secret(&secret_key))
-        .await
-    {
-        Ok(Some(id)) => id,
-        Ok(None) => {
-            send_error(
-                &state,
-                &mut sink,
-                "invalid_secret_key",
-                "secret_key is not a secret key of any account",
-            )
-            .await;
-            return close(&mut sink, 1008, "invalid secret key").await;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "key lookup failed");
-            send_error(&state, &mut sink, "internal", "internal server error").await;
-            return close(&mut sink, 1011, "internal error").await;
-        }
-    };
-    let agent = Agent::new(
-        keys::agent_id(account_id, &name, external_id.as_deref()),
+    let who = match agent_identity(
+        &state,
+        &ip,
+        cookie,
+        same_origin,
+        secret_key,
         name,
         external_id,
-    );
-    let agent_id = agent.id.clone();
+    )
+    .await
+    {
+        Ok(w) => w,
+        Err((code, message)) => {
+            send_error(&state, &mut sink, code, &message).await;
+            let internal = code == "internal";
+            return close(
+                &mut sink,
+                if internal { 1011 } else { 1008 },
+                if internal {
+                    "internal error"
+                } else {
+                    "hello refused"
+                },
+            )
+            .await;
+        }
+    };
+    let agent_id = who.agent.id.clone();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let conn = state.hub.agent_connect(account_id, agent, tx);
+    let conn = state.hub.agent_connect(who, tx);
     tracing::info!(agent = %agent_id, "agent connected");
     let silence = state.heartbeat_timeout * 3;
     let mut deadline = Instant::now() + silence;

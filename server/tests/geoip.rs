@@ -344,7 +344,7 @@ async fn city_and_asn_databases_locate_visitors_behind_a_trusted_proxy() {
         json!(["London", "United Kingdom", "GB"])
     );
 
-    let (_telstra, telstra_id) = visitor_at(&server, "1.128.0.1").await;
+    let (telstra, telstra_id) = visitor_at(&server, "1.128.0.1").await;
     let j = journey(&server, &telstra_id).await;
     assert_eq!(j["geolocation"], Value::Null);
     assert_eq!(j["ipOrganization"], "Telstra Pty Ltd");
@@ -375,7 +375,7 @@ async fn city_and_asn_databases_locate_visitors_behind_a_trusted_proxy() {
         json!([null, null, null])
     );
     // The location follows the address the visitor connected from last.
-    let _second_tab = server.visitor_from("81.2.69.7", Some(&telstra_id)).await;
+    let _second_tab = server.visitor_from("81.2.69.7", Some(&telstra.ids())).await;
     assert_eq!(
         visitor_location(&server, &telstra_id).await,
         json!(["London", "United Kingdom", "GB"])

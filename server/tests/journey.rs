@@ -310,24 +310,31 @@ async fn beacon_events_are_kept_and_bad_beacons_get_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
     let mut visitor = server.visitor(None, None, true, json!({})).await;
-    let (short_id, connection) = (visitor.short_id(), visitor.connection_id());
+    let (short_id, connection, secret) = (
+        visitor.short_id(),
+        visitor.connection_id(),
+        visitor.secret(),
+    );
     let t = now_ms();
     track(
         &mut visitor,
         vec![page(t, "http://127.0.0.1/shop/", None, "Shop")],
     )
     .await;
-    // The page is leaving: its last events go by beacon, as text/plain.
+    // The page is leaving: its last events go by beacon, as text/plain, from the page.
     let client = reqwest::Client::new();
-    let post = |body: String| {
-        client
+    let post_from = |body: String, origin: Option<&str>| {
+        let mut r = client
             .post(server.url("/api/v1/journey/beacon"))
             .header("content-type", "text/plain;charset=UTF-8")
-            .header("user-agent", common::CHROME_UA)
-            .body(body)
-            .send()
+            .header("user-agent", common::CHROME_UA);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.body(body).send()
     };
-    let body = json!({"api_key": "pk_demo", "short_id": short_id, "uniqueConnectionId": connection,
+    let post = |body: String| post_from(body, Some(common::PAGE_ORIGIN));
+    let body = json!({"api_key": "pk_demo", "short_id": short_id, "uniqueConnectionId": connection, "visitor_secret": secret,
         "sent_at": now_ms(), "events": [custom(now_ms(), "clicked_buy", json!({"sku": "TR-9"})),
         page(now_ms(), "http://127.0.0.1/payment.html", Some("http://127.0.0.1/shop/"), "Payment")]});
     let r = post(body.to_string()).await.unwrap();
@@ -346,7 +353,7 @@ async fn beacon_events_are_kept_and_bad_beacons_get_typed_errors() {
     assert_eq!(list[0]["attributes"]["sku"]["value"], "TR-9");
     // After the socket is gone, a beacon without a connection still counts.
     visitor.close().await;
-    let late = json!({"api_key": "pk_demo", "short_id": short_id, "uniqueConnectionId": null,
+    let late = json!({"api_key": "pk_demo", "short_id": short_id, "uniqueConnectionId": null, "visitor_secret": secret,
         "sent_at": now_ms(), "events": [custom(now_ms(), "left", json!({}))]});
     assert_eq!(post(late.to_string()).await.unwrap().status().as_u16(), 204);
     assert_eq!(journeys(&server, &short_id).await[0]["eventCount"], 4);
@@ -357,11 +364,14 @@ async fn beacon_events_are_kept_and_bad_beacons_get_typed_errors() {
         (json!({"api_key": "pk_nope", "short_id": short_id, "sent_at": 1, "events": []}).to_string(), 401, "invalid_api_key"),
         (json!({"api_key": "sk_demo", "short_id": short_id, "sent_at": 1, "events": []}).to_string(), 401, "invalid_api_key"),
         (json!({"api_key": "pk_demo", "short_id": "nobody", "sent_at": 1, "events": []}).to_string(), 404, "unknown_visitor"),
-        (json!({"api_key": "pk_demo", "short_id": short_id, "uniqueConnectionId": "c_other", "sent_at": 1, "events": []}).to_string(), 404, "unknown_connection"),
-        (json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": 1, "events": [custom(1, "bad/name", json!({}))]}).to_string(), 400, "invalid_event_name"),
-        (json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": 1, "events": [custom(1, "e", json!({"a": {"b": 1}}))]}).to_string(), 400, "invalid_attributes"),
-        (json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": 1, "events": [page(1, "javascript:alert(1)", None, "x")]}).to_string(), 400, "invalid_page_view"),
-        (json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": 1, "events": vec![custom(1, "e", json!({})); 101]}).to_string(), 400, "too_many_events"),
+        // Naming the visitor is not being it: without its secret, or with another, nothing.
+        (json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": 1, "events": [custom(1, "forged", json!({}))]}).to_string(), 401, "invalid_visitor_secret"),
+        (json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": "0".repeat(64), "sent_at": 1, "events": [custom(1, "forged", json!({}))]}).to_string(), 401, "invalid_visitor_secret"),
+        (json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret, "uniqueConnectionId": "c_other", "sent_at": 1, "events": []}).to_string(), 404, "unknown_connection"),
+        (json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret, "sent_at": 1, "events": [custom(1, "bad/name", json!({}))]}).to_string(), 400, "invalid_event_name"),
+        (json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret, "sent_at": 1, "events": [custom(1, "e", json!({"a": {"b": 1}}))]}).to_string(), 400, "invalid_attributes"),
+        (json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret, "sent_at": 1, "events": [page(1, "javascript:alert(1)", None, "x")]}).to_string(), 400, "invalid_page_view"),
+        (json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret, "sent_at": 1, "events": vec![custom(1, "e", json!({})); 101]}).to_string(), 400, "too_many_events"),
         ("x".repeat(70_000), 413, "payload_too_large"),
     ];
     for (body, status, code) in cases {
@@ -374,6 +384,20 @@ async fn beacon_events_are_kept_and_bad_beacons_get_typed_errors() {
         );
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], code, "{v}");
+    }
+    // A page of another origin, a look-alike, or no Origin at all: refused.
+    let valid = json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret,
+        "sent_at": now_ms(), "events": [custom(now_ms(), "from_elsewhere", json!({}))]});
+    for origin in [
+        Some("https://evil.test"),
+        Some("http://127.0.0.1.evil.test"),
+        Some("null"),
+        None,
+    ] {
+        let r = post_from(valid.to_string(), origin).await.unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{origin:?}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "origin_not_allowed", "{v}");
     }
     // Nothing of the refused beacons was stored.
     assert_eq!(journeys(&server, &short_id).await[0]["eventCount"], 4);
@@ -698,7 +722,7 @@ async fn beacons_racing_an_erasure_do_not_bring_the_data_back() {
     let client = reqwest::Client::new();
     for _ in 0..8 {
         let mut visitor = server.visitor(None, None, true, json!({})).await;
-        let short_id = visitor.short_id();
+        let (short_id, secret) = (visitor.short_id(), visitor.secret());
         track(
             &mut visitor,
             vec![page(now_ms(), "http://127.0.0.1/private", None, "P")],
@@ -707,11 +731,12 @@ async fn beacons_racing_an_erasure_do_not_bring_the_data_back() {
         visitor.close().await;
         let mut tasks = Vec::new();
         for i in 0..10 {
-            let body = json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": now_ms(),
+            let body = json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": secret, "sent_at": now_ms(),
                 "events": [page(now_ms(), &format!("http://127.0.0.1/b{i}"), None, "B")]});
             let request = client
                 .post(server.url("/api/v1/journey/beacon"))
                 .header("content-type", "text/plain")
+                .header("origin", common::PAGE_ORIGIN)
                 .body(body.to_string());
             tasks.push(tokio::spawn(async move {
                 request
@@ -782,11 +807,12 @@ async fn credentials_in_urls_are_never_stored() {
     )
     .await;
     let client = reqwest::Client::new();
-    let beacon = json!({"api_key": "pk_demo", "short_id": short_id, "sent_at": now_ms(),
+    let beacon = json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": visitor.secret(), "sent_at": now_ms(),
         "events": [page(now_ms(), "http://carol:pw-beacon@127.0.0.1/cart", Some("https://dave:pw-refused@/"), "Cart")]});
     let r = client
         .post(server.url("/api/v1/journey/beacon"))
         .header("content-type", "text/plain")
+        .header("origin", common::PAGE_ORIGIN)
         .body(beacon.to_string())
         .send()
         .await

@@ -193,6 +193,7 @@ async fn navigation_resumes_the_session_on_the_next_page() {
     page1.expect("session_start").await;
     page1.send(json!({"type": "expect_disconnect", "returnTimeSeconds": null, "message": null, "title": null})).await;
     page1.expect("state").await;
+    let page1_ids = page1.ids();
     page1.close().await;
     let held = agent
         .expect_where("session_update", |v| {
@@ -203,7 +204,7 @@ async fn navigation_resumes_the_session_on_the_next_page() {
         })
         .await;
     assert_eq!(held["status"], "active");
-    let mut page2 = server.visitor(Some(&short_id), None, true, json!({})).await;
+    let mut page2 = server.returning(&page1_ids, None, true).await;
     assert_eq!(page2.short_id(), short_id, "the visitor keeps its id");
     let cont = page2.expect("session_continue").await;
     assert_eq!(cont["session_id"], session_id.as_str());
@@ -221,9 +222,7 @@ async fn two_tabs_prompt_follows_focus() {
     let server = Server::start(dir.path());
     let mut tab_a = server.visitor(None, None, true, json!({})).await;
     let short_id = tab_a.short_id();
-    let mut tab_b = server
-        .visitor(Some(&short_id), None, false, json!({}))
-        .await;
+    let mut tab_b = server.returning(&tab_a.ids(), None, false).await;
     assert_eq!(tab_b.short_id(), short_id);
     assert_ne!(tab_b.connection_id(), tab_a.connection_id());
     let mut agent = server.agent("sk_demo", "Grace").await;
@@ -237,9 +236,7 @@ async fn two_tabs_prompt_follows_focus() {
     tab_b.expect("session_start").await;
     agent.expect_status(&session_id, "active").await;
     // A tab opened during the session learns it is in one.
-    let mut tab_c = server
-        .visitor(Some(&short_id), None, false, json!({}))
-        .await;
+    let mut tab_c = server.returning(&tab_a.ids(), None, false).await;
     assert_eq!(
         tab_c.expect("session_continue").await["session_id"],
         session_id.as_str()

@@ -13,18 +13,26 @@ use serde_json::{json, Value};
 async fn wrong_keys_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    let mut ws = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", server.addr),
+        Some(common::PAGE_ORIGIN),
+    )
+    .await;
     ws.send(json!({"type": "hello", "protocol_version": 1, "api_key": "pk_nope", "short_id": null, "connection": {}})).await;
     assert_eq!(ws.expect("error").await["code"], "invalid_api_key");
     assert!(ws.closed_within(Duration::from_secs(3)).await);
 
     // A secret key is not a public key.
-    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    let mut ws = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", server.addr),
+        Some(common::PAGE_ORIGIN),
+    )
+    .await;
     ws.send(json!({"type": "hello", "protocol_version": 1, "api_key": "sk_demo", "short_id": null, "connection": {}})).await;
     assert_eq!(ws.expect("error").await["code"], "invalid_api_key");
 
     let mut ws = Ws::connect(&format!("ws://{}/ws/agent", server.addr)).await;
-    ws.send(json!({"type": "hello", "protocol_version": 1, "secret_key": "pk_demo", "name": "Eve", "external_id": null})).await;
+    ws.send(json!({"type": "hello", "protocol_version": 1, "secret_key": "pk_demo", "name": "Eve", "external_id": "eve"})).await;
     assert_eq!(ws.expect("error").await["code"], "invalid_secret_key");
     assert!(ws.closed_within(Duration::from_secs(3)).await);
 
@@ -32,7 +40,11 @@ async fn wrong_keys_are_refused() {
     ws.send(json!({"type": "heartbeat"})).await;
     assert_eq!(ws.expect("error").await["code"], "hello_required");
 
-    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    let mut ws = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", server.addr),
+        Some(common::PAGE_ORIGIN),
+    )
+    .await;
     ws.send(
         json!({"type": "hello", "protocol_version": 9, "api_key": "pk_demo", "connection": {}}),
     )
@@ -43,7 +55,11 @@ async fn wrong_keys_are_refused() {
     );
 
     // A config the SDK would reject is refused here too.
-    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    let mut ws = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", server.addr),
+        Some(common::PAGE_ORIGIN),
+    )
+    .await;
     ws.send(json!({"type": "hello", "protocol_version": 1, "api_key": "pk_demo", "connection": {}, "config": {"allowEverything": true}})).await;
     assert_eq!(ws.expect("error").await["code"], "config_unknown_key");
 }
@@ -349,6 +365,7 @@ async fn data_survives_a_crash() {
         )
         .await;
     let short_id = visitor.short_id();
+    let ids = visitor.ids();
     let mut agent = server.agent("sk_demo", "Grace").await;
     agent
         .send(json!({"type": "request_session", "short_id": short_id, "found_by": "search"}))
@@ -467,7 +484,7 @@ async fn data_survives_a_crash() {
         .await;
     assert_eq!(list["sessions"].as_array().unwrap().len(), 2);
     // The visitor comes back with its stored id.
-    let back = server.visitor(Some(&short_id), None, true, json!({})).await;
+    let back = server.returning(&ids, None, true).await;
     assert_eq!(back.short_id(), short_id);
 }
 
@@ -501,7 +518,8 @@ async fn acknowledged_rest_writes_survive_an_immediate_kill() {
     assert_eq!(s["agents"][0]["name"], "Ada", "{s}");
 
     // end 200, then kill.
-    let visitor = server.visitor(Some(&short_id), None, true, json!({})).await;
+    let ids = visitor.ids();
+    let visitor = server.returning(&ids, None, true).await;
     let (status, created) = rest
         .post(
             &format!("/api/v1/visitors/{short_id}/session_requests"),
@@ -538,7 +556,7 @@ async fn acknowledged_rest_writes_survive_an_immediate_kill() {
     assert_eq!(s["agent_notes"][0]["text"], "follow up", "{s}");
 
     // Erasure 200, then kill: the visitor is gone and its sessions are scrubbed.
-    let _visitor = server.visitor(Some(&short_id), None, true, json!({})).await;
+    let _visitor = server.returning(&ids, None, true).await;
     drop(visitor);
     let (status, reply) = rest
         .call("DELETE", &format!("/api/v1/visitors/{short_id}"), None)
@@ -703,7 +721,11 @@ async fn sigterm_exits_with_sockets_open() {
 async fn credentials_in_page_urls_are_not_kept() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path());
-    let mut ws = Ws::connect(&format!("ws://{}/ws/visitor", server.addr)).await;
+    let mut ws = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", server.addr),
+        Some(common::PAGE_ORIGIN),
+    )
+    .await;
     ws.send(json!({
         "type": "hello", "protocol_version": 1, "api_key": "pk_demo", "short_id": null,
         "connection": {"currentUrl": "https://ann:hunter2@shop.test/cart?x=1", "screenWidth": 1280,

@@ -51,6 +51,10 @@ struct Args {
     public_key: String,
     #[arg(long, default_value = "sk_demo")]
     secret_key: String,
+    /// The page origin visitors say they come from (the public key must allow it; the
+    /// demo key of `--dev` allows any loopback origin).
+    #[arg(long, default_value = "http://127.0.0.1")]
+    origin: String,
     /// Visitor sockets to open and hold.
     #[arg(long, default_value_t = 10_000)]
     visitors: usize,
@@ -113,13 +117,19 @@ impl Ctx {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn open(url: &str, hello: Value) -> Result<(Socket, Value), String> {
+async fn open(url: &str, origin: &str, hello: Value) -> Result<(Socket, Value), String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     // Small read buffers (the default 128 KiB each is 1.3 GB for 10,000 sockets) and
     // no Nagle delay, like the server.
     let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        "origin",
+        origin.parse().map_err(|_| "a bad --origin".to_string())?,
+    );
     let (mut ws, _) = timeout(
         Duration::from_secs(30),
-        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
     )
     .await
     .map_err(|_| "connect timed out".to_string())?
@@ -164,7 +174,7 @@ async fn visitor(
         let Ok(_permit) = gate.acquire().await else {
             return;
         };
-        open(&format!("{}/ws/visitor", ctx.ws), hello).await
+        open(&format!("{}/ws/visitor", ctx.ws), &ctx.args.origin, hello).await
     };
     let (ws, welcome) = match opened {
         Ok(x) => x,
@@ -250,7 +260,7 @@ async fn agent(
         let Ok(_permit) = gate.acquire().await else {
             return latencies;
         };
-        open(&format!("{}/ws/agent", ctx.ws), hello).await
+        open(&format!("{}/ws/agent", ctx.ws), &ctx.args.origin, hello).await
     };
     let mut ws = match opened {
         Ok((ws, _)) => ws,

@@ -14,6 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_covisit-server");
+/// Where the test visitors' pages are (a loopback origin: `--dev` allows it).
+pub const PAGE_ORIGIN: &str = "http://127.0.0.1";
 pub const CHROME_UA: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 const WAIT: Duration = Duration::from_secs(5);
@@ -148,6 +150,8 @@ impl Server {
         }
     }
 
+    /// A visitor's socket from a page of `http://127.0.0.1` (the demo key allows any
+    /// loopback origin under `--dev`). `short_id` is proven with `secret`.
     pub async fn visitor(
         &self,
         short_id: Option<&str>,
@@ -155,13 +159,45 @@ impl Server {
         focus: bool,
         config: Value,
     ) -> Ws {
-        let ws = Ws::connect(&format!("ws://{}/ws/visitor", self.addr)).await;
-        Server::visitor_hello(ws, short_id, connection_id, focus, config).await
+        self.visitor_as(short_id, None, connection_id, focus, config)
+            .await
     }
 
-    /// A visitor (new, or `short_id`) whose socket says `X-Forwarded-For:
+    /// A visitor that names `short_id` and proves it with `secret` (a returning visitor
+    /// sends the secret its first welcome gave: `Ws::secret()`).
+    pub async fn visitor_as(
+        &self,
+        short_id: Option<&str>,
+        secret: Option<&str>,
+        connection_id: Option<&str>,
+        focus: bool,
+        config: Value,
+    ) -> Ws {
+        let ws =
+            Ws::connect_from(&format!("ws://{}/ws/visitor", self.addr), Some(PAGE_ORIGIN)).await;
+        Server::visitor_hello(ws, short_id, secret, connection_id, focus, config).await
+    }
+
+    /// The same visitor again (a reload, a second tab): with its id and secret.
+    pub async fn returning(
+        &self,
+        ids: &VisitorIds,
+        connection_id: Option<&str>,
+        focus: bool,
+    ) -> Ws {
+        self.visitor_as(
+            Some(&ids.short_id),
+            Some(&ids.secret),
+            connection_id,
+            focus,
+            json!({}),
+        )
+        .await
+    }
+
+    /// A visitor (new, or the one `ids` names) whose socket says `X-Forwarded-For:
     /// forwarded_for` (the server believes it with `--trust-proxy`).
-    pub async fn visitor_from(&self, forwarded_for: &str, short_id: Option<&str>) -> Ws {
+    pub async fn visitor_from(&self, forwarded_for: &str, ids: Option<&VisitorIds>) -> Ws {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = format!("ws://{}/ws/visitor", self.addr)
             .into_client_request()
@@ -170,6 +206,9 @@ impl Server {
             "x-forwarded-for",
             forwarded_for.parse().expect("a header value"),
         );
+        request
+            .headers_mut()
+            .insert("origin", PAGE_ORIGIN.parse().expect("a header value"));
         let (stream, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("websocket connects");
@@ -177,18 +216,28 @@ impl Server {
             stream,
             welcome: Value::Null,
         };
-        Server::visitor_hello(ws, short_id, None, true, json!({})).await
+        Server::visitor_hello(
+            ws,
+            ids.map(|i| i.short_id.as_str()),
+            ids.map(|i| i.secret.as_str()),
+            None,
+            true,
+            json!({}),
+        )
+        .await
     }
 
     async fn visitor_hello(
         mut ws: Ws,
         short_id: Option<&str>,
+        secret: Option<&str>,
         connection_id: Option<&str>,
         focus: bool,
         config: Value,
     ) -> Ws {
         ws.send(json!({
             "type": "hello", "protocol_version": 1, "api_key": "pk_demo", "short_id": short_id,
+            "visitor_secret": secret,
             "connection": {"uniqueConnectionId": connection_id, "currentUrl": "http://127.0.0.1/shop",
                 "screenWidth": 1280, "screenHeight": 800, "audioSupported": false, "hasFocus": focus,
                 "userAgent": CHROME_UA},
@@ -199,9 +248,11 @@ impl Server {
         ws
     }
 
+    /// An integration's agent (the secret key; its id comes from `external_id`, here
+    /// the name).
     pub async fn agent(&self, key: &str, name: &str) -> Ws {
         let mut ws = Ws::connect(&format!("ws://{}/ws/agent", self.addr)).await;
-        ws.send(json!({"type": "hello", "protocol_version": 1, "secret_key": key, "name": name, "external_id": null})).await;
+        ws.send(json!({"type": "hello", "protocol_version": 1, "secret_key": key, "name": name, "external_id": name})).await;
         ws.welcome = ws.expect("welcome").await;
         ws
     }
@@ -216,7 +267,14 @@ impl Drop for Server {
 /// Creates another account with `keys create` on the same database; returns (pk, sk).
 pub fn create_keys(db: &Path, name: &str) -> (String, String) {
     let out = command(db, &[])
-        .args(["keys", "create", "--name", name])
+        .args([
+            "keys",
+            "create",
+            "--name",
+            name,
+            "--origin",
+            "http://127.0.0.1",
+        ])
         .output()
         .expect("keys create runs");
     assert!(
@@ -234,6 +292,13 @@ pub fn create_keys(db: &Path, name: &str) -> (String, String) {
     (find("public key:"), find("secret key:"))
 }
 
+/// A visitor's id and the secret that proves it.
+#[derive(Debug, Clone)]
+pub struct VisitorIds {
+    pub short_id: String,
+    pub secret: String,
+}
+
 pub struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub welcome: Value,
@@ -241,7 +306,29 @@ pub struct Ws {
 
 impl Ws {
     pub async fn connect(url: &str) -> Ws {
-        let (stream, _) = tokio_tungstenite::connect_async(url)
+        Ws::connect_with(url, &[]).await
+    }
+
+    /// A socket whose handshake says `Origin: origin` (as a browser page's does).
+    pub async fn connect_from(url: &str, origin: Option<&str>) -> Ws {
+        match origin {
+            Some(o) => Ws::connect_with(url, &[("origin", o)]).await,
+            None => Ws::connect_with(url, &[]).await,
+        }
+    }
+
+    /// A socket with extra handshake headers (Origin, Cookie).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().expect("a websocket request");
+        for (k, v) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                    .expect("a header name"),
+                v.parse().expect("a header value"),
+            );
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("websocket connects");
         Ws {
@@ -339,6 +426,22 @@ impl Ws {
         self.welcome["short_id"]
             .as_str()
             .expect("welcome has short_id")
+            .to_string()
+    }
+
+    /// Who this visitor is, to come back as it (`Server::returning`).
+    pub fn ids(&self) -> VisitorIds {
+        VisitorIds {
+            short_id: self.short_id(),
+            secret: self.secret(),
+        }
+    }
+
+    /// The visitor secret the welcome gave (a new visitor's).
+    pub fn secret(&self) -> String {
+        self.welcome["visitor_secret"]
+            .as_str()
+            .expect("welcome has visitor_secret")
             .to_string()
     }
 
@@ -485,4 +588,161 @@ pub async fn journeys(server: &Server, visitor: &str) -> Vec<Value> {
         .as_array()
         .cloned()
         .expect("a sessions list")
+}
+
+// ----- console users (cookie sign-in) -----------------------------------------------------
+
+/// The demo admin `--dev` creates.
+pub const DEMO_ADMIN: (&str, &str) = ("admin@demo.test", "open-the-demo-console");
+
+/// A signed-in console: its session cookie and CSRF token, as the browser would hold them.
+#[derive(Clone)]
+pub struct Console {
+    pub base: String,
+    pub cookie: String,
+    pub csrf: String,
+    pub user: Value,
+    pub client: reqwest::Client,
+}
+
+/// The `covisit_session=…` pair of a response's Set-Cookie, and the whole header.
+pub fn session_cookie(resp: &reqwest::Response) -> Option<(String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("covisit_session="))
+        .map(|v| {
+            (
+                v.split(';').next().unwrap_or_default().to_string(),
+                v.to_string(),
+            )
+        })
+}
+
+impl Server {
+    /// POST /api/v1/auth/sign_in; the response's status and body, and the console when it worked.
+    pub async fn sign_in_raw(&self, email: &str, password: &str) -> (u16, Value, Option<Console>) {
+        let client = reqwest::Client::new();
+        let resp = client
+            .post(self.url("/api/v1/auth/sign_in"))
+            .header("content-type", "application/json")
+            .body(json!({"email": email, "password": password}).to_string())
+            .send()
+            .await
+            .expect("sign-in is answered");
+        let status = resp.status().as_u16();
+        let cookie = session_cookie(&resp).map(|(pair, _)| pair);
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let console = cookie.filter(|_| status == 200).map(|cookie| Console {
+            base: self.url(""),
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap_or_default().to_string(),
+            user: body["user"].clone(),
+            client,
+        });
+        (status, body, console)
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Console {
+        let (status, body, console) = self.sign_in_raw(email, password).await;
+        console.unwrap_or_else(|| panic!("sign-in of {email} failed: {status} {body}"))
+    }
+
+    /// A new user of the demo account with `role` (invited by the demo admin, invite
+    /// accepted with a password); signed in.
+    pub async fn user(&self, role: &str, name: &str) -> Console {
+        let admin = self.sign_in(DEMO_ADMIN.0, DEMO_ADMIN.1).await;
+        let email = format!("{}@demo.test", name.to_lowercase().replace(' ', "."));
+        let (status, invited) = admin
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(json!({"email": email, "name": name, "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{invited}");
+        let token = invited["invite_url"]
+            .as_str()
+            .and_then(|u| u.rsplit('/').next())
+            .expect("an invite link")
+            .to_string();
+        let (status, body) = self
+            .accept(&token, &format!("{name} has a long password"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.sign_in(&email, &format!("{name} has a long password"))
+            .await
+    }
+
+    /// POST /api/v1/auth/accept (an invite's or a reset link's token).
+    pub async fn accept(&self, token: &str, password: &str) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/accept"))
+            .header("content-type", "application/json")
+            .body(json!({"token": token, "password": password}).to_string())
+            .send()
+            .await
+            .expect("accept is answered");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The console's agent socket, opened from this server's page with the cookie.
+    pub async fn console_socket(&self, console: &Console) -> Ws {
+        let origin = format!("http://{}", self.addr);
+        let mut ws = Ws::connect_with(
+            &format!("ws://{}/ws/agent", self.addr),
+            &[
+                ("origin", origin.as_str()),
+                ("cookie", console.cookie.as_str()),
+            ],
+        )
+        .await;
+        ws.send(json!({"type": "hello", "protocol_version": 1}))
+            .await;
+        ws.welcome = ws.expect("welcome").await;
+        ws
+    }
+}
+
+impl Console {
+    /// A REST call with the session cookie and (on writes) the CSRF token.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, body, true).await
+    }
+
+    /// As `call`, with or without the CSRF header.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        csrf: bool,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("valid method");
+        let mut req = self
+            .client
+            .request(m, format!("{}{path}", self.base))
+            .header("cookie", &self.cookie);
+        if csrf {
+            req = req.header("x-csrf-token", &self.csrf);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request is answered");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body is read");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub fn id(&self) -> String {
+        self.user["id"].as_str().expect("a user id").to_string()
+    }
 }
