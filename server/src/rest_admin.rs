@@ -30,6 +30,7 @@ pub fn router() -> Router<Shared> {
         .route("/v1/auth/sign_out", post(sign_out))
         .route("/v1/auth/accept", post(accept_link))
         .route("/v1/me", get(me))
+        .route("/v1/auth/session", get(session_state))
         .route("/v1/users", get(list_users).post(invite_user))
         .route("/v1/users/{id}", axum::routing::patch(update_user))
         .route("/v1/users/{id}/password_reset", post(reset_link))
@@ -550,46 +551,72 @@ fn now_plus(seconds: u64) -> String {
     now().plus_seconds(seconds).to_iso8601()
 }
 
-async fn me(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
+/// The console's first question: `{signed_in: false}`, or what `/me` says with
+/// `signed_in: true` (always 200, so that a page load that is not signed in logs no
+/// failed request).
+async fn session_state(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     run(&state, async {
-        let token = headers
-            .get(header::COOKIE)
-            .and_then(|h| h.to_str().ok())
-            .and_then(auth::session_token)
-            .ok_or_else(|| unauthorized("not signed in"))?;
-        let (p, user) = cookie_user(&state, &token).await?;
-        let Principal::User {
-            csrf_token,
-            account_id,
-            ..
-        } = &p
-        else {
-            return Err(ApiError::internal("a cookie names a user"));
-        };
-        let account = state
-            .directory
-            .account_name(*account_id)
-            .await
-            .map_err(ApiError::internal)?;
-        let mut response = Json(json!({
-            "user": user_json(&state, &user),
-            "agent": user_agent(&user),
-            "csrf_token": csrf_token,
-            "account": { "name": account },
-            "permissions": {
-                "join_any_session": p.may(Act::JoinAnySession),
-                "read_audit": p.may(Act::ReadAudit),
-                "administer": p.may(Act::Administer),
-                "erase_visitor": p.may(Act::EraseVisitor),
-            },
-        }))
-        .into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(response)
+        match me_json(&state, &headers).await {
+            Ok(mut v) => {
+                v["signed_in"] = json!(true);
+                Ok(no_store(Json(v).into_response()))
+            }
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                Ok(no_store(Json(json!({ "signed_in": false })).into_response()))
+            }
+            Err(e) => Err(e),
+        }
     })
     .await
+}
+
+fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn me(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
+    run(&state, async {
+        Ok(no_store(Json(me_json(&state, &headers).await?).into_response()))
+    })
+    .await
+}
+
+/// The signed-in user, its seed Agent, its CSRF token and what its role allows.
+async fn me_json(state: &Shared, headers: &HeaderMap) -> Result<Value, ApiError> {
+    let token = headers
+        .get(header::COOKIE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(auth::session_token)
+        .ok_or_else(|| unauthorized("not signed in"))?;
+    let (p, user) = cookie_user(state, &token).await?;
+    let Principal::User {
+        csrf_token,
+        account_id,
+        ..
+    } = &p
+    else {
+        return Err(ApiError::internal("a cookie names a user"));
+    };
+    let account = state
+        .directory
+        .account_name(*account_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({
+        "user": user_json(state, &user),
+        "agent": user_agent(&user),
+        "csrf_token": csrf_token,
+        "account": { "name": account },
+        "permissions": {
+            "join_any_session": p.may(Act::JoinAnySession),
+            "read_audit": p.may(Act::ReadAudit),
+            "administer": p.may(Act::Administer),
+            "erase_visitor": p.may(Act::EraseVisitor),
+        },
+    }))
 }
 
 // ----- users ---------------------------------------------------------------------------------

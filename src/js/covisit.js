@@ -37,7 +37,19 @@ import { load, start, version } from './index.js';
         var calls = waiting;
         waiting = [];
         for (var i = 0; i < calls.length; i++) run(calls[i]);
-      }, report);
+      }, function (e) {
+        report(e);
+        // No SDK object to subscribe on: the page's queued `error` handlers still hear
+        // why (e.g. origin_not_allowed, invalid_api_key), with the event's shape.
+        var calls = waiting;
+        waiting = [];
+        starting = false;
+        for (var i = 0; i < calls.length; i++) {
+          if (calls[i][0] === 'on' && calls[i][1] === 'error' && typeof calls[i][2] === 'function') {
+            try { calls[i][2]({ code: e && e.code, message: e && e.message }); } catch (x) { report(x); }
+          }
+        }
+      });
       return;
     }
     try {

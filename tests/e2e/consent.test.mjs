@@ -34,7 +34,7 @@ async function visitorPage(path) {
 
 /** An agent socket (as a console would open it) that requests a session with `shortId`. */
 async function rawAgent(shortId, name = 'Remy') {
-  const ra = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name, external_id: null });
+  const ra = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name, external_id: `e2e-${name}` });
   await ra.expect((m) => m.type === 'welcome');
   await ra.send({ type: 'request_session', short_id: shortId, found_by: 'search' });
   const sessionId = (await ra.expect((m) => m.type === 'session_update' && m.session.visitor_id === shortId)).session.id;

@@ -1,7 +1,7 @@
 // Shared harness of the end-to-end tests (not a test file itself: node --test only
 // runs *.test.mjs). Starts the real covisit-server on a free loopback port with a
 // temporary database, launches headless Chromium through playwright-core, and holds
-// the helpers every flow uses: agent sign-in, REST with the demo secret key, the seed
+// the helpers every flow uses: users and console sign-in, REST with the demo secret key, the seed
 // field fixture check, and a CDP capture of the WebSocket frames a page sends.
 //
 // Everything here is bounded: every wait has a timeout, and the caller kills what it
@@ -209,16 +209,71 @@ export async function endLiveSessions(server, shortId) {
 
 // ----- pages ---------------------------------------------------------------------------
 
-/** Opens the agent console in its own context and signs in. Resolves with the page. */
-export async function openConsole(browser, server, name = 'Dana') {
+/** The demo admin `--dev` creates. */
+export const DEMO_ADMIN = { email: 'admin@demo.test', password: 'open-the-demo-console' };
+
+/** Signs in over REST: {cookie, csrf, user} (the cookie as a `Cookie` header value). */
+export async function signIn(server, email, password) {
+  const res = await fetch(`${server.url}/api/v1/auth/sign_in`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email, password }), signal: AbortSignal.timeout(10000),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 200, `sign-in of ${email}: ${JSON.stringify(body)}`);
+  const cookie = (res.headers.getSetCookie?.() || [res.headers.get('set-cookie')]).find((c) => c && c.startsWith('covisit_session='));
+  return { cookie: cookie.split(';')[0], csrf: body.csrf_token, user: body.user };
+}
+
+/** A REST call as a signed-in user ({cookie, csrf}); resolves with {status, body}. */
+export async function asUser(server, who, path, { method = 'GET', body } = {}) {
+  const headers = { Cookie: who.cookie };
+  if (method !== 'GET') headers['X-CSRF-Token'] = who.csrf;
+  if (body) headers['Content-Type'] = 'application/json';
+  const res = await fetch(server.url + path, { method, headers, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(10000) });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, body: json, text };
+}
+
+/**
+ * A user of the demo account with `role`, invited by the demo admin and with a
+ * password set through the invite link (REST). Resolves with {email, password, user}.
+ */
+export async function createUser(server, name, role = 'agent') {
+  const admin = await signIn(server, DEMO_ADMIN.email, DEMO_ADMIN.password);
+  const email = `${name.toLowerCase().replace(/[^a-z0-9]+/g, '.')}.${Math.random().toString(36).slice(2, 7)}@demo.test`;
+  const invited = await asUser(server, admin, '/api/v1/users', { method: 'POST', body: { email, name, role } });
+  assert.equal(invited.status, 201, invited.text);
+  const token = invited.body.invite_url.split('/').pop();
+  const password = `${name} signs in with this`;
+  const res = await fetch(`${server.url}/api/v1/auth/accept`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token, password }),
+  });
+  assert.equal(res.status, 200, await res.text());
+  return { email, password, user: invited.body.user };
+}
+
+/** Signs in to the console page with email and password; resolves once it is in. */
+export async function signInConsole(page, email, password) {
+  await page.getByTestId('signin-email').fill(email);
+  await page.getByTestId('signin-password').fill(password);
+  await page.getByTestId('signin-submit').click();
+  await page.getByTestId('visitor-search').waitFor({ state: 'visible' });
+}
+
+/**
+ * Opens the agent console in its own context as a new user `name` with `role` (an
+ * agent unless said otherwise) and signs in. Resolves with the page (`page.user`).
+ */
+export async function openConsole(browser, server, name = 'Dana', role = 'agent') {
+  const who = await createUser(server, name, role);
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
   await page.goto(`${server.url}/agent/`);
-  await page.getByTestId('signin-key').fill(SECRET);
-  await page.getByTestId('signin-name').fill(name);
-  await page.getByTestId('signin-submit').click();
-  await page.getByTestId('visitor-search').waitFor({ state: 'visible' });
+  await signInConsole(page, who.email, who.password);
+  page.user = who;
   return page;
 }
 
@@ -362,13 +417,13 @@ export function serveStatic(root) {
  * fixture pages), headless Chromium and an agent console signed in as `name`, handed to
  * `assign({server, browser, agent})`; after them, all of it stopped.
  */
-export function useServerAndConsole(assign, { name = 'Dana' } = {}) {
+export function useServerAndConsole(assign, { name = 'Dana', role = 'agent' } = {}) {
   const env = {};
   before(async () => {
     requireBuilt();
     env.server = await startServer({ fixtures: true });
     env.browser = await launchBrowser();
-    env.agent = await openConsole(env.browser, env.server, name);
+    env.agent = await openConsole(env.browser, env.server, name, role);
     assign(env);
   }, { timeout: 60000 });
   after(async () => {

@@ -141,7 +141,7 @@ describe('co-browsing', () => {
 
   it('a second agent who joins gets a snapshot; a storm of mutations degrades to a fresh one', { timeout: 90000 }, async () => {
     const { page, shortId } = await liveVisitor('/fixtures/mirror.html');
-    const ola = await L.openConsole(browser, server, 'Ola');
+    const ola = await L.openConsole(browser, server, 'Ola', 'supervisor');
     try {
       await ola.getByTestId('visitor-search').fill(shortId);
       await ola.locator(`[data-testid="visitor-row"][data-short-id="${shortId}"]`).click();
@@ -326,7 +326,7 @@ describe('co-browsing', () => {
     await L.waitFor(() => page.evaluate(() => typeof window.Covisit === 'function' && !window.Covisit.q), { what: 'the SDK to load' });
     const shortId = (await L.sdkState(page)).visitor.short_id;
     // A second agent socket drives the actions (raw frames, as a console would send them).
-    const ra = await rawSocket('/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Remy', external_id: null });
+    const ra = await rawSocket('/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Remy', external_id: 'e2e-remy' });
     await ra.expect((m) => m.type === 'welcome');
     await ra.send({ type: 'request_session', short_id: shortId, found_by: 'search' });
     const sessionId = (await ra.expect((m) => m.type === 'session_update' && m.session.visitor_id === shortId)).session.id;

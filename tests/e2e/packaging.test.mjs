@@ -119,7 +119,7 @@ describe('npm package', () => {
   it('import { start } from "node_modules/covisit/dist/index.js" reaches ready, and a session fetches the capture from the package', { timeout: 60000 }, async () => {
     const { detail, page, fetched } = await loadsToReady('/module.html');
     assert.equal(detail.version, JSON.parse(readFileSync(join(L.ROOT, 'package.json'), 'utf8')).version);
-    const agent = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Pack', external_id: null });
+    const agent = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Pack', external_id: 'e2e-pack' });
     await agent.expect((m) => m.type === 'welcome');
     await page.evaluate(() => window.cv.on('sessionRequest', () => window.cv.authorize()));
     await agent.send({ type: 'request_session', short_id: detail.shortId, found_by: 'search' });

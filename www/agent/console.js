@@ -1,21 +1,22 @@
 // covisit agent console: one ES module, no framework, no build step.
 //
-// It speaks the agent side of the wire protocol (docs/PROTOCOL.md, defined once in
-// src/core/protocol.rs) over /ws/agent on this origin, and uses the REST API
-// (/api/v1, `Authorization: Bearer <secret key>`) only for what the socket does not
-// carry: a visitor or session opened by link that this agent is not part of, and the
-// session history of a visitor.
+// The agent signs in with email and password (POST /api/v1/auth/sign_in): the server
+// sets an HttpOnly session cookie this script never sees, and hands back a CSRF token
+// that every REST write carries. It speaks the agent side of the wire protocol
+// (docs/PROTOCOL.md, defined once in src/core/protocol.rs) over /ws/agent on this
+// origin (the cookie authenticates the socket), and uses the REST API (/api/v1) for
+// what the socket does not carry: a visitor or session opened by link, a visitor's
+// session history, and the admin pages (admin.js: users, keys, settings, audit log).
 //
 // The page's markup (index.html) holds every element; this module fills them in and
 // toggles `hidden`, so nothing focusable is recreated under the agent's fingers.
 
 import { MirrorView } from './mirror.js';
+import { Admin } from './admin.js';
 
 const PROTOCOL_VERSION = 1;
 /** Without a snapshot this long after a session is live, ask the visitor for one. */
 const RESYNC_AFTER_MS = 1500;
-const STORE_KEY = 'covisit.console.secretKey';
-const STORE_NAME = 'covisit.console.agentName';
 const HEARTBEAT_MS = 25_000;
 const MAX_BACKOFF_MS = 15_000;
 
@@ -35,8 +36,19 @@ const el = {
   main: $('main'),
   signinView: $('signin-view'),
   signinForm: $('signin-form'),
-  signinKey: $('signin-key'),
-  signinName: $('signin-name'),
+  signinEmail: $('signin-email'),
+  signinPassword: $('signin-password'),
+  passwordView: $('password-view'),
+  passwordForm: $('password-form'),
+  passwordTitle: $('password-title'),
+  passwordIntro: $('password-intro'),
+  passwordInput: $('password-input'),
+  passwordRepeat: $('password-repeat'),
+  passwordSubmit: $('password-submit'),
+  passwordProblem: $('password-problem'),
+  adminNav: $('admin-nav'),
+  adminView: $('admin-view'),
+  personalLink: $('personal-link'),
   signinSubmit: $('signin-submit'),
   signinProblem: $('signin-problem'),
   appView: $('app-view'),
@@ -92,8 +104,9 @@ const el = {
 };
 
 const state = {
-  key: null,
-  name: null,
+  /** The signed-in user (/api/v1/me) and the CSRF token REST writes carry. */
+  me: null,
+  csrf: null,
   ws: null,
   /** The current socket got its welcome. */
   welcomed: false,
@@ -287,13 +300,8 @@ function connect() {
   setConn('connecting', state.everWelcomed ? 'Reconnecting…' : 'Connecting…');
   ws.addEventListener('open', () => {
     if (ws !== state.ws) return;
-    ws.send(JSON.stringify({
-      type: 'hello',
-      protocol_version: PROTOCOL_VERSION,
-      secret_key: state.key,
-      name: state.name,
-      external_id: null,
-    }));
+    // The session cookie (sent with the upgrade) says who this is.
+    ws.send(JSON.stringify({ type: 'hello', protocol_version: PROTOCOL_VERSION }));
   });
   ws.addEventListener('message', (ev) => {
     if (ws !== state.ws) return;
@@ -334,15 +342,10 @@ function failBeforeWelcome(err, exception) {
   const code = err?.code || 'connection_failed';
   const message = err?.message
     || (exception ? String(exception.message || exception) : 'Could not connect to the covisit server. Check that it is running, then sign in again.');
-  if (code === 'invalid_secret_key') {
-    sessionStorage.removeItem(STORE_KEY);
-  }
   showError(code, message);
   showSignin();
   setConn('offline', 'Offline');
-  const target = code === 'invalid_argument' ? el.signinName : el.signinKey;
-  target.focus();
-  if (target === el.signinKey) el.signinKey.select();
+  el.signinEmail.focus();
 }
 
 function onWelcome(msg) {
@@ -350,9 +353,7 @@ function onWelcome(msg) {
   state.welcomed = true;
   state.everWelcomed = true;
   state.backoff = 1000;
-  sessionStorage.setItem(STORE_KEY, state.key);
-  sessionStorage.setItem(STORE_NAME, state.name);
-  el.agentName.textContent = msg.agent?.name || state.name;
+  el.agentName.textContent = msg.agent?.name || state.me?.user.name || '';
   setConn('online', 'Connected');
   clearInterval(state.heartbeatTimer);
   state.heartbeatTimer = setInterval(() => {
@@ -508,6 +509,12 @@ function onSessionUpdate(msg) {
       announce(`Waiting for ${who} to allow the session.`);
     }
   }
+  // A session this agent did not ask for from here (a personal link): open it when
+  // the agent is not looking at anyone else.
+  if (!prev && s.source === 'personal link' && state.route.kind === 'home' && isLive(entry)) {
+    announce(`${who} came through your personal link.`);
+    location.hash = `#/visitors/${encodeURIComponent(s.visitor_id)}`;
+  }
   const prevCtl = prev?.controlling_agent_id ?? null;
   if (prevCtl !== entry.controlling_agent_id && prev) {
     if (entry.controlling_agent_id === me) announce(`You now control ${who}'s page.`);
@@ -613,15 +620,19 @@ function onErrorFrame(msg) {
 
 // ----- REST --------------------------------------------------------------------------------
 
+/** A REST call with the sign-in cookie; writes carry the CSRF token. Throws an Error
+ * with the server's `code` and `status` on failure. */
 async function api(path, options = {}) {
-  const headers = { Authorization: `Bearer ${state.key}` };
+  const method = options.method || 'GET';
+  const headers = {};
   if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
   const res = await fetch(path, {
-    method: options.method || 'GET',
+    method,
     headers,
     body: options.body === undefined ? undefined : JSON.stringify(options.body),
     cache: 'no-store',
-    credentials: 'omit',
+    credentials: 'same-origin',
   });
   let body = null;
   try {
@@ -722,6 +733,8 @@ async function loadSession(sessionId, token) {
 // ----- routing -----------------------------------------------------------------------------
 
 function parseRoute() {
+  const a = location.hash.match(/^#\/(admin|audit)(?:\/(users|keys|settings))?\/?$/);
+  if (a) return { kind: 'admin', page: a[1] === 'audit' ? 'audit' : (a[2] || 'users') };
   const m = location.hash.match(/^#\/(visitors|sessions)\/([^/?#]+)/);
   if (!m) return { kind: 'home' };
   let id;
@@ -764,6 +777,11 @@ async function loadRoute() {
 }
 
 window.addEventListener('hashchange', async () => {
+  const link = location.hash.match(/^#\/(invite|reset)\/([A-Za-z0-9_-]+)$/);
+  if (link) {
+    showPasswordForm(link[1], link[2]);
+    return;
+  }
   await loadRoute();
   if (state.route.kind !== 'home' && !el.visitorView.hidden) el.visitorTitle.focus();
 });
@@ -1059,6 +1077,14 @@ function renderView() {
 
 function renderViewInner() {
   const r = state.route;
+  if (r.kind === 'admin') {
+    show(el.visitorView, false);
+    show(el.placeholderView, false);
+    el.detail.setAttribute('aria-labelledby', 'admin-title');
+    admin.show(r.page);
+    return;
+  }
+  admin.hide();
   const shortId = currentVisitorId();
   const v = shortId ? state.known.get(shortId) : null;
   if (!v) {
@@ -1392,52 +1418,67 @@ el.noteInput.addEventListener('keydown', (ev) => {
   }
 });
 
-// ----- sign in / out ---------------------------------------------------------------------------
+// ----- sign in / out, invites and password resets ------------------------------------------
 
 function showSignin() {
   show(el.appView, false);
   show(el.accountBar, false);
+  show(el.passwordView, false);
   show(el.signinView, true);
-  if (!el.signinName.value && state.name) el.signinName.value = state.name;
 }
 
 function showApp() {
   show(el.signinView, false);
+  show(el.passwordView, false);
   show(el.signinProblem, false);
   show(el.appView, true);
   show(el.accountBar, true);
 }
 
-function startSession(key, name) {
-  state.key = key;
-  state.name = name;
+/** Signed in (`me` from /api/v1/me, sign-in or a set password): the socket connects. */
+function startSession(me) {
+  state.me = me;
+  state.csrf = me.csrf_token;
   state.signingOut = false;
   state.everWelcomed = false;
   state.backoff = 1000;
+  admin.setUser(me);
+  el.personalLink.textContent = me.user.personal_link;
+  el.personalLink.href = me.user.personal_link;
   connect();
 }
 
-el.signinForm.addEventListener('submit', (ev) => {
+function signinProblem(text, focus) {
+  el.signinProblem.textContent = text;
+  show(el.signinProblem, true);
+  (focus || el.signinEmail).focus();
+}
+
+el.signinForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const key = el.signinKey.value.trim();
-  const name = el.signinName.value.trim();
+  const email = el.signinEmail.value.trim();
+  const password = el.signinPassword.value;
   show(el.signinProblem, false);
-  if (!key || !name) {
-    el.signinProblem.textContent = !key ? 'Enter your secret key.' : 'Enter your name.';
-    show(el.signinProblem, true);
-    (!key ? el.signinKey : el.signinName).focus();
-    return;
-  }
-  if (key.startsWith('pk_')) {
-    el.signinProblem.textContent = 'That is a public key (pk_…), meant for the website. Agents sign in with the secret key (sk_…).';
-    show(el.signinProblem, true);
-    el.signinKey.focus();
+  if (!email || !password) {
+    signinProblem(!email ? 'Enter your email address.' : 'Enter your password.', !email ? el.signinEmail : el.signinPassword);
     return;
   }
   clearError();
   el.signinSubmit.disabled = true;
   el.signinSubmit.textContent = 'Signing in…';
-  startSession(key, name);
+  try {
+    await api('/api/v1/auth/sign_in', { method: 'POST', body: { email, password } });
+    el.signinPassword.value = '';
+    startSession(await api('/api/v1/me'));
+  } catch (e) {
+    resetSigninButton();
+    const why = {
+      invalid_credentials: 'Wrong email or password.',
+      too_many_attempts: 'Too many failed sign-ins. Wait a few minutes, then try again.',
+      user_disabled: 'This user is disabled. Ask an admin.',
+    }[e.code] || e.message;
+    signinProblem(why, el.signinPassword);
+  }
 });
 
 function resetSigninButton() {
@@ -1445,18 +1486,59 @@ function resetSigninButton() {
   el.signinSubmit.textContent = 'Sign in';
 }
 
-el.signout.addEventListener('click', () => {
+/** `#/invite/TOKEN` and `#/reset/TOKEN`: choose a password, then signed in. */
+function showPasswordForm(kind, token) {
+  show(el.appView, false);
+  show(el.accountBar, false);
+  show(el.signinView, false);
+  show(el.passwordView, true);
+  el.passwordTitle.textContent = kind === 'invite' ? 'Welcome to covisit' : 'Choose a new password';
+  el.passwordIntro.textContent = kind === 'invite'
+    ? 'Choose your password to finish setting up your account. It needs at least 12 characters; a few words make a good one.'
+    : 'Choose a new password. It needs at least 12 characters; a few words make a good one.';
+  el.passwordForm.dataset.token = token;
+  el.passwordInput.focus();
+}
+
+el.passwordForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const password = el.passwordInput.value;
+  const problem = (text) => { el.passwordProblem.textContent = text; show(el.passwordProblem, true); el.passwordInput.focus(); };
+  show(el.passwordProblem, false);
+  if (password.length < 12) return problem('The password needs at least 12 characters.');
+  if (password !== el.passwordRepeat.value) return problem('The two passwords differ.');
+  el.passwordSubmit.disabled = true;
+  try {
+    await api('/api/v1/auth/accept', { method: 'POST', body: { token: el.passwordForm.dataset.token, password } });
+    el.passwordInput.value = '';
+    el.passwordRepeat.value = '';
+    history.replaceState(null, '', location.pathname);
+    state.route = parseRoute();
+    startSession(await api('/api/v1/me'));
+  } catch (e) {
+    problem(e.code === 'link_invalid'
+      ? 'This link is unknown, was used already, or has expired. Ask an admin for a new one.'
+      : e.message);
+  } finally {
+    el.passwordSubmit.disabled = false;
+  }
+});
+
+el.signout.addEventListener('click', async () => {
   state.signingOut = true;
   clearTimeout(state.reconnectTimer);
   clearInterval(state.heartbeatTimer);
+  try {
+    await api('/api/v1/auth/sign_out', { method: 'POST' });
+  } catch {
+    // the session may have expired already: signed out either way
+  }
   const ws = state.ws;
   state.ws = null;
   state.welcomed = false;
   if (ws) ws.close(1000, 'signed out');
-  sessionStorage.removeItem(STORE_KEY);
-  sessionStorage.removeItem(STORE_NAME);
   Object.assign(state, {
-    key: null, agent: null, everWelcomed: false, pendingRequest: null, lastAction: null,
+    me: null, csrf: null, agent: null, everWelcomed: false, pendingRequest: null, lastAction: null,
   });
   state.visitors.clear();
   state.known.clear();
@@ -1468,13 +1550,12 @@ el.signout.addEventListener('click', () => {
   rowCache.clear();
   el.visitorList.replaceChildren();
   el.search.value = '';
-  el.signinKey.value = '';
-  el.signinName.value = state.name || '';
+  admin.setUser(null);
   clearError();
   setConn('offline', 'Offline');
   showSignin();
   announce('Signed out.');
-  el.signinKey.focus();
+  el.signinEmail.focus();
 });
 
 function syncControls() {
@@ -1489,23 +1570,27 @@ function renderAll() {
 
 // ----- start ---------------------------------------------------------------------------------
 
-function boot() {
+const admin = new Admin({ api, h, announce, showError, fmtTime, main: el.adminView, nav: el.adminNav });
+
+async function boot() {
   state.route = parseRoute();
-  const key = sessionStorage.getItem(STORE_KEY);
-  const name = sessionStorage.getItem(STORE_NAME);
-  if (name) {
-    state.name = name;
-    el.signinName.value = name;
+  const link = location.hash.match(/^#\/(invite|reset)\/([A-Za-z0-9_-]+)$/);
+  if (link) {
+    showPasswordForm(link[1], link[2]);
+    return;
   }
   showSignin();
-  if (key && name) {
-    el.signinKey.value = key;
-    el.signinSubmit.disabled = true;
-    el.signinSubmit.textContent = 'Signing in…';
-    startSession(key, name);
-  } else {
-    el.signinKey.focus();
+  // A sign-in that is still valid (the cookie) goes straight to the console.
+  try {
+    const session = await api('/api/v1/auth/session');
+    if (session.signed_in) {
+      startSession(session);
+      return;
+    }
+  } catch (e) {
+    showError(e.code, e.message);
   }
+  el.signinEmail.focus();
 }
 
 boot();
