@@ -110,8 +110,14 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
 /// One strategy per variant, `Unknown` excepted (it never round-trips by design).
 fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
     prop_oneof![
-        (text(), opt_text(), opt_text(), connection_hello(), json_value()).prop_map(
-            |(api_key, short_id, visitor_secret, connection, config)| {
+        (
+            text(),
+            opt_text(),
+            opt_text(),
+            connection_hello(),
+            json_value()
+        )
+            .prop_map(|(api_key, short_id, visitor_secret, connection, config)| {
                 VisitorMessage::Hello {
                     protocol_version: PROTOCOL_VERSION,
                     api_key,
@@ -120,8 +126,7 @@ fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
                     connection,
                     config: config.into(),
                 }
-            }
-        ),
+            }),
         Just(VisitorMessage::Heartbeat),
         any::<bool>().prop_map(|has_focus| VisitorMessage::Focus { has_focus }),
         text().prop_map(|current_url| VisitorMessage::Url { current_url }),

@@ -127,7 +127,7 @@ export async function connectAgent(server, name) {
     ws.addEventListener('error', () => reject(new Error('the agent socket failed')), { once: true });
     setTimeout(() => reject(new Error('the agent socket did not open in 5 s')), 5000);
   });
-  ws.send(JSON.stringify({ type: 'hello', protocol_version: 1, secret_key: 'sk_demo', name, external_id: null }));
+  ws.send(JSON.stringify({ type: 'hello', protocol_version: 1, secret_key: 'sk_demo', name, external_id: `web-${name}` }));
   return {
     frames,
     send(message) { ws.send(JSON.stringify(message)); },

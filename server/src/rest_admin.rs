@@ -561,9 +561,9 @@ async fn session_state(State(state): State<Shared>, headers: HeaderMap) -> ApiRe
                 v["signed_in"] = json!(true);
                 Ok(no_store(Json(v).into_response()))
             }
-            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                Ok(no_store(Json(json!({ "signed_in": false })).into_response()))
-            }
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => Ok(no_store(
+                Json(json!({ "signed_in": false })).into_response(),
+            )),
             Err(e) => Err(e),
         }
     })
@@ -579,7 +579,9 @@ fn no_store(mut response: axum::response::Response) -> axum::response::Response 
 
 async fn me(State(state): State<Shared>, headers: HeaderMap) -> ApiResult {
     run(&state, async {
-        Ok(no_store(Json(me_json(&state, &headers).await?).into_response()))
+        Ok(no_store(
+            Json(me_json(&state, &headers).await?).into_response(),
+        ))
     })
     .await
 }
