@@ -122,7 +122,7 @@ pub async fn confirm(State(state): State<Shared>, Path(username): Path<String>) 
         );
     };
     let token = auth::random_secret(24);
-    let expires = crate::hub::now()
+    let expires = crate::hub_task::now()
         .plus_seconds(auth::CALL_TOKEN_SECONDS)
         .to_iso8601();
     if state

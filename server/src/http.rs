@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cli::Cli;
 use crate::directory::Directory;
-use crate::hub::Hub;
+use crate::hub_task::HubHandle;
 use crate::store::Store;
 
 /// Counters for `/metrics`.
@@ -42,7 +42,7 @@ pub struct AppState {
     /// This server's public base URL (links it hands out; https decides Secure cookies).
     pub public_url: String,
     pub sign_in: crate::auth::SignInLimiter,
-    pub hub: Arc<Hub>,
+    pub hub: HubHandle,
     pub metrics: Arc<Metrics>,
     pub trust_proxy: bool,
     pub heartbeat_timeout: std::time::Duration,
@@ -99,7 +99,7 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
-    let (online, live) = state.hub.counts();
+    let (online, live) = state.hub.counts().await;
     let body = format!(
         "# HELP covisit_online_visitors Visitors with at least one open connection.\n\
          # TYPE covisit_online_visitors gauge\ncovisit_online_visitors {online}\n\
@@ -269,7 +269,7 @@ pub async fn serve(
             .filter(|p| !p.is_empty())
             .collect(),
     };
-    let now = crate::hub::now();
+    let now = crate::hub_task::now();
     store
         .recover_after_restart(&now.to_iso8601())
         .await
@@ -292,7 +292,15 @@ pub async fn serve(
     crate::setup::warn_unbound_keys(directory.as_ref()).await?;
     let metrics = Arc::new(Metrics::default());
     let grace = cli.grace_period_seconds.clamp(1, 86_400);
-    let hub = Hub::new(store.clone(), public_url.clone(), metrics.clone(), grace);
+    let hub = HubHandle::start(
+        store.clone(),
+        crate::hub::HubConfig {
+            public_url: public_url.clone(),
+            grace_period_seconds: grace,
+        },
+        crate::hub::Ids::from_entropy(),
+        metrics.clone(),
+    );
     let journeys = crate::journey::Journeys::new(store.clone(), journey_options, geo);
     let state = Arc::new(AppState {
         store,

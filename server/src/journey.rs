@@ -21,7 +21,7 @@ use covisit::core::Millis;
 use rand::Rng;
 
 use crate::geoip::{GeoFacts, GeoIp};
-use crate::hub::Hub;
+use crate::hub_task::HubHandle as Hub;
 use crate::keys::random_hex;
 use crate::store::{JourneyEventRow, Store, StoreError, Write};
 
@@ -135,7 +135,11 @@ impl Journeys {
         let _no_erasure = self.erasure.read().await;
         // Checked under the guard: a batch that raced an erasure must not bring the
         // visitor's data back (its tracker, or rows written after the erasure).
-        let exists = hub.visitor(input.account_id, &input.short_id).is_some()
+        let (account, id) = (input.account_id, input.short_id.clone());
+        let exists = hub
+            .call(move |h, _| h.is_known_visitor(account, &id))
+            .await
+            .unwrap_or(false)
             || self
                 .store
                 .get_visitor(input.account_id, &input.short_id)
@@ -156,7 +160,7 @@ impl Journeys {
                 .entry(key.clone())
                 .or_insert_with(|| JourneyTracker::new(self.options.clone(), latest));
         }
-        let now = crate::hub::now();
+        let now = crate::hub_task::now();
         let (browser, device) = crate::ua::journey_parts(input.user_agent.as_deref());
         let geo = self.geo(&input.ip);
         let ctx = VisitorContext {

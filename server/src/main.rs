@@ -20,6 +20,7 @@ mod directory;
 mod geoip;
 mod http;
 mod hub;
+mod hub_task;
 mod journey;
 mod keys;
 mod rest;

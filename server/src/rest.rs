@@ -99,7 +99,7 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
 }
 
 fn hub_error(e: HubError) -> ApiError {
-    let status = match e.code {
+    let status = match e.code() {
         "unknown_session" | "unknown_visitor" | "not_found" => StatusCode::NOT_FOUND,
         "visitor_offline"
         | "wrong_session_state"
@@ -109,7 +109,7 @@ fn hub_error(e: HubError) -> ApiError {
         "internal" => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    ApiError::new(status, e.code, e.message)
+    ApiError::new(status, e.code(), e.message())
 }
 
 pub(crate) fn bad_id(id: &str) -> bool {
@@ -133,20 +133,6 @@ fn session_json(session: &Session, status: &str) -> Value {
         m.insert("status".into(), Value::String(status.to_string()));
     }
     v
-}
-
-fn matches_query(v: &Visitor, q: &str) -> bool {
-    let q = q.trim().to_lowercase();
-    let has = |s: &str| s.to_lowercase().contains(&q);
-    v.lookup_code.as_deref() == Some(q.as_str())
-        || v.unique_id
-            .as_deref()
-            .is_some_and(|u| u.to_lowercase() == q)
-        || v.short_id == q
-        || v.identities.iter().any(|i| has(i))
-        || v.tags.iter().any(|t| has(t))
-        || v.name.as_deref().is_some_and(has)
-        || v.email.as_deref().is_some_and(has)
 }
 
 async fn list_visitors(
@@ -187,7 +173,7 @@ async fn list_visitors(
                 ));
             }
         }
-        let mut list = state.hub.online_visitors(account);
+        let mut list = state.hub.online_visitors(account).await;
         if !online_only {
             state.hub.flush().await;
             let stored = state
@@ -202,7 +188,7 @@ async fn list_visitors(
             }
         }
         if let Some(t) = &text {
-            list.retain(|v| matches_query(v, t));
+            list.retain(|v| covisit::core::derive::visitor_matches(v, t));
         }
         Ok(Json(json!({ "visitors": list })).into_response())
     })
@@ -213,7 +199,7 @@ async fn find_visitor(state: &Shared, account: i64, short_id: &str) -> Result<Vi
     if bad_id(short_id) {
         return Err(ApiError::not_found("visitor"));
     }
-    if let Some(v) = state.hub.visitor(account, short_id) {
+    if let Some(v) = state.hub.visitor(account, short_id).await {
         return Ok(v);
     }
     state.hub.flush().await;
@@ -253,7 +239,7 @@ async fn delete_visitor(
         // No journey batch is applied from here until the store erased the visitor
         // (one that raced the erasure would write the data back).
         let erasing = state.journeys.erasing().await;
-        let in_memory = state.hub.erase_visitor(account, &short_id);
+        let in_memory = state.hub.erase_visitor(account, &short_id).await;
         state.journeys.forget(account, &short_id);
         durable(&state).await?;
         let stored = state
@@ -356,6 +342,7 @@ async fn request_session(
         let (session_id, viewer_url) = state
             .hub
             .request_session(account, &short_id, agent, SessionSource::Api)
+            .await
             .map_err(hub_error)?;
         let ip = crate::ws::client_ip(&state, peer, &headers);
         audit(
@@ -391,7 +378,7 @@ async fn list_sessions(
             .list_sessions(account, visitor_id)
             .await
             .map_err(ApiError::internal)?;
-        let live = state.hub.sessions_of(account, visitor_id);
+        let live = state.hub.sessions_of(account, visitor_id).await;
         let sessions: Vec<Value> = stored
             .into_iter()
             .map(|s| match live.iter().find(|l| l.id == s.session.id) {
@@ -408,7 +395,7 @@ async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, A
     if bad_id(id) {
         return Err(ApiError::not_found("session"));
     }
-    if let Some((s, status, _)) = state.hub.session(account, id) {
+    if let Some((s, status, _)) = state.hub.session(account, id).await {
         return Ok(session_json(&s, status.as_str()));
     }
     state.hub.flush().await;
@@ -478,7 +465,11 @@ async fn end_session(
                 "the session has already ended",
             ));
         }
-        state.hub.end_session(account, &id).map_err(hub_error)?;
+        state
+            .hub
+            .end_session(account, &id)
+            .await
+            .map_err(hub_error)?;
         let ip = crate::ws::client_ip(&state, peer, &headers);
         audit(
             &state,
@@ -520,9 +511,13 @@ async fn add_note(
         may_manage(&p, &current)?;
         // `by` is the agent's id: the user's own, or `api` for the secret key.
         let by = p.actor();
-        match state.hub.add_note(account, &id, &by, text.clone(), false) {
+        match state
+            .hub
+            .add_note(account, &id, &by, text.clone(), false)
+            .await
+        {
             Ok(()) => {}
-            Err(e) if e.code == "unknown_session" => {
+            Err(e) if e.code() == "unknown_session" => {
                 // Not in memory any more: amend the stored record.
                 let mut s = state
                     .store
@@ -575,7 +570,7 @@ async fn communications(
 ) -> ApiResult {
     run(&state, async {
         let account = auth(&state, &headers).await?;
-        if let Some((_, _, comms)) = state.hub.session(account, &id) {
+        if let Some((_, _, comms)) = state.hub.session(account, &id).await {
             return Ok(Json(comms).into_response());
         }
         find_session(&state, account, &id).await?;

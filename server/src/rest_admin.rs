@@ -42,7 +42,7 @@ pub fn router() -> Router<Shared> {
 }
 
 fn now() -> covisit::core::Millis {
-    crate::hub::now()
+    crate::hub_task::now()
 }
 
 fn unauthorized(m: &str) -> ApiError {
@@ -416,7 +416,7 @@ async fn sign_out(
             .delete_auth_session(session)
             .await
             .map_err(ApiError::internal)?;
-        state.hub.close_auth_session(session);
+        state.hub.close_auth_session(session).await;
         audit(
             &state,
             *account_id,
@@ -521,7 +521,7 @@ async fn accept_link(
             .delete_user_sessions(&user.id)
             .await
             .map_err(ApiError::internal)?;
-        state.hub.close_user(&user.id);
+        state.hub.close_user(&user.id).await;
         let user = state
             .directory
             .user(&user.id)
@@ -844,7 +844,7 @@ async fn update_user(
                 .await
                 .map_err(ApiError::internal)?;
             // Sockets carry the role they signed in with: reconnect with the new one.
-            state.hub.close_user(&user.id);
+            state.hub.close_user(&user.id).await;
             audit(
                 &state,
                 p.account_id(),
@@ -867,7 +867,7 @@ async fn update_user(
                     .delete_user_sessions(&user.id)
                     .await
                     .map_err(ApiError::internal)?;
-                state.hub.close_user(&user.id);
+                state.hub.close_user(&user.id).await;
             }
             audit(
                 &state,

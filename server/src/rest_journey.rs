@@ -109,7 +109,7 @@ async fn beacon(
         if bad_id(&short_id) {
             return Err(unknown());
         }
-        let live = state.hub.visitor(account_id, &short_id);
+        let live = state.hub.visitor(account_id, &short_id).await;
         let stored = match &live {
             Some(_) => None,
             None => state
@@ -207,7 +207,7 @@ async fn visitor_sessions(
         .list_sessions(account, Some(visitor_id))
         .await
         .map_err(ApiError::internal)?;
-    let live = state.hub.sessions_of(account, Some(visitor_id));
+    let live = state.hub.sessions_of(account, Some(visitor_id)).await;
     let mut out: Vec<Session> = stored
         .into_iter()
         .map(|s| {
@@ -231,7 +231,7 @@ async fn communications_of(
     account: i64,
     session_id: &str,
 ) -> Result<Vec<Cobrowsesession>, ApiError> {
-    if let Some((_, _, comms)) = state.hub.session(account, session_id) {
+    if let Some((_, _, comms)) = state.hub.session(account, session_id).await {
         return Ok(comms);
     }
     state
@@ -293,7 +293,7 @@ async fn link(
 }
 
 async fn identified(state: &Shared, account: i64, visitor_id: &str) -> bool {
-    match state.hub.visitor(account, visitor_id) {
+    match state.hub.visitor(account, visitor_id).await {
         Some(v) => v.unique_id.is_some(),
         None => state
             .store
@@ -323,7 +323,7 @@ async fn present(
     account: i64,
     list: Vec<JourneySession>,
 ) -> Result<Vec<JourneySession>, ApiError> {
-    let now = crate::hub::now();
+    let now = crate::hub_task::now();
     let mut out = Vec::with_capacity(list.len());
     let mut visitor: Option<(String, Vec<Session>, bool)> = None;
     for j in with_cached(state, account, list) {
@@ -401,7 +401,7 @@ async fn conversation(
     session: Session,
 ) -> Result<AnalyticsConversation, ApiError> {
     let comms = communications_of(state, account, &session.id).await?;
-    let visitor_name = match state.hub.visitor(account, &session.visitor_id) {
+    let visitor_name = match state.hub.visitor(account, &session.visitor_id).await {
         Some(v) => Some(v.nickname),
         None => state
             .store
@@ -435,7 +435,7 @@ async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Session,
     if bad_id(id) {
         return Err(ApiError::not_found("conversation"));
     }
-    if let Some((s, ..)) = state.hub.session(account, id) {
+    if let Some((s, ..)) = state.hub.session(account, id).await {
         return Ok(s);
     }
     state.hub.flush().await;
@@ -633,7 +633,7 @@ async fn query_conversations(
         }
         let mut matches = Vec::new();
         for s in stored {
-            let session = match state.hub.session(account, &s.id) {
+            let session = match state.hub.session(account, &s.id).await {
                 Some((live, ..)) => live,
                 None => s,
             };

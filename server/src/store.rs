@@ -645,7 +645,7 @@ impl Store for SqliteStore {
                 rows
             };
             let had_journeys = !journeys.is_empty();
-            let now = crate::hub::now();
+            let now = crate::hub_task::now();
             for (id, data) in journeys {
                 let mut j: JourneySession = serde_json::from_str(&data)?;
                 erase_journey(&mut j, now, journey_timeout_seconds);

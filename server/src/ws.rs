@@ -20,7 +20,8 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Duration, Instant};
 
 use crate::http::Shared;
-use crate::hub::{AgentIdentity, Out, VisitorHello};
+use crate::hub::{AgentIdentity, CloseReason, VisitorHello};
+use crate::hub_task::{Out, SocketRx};
 use crate::keys;
 
 /// How long a socket may take to send its hello.
@@ -74,20 +75,20 @@ async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
 const BURST: usize = 64;
 
 /// Writes `first` and the frames queued behind it (up to [`BURST`]) with one flush:
-/// one write to the socket instead of one per frame. `Ok(true)` when a close was
-/// asked for (the frames before it are sent), `Err` when the socket is gone.
+/// one write to the socket instead of one per frame. `Ok(Some(reason))` when a close
+/// was asked for (the frames before it are sent), `Err` when the socket is gone.
 async fn send_burst(
     sink: &mut Sink,
-    rx: &mut mpsc::UnboundedReceiver<Out>,
+    rx: &mut mpsc::Receiver<Out>,
     first: Utf8Bytes,
-) -> Result<bool, axum::Error> {
+) -> Result<Option<CloseReason>, axum::Error> {
     sink.feed(Message::Text(first)).await?;
-    let mut close = false;
+    let mut close = None;
     for _ in 1..BURST {
         match rx.try_recv() {
             Ok(Out::Text(t)) => sink.feed(Message::Text(t)).await?,
-            Ok(Out::Close) => {
-                close = true;
+            Ok(Out::Close(reason)) => {
+                close = Some(reason);
                 break;
             }
             Err(_) => break,
@@ -95,6 +96,14 @@ async fn send_burst(
     }
     sink.flush().await?;
     Ok(close)
+}
+
+/// Closes a socket the hub closed: erased visitor, signed-out or disabled agent.
+async fn close_for(sink: &mut Sink, reason: CloseReason) {
+    match reason {
+        CloseReason::Erased => close(sink, 1000, "visitor data erased").await,
+        CloseReason::SignedOut => close(sink, 1008, "signed out").await,
+    }
 }
 
 /// Reads the first text frame (the hello), or None when the peer is gone or silent.
@@ -196,8 +205,16 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         return close(&mut sink, 1008, "origin not allowed").await;
     }
     let account_id = key.account_id;
+    let in_memory = match short_id.clone() {
+        Some(sid) => state
+            .hub
+            .call(move |h, _| h.is_known_visitor(account_id, &sid))
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
     let stored = match short_id.as_deref() {
-        Some(sid) if !state.hub.is_known_visitor(account_id, sid) && sid.len() <= 64 => {
+        Some(sid) if !in_memory && sid.len() <= 64 => {
             let visitor = state
                 .store
                 .get_visitor(account_id, sid)
@@ -219,7 +236,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         Some(c) if c.len() <= 64 => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (conn, SocketRx { mut rx, kill }) = state.hub.register(false);
     // Journey tracking enriches this socket's `track` batches with both.
     let (track_ip, track_ua) = (ip.clone(), connection.user_agent.clone());
     let hello = VisitorHello {
@@ -235,37 +252,35 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         location: state.journeys.geo(&ip).geolocation,
         ip,
     };
-    let welcome = match state.hub.visitor_connect(hello, tx) {
+    let welcome = match state.hub.visitor_connect(conn, hello).await {
         Ok(w) => w,
         Err(e) => {
-            send_error(&state, &mut sink, e.code, &e.message).await;
+            state.hub.visitor_gone(conn);
+            send_error(&state, &mut sink, e.code(), &e.message()).await;
             return close(&mut sink, 1008, "hello refused").await;
         }
     };
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
     let (short_id, connection_id) = (welcome.short_id, welcome.connection_id);
-    // The welcome acknowledges the visitor's record: it is sent once that is stored.
-    state.hub.flush().await;
-    if sink
-        .send(Message::Text(welcome.frame.into()))
-        .await
-        .is_err()
-    {
-        state.hub.visitor_disconnect(&short_id, &connection_id);
-        return;
-    }
+    // The welcome is the first frame of the hub's queue for this socket (it goes once
+    // the visitor's record is stored).
     let mut deadline = Instant::now() + state.heartbeat_timeout;
     loop {
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
-                    Ok(false) => {}
-                    Ok(true) => { close(&mut sink, 1000, "visitor data erased").await; break }
+                    Ok(None) => {}
+                    Ok(Some(reason)) => { close_for(&mut sink, reason).await; break }
                     Err(_) => break,
                 },
-                Some(Out::Close) => { close(&mut sink, 1000, "visitor data erased").await; break }
+                Some(Out::Close(reason)) => { close_for(&mut sink, reason).await; break }
                 None => break,
             },
+            _ = kill.notified() => {
+                tracing::info!(visitor = %short_id, "visitor socket fell behind its queue; closing");
+                close(&mut sink, 1013, "too slow").await;
+                break;
+            }
             _ = sleep_until(deadline) => {
                 tracing::info!(visitor = %short_id, "visitor socket silent past the heartbeat timeout; closing");
                 close(&mut sink, 1001, "heartbeat timeout").await;
@@ -285,7 +300,12 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                 deadline = Instant::now() + state.heartbeat_timeout;
                 let result = match decode::<VisitorMessage>(&text) {
                     Ok(VisitorMessage::Track { sent_at, events }) => {
-                        let authenticated = state.hub.visitor(account_id, &short_id).is_some_and(|v| v.unique_id.is_some());
+                        let id = short_id.clone();
+                        let authenticated = state
+                            .hub
+                            .call(move |h, now| h.visitor(now, account_id, &id).is_some_and(|v| v.unique_id.is_some()))
+                            .await
+                            .unwrap_or(false);
                         let input = crate::journey::TrackInput {
                             account_id,
                             short_id: short_id.clone(),
@@ -298,7 +318,10 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                         state.journeys.track(&state.hub, input).await.map(|_| ()).map_err(track_error)
                     }
                     Ok(VisitorMessage::CallLink { token }) => call_link(&state, account_id, &short_id, &token).await,
-                    Ok(msg) => state.hub.visitor_message(&short_id, &connection_id, msg).map_err(|e| (e.code.to_string(), e.message)),
+                    Ok(msg) => {
+                        state.hub.visitor_frame(conn, msg);
+                        Ok(())
+                    }
                     Err(e) => Err((e.code().to_string(), e.to_string())),
                 };
                 if let Err((code, message)) = result {
@@ -307,7 +330,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
             }
         }
     }
-    state.hub.visitor_disconnect(&short_id, &connection_id);
+    state.hub.visitor_gone(conn);
     tracing::info!(visitor = %short_id, connection = %connection_id, "visitor disconnected");
 }
 
@@ -344,7 +367,7 @@ async fn call_link(
     if token.len() > 128 {
         return Err(invalid());
     }
-    let now = crate::hub::now().to_iso8601();
+    let now = crate::hub_task::now().to_iso8601();
     let user_id = state
         .directory
         .take_token(
@@ -364,16 +387,18 @@ async fn call_link(
         .flatten()
         .filter(|u| u.account_id == account_id && !u.disabled)
         .ok_or_else(invalid)?;
+    let (id, agent, username) = (
+        short_id.to_string(),
+        crate::rest_admin::user_agent(&user),
+        user.username.clone(),
+    );
     state
         .hub
-        .personal_link_session(
-            account_id,
-            short_id,
-            crate::rest_admin::user_agent(&user),
-            &user.username,
-        )
+        .call(move |h, now| h.handle_rest_personal_link(now, account_id, &id, agent, &username))
+        .await
+        .and_then(|r| r)
         .map(|_| ())
-        .map_err(|e| (e.code.to_string(), e.message))
+        .map_err(|e| (e.code().to_string(), e.message()))
 }
 
 pub async fn agent_ws(
@@ -548,8 +573,8 @@ async fn agent_socket(
         }
     };
     let agent_id = who.agent.id.clone();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let conn = state.hub.agent_connect(who, tx);
+    let (conn, SocketRx { mut rx, kill }) = state.hub.register(true);
+    state.hub.agent_connect(conn, who);
     tracing::info!(agent = %agent_id, "agent connected");
     let silence = state.heartbeat_timeout * 3;
     let mut deadline = Instant::now() + silence;
@@ -557,9 +582,19 @@ async fn agent_socket(
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(Out::Text(t)) => if !matches!(send_burst(&mut sink, &mut rx, t).await, Ok(false)) { break },
-                Some(Out::Close) | None => break,
+                Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
+                    Ok(None) => {}
+                    Ok(Some(reason)) => { close_for(&mut sink, reason).await; break }
+                    Err(_) => break,
+                },
+                Some(Out::Close(reason)) => { close_for(&mut sink, reason).await; break }
+                None => break,
             },
+            _ = kill.notified() => {
+                tracing::info!(agent = %agent_id, "agent socket fell behind its queue; closing");
+                close(&mut sink, 1013, "too slow").await;
+                break;
+            }
             _ = ping.tick() => if sink.send(Message::Ping(Default::default())).await.is_err() { break },
             _ = sleep_until(deadline) => { close(&mut sink, 1001, "timeout").await; break }
             frame = stream.next() => {
@@ -573,16 +608,13 @@ async fn agent_socket(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
-                let result = match decode::<AgentMessage>(&text) {
-                    Ok(msg) => state.hub.agent_message(conn, msg).map_err(|e| (e.code.to_string(), e.message)),
-                    Err(e) => Err((e.code().to_string(), e.to_string())),
-                };
-                if let Err((code, message)) = result {
-                    if !send_error(&state, &mut sink, &code, &message).await { break }
+                match decode::<AgentMessage>(&text) {
+                    Ok(msg) => state.hub.agent_frame(conn, msg),
+                    Err(e) => if !send_error(&state, &mut sink, e.code(), &e.to_string()).await { break },
                 }
             }
         }
     }
-    state.hub.agent_disconnect(conn);
+    state.hub.agent_gone(conn);
     tracing::info!(agent = %agent_id, "agent disconnected");
 }

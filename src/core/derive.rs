@@ -104,6 +104,28 @@ pub fn viewer_url(public_url: &str, session_id: &str) -> String {
     )
 }
 
+/// Whether a visitor matches an agent's search `q` (the one rule for the REST search
+/// and the console's): its lookup code, `short_id` or `unique_id` exactly (the last
+/// case-insensitively), or part of an identity, tag, name, nickname, email or call name.
+pub fn visitor_matches(v: &crate::core::model::Visitor, q: &str) -> bool {
+    let q = q.trim().to_lowercase();
+    if q.is_empty() {
+        return true;
+    }
+    let has = |s: &str| s.to_lowercase().contains(&q);
+    v.lookup_code.as_deref() == Some(q.as_str())
+        || v.unique_id
+            .as_deref()
+            .is_some_and(|u| u.to_lowercase() == q)
+        || v.short_id == q
+        || v.identities.iter().any(|i| has(i))
+        || v.tags.iter().any(|t| has(t))
+        || v.name.as_deref().is_some_and(has)
+        || (v.nickname != v.short_id && has(&v.nickname))
+        || v.email.as_deref().is_some_and(has)
+        || v.call_name.as_deref().is_some_and(has)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

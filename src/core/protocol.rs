@@ -96,7 +96,7 @@ pub enum VisitorMessage {
     /// Co-browsing: a batch of mirror records (docs/MIRROR.md), sent only while the
     /// session is active; the server relays it to the session's agents.
     Mirror {
-        data: Json,
+        data: MirrorData,
     },
     /// Co-browsing: the page applied (`ok`) or refused the remote action `id`.
     RemoteApplied {
@@ -112,6 +112,107 @@ pub enum VisitorMessage {
     },
     #[serde(other)]
     Unknown,
+}
+
+/// The records of a `mirror` frame (docs/MIRROR.md), kept as the JSON text they came
+/// in: the server checks their shape ([`MirrorData::check`]) and relays the text
+/// without building a tree of it; the console re-sanitises everything it renders.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MirrorData(Box<serde_json::value::RawValue>);
+
+/// The most records one `mirror` frame may carry.
+pub const MAX_MIRROR_RECORDS: usize = 20_000;
+
+impl PartialEq for MirrorData {
+    fn eq(&self, other: &MirrorData) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl MirrorData {
+    /// Records from their JSON text (which must be valid JSON).
+    pub fn from_text(text: String) -> Result<MirrorData, ProtocolError> {
+        serde_json::value::RawValue::from_string(text)
+            .map(MirrorData)
+            .map_err(|e| ProtocolError::Malformed {
+                detail: e.to_string(),
+            })
+    }
+
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether the first record starts a snapshot (`["S", …]`: a new epoch).
+    pub fn starts_snapshot(&self) -> bool {
+        let t = self
+            .0
+            .get()
+            .trim_start()
+            .strip_prefix('[')
+            .unwrap_or_default();
+        let t = t.trim_start().strip_prefix('[').unwrap_or_default();
+        t.trim_start().starts_with("\"S\"")
+    }
+
+    /// An array of at most [`MAX_MIRROR_RECORDS`] records, each an array whose first
+    /// element is a one-letter kind. Read as a stream: nothing of it is kept.
+    pub fn check(&self) -> Result<(), &'static str> {
+        use serde::de::{Deserializer as _, IgnoredAny, SeqAccess, Visitor};
+        struct Records;
+        struct Record;
+        impl<'de> Visitor<'de> for Records {
+            type Value = ();
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("an array of records")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                let mut n = 0usize;
+                while seq.next_element_seed(RecordSeed)?.is_some() {
+                    n += 1;
+                    if n > MAX_MIRROR_RECORDS {
+                        return Err(serde::de::Error::custom("too many records"));
+                    }
+                }
+                Ok(())
+            }
+        }
+        struct RecordSeed;
+        impl<'de> serde::de::DeserializeSeed<'de> for RecordSeed {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_seq(Record)
+            }
+        }
+        impl<'de> Visitor<'de> for Record {
+            type Value = ();
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("a record")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                let kind: Option<&str> = seq.next_element()?;
+                match kind {
+                    Some(k) if k.len() == 1 && k.as_bytes()[0].is_ascii_alphabetic() => {}
+                    _ => return Err(serde::de::Error::custom("bad kind")),
+                }
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(())
+            }
+        }
+        let mut d = serde_json::Deserializer::from_str(self.0.get());
+        match d.deserialize_seq(Records) {
+            Ok(()) => Ok(()),
+            Err(e) if e.to_string().starts_with("too many records") => Err("has too many records"),
+            Err(e)
+                if e.to_string().starts_with("invalid type")
+                    && !self.0.get().trim_start().starts_with('[') =>
+            {
+                Err("must be an array of records")
+            }
+            Err(_) => Err("records must be arrays starting with a one-letter kind"),
+        }
+    }
 }
 
 /// The body of `POST /api/v1/journey/beacon` (`navigator.sendBeacon` on `pagehide`):
@@ -422,6 +523,15 @@ pub enum AgentMessage {
     MirrorResync {
         session_id: String,
     },
+    /// Search the account's online visitors (a lookup code, unique id, id, identity,
+    /// tag, name or email: the REST search's rule); answered with `search_result`.
+    Search {
+        q: String,
+    },
+    /// This agent shows this visitor (it opened it): its updates come here too.
+    Watch {
+        short_id: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -492,7 +602,13 @@ pub enum ServerToAgent {
     Mirror {
         session_id: String,
         tab: String,
-        data: Json,
+        data: MirrorData,
+    },
+    /// The answer to this agent's `search`: the account's online visitors that match
+    /// `q` (at most 50), which this agent's list now shows.
+    SearchResult {
+        q: String,
+        visitors: Vec<Visitor>,
     },
     /// Co-browsing: what became of this agent's remote action `id`.
     RemoteResult {
@@ -691,6 +807,49 @@ pub trait WireMessage: Serialize + for<'de> Deserialize<'de> {
     fn hello_version(&self) -> Option<u32> {
         None
     }
+    /// Builds a `mirror` message from its parts, for the types that have one. Serde
+    /// cannot read a [`MirrorData`] through an internally tagged enum (it buffers the
+    /// frame first), so [`decode`] reads mirror frames through [`MirrorFrame`].
+    fn from_mirror(_frame: MirrorFrame<'_>) -> Option<Self> {
+        None
+    }
+}
+
+/// The fields of a `mirror` frame, borrowed from its text: one pass over the frame,
+/// the records kept as text.
+#[derive(Deserialize)]
+pub struct MirrorFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    data: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    tab: Option<String>,
+}
+
+impl MirrorFrame<'_> {
+    fn data(&self) -> MirrorData {
+        MirrorData(self.data.to_owned())
+    }
+}
+
+impl VisitorMessage {
+    fn mirror_of(frame: MirrorFrame<'_>) -> Option<VisitorMessage> {
+        Some(VisitorMessage::Mirror { data: frame.data() })
+    }
+}
+
+impl ServerToAgent {
+    fn mirror_of(frame: MirrorFrame<'_>) -> Option<ServerToAgent> {
+        let data = frame.data();
+        Some(ServerToAgent::Mirror {
+            session_id: frame.session_id?,
+            tab: frame.tab?,
+            data,
+        })
+    }
 }
 
 macro_rules! wire_message {
@@ -698,6 +857,34 @@ macro_rules! wire_message {
         impl WireMessage for $t {
             fn is_unknown(&self) -> bool {
                 matches!(self, $t::Unknown)
+            }
+        }
+    };
+    ($t:ident, mirror) => {
+        impl WireMessage for $t {
+            fn is_unknown(&self) -> bool {
+                matches!(self, $t::Unknown)
+            }
+            fn from_mirror(frame: MirrorFrame<'_>) -> Option<Self> {
+                $t::mirror_of(frame)
+            }
+        }
+    };
+    ($t:ident, hello, mirror) => {
+        impl WireMessage for $t {
+            fn is_unknown(&self) -> bool {
+                matches!(self, $t::Unknown)
+            }
+            fn hello_version(&self) -> Option<u32> {
+                match self {
+                    $t::Hello {
+                        protocol_version, ..
+                    } => Some(*protocol_version),
+                    _ => None,
+                }
+            }
+            fn from_mirror(frame: MirrorFrame<'_>) -> Option<Self> {
+                $t::mirror_of(frame)
             }
         }
     };
@@ -718,10 +905,10 @@ macro_rules! wire_message {
     };
 }
 
-wire_message!(VisitorMessage, hello);
+wire_message!(VisitorMessage, hello, mirror);
 wire_message!(AgentMessage, hello);
 wire_message!(ServerToVisitor);
-wire_message!(ServerToAgent);
+wire_message!(ServerToAgent, mirror);
 
 /// Decodes one frame: size limit first, then JSON, then the message type, then the
 /// hello's protocol version. Unknown types are an error the caller answers with an
@@ -732,6 +919,13 @@ pub fn decode<M: WireMessage>(frame: &str) -> Result<M, ProtocolError> {
             size: frame.len(),
             limit: MAX_FRAME_BYTES,
         });
+    }
+    if let Ok(mirror) = serde_json::from_str::<MirrorFrame>(frame) {
+        if mirror.kind == "mirror" {
+            if let Some(message) = M::from_mirror(mirror) {
+                return Ok(message);
+            }
+        }
     }
     let message: M = serde_json::from_str(frame).map_err(|e| ProtocolError::Malformed {
         detail: e.to_string(),
@@ -933,5 +1127,61 @@ mod tests {
         );
         assert_eq!(RemoteKind::Type.feature(), Some("remote_typing"));
         assert_eq!(RemoteKind::Pointer.feature(), None);
+    }
+
+    #[test]
+    fn mirror_records_are_checked_for_shape_and_kept_as_text() {
+        let ok = MirrorData::from_text(
+            r#"[["S", 1, "http://x", 800, 600, 1], ["N", 1, 0, [0, "html"], [1, 0, "t"]]]"#.into(),
+        )
+        .unwrap();
+        assert_eq!(ok.check(), Ok(()));
+        assert!(ok.starts_snapshot());
+        let bad = MirrorData::from_text(r#"{"not":"an array"}"#.into()).unwrap();
+        assert_eq!(bad.check(), Err("must be an array of records"));
+        let bad = MirrorData::from_text(r#"[[1,2]]"#.into()).unwrap();
+        assert_eq!(
+            bad.check(),
+            Err("records must be arrays starting with a one-letter kind")
+        );
+        assert!(!bad.starts_snapshot());
+    }
+
+    #[test]
+    fn mirror_frames_decode_with_their_records_untouched() {
+        let text = r#"{"type":"mirror","data":[["T", 4, "caf\u00e9"]]}"#;
+        let VisitorMessage::Mirror { data } = decode::<VisitorMessage>(text).unwrap() else {
+            panic!("not a mirror frame");
+        };
+        assert_eq!(data.text(), r#"[["T", 4, "caf\u00e9"]]"#);
+        let relayed = encode(&ServerToAgent::Mirror {
+            session_id: "s1".into(),
+            tab: "t1".into(),
+            data: data.clone(),
+        });
+        assert_eq!(
+            decode::<ServerToAgent>(&relayed).unwrap(),
+            ServerToAgent::Mirror {
+                session_id: "s1".into(),
+                tab: "t1".into(),
+                data
+            }
+        );
+        // A mirror frame without its records, or an agent frame without its tab, is
+        // malformed, not a panic and not some other message.
+        for bad in [
+            r#"{"type":"mirror"}"#,
+            r#"{"type":"mirror","data":[}"#,
+            r#"{"type":"mirror","data":[],"data":[]}"#,
+        ] {
+            assert_eq!(
+                decode::<VisitorMessage>(bad).unwrap_err().code(),
+                "malformed_frame",
+                "{bad}"
+            );
+        }
+        assert!(
+            decode::<ServerToAgent>(r#"{"type":"mirror","session_id":"s","data":[]}"#).is_err()
+        );
     }
 }

@@ -141,6 +141,9 @@ const state = {
   missing: new Set(),
   /** session_id → {view, box, askedAt}: the live mirror of each session this agent is in. */
   mirrors: new Map(),
+  /** The server's answer to the search box: which visitors match `q` (the server's one
+   *  search rule, the same as REST's). Null until the first answer. */
+  searchResult: null,
 };
 
 // ----- small helpers -----------------------------------------------------------------
@@ -284,6 +287,29 @@ function send(msg) {
   return true;
 }
 
+/** Sends a frame the agent did not ask for by a click (search, watch): no error shown
+ *  when offline; the console sends it again after reconnecting. */
+function sendQuiet(msg) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN && state.welcomed) state.ws.send(JSON.stringify(msg));
+}
+
+/** Asks the server which online visitors match the search box; its answer
+ *  (`search_result`) is what the list shows, and those visitors' updates keep coming. */
+let searchTimer = 0;
+function searchSoon(delay = 120) {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    const q = el.search.value.trim();
+    if (q) sendQuiet({ type: 'search', q });
+  }, delay);
+}
+
+/** Tells the server this console shows `shortId`, so that its `visitor_update`s come
+ *  here even when it is not in the list of online visitors. */
+function watchVisitor(shortId) {
+  if (shortId) sendQuiet({ type: 'watch', short_id: shortId });
+}
+
 function connect() {
   clearTimeout(state.reconnectTimer);
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -372,6 +398,9 @@ function onWelcome(msg) {
   } else {
     announce('Reconnected to the server.');
     renderAll();
+    // The server forgot what this console looked at: tell it again.
+    watchVisitor(currentVisitorId());
+    searchSoon(0);
     // Live sessions the server did not report again ended while this console was away
     // (a server restart closes them): ask REST how they ended.
     setTimeout(refreshStaleSessions, 1500);
@@ -415,6 +444,9 @@ function handle(msg) {
     case 'visitor_update':
       if (msg.visitor) onVisitor(msg.visitor);
       break;
+    case 'search_result':
+      onSearchResult(msg);
+      break;
     case 'session_update':
       onSessionUpdate(msg);
       break;
@@ -451,8 +483,26 @@ function onVisitors(list) {
   renderView();
 }
 
+function onSearchResult(msg) {
+  if (msg.q !== el.search.value.trim()) return; // an answer to an older query
+  const found = Array.isArray(msg.visitors) ? msg.visitors : [];
+  for (const v of found) {
+    state.known.set(v.short_id, v);
+    state.missing.delete(v.short_id);
+    if (v.is_online) state.visitors.set(v.short_id, v);
+  }
+  state.searchResult = { q: msg.q, ids: new Set(found.map((v) => v.short_id)) };
+  renderList();
+  const n = el.visitorList.children.length;
+  el.visitorResults.textContent = `${n} visitor${n === 1 ? '' : 's'} found`;
+}
+
 function onVisitor(v) {
   const before = state.known.get(v.short_id);
+  // A visitor that just came online may match the query on screen: ask again.
+  if (v.is_online && !before?.is_online && el.search.value.trim() && !state.searchResult?.ids.has(v.short_id)) {
+    searchSoon(300);
+  }
   state.known.set(v.short_id, v);
   state.missing.delete(v.short_id);
   if (v.is_online) state.visitors.set(v.short_id, v);
@@ -761,6 +811,7 @@ async function loadRoute() {
   if (!state.welcomed) return;
   const r = state.route;
   if (r.kind === 'visitor') {
+    watchVisitor(r.id);
     await loadVisitor(r.id, token);
     if (token !== state.loadToken) return;
     renderView();
@@ -768,6 +819,7 @@ async function loadRoute() {
   } else if (r.kind === 'session') {
     const entry = await loadSession(r.id, token);
     if (token !== state.loadToken || !entry) return;
+    watchVisitor(entry.session.visitor_id);
     await loadVisitor(entry.session.visitor_id, token);
     if (token !== state.loadToken) return;
     renderView();
@@ -788,14 +840,11 @@ window.addEventListener('hashchange', async () => {
 
 // ----- rendering: visitor list ------------------------------------------------------------
 
+/** Whether the list shows `v` for the query `q`: the server decides who matches (its
+ *  `search_result`); until its answer to `q` arrives, the previous answer stands. */
 function matches(v, q) {
   if (!q) return true;
-  if (isLookupQuery(q)) return v.lookup_code === q;
-  const needle = q.toLowerCase();
-  const has = (s) => typeof s === 'string' && s.toLowerCase().includes(needle);
-  return has(v.lookup_code) || has(v.unique_id) || has(v.short_id) || has(v.name)
-    || has(v.nickname) || has(v.email) || has(v.call_name)
-    || (v.identities || []).some(has) || (v.tags || []).some(has);
+  return Boolean(state.searchResult?.ids.has(v.short_id));
 }
 
 function sortVisitors(a, b) {
@@ -885,15 +934,14 @@ function renderList() {
   document.title = waiting > 0 ? `(${waiting} waiting) covisit agent console` : 'covisit agent console';
 }
 
-let resultsTimer = 0;
 el.search.addEventListener('input', () => {
-  renderList();
-  clearTimeout(resultsTimer);
-  resultsTimer = setTimeout(() => {
-    const q = el.search.value.trim();
-    const n = el.visitorList.children.length;
-    el.visitorResults.textContent = q ? `${n} visitor${n === 1 ? '' : 's'} found` : '';
-  }, 400);
+  const q = el.search.value.trim();
+  if (!q) {
+    state.searchResult = null;
+    el.visitorResults.textContent = '';
+    renderList();
+  }
+  searchSoon();
 });
 
 el.search.addEventListener('keydown', (e) => {
@@ -912,6 +960,8 @@ el.search.addEventListener('keydown', (e) => {
     }
   } else if (e.key === 'Escape' && el.search.value) {
     el.search.value = '';
+    state.searchResult = null;
+    el.visitorResults.textContent = '';
     renderList();
   }
 });
@@ -1538,7 +1588,7 @@ el.signout.addEventListener('click', async () => {
   state.welcomed = false;
   if (ws) ws.close(1000, 'signed out');
   Object.assign(state, {
-    me: null, csrf: null, agent: null, everWelcomed: false, pendingRequest: null, lastAction: null,
+    me: null, csrf: null, agent: null, everWelcomed: false, pendingRequest: null, lastAction: null, searchResult: null,
   });
   state.visitors.clear();
   state.known.clear();

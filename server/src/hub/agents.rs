@@ -1,0 +1,367 @@
+//! Agents: a console's (or integration's) socket, its messages, what it watches, and
+//! the acts that close it (disabled, signed out). Every privileged act is audited here
+//! with the agent's id and address.
+
+use std::collections::{HashSet, VecDeque};
+
+use covisit::core::model::{Agent, SessionSource};
+use covisit::core::protocol::{
+    encode, AgentMessage, FoundBy, RemoteAction, ServerToAgent, PROTOCOL_VERSION,
+};
+use covisit::core::Millis;
+
+use super::{CloseReason, Conn, ConnId, Delivery, Frame, Hub, HubError, Output};
+
+/// At most this many visitors an agent's hello lists (the most recently seen); the
+/// others reach its list when they come online or through search.
+pub(super) const MAX_HELLO_VISITORS: usize = 500;
+/// At most this many visitors an agent watches (gets `visitor_update` for); the oldest
+/// go first.
+const MAX_WATCHED: usize = 2000;
+/// At most this many visitors a search answers with.
+const MAX_SEARCH_RESULTS: usize = 50;
+
+/// Who an agent socket is, proven by the socket layer.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub account_id: i64,
+    pub agent: Agent,
+    pub ip: String,
+    /// A console user (`u_…`); None for an integration (`ea_…`, secret key).
+    pub user_id: Option<String>,
+    /// The sign-in session the socket was opened with (sign-out closes it).
+    pub auth_session: Option<String>,
+    /// Supervisors, admins and integrations join any live session of the account.
+    pub may_join_any: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct AgentConn {
+    pub who: AgentIdentity,
+    /// The visitors this agent's list shows (its hello's, those that came online since,
+    /// those it searched for or opened): only these get its `visitor_update`s.
+    pub watching: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl AgentConn {
+    pub fn account_id(&self) -> i64 {
+        self.who.account_id
+    }
+
+    pub fn agent(&self) -> &Agent {
+        &self.who.agent
+    }
+
+    pub fn watch(&mut self, short_id: &str) {
+        if self.watching.insert(short_id.to_string()) {
+            self.order.push_back(short_id.to_string());
+            while self.order.len() > MAX_WATCHED {
+                if let Some(old) = self.order.pop_front() {
+                    self.watching.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn unwatch(&mut self, short_id: &str) {
+        if self.watching.remove(short_id) {
+            self.order.retain(|x| x != short_id);
+        }
+    }
+}
+
+impl Hub {
+    /// The sockets of the account's agents that `pick` chooses.
+    pub(super) fn agent_conns(
+        &self,
+        account_id: i64,
+        pick: impl Fn(&AgentConn) -> bool,
+    ) -> Vec<ConnId> {
+        let mut out: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c {
+                Conn::Agent(a) if a.account_id() == account_id && pick(a) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable(); // a stable order: frames fan out the same way every run
+        out
+    }
+
+    /// An agent socket said hello: its welcome, the online visitors (which it then
+    /// watches) and its live sessions.
+    pub fn handle_agent_connect(&mut self, now: Millis, conn: ConnId, who: AgentIdentity) {
+        let account_id = who.account_id;
+        self.send_durable(
+            conn,
+            encode(&ServerToAgent::Welcome {
+                protocol_version: PROTOCOL_VERSION,
+                agent: who.agent.clone(),
+            }),
+        );
+        let mut visitors = self.online_visitors(now, account_id);
+        visitors.truncate(MAX_HELLO_VISITORS);
+        let mut a = AgentConn {
+            who,
+            watching: HashSet::new(),
+            order: VecDeque::new(),
+        };
+        for v in visitors.iter().rev() {
+            a.watch(&v.short_id);
+        }
+        self.send_durable(conn, encode(&ServerToAgent::Visitors { visitors }));
+        let agent_id = a.agent().id.clone();
+        let mut updates: Vec<(String, String)> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.account_id == account_id && s.parts.iter().any(|p| p.agent.id == agent_id)
+            })
+            .map(|s| (s.session.visitor_id.clone(), s.update_frame()))
+            .collect();
+        updates.sort();
+        for (visitor, _) in &updates {
+            a.watch(visitor);
+        }
+        let updates = updates.into_iter().map(|(_, u)| u);
+        for u in updates {
+            self.send_durable(conn, u);
+        }
+        self.conns.insert(conn, Conn::Agent(Box::new(a)));
+    }
+
+    pub fn handle_agent_disconnect(&mut self, conn: ConnId) {
+        if matches!(self.conns.get(&conn), Some(Conn::Agent(_))) {
+            self.conns.remove(&conn);
+        }
+    }
+
+    /// Closes every socket of a user at once (disabled, role or password changed).
+    pub fn handle_rest_close_user(&mut self, user_id: &str) {
+        self.close_agents(|a| a.who.user_id.as_deref() == Some(user_id));
+    }
+
+    /// Closes the sockets opened with a sign-in session (signed out).
+    pub fn handle_rest_close_auth_session(&mut self, session: &str) {
+        self.close_agents(|a| a.who.auth_session.as_deref() == Some(session));
+    }
+
+    fn close_agents(&mut self, pick: impl Fn(&AgentConn) -> bool) {
+        let mut doomed: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c {
+                Conn::Agent(a) if pick(a) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        doomed.sort_unstable();
+        for conn in doomed {
+            self.conns.remove(&conn);
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: CloseReason::SignedOut,
+            });
+        }
+    }
+
+    /// A frame from an agent's socket; a refused one is answered with an error frame.
+    pub fn handle_agent_frame(&mut self, now: Millis, conn: ConnId, msg: AgentMessage) {
+        if let Err(e) = self.agent_frame(now, conn, msg) {
+            self.send_error(conn, &e);
+        }
+    }
+
+    fn agent_frame(
+        &mut self,
+        now: Millis,
+        conn: ConnId,
+        msg: AgentMessage,
+    ) -> Result<(), HubError> {
+        let Some(Conn::Agent(a)) = self.conns.get(&conn) else {
+            return Err(HubError::UnknownConnection);
+        };
+        let (account_id, agent, ip, may_join_any) = (
+            a.account_id(),
+            a.agent().clone(),
+            a.who.ip.clone(),
+            a.who.may_join_any,
+        );
+        // Every privileged act is attributable: the entry names the agent, its address,
+        // what it acted on and how it went.
+        let audited = |hub: &mut Hub, action: &str, target: &str, r: &Result<(), HubError>| {
+            let result = r.as_ref().map_or_else(|e| e.code(), |_| "ok");
+            hub.audit(
+                now,
+                account_id,
+                &agent.id,
+                action,
+                Some(target),
+                Some(&ip),
+                result,
+            );
+        };
+        match msg {
+            AgentMessage::Hello { .. } => Err(HubError::UnexpectedHello),
+            AgentMessage::Heartbeat => {
+                self.send(conn, heartbeat_ack(), Delivery::Now);
+                Ok(())
+            }
+            AgentMessage::RequestSession { short_id, found_by } => {
+                let source = match found_by {
+                    FoundBy::LookupCode => SessionSource::LookupCode,
+                    FoundBy::Search => SessionSource::Search,
+                };
+                self.watch(conn, &short_id);
+                let r = self
+                    .handle_rest_request_session(now, account_id, &short_id, agent.clone(), source)
+                    .map(|(session_id, _)| session_id);
+                let target = r.as_deref().unwrap_or(short_id.as_str()).to_string();
+                let r = r.map(|_| ());
+                audited(self, "session.requested", &target, &r);
+                r
+            }
+            AgentMessage::JoinSession { session_id } => {
+                let r =
+                    self.join_session(now, account_id, &session_id, agent.clone(), may_join_any);
+                if r.is_ok() {
+                    if let Some(v) = self
+                        .sessions
+                        .get(&session_id)
+                        .map(|s| s.session.visitor_id.clone())
+                    {
+                        self.watch(conn, &v);
+                    }
+                }
+                audited(self, "session.joined", &session_id, &r);
+                r
+            }
+            AgentMessage::EndSession { session_id } => {
+                let r =
+                    self.with_session(now, account_id, &session_id, Some(&agent.id), |m, now| {
+                        m.handle_agent_end(now)
+                    });
+                audited(self, "session.ended", &session_id, &r);
+                r
+            }
+            AgentMessage::LeaveSession { session_id } => {
+                let id = agent.id.clone();
+                self.with_session(
+                    now,
+                    account_id,
+                    &session_id,
+                    Some(&agent.id),
+                    move |m, now| m.handle_agent_leave(now, &id),
+                )
+            }
+            AgentMessage::Note { session_id, text } => {
+                let r = self.handle_rest_add_note(account_id, &session_id, &agent.id, text, true);
+                audited(self, "note.added", &session_id, &r);
+                r
+            }
+            AgentMessage::RequestControl { session_id } => {
+                let id = agent.id.clone();
+                let r = self.with_session(
+                    now,
+                    account_id,
+                    &session_id,
+                    Some(&agent.id),
+                    move |m, now| m.handle_control_request(now, &id),
+                );
+                audited(self, "control.requested", &session_id, &r);
+                r
+            }
+            AgentMessage::ReleaseControl { session_id } => {
+                let id = agent.id.clone();
+                let r = self.with_session(
+                    now,
+                    account_id,
+                    &session_id,
+                    Some(&agent.id),
+                    move |m, now| m.handle_agent_control_release(now, &id),
+                );
+                audited(self, "control.released", &session_id, &r);
+                r
+            }
+            AgentMessage::RemoteAction {
+                session_id,
+                tab,
+                action,
+            } => {
+                let redirect = matches!(action, RemoteAction::Redirect { .. });
+                let r = self.remote_action(account_id, &agent, &session_id, tab, action);
+                // Clicks and keys are not audited one by one (their kinds are counted in
+                // features_used); a redirect sends the visitor somewhere: it is.
+                if redirect {
+                    audited(self, "redirect", &session_id, &r);
+                }
+                r
+            }
+            AgentMessage::MirrorResync { session_id } => {
+                self.mirror_resync(now, account_id, &agent, &session_id)
+            }
+            AgentMessage::Search { q } => {
+                self.search(now, conn, account_id, &q);
+                Ok(())
+            }
+            AgentMessage::Watch { short_id } => {
+                self.watch(conn, &short_id);
+                if let Some(v) = self.visitor(now, account_id, &short_id) {
+                    self.send_durable(conn, encode(&ServerToAgent::VisitorUpdate { visitor: v }));
+                }
+                Ok(())
+            }
+            AgentMessage::Unknown => Err(HubError::UnknownMessageType),
+        }
+    }
+
+    /// Adds `short_id` to what the agent on `conn` watches.
+    pub(super) fn watch(&mut self, conn: ConnId, short_id: &str) {
+        if let Some(Conn::Agent(a)) = self.conns.get_mut(&conn) {
+            a.watch(short_id);
+        }
+    }
+
+    /// A visitor the hub forgot (erased): no agent watches it any more.
+    pub(super) fn forget_watch(&mut self, short_id: &str) {
+        for c in self.conns.values_mut() {
+            if let Conn::Agent(a) = c {
+                a.unwatch(short_id);
+            }
+        }
+    }
+
+    /// The account's online visitors that match `q` (the same rule as REST search:
+    /// `covisit::core::derive::visitor_matches`), which the agent then watches.
+    fn search(&mut self, now: Millis, conn: ConnId, account_id: i64, q: &str) {
+        let q = q.trim();
+        let mut found: Vec<_> = if q.is_empty() || q.len() > 256 {
+            Vec::new()
+        } else {
+            self.online_visitors(now, account_id)
+                .into_iter()
+                .filter(|v| covisit::core::derive::visitor_matches(v, q))
+                .take(MAX_SEARCH_RESULTS)
+                .collect()
+        };
+        for v in &found {
+            self.watch(conn, &v.short_id);
+        }
+        found.truncate(MAX_SEARCH_RESULTS);
+        self.send_durable(
+            conn,
+            encode(&ServerToAgent::SearchResult {
+                q: q.to_string(),
+                visitors: found,
+            }),
+        );
+    }
+}
+
+fn heartbeat_ack() -> Frame {
+    static ACK: std::sync::LazyLock<Frame> =
+        std::sync::LazyLock::new(|| Frame::from(encode(&ServerToAgent::HeartbeatAck)));
+    ACK.clone()
+}

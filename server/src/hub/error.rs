@@ -1,0 +1,100 @@
+//! The hub's typed errors: every refusal a socket or REST caller can get, with the
+//! stable code the wire and the REST API carry (docs/PROTOCOL.md lists them all).
+
+use covisit::core::config::ConfigError;
+use covisit::core::machine::MachineError;
+
+/// Why the hub refused an input. `code()` is the stable wire/REST code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// The state machine refused it (wrong state for that input).
+    #[error("{message}")]
+    Machine { code: &'static str, message: String },
+    /// The hello's or `update_visitor`'s config failed validation (`config_*`).
+    #[error("{message}")]
+    Config { code: &'static str, message: String },
+    #[error("hello was already received on this socket")]
+    UnexpectedHello,
+    #[error("unknown message type")]
+    UnknownMessageType,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("this visitor is no longer known; reconnect")]
+    UnknownVisitor,
+    #[error("no online visitor with this id")]
+    VisitorOffline,
+    #[error("no such session")]
+    UnknownSession,
+    #[error("the session is over")]
+    SessionOver,
+    #[error("the session is not active")]
+    SessionNotActive,
+    #[error("this agent is not in the session")]
+    NotInSession,
+    #[error("only a supervisor or an admin joins another agent's session")]
+    Forbidden,
+    #[error("the visitor has not granted control of the page to this agent")]
+    ControlNotGranted,
+    #[error("control is granted in another tab of the visitor")]
+    WrongTab,
+    #[error("the site's covisit config does not allow this (`{0}` is false)")]
+    PermissionDenied(&'static str),
+    #[error("the controlled tab is not connected")]
+    TabOffline,
+    #[error("no remote action with this id is waiting for an answer")]
+    UnknownAction,
+    #[error("mirror data {0}")]
+    InvalidMirrorFrame(&'static str),
+    #[error("only an ended session can be rated")]
+    RateLiveSession,
+    #[error("this socket is not connected")]
+    UnknownConnection,
+}
+
+impl HubError {
+    /// The stable code (docs/PROTOCOL.md, "Errors").
+    pub fn code(&self) -> &'static str {
+        match self {
+            HubError::Machine { code, .. } | HubError::Config { code, .. } => code,
+            HubError::UnexpectedHello => "unexpected_hello",
+            HubError::UnknownMessageType => "unknown_message_type",
+            HubError::InvalidArgument(_) => "invalid_argument",
+            HubError::UnknownVisitor => "unknown_visitor",
+            HubError::VisitorOffline | HubError::TabOffline => "visitor_offline",
+            HubError::UnknownSession => "unknown_session",
+            HubError::SessionOver | HubError::SessionNotActive | HubError::RateLiveSession => {
+                "wrong_session_state"
+            }
+            HubError::NotInSession => "not_in_session",
+            HubError::Forbidden => "forbidden",
+            HubError::ControlNotGranted => "control_not_granted",
+            HubError::WrongTab => "wrong_tab",
+            HubError::PermissionDenied(_) => "permission_denied",
+            HubError::UnknownAction => "unknown_action",
+            HubError::InvalidMirrorFrame(_) => "invalid_mirror_frame",
+            HubError::UnknownConnection => "unknown_connection",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl From<MachineError> for HubError {
+    fn from(e: MachineError) -> HubError {
+        HubError::Machine {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for HubError {
+    fn from(e: ConfigError) -> HubError {
+        HubError::Config {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The server's domain, sans-IO: one [`Hub`] owns every online visitor (its
+//! `VisitorMachine`, tabs, lookup code), every agent socket, every live session and its
+//! seed records, and decides what is sent, stored and closed. It never reads a clock,
+//! draws randomness or does I/O; shaped like quinn-proto's `Endpoint`:
+//!
+//! - inputs are `handle_*` methods that take `now` (the visitor's and agent's sockets,
+//!   REST, timers): `handle_visitor_connect/frame/disconnect`, `handle_agent_…`,
+//!   `handle_rest_…`, `handle_timeout`;
+//! - outputs are drained with [`Hub::poll_output`] until it returns `None`: store these
+//!   writes, send that frame to that socket (after the writes before it, when it
+//!   announces state), close that socket; in the order they must happen;
+//! - [`Hub::poll_timeout`] is the earliest deadline of its one timer queue; getters
+//!   take `&self` (and `now` where time decides what they show).
+//!
+//! Ids and secrets come from [`Ids`], handed in (seeded in tests). The I/O shell that
+//! feeds it lives in `crate::hub_task`; nothing here may depend on it.
+//!
+//! Where things live: `visitors` (hellos, tabs, secrets, lookup codes, a visitor's
+//! frames), `agents` (agent sockets, their messages, sign-outs), `sessions` (requests,
+//! joins, ends, notes, the seed Session and Cobrowsesession projections), `relay`
+//! (mirror data, remote actions, resyncs), `broadcast` (who sees which visitor, and the
+//! change detection after every input), `timers`, `ids`, `error`, `output`.
+
+mod agents;
+mod broadcast;
+mod error;
+mod ids;
+mod output;
+mod relay;
+mod sessions;
+mod timers;
+mod visitors;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use covisit::core::machine::SessionStatus;
+use covisit::core::model::{Cobrowsesession, Session, Visitor};
+use covisit::core::protocol::{encode, ErrorFrame, ServerToVisitor};
+use covisit::core::Millis;
+
+pub use agents::AgentIdentity;
+pub use error::HubError;
+pub use ids::Ids;
+pub use output::{CloseReason, ConnId, Delivery, Frame, Output};
+pub use visitors::{VisitorHello, Welcome};
+
+use crate::directory::AuditEntry;
+use crate::store::Write;
+use agents::AgentConn;
+use sessions::SessionEntry;
+use timers::{Timer, Timers};
+use visitors::VisitorEntry;
+
+/// What the hub is configured with at start-up.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The server's public URL (watch links, viewer URLs).
+    pub public_url: String,
+    /// How long a live session survives when every tab vanished unannounced.
+    pub grace_period_seconds: u64,
+}
+
+/// A socket the hub knows: a visitor's tab or an agent's console.
+#[derive(Debug)]
+enum Conn {
+    Visitor {
+        short_id: String,
+        connection_id: String,
+    },
+    Agent(Box<AgentConn>),
+}
+
+pub struct Hub {
+    config: HubConfig,
+    ids: Ids,
+    visitors: HashMap<String, VisitorEntry>,
+    conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<String, SessionEntry>,
+    /// Who was given each lookup code, per account: (account, code) → short id. An
+    /// entry can be stale; it counts as taken only while that visitor holds the code.
+    lookup_codes: HashMap<(i64, String), String>,
+    /// Visitors whose latest change the watching agents have not been sent yet.
+    pending_broadcasts: HashSet<String>,
+    /// Visitors whose `last_url`/connection urls changed by a url-only update and are
+    /// not written yet (coalesced: written at the next broadcast tick).
+    dirty_urls: HashSet<String>,
+    timers: Timers,
+    outputs: VecDeque<Output>,
+}
+
+/// An agent's update of a visitor it does not take part with goes out at most this
+/// often (changes of `is_online`, `is_in_session`, `is_waiting_for_call` at once).
+const BROADCAST_INTERVAL_MS: u64 = 1000;
+/// How often deferred updates and coalesced url writes are looked at.
+const BROADCAST_TICK_MS: u64 = 200;
+
+impl Hub {
+    pub fn new(config: HubConfig, ids: Ids) -> Hub {
+        Hub {
+            config,
+            ids,
+            visitors: HashMap::new(),
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            lookup_codes: HashMap::new(),
+            pending_broadcasts: HashSet::new(),
+            dirty_urls: HashSet::new(),
+            timers: Timers::default(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    // ----- outputs and timers ----------------------------------------------------------
+
+    /// The next thing the shell must do, in order; call until `None`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest deadline; call [`Hub::handle_timeout`] then.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.timers.next()
+    }
+
+    /// Fires whatever is due (harmless early or twice).
+    pub fn handle_timeout(&mut self, now: Millis) {
+        for timer in self.timers.take_due(now) {
+            match timer {
+                Timer::Machine(short_id) => {
+                    if let Some(entry) = self.visitors.get_mut(&short_id) {
+                        entry.machine.handle_timeout(now);
+                        self.after_change(&short_id, now);
+                    }
+                }
+                Timer::LookupExpiry(short_id) => {
+                    if self.visitors.contains_key(&short_id) {
+                        self.after_change(&short_id, now);
+                    }
+                }
+                Timer::Broadcast => self.send_deferred(now),
+            }
+        }
+    }
+
+    fn persist(&mut self, write: Write) {
+        self.outputs.push_back(Output::Persist(write));
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Frame, delivery: Delivery) {
+        self.outputs.push_back(Output::Send {
+            conn,
+            frame,
+            delivery,
+        });
+    }
+
+    fn send_durable(&mut self, conn: ConnId, text: String) {
+        self.send(conn, Frame::from(text), Delivery::Durable);
+    }
+
+    /// An error frame for a socket (it carries no state).
+    pub fn send_error(&mut self, conn: ConnId, e: &HubError) {
+        let frame = encode(&ServerToVisitor::Error(ErrorFrame {
+            code: e.code().to_string(),
+            message: e.message(),
+        }));
+        self.send(conn, Frame::from(frame), Delivery::Now);
+    }
+
+    /// An audit entry, in the writer's order (after what is queued before it). `ip` is
+    /// the address of a person acting; never a visitor's.
+    #[allow(clippy::too_many_arguments)] // one entry's fields
+    pub fn audit(
+        &mut self,
+        now: Millis,
+        account_id: i64,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        ip: Option<&str>,
+        result: &str,
+    ) {
+        self.persist(Write::Audit(Box::new(AuditEntry {
+            id: 0,
+            account_id,
+            at: now.to_iso8601(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            ip: ip.map(str::to_string),
+            result: result.to_string(),
+        })));
+    }
+
+    /// Re-arms the visitor's machine and lookup-code timers.
+    fn schedule(&mut self, short_id: &str, now: Millis) {
+        let Some(entry) = self.visitors.get(short_id) else {
+            self.timers.set(Timer::Machine(short_id.to_string()), None);
+            self.timers
+                .set(Timer::LookupExpiry(short_id.to_string()), None);
+            return;
+        };
+        let machine = entry.machine.poll_timeout();
+        let expiry = (entry.visitor.lookup_code.is_some() && entry.lookup_expires > now)
+            .then_some(entry.lookup_expires);
+        self.timers
+            .set(Timer::Machine(short_id.to_string()), machine);
+        self.timers
+            .set(Timer::LookupExpiry(short_id.to_string()), expiry);
+    }
+
+    // ----- reads (REST, metrics) ----------------------------------------------------------
+
+    /// (online visitors, live sessions) for `/metrics`.
+    pub fn counts(&self) -> (usize, usize) {
+        let online = self
+            .visitors
+            .values()
+            .filter(|v| v.machine.is_online())
+            .count();
+        let live = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Authorizing | SessionStatus::Active))
+            .count();
+        (online, live)
+    }
+
+    /// Sockets, sessions and timers: the simulation's bounds.
+    #[cfg(test)]
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.conns.len(), self.sessions.len(), self.timers.len())
+    }
+
+    /// The account's online visitors, most recently seen first.
+    pub fn online_visitors(&self, now: Millis, account_id: i64) -> Vec<Visitor> {
+        let mut list: Vec<Visitor> = self
+            .visitors
+            .values()
+            .filter(|v| v.account_id == account_id && v.machine.is_online())
+            .map(|v| v.view(now))
+            .collect();
+        list.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+        list
+    }
+
+    /// The in-memory visitor, when it is online or in a session.
+    pub fn visitor(&self, now: Millis, account_id: i64, short_id: &str) -> Option<Visitor> {
+        self.visitors
+            .get(short_id)
+            .filter(|v| v.account_id == account_id)
+            .map(|v| v.view(now))
+    }
+
+    /// Whether `short_id` is in memory for the account.
+    pub fn is_known_visitor(&self, account_id: i64, short_id: &str) -> bool {
+        self.visitors
+            .get(short_id)
+            .is_some_and(|v| v.account_id == account_id)
+    }
+
+    /// The in-memory session (with status and communications).
+    pub fn session(
+        &self,
+        account_id: i64,
+        session_id: &str,
+    ) -> Option<(Session, SessionStatus, Vec<Cobrowsesession>)> {
+        self.sessions
+            .get(session_id)
+            .filter(|s| s.account_id == account_id)
+            .map(|s| (s.session.clone(), s.status, s.communications()))
+    }
+
+    pub fn sessions_of(&self, account_id: i64, visitor_id: Option<&str>) -> Vec<Session> {
+        self.sessions
+            .values()
+            .filter(|s| {
+                s.account_id == account_id && visitor_id.is_none_or(|v| s.session.visitor_id == v)
+            })
+            .map(|s| s.session.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,48 @@
+//! What the hub asks its I/O shell to do (`Hub::poll_output`), in order.
+
+use axum::extract::ws::Utf8Bytes;
+
+use crate::store::Write;
+
+/// A frame's text, shared when one frame goes to many sockets.
+pub type Frame = Utf8Bytes;
+
+/// Names a socket; the shell assigns it when the socket says hello.
+pub type ConnId = u64;
+
+/// How a frame may be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// It announces state: only once every `Persist` before it has committed.
+    Durable,
+    /// It carries no state (pointer, acks, errors, a url change): at once, in order
+    /// with the frames before it on the same socket.
+    Now,
+    /// Relayed mirror data of one visitor tab (`tab`: a number naming it) for an agent:
+    /// at once, and droppable when the console falls behind; once one is dropped, that
+    /// tab's data is dropped until it starts a new snapshot (`snapshot`), which the hub
+    /// asks for (`Hub::handle_agent_lagged`).
+    Relay { tab: u64, snapshot: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The visitor's personal data was erased.
+    Erased,
+    /// The user was disabled, changed role or signed out.
+    SignedOut,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    /// Store this (the writer applies writes in order, committing them in groups).
+    Persist(Write),
+    /// Send `frame` to `conn`.
+    Send {
+        conn: ConnId,
+        frame: Frame,
+        delivery: Delivery,
+    },
+    /// Close `conn` after the frames before it.
+    Close { conn: ConnId, reason: CloseReason },
+}

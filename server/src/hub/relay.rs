@@ -1,0 +1,295 @@
+//! Co-browsing relay: a tab's mirror data to the session's agents (passed through as
+//! the text it came in, checked for shape only: never built into a JSON tree here), an
+//! agent's remote actions to the controlled tab and the page's answers back, and
+//! snapshot resyncs.
+
+use covisit::core::machine::{ControlState, SessionStatus};
+use covisit::core::model::Agent;
+use covisit::core::protocol::{
+    encode, MirrorData, RemoteAction, RemoteKind, ServerToAgent, ServerToVisitor,
+    MAX_REMOTE_VALUE_LEN,
+};
+use covisit::core::Millis;
+
+use super::visitors::text_ok;
+use super::{Delivery, Frame, Hub, HubError};
+
+/// A number naming a visitor tab in `Delivery::Relay` (the same for the same tab).
+fn tab_number(connection_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    connection_id.hash(&mut h);
+    h.finish()
+}
+
+/// At most this many remote actions wait for the page's answer; older ones are forgotten.
+const MAX_PENDING_ACTIONS: usize = 256;
+/// An agent's `mirror_resync` reaches the visitor at most this often per session.
+const RESYNC_INTERVAL_MS: u64 = 1000;
+
+impl Hub {
+    /// A tab's mirror records go to the session's agents (those who have not left),
+    /// only while the session is active; a frame that races the end is dropped quietly.
+    pub(super) fn relay_mirror(
+        &mut self,
+        short_id: &str,
+        connection_id: &str,
+        data: MirrorData,
+    ) -> Result<(), HubError> {
+        data.check().map_err(HubError::InvalidMirrorFrame)?;
+        let Some(entry) = self.visitors.get(short_id) else {
+            return Ok(());
+        };
+        // Consent: page content reaches agents only while the session is active.
+        if entry.machine.status() != SessionStatus::Active {
+            return Ok(());
+        }
+        let Some(s) = entry
+            .machine
+            .session_id()
+            .and_then(|sid| self.sessions.get(sid))
+        else {
+            return Ok(());
+        };
+        let delivery = Delivery::Relay {
+            tab: tab_number(connection_id),
+            snapshot: data.starts_snapshot(),
+        };
+        let frame = Frame::from(encode(&ServerToAgent::Mirror {
+            session_id: s.session.id.clone(),
+            tab: connection_id.to_string(),
+            data,
+        }));
+        let agents: Vec<String> = s
+            .parts
+            .iter()
+            .filter(|p| p.left.is_none())
+            .map(|p| p.agent.id.clone())
+            .collect();
+        for conn in self.agent_conns(entry.account_id, |a| agents.contains(&a.agent().id)) {
+            self.send(conn, frame.clone(), delivery);
+        }
+        Ok(())
+    }
+
+    /// The page applied (or refused) remote action `id`: the agent who sent it hears
+    /// it, and an applied one counts into `features_used`.
+    pub(super) fn remote_applied(
+        &mut self,
+        short_id: &str,
+        id: u32,
+        ok: bool,
+        reason: Option<String>,
+    ) -> Result<(), HubError> {
+        if let Some(r) = &reason {
+            text_ok("reason", r)?;
+        }
+        let entry = self
+            .visitors
+            .get(short_id)
+            .ok_or(HubError::UnknownVisitor)?;
+        let account_id = entry.account_id;
+        let s = entry
+            .machine
+            .session_id()
+            .and_then(|sid| self.sessions.get_mut(sid))
+            .ok_or(HubError::UnknownAction)?;
+        let i = s
+            .remote
+            .pending
+            .iter()
+            .position(|p| p.0 == id)
+            .ok_or(HubError::UnknownAction)?;
+        let (_, agent_id, kind) = s.remote.pending.remove(i).ok_or(HubError::UnknownAction)?;
+        if let Some(f) = kind.feature().filter(|_| ok) {
+            if !s.session.features_used.iter().any(|x| x == f) {
+                // Persisted and announced by after_change.
+                s.session.features_used.push(f.to_string());
+            }
+        }
+        let frame = Frame::from(encode(&ServerToAgent::RemoteResult {
+            session_id: s.session.id.clone(),
+            id,
+            kind,
+            ok,
+            reason,
+        }));
+        for conn in self.agent_conns(account_id, |a| a.agent().id == agent_id) {
+            self.send(conn, frame.clone(), Delivery::Now);
+        }
+        Ok(())
+    }
+
+    /// An agent's remote action goes to the controlled tab, only while the session is
+    /// active, control is granted to this agent, and the visitor's config allows that
+    /// kind (SPEC.md section 2). The page checks all of it again.
+    pub(super) fn remote_action(
+        &mut self,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+        tab: Option<String>,
+        action: RemoteAction,
+    ) -> Result<(), HubError> {
+        match &action {
+            RemoteAction::Type { value, .. } if value.len() > MAX_REMOTE_VALUE_LEN => {
+                return Err(HubError::InvalidArgument(
+                    "`value` is too long (at most 16 KiB)".into(),
+                ))
+            }
+            RemoteAction::Redirect { url } if url.is_empty() || url.len() > 4096 => {
+                return Err(HubError::InvalidArgument(
+                    "`url` must be 1 to 4096 bytes".into(),
+                ))
+            }
+            _ => {}
+        }
+        let s = self.agent_session(account_id, &agent.id, session_id)?;
+        let visitor_id = s.session.visitor_id.clone();
+        let entry = self
+            .visitors
+            .get(&visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or(HubError::SessionNotActive)?;
+        let connection_id = match entry.machine.control() {
+            ControlState::Granted {
+                agent_id,
+                connection_id,
+            } if agent_id == agent.id => connection_id,
+            _ => return Err(HubError::ControlNotGranted),
+        };
+        if tab.as_ref().is_some_and(|t| *t != connection_id) {
+            return Err(HubError::WrongTab);
+        }
+        let p = &entry.machine.options().permissions;
+        let kind = action.kind();
+        let (allowed, key) = match kind {
+            RemoteKind::Click => (p.allow_remote_click, "allowRemoteClick"),
+            RemoteKind::Scroll => (p.allow_remote_scroll, "allowRemoteScroll"),
+            RemoteKind::Type => (p.allow_remote_type, "allowRemoteType"),
+            RemoteKind::Redirect => (p.allow_agent_redirect, "allowAgentRedirect"),
+            RemoteKind::Pointer => (true, ""),
+        };
+        if !allowed {
+            return Err(HubError::PermissionDenied(key));
+        }
+        let conn = *entry
+            .sockets
+            .get(&connection_id)
+            .ok_or(HubError::TabOffline)?;
+        let remote = &mut self
+            .sessions
+            .get_mut(session_id)
+            .ok_or(HubError::UnknownSession)?
+            .remote;
+        remote.next_id = remote.next_id.wrapping_add(1);
+        let id = remote.next_id;
+        if kind != RemoteKind::Pointer {
+            if remote.pending.len() >= MAX_PENDING_ACTIONS {
+                remote.pending.pop_front();
+            }
+            remote.pending.push_back((id, agent.id.clone(), kind));
+        }
+        let frame = encode(&ServerToVisitor::RemoteAction {
+            id,
+            agent_id: agent.id.clone(),
+            action,
+        });
+        self.send(conn, Frame::from(frame), Delivery::Now);
+        Ok(())
+    }
+
+    /// Asks the visitor's tabs for a fresh snapshot (an agent joined, reloaded its
+    /// console, or fell behind), at most once a second per session.
+    pub(super) fn mirror_resync(
+        &mut self,
+        now: Millis,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+    ) -> Result<(), HubError> {
+        let visitor_id = self
+            .agent_session(account_id, &agent.id, session_id)?
+            .session
+            .visitor_id
+            .clone();
+        self.resync(now, &visitor_id, session_id)
+    }
+
+    /// The session's visitor sends a new snapshot (throttled).
+    pub(super) fn resync(
+        &mut self,
+        now: Millis,
+        visitor_id: &str,
+        session_id: &str,
+    ) -> Result<(), HubError> {
+        let entry = self
+            .visitors
+            .get(visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or(HubError::SessionNotActive)?;
+        let conns: Vec<_> = entry.sockets.values().copied().collect();
+        let s = self
+            .sessions
+            .get_mut(session_id)
+            .ok_or(HubError::UnknownSession)?;
+        if now.0 < s.remote.last_resync.0 + RESYNC_INTERVAL_MS {
+            return Ok(()); // the snapshot asked for a moment ago is on its way
+        }
+        s.remote.last_resync = now;
+        let frame = Frame::from(encode(&ServerToVisitor::MirrorResync));
+        for conn in conns {
+            self.send(conn, frame.clone(), Delivery::Now);
+        }
+        Ok(())
+    }
+
+    /// An agent's console fell behind and lost mirror data (the shell dropped it): its
+    /// sessions' visitors send a new snapshot.
+    pub fn handle_agent_lagged(&mut self, now: Millis, conn: super::ConnId) {
+        let Some(super::Conn::Agent(a)) = self.conns.get(&conn) else {
+            return;
+        };
+        let (account_id, agent_id) = (a.account_id(), a.agent().id.clone());
+        let live: Vec<(String, String)> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s.account_id == account_id
+                    && s.status == SessionStatus::Active
+                    && s.has_agent(&agent_id)
+            })
+            .map(|s| (s.session.visitor_id.clone(), s.session.id.clone()))
+            .collect();
+        for (visitor, session) in live {
+            let _ = self.resync(now, &visitor, &session);
+        }
+    }
+
+    /// The active session `session_id` of the account, if `agent_id` takes part in it.
+    pub(super) fn agent_session(
+        &self,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+    ) -> Result<&super::sessions::SessionEntry, HubError> {
+        let s = self
+            .sessions
+            .get(session_id)
+            .filter(|s| s.account_id == account_id)
+            .ok_or(HubError::UnknownSession)?;
+        if s.status != SessionStatus::Active {
+            return Err(HubError::SessionNotActive);
+        }
+        if !s.has_agent(agent_id) {
+            return Err(HubError::NotInSession);
+        }
+        Ok(s)
+    }
+}
