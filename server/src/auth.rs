@@ -489,9 +489,46 @@ impl SignInLimiter {
     }
 }
 
+/// Lookup-code searches per account (REST `q=` and the console's `search` alike): a
+/// guessed code reaches a stranger's visitor, so guessing is slowed down.
+pub struct LookupLimiter {
+    by_account: DefaultKeyedRateLimiter<i64>,
+}
+
+impl LookupLimiter {
+    /// `per_minute` searches a minute, all of them usable at once.
+    pub fn new(per_minute: u32) -> LookupLimiter {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        LookupLimiter {
+            by_account: RateLimiter::keyed(Quota::per_minute(per_minute)),
+        }
+    }
+
+    /// Takes one search from the account's budget; false when it is spent.
+    pub fn allow(&self, account_id: i64) -> bool {
+        let ok = self.by_account.check_key(&account_id).is_ok();
+        self.by_account.retain_recent();
+        ok
+    }
+}
+
+/// Whether `q` looks like a lookup code (four digits): such searches are rate-limited.
+pub fn is_lookup_code(q: &str) -> bool {
+    q.len() == 4 && q.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_searches_are_limited_per_account() {
+        let limiter = LookupLimiter::new(3);
+        assert!((0..3).all(|_| limiter.allow(1)));
+        assert!(!limiter.allow(1), "the fourth in a minute is refused");
+        assert!(limiter.allow(2), "another account has its own budget");
+        assert!(is_lookup_code("0042") && !is_lookup_code("042") && !is_lookup_code("a042"));
+    }
 
     #[test]
     fn roles_nest() {

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use crate::auth;
 use crate::directory::{TokenKind, UserRecord};
-use crate::http::Shared;
+use crate::state::Shared;
 
 /// The page's policy: its own inline style only; no script at all.
 const PAGE_CSP: &str =
@@ -122,7 +122,7 @@ pub async fn confirm(State(state): State<Shared>, Path(username): Path<String>) 
         );
     };
     let token = auth::random_secret(24);
-    let expires = crate::hub_task::now()
+    let expires = crate::clock::now()
         .plus_seconds(auth::CALL_TOKEN_SECONDS)
         .to_iso8601();
     if state

@@ -80,24 +80,7 @@ impl TokenKind {
     }
 }
 
-/// One entry of the audit log. Never holds typed text, page content, or a visitor's
-/// email or IP (`ip` is the address of a person acting: an agent, an admin).
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    #[serde(skip)]
-    pub account_id: i64,
-    pub at: String,
-    /// `u_…`, `ea_…`, `system`, `visitor:<short_id>`, or `email:<address>` for a failed
-    /// sign-in with no such user (the address the person typed, not a visitor's).
-    pub actor: String,
-    /// e.g. `auth.sign_in`, `session.authorized` (docs: README, "Audit log").
-    pub action: String,
-    pub target: Option<String>,
-    pub ip: Option<String>,
-    /// `ok`, or why not (`wrong_password`, `locked`, `disabled`, …).
-    pub result: String,
-}
+pub use crate::store::AuditEntry;
 
 /// Which entries `list_audit` returns (all given conditions hold).
 #[derive(Debug, Clone, Default)]

@@ -1,8 +1,6 @@
 //! The router: static files (SDK, demo site, agent console), health, metrics, the two
-//! WebSockets and the REST API; and start-up (dev keys, recovery, listening).
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+//! WebSockets and the REST API, with the console's security headers and typed errors
+//! for what axum refuses before a handler runs.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,85 +12,8 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cli::Cli;
-use crate::directory::Directory;
-use crate::hub_task::HubHandle;
-use crate::store::Store;
-
-/// Counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    pub messages_relayed: AtomicU64,
-    pub errors: AtomicU64,
-}
-
-impl Metrics {
-    pub fn relayed(&self) {
-        self.messages_relayed.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn error(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Everything a handler needs.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    /// Accounts, keys, users, sign-ins, one-time links, the audit log.
-    pub directory: Arc<dyn Directory>,
-    /// This server's public base URL (links it hands out; https decides Secure cookies).
-    pub public_url: String,
-    pub sign_in: crate::auth::SignInLimiter,
-    pub hub: HubHandle,
-    pub metrics: Arc<Metrics>,
-    pub trust_proxy: bool,
-    pub heartbeat_timeout: std::time::Duration,
-    pub rate: crate::rest::RateLimiter,
-    pub journeys: crate::journey::Journeys,
-}
-
-pub type Shared = Arc<AppState>;
-
-/// A JSON error `{"error": {"code", "message"}}` with a 4xx/5xx status.
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-    pub fn not_found(what: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
-    }
-    pub fn internal(e: impl std::fmt::Display) -> ApiError {
-        tracing::error!(error = %e, "internal error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal server error",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
-    }
-}
+use crate::errors::ApiError;
+use crate::state::Shared;
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
@@ -100,19 +21,8 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let (online, live) = state.hub.counts().await;
-    let body = format!(
-        "# HELP covisit_online_visitors Visitors with at least one open connection.\n\
-         # TYPE covisit_online_visitors gauge\ncovisit_online_visitors {online}\n\
-         # HELP covisit_live_sessions Sessions authorizing or active.\n\
-         # TYPE covisit_live_sessions gauge\ncovisit_live_sessions {live}\n\
-         # HELP covisit_messages_relayed_total Frames sent to visitors and agents.\n\
-         # TYPE covisit_messages_relayed_total counter\ncovisit_messages_relayed_total {}\n\
-         # HELP covisit_errors_total Error frames and error responses sent.\n\
-         # TYPE covisit_errors_total counter\ncovisit_errors_total {}\n",
-        state.metrics.messages_relayed.load(Ordering::Relaxed),
-        state.metrics.errors.load(Ordering::Relaxed),
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    let body = state.metrics.render(online, live);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// axum answers some requests before any handler runs: a body over its 2 MB limit
@@ -241,117 +151,4 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         )
         .fallback_service(ServeDir::new(&cli.www))
         .with_state(state)
-}
-
-pub async fn serve(
-    cli: Cli,
-    store: Arc<dyn Store>,
-    directory: Arc<dyn Directory>,
-) -> Result<(), String> {
-    // Before anything listens: a GeoIP file that was asked for must be readable.
-    let geo = if cli.geoip.is_empty() {
-        None
-    } else {
-        let g = crate::geoip::GeoIp::open(&cli.geoip)?;
-        for (file, database) in g.loaded() {
-            tracing::info!(file = %file.display(), database, "GeoIP database loaded");
-        }
-        Some(g)
-    };
-    let journey_options = covisit::core::journey::JourneyOptions {
-        idle_after_seconds: cli.journey_idle_seconds.clamp(1, 86_400),
-        away_after_seconds: cli.journey_away_seconds.clamp(1, 86_400),
-        session_timeout_seconds: cli.journey_timeout_seconds.clamp(1, 86_400),
-        site_search_params: cli
-            .site_search_params
-            .split(',')
-            .map(|p| p.trim().to_string())
-            .filter(|p| !p.is_empty())
-            .collect(),
-    };
-    let now = crate::hub_task::now();
-    store
-        .recover_after_restart(&now.to_iso8601())
-        .await
-        .map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(cli.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    // Frames are small and latency matters: no Nagle delay (with the peer's delayed
-    // ACK it holds a frame back ~40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let public_url = cli.public_url(bound);
-    if cli.dev {
-        crate::setup::dev_account(directory.as_ref(), &public_url).await?;
-    }
-    crate::setup::warn_unbound_keys(directory.as_ref()).await?;
-    let metrics = Arc::new(Metrics::default());
-    let grace = cli.grace_period_seconds.clamp(1, 86_400);
-    let hub = HubHandle::start(
-        store.clone(),
-        crate::hub::HubConfig {
-            public_url: public_url.clone(),
-            grace_period_seconds: grace,
-        },
-        crate::hub::Ids::from_entropy(),
-        metrics.clone(),
-    );
-    let journeys = crate::journey::Journeys::new(store.clone(), journey_options, geo);
-    let state = Arc::new(AppState {
-        store,
-        directory,
-        public_url: public_url.clone(),
-        sign_in: crate::auth::SignInLimiter::default(),
-        hub: hub.clone(),
-        metrics,
-        trust_proxy: cli.trust_proxy,
-        // Clamped so that deadline arithmetic (`Instant + 3 × timeout`) cannot overflow.
-        heartbeat_timeout: std::time::Duration::from_secs(
-            cli.heartbeat_timeout_seconds.clamp(1, 86_400),
-        ),
-        rate: crate::rest::RateLimiter::new(cli.lookup_rate_per_minute),
-        journeys,
-    });
-    let app = router(state, &cli);
-    tracing::info!("covisit-server listening on {bound}: demo site {public_url}/ , agent console {public_url}/agent/");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| e.to_string())?;
-    // Whatever the sockets changed may still be queued for the store: write it first.
-    hub.flush().await;
-    tracing::info!("covisit-server stopped");
-    Ok(())
-}
-
-/// Ctrl-C, or SIGTERM (what service managers and containers send).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutting down");
 }

@@ -19,11 +19,11 @@ use covisit::core::protocol::{AgentMessage, VisitorMessage};
 use covisit::core::Millis;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::http::Metrics;
 use crate::hub::{
     AgentIdentity, CloseReason, ConnId, Delivery, Frame, Hub, HubConfig, HubError, Ids, Output,
     VisitorHello, Welcome,
 };
+use crate::metrics::Metrics;
 use crate::store::{Store, Write};
 
 /// The wall clock, as the core's [`Millis`]: the only place the hub's time comes from.

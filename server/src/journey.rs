@@ -160,7 +160,7 @@ impl Journeys {
                 .entry(key.clone())
                 .or_insert_with(|| JourneyTracker::new(self.options.clone(), latest));
         }
-        let now = crate::hub_task::now();
+        let now = crate::clock::now();
         let (browser, device) = crate::ua::journey_parts(input.user_agent.as_deref());
         let geo = self.geo(&input.ip);
         let ctx = VisitorContext {

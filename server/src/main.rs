@@ -2,31 +2,45 @@
 //! console), the REST API, the SQLite store, and the static files (SDK, demo site,
 //! agent console). See SPEC.md section 4.
 //!
-//! Layout: `cli` (flags), `store` (persistence behind a trait), `directory` (accounts,
-//! keys, users, sign-ins, one-time links, the audit log, behind a trait), `auth` (roles,
-//! passwords, origins, cookies: the trust model's rules), `hub` (the in-memory world:
-//! one `VisitorMachine` per online visitor, agent sockets, live sessions), `ws` (the
-//! two WebSocket endpoints), `rest` (the REST API), `rest_admin` (sign-in, users,
-//! keys, audit), `call` (personal links), `setup` (dev account, CLI tools), `http`
-//! (router, static files, health and metrics), `keys` (key generation), `ua` (user
-//! agents), `journey` (journey tracking), `rest_journey` (journey, beacon and analytics
-//! REST), `geoip` (the optional MaxMind database).
+//! This file is the composition root: the only module that names every other one. It
+//! parses the flags, opens the store, builds the shared state and serves. The module
+//! graph has no cycle (`scripts/check-modules.mjs`, run by `npm test`):
+//!
+//! - leaves, naming no other module: `clock` (the wall clock), `metrics` (`/metrics`),
+//!   `errors` (the REST error type), `auth` (roles, passwords, origins, cookies,
+//!   limiters: the trust model's rules), `store` (persistence behind a trait: the writes
+//!   the hub asks for and the records REST reads);
+//! - `directory` (accounts, keys, users, sign-ins, one-time links, the audit log);
+//! - `hub` (the sans-IO domain: online visitors and their machines, agent sockets, live
+//!   sessions, the relay) and `hub_task` (its I/O shell: one task, one timer, the
+//!   writer, the sockets' bounded queues);
+//! - `journey` (journey tracking), `geoip`, `ua`, `keys`;
+//! - `state` (what handlers share), `access` (who a request or socket is, role checks,
+//!   audit entries);
+//! - the edges: `ws` (the two WebSockets), `rest`, `rest_admin`, `rest_journey`,
+//!   `call` (personal links), `http` (the router), `setup` (dev account, CLI tools),
+//!   `cli` (flags).
 #![forbid(unsafe_code)]
 
+mod access;
 mod auth;
 mod call;
 mod cli;
+mod clock;
 mod directory;
+mod errors;
 mod geoip;
 mod http;
 mod hub;
 mod hub_task;
 mod journey;
 mod keys;
+mod metrics;
 mod rest;
 mod rest_admin;
 mod rest_journey;
 mod setup;
+mod state;
 mod store;
 mod ua;
 mod ws;
@@ -105,6 +119,121 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await
         }
-        None => http::serve(cli, store, directory).await,
+        None => serve(cli, store, directory).await,
     }
+}
+
+/// Runs the server: opens the GeoIP file, recovers what a crash left live, binds,
+/// creates the dev account with `--dev`, starts the hub and serves until a signal.
+async fn serve(
+    cli: Cli,
+    store: Arc<dyn Store>,
+    directory: Arc<dyn Directory>,
+) -> Result<(), String> {
+    // Before anything listens: a GeoIP file that was asked for must be readable.
+    let geo = if cli.geoip.is_empty() {
+        None
+    } else {
+        let g = crate::geoip::GeoIp::open(&cli.geoip)?;
+        for (file, database) in g.loaded() {
+            tracing::info!(file = %file.display(), database, "GeoIP database loaded");
+        }
+        Some(g)
+    };
+    let journey_options = covisit::core::journey::JourneyOptions {
+        idle_after_seconds: cli.journey_idle_seconds.clamp(1, 86_400),
+        away_after_seconds: cli.journey_away_seconds.clamp(1, 86_400),
+        session_timeout_seconds: cli.journey_timeout_seconds.clamp(1, 86_400),
+        site_search_params: cli
+            .site_search_params
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    };
+    let now = crate::clock::now();
+    store
+        .recover_after_restart(&now.to_iso8601())
+        .await
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    // Frames are small and latency matters: no Nagle delay (with the peer's delayed
+    // ACK it holds a frame back ~40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    let public_url = cli.public_url(bound);
+    if cli.dev {
+        crate::setup::dev_account(directory.as_ref(), &public_url).await?;
+    }
+    crate::setup::warn_unbound_keys(directory.as_ref()).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let grace = cli.grace_period_seconds.clamp(1, 86_400);
+    let hub = crate::hub_task::HubHandle::start(
+        store.clone(),
+        crate::hub::HubConfig {
+            public_url: public_url.clone(),
+            grace_period_seconds: grace,
+        },
+        crate::hub::Ids::from_entropy(),
+        metrics.clone(),
+    );
+    let journeys = crate::journey::Journeys::new(store.clone(), journey_options, geo);
+    let state = Arc::new(crate::state::AppState {
+        store,
+        directory,
+        public_url: public_url.clone(),
+        sign_in: crate::auth::SignInLimiter::default(),
+        hub: hub.clone(),
+        metrics,
+        trust_proxy: cli.trust_proxy,
+        // Clamped so that deadline arithmetic (`Instant + 3 × timeout`) cannot overflow.
+        heartbeat_timeout: std::time::Duration::from_secs(
+            cli.heartbeat_timeout_seconds.clamp(1, 86_400),
+        ),
+        lookups: crate::auth::LookupLimiter::new(cli.lookup_rate_per_minute),
+        journeys,
+    });
+    let app = crate::http::router(state, &cli);
+    tracing::info!("covisit-server listening on {bound}: demo site {public_url}/ , agent console {public_url}/agent/");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
+    // Whatever the sockets changed may still be queued for the store: write it first.
+    hub.flush().await;
+    tracing::info!("covisit-server stopped");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what service managers and containers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
 }

@@ -7,50 +7,23 @@
 //! acknowledged change survives a crash of the process.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
 use serde_json::{json, Value};
 
+use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::{Act, Principal};
-use crate::http::{ApiError, Shared};
+use crate::errors::ApiError;
+use crate::errors::{parse_body, ApiResult};
 use crate::hub::HubError;
 use crate::keys;
-use crate::rest_admin::{audit, principal, require};
-
-/// Lookup-code searches per account and minute.
-pub struct RateLimiter {
-    per_minute: u32,
-    windows: Mutex<HashMap<i64, (Instant, u32)>>,
-}
-
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> RateLimiter {
-        RateLimiter {
-            per_minute,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn allow(&self, account_id: i64) -> bool {
-        // Poisoning only follows a panic elsewhere; the counters are still usable.
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let slot = windows.entry(account_id).or_insert((now, 0));
-        if now.duration_since(slot.0).as_secs() >= 60 {
-            *slot = (now, 0);
-        }
-        slot.1 += 1;
-        slot.1 <= self.per_minute
-    }
-}
+use crate::state::Shared;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -68,21 +41,6 @@ pub fn router() -> Router<Shared> {
         .route("/v1/sessions/{id}/end", post(end_session))
         .route("/v1/sessions/{id}/notes", post(add_note))
         .route("/v1/sessions/{id}/communications", get(communications))
-}
-
-pub(crate) type ApiResult = Result<Response, ApiError>;
-
-/// Counts every error response for `/metrics`.
-fn fail(state: &Shared, e: ApiError) -> ApiError {
-    state.metrics.error();
-    e
-}
-
-/// The account of a read: any signed-in user or the secret key may read.
-pub(crate) async fn auth(state: &Shared, headers: &HeaderMap) -> Result<i64, ApiError> {
-    let p = principal(state, headers, false).await?;
-    require(&p, Act::CoBrowse)?;
-    Ok(p.account_id())
 }
 
 /// Waits until the hub's queued writes (the caller's among them) are committed.
@@ -116,16 +74,6 @@ pub(crate) fn bad_id(id: &str) -> bool {
     id.is_empty() || id.len() > 64
 }
 
-pub(crate) fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice::<Value>(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("request body is not valid JSON: {e}"),
-        )
-    })
-}
-
 /// The REST form of a session: the seed fields plus `status` (an extra, documented).
 fn session_json(session: &Session, status: &str) -> Value {
     let mut v = serde_json::to_value(session).unwrap_or(Value::Null);
@@ -141,7 +89,7 @@ async fn list_visitors(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         let online_only = match q.get("online").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,
@@ -165,7 +113,7 @@ async fn list_visitors(
                     "`q` is too long",
                 ));
             }
-            if t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit()) && !state.rate.allow(account) {
+            if crate::auth::is_lookup_code(t) && !state.lookups.allow(account) {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
@@ -217,7 +165,7 @@ async fn get_visitor(
     Path(short_id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         Ok(Json(find_visitor(&state, account, &short_id).await?).into_response())
     })
     .await
@@ -244,7 +192,12 @@ async fn delete_visitor(
         durable(&state).await?;
         let stored = state
             .store
-            .erase_visitor(account, &short_id, state.journeys.session_timeout_seconds())
+            .erase_visitor(
+                crate::clock::now(),
+                account,
+                &short_id,
+                state.journeys.session_timeout_seconds(),
+            )
             .await
             .map_err(ApiError::internal)?;
         drop(erasing);
@@ -253,7 +206,7 @@ async fn delete_visitor(
         }
         tracing::info!(visitor = %short_id, "visitor personal data erased");
         // The trail stays: entries name the visitor by id only, never by what was erased.
-        let ip = crate::ws::client_ip(&state, peer, &headers);
+        let ip = state.client_ip(peer, &headers);
         audit(
             &state,
             account,
@@ -324,7 +277,7 @@ async fn request_session(
                     .await
                     .map_err(ApiError::internal)?
                     .ok_or_else(|| ApiError::not_found("user"))?;
-                crate::rest_admin::user_agent(&user)
+                crate::access::user_agent(&user)
             }
             // An integration's agent is identified by its external id; without one, this
             // request's agent gets an id of its own (never one derived from a name).
@@ -344,7 +297,7 @@ async fn request_session(
             .request_session(account, &short_id, agent, SessionSource::Api)
             .await
             .map_err(hub_error)?;
-        let ip = crate::ws::client_ip(&state, peer, &headers);
+        let ip = state.client_ip(peer, &headers);
         audit(
             &state,
             account,
@@ -370,7 +323,7 @@ async fn list_sessions(
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         let visitor_id = q.get("visitor_id").map(String::as_str);
         state.hub.flush().await;
         let stored = state
@@ -414,7 +367,7 @@ async fn get_session(
     Path(id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         Ok(Json(find_session(&state, account, &id).await?).into_response())
     })
     .await
@@ -470,7 +423,7 @@ async fn end_session(
             .end_session(account, &id)
             .await
             .map_err(hub_error)?;
-        let ip = crate::ws::client_ip(&state, peer, &headers);
+        let ip = state.client_ip(peer, &headers);
         audit(
             &state,
             account,
@@ -542,7 +495,7 @@ async fn add_note(
             }
             Err(e) => return Err(hub_error(e)),
         }
-        let ip = crate::ws::client_ip(&state, peer, &headers);
+        let ip = state.client_ip(peer, &headers);
         audit(
             &state,
             account,
@@ -569,7 +522,7 @@ async fn communications(
     Path(id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         if let Some((_, _, comms)) = state.hub.session(account, &id).await {
             return Ok(Json(comms).into_response());
         }
@@ -582,11 +535,4 @@ async fn communications(
         Ok(Json(comms).into_response())
     })
     .await
-}
-
-pub(crate) async fn run(
-    state: &Shared,
-    f: impl std::future::Future<Output = ApiResult>,
-) -> ApiResult {
-    f.await.map_err(|e| fail(state, e))
 }

@@ -15,14 +15,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use covisit::core::model::Agent;
 use serde_json::{json, Value};
 
+use crate::access::{audit, cookie_user, principal, require, run, user_agent};
 use crate::auth::{self, Act, Principal, Role};
-use crate::directory::{AuditEntry, AuditQuery, CreateUserError, TokenKind, UserRecord};
-use crate::http::{ApiError, Shared};
-use crate::rest::{parse_body, run, ApiResult};
-use crate::store::Write;
+use crate::directory::{AuditQuery, CreateUserError, TokenKind, UserRecord};
+use crate::errors::ApiError;
+use crate::errors::{parse_body, ApiResult};
+use crate::state::Shared;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -42,170 +42,19 @@ pub fn router() -> Router<Shared> {
 }
 
 fn now() -> covisit::core::Millis {
-    crate::hub_task::now()
+    crate::clock::now()
 }
 
 fn unauthorized(m: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
-}
-
-fn forbidden(m: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", m)
+    ApiError::unauthorized(m)
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", m)
+    ApiError::invalid(m)
 }
 
-/// Appends an audit entry (through the hub's ordered writer, after the writes queued
-/// before it). `ip` is the address of the person acting (never a visitor's).
-pub fn audit(
-    state: &Shared,
-    account_id: i64,
-    actor: &str,
-    action: &str,
-    target: Option<&str>,
-    ip: Option<&str>,
-    result: &str,
-) {
-    state.hub.persist(Write::Audit(Box::new(AuditEntry {
-        id: 0,
-        account_id,
-        at: now().to_iso8601(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        target: target.map(str::to_string),
-        ip: ip.map(str::to_string),
-        result: result.to_string(),
-    })));
-}
-
-/// Who a REST request is. A `Bearer` secret key is the account's integration; without
-/// one, the console's session cookie names a signed-in user (idle sessions expire; a
-/// disabled user is refused). A cookie-authenticated write (`write`) must carry the
-/// session's CSRF token in `X-CSRF-Token`.
-pub async fn principal(
-    state: &Shared,
-    headers: &HeaderMap,
-    write: bool,
-) -> Result<Principal, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    if let Some(token) = bearer {
-        if token.starts_with("pk_") {
-            return match state.directory.key(token).await {
-                Ok(Some(_)) => Err(forbidden(
-                    "a public key cannot use the REST API; use the account's secret key",
-                )),
-                Ok(None) => Err(unauthorized("unknown key")),
-                Err(e) => Err(ApiError::internal(e)),
-            };
-        }
-        return match state
-            .directory
-            .account_by_secret(&auth::hash_secret(token))
-            .await
-        {
-            Ok(Some(account_id)) => Ok(Principal::Integration { account_id }),
-            Ok(None) => Err(unauthorized("unknown key")),
-            Err(e) => Err(ApiError::internal(e)),
-        };
-    }
-    let token = headers
-        .get(header::COOKIE)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::session_token)
-        .ok_or_else(|| unauthorized("sign in, or send `Authorization: Bearer <secret key>`"))?;
-    let (principal, _) = cookie_user(state, &token).await?;
-    if write {
-        let sent = headers
-            .get("x-csrf-token")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
-        let Principal::User { csrf_token, .. } = &principal else {
-            return Err(ApiError::internal("a cookie names a user"));
-        };
-        if !auth::same_hash(sent, csrf_token) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf_token_invalid",
-                "a change made with the console's sign-in needs its X-CSRF-Token header",
-            ));
-        }
-    }
-    Ok(principal)
-}
-
-/// The user a session token (the cookie's value) signs in, refreshed; the agent
-/// socket authenticates with it too.
-pub async fn cookie_user(state: &Shared, token: &str) -> Result<(Principal, UserRecord), ApiError> {
-    let hash = auth::hash_secret(token);
-    let session = state
-        .directory
-        .auth_session(&hash)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| unauthorized("the sign-in session is unknown or ended; sign in again"))?;
-    let now = now();
-    let idle = covisit::core::Millis::parse_iso8601(&session.last_seen_at)
-        .map(|seen| now.seconds_since(seen))
-        .unwrap_or(u64::MAX);
-    if idle >= auth::SESSION_IDLE_SECONDS {
-        let _ = state.directory.delete_auth_session(&hash).await;
-        return Err(unauthorized("the sign-in session expired; sign in again"));
-    }
-    let user = state
-        .directory
-        .user(&session.user_id)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| unauthorized("this user cannot sign in"))?;
-    // Refreshing at most once a minute keeps reads from writing on every request.
-    if idle >= 60 {
-        let _ = state
-            .directory
-            .touch_auth_session(&hash, &now.to_iso8601())
-            .await;
-    }
-    Ok((
-        Principal::User {
-            account_id: user.account_id,
-            user_id: user.id.clone(),
-            role: user.role,
-            session: hash,
-            csrf_token: session.csrf_token,
-        },
-        user,
-    ))
-}
-
-/// Refuses unless the principal may do `act`.
-pub fn require(p: &Principal, act: Act) -> Result<(), ApiError> {
-    if p.may(act) {
-        Ok(())
-    } else {
-        Err(forbidden("your role does not allow this"))
-    }
-}
-
-/// The seed Agent of a console user: `u_…`, with email, without external_id.
-pub fn user_agent(u: &UserRecord) -> Agent {
-    Agent {
-        agent_nickname: u.nickname.clone(),
-        email: Some(u.email.clone()),
-        external_id: None,
-        id: u.id.clone(),
-        name: u.name.clone(),
-        on_premise: true,
-    }
+fn ip(state: &Shared, peer: SocketAddr, headers: &HeaderMap) -> String {
+    state.client_ip(peer, headers)
 }
 
 /// A user as the API shows it: never a password hash.
@@ -232,10 +81,6 @@ fn secure(state: &Shared, headers: &HeaderMap) -> bool {
                 .get("x-forwarded-proto")
                 .and_then(|h| h.to_str().ok())
                 .is_some_and(|p| p.eq_ignore_ascii_case("https")))
-}
-
-fn ip(state: &Shared, peer: SocketAddr, headers: &HeaderMap) -> String {
-    crate::ws::client_ip(state, peer, headers)
 }
 
 fn text_field<'a>(body: &'a Value, key: &str, max: usize) -> Result<&'a str, ApiError> {

@@ -26,11 +26,13 @@ use covisit::core::protocol::{TrackBeacon, MAX_FRAME_BYTES};
 use covisit::core::Millis;
 use serde_json::{json, Map, Value};
 
+use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::Act;
-use crate::http::{ApiError, Shared};
+use crate::errors::ApiError;
+use crate::errors::{parse_body, ApiResult};
 use crate::journey::{JourneyError, TrackInput};
-use crate::rest::{auth, bad_id, parse_body, run, ApiResult};
-use crate::rest_admin::{audit, principal, require};
+use crate::rest::bad_id;
+use crate::state::Shared;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -160,7 +162,7 @@ async fn beacon(
         let input = TrackInput {
             account_id,
             short_id,
-            ip: crate::ws::client_ip(&state, peer, &headers),
+            ip: state.client_ip(peer, &headers),
             user_agent: headers
                 .get(header::USER_AGENT)
                 .and_then(|h| h.to_str().ok())
@@ -323,7 +325,7 @@ async fn present(
     account: i64,
     list: Vec<JourneySession>,
 ) -> Result<Vec<JourneySession>, ApiError> {
-    let now = crate::hub_task::now();
+    let now = crate::clock::now();
     let mut out = Vec::with_capacity(list.len());
     let mut visitor: Option<(String, Vec<Session>, bool)> = None;
     for j in with_cached(state, account, list) {
@@ -349,7 +351,7 @@ async fn list_journeys(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         if let Some(key) = q.keys().find(|k| k.as_str() != "visitor_id") {
             return Err(invalid(format!("unknown query parameter `{key}`")));
         }
@@ -375,7 +377,7 @@ async fn get_journey(
     Path(id): Path<String>,
 ) -> ApiResult {
     run(&state, async {
-        let account = auth(&state, &headers).await?;
+        let account = reader_account(&state, &headers).await?;
         if bad_id(&id) {
             return Err(ApiError::not_found("journey session"));
         }
@@ -459,7 +461,7 @@ async fn export_reader(
 ) -> Result<i64, ApiError> {
     let p = principal(state, headers, write).await?;
     require(&p, Act::ReadExport)?;
-    let ip = crate::ws::client_ip(state, peer, headers);
+    let ip = state.client_ip(peer, headers);
     audit(
         state,
         p.account_id(),

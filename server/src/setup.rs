@@ -13,7 +13,7 @@ pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.test";
 pub const DEMO_ADMIN_PASSWORD: &str = "open-the-demo-console";
 
 fn now() -> String {
-    crate::hub_task::now().to_iso8601()
+    crate::clock::now().to_iso8601()
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -256,7 +256,7 @@ pub async fn create_user(
     println!("user: {} ({}, {})", user.email, user.id, role.as_str());
     if user.password_hash.is_none() {
         let token = auth::random_secret(32);
-        let expires = crate::hub_task::now()
+        let expires = crate::clock::now()
             .plus_seconds(auth::INVITE_SECONDS)
             .to_iso8601();
         d.create_token(

@@ -18,8 +18,26 @@ use covisit::core::model::{
 };
 use covisit::core::Millis;
 use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
 
-use crate::directory::AuditEntry;
+/// One entry of the audit log. Never holds typed text, page content, or a visitor's
+/// email or IP (`ip` is the address of a person acting: an agent, an admin).
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    #[serde(skip)]
+    pub account_id: i64,
+    pub at: String,
+    /// `u_…`, `ea_…`, `system`, `visitor:<short_id>`, or `email:<address>` for a failed
+    /// sign-in with no such user (the address the person typed, not a visitor's).
+    pub actor: String,
+    /// e.g. `auth.sign_in`, `session.authorized` (docs: README, "Audit log").
+    pub action: String,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    /// `ok`, or why not (`wrong_password`, `locked`, `disabled`, …).
+    pub result: String,
+}
 
 /// An error from the store; its text never contains personal data.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +132,7 @@ pub trait Store: Send + Sync + 'static {
     /// they timed out (`journey_timeout_seconds` after their last event) if earlier.
     async fn erase_visitor(
         &self,
+        now: Millis,
         account_id: i64,
         short_id: &str,
         journey_timeout_seconds: u64,
@@ -603,6 +622,7 @@ impl Store for SqliteStore {
 
     async fn erase_visitor(
         &self,
+        now: Millis,
         account_id: i64,
         short_id: &str,
         journey_timeout_seconds: u64,
@@ -645,7 +665,6 @@ impl Store for SqliteStore {
                 rows
             };
             let had_journeys = !journeys.is_empty();
-            let now = crate::hub_task::now();
             for (id, data) in journeys {
                 let mut j: JourneySession = serde_json::from_str(&data)?;
                 erase_journey(&mut j, now, journey_timeout_seconds);

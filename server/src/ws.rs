@@ -4,7 +4,7 @@
 //! hello, silence past the heartbeat timeout, or a frame beyond the transport limit
 //! closes it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -19,10 +19,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Duration, Instant};
 
-use crate::http::Shared;
 use crate::hub::{AgentIdentity, CloseReason, VisitorHello};
 use crate::hub_task::{Out, SocketRx};
 use crate::keys;
+use crate::state::Shared;
 
 /// How long a socket may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,20 +38,6 @@ const AGENT_PING: Duration = Duration::from_secs(20);
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
-
-pub(crate) fn client_ip(state: &Shared, peer: SocketAddr, headers: &HeaderMap) -> String {
-    if state.trust_proxy {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|h| h.split(',').next())
-            .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
-        if let Some(ip) = forwarded {
-            return ip.to_string();
-        }
-    }
-    peer.ip().to_string()
-}
 
 async fn send_error(state: &Shared, sink: &mut Sink, code: &str, message: &str) -> bool {
     state.metrics.error();
@@ -132,7 +118,7 @@ pub async fn visitor_ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let ip = client_ip(&state, peer, &headers);
+    let ip = state.client_ip(peer, &headers);
     let origin = origin_header(&headers);
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
@@ -367,7 +353,7 @@ async fn call_link(
     if token.len() > 128 {
         return Err(invalid());
     }
-    let now = crate::hub_task::now().to_iso8601();
+    let now = crate::clock::now().to_iso8601();
     let user_id = state
         .directory
         .take_token(
@@ -389,7 +375,7 @@ async fn call_link(
         .ok_or_else(invalid)?;
     let (id, agent, username) = (
         short_id.to_string(),
-        crate::rest_admin::user_agent(&user),
+        crate::access::user_agent(&user),
         user.username.clone(),
     );
     state
@@ -407,7 +393,7 @@ pub async fn agent_ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let ip = client_ip(&state, peer, &headers);
+    let ip = state.client_ip(peer, &headers);
     let cookie = headers
         .get(axum::http::header::COOKIE)
         .and_then(|h| h.to_str().ok())
@@ -494,14 +480,14 @@ async fn agent_identity(
                 .into(),
         ));
     };
-    match crate::rest_admin::cookie_user(state, &token).await {
+    match crate::access::cookie_user(state, &token).await {
         Ok((principal, user)) => {
             let crate::auth::Principal::User { session, .. } = &principal else {
                 return Err(("internal", "internal server error".into()));
             };
             Ok(AgentIdentity {
                 account_id: user.account_id,
-                agent: crate::rest_admin::user_agent(&user),
+                agent: crate::access::user_agent(&user),
                 ip: ip.to_string(),
                 user_id: Some(user.id.clone()),
                 auth_session: Some(session.clone()),
@@ -573,6 +559,7 @@ async fn agent_socket(
         }
     };
     let agent_id = who.agent.id.clone();
+    let account_id = who.account_id;
     let (conn, SocketRx { mut rx, kill }) = state.hub.register(true);
     state.hub.agent_connect(conn, who);
     tracing::info!(agent = %agent_id, "agent connected");
@@ -609,6 +596,10 @@ async fn agent_socket(
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
                 match decode::<AgentMessage>(&text) {
+                    // The REST search's budget: guessing codes must not be cheaper here.
+                    Ok(AgentMessage::Search { q }) if crate::auth::is_lookup_code(q.trim()) && !state.lookups.allow(account_id) => {
+                        if !send_error(&state, &mut sink, "rate_limited", "too many lookup-code searches; retry in a minute").await { break }
+                    }
                     Ok(msg) => state.hub.agent_frame(conn, msg),
                     Err(e) => if !send_error(&state, &mut sink, e.code(), &e.to_string()).await { break },
                 }

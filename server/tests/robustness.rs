@@ -348,6 +348,15 @@ async fn lookup_code_searches_are_rate_limited() {
     );
     // Other searches are not lookup-code searches.
     assert_eq!(rest.get("/api/v1/visitors?q=ada").await.0, 200);
+    // The console's socket search shares the account's budget: guessing codes there is
+    // no cheaper, and a name search still answers.
+    let mut agent = server.agent("sk_demo", "Ada").await;
+    agent.send(json!({"type": "search", "q": "5678"})).await;
+    let refused = agent.expect("error").await;
+    assert_eq!(refused["code"], "rate_limited");
+    agent.send(json!({"type": "search", "q": "ada"})).await;
+    let answer = agent.expect("search_result").await;
+    assert_eq!(answer["q"], "ada");
 }
 
 /// kill -9 mid-run, restart on the same database: nothing stored is lost, and the

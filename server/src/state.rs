@@ -1,0 +1,50 @@
+//! What every handler shares: the hub's handle, the store and directory, the limiters,
+//! the metrics and the server's settings; and who a request comes from (its address).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use crate::auth::{LookupLimiter, SignInLimiter};
+use crate::directory::Directory;
+use crate::hub_task::HubHandle;
+use crate::journey::Journeys;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Accounts, keys, users, sign-ins, one-time links, the audit log.
+    pub directory: Arc<dyn Directory>,
+    /// This server's public base URL (links it hands out; https decides Secure cookies).
+    pub public_url: String,
+    pub sign_in: SignInLimiter,
+    pub hub: HubHandle,
+    pub metrics: Arc<Metrics>,
+    pub trust_proxy: bool,
+    pub heartbeat_timeout: std::time::Duration,
+    pub lookups: LookupLimiter,
+    pub journeys: Journeys,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// The address of whoever sent a request: the socket's peer, or with
+    /// `--trust-proxy` the first address of `X-Forwarded-For`.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> String {
+        if self.trust_proxy {
+            let forwarded = headers
+                .get("x-forwarded-for")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.split(',').next())
+                .and_then(|ip| ip.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return ip.to_string();
+            }
+        }
+        peer.ip().to_string()
+    }
+}
