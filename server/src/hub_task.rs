@@ -81,6 +81,7 @@ enum Command {
     AgentFrame(ConnId, AgentMessage),
     AgentGone(ConnId),
     Lagged(ConnId),
+    Heard(ConnId),
     Call(Call),
 }
 
@@ -175,6 +176,12 @@ impl HubHandle {
 
     pub fn agent_gone(&self, conn: ConnId) {
         self.command(Command::AgentGone(conn));
+    }
+
+    /// The socket showed it is alive in a way the hub does not see (a pong, a journey
+    /// batch): its silence allowance starts again.
+    pub fn heard(&self, conn: ConnId) {
+        self.command(Command::Heard(conn));
     }
 
     /// Runs `f` on the hub's task (REST: reads and acts) and returns what it returns.
@@ -353,6 +360,7 @@ async fn run(
                         sinks.remove(&conn);
                     }
                     Command::Lagged(conn) => hub.handle_agent_lagged(t, conn),
+                    Command::Heard(conn) => hub.handle_heard(t, conn),
                     Command::Call(f) => f(&mut hub, t),
                 }
             }

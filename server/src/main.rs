@@ -174,11 +174,16 @@ async fn serve(
     crate::setup::warn_unbound_keys(directory.as_ref()).await?;
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let grace = cli.grace_period_seconds.clamp(1, 86_400);
+    let heartbeat_timeout =
+        std::time::Duration::from_secs(cli.heartbeat_timeout_seconds.clamp(1, 86_400));
     let hub = crate::hub_task::HubHandle::start(
         store.clone(),
         crate::hub::HubConfig {
             public_url: public_url.clone(),
             grace_period_seconds: grace,
+            visitor_silence_ms: heartbeat_timeout.as_millis() as u64,
+            // Consoles in a background tab may be throttled: three times as long.
+            agent_silence_ms: 3 * heartbeat_timeout.as_millis() as u64,
         },
         crate::hub::Ids::from_entropy(),
         metrics.clone(),
@@ -192,10 +197,6 @@ async fn serve(
         hub: hub.clone(),
         metrics,
         trust_proxy: cli.trust_proxy,
-        // Clamped so that deadline arithmetic (`Instant + 3 × timeout`) cannot overflow.
-        heartbeat_timeout: std::time::Duration::from_secs(
-            cli.heartbeat_timeout_seconds.clamp(1, 86_400),
-        ),
         lookups: crate::auth::LookupLimiter::new(cli.lookup_rate_per_minute),
         journeys,
     });

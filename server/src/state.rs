@@ -24,7 +24,6 @@ pub struct AppState {
     pub hub: HubHandle,
     pub metrics: Arc<Metrics>,
     pub trust_proxy: bool,
-    pub heartbeat_timeout: std::time::Duration,
     pub lookups: LookupLimiter,
     pub journeys: Journeys,
 }

@@ -17,7 +17,7 @@ use covisit::core::protocol::{
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout, Duration, Instant};
+use tokio::time::{timeout, Duration};
 
 use crate::hub::{AgentIdentity, CloseReason, VisitorHello};
 use crate::hub_task::{Out, SocketRx};
@@ -89,6 +89,7 @@ async fn close_for(sink: &mut Sink, reason: CloseReason) {
     match reason {
         CloseReason::Erased => close(sink, 1000, "visitor data erased").await,
         CloseReason::SignedOut => close(sink, 1008, "signed out").await,
+        CloseReason::Silent => close(sink, 1001, "heartbeat timeout").await,
     }
 }
 
@@ -249,8 +250,8 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
     let (short_id, connection_id) = (welcome.short_id, welcome.connection_id);
     // The welcome is the first frame of the hub's queue for this socket (it goes once
-    // the visitor's record is stored).
-    let mut deadline = Instant::now() + state.heartbeat_timeout;
+    // the visitor's record is stored). The hub closes the socket when it stays silent
+    // (frames it handles count; the others are reported with `heard`).
     loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -267,25 +268,20 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                 close(&mut sink, 1013, "too slow").await;
                 break;
             }
-            _ = sleep_until(deadline) => {
-                tracing::info!(visitor = %short_id, "visitor socket silent past the heartbeat timeout; closing");
-                close(&mut sink, 1001, "heartbeat timeout").await;
-                break;
-            }
             frame = stream.next() => {
                 let text = match frame {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
-                        deadline = Instant::now() + state.heartbeat_timeout;
+                        state.hub.heard(conn);
                         if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
-                deadline = Instant::now() + state.heartbeat_timeout;
                 let result = match decode::<VisitorMessage>(&text) {
                     Ok(VisitorMessage::Track { sent_at, events }) => {
+                        state.hub.heard(conn);
                         let id = short_id.clone();
                         let authenticated = state
                             .hub
@@ -303,12 +299,18 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                         };
                         state.journeys.track(&state.hub, input).await.map(|_| ()).map_err(track_error)
                     }
-                    Ok(VisitorMessage::CallLink { token }) => call_link(&state, account_id, &short_id, &token).await,
+                    Ok(VisitorMessage::CallLink { token }) => {
+                        state.hub.heard(conn);
+                        call_link(&state, account_id, &short_id, &token).await
+                    }
                     Ok(msg) => {
                         state.hub.visitor_frame(conn, msg);
                         Ok(())
                     }
-                    Err(e) => Err((e.code().to_string(), e.to_string())),
+                    Err(e) => {
+                        state.hub.heard(conn);
+                        Err((e.code().to_string(), e.to_string()))
+                    }
                 };
                 if let Err((code, message)) = result {
                     if !send_error(&state, &mut sink, &code, &message).await { break }
@@ -563,8 +565,8 @@ async fn agent_socket(
     let (conn, SocketRx { mut rx, kill }) = state.hub.register(true);
     state.hub.agent_connect(conn, who);
     tracing::info!(agent = %agent_id, "agent connected");
-    let silence = state.heartbeat_timeout * 3;
-    let mut deadline = Instant::now() + silence;
+    // The hub closes a silent socket; pings keep a healthy console talking (its pongs
+    // are reported with `heard`).
     let mut ping = tokio::time::interval(AGENT_PING);
     loop {
         tokio::select! {
@@ -583,25 +585,31 @@ async fn agent_socket(
                 break;
             }
             _ = ping.tick() => if sink.send(Message::Ping(Default::default())).await.is_err() { break },
-            _ = sleep_until(deadline) => { close(&mut sink, 1001, "timeout").await; break }
             frame = stream.next() => {
-                deadline = Instant::now() + silence;
                 let text = match frame {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
+                        state.hub.heard(conn);
                         if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
                         continue;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        state.hub.heard(conn);
+                        continue;
+                    }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
                 match decode::<AgentMessage>(&text) {
                     // The REST search's budget: guessing codes must not be cheaper here.
                     Ok(AgentMessage::Search { q }) if crate::auth::is_lookup_code(q.trim()) && !state.lookups.allow(account_id) => {
+                        state.hub.heard(conn);
                         if !send_error(&state, &mut sink, "rate_limited", "too many lookup-code searches; retry in a minute").await { break }
                     }
                     Ok(msg) => state.hub.agent_frame(conn, msg),
-                    Err(e) => if !send_error(&state, &mut sink, e.code(), &e.to_string()).await { break },
+                    Err(e) => {
+                        state.hub.heard(conn);
+                        if !send_error(&state, &mut sink, e.code(), &e.to_string()).await { break }
+                    }
                 }
             }
         }

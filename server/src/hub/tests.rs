@@ -1,5 +1,5 @@
 //! Unit tests of the hub, stepped by hand (no runtime, no clock): lookup codes.
-//! The simulation harness (`server/tests/sim.rs`) drives it with visitors and agents.
+//! The simulation (`hub::sim`) drives it with real SDK clients and agent stand-ins.
 
 use std::collections::HashMap;
 
@@ -31,6 +31,8 @@ fn hub() -> Hub {
         HubConfig {
             public_url: "http://127.0.0.1".into(),
             grace_period_seconds: 30,
+            visitor_silence_ms: 60_000,
+            agent_silence_ms: 180_000,
         },
         Ids::seeded(7),
     )
@@ -98,6 +100,8 @@ fn ids_come_from_the_generator_handed_in() {
             HubConfig {
                 public_url: "http://127.0.0.1".into(),
                 grace_period_seconds: 30,
+                visitor_silence_ms: 60_000,
+                agent_silence_ms: 180_000,
             },
             Ids::seeded(seed),
         );

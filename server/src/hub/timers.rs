@@ -1,5 +1,6 @@
 //! The hub's one deadline queue: every timer (a visitor machine's next deadline, a
-//! lookup code's expiry, the deferred visitor-update broadcast) is an entry here, and
+//! lookup code's expiry, the deferred visitor-update broadcast, a socket's silence
+//! allowance) is an entry here, and
 //! `Hub::poll_timeout` is its earliest. Setting a timer replaces that timer's deadline;
 //! firing early or twice is harmless (callers re-check what is due).
 
@@ -16,6 +17,8 @@ pub enum Timer {
     LookupExpiry(String),
     /// Deferred visitor updates and coalesced url writes are due.
     Broadcast,
+    /// A socket may have been silent too long (its heartbeat allowance).
+    Silence(u64),
 }
 
 #[derive(Debug, Default)]

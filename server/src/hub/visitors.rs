@@ -294,6 +294,7 @@ impl Hub {
                 connection_id: connection_id.clone(),
             },
         );
+        self.listen(now, conn, false);
         let mark = self.outputs.len();
         if let (Some(hash), Some(entry)) = (
             issued.as_ref().map(|s| hash_secret(s)),
@@ -409,6 +410,7 @@ impl Hub {
 
     /// A visitor's tab went away.
     pub fn handle_visitor_disconnect(&mut self, now: Millis, conn: ConnId) {
+        self.heard.remove(&conn);
         let Some(Conn::Visitor {
             short_id,
             connection_id,
@@ -430,6 +432,7 @@ impl Hub {
     /// A frame from a visitor's tab. A refused one is answered with an error frame
     /// (and returned); the socket and the session stay as they were.
     pub fn handle_visitor_frame(&mut self, now: Millis, conn: ConnId, msg: VisitorMessage) {
+        self.handle_heard(now, conn);
         if let Err(e) = self.visitor_frame(now, conn, msg) {
             self.send_error(conn, &e);
         }

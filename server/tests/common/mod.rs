@@ -363,6 +363,22 @@ impl Ws {
         }
     }
 
+    /// Every frame the server sent this socket before it handled a heartbeat sent now:
+    /// frames on one socket keep the order the hub produced them, so whatever the frames
+    /// this socket sent earlier caused (and whatever other sockets' frames, already
+    /// answered, caused for this one) is in the list. A barrier, not a wait.
+    pub async fn frames_until_ack(&mut self) -> Vec<Value> {
+        self.send(json!({"type": "heartbeat"})).await;
+        let mut frames = Vec::new();
+        loop {
+            let f = self.next(WAIT).await.expect("a heartbeat_ack");
+            if f["type"] == "heartbeat_ack" {
+                return frames;
+            }
+            frames.push(f);
+        }
+    }
+
     /// Skips frames until one of type `kind` arrives (panics after 5 s).
     pub async fn expect(&mut self, kind: &str) -> Value {
         self.expect_where(kind, |_| true).await
