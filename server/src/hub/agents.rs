@@ -309,10 +309,15 @@ impl Hub {
                 self.search(now, conn, account_id, &q);
                 Ok(())
             }
+            // An offline visitor (not in memory) is watched all the same: its updates
+            // come when it is back. Ids are bounded like every id of the protocol.
+            AgentMessage::Watch { short_id } if short_id.is_empty() || short_id.len() > 64 => {
+                Err(HubError::UnknownVisitor)
+            }
             AgentMessage::Watch { short_id } => {
                 self.watch(conn, &short_id);
-                if let Some(v) = self.visitor(now, account_id, &short_id) {
-                    self.send_durable(conn, encode(&ServerToAgent::VisitorUpdate { visitor: v }));
+                if let Some(visitor) = self.visitor(now, account_id, &short_id) {
+                    self.send_durable(conn, encode(&ServerToAgent::VisitorUpdate { visitor }));
                 }
                 Ok(())
             }
