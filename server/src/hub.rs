@@ -12,7 +12,7 @@
 //! the seed records (Visitor, Session, Cobrowsesession) in step with it. Each visitor's
 //! timers are driven by one tokio task sleeping until `poll_timeout`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,12 +26,13 @@ use covisit::core::machine::{
     VisitorMachine,
 };
 use covisit::core::model::{
-    Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, DisconnectType,
-    JourneyGeolocation, QualityFeedback, Session, SessionSource, Visitor,
+    Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, Connection,
+    ConnectionStatus, DisconnectType, JourneyGeolocation, QualityFeedback, Session, SessionSource,
+    Visitor,
 };
 use covisit::core::protocol::{
-    encode, AgentMessage, ConnectionHello, ControlPhase, FoundBy, RemoteAction, RemoteKind,
-    ServerToAgent, ServerToVisitor, SessionControl, VisitorMessage, VisitorState,
+    encode, AgentMessage, ConnectionHello, ControlPhase, FoundBy, Ink, RemoteAction, RemoteKind,
+    ServerToAgent, ServerToVisitor, SessionControl, VisitorMessage, VisitorState, INK_COLORS,
     MAX_REMOTE_VALUE_LEN, PROTOCOL_VERSION,
 };
 use covisit::core::Millis;
@@ -147,6 +148,19 @@ struct SessionEntry {
     remote: RemoteActions,
     /// The visitor's page's `agentPrompt` (config), for the agents in the session.
     agent_prompt: Option<String>,
+    /// Drawing and the visitor's tabs (issue 16): see [`SessionWorkspace`].
+    workspace: SessionWorkspace,
+}
+
+/// Issue 16's per-session state, kept in one place so that it ports by hand to the
+/// sans-IO hub: which tab each agent chose to watch (`set_active_connection`), and the
+/// visitor's open tabs as `session_update.connections` shows them.
+#[derive(Debug, Clone, Default)]
+struct SessionWorkspace {
+    /// Agent id → the `uniqueConnectionId` it watches; absent: it follows the visitor.
+    watching: BTreeMap<String, String>,
+    /// The visitor's open tabs, refreshed with every change of the visitor (`after_change`).
+    tabs: Vec<Connection>,
 }
 
 /// Co-browsing state of a session: the remote actions sent to the visitor's page that
@@ -208,6 +222,9 @@ struct VisitorEntry {
     /// Whether the last change-detected view showed a lookup code: its expiry is then
     /// a change worth a full pass (a heartbeat takes the short path otherwise).
     broadcast_code: bool,
+    /// Issue 16: the tabs (`uniqueConnectionId`) whose page set `allowAgentDrawing: false`;
+    /// agents' `draw` for them is refused.
+    no_drawing: HashSet<String>,
 }
 
 struct AgentConn {
@@ -572,6 +589,7 @@ impl Hub {
                     broadcast_at: Millis(0),
                     broadcast_flags: (false, false, false),
                     broadcast_code: false,
+                    no_drawing: HashSet::new(),
                 },
             );
         }
@@ -650,6 +668,12 @@ impl Hub {
             }
         }
         entry.sockets.insert(connection_id.clone(), tx);
+        // Issue 16: this tab's page decides whether agents may draw on it.
+        if config.allow_agent_drawing {
+            entry.no_drawing.remove(&connection_id);
+        } else {
+            entry.no_drawing.insert(connection_id.clone());
+        }
         if let Some(code) = new_code {
             entry.visitor.lookup_code = code;
             entry.lookup_expires = now.plus_seconds(derive::LOOKUP_CODE_TTL_SECONDS);
@@ -672,7 +696,8 @@ impl Hub {
         v.js_configuration = config.permissions != Permissions::default()
             || config.authorization_timeout_seconds
                 != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS
-            || !config.track_page_views;
+            || !config.track_page_views
+            || !config.allow_agent_drawing;
         apply_identity(entry, config.identity);
         // A new visitor, or one from before secrets, gets its secret now: only its hash
         // is kept, and it is written (after the visitor's record) before the welcome.
@@ -1119,6 +1144,15 @@ impl Hub {
             AgentMessage::MirrorResync { session_id } => {
                 self.mirror_resync(account_id, &agent, &session_id)
             }
+            AgentMessage::Draw {
+                session_id,
+                tab,
+                ink,
+            } => self.draw(account_id, &agent, &session_id, &tab, ink),
+            AgentMessage::SetActiveConnection {
+                session_id,
+                unique_connection_id,
+            } => self.set_active_connection(account_id, &agent, &session_id, unique_connection_id),
             AgentMessage::Unknown => Err(HubError::new(
                 "unknown_message_type",
                 "unknown message type",
@@ -1257,6 +1291,180 @@ impl Hub {
         let frame = Utf8Bytes::from(encode(&ServerToVisitor::MirrorResync));
         for tx in entry.sockets.values() {
             self.send(tx, frame.clone());
+        }
+        Ok(())
+    }
+
+    // ----- issue 16: the agents' laser and ink, and the tab each agent watches --------
+    // Self-contained on purpose (the hub is being rewritten as a sans-IO core): `draw`
+    // and `set_active_connection` below, `SessionWorkspace`, `VisitorEntry::no_drawing`
+    // (set in `visitor_connect`), and the `connections`/`watching` of `session_update`.
+
+    /// Relays an agent's laser or ink to the visitor's tab `tab` and to the session's
+    /// other agents: only for an agent in the active session, an open tab of its visitor
+    /// whose page allows drawing, and an ink within the protocol's limits. The first ink
+    /// of each kind is counted in the Session's `features_used` (`laser`, `drawing`).
+    /// The page checks all of it again (`src/core/client/draw.rs`).
+    fn draw(
+        &self,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+        tab: &str,
+        ink: Ink,
+    ) -> Result<(), HubError> {
+        ink.check()
+            .map_err(|why| HubError::new("invalid_argument", why))?;
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let visitor_id = self
+            .agent_session(inner, account_id, &agent.id, session_id)?
+            .session
+            .visitor_id
+            .clone();
+        let entry = inner
+            .visitors
+            .get(&visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or_else(|| HubError::new("wrong_session_state", "the session is not active"))?;
+        if entry
+            .machine
+            .connection(tab)
+            .is_none_or(|c| c.status != ConnectionStatus::Active)
+        {
+            return Err(HubError::new(
+                "unknown_connection",
+                "`tab` is not an open tab of the session's visitor",
+            ));
+        }
+        if entry.no_drawing.contains(tab) {
+            return Err(HubError::new(
+                "permission_denied",
+                "the site's covisit config does not allow this (`allowAgentDrawing` is false)",
+            ));
+        }
+        let tx = entry
+            .sockets
+            .get(tab)
+            .cloned()
+            .ok_or_else(|| HubError::new("visitor_offline", "that tab is not connected"))?;
+        let Some(s) = inner.sessions.get_mut(session_id) else {
+            return Err(HubError::new("unknown_session", "no such session"));
+        };
+        // The agent's colour: its place among the session's agents, as the console
+        // works it out from the same list.
+        let color = s
+            .session
+            .agents
+            .iter()
+            .position(|a| a.id == agent.id)
+            .unwrap_or(0) as u32
+            % INK_COLORS;
+        let new_feature = ink
+            .feature()
+            .filter(|f| !s.session.features_used.iter().any(|x| x == f))
+            .map(|f| s.session.features_used.push(f.to_string()))
+            .is_some();
+        let to_agents = Utf8Bytes::from(encode(&ServerToAgent::Draw {
+            session_id: session_id.to_string(),
+            tab: tab.to_string(),
+            agent_id: agent.id.clone(),
+            name: agent.name.clone(),
+            color,
+            ink: ink.clone(),
+        }));
+        self.send(
+            &tx,
+            encode(&ServerToVisitor::Draw {
+                agent_id: agent.id.clone(),
+                name: agent.name.clone(),
+                color,
+                ink,
+            }),
+        );
+        for a in inner.agents.values().filter(|a| {
+            a.account_id == account_id
+                && a.agent.id != agent.id
+                && s.parts
+                    .iter()
+                    .any(|p| p.left.is_none() && p.agent.id == a.agent.id)
+        }) {
+            self.send(&a.tx, to_agents.clone());
+        }
+        if new_feature {
+            // features_used changed: persisted and announced like any session change.
+            self.after_change(inner, &visitor_id, now);
+        }
+        Ok(())
+    }
+
+    /// The seed's `setActiveConnection`: the agent watches the visitor's tab
+    /// `connection` (a `uniqueConnectionId`; None: it follows the tab the visitor is
+    /// in). Recorded for `session_update.watching`, announced to the session's agents,
+    /// and the tab is asked for a fresh snapshot (within the session's one-a-second
+    /// resync limit). Control is not moved: it stays in the tab it was granted in.
+    fn set_active_connection(
+        &self,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+        connection: Option<String>,
+    ) -> Result<(), HubError> {
+        let now = now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let visitor_id = self
+            .agent_session(inner, account_id, &agent.id, session_id)?
+            .session
+            .visitor_id
+            .clone();
+        let entry = inner
+            .visitors
+            .get(&visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or_else(|| HubError::new("wrong_session_state", "the session is not active"))?;
+        let tx = match &connection {
+            Some(c) => Some(
+                entry
+                    .machine
+                    .connection(c)
+                    .filter(|c| c.status == ConnectionStatus::Active)
+                    .and_then(|_| entry.sockets.get(c))
+                    .cloned()
+                    .ok_or_else(|| {
+                        HubError::new(
+                            "unknown_connection",
+                            "`uniqueConnectionId` is not an open tab of the session's visitor",
+                        )
+                    })?,
+            ),
+            None => None,
+        };
+        let Some(s) = inner.sessions.get_mut(session_id) else {
+            return Err(HubError::new("unknown_session", "no such session"));
+        };
+        match connection {
+            Some(c) => s.workspace.watching.insert(agent.id.clone(), c),
+            None => s.workspace.watching.remove(&agent.id),
+        };
+        if let Some(tx) = tx {
+            if now.0 >= s.remote.last_resync.0 + RESYNC_INTERVAL_MS {
+                s.remote.last_resync = now;
+                self.send(&tx, encode(&ServerToVisitor::MirrorResync));
+            }
+        }
+        let frame = Utf8Bytes::from(session_update(s));
+        for a in inner.agents.values().filter(|a| {
+            a.account_id == account_id && s.parts.iter().any(|p| p.agent.id == a.agent.id)
+        }) {
+            self.send(&a.tx, frame.clone());
         }
         Ok(())
     }
@@ -1434,6 +1642,7 @@ impl Hub {
                 persisted: String::new(),
                 remote: RemoteActions::default(),
                 agent_prompt,
+                workspace: SessionWorkspace::default(),
             },
         );
         self.after_change(inner, short_id, now);
@@ -2016,6 +2225,14 @@ impl Hub {
         let session_frame = touched_session.as_ref().and_then(|sid| {
             let s = inner.sessions.get_mut(sid)?;
             if entry.machine.session_id() == Some(sid.as_str()) {
+                // Issue 16: the visitor's open tabs, for session_update.connections.
+                s.workspace.tabs = entry
+                    .machine
+                    .connections()
+                    .iter()
+                    .filter(|c| c.status == ConnectionStatus::Active)
+                    .cloned()
+                    .collect();
                 s.status = status;
                 s.visitor_comm = entry.machine.communication().cloned();
                 s.controlling = entry.machine.controlling_agent().map(str::to_string);
@@ -2293,6 +2510,12 @@ fn session_update(s: &SessionEntry) -> String {
         communications: communications(s),
         control: s.control.clone(),
         agent_prompt: s.agent_prompt.clone(),
+        connections: if matches!(s.status, SessionStatus::Authorizing | SessionStatus::Active) {
+            s.workspace.tabs.clone()
+        } else {
+            Vec::new()
+        },
+        watching: s.workspace.watching.clone(),
     })
 }
 
