@@ -1369,23 +1369,23 @@ impl Hub {
             .filter(|f| !s.session.features_used.iter().any(|x| x == f))
             .map(|f| s.session.features_used.push(f.to_string()))
             .is_some();
-        let to_agents = Utf8Bytes::from(encode(&ServerToAgent::Draw {
-            session_id: session_id.to_string(),
-            tab: tab.to_string(),
-            agent_id: agent.id.clone(),
-            name: agent.name.clone(),
-            color,
-            ink: ink.clone(),
-        }));
         self.send(
             &tx,
             encode(&ServerToVisitor::Draw {
                 agent_id: agent.id.clone(),
                 name: agent.name.clone(),
                 color,
-                ink,
+                ink: Json::from(&ink),
             }),
         );
+        let to_agents = Utf8Bytes::from(encode(&ServerToAgent::Draw {
+            session_id: session_id.to_string(),
+            tab: tab.to_string(),
+            agent_id: agent.id.clone(),
+            name: agent.name.clone(),
+            color,
+            ink,
+        }));
         for a in inner.agents.values().filter(|a| {
             a.account_id == account_id
                 && a.agent.id != agent.id

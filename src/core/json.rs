@@ -108,13 +108,6 @@ impl Json {
         }
     }
 
-    pub fn as_i64(&self) -> Option<i64> {
-        match self {
-            Json::Number(n) => n.as_i64(),
-            _ => None,
-        }
-    }
-
     pub fn as_array(&self) -> Option<&Vec<Json>> {
         match self {
             Json::Array(a) => Some(a),

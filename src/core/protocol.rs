@@ -193,11 +193,16 @@ pub enum ServerToVisitor {
     /// Co-browsing: the agent `agent_id` (`name`, ink colour `color`: an index into the
     /// palette of [`INK_COLORS`]) points or draws on this tab. Shown only while the
     /// session is active and the page's `allowAgentDrawing` is true.
+    ///
+    /// `ink` is an [`Ink`] (the server writes only checked ones) carried as JSON: the SDK
+    /// checks that it is an object and hands it to the page's drawing layer, which reads
+    /// it number by number and trusts none of it. Decoding it field by field in Rust
+    /// cost the first-load bundle 3 KB of its 60 (issue 16).
     Draw {
         agent_id: String,
         name: String,
         color: u32,
-        ink: Ink,
+        ink: Json,
     },
     #[serde(other)]
     Unknown,
@@ -243,15 +248,6 @@ impl Fields {
             .and_then(|v| v.as_u64())
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| ["field `", key, "` must be a whole number"].concat())
-    }
-
-    /// A whole number within ±[`MAX_INK_COORD`] (ink coordinates may be negative).
-    fn coord(&mut self, key: &'static str) -> Result<i32, String> {
-        self.0
-            .remove(key)
-            .as_ref()
-            .and_then(coord_of)
-            .ok_or_else(|| ["field `", key, "` must be a whole number within ±1000000"].concat())
     }
 
     fn object(&mut self, key: &'static str) -> Result<Fields, String> {
@@ -666,6 +662,8 @@ pub const INK_COLORS: u32 = 8;
 pub const MAX_INK_COORD: i32 = 1_000_000;
 /// The most points one `stroke` frame carries (a longer stroke comes in several frames).
 pub const MAX_INK_POINTS: usize = 256;
+/// The largest `ink` the SDK takes, as JSON text (256 points of ±1000000 fit in 5 KiB).
+pub const MAX_INK_JSON: usize = 8 * 1024;
 
 /// Co-browsing: what an agent shows on the visitor's page without control, anchored to
 /// the page's content. `node` is a mirror node id of the tab (docs/MIRROR.md; 0: the
@@ -709,6 +707,16 @@ pub enum InkShape {
     Arrow,
 }
 
+/// An ink as `ServerToVisitor::Draw` carries it (the server's side; the SDK never
+/// writes one).
+impl From<&Ink> for Json {
+    fn from(ink: &Ink) -> Json {
+        serde_json::to_value(ink)
+            .map(Json::from)
+            .unwrap_or(Json::Null)
+    }
+}
+
 impl Ink {
     /// The Session `features_used` entry this ink records.
     pub fn feature(&self) -> Option<&'static str> {
@@ -749,61 +757,22 @@ impl Ink {
     }
 }
 
-/// A whole number within ±[`MAX_INK_COORD`].
-fn coord_of(v: &Json) -> Option<i32> {
-    v.as_i64()
-        .filter(|n| n.unsigned_abs() <= MAX_INK_COORD as u64)
-        .map(|n| n as i32) // within ±MAX_INK_COORD: it fits
-}
-
-/// The `draw` frame of the hand-written `ServerToVisitor` decoder: every number checked,
-/// nothing but the known fields kept (the page draws only what this returns).
+/// The `draw` frame of the hand-written `ServerToVisitor` decoder: the colour within the
+/// palette, the ink an object of at most [`MAX_INK_JSON`] bytes; its fields are the
+/// drawing layer's to read (see [`ServerToVisitor::Draw`]).
 fn draw_frame_from_fields(mut f: Fields) -> Result<ServerToVisitor, String> {
     let agent_id = f.text("agent_id")?;
     let name = f.text("name")?;
     let color = f.number("color")?;
-    let mut a = f.object("ink")?;
-    let ink = match a.text("kind")?.as_str() {
-        "laser" => Ink::Laser {
-            node: a.number("node")?,
-            ox: a.coord("ox")?,
-            oy: a.coord("oy")?,
-            x: a.coord("x")?,
-            y: a.coord("y")?,
-        },
-        "stroke" => {
-            let points = match a.0.remove("points") {
-                Some(Json::Array(items)) if items.len() <= MAX_INK_POINTS => items
-                    .into_iter()
-                    .map(|p| match p.as_array().map(Vec::as_slice) {
-                        Some([x, y]) => coord_of(x).zip(coord_of(y)).map(|(x, y)| [x, y]),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or("field `points` must hold [x, y] pairs of whole numbers")?,
-                _ => return Err("field `points` must be an array of at most 256 points".into()),
-            };
-            Ink::Stroke {
-                id: a.number("id")?,
-                node: a.number("node")?,
-                ox: a.coord("ox")?,
-                oy: a.coord("oy")?,
-                shape: a.one_of(
-                    "shape",
-                    &[("free", InkShape::Free), ("arrow", InkShape::Arrow)],
-                )?,
-                pinned: a.flag("pinned")?,
-                done: a.flag("done")?,
-                points,
-            }
-        }
-        "clear" => Ink::Clear,
-        _ => return Err("field `ink.kind` has an unknown value".into()),
-    };
     if color >= INK_COLORS {
         return Err("field `color` must be below 8".into());
     }
-    ink.check().map_err(str::to_string)?;
+    let ink = f
+        .opt_object("ink")?
+        .ok_or("field `ink` must be an object")?;
+    if ink.to_text().len() > MAX_INK_JSON {
+        return Err("field `ink` is too large".into());
+    }
     Ok(ServerToVisitor::Draw {
         agent_id,
         name,
@@ -1105,7 +1074,7 @@ mod tests {
                 agent_id: "u_1".into(),
                 name: "Ada <img src=x onerror=alert(1)>".into(),
                 color: 7,
-                ink: Ink::Stroke {
+                ink: Json::from(&Ink::Stroke {
                     id: 3,
                     node: 0,
                     ox: -5,
@@ -1114,25 +1083,25 @@ mod tests {
                     pinned: true,
                     done: true,
                     points: vec![[0, 0], [-MAX_INK_COORD, MAX_INK_COORD]],
-                },
+                }),
             },
             ServerToVisitor::Draw {
                 agent_id: "u_1".into(),
                 name: String::new(),
                 color: 0,
-                ink: Ink::Laser {
+                ink: Json::from(&Ink::Laser {
                     node: 12,
                     ox: 0,
                     oy: 0,
                     x: 3,
                     y: -4,
-                },
+                }),
             },
             ServerToVisitor::Draw {
                 agent_id: "u_1".into(),
                 name: "x".into(),
                 color: 0,
-                ink: Ink::Clear,
+                ink: Json::from(&Ink::Clear),
             },
         ];
         for frame in frames {

@@ -87,4 +87,10 @@ export class Capture {
     this.granted = granted;
     if (this.mirror) this.mirror.control(granted);
   }
+
+  /** The page's node of a mirror node id (0: the document), or null: where an agent's
+   * ink hangs (draw.js). */
+  find(id) {
+    return this.mirror && this.mirror.on ? this.mirror.find(id) : null;
+  }
 }
