@@ -145,7 +145,7 @@ export class DrawLayer {
   }
 
   stroke(agent, label, color, ink) {
-    const key = `${agent}\n${num(ink.id)}`;
+    const key = `${agent}\n${Number(ink.id) >>> 0}`;
     let s = this.inks.get(key);
     const points = Array.isArray(ink.points)
       ? ink.points.slice(0, 256).filter(Array.isArray).map((p) => [num(p[0]), num(p[1])])
