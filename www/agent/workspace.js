@@ -250,6 +250,12 @@ export class Workspace {
   /** A batch reached one of the session's tab mirrors. */
   mirrorChanged(m, t) {
     m.board?.changed(t);
+    // A tab this agent chose before (a reload) shows once its mirror is there.
+    const want = m.entry?.watching?.[this.me()?.id];
+    if (want && want === t.tab && !m.view.chosen && m.pendingChoice === undefined) {
+      m.view.chosen = want;
+      m.view.select(want);
+    }
     this.renderTabs(m);
   }
 
