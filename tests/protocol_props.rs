@@ -205,11 +205,25 @@ fn coord() -> impl Strategy<Value = i32> {
 /// Inks within the protocol's limits (`Ink::check`).
 fn ink() -> impl Strategy<Value = Ink> {
     prop_oneof![
-        (any::<u32>(), coord(), coord(), coord(), coord())
-            .prop_map(|(node, ox, oy, x, y)| Ink::Laser { node, ox, oy, x, y }),
         (
             any::<u32>(),
             any::<u32>(),
+            coord(),
+            coord(),
+            coord(),
+            coord()
+        )
+            .prop_map(|(node, epoch, ox, oy, x, y)| Ink::Laser {
+                node,
+                epoch,
+                ox,
+                oy,
+                x,
+                y
+            }),
+        (
+            any::<u32>(),
+            (any::<u32>(), any::<u32>()),
             coord(),
             coord(),
             any::<bool>(),
@@ -217,10 +231,11 @@ fn ink() -> impl Strategy<Value = Ink> {
             any::<bool>(),
             prop::collection::vec([coord(), coord()], 1..=MAX_INK_POINTS),
         )
-            .prop_map(
-                |(id, node, ox, oy, arrow, pinned, done, points)| Ink::Stroke {
+            .prop_map(|(id, (node, epoch), ox, oy, arrow, pinned, done, points)| {
+                Ink::Stroke {
                     id,
                     node,
+                    epoch,
                     ox,
                     oy,
                     shape: if arrow {
@@ -232,7 +247,7 @@ fn ink() -> impl Strategy<Value = Ink> {
                     done,
                     points,
                 }
-            ),
+            }),
         Just(Ink::Clear),
     ]
 }

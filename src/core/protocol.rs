@@ -669,14 +669,17 @@ pub const MAX_INK_JSON: usize = 8 * 1024;
 /// the page's content. `node` is a mirror node id of the tab (docs/MIRROR.md; 0: the
 /// document) and `ox`/`oy` where that node's box began in the page (document pixels)
 /// when the agent drew: the page places the ink relative to the node wherever it is
-/// now, and at `ox`/`oy` when it no longer has the node. Points are CSS pixels from
-/// that origin.
+/// now, and at `ox`/`oy` when it no longer has the node (or `epoch`, the mirror epoch
+/// the id belongs to, is not the page's current one: ids are per epoch). Points are CSS
+/// pixels from that origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ink {
     /// The agent's laser dot; it fades unless it moves again.
     Laser {
         node: u32,
+        #[serde(default)]
+        epoch: u32,
         ox: i32,
         oy: i32,
         x: i32,
@@ -688,6 +691,9 @@ pub enum Ink {
     Stroke {
         id: u32,
         node: u32,
+        /// The mirror epoch `node` belongs to (0: unknown, the node is taken as it is).
+        #[serde(default)]
+        epoch: u32,
         ox: i32,
         oy: i32,
         shape: InkShape,
@@ -1077,6 +1083,7 @@ mod tests {
                 ink: Json::from(&Ink::Stroke {
                     id: 3,
                     node: 0,
+                    epoch: 0,
                     ox: -5,
                     oy: 900,
                     shape: InkShape::Arrow,
@@ -1091,6 +1098,7 @@ mod tests {
                 color: 0,
                 ink: Json::from(&Ink::Laser {
                     node: 12,
+                    epoch: 991_234,
                     ox: 0,
                     oy: 0,
                     x: 3,

@@ -73,7 +73,8 @@ function pathOf(shape, points) {
 }
 
 export class DrawLayer {
-  /** `root`: the SDK's shadow root; `find(id)`: the page node of a mirror node id (or null). */
+  /** `root`: the SDK's shadow root; `find(id, epoch)`: the page node of a mirror node id
+   * of that mirror epoch (or null). */
   constructor(root, find) {
     this.root = root;
     this.find = find;
@@ -187,8 +188,9 @@ export class DrawLayer {
 
   /** Where an ink hangs: its element (looked up once, and again only if it left the page). */
   anchor(ink, previous) {
-    const id = num(ink.node);
-    const a = previous && previous.id === id ? previous : { id, ref: null, at: 0 };
+    const id = Number(ink.node) >>> 0;
+    const epoch = Number(ink.epoch) >>> 0;
+    const a = previous && previous.id === id && previous.epoch === epoch ? previous : { id, epoch, ref: null, at: 0 };
     a.ox = num(ink.ox);
     a.oy = num(ink.oy);
     return a;
@@ -200,7 +202,7 @@ export class DrawLayer {
     if ((!el || !el.isConnected) && performance.now() - a.at >= RESOLVE_MS) {
       a.at = performance.now();
       let found = null;
-      try { found = this.find(a.id); } catch { found = null; }
+      try { found = this.find(a.id, a.epoch); } catch { found = null; }
       a.ref = found ? new WeakRef(found) : null;
       el = found;
     }

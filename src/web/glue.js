@@ -300,7 +300,7 @@ export class Ui {
     this.drawQueue = [];
     this.drawLoading = import(/* webpackIgnore: true */ /* @vite-ignore */ url).then((m) => {
       if (gen !== this.drawGen) return; // stopped meanwhile
-      const find = (id) => (this.drawCapture && this.drawCapture.find ? this.drawCapture.find(id) : null);
+      const find = (id, epoch) => (this.drawCapture && this.drawCapture.find ? this.drawCapture.find(id, epoch) : null);
       this.drawLayer = new m.DrawLayer(this.ensureRoot(), find);
       for (const args of this.drawQueue.splice(0)) this.drawLayer.ink(...args);
     }, (e) => {

@@ -150,7 +150,8 @@ export class DrawBoard {
 
   origin(b, a) {
     const { t } = b;
-    const el = t.nodes && t.nodes.get(a.id);
+    // Node ids are per mirror epoch: an ink of an older snapshot keeps its place in the page.
+    const el = (a.id === 0 || !a.epoch || a.epoch === t.epoch) && t.nodes ? t.nodes.get(a.id) : null;
     if (el && el.isConnected) {
       if (el.nodeType === 9 && el.defaultView) {
         const f = frameOffset(el, t.doc);
@@ -190,11 +191,11 @@ export class DrawBoard {
       if (id !== undefined && n.nodeType === 1 && n.getBoundingClientRect) {
         const r = n.getBoundingClientRect();
         const w = t.win;
-        return { id, ox: clamp(r.left + (w ? w.scrollX : 0)), oy: clamp(r.top + (w ? w.scrollY : 0)), left: r.left, top: r.top };
+        return { id, epoch: t.epoch >>> 0, ox: clamp(r.left + (w ? w.scrollX : 0)), oy: clamp(r.top + (w ? w.scrollY : 0)), left: r.left, top: r.top };
       }
     }
     const w = t.win;
-    return { id: 0, ox: 0, oy: 0, left: -(w ? w.scrollX : 0), top: -(w ? w.scrollY : 0) };
+    return { id: 0, epoch: t.epoch >>> 0, ox: 0, oy: 0, left: -(w ? w.scrollX : 0), top: -(w ? w.scrollY : 0) };
   }
 
   // ----- the agent drawing -------------------------------------------------------------
@@ -209,7 +210,7 @@ export class DrawBoard {
       if (!points.length && !done) return;
       if (!points.length) points.push(stroke.points[stroke.points.length - 1]);
       this.out(b.tab, {
-        kind: 'stroke', id: stroke.id, node: stroke.anchor.id, ox: stroke.anchor.ox, oy: stroke.anchor.oy,
+        kind: 'stroke', id: stroke.id, node: stroke.anchor.id, epoch: stroke.anchor.epoch, ox: stroke.anchor.ox, oy: stroke.anchor.oy,
         shape: stroke.shape, pinned: stroke.pinned, done: done && !stroke.pending.length, points,
       });
       if (stroke.pending.length) flush(done);
@@ -227,7 +228,7 @@ export class DrawBoard {
         pinned: this.pinned, points: [first], pending: this.tool === 'arrow' ? [] : [first],
       };
       this.show(b, this.me(), null, this.colorOf(this.me()), {
-        kind: 'stroke', id: stroke.id, node: anchor.id, ox: anchor.ox, oy: anchor.oy, shape: stroke.shape,
+        kind: 'stroke', id: stroke.id, node: anchor.id, epoch: anchor.epoch, ox: anchor.ox, oy: anchor.oy, shape: stroke.shape,
         pinned: stroke.pinned, done: false, points: [first],
       });
       if (stroke.shape === 'free') stroke.timer = setInterval(() => flush(false), STROKE_EVERY_MS);
@@ -247,7 +248,7 @@ export class DrawBoard {
       const [x, y] = this.point(b, e);
       if (this.tool === 'laser') {
         const w = b.t.win;
-        const ink = { kind: 'laser', node: 0, ox: 0, oy: 0, x: clamp(x + (w ? w.scrollX : 0)), y: clamp(y + (w ? w.scrollY : 0)) };
+        const ink = { kind: 'laser', node: 0, epoch: b.t.epoch >>> 0, ox: 0, oy: 0, x: clamp(x + (w ? w.scrollX : 0)), y: clamp(y + (w ? w.scrollY : 0)) };
         this.show(b, this.me(), null, this.colorOf(this.me()), ink);
         laserNext = ink;
         const wait = LASER_EVERY_MS - (performance.now() - lastLaser);
@@ -316,7 +317,7 @@ export class DrawBoard {
   /** Shows (or extends) an ink on the tab's overlay. `name` null: this agent's own. */
   show(b, agent, name, color, ink) {
     const label = name === null ? 'You' : (name || 'Agent').slice(0, 64);
-    const anchor = { id: ink.node >>> 0, ox: clamp(ink.ox), oy: clamp(ink.oy) };
+    const anchor = { id: ink.node >>> 0, epoch: ink.epoch >>> 0, ox: clamp(ink.ox), oy: clamp(ink.oy) };
     if (ink.kind === 'laser') {
       let l = b.lasers.get(agent);
       if (!l) {

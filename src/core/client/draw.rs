@@ -111,6 +111,7 @@ mod tests {
         Json::from(&Ink::Stroke {
             id: 1,
             node: 4,
+            epoch: 7,
             ox: 10,
             oy: 20,
             shape: InkShape::Free,
