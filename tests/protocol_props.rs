@@ -6,8 +6,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use covisit::core::protocol::{
-    decode, encode, AgentMessage, ConnectionHello, FoundBy, ProtocolError, ServerToAgent,
-    ServerToVisitor, VisitorMessage, WireMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    decode, encode, AgentMessage, ConnectionHello, FoundBy, Ink, InkShape, ProtocolError,
+    ServerToAgent, ServerToVisitor, VisitorMessage, WireMessage, INK_COLORS, MAX_FRAME_BYTES,
+    MAX_INK_COORD, MAX_INK_POINTS, PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -41,6 +42,8 @@ const AGENT_TYPES: &[&str] = &[
     "note",
     "request_control",
     "release_control",
+    "draw",
+    "set_active_connection",
 ];
 
 fn text() -> impl Strategy<Value = String> {
@@ -181,6 +184,71 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         (text(), text()).prop_map(|(session_id, text)| AgentMessage::Note { session_id, text }),
         text().prop_map(|session_id| AgentMessage::RequestControl { session_id }),
         text().prop_map(|session_id| AgentMessage::ReleaseControl { session_id }),
+        (text(), text(), ink()).prop_map(|(session_id, tab, ink)| AgentMessage::Draw {
+            session_id,
+            tab,
+            ink
+        }),
+        (text(), opt_text()).prop_map(|(session_id, unique_connection_id)| {
+            AgentMessage::SetActiveConnection {
+                session_id,
+                unique_connection_id,
+            }
+        }),
+    ]
+}
+
+fn coord() -> impl Strategy<Value = i32> {
+    -MAX_INK_COORD..=MAX_INK_COORD
+}
+
+/// Inks within the protocol's limits (`Ink::check`).
+fn ink() -> impl Strategy<Value = Ink> {
+    prop_oneof![
+        (
+            any::<u32>(),
+            any::<u32>(),
+            coord(),
+            coord(),
+            coord(),
+            coord()
+        )
+            .prop_map(|(node, epoch, ox, oy, x, y)| Ink::Laser {
+                node,
+                epoch,
+                ox,
+                oy,
+                x,
+                y
+            }),
+        (
+            any::<u32>(),
+            (any::<u32>(), any::<u32>()),
+            coord(),
+            coord(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec([coord(), coord()], 1..=MAX_INK_POINTS),
+        )
+            .prop_map(|(id, (node, epoch), ox, oy, arrow, pinned, done, points)| {
+                Ink::Stroke {
+                    id,
+                    node,
+                    epoch,
+                    ox,
+                    oy,
+                    shape: if arrow {
+                        InkShape::Arrow
+                    } else {
+                        InkShape::Free
+                    },
+                    pinned,
+                    done,
+                    points,
+                }
+            }),
+        Just(Ink::Clear),
     ]
 }
 
@@ -251,6 +319,23 @@ fn truncations_fail<M: WireMessage + std::fmt::Debug>(
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The SDK's hand-written decoder reads back every `draw` frame the server writes
+    /// (inks within the limits fit its size bound), and refuses a colour outside the palette.
+    #[test]
+    fn draw_frames_round_trip_through_the_sdk_decoder(
+        agent_id in text(),
+        name in text(),
+        color in 0..INK_COLORS,
+        ink in ink(),
+    ) {
+        let frame = ServerToVisitor::Draw { agent_id, name, color, ink: (&ink).into() };
+        let text = encode(&frame);
+        prop_assert!(text.len() <= MAX_FRAME_BYTES, "{} bytes", text.len());
+        prop_assert_eq!(decode::<ServerToVisitor>(&text), Ok(frame.clone()));
+        let off = text.replacen(&format!("\"color\":{color}"), &format!("\"color\":{}", color + INK_COLORS), 1);
+        prop_assert_eq!(decode::<ServerToVisitor>(&off).unwrap_err().code(), "malformed_frame");
+    }
 
     #[test]
     fn visitor_messages_round_trip(message in visitor_message()) {

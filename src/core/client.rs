@@ -24,7 +24,9 @@ use crate::core::protocol::{
 };
 use crate::core::Millis;
 
+mod draw;
 mod mirror;
+pub use draw::{DrawCommand, MAX_INK_NAME};
 pub use mirror::MirrorCommand;
 
 /// Seconds between heartbeats while connected (the server drops sockets silent for 45).
@@ -87,6 +89,8 @@ pub enum Output {
     Event(ClientEvent),
     /// Co-browsing: tell the page's mirror capture (see [`mirror`]).
     Mirror(MirrorCommand),
+    /// Agents' laser and ink: tell the page's drawing layer (see [`draw`]).
+    Draw(DrawCommand),
 }
 
 /// The SDK's events (SPEC.md section 3), with their payloads in camelCase.
@@ -656,6 +660,12 @@ impl VisitorClient {
                 action,
             } => self.handle_remote_action(id, agent_id, action),
             ServerToVisitor::MirrorResync => self.mirror_start(),
+            ServerToVisitor::Draw {
+                agent_id,
+                name,
+                color,
+                ink,
+            } => self.handle_draw(agent_id, name, color, ink),
             ServerToVisitor::State { state } => self.apply_state(*state),
             ServerToVisitor::Error(e) => {
                 if self.link == Link::AwaitingWelcome {
@@ -1092,6 +1102,7 @@ impl VisitorClient {
         // already stopped capture).
         if self.status == SessionStatus::Active {
             self.mirror_command(MirrorCommand::Stop);
+            self.draw_stop();
         }
         self.outputs.push_back(Output::Close);
     }
@@ -1198,6 +1209,7 @@ impl VisitorClient {
             self.event(ClientEvent::ControlEnd { agent_id });
         }
         self.mirror_command(MirrorCommand::Stop);
+        self.draw_stop();
         self.status = SessionStatus::Ended;
         self.visitor.is_in_session = false;
         self.timers[ClientTimer::Authorization as usize] = None;

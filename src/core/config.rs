@@ -124,6 +124,10 @@ pub struct Config {
     /// `trackPageViews`: journey page views on load and SPA navigation (default true).
     /// Off, the page records them itself with `trackPageView()`.
     pub track_page_views: bool,
+    /// `allowAgentDrawing`: agents may point (laser) and draw on the page during a
+    /// session, without control (default true). Off, the SDK shows none of it, whatever
+    /// a frame asks, and the server refuses the agents' `draw` for this tab.
+    pub allow_agent_drawing: bool,
     pub identity: IdentityUpdate,
 }
 
@@ -240,6 +244,7 @@ const OTHER_KEYS: &[(&str, Kind)] = &[
     ("authorizationPromptMessage", Kind::NullableText),
     ("maskedElements", Kind::TextList),
     ("trackPageViews", Kind::Bool),
+    ("allowAgentDrawing", Kind::Bool),
 ];
 
 fn type_name(v: &Json) -> &'static str {
@@ -472,6 +477,7 @@ pub fn parse_config(value: &Json) -> Result<Config, ConfigError> {
             })
             .unwrap_or_default(),
         track_page_views: !matches!(map.get("trackPageViews"), Some(Json::Bool(false))),
+        allow_agent_drawing: !matches!(map.get("allowAgentDrawing"), Some(Json::Bool(false))),
         identity: identity_from(map),
     })
 }
@@ -503,6 +509,32 @@ mod tests {
         assert!(
             c.track_page_views,
             "page views are tracked unless the page says not"
+        );
+        assert!(
+            c.allow_agent_drawing,
+            "agents may draw unless the page says not"
+        );
+    }
+
+    #[test]
+    fn allow_agent_drawing_is_a_boolean_that_turns_drawing_off() {
+        let base = |v: Json| {
+            let mut m = Object::new();
+            m.insert("apiKey".into(), Json::from("pk"));
+            m.insert("server".into(), Json::from("https://x.test"));
+            m.insert("allowAgentDrawing".into(), v);
+            parse_config(&Json::Object(m))
+        };
+        assert!(!base(Json::Bool(false)).unwrap().allow_agent_drawing);
+        assert!(base(Json::Bool(true)).unwrap().allow_agent_drawing);
+        assert_eq!(
+            base(Json::from("no")).unwrap_err().code(),
+            "config_wrong_type"
+        );
+        // Not a seed Connection field: it never shows up among the permissions.
+        assert_eq!(
+            base(Json::Bool(false)).unwrap().permissions,
+            Permissions::default()
         );
     }
 

@@ -291,6 +291,20 @@ pub enum ServerToVisitor {
     },
     /// Co-browsing: an agent needs a fresh snapshot of the page (new epoch).
     MirrorResync,
+    /// Co-browsing: the agent `agent_id` (`name`, ink colour `color`: an index into the
+    /// palette of [`INK_COLORS`]) points or draws on this tab. Shown only while the
+    /// session is active and the page's `allowAgentDrawing` is true.
+    ///
+    /// `ink` is an [`Ink`] (the server writes only checked ones) carried as JSON: the SDK
+    /// checks that it is an object and hands it to the page's drawing layer, which reads
+    /// it number by number and trusts none of it. Decoding it field by field in Rust
+    /// cost the first-load bundle 3 KB of its 60 (issue 16).
+    Draw {
+        agent_id: String,
+        name: String,
+        color: u32,
+        ink: Json,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -465,6 +479,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
             message: f.text("message")?,
         }),
         "remote_action" | "mirror_resync" => mirror_frame_from_fields(&kind, f)?,
+        "draw" => draw_frame_from_fields(f)?,
         _ => ServerToVisitor::Unknown,
     })
 }
@@ -518,6 +533,21 @@ pub enum AgentMessage {
         #[serde(default)]
         tab: Option<String>,
         action: RemoteAction,
+    },
+    /// Co-browsing: point or draw on the visitor's tab `tab` (its `uniqueConnectionId`),
+    /// without control. Relayed to that tab and to the session's other agents.
+    Draw {
+        session_id: String,
+        tab: String,
+        ink: Ink,
+    },
+    /// The seed's `setActiveConnection`: the tab (`uniqueConnectionId`) this agent
+    /// watches; null to follow the tab the visitor is in. Recorded in
+    /// `session_update.watching`; the tab is asked for a fresh snapshot.
+    SetActiveConnection {
+        session_id: String,
+        #[serde(rename = "uniqueConnectionId")]
+        unique_connection_id: Option<String>,
     },
     /// Co-browsing: ask the visitor's tabs for a fresh snapshot (e.g. after joining).
     MirrorResync {
@@ -595,6 +625,13 @@ pub enum ServerToAgent {
         /// What the visitor's page tells agents (its `agentPrompt` config), if anything.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent_prompt: Option<String>,
+        /// The visitor's open tabs (seed Connection objects), while the session is live.
+        #[serde(default)]
+        connections: Vec<Connection>,
+        /// The tab each agent chose to watch (`set_active_connection`): agent id →
+        /// `uniqueConnectionId`. An agent not named follows the tab the visitor is in.
+        #[serde(default)]
+        watching: std::collections::BTreeMap<String, String>,
     },
     HeartbeatAck,
     Error(ErrorFrame),
@@ -617,6 +654,16 @@ pub enum ServerToAgent {
         kind: RemoteKind,
         ok: bool,
         reason: Option<String>,
+    },
+    /// Co-browsing: another agent of the session points or draws on the visitor's tab
+    /// `tab` (as the visitor's tab gets it, see [`ServerToVisitor::Draw`]).
+    Draw {
+        session_id: String,
+        tab: String,
+        agent_id: String,
+        name: String,
+        color: u32,
+        ink: Ink,
     },
     #[serde(other)]
     Unknown,
@@ -721,6 +768,139 @@ impl RemoteKind {
             RemoteKind::Pointer => None,
         }
     }
+}
+
+/// How many ink colours there are: an agent's colour is its index in the session's
+/// `agents` (the seed Session's, in the order they joined) modulo this. The SDK and the
+/// console map the index to the same palette, so no colour string crosses the wire.
+pub const INK_COLORS: u32 = 8;
+/// Ink coordinates are CSS pixels within ±this.
+pub const MAX_INK_COORD: i32 = 1_000_000;
+/// The most points one `stroke` frame carries (a longer stroke comes in several frames).
+pub const MAX_INK_POINTS: usize = 256;
+/// The largest `ink` the SDK takes, as JSON text (256 points of ±1000000 fit in 5 KiB).
+pub const MAX_INK_JSON: usize = 8 * 1024;
+
+/// Co-browsing: what an agent shows on the visitor's page without control, anchored to
+/// the page's content. `node` is a mirror node id of the tab (docs/MIRROR.md; 0: the
+/// document) and `ox`/`oy` where that node's box began in the page (document pixels)
+/// when the agent drew: the page places the ink relative to the node wherever it is
+/// now, and at `ox`/`oy` when it no longer has the node (or `epoch`, the mirror epoch
+/// the id belongs to, is not the page's current one: ids are per epoch). Points are CSS
+/// pixels from that origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ink {
+    /// The agent's laser dot; it fades unless it moves again.
+    Laser {
+        node: u32,
+        #[serde(default)]
+        epoch: u32,
+        ox: i32,
+        oy: i32,
+        x: i32,
+        y: i32,
+    },
+    /// Freehand ink or an arrow (from its first point to its last). A frame with a new
+    /// `id` starts the stroke; more frames with that `id` add `points`; `done` when the
+    /// agent let go, after which it fades in a few seconds unless `pinned`.
+    Stroke {
+        id: u32,
+        node: u32,
+        /// The mirror epoch `node` belongs to (0: unknown, the node is taken as it is).
+        #[serde(default)]
+        epoch: u32,
+        ox: i32,
+        oy: i32,
+        shape: InkShape,
+        pinned: bool,
+        done: bool,
+        points: Vec<[i32; 2]>,
+    },
+    /// Take away every ink of this agent.
+    Clear,
+}
+
+/// The shapes of an [`Ink::Stroke`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InkShape {
+    Free,
+    Arrow,
+}
+
+/// An ink as `ServerToVisitor::Draw` carries it (the server's side; the SDK never
+/// writes one).
+impl From<&Ink> for Json {
+    fn from(ink: &Ink) -> Json {
+        serde_json::to_value(ink)
+            .map(Json::from)
+            .unwrap_or(Json::Null)
+    }
+}
+
+impl Ink {
+    /// The Session `features_used` entry this ink records.
+    pub fn feature(&self) -> Option<&'static str> {
+        match self {
+            Ink::Laser { .. } => Some("laser"),
+            Ink::Stroke { .. } => Some("drawing"),
+            Ink::Clear => None,
+        }
+    }
+
+    /// Checks the limits a decoder cannot: coordinates within ±[`MAX_INK_COORD`], at
+    /// most [`MAX_INK_POINTS`] points (at least one).
+    pub fn check(&self) -> Result<(), &'static str> {
+        let ok = |v: i32| v.unsigned_abs() <= MAX_INK_COORD as u32;
+        match self {
+            Ink::Laser { ox, oy, x, y, .. } => {
+                if [*ox, *oy, *x, *y].into_iter().all(ok) {
+                    Ok(())
+                } else {
+                    Err("ink coordinates must be within ±1000000")
+                }
+            }
+            Ink::Stroke { ox, oy, points, .. } => {
+                if points.is_empty() || points.len() > MAX_INK_POINTS {
+                    Err("a stroke frame carries 1 to 256 points")
+                } else if [*ox, *oy]
+                    .into_iter()
+                    .chain(points.iter().flatten().copied())
+                    .all(ok)
+                {
+                    Ok(())
+                } else {
+                    Err("ink coordinates must be within ±1000000")
+                }
+            }
+            Ink::Clear => Ok(()),
+        }
+    }
+}
+
+/// The `draw` frame of the hand-written `ServerToVisitor` decoder: the colour within the
+/// palette, the ink an object of at most [`MAX_INK_JSON`] bytes; its fields are the
+/// drawing layer's to read (see [`ServerToVisitor::Draw`]).
+fn draw_frame_from_fields(mut f: Fields) -> Result<ServerToVisitor, String> {
+    let agent_id = f.text("agent_id")?;
+    let name = f.text("name")?;
+    let color = f.number("color")?;
+    if color >= INK_COLORS {
+        return Err("field `color` must be below 8".into());
+    }
+    let ink = f
+        .opt_object("ink")?
+        .ok_or("field `ink` must be an object")?;
+    if ink.to_text().len() > MAX_INK_JSON {
+        return Err("field `ink` is too large".into());
+    }
+    Ok(ServerToVisitor::Draw {
+        agent_id,
+        name,
+        color,
+        ink,
+    })
 }
 
 /// The co-browsing frames of the hand-written `ServerToVisitor` decoder.
@@ -1089,6 +1269,41 @@ mod tests {
                 id: 11,
                 agent_id: "a_1".into(),
                 action: RemoteAction::Pointer { x: 1, y: 2 },
+            },
+            ServerToVisitor::Draw {
+                agent_id: "u_1".into(),
+                name: "Ada <img src=x onerror=alert(1)>".into(),
+                color: 7,
+                ink: Json::from(&Ink::Stroke {
+                    id: 3,
+                    node: 0,
+                    epoch: 0,
+                    ox: -5,
+                    oy: 900,
+                    shape: InkShape::Arrow,
+                    pinned: true,
+                    done: true,
+                    points: vec![[0, 0], [-MAX_INK_COORD, MAX_INK_COORD]],
+                }),
+            },
+            ServerToVisitor::Draw {
+                agent_id: "u_1".into(),
+                name: String::new(),
+                color: 0,
+                ink: Json::from(&Ink::Laser {
+                    node: 12,
+                    epoch: 991_234,
+                    ox: 0,
+                    oy: 0,
+                    x: 3,
+                    y: -4,
+                }),
+            },
+            ServerToVisitor::Draw {
+                agent_id: "u_1".into(),
+                name: "x".into(),
+                color: 0,
+                ink: Json::from(&Ink::Clear),
             },
         ];
         for frame in frames {

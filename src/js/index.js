@@ -5,17 +5,24 @@ import * as wasm from './covisit_wasm.js';
 let loading = null;
 let loaded = false;
 let captureUrl = null;
+let drawUrl = null;
 
 /**
  * Load the wasm (once). Called by `start`; call it early to warm up. `wasmUrl` defaults
- * to the `.wasm` next to this file. The co-browsing capture (covisit-capture.js), which
- * only a session needs, is fetched later from next to the wasm.
+ * to the `.wasm` next to this file. The co-browsing capture (covisit-capture.js) and the
+ * drawing layer for agents' ink (covisit-draw.js), which only a session needs, are
+ * fetched later from next to the wasm.
  */
 export function load(wasmUrl) {
   if (!loading) {
     // Written as `new URL('./file', import.meta.url)` so that bundlers copy both files.
-    if (wasmUrl) captureUrl = new URL('covisit-capture.js', new URL(wasmUrl, location.href)).href;
-    else captureUrl = new URL('./covisit-capture.js', import.meta.url).href;
+    if (wasmUrl) {
+      captureUrl = new URL('covisit-capture.js', new URL(wasmUrl, location.href)).href;
+      drawUrl = new URL('covisit-draw.js', new URL(wasmUrl, location.href)).href;
+    } else {
+      captureUrl = new URL('./covisit-capture.js', import.meta.url).href;
+      drawUrl = new URL('./covisit-draw.js', import.meta.url).href;
+    }
     loading = wasm.default({ module_or_path: wasmUrl || new URL('./covisit_wasm_bg.wasm', import.meta.url) })
       .then(() => { loaded = true; });
   }
@@ -42,7 +49,7 @@ export async function start(config) {
   if (typeof wasm.startCovisit !== 'function') {
     throw Object.assign(new Error('this build of covisit has no session client (build with --preview)'), { code: 'unsupported' });
   }
-  return wasm.startCovisit(config, captureUrl);
+  return wasm.startCovisit(config, captureUrl, drawUrl);
 }
 
 export const version = whenLoaded('version', () => wasm.version());

@@ -87,4 +87,14 @@ export class Capture {
     this.granted = granted;
     if (this.mirror) this.mirror.control(granted);
   }
+
+  /** The page's node of a mirror node id (0: the document) of mirror epoch `epoch` (0:
+   * any), or null: where an agent's ink hangs (draw.js). Ids are per epoch: one of an
+   * older snapshot may name another node now. */
+  find(id, epoch) {
+    const m = this.mirror;
+    if (!m || !m.on) return null;
+    if (id !== 0 && epoch && m.epoch !== epoch) return null;
+    return m.find(id);
+  }
 }

@@ -289,7 +289,41 @@ export class Ui {
     if (this.indicator) { this.indicator.remove(); this.indicator = null; }
   }
 
+  // ----- agents' laser and ink: draw.js, fetched on demand (covisit-draw.js) -----------
+  // Rust calls drawStart when a session is active on a page that allows drawing; until
+  // the module is in, inks wait here (a few: they are transient).
+
+  drawStart(url, capture) {
+    this.drawCapture = capture;
+    if (this.drawLoading || !url) return;
+    const gen = (this.drawGen = (this.drawGen || 0) + 1);
+    this.drawQueue = [];
+    this.drawLoading = import(/* webpackIgnore: true */ /* @vite-ignore */ url).then((m) => {
+      if (gen !== this.drawGen) return; // stopped meanwhile
+      const find = (id, epoch) => (this.drawCapture && this.drawCapture.find ? this.drawCapture.find(id, epoch) : null);
+      this.drawLayer = new m.DrawLayer(this.ensureRoot(), find);
+      for (const args of this.drawQueue.splice(0)) this.drawLayer.ink(...args);
+    }, (e) => {
+      this.drawLoading = null;
+      console.error('[covisit] the drawing layer did not load', e);
+    });
+  }
+
+  draw(agentId, name, color, ink) {
+    if (this.drawLayer) this.drawLayer.ink(agentId, name, color, ink);
+    else if (this.drawLoading && this.drawQueue.length < 64) this.drawQueue.push([agentId, name, color, ink]);
+  }
+
+  drawStop() {
+    this.drawGen = (this.drawGen || 0) + 1;
+    this.drawLoading = null;
+    this.drawQueue = [];
+    if (this.drawLayer) this.drawLayer.destroy();
+    this.drawLayer = null;
+  }
+
   destroy() {
+    this.drawStop();
     clearTimeout(this.armTimer);
     window.removeEventListener('keydown', this.onKeyDown, true);
     window.removeEventListener('keyup', this.onKeyUp, true);

@@ -29,6 +29,16 @@ extern "C" {
     pub fn hide_indicator(this: &Ui);
     #[wasm_bindgen(method)]
     pub fn destroy(this: &Ui);
+    /// A session is active on a page that allows drawing: fetch the drawing layer
+    /// (`url`: covisit-draw.js; none: drawing is off); `capture` finds inks' anchors.
+    #[wasm_bindgen(method, js_name = drawStart)]
+    pub fn draw_start(this: &Ui, url: Option<String>, capture: &JsValue);
+    /// Shows an agent's ink (`ink`: the protocol's `Ink` as JSON) in palette colour `color`.
+    #[wasm_bindgen(method)]
+    pub fn draw(this: &Ui, agent_id: &str, name: &str, color: u32, ink: &str);
+    /// Takes every ink and the layer away.
+    #[wasm_bindgen(method, js_name = drawStop)]
+    pub fn draw_stop(this: &Ui);
 
     /// Journey tracking's facts about the page viewed, as the JSON text of `PageFacts`
     /// without `at`; empty when the URL did not change since the last page view.

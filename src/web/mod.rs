@@ -147,6 +147,8 @@ export interface CovisitConfig {
   maskedElements?: string[];
   /** Journey page views on load and SPA navigation (default true); false: call trackPageView(). */
   trackPageViews?: boolean;
+  /** Agents may point (laser) and draw on the page during a session, without control (default true); false: none of it is shown, and the server refuses it. */
+  allowAgentDrawing?: boolean;
   uniqueId?: string | null;
   identities?: string[] | null;
   tags?: string[] | null;

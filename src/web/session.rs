@@ -17,8 +17,8 @@ use super::glue;
 use super::mirror::Capture;
 use super::{from_js, json_from_js, now, to_js, CovisitError};
 use crate::core::client::{
-    ClientEvent, ClientState, MirrorCommand, Output, PageInfo, StoredIds, VisitorClient,
-    EVENT_NAMES,
+    ClientEvent, ClientState, DrawCommand, MirrorCommand, Output, PageInfo, StoredIds,
+    VisitorClient, EVENT_NAMES,
 };
 use crate::core::machine::SessionStatus;
 use crate::core::protocol::{RemoteAction, MAX_FRAME_BYTES};
@@ -44,6 +44,9 @@ pub fn start_covisit(
     // Where the on-demand co-browsing capture is (index.js passes the file next to the
     // wasm); without it the SDK works but never shares the page.
     #[wasm_bindgen(js_name = captureUrl)] capture_url: Option<String>,
+    // Where the on-demand drawing layer is (agents' laser and ink; index.js passes the
+    // file next to the wasm); without it no ink is ever shown.
+    #[wasm_bindgen(js_name = drawUrl)] draw_url: Option<String>,
 ) -> js_sys::Promise {
     let config = match from_js(&config) {
         Ok(c) => c,
@@ -79,7 +82,7 @@ pub fn start_covisit(
         Ok(c) => c,
         Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
     };
-    let driver = Driver::new(client, capture_url);
+    let driver = Driver::new(client, capture_url, draw_url);
     let covisit = Covisit {
         driver: driver.clone(),
     };
@@ -146,6 +149,8 @@ struct Driver {
     /// Co-browsing capture (`mirror.js`) and the callback it hands batches to.
     mirror: Option<(Capture, BatchCallback)>,
     capture_url: Option<String>,
+    /// Where the drawing layer (covisit-draw.js) is.
+    draw_url: Option<String>,
     waiters: Vec<(js_sys::Function, js_sys::Function)>,
     /// The `ready` detail once it happened, for handlers added later (see `on`).
     ready_detail: Option<JsValue>,
@@ -154,7 +159,11 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(client: VisitorClient, capture_url: Option<String>) -> Rc<RefCell<Driver>> {
+    fn new(
+        client: VisitorClient,
+        capture_url: Option<String>,
+        draw_url: Option<String>,
+    ) -> Rc<RefCell<Driver>> {
         Rc::new_cyclic(|this| {
             RefCell::new(Driver {
                 client,
@@ -168,6 +177,7 @@ impl Driver {
                 ui_callback: None,
                 mirror: None,
                 capture_url,
+                draw_url,
                 waiters: Vec::new(),
                 ready_detail: None,
                 instance: None,
@@ -278,6 +288,29 @@ impl Driver {
         }
     }
 
+    /// Does what the client says to the drawing layer (it decided; this only draws).
+    fn draw_command(driver: &Rc<RefCell<Driver>>, command: DrawCommand) {
+        let (ui, capture, url) = {
+            let d = driver.borrow();
+            (
+                d.ui.clone(),
+                d.mirror.as_ref().map(|(m, _)| JsValue::from(m.clone())),
+                d.draw_url.clone(),
+            )
+        };
+        let Some(ui) = ui else { return };
+        match command {
+            DrawCommand::Start => ui.draw_start(url, &capture.unwrap_or(JsValue::NULL)),
+            DrawCommand::Ink {
+                agent_id,
+                name,
+                color,
+                ink,
+            } => ui.draw(&agent_id, &name, color, &ink.to_text()),
+            DrawCommand::Stop => ui.draw_stop(),
+        }
+    }
+
     fn install_ui(driver: &Rc<RefCell<Driver>>) {
         let weak = Rc::downgrade(driver);
         let callback =
@@ -344,6 +377,7 @@ impl Driver {
                 } => persist(&short_id, visitor_secret.as_deref(), &unique_connection_id),
                 Output::Event(event) => Driver::dispatch(driver, event),
                 Output::Mirror(command) => Driver::mirror_command(driver, command),
+                Output::Draw(command) => Driver::draw_command(driver, command),
             }
         }
         driver.borrow_mut().arm_timer();

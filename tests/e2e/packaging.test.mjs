@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as L from './lib.mjs';
 
-const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
+const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit-draw.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
 
 let tmp;
 let server;
@@ -89,6 +89,7 @@ async function loadsToReady(path) {
   assert.ok(fetched.some((u) => u === `${site.url}/node_modules/covisit/dist/covisit_wasm_bg.wasm`), `the wasm came from node_modules: ${fetched.join(' ')}`);
   assert.ok(!fetched.some((u) => u.startsWith(server.url)), 'nothing was loaded from the server');
   assert.ok(!fetched.some((u) => u.includes('covisit-capture')), 'the capture waits for a session');
+  assert.ok(!fetched.some((u) => u.includes('covisit-draw')), 'the drawing layer waits for a session');
   assert.deepEqual(page.errors, []);
   const online = await L.rest(server, '/api/v1/visitors?online=true');
   assert.ok(online.body.visitors.some((v) => v.short_id === detail.shortId), 'the server has the visitor online');
@@ -116,7 +117,7 @@ describe('npm package', () => {
     await page.context().close();
   });
 
-  it('import { start } from "node_modules/covisit/dist/index.js" reaches ready, and a session fetches the capture from the package', { timeout: 60000 }, async () => {
+  it('import { start } from "node_modules/covisit/dist/index.js" reaches ready, and a session fetches the capture and the drawing layer from the package', { timeout: 60000 }, async () => {
     const { detail, page, fetched } = await loadsToReady('/module.html');
     assert.equal(detail.version, JSON.parse(readFileSync(join(L.ROOT, 'package.json'), 'utf8')).version);
     const agent = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Pack', external_id: 'e2e-pack' });
@@ -125,6 +126,8 @@ describe('npm package', () => {
     await agent.send({ type: 'request_session', short_id: detail.shortId, found_by: 'search' });
     await agent.expect((m) => m.type === 'mirror' && m.data.some((r) => r[0] === 'E'));
     assert.ok(fetched.includes(`${site.url}/node_modules/covisit/dist/covisit-capture.js`), `the capture came from node_modules: ${fetched.join(' ')}`);
+    // The drawing layer is fetched once the session is active (and the page allows drawing).
+    await L.waitFor(() => fetched.includes(`${site.url}/node_modules/covisit/dist/covisit-draw.js`), { what: `the drawing layer from node_modules (fetched: ${fetched.join(' ')})` });
     await L.endLiveSessions(server, detail.shortId);
     await agent.close();
     await page.context().close();

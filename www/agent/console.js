@@ -13,6 +13,7 @@
 
 import { MirrorView } from './mirror.js';
 import { Admin } from './admin.js';
+import { Workspace } from './workspace.js';
 
 const PROTOCOL_VERSION = 1;
 /** Without a snapshot this long after a session is live, ask the visitor for one. */
@@ -281,7 +282,7 @@ function send(msg) {
     return false;
   }
   if (msg.type !== 'hello' && msg.type !== 'heartbeat') {
-    state.lastAction = { type: msg.type, session_id: msg.session_id, short_id: msg.short_id };
+    state.lastAction = { type: msg.type, session_id: msg.session_id, short_id: msg.short_id, tab: msg.tab };
   }
   ws.send(JSON.stringify(msg));
   return true;
@@ -455,6 +456,9 @@ function handle(msg) {
     case 'mirror':
       onMirror(msg);
       break;
+    case 'draw':
+      workspace.onDraw(msg);
+      break;
     case 'remote_result':
       if (!msg.ok) setControlNote(`The visitor's page did not apply that ${msg.kind}: ${REFUSAL_TEXT[msg.reason] || msg.reason || 'refused'}.`);
       break;
@@ -530,6 +534,8 @@ function onSessionUpdate(msg) {
     communications: msg.communications || [],
     control: msg.control || null,
     agentPrompt: msg.agent_prompt || null,
+    connections: Array.isArray(msg.connections) ? msg.connections : [],
+    watching: msg.watching && typeof msg.watching === 'object' ? msg.watching : {},
     live: true,
     updatedAt: Date.now(),
   };
@@ -596,6 +602,7 @@ function syncMirror(entry) {
   let m = state.mirrors.get(id);
   if (!live) {
     if (m) {
+      workspace.detach(m);
       m.view.destroy();
       m.box.remove();
       state.mirrors.delete(id);
@@ -607,16 +614,21 @@ function syncMirror(entry) {
     const stage = h('div', { class: 'mirror-stage', 'data-testid': 'mirror-stage' });
     const box = h('div', { class: 'mirror-session', 'data-session': id }, tabs, stage);
     el.mirrorSessions.append(box);
-    const view = new MirrorView(stage, tabs, {
+    // The visitor's tabs are listed by the workspace (title, address, the one the visitor
+    // is in, the one to watch), so the view's own tab bar stays out of the page.
+    const view = new MirrorView(stage, document.createElement('div'), {
       onAction: (tab, action) => send({ type: 'remote_action', session_id: id, tab, action }),
-      onChange: () => renderMirrorStatus(),
+      onChange: (t) => { renderMirrorStatus(); workspace.mirrorChanged(m, t); },
+      scaleOf: (t) => workspace.scaleOf(t, stage),
     });
-    m = { view, box, askedAt: 0 };
+    m = { view, box, tabs, stage, askedAt: 0 };
     state.mirrors.set(id, m);
+    workspace.attach(id, m);
     setTimeout(() => askForSnapshot(id), RESYNC_AFTER_MS);
   }
   const c = entry.control;
   m.view.setControl(c && c.state === 'granted' && c.agent_id === state.agent?.id ? c.tab : null);
+  workspace.sessionUpdate(entry, m);
 }
 
 /** Asks the visitor's tabs for a fresh snapshot when this console has none to show. */
@@ -645,6 +657,7 @@ function renderMirrorStatus() {
 function onErrorFrame(msg) {
   const action = state.lastAction;
   state.lastAction = null;
+  if (workspace.onError(action, msg)) return;
   // The agent protocol does not say when a visitor declines control; these two errors
   // are how the console finds out where a control request stands.
   if (msg.code === 'wrong_control_state' && action?.type === 'request_control'
@@ -1126,6 +1139,14 @@ function renderView() {
 }
 
 function renderViewInner() {
+  renderViewBody();
+  // Mirror-first while this agent is in the active session the view shows.
+  const id = el.visitorView.hidden ? null : currentVisitorId();
+  const entry = id ? sessionForView(id) : null;
+  workspace.setLayout(Boolean(entry && entry.status === 'active' && amIn(entry)));
+}
+
+function renderViewBody() {
   const r = state.route;
   if (r.kind === 'admin') {
     show(el.visitorView, false);
@@ -1259,7 +1280,7 @@ function renderSession(v, online) {
     fact(sf, 'Visitor rating', `${s.visitor_agent_rating} / 5${s.visitor_agent_feedback ? ` — “${s.visitor_agent_feedback}”` : ''}`);
   }
 
-  // The mirror.
+  // The mirror: while this agent is in the active session, the view is mirror-first.
   const active = status === 'active';
   show(el.mirrorSection, active && inIt);
   for (const [id, m] of state.mirrors) m.box.hidden = id !== s.id;
@@ -1621,6 +1642,13 @@ function renderAll() {
 // ----- start ---------------------------------------------------------------------------------
 
 const admin = new Admin({ api, h, announce, showError, fmtTime, main: el.adminView, nav: el.adminNav });
+const workspace = new Workspace({
+  send,
+  me: () => state.agent,
+  current: () => viewEntry(),
+  mirrors: state.mirrors,
+  announce,
+});
 
 async function boot() {
   state.route = parseRoute();

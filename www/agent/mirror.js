@@ -520,12 +520,16 @@ class TabMirror {
 
 /** All the tabs of one session's visitor, shown one at a time in `stage`. */
 export class MirrorView {
-  constructor(stage, tabsBar, { onAction, onChange } = {}) {
+  constructor(stage, tabsBar, { onAction, onChange, scaleOf } = {}) {
     this.stage = stage;
     this.tabsBar = tabsBar;
     this.tabs = new Map();
     this.selected = null;
     this.control = null;
+    // Issue 16 hooks (www/agent/workspace.js): the tab the agent chose to watch (then
+    // the view does not follow the visitor's focus), and the scale of the view mode.
+    this.chosen = null;
+    this.scaleOf = scaleOf || null;
     this.onAction = onAction || (() => {});
     this.onChange = onChange || (() => {});
     this.resizeObserver = new ResizeObserver(() => this.tabs.forEach((t) => this.layout(t)));
@@ -561,9 +565,11 @@ export class MirrorView {
 
   /** The tab this agent controls, or null: only there do its actions go out. */
   setControl(tab) {
+    const changed = tab !== this.control;
     this.control = tab;
     for (const [id, t] of this.tabs) t.wrap.dataset.control = String(id === tab);
-    if (tab && this.tabs.has(tab)) this.select(tab);
+    // Only when control changes: the agent may watch another tab meanwhile (issue 16).
+    if (changed && tab && this.tabs.has(tab)) this.select(tab);
   }
 
   changed(t) {
@@ -571,7 +577,7 @@ export class MirrorView {
     // report focus in their own streams, so the new tab's focus can arrive before the
     // old tab's blur: whichever comes last decides.
     const current = this.tabs.get(this.selected);
-    if (!this.control && (!current || !current.focused)) {
+    if (!this.control && !this.chosen && (!current || !current.focused)) {
       const focused = t.focused ? t : [...this.tabs.values()].find((x) => x.focused);
       if (focused && focused.tab !== this.selected) this.select(focused.tab);
     }
@@ -600,7 +606,7 @@ export class MirrorView {
 
   layout(t) {
     const avail = this.stage.clientWidth || t.w;
-    const scale = Math.min(1, avail / t.w);
+    const scale = this.scaleOf ? this.scaleOf(t) : Math.min(1, avail / t.w);
     t.scale = scale;
     t.frame.style.width = `${t.w}px`;
     t.frame.style.height = `${t.h}px`;

@@ -305,6 +305,21 @@ impl Hub {
             AgentMessage::MirrorResync { session_id } => {
                 self.mirror_resync(now, account_id, &agent, &session_id)
             }
+            AgentMessage::Draw {
+                session_id,
+                tab,
+                ink,
+            } => self.draw(now, account_id, &agent, &session_id, &tab, ink),
+            AgentMessage::SetActiveConnection {
+                session_id,
+                unique_connection_id,
+            } => self.set_active_connection(
+                now,
+                account_id,
+                &agent,
+                &session_id,
+                unique_connection_id,
+            ),
             AgentMessage::Search { q } => {
                 self.search(now, conn, account_id, &q);
                 Ok(())

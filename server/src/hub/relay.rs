@@ -1,12 +1,13 @@
 //! Co-browsing relay: a tab's mirror data to the session's agents (passed through as
 //! the text it came in, checked for shape only: never built into a JSON tree here), an
-//! agent's remote actions to the controlled tab and the page's answers back, and
-//! snapshot resyncs.
+//! agent's remote actions to the controlled tab and the page's answers back, snapshot
+//! resyncs, agents' laser and ink, and the tab each agent watches.
 
+use covisit::core::json::Json;
 use covisit::core::machine::{ControlState, SessionStatus};
-use covisit::core::model::Agent;
+use covisit::core::model::{Agent, ConnectionStatus};
 use covisit::core::protocol::{
-    encode, MirrorData, RemoteAction, RemoteKind, ServerToAgent, ServerToVisitor,
+    encode, Ink, MirrorData, RemoteAction, RemoteKind, ServerToAgent, ServerToVisitor, INK_COLORS,
     MAX_REMOTE_VALUE_LEN,
 };
 use covisit::core::Millis;
@@ -270,6 +271,158 @@ impl Hub {
         for (visitor, session) in live {
             let _ = self.resync(now, &visitor, &session);
         }
+    }
+
+    /// Relays an agent's laser or ink to the visitor's tab `tab` and to the session's
+    /// other agents: only for an agent in the active session, an open tab of its visitor
+    /// whose page allows drawing, and an ink within the protocol's limits. The first ink
+    /// of each kind is counted in the Session's `features_used` (`laser`, `drawing`).
+    /// The page checks all of it again (`src/core/client/draw.rs`).
+    pub(super) fn draw(
+        &mut self,
+        now: Millis,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+        tab: &str,
+        ink: Ink,
+    ) -> Result<(), HubError> {
+        ink.check()
+            .map_err(|why| HubError::InvalidArgument(why.to_string()))?;
+        let visitor_id = self
+            .agent_session(account_id, &agent.id, session_id)?
+            .session
+            .visitor_id
+            .clone();
+        let entry = self
+            .visitors
+            .get(&visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or(HubError::SessionNotActive)?;
+        if entry
+            .machine
+            .connection(tab)
+            .is_none_or(|c| c.status != ConnectionStatus::Active)
+        {
+            return Err(HubError::UnknownConnection);
+        }
+        if entry.no_drawing.contains(tab) {
+            return Err(HubError::PermissionDenied("allowAgentDrawing"));
+        }
+        let conn = *entry.sockets.get(tab).ok_or(HubError::TabOffline)?;
+        let Some(s) = self.sessions.get_mut(session_id) else {
+            return Err(HubError::UnknownSession);
+        };
+        // The agent's colour: its place among the session's agents, as the console
+        // works it out from the same list.
+        let color = s
+            .session
+            .agents
+            .iter()
+            .position(|a| a.id == agent.id)
+            .unwrap_or(0) as u32
+            % INK_COLORS;
+        let new_feature = ink
+            .feature()
+            .filter(|f| !s.session.features_used.iter().any(|x| x == f))
+            .map(|f| s.session.features_used.push(f.to_string()))
+            .is_some();
+        let others: Vec<String> = s
+            .parts
+            .iter()
+            .filter(|p| p.left.is_none() && p.agent.id != agent.id)
+            .map(|p| p.agent.id.clone())
+            .collect();
+        let to_page = encode(&ServerToVisitor::Draw {
+            agent_id: agent.id.clone(),
+            name: agent.name.clone(),
+            color,
+            ink: Json::from(&ink),
+        });
+        self.send(conn, Frame::from(to_page), Delivery::Now);
+        let to_agents = Frame::from(encode(&ServerToAgent::Draw {
+            session_id: session_id.to_string(),
+            tab: tab.to_string(),
+            agent_id: agent.id.clone(),
+            name: agent.name.clone(),
+            color,
+            ink,
+        }));
+        for c in self.agent_conns(account_id, |a| others.contains(&a.agent().id)) {
+            self.send(c, to_agents.clone(), Delivery::Now);
+        }
+        if new_feature {
+            // features_used changed: persisted and announced like any session change.
+            self.after_change(&visitor_id, now);
+        }
+        Ok(())
+    }
+
+    /// The seed's `setActiveConnection`: the agent watches the visitor's tab
+    /// `connection` (a `uniqueConnectionId`; None: it follows the tab the visitor is
+    /// in). Recorded for `session_update.watching`, announced to the session's agents,
+    /// and the tab is asked for a fresh snapshot (within the session's one-a-second
+    /// resync limit). Control is not moved: it stays in the tab it was granted in.
+    pub(super) fn set_active_connection(
+        &mut self,
+        now: Millis,
+        account_id: i64,
+        agent: &Agent,
+        session_id: &str,
+        connection: Option<String>,
+    ) -> Result<(), HubError> {
+        let visitor_id = self
+            .agent_session(account_id, &agent.id, session_id)?
+            .session
+            .visitor_id
+            .clone();
+        let entry = self
+            .visitors
+            .get(&visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or(HubError::SessionNotActive)?;
+        let tab_conn = match &connection {
+            Some(c) => Some(
+                entry
+                    .machine
+                    .connection(c)
+                    .filter(|c| c.status == ConnectionStatus::Active)
+                    .and_then(|_| entry.sockets.get(c))
+                    .copied()
+                    .ok_or(HubError::UnknownConnection)?,
+            ),
+            None => None,
+        };
+        let Some(s) = self.sessions.get_mut(session_id) else {
+            return Err(HubError::UnknownSession);
+        };
+        match connection {
+            Some(c) => s.workspace.watching.insert(agent.id.clone(), c),
+            None => s.workspace.watching.remove(&agent.id),
+        };
+        let resync = tab_conn.filter(|_| now.0 >= s.remote.last_resync.0 + RESYNC_INTERVAL_MS);
+        if resync.is_some() {
+            s.remote.last_resync = now;
+        }
+        let frame = Frame::from(s.update_frame());
+        let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
+        if let Some(c) = resync {
+            self.send(
+                c,
+                Frame::from(encode(&ServerToVisitor::MirrorResync)),
+                Delivery::Now,
+            );
+        }
+        for c in self.agent_conns(account_id, |a| ids.contains(&a.agent().id)) {
+            self.send(c, frame.clone(), Delivery::Durable);
+        }
+        Ok(())
     }
 
     /// The active session `session_id` of the account, if `agent_id` takes part in it.

@@ -2,13 +2,13 @@
 //! requests; the session's records (the seed Session and one Cobrowsesession per
 //! participant) kept in step with the visitor's machine after every change.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use covisit::core::derive;
 use covisit::core::machine::{ControlState, SessionRequest, SessionStatus, VisitorMachine};
 use covisit::core::model::{
-    Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, DisconnectType,
-    Session, SessionSource,
+    Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, Connection,
+    ConnectionStatus, DisconnectType, Session, SessionSource,
 };
 use covisit::core::protocol::{encode, ControlPhase, RemoteKind, ServerToAgent, SessionControl};
 use covisit::core::Millis;
@@ -37,6 +37,17 @@ pub(super) struct RemoteActions {
     pub last_resync: Millis,
 }
 
+/// The agents' workspace in a session: which tab each agent chose to watch
+/// (`set_active_connection`), and the visitor's open tabs as `session_update.connections`
+/// shows them.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SessionWorkspace {
+    /// Agent id → the `uniqueConnectionId` it watches; absent: it follows the visitor.
+    pub watching: BTreeMap<String, String>,
+    /// The visitor's open tabs, refreshed with every change of the visitor.
+    pub tabs: Vec<Connection>,
+}
+
 /// A session's record, kept in memory while its visitor is.
 #[derive(Debug, Clone)]
 pub(super) struct SessionEntry {
@@ -56,6 +67,7 @@ pub(super) struct SessionEntry {
     pub remote: RemoteActions,
     /// The visitor's page's `agentPrompt` (config), for the agents in the session.
     pub agent_prompt: Option<String>,
+    pub workspace: SessionWorkspace,
 }
 
 impl SessionEntry {
@@ -138,6 +150,15 @@ impl SessionEntry {
             communications: self.communications(),
             control: self.control.clone(),
             agent_prompt: self.agent_prompt.clone(),
+            connections: if matches!(
+                self.status,
+                SessionStatus::Authorizing | SessionStatus::Active
+            ) {
+                self.workspace.tabs.clone()
+            } else {
+                Vec::new()
+            },
+            watching: self.workspace.watching.clone(),
         })
     }
 
@@ -146,6 +167,12 @@ impl SessionEntry {
     pub fn follow(&mut self, machine: &VisitorMachine, now: Millis) -> bool {
         let status = machine.status();
         if machine.session_id() == Some(self.session.id.as_str()) {
+            self.workspace.tabs = machine
+                .connections()
+                .iter()
+                .filter(|c| c.status == ConnectionStatus::Active)
+                .cloned()
+                .collect();
             self.status = status;
             self.visitor_comm = machine.communication().cloned();
             self.controlling = machine.controlling_agent().map(str::to_string);
@@ -321,6 +348,7 @@ impl Hub {
                 persisted: None,
                 remote: RemoteActions::default(),
                 agent_prompt,
+                workspace: SessionWorkspace::default(),
             },
         );
         self.after_change(short_id, now);

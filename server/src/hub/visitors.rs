@@ -2,7 +2,7 @@
 //! tab going away, and every frame a visitor's tab sends (its machine decides; the
 //! records follow in `broadcast::after_change`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
@@ -63,6 +63,9 @@ pub(super) struct VisitorEntry {
     /// When the account's watching agents last got a `visitor_update`, and its flags.
     pub broadcast_at: Millis,
     pub broadcast_flags: (bool, bool, bool),
+    /// The tabs (`uniqueConnectionId`) whose page set `allowAgentDrawing: false`:
+    /// agents' `draw` for them is refused.
+    pub no_drawing: HashSet<String>,
 }
 
 impl VisitorEntry {
@@ -200,6 +203,7 @@ impl Hub {
                     last_broadcast: None,
                     broadcast_at: Millis(0),
                     broadcast_flags: (false, false, false),
+                    no_drawing: HashSet::new(),
                 },
             );
         }
@@ -250,6 +254,12 @@ impl Hub {
             },
         )?;
         entry.sockets.insert(connection_id.clone(), conn);
+        // This tab's page decides whether agents may draw on it.
+        if config.allow_agent_drawing {
+            entry.no_drawing.remove(&connection_id);
+        } else {
+            entry.no_drawing.insert(connection_id.clone());
+        }
         if let Some(code) = new_code {
             entry.visitor.lookup_code = code;
             entry.lookup_expires = now.plus_seconds(derive::LOOKUP_CODE_TTL_SECONDS);
@@ -272,7 +282,8 @@ impl Hub {
         v.js_configuration = config.permissions != Permissions::default()
             || config.authorization_timeout_seconds
                 != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS
-            || !config.track_page_views;
+            || !config.track_page_views
+            || !config.allow_agent_drawing;
         entry.apply_identity(config.identity);
         // A new visitor, or one from before secrets, gets its secret now: only its hash
         // is kept, and it is written (after the visitor's record) before the welcome.

@@ -72,6 +72,7 @@ impl VisitorClient {
     pub(super) fn mirror_start(&mut self) {
         if self.status == SessionStatus::Active && self.link != Link::Stopped {
             self.mirror_command(MirrorCommand::Start);
+            self.draw_start();
         }
     }
 

@@ -118,6 +118,8 @@ pub struct Tab {
     pub frames: Vec<Value>,
     /// Remote actions the page applied.
     pub applied: Vec<RemoteAction>,
+    /// Agents' laser and ink the page drew (the SDK's drawing layer gets these).
+    pub inks: Vec<covisit::core::client::DrawCommand>,
     /// Whether the page's capture runs (between the client's Start and Stop).
     pub capturing: bool,
     /// The page answers remote actions by itself (a real page always does).
@@ -255,6 +257,7 @@ impl Sim {
             events: Vec::new(),
             frames: Vec::new(),
             applied: Vec::new(),
+            inks: Vec::new(),
             capturing: false,
             answers_remote: true,
             muted: false,
@@ -788,6 +791,7 @@ impl Sim {
                 stored.connection_id = Some(unique_connection_id);
             }
             ClientOutput::Event(e) => self.tabs[tab].events.push(e),
+            ClientOutput::Draw(ink) => self.tabs[tab].inks.push(ink),
             ClientOutput::Mirror(command) => self.page_mirror(tab, command),
         }
     }
