@@ -970,7 +970,9 @@ export class MirrorView {
   }
 
   layout(t) {
-    const avail = this.stage.clientWidth || t.w;
+    // The viewport's borders are outside its content box (console.css): room for them.
+    const borders = t.wrap.offsetWidth - t.wrap.clientWidth;
+    const avail = (this.stage.clientWidth || t.w) - borders;
     const scale = Math.min(1, avail / t.w);
     t.scale = scale;
     t.frame.style.width = `${t.w}px`;
