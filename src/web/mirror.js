@@ -44,7 +44,13 @@ const IMG_GAP_MAX = 4000;
 const IMG_BPS = 300000;
 const IMG_MAX = 400000;
 const IMG_PIXELS = 1000000;
-const IMG_TYPE = 'image/webp';
+// A canvas of at most IMG_SYNC pixels goes as a PNG from toDataURL: lossless, and the
+// cheapest on the main thread for charts and UI (about 1 ms at 600×240, npm run
+// bench:fidelity). A larger one (or a video, or a canvas whose PNG was over IMG_PNG: a
+// photo, a game) goes scaled to its size on screen and encoded as lossy WebP off the main
+// thread (createImageBitmap, OffscreenCanvas.convertToBlob).
+const IMG_SYNC = 300000;
+const IMG_PNG = 150000;
 const MEDIA_EVENTS = ['play', 'pause', 'seeked', 'ratechange', 'ended', 'loadeddata'];
 // Elements that never scroll (void, text-level or SVG), skipped when scroll positions are read.
 const HTML = 'http://www.w3.org/1999/xhtml';
@@ -197,6 +203,7 @@ export class Mirror {
     this.io = null;
     this.busy = false;
     this.imgFree = 0;
+    this.sheetTask = false;
     this.rr = 0; // which kind of check the next periodic pass starts with
     this.cur = [0, 0, 0, 0];
   }
@@ -417,9 +424,7 @@ export class Mirror {
       const n = st.pop();
       if (p < 0) {
         // A style sheet's rules, written out in slices like the walk.
-        const i = this.ruleOut(n, n.pend, n.i, 0, deadline);
-        if (i < 0) this.written(n, n.pend);
-        else { n.i = i; st.push(n, p); return false; }
+        if (!this.writeRules(n, deadline)) { st.push(n, p); return false; }
         continue;
       }
       const before = st.before || 0;
@@ -592,7 +597,8 @@ export class Mirror {
     this.events();
     // CSS-in-JS inserts its rules as the page changes: the sheets are checked in the same
     // flush, so new nodes and their rules arrive together.
-    for (const S of this.sheets.values()) this.checkSheet(S, false);
+    const deadline = performance.now() + SLICE_MS;
+    for (const S of this.sheets.values()) this.checkSheet(S, false, deadline);
     for (const d of this.docs) if (this.ids.has(d)) this.adopt(d, this.ids.get(d));
     this.defs();
     this.topLayer();
@@ -681,7 +687,9 @@ export class Mirror {
   /** Starts following `sheet` under `id` (its owner element's id, or a constructed
    * sheet's own); its rules are written out from `pend` (ruleOut) before they are compared. */
   track(owner, id, sheet) {
-    const S = { id, owner, sheet, rules: [], subs: [], pend: [...ruleList(sheet)], i: 0, dis: sheet.disabled, media: sheet.media.mediaText, base: sheet.href || (owner || document).baseURI };
+    const all = [...ruleList(sheet)];
+    // pend: rules still to write (from i, at page index at + i); then `after` is the sheet.
+    const S = { id, owner, sheet, rules: [], subs: [], pend: all, i: 0, at: 0, after: all, dis: sheet.disabled, media: sheet.media.mediaText, base: sheet.href || (owner || document).baseURI };
     this.sheets.set(id, S);
     if (owner) {
       this.styleOf.set(owner, S);
@@ -695,6 +703,35 @@ export class Mirror {
     S.rules = rules;
     S.subs = rules.map(sub);
     S.pend = null;
+  }
+
+  /** Writes out more of the rules `S` is waiting to send, until `deadline`; whether done. */
+  writeRules(S, deadline) {
+    const i = this.ruleOut(S, S.pend, S.i, S.at, deadline);
+    if (i < 0) {
+      this.written(S, S.after);
+      return true;
+    }
+    S.i = i;
+    return false;
+  }
+
+  /** Goes on writing the rules that a flush left (many rules inserted at once), one
+   * slice a task; the sheets are compared again once they are written. */
+  moreSheets() {
+    this.sheetTask = false;
+    if (!this.on || this.walking) return;
+    const deadline = performance.now() + SLICE_MS;
+    let left = false;
+    for (const S of this.sheets.values()) if (S.pend && !this.writeRules(S, deadline)) left = true;
+    this.send();
+    if (left) this.laterSheets();
+  }
+
+  laterSheets() {
+    if (this.sheetTask) return;
+    this.sheetTask = true;
+    task(() => this.moreSheets());
   }
 
   /** Writes `rules` from `i` on as "I" records of sheet `S` (page index `at + i`); a rule
@@ -744,7 +781,7 @@ export class Mirror {
    * apart by identity (CSSRule objects stay the same while they are in the sheet): what
    * is the same at both ends stays, the middle goes out again. `deep`: compare every rule;
    * otherwise only when the number of rules changed (cheap enough for every flush). */
-  checkSheet(S, deep) {
+  checkSheet(S, deep, deadline) {
     if (S.pend) return; // still being written out
     const sheet = S.owner ? S.owner.sheet : S.sheet;
     if (sheet !== S.sheet) {
@@ -774,9 +811,13 @@ export class Mirror {
     let b = 0;
     while (b < m - a && b < n - a && same(m - 1 - b, n - 1 - b)) b++;
     if (m - a - b) this.rec(['J', S.id, a, m - a - b]);
-    const rules = [...list];
-    this.ruleOut(S, rules.slice(a, n - b), 0, a, 0);
-    this.written(S, rules);
+    S.after = [...list];
+    S.pend = S.after.slice(a, n - b);
+    S.i = 0;
+    S.at = a;
+    // Thousands of rules at once (a CSS-in-JS library starting, a replaceSync): what does
+    // not fit in this slice goes in the next tasks (moreSheets).
+    if (!this.writeRules(S, deadline)) this.laterSheets();
   }
 
   /** Sends the adopted style sheets of a document or shadow root when they changed. */
@@ -797,9 +838,7 @@ export class Mirror {
     id = this.next++;
     this.sheetOf.set(sheet, id);
     this.rec(['Q', id, sheet.media.mediaText, sheet.disabled ? 1 : 0]);
-    const S = this.track(null, id, sheet);
-    this.ruleOut(S, S.pend, 0, 0, 0);
-    this.written(S, S.pend);
+    this.writeRules(this.track(null, id, sheet), 0);
     return id;
   }
 
@@ -903,7 +942,7 @@ export class Mirror {
    * each kind from where the last pass stopped, a different kind first each time. */
   deep(deadline) {
     const kinds = [
-      [this.sheets, (S) => this.checkSheet(S, true)],
+      [this.sheets, (S) => this.checkSheet(S, true, deadline)],
       [this.adopted, (was, r) => { const id = this.ids.get(r); if (id === undefined) this.adopted.delete(r); else this.adopt(r, id); }],
       [this.fields, (el) => {
         const id = this.ids.get(el);
@@ -931,6 +970,47 @@ export class Mirror {
 
   // ----- canvas and video images (docs/MIRROR.md "Canvas") -------------------------------
 
+  /** The PNG data: URL of a transparent canvas of w×h (what toDataURL gives for a WebGL
+   * canvas read after its frame was shown). */
+  blankPng(w, h) {
+    const k = `${w}x${h}`;
+    const m = this.blanks || (this.blanks = new Map());
+    if (!m.has(k)) {
+      if (m.size > 16) m.clear();
+      const c = document.createElement('canvas');
+      c.width = w;
+      c.height = h;
+      m.set(k, c.toDataURL('image/png'));
+    }
+    return m.get(k);
+  }
+
+  /** Whether a bitmap holds nothing at all (every pixel transparent), from a 16×16 copy. */
+  blank(src, w, h) {
+    const p = this.probe || (this.probe = new OffscreenCanvas(16, 16).getContext('2d', { willReadFrequently: true }));
+    p.clearRect(0, 0, 16, 16);
+    p.drawImage(src, 0, 0, w, h, 0, 0, 16, 16);
+    let a;
+    try { a = p.getImageData(0, 0, 16, 16).data; } catch (e) {
+      this.probe = null; // tainted by another origin's pixels: a new one next time
+      throw e;
+    }
+    for (let i = 3; i < a.length; i += 4) if (a[i]) return false;
+    return true;
+  }
+
+  /** Canvases (`el`, or all) are looked at again soon, at the shortest gap. */
+  wake(el) {
+    const soon = performance.now() + 100;
+    for (const c of el ? [el] : this.canvases) {
+      const st = this.imgs.get(c);
+      if (st && !st.off) {
+        st.gap = IMG_GAP;
+        if (st.due > soon) st.due = soon;
+      }
+    }
+  }
+
   watchImage(el) {
     this.canvases.add(el);
     if (!this.io) {
@@ -954,62 +1034,102 @@ export class Mirror {
       if (!st) this.imgs.set(el, (st = { due: 0, gap: IMG_GAP, last: '', scale: 1, off: false }));
       if (st.off || now < st.due) continue;
       this.busy = true;
-      this.grab(el, id, st).catch(() => { st.off = true; }).finally(() => { this.busy = false; });
+      this.frameGrab(el, id, st).finally(() => { this.busy = false; });
       return;
     }
   }
 
-  /** One image of a canvas (2D or WebGL: createImageBitmap reads what was last shown) or
-   * video, no larger than it is shown, encoded off the main thread, sent as a data: URL in
-   * "B" pieces unless it is what was sent last. A tainted canvas (another origin's pixels)
-   * throws: it is not tried again. */
+  /** grab() at the next rendering update, after the page's animation frame callbacks (a
+   * ResizeObserver's first callback comes then): a WebGL canvas without
+   * preserveDrawingBuffer can be read only in the frame that drew it. A hidden tab has no
+   * rendering updates: then after a second. */
+  frameGrab(el, id, st) {
+    return new Promise((resolve) => {
+      let done = false;
+      const go = () => {
+        if (done) return;
+        done = true;
+        ro.disconnect();
+        clearTimeout(t);
+        this.grab(el, id, st).catch(() => { st.off = true; }).finally(resolve);
+      };
+      const ro = new ResizeObserver(go);
+      const t = setTimeout(go, 1000);
+      ro.observe(el);
+    });
+  }
+
+  /** One image of a canvas (2D, or WebGL in the frame it drew: see frameGrab) or a video
+   * (IMG_SYNC says how), sent as a data: URL in "B" pieces unless it is what was sent last,
+   * or nothing could be read (all transparent: a WebGL frame already shown and cleared; the
+   * last image stays). A tainted canvas (another origin's pixels) throws: not tried again. */
   async grab(el, id, st) {
     const epoch = this.epoch;
     const video = el.localName === 'video';
     st.due = performance.now() + st.gap;
+    if (this.ids.get(el) !== id || this.masked(el)) return; // not even read
     const w = video ? el.videoWidth : el.width;
     const h = video ? el.videoHeight : el.height;
     if (!w || !h || (video && el.readyState < 2)) return;
-    const r = el.getBoundingClientRect();
-    if (r.width < 1 || r.height < 1) return;
-    const s = Math.min(1, Math.max(r.width / w, r.height / h), Math.sqrt(IMG_PIXELS / (w * h))) * st.scale;
-    const tw = Math.max(1, Math.round(w * s));
-    const th = Math.max(1, Math.round(h * s));
     const stats = this.imgStats || (this.imgStats = { images: 0, sent: 0, bytes: 0, ms: 0, max: 0 });
     let t = performance.now();
-    let p = createImageBitmap(el, { resizeWidth: tw, resizeHeight: th, resizeQuality: 'medium' });
-    let ms = performance.now() - t;
-    const bmp = await p;
     let url;
-    try {
-      if (!this.on || this.epoch !== epoch) return;
-      t = performance.now();
-      const c = new OffscreenCanvas(tw, th);
-      c.getContext('2d').drawImage(bmp, 0, 0);
-      p = c.convertToBlob({ type: IMG_TYPE, quality: 0.8 });
-      ms += performance.now() - t;
-    } finally { bmp.close(); }
-    const blob = await p;
-    url = await new Promise((resolve, reject) => {
-      const f = new FileReader();
-      f.onload = () => resolve(f.result);
-      f.onerror = reject;
-      f.readAsDataURL(blob);
-    });
+    let ms = 0;
+    if (!video && !st.webp && w * h <= IMG_SYNC) {
+      url = el.toDataURL('image/png');
+      if (url === this.blankPng(w, h)) url = '';
+      ms = performance.now() - t;
+    } else {
+      const r = el.getBoundingClientRect();
+      if (r.width < 1 || r.height < 1) return;
+      const s = Math.min(1, Math.max(r.width / w, r.height / h), Math.sqrt(IMG_PIXELS / (w * h))) * st.scale;
+      const tw = Math.max(1, Math.round(w * s));
+      const th = Math.max(1, Math.round(h * s));
+      let p = createImageBitmap(el, { resizeWidth: tw, resizeHeight: th, resizeQuality: 'medium' });
+      ms = performance.now() - t;
+      const bmp = await p;
+      try {
+        if (!this.on || this.epoch !== epoch) return;
+        t = performance.now();
+        if (this.blank(bmp, tw, th)) url = '';
+        else {
+          const c = new OffscreenCanvas(tw, th);
+          c.getContext('2d').drawImage(bmp, 0, 0);
+          p = c.convertToBlob({ type: 'image/webp', quality: 0.85 });
+        }
+        ms += performance.now() - t;
+      } finally { bmp.close(); }
+      if (url === undefined) {
+        const blob = await p;
+        url = await new Promise((resolve, reject) => {
+          const f = new FileReader();
+          f.onload = () => resolve(f.result);
+          f.onerror = reject;
+          f.readAsDataURL(blob);
+        });
+      }
+    }
     stats.images++;
-    stats.ms += ms;
-    stats.max = Math.max(stats.max, ms);
+    const count = () => { stats.ms += ms; stats.max = Math.max(stats.max, ms); };
     if (video && el.paused) st.due = Infinity; // again when it plays or seeks (mediaStates)
+    if (!url || url === st.last) { st.gap = Math.min(st.gap * 2, IMG_GAP_MAX); return count(); }
     if (!this.on || this.epoch !== epoch || this.walking || this.ids.get(el) !== id || this.masked(el)) return;
+    if (!st.webp && url.length > IMG_PNG) {
+      st.webp = true;
+      st.due = 0;
+      return;
+    }
     if (url.length > IMG_MAX) { st.scale *= 0.7; return; }
-    if (url === st.last) { st.gap = Math.min(st.gap * 2, IMG_GAP_MAX); return; }
     st.gap = video ? 1000 : IMG_GAP;
     st.last = url;
     stats.sent++;
     stats.bytes += url.length;
     this.imgFree = performance.now() + (url.length / IMG_BPS) * 1000;
+    t = performance.now();
     for (let k = 0; k < url.length; k += CHUNK) this.rec(['B', id, url.slice(k, k + CHUNK), k + CHUNK >= url.length ? 1 : 0]);
     this.send();
+    ms += performance.now() - t;
+    count();
   }
 
   // ----- events --------------------------------------------------------------------------
@@ -1026,6 +1146,9 @@ export class Mirror {
       if (this.media.has(t)) this.mediaDirty.add(t);
       return this.schedule();
     }
+    // A click may redraw any canvas, a pointer over one its tooltips: no more waiting
+    // for the ones that had not changed for a while.
+    if (k === 'click' || (k === 'mousemove' && this.canvases.has(t))) this.wake(k === 'click' ? null : t);
     (this.ev || (this.ev = new Map())).set(k === 'input' || k === 'change' ? t : k === 'scroll' ? t : k, e);
     this.schedule();
   }

@@ -22,8 +22,20 @@ const LINK = /^(a|area)$/i;
 // A URL that loads nothing: what a refused one becomes inside CSS.
 const NOTHING = 'data:,';
 // The console's own rules in every mirrored document and shadow root: the focus mark, the
-// masked box, and the fullscreen element (as the browser's own :fullscreen rules draw it).
+// masked box, the fullscreen element (as the browser's own :fullscreen rules draw it), and
+// canvases. The mirror runs no script, and a document without script draws a <canvas> as
+// its fallback content: an inline box with no size of its own and no bitmap. Here it gets
+// the size a canvas has from its width and height attributes (--covisit-w/-r, set by
+// canvasLook; the height follows the width through a ::before whose padding is a share of
+// it: an aspect-ratio would give the box a min-content width where the canvas has none),
+// in a cascade layer declared before any of the page's (NATURAL), so that any rule of the
+// page wins over it, as over a browser's default; and the page's last image
+// ("B") as its background, stretched over its content box as a canvas bitmap is.
+const NATURAL = 'covisit-natural';
 const FOCUS_CSS = '[data-covisit-focus]{outline:3px solid #ffb020 !important;outline-offset:1px !important}'
+  + `@layer ${NATURAL}{:where(canvas){display:inline-block;width:var(--covisit-w,300px);overflow:hidden}:where(canvas)::before{content:"";display:block;padding-top:var(--covisit-h,50%)}}`
+  + 'canvas[data-covisit-img]{background-image:var(--covisit-img) !important;background-size:100% 100% !important;background-repeat:no-repeat !important;background-origin:content-box !important;background-position:0 0 !important}'
+  + 'canvas>*{display:none !important}'
   + '[data-covisit-box]{background:repeating-linear-gradient(45deg,#c9ced6 0 6px,#b8bec8 6px 12px) !important;color:transparent !important;display:inline-block}'
   + '[data-covisit-fullscreen]{position:fixed !important;inset:0 !important;box-sizing:border-box !important;min-width:0 !important;max-width:none !important;'
   + 'min-height:0 !important;max-height:none !important;width:100% !important;height:100% !important;transform:none !important;margin:0 !important;object-fit:contain;z-index:2147483647 !important}';
@@ -336,7 +348,8 @@ class TabMirror {
     this.models = new Map(); // sheets sent as rules, by id (sheetModel)
     this.long = null; // a long rule arriving in pieces ("H")
     this.img = null; // an image arriving in pieces ("B")
-    this.imgSeq = new WeakMap();
+    this.canvasImgs = new WeakMap(); // canvas → its last image (a data: URL)
+    this.canvasDims = new WeakMap(); // canvas → {width, height} as the page's attributes say
     this.top = []; // [element, kind] in the top layer, in order
     this.internals = new WeakMap();
     this.pendingStates = new Map();
@@ -554,6 +567,14 @@ class TabMirror {
     this.nodes.set(id, node);
     this.idOf.set(node, id);
     this.place(node, parent, before);
+    // The console's layer comes first in every document (before the page's layers): a
+    // statement alone, at the start of the head; its rules are in the adopted FOCUS_CSS.
+    if (node.localName === 'head' && parent.nodeType === 1 && parent === doc.documentElement) {
+      const own = doc.createElement('style');
+      own.setAttribute('data-covisit-own', '');
+      own.textContent = `@layer ${NATURAL};`;
+      node.prepend(own);
+    }
   }
 
   element(doc, parent, tag, attrs) {
@@ -577,6 +598,7 @@ class TabMirror {
     if (lower === 'iframe') el.setAttribute('sandbox', 'allow-same-origin');
     // The agent's console never plays the visitor's sound.
     if (lower === 'video' || lower === 'audio') el.muted = true;
+    if (lower === 'canvas') this.canvasLook(el);
     return el;
   }
 
@@ -592,6 +614,16 @@ class TabMirror {
       return;
     }
     if (name === 'checked' && tag === 'input') { el.checked = value !== null; return; }
+    // A canvas's size is kept here, not as attributes: in a document without script a
+    // canvas with a width attribute gets a min-content width from it, which the page's
+    // canvas (a replaced element) does not have when CSS sizes it in percent.
+    if (tag === 'canvas' && (name === 'width' || name === 'height')) {
+      const dims = this.canvasDims.get(el) || {};
+      dims[name] = value;
+      this.canvasDims.set(el, dims);
+      this.canvasLook(el);
+      return;
+    }
     // Popovers open and close as the page says ("L"), never on their own (light dismiss).
     if (name === 'popover' && value !== null) value = 'manual';
     if (name === 'data-covisit-box') {
@@ -603,6 +635,7 @@ class TabMirror {
     }
     if (value === null) {
       try { el.removeAttribute(name); } catch { /* an invalid name was never set */ }
+      if (tag === 'canvas' && name === 'style') this.canvasLook(el);
       return;
     }
     const v = cleanAttr(tag, name, value, this.base);
@@ -611,6 +644,23 @@ class TabMirror {
       if (name.startsWith('xlink:')) el.setAttributeNS('http://www.w3.org/1999/xlink', name, v);
       else el.setAttribute(name, v);
     } catch { /* not a valid attribute name for the DOM */ }
+    if (tag === 'canvas' && name === 'style') this.canvasLook(el);
+  }
+
+  /** A mirrored canvas's size and image (see FOCUS_CSS), as custom properties in its
+   * style: set again whenever the page's style attribute replaces them. */
+  canvasLook(el) {
+    const dims = this.canvasDims.get(el) || {};
+    const num = (name, d) => { const n = parseInt(dims[name], 10); return n >= 0 && n < 100000 ? n : d; };
+    const w = num('width', 300);
+    const h = num('height', 150);
+    el.style.setProperty('--covisit-w', `${w}px`);
+    el.style.setProperty('--covisit-h', `${w ? (h / w) * 100 : 50}%`);
+    const url = this.canvasImgs && this.canvasImgs.get(el);
+    if (url) {
+      el.style.setProperty('--covisit-img', `url("${url}")`);
+      el.setAttribute('data-covisit-img', '');
+    }
   }
 
   // ----- style sheets sent as rules ("Q", "Y", "I", "H", "J", "G") ---------------------
@@ -716,22 +766,13 @@ class TabMirror {
     this.top = want;
   }
 
-  /** A canvas's image (drawn into the mirror's canvas) or a video's frame (its poster). */
+  /** A canvas's image (its background: canvasLook) or a video's frame (its poster). */
   image(el, url) {
     if (!el || el.nodeType !== 1 || !IMAGE.test(url)) return;
     if (el.localName === 'video') { el.setAttribute('poster', url); return; }
     if (el.localName !== 'canvas') return;
-    const seq = (this.imgSeq.get(el) || 0) + 1;
-    this.imgSeq.set(el, seq);
-    const img = new Image();
-    img.src = url;
-    img.decode().then(() => {
-      if (this.imgSeq.get(el) !== seq) return; // a newer one came meanwhile
-      const ctx = el.getContext('2d');
-      if (!ctx) return;
-      ctx.clearRect(0, 0, el.width, el.height);
-      ctx.drawImage(img, 0, 0, el.width, el.height);
-    }, () => {});
+    this.canvasImgs.set(el, url);
+    this.canvasLook(el);
   }
 
   /** A media element's state: shown as data-covisit-media; followed (muted) when the
