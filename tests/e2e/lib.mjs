@@ -210,8 +210,8 @@ export async function endLiveSessions(server, shortId) {
 // ----- pages ---------------------------------------------------------------------------
 
 /** Opens the agent console in its own context and signs in. Resolves with the page. */
-export async function openConsole(browser, server, name = 'Dana') {
-  const context = await browser.newContext();
+export async function openConsole(browser, server, name = 'Dana', contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
   await page.goto(`${server.url}/agent/`);
@@ -338,7 +338,8 @@ export async function rawSocket(browser, server, path, hello) {
 // ----- static files --------------------------------------------------------------------
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
-  '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.ts': 'text/plain' };
+  '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.ts': 'text/plain',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.webp': 'image/webp', '.woff2': 'font/woff2' };
 
 /** A tiny loopback static server for `root`. Resolves with {url, close}. */
 export function serveStatic(root) {
