@@ -55,6 +55,10 @@ const MEDIA_EVENTS = ['play', 'pause', 'seeked', 'ratechange', 'ended', 'loadedd
 // Elements that never scroll (void, text-level or SVG), skipped when scroll positions are read.
 const HTML = 'http://www.w3.org/1999/xhtml';
 const NOSCROLL = set('br img input hr wbr meta link style title head a span b i em strong small code label option');
+// A snapshot reads the scroll position of the elements scrolled since the SDK started
+// (capture.js) and of the first SCAN elements walked: reading every element's costs about
+// 5 µs each (320 ms at 66,000 elements here), and a read may force the page's pending layout.
+const SCAN = 4000;
 const STATE = /:state\(\s*([\w-]+)\s*\)/g;
 
 const WIDE = /[^\0-\x7f]/;
@@ -95,10 +99,12 @@ function within(a, n) {
 }
 
 export class Mirror {
-  /** `secret`: fields that are or were secret since the SDK started (capture.js keeps
-   * it from SDK start; a fresh set for a capture used on its own, as the benchmark does). */
-  constructor(onBatch, masked, secretFields = new WeakSet()) {
+  /** `secret`: fields that are or were secret since the SDK started; `scrolled`: elements
+   * scrolled since (capture.js keeps both from SDK start; fresh sets for a capture used on
+   * its own, as the benchmarks do). */
+  constructor(onBatch, masked, secretFields = new WeakSet(), scrolled = new WeakSet()) {
     this.secret = secretFields;
+    this.scrolled = scrolled;
     this.onBatch = onBatch;
     this.sel = JSON.parse(masked || '[]').join(',');
     try { if (this.sel) document.createDocumentFragment().querySelector(this.sel); } catch {
@@ -452,9 +458,9 @@ export class Mirror {
       else {
         // Scroll positions and box sizes read layout: they wait until the walk is over
         // and the page has painted, so the walk never forces a layout of its own.
-        // Every element that may scroll: its scroll position, whenever it was scrolled.
+        // Elements that may have been scrolled: their scroll position (SCAN).
         if (box && !FORM.test(n.localName)) this.later.push(n, id, 1);
-        else if (this.walking && n.namespaceURI === HTML && !NOSCROLL.has(n.localName)) this.later.push(n, id, 0);
+        else if (this.walking && (this.scrolled.has(n) || (this.scanned < SCAN && n.namespaceURI === HTML && !NOSCROLL.has(n.localName) && ++this.scanned))) this.later.push(n, id, 0);
         // A style sheet: its rules, nothing else of it. Masked: a box, nothing inside goes out.
         if (job) { st.push(this.track(n, id, job), -1); continue; }
         if (box || NOKIDS.test(n.localName)) continue;
@@ -492,6 +498,7 @@ export class Mirror {
     this.root(document, 0);
     const st = [];
     for (let c = document.lastChild; c; c = c.previousSibling) st.push(c, 0);
+    this.scanned = 0;
     const step = () => {
       if (!this.on || this.mo !== mo) return;
       this.remaskWalk(st);
@@ -958,10 +965,12 @@ export class Mirror {
       let i = 0;
       const from = this.cur[w] < c.size ? this.cur[w] : 0;
       let done = true;
-      for (const [key, value] of c instanceof Map ? c : [...c].map((x) => [x, x])) {
+      const map = c instanceof Map;
+      for (const x of map ? c.keys() : c) {
         if (i++ < from) continue;
         if ((i & 7) === 0 && performance.now() > deadline) { done = false; break; }
-        check(value, key);
+        if (map) check(c.get(x), x);
+        else check(x, x);
       }
       this.cur[w] = done ? 0 : i - 1;
       if (!done) return;
@@ -1149,6 +1158,7 @@ export class Mirror {
     // A click may redraw any canvas, a pointer over one its tooltips: no more waiting
     // for the ones that had not changed for a while.
     if (k === 'click' || (k === 'mousemove' && this.canvases.has(t))) this.wake(k === 'click' ? null : t);
+    if (k === 'scroll') this.scrolled.add(t);
     (this.ev || (this.ev = new Map())).set(k === 'input' || k === 'change' ? t : k === 'scroll' ? t : k, e);
     this.schedule();
   }
