@@ -5,8 +5,9 @@
 // scroll states set by script. The visitor page (tests/e2e/fixtures/fidelity.html) and the
 // console run in separate contexts against the real server; checks are made on what the
 // mirror renders (computed styles, pseudo-classes, pixels) and on what crosses the wire.
-import { describe, it } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import * as L from './lib.mjs';
 
 let server;
@@ -95,6 +96,9 @@ describe('mirror fidelity', () => {
     // The style's text replaced: the browser makes a new sheet, the inserted rules go.
     await page.evaluate(() => { document.getElementById('dyn').textContent = '#css-target { color: rgb(7, 7, 7); }'; });
     await mirrorSays(color, 'rgb(7, 7, 7)', 'the style text replaced', '#css-target');
+    // The sheet's media list changed through the CSSOM (the element's attribute did not).
+    await page.evaluate(() => { document.getElementById('dyn').sheet.media.mediaText = 'print'; });
+    await mirrorSays(color, 'rgb(0, 0, 0)', 'the sheet for print only', '#css-target');
     // The mirror's style element holds the cleaned rules only, never the page's text.
     assert.equal(await inMirror((doc) => doc.querySelector('style#dyn').textContent), '');
     await endSession(page, shortId);
@@ -165,6 +169,46 @@ describe('mirror fidelity', () => {
       document.getElementById('dlg').close();
     });
     await mirrorSays(state, [false, false], 'both closed in the mirror');
+
+    // A fullscreen element covers the mirror's viewport, as it covers the visitor's screen.
+    await page.click('#fs-go');
+    await L.waitFor(() => page.evaluate(() => document.fullscreenElement?.id === 'fs-box'), { what: 'the visitor in full screen' });
+    const full = (doc) => {
+      const el = doc.getElementById('fs-box');
+      const r = el.getBoundingClientRect();
+      return [el.hasAttribute('data-covisit-fullscreen'), r.left, r.top, r.width === doc.documentElement.clientWidth, r.height === doc.documentElement.clientHeight];
+    };
+    await mirrorSays(full, [true, 0, 0, true, true], 'the fullscreen element over the whole mirror');
+    await page.evaluate(() => document.exitFullscreen());
+    await mirrorSays((doc) => doc.getElementById('fs-box').hasAttribute('data-covisit-fullscreen'), false, 'out of full screen');
+    await endSession(page, shortId);
+  });
+
+  it("a video's current frame, and whether it plays, reach the mirror", { timeout: 90000 }, async () => {
+    const { page, shortId } = await liveVisitor('/fixtures/fidelity.html');
+    // A playing video fed by a canvas that is not in the document (its own frames only).
+    await page.evaluate(async () => {
+      const c = document.createElement('canvas');
+      c.width = 160;
+      c.height = 90;
+      const ctx = c.getContext('2d');
+      (function paint() { ctx.fillStyle = 'rgb(0, 160, 0)'; ctx.fillRect(0, 0, 160, 90); requestAnimationFrame(paint); })();
+      const v = document.getElementById('vid');
+      v.srcObject = c.captureStream(30);
+      await v.play();
+    });
+    const video = (doc) => { const v = doc.getElementById('vid'); return [(v.getAttribute('data-covisit-media') || '').split(' ')[0], /^data:image\/webp;base64,/.test(v.getAttribute('poster') || '')]; };
+    await mirrorSays(video, ['playing', true], 'the playing video and its frame as the poster');
+    // The stream's first frames may be black: the frame follows while it plays.
+    const mirrorVideo = agent.locator(FRAME).contentFrame().locator('#vid');
+    await L.waitFor(async () => {
+      await mirrorVideo.scrollIntoViewIfNeeded();
+      const b = await mirrorVideo.boundingBox();
+      const px = await pixel(agent, await agent.screenshot({ clip: { x: b.x + b.width / 2, y: b.y + b.height / 2, width: 1, height: 1 } }));
+      return px[1] > 120 && px[0] < 40 && px[2] < 40;
+    }, { what: "the video's green frame in the mirror" });
+    await page.evaluate(() => document.getElementById('vid').pause());
+    await mirrorSays(video, ['paused', true], 'the paused video');
     await endSession(page, shortId);
   });
 
@@ -192,6 +236,14 @@ describe('mirror fidelity', () => {
     await shows([256, 0, 0], 'the red canvas in the mirror');
     await draw('rgb(0, 0, 255)');
     await shows([0, 0, 256], 'the canvas updated to blue');
+    // A WebGL canvas drawn in a render loop without preserveDrawingBuffer.
+    const gl = agent.locator(FRAME).contentFrame().locator('#gl');
+    await L.waitFor(async () => {
+      await gl.scrollIntoViewIfNeeded();
+      const b = await gl.boundingBox();
+      const p = await pixel(agent, await agent.screenshot({ clip: { x: b.x + b.width / 2, y: b.y + b.height / 2, width: 1, height: 1 } }));
+      return JSON.stringify(p.map((v) => Math.round(v / 32) * 32)) === JSON.stringify([256, 128, 0]);
+    }, { what: 'the orange WebGL canvas in the mirror' });
     // Its size, as the visitor's (the console may show the mirror scaled).
     const scale = await agent.locator(FRAME).evaluate((f) => f.getBoundingClientRect().width / f.offsetWidth);
     const [mb, vb] = [await mirrorCanvas.boundingBox(), await page.locator('#cv').boundingBox()];
@@ -204,7 +256,8 @@ describe('mirror fidelity', () => {
     assert.equal(ids['secret-cv'], undefined, 'the masked canvas was never sent');
     const images = records.filter((r) => r[0] === 'B');
     assert.ok(images.length >= 2, 'images were sent');
-    assert.deepEqual([...new Set(images.map((r) => r[1]))], [ids.cv], 'images of the visible canvas only');
+    const from = new Set(images.map((r) => r[1]));
+    assert.ok(from.has(ids.cv) && [...from].every((id) => id === ids.cv || id === ids.gl), `images of the two visible canvases only: ${[...from]}`);
     // Nothing else of the page carried image data.
     const other = records.filter((r) => r[0] !== 'B' && JSON.stringify(r).includes('data:image/'));
     assert.deepEqual(other, []);
@@ -237,6 +290,83 @@ describe('mirror fidelity', () => {
       doc.getElementById('host').shadowRoot.getElementById('shadow-scroller').scrollTop,
     ], [true, 'b', true, 50, 30], 'the states in the mirror');
     await endSession(page, shortId);
+  });
+});
+
+describe('forged fidelity records', () => {
+  let tracker;
+  const hits = [];
+  before(async () => {
+    tracker = createServer((req, res) => { hits.push(req.url); res.writeHead(404).end(); });
+    await new Promise((r) => tracker.listen(0, '127.0.0.1', r));
+  });
+  after(() => new Promise((r) => { tracker.closeAllConnections?.(); tracker.close(() => r()); }));
+
+  it('rules, sheets, long rules, images, doctypes, custom element names and the top layer from a forged visitor run nothing and load nothing from other hosts', { timeout: 90000 }, async () => {
+    const t = `http://127.0.0.1:${tracker.address().port}`;
+    const urls = [];
+    agent.context().on('request', (r) => urls.push(r.url()));
+    const forger = await L.rawSocket(browser, server, '/ws/visitor', {
+      type: 'hello', protocol_version: 1, api_key: L.PUBLIC_KEY, short_id: null,
+      connection: { uniqueConnectionId: null, currentUrl: `${t}/page`, screenWidth: 800, screenHeight: 600, audioSupported: false, hasFocus: true, userAgent: 'forger' },
+      config: {},
+    });
+    const welcome = await forger.expect((m) => m.type === 'welcome');
+    await L.requestByLookupCode(agent, welcome.lookup_code, welcome.short_id);
+    await forger.expect((m) => m.type === 'session_request');
+    await forger.send({ type: 'authorize' });
+    await L.waitForConsoleStatus(agent, 'active');
+    const p = "top.__pwned='forged'";
+    // Node ids: 1 html, 2 head, 3 style, 4 body, 5 canvas, 6 video, 7 x-foo, 8 dialog,
+    // 9 iframe, 10 its document, 11 h1, 12 its text. Parents by distance.
+    const tuples = [
+      [0, 'html'], [1, 'head'], [2, 'style', { id: 'forged-style' }], [1, 'body'],
+      [4, 'canvas', { id: 'fc', width: '40', height: '20' }], [4, 'video', { id: 'fv' }],
+      [4, 'x-foo', { id: 'fx' }], [4, 'dialog', { id: 'fd', open: '' }], [4, 'iframe', { id: 'fi' }],
+      [9, 2, ['html', `"><script>${p}</script>`, '']], [4, 'h1', { id: 'forged-title' }], [11, 0, 'Forged page'],
+    ].map(([parent, ...rest], i) => [i + 1 - parent, ...rest]);
+    await forger.send({
+      type: 'mirror',
+      data: [
+        ['S', 1, `${t}/page`, 800, 600, 1, ['html', '', `${t}/dtd"><img src=x onerror="${p}">`]],
+        ['N', 1, 0, ...tuples],
+        ['Q', 100, `screen and (min-width: 1px)`, 0],
+        ['I', 100, 0, [`div { background: url(${t}/q.png) }`, `@import url(${t}/i.css);`, 'h1 { color: rgb(1, 2, 3) }', `} * { background: url(${t}/brace.png) } x {`]],
+        ['Y', 0, [100, 999, 'x']],
+        ['I', 3, 0, [`@font-face { font-family: X; src: url(${t}/f.woff) }`, `body { background-image: image-set("${t}/s.png" 1x) }`, `p { --x: \\75 rl(${t}/esc.png); background: var(--x) }`]],
+        ['H', 3, 3, `div { background: url(${t}/lo`, 0], ['H', 3, 3, 'ng.png) }', 1],
+        ['J', 3, 0, 1], ['G', 3, 0, `screen and (min-width: ${t})`],
+        ['e', 0, ['x-foo', 'font-face', 'bad name', `<script>${p}</script>`, 'Upper-Case']],
+        ['k', 7, ['on', `<img src=x onerror=${p}>`]],
+        ['L', [8, 1, 9999, 2, 5, 7]],
+        ['B', 5, `data:image/svg+xml,<svg xmlns="http://www.w3.org/2000/svg" onload="${p}"><image href="${t}/svg.png"/></svg>`, 1],
+        ['B', 6, `${t}/poster.png`, 1],
+        ['m', 6, 0, 5, 10],
+        ['E'],
+      ],
+    });
+    const mirror = agent.frameLocator(FRAME);
+    await L.waitFor(async () => (await mirror.locator('#forged-title').count()) === 1, { what: 'the forged page in the mirror' });
+    await new Promise((r) => setTimeout(r, 1000)); // images decode, styles apply, loads would start
+    assert.equal(await agent.evaluate(() => window.__pwned), undefined, 'nothing ran in the console');
+    const own = new URL(server.url).origin;
+    const bad = urls.filter((u) => !/^(data|blob|about):/.test(u) && new URL(u).origin !== own);
+    assert.deepEqual(bad, [], `the console asked other hosts: ${bad.join(', ')}`);
+    assert.deepEqual(hits, [], 'nothing reached the other host');
+    const seen = await inMirror((doc) => ({
+      mode: doc.compatMode,
+      frameMode: doc.getElementById('fi').contentDocument.compatMode,
+      h1: doc.defaultView.getComputedStyle(doc.getElementById('forged-title')).color,
+      modal: doc.getElementById('fd').matches(':modal'),
+      defined: doc.getElementById('fx').matches(':defined'),
+      poster: doc.getElementById('fv').getAttribute('poster'),
+      canvasImg: doc.getElementById('fc').hasAttribute('data-covisit-img'),
+      scripts: doc.querySelectorAll('script').length,
+    }));
+    // The page's doctype had a system id that is not plain: standards mode, nothing written.
+    assert.deepEqual(seen, { mode: 'CSS1Compat', frameMode: 'CSS1Compat', h1: 'rgb(1, 2, 3)', modal: true, defined: true, poster: null, canvasImg: false, scripts: 0 });
+    await L.endLiveSessions(server, welcome.short_id);
+    await forger.close();
   });
 });
 

@@ -36,6 +36,8 @@ const FOCUS_CSS = '[data-covisit-focus]{outline:3px solid #ffb020 !important;out
   + `@layer ${NATURAL}{:where(canvas){display:inline-block;width:var(--covisit-w,300px);overflow:hidden}:where(canvas)::before{content:"";display:block;padding-top:var(--covisit-h,50%)}}`
   + 'canvas[data-covisit-img]{background-image:var(--covisit-img) !important;background-size:100% 100% !important;background-repeat:no-repeat !important;background-origin:content-box !important;background-position:0 0 !important}'
   + 'canvas>*{display:none !important}'
+  // A document without script shows every media element's controls: only where the page asked for them.
+  + 'video:not([controls])::-webkit-media-controls{display:none !important}audio:not([controls]){display:none !important}'
   + '[data-covisit-box]{background:repeating-linear-gradient(45deg,#c9ced6 0 6px,#b8bec8 6px 12px) !important;color:transparent !important;display:inline-block}'
   + '[data-covisit-fullscreen]{position:fixed !important;inset:0 !important;box-sizing:border-box !important;min-width:0 !important;max-width:none !important;'
   + 'min-height:0 !important;max-height:none !important;width:100% !important;height:100% !important;transform:none !important;margin:0 !important;object-fit:contain;z-index:2147483647 !important}';
