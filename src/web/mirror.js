@@ -202,7 +202,6 @@ export class Mirror {
     this.fields = new Set();
     this.vals = new WeakMap();
     this.canvases = new Set();
-    this.media = new Set();
     this.mediaDirty = new Set();
     this.imgs = new WeakMap();
     this.visible = new WeakSet();
@@ -366,7 +365,7 @@ export class Mirror {
     if (box) return [p, tag, a];
     if (tag.includes('-')) this.ce(n, tag);
     if (tag === 'canvas' || tag === 'video') this.watchImage(n);
-    if (tag === 'video' || tag === 'audio') this.media.add(n), this.mediaDirty.add(n);
+    if (tag === 'video' || tag === 'audio') this.mediaDirty.add(n);
     if (tag === 'dialog' || a.popover !== undefined) this.topCand.add(n);
     // A style sheet goes out as its rules (docs/MIRROR.md "Style sheets"), whatever made
     // them: the element's text, or insertRule/deleteRule since. The walk writes them next.
@@ -956,7 +955,8 @@ export class Mirror {
         if (id === undefined) this.fields.delete(el);
         else if (this.vals.get(el) !== fieldState(el)) this.field(el, id);
       }],
-      [this.stateNames.size ? this.ces : new Set(), (el) => this.checkStates(el)],
+      // With no state name in the page's CSS, only forgets elements that left.
+      [this.ces, (el) => (this.stateNames.size ? this.checkStates(el) : this.ids.has(el) || this.ces.delete(el))],
     ];
     this.rr = (this.rr + 1) % kinds.length;
     for (let k = 0; k < kinds.length; k++) {
@@ -1152,7 +1152,7 @@ export class Mirror {
       return this.schedule();
     }
     if (MEDIA_EVENTS.includes(k)) {
-      if (this.media.has(t)) this.mediaDirty.add(t);
+      if ((t.localName === 'video' || t.localName === 'audio') && this.ids.has(t)) this.mediaDirty.add(t);
       return this.schedule();
     }
     // A click may redraw any canvas, a pointer over one its tooltips: no more waiting
