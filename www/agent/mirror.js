@@ -25,7 +25,7 @@ const NOTHING = 'data:,';
 // masked box, the fullscreen element (as the browser's own :fullscreen rules draw it), and
 // canvases. The mirror runs no script, and a document without script draws a <canvas> as
 // its fallback content: an inline box with no size of its own and no bitmap. Here it gets
-// the size a canvas has from its width and height attributes (--covisit-w/-r, set by
+// the size a canvas has from its width and height attributes (--covisit-w/-h, set by
 // canvasLook; the height follows the width through a ::before whose padding is a share of
 // it: an aspect-ratio would give the box a min-content width where the canvas has none),
 // in a cascade layer declared before any of the page's (NATURAL), so that any rule of the
