@@ -38,8 +38,9 @@ if (!existsSync(join(ROOT, 'target/debug/covisit-server'))) {
   execFileSync('cargo', ['build', '-p', 'covisit-server'], { cwd: ROOT, stdio: 'inherit', timeout: 900000 });
 }
 
-// The capture alone, as an ES module the bench page imports (the SDK bundles the same file).
-const MIRROR_JS = join(ROOT, 'src/web/mirror.js');
+// The capture alone, as an ES module the bench page imports (the SDK bundles the same file);
+// `--capture FILE` benches another version of it (an A/B against an older mirror.js).
+const MIRROR_JS = opt('--capture', join(ROOT, 'src/web/mirror.js'));
 const snippet = '/bench/mirror.js';
 
 // The generator runs in the page: nested sections of realistic markup until `n` nodes.

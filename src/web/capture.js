@@ -6,6 +6,10 @@
 
 /** Elements that are or were secret while the SDK was loaded (shared with mirror.js). */
 const secret = new WeakSet();
+/** Elements scrolled while the SDK was loaded (shared with mirror.js): a snapshot reads the
+ * scroll position of these only (on a large page), each read may cost a layout. */
+const scrolled = new WeakSet();
+const markScrolled = (e) => scrolled.add(e.target);
 const isPassword = (t) => t && t.localName === 'input' && String(t.type).toLowerCase() === 'password';
 const markSecret = (e) => { const t = e.composedPath ? e.composedPath()[0] : e.target; if (isPassword(t)) secret.add(t); };
 const GUARD_EVENTS = ['focusin', 'input', 'change', 'keydown'];
@@ -24,9 +28,11 @@ function guardSecrets() {
   });
   mo.observe(document, { subtree: true, attributes: true, attributeFilter: ['type'], attributeOldValue: true });
   for (const k of GUARD_EVENTS) document.addEventListener(k, markSecret, { capture: true, passive: true });
+  document.addEventListener('scroll', markScrolled, { capture: true, passive: true });
   return () => {
     mo.disconnect();
     for (const k of GUARD_EVENTS) document.removeEventListener(k, markSecret, { capture: true });
+    document.removeEventListener('scroll', markScrolled, { capture: true });
   };
 }
 
@@ -48,7 +54,7 @@ export class Capture {
     if (!this.loading && this.url) {
       this.loading = import(/* webpackIgnore: true */ /* @vite-ignore */ this.url).then((m) => {
         if (!this.unguard) return; // stopped meanwhile
-        this.mirror = new m.Mirror(this.onBatch, this.masked, secret);
+        this.mirror = new m.Mirror(this.onBatch, this.masked, secret, scrolled);
         this.mirror.control(this.granted);
         if (this.want) this.mirror.start();
       }, (e) => {

@@ -31,6 +31,35 @@ const ON = /^on/i;
 // escapes (%2e is a dot), backslashes, quotes, spaces or other characters it would escape.
 const PLAIN_PATH = /^(?!.*\/\.)\/(?![/\\])[\w\-.~/?=&#:@!$()*+,;]*$/;
 const CSS_URL = /url\(\s*(['"]?)([^'")]*)\1\s*\)/g;
+// The periodic pass (docs/MIRROR.md, "What changes without a mutation"): every POLL_MS,
+// at most DEEP_MS of checks of style sheets, form states, custom states and images.
+const POLL_MS = 250;
+const DEEP_MS = 4;
+const RULES_CHUNK = 16000; // characters of rule text per "I" record
+// Canvas and video images: at most one being made at a time, each element at most every
+// IMG_GAP ms (backing off to IMG_GAP_MAX while it does not change), at most IMG_BPS bytes
+// a second on average, none larger than IMG_MAX characters, none over IMG_PIXELS pixels.
+const IMG_GAP = 500;
+const IMG_GAP_MAX = 4000;
+const IMG_BPS = 300000;
+const IMG_MAX = 400000;
+const IMG_PIXELS = 1000000;
+// A canvas of at most IMG_SYNC pixels goes as a PNG from toDataURL: lossless, and the
+// cheapest on the main thread for charts and UI (about 1 ms at 600×240, npm run
+// bench:fidelity). A larger one (or a video, or a canvas whose PNG was over IMG_PNG: a
+// photo, a game) goes scaled to its size on screen and encoded as lossy WebP off the main
+// thread (createImageBitmap, OffscreenCanvas.convertToBlob).
+const IMG_SYNC = 300000;
+const IMG_PNG = 150000;
+const MEDIA_EVENTS = ['play', 'pause', 'seeked', 'ratechange', 'ended', 'loadeddata'];
+// Elements that never scroll (void, text-level or SVG), skipped when scroll positions are read.
+const HTML = 'http://www.w3.org/1999/xhtml';
+const NOSCROLL = set('br img input hr wbr meta link style title head a span b i em strong small code label option');
+// A snapshot reads the scroll position of the elements scrolled since the SDK started
+// (capture.js) and of the first SCAN elements walked: reading every element's costs about
+// 5 µs each (320 ms at 66,000 elements here), and a read may force the page's pending layout.
+const SCAN = 4000;
+const STATE = /:state\(\s*([\w-]+)\s*\)/g;
 
 const WIDE = /[^\0-\x7f]/;
 const utf8 = (s) => {
@@ -46,7 +75,15 @@ const abs = (u, base) => {
   } catch { return u; }
 };
 const css = (text, base) => text.replace(CSS_URL, (m, q, u) => `url(${q}${abs(u, base) || ''}${q})`);
-const rules = (sheet) => { try { return [...sheet.cssRules].map((r) => r.cssText).join('\n'); } catch { return null; } };
+/** A sheet's rules, or null when they cannot be read (another origin without CORS). */
+const ruleList = (sheet) => { try { return sheet.cssRules; } catch { return null; } };
+const sub = (r) => (r.cssRules ? r.cssRules.length : -1);
+const is = (el, sel) => { try { return el.matches(sel); } catch { return false; } };
+/** A document's doctype as [name, publicId, systemId], or 0 (none: quirks mode). */
+const doctype = (doc) => { const d = doc.doctype; return d ? [d.name, d.publicId, d.systemId] : 0; };
+/** The text of a value the capture keeps to compare (never sent as such). */
+const fieldState = (el) => (el.type === 'checkbox' || el.type === 'radio' ? (el.checked ? '1' : '0')
+  : el.localName === 'select' && el.multiple ? [...el.options].map((o) => (o.selected ? 1 : 0)).join('') : el.value);
 const task = (f) => { const c = new MessageChannel(); c.port1.onmessage = f; c.port2.postMessage(0); };
 
 /** Whether `n` is `a` or inside it, across shadow roots and same-origin frames. */
@@ -62,10 +99,12 @@ function within(a, n) {
 }
 
 export class Mirror {
-  /** `secret`: fields that are or were secret since the SDK started (capture.js keeps
-   * it from SDK start; a fresh set for a capture used on its own, as the benchmark does). */
-  constructor(onBatch, masked, secretFields = new WeakSet()) {
+  /** `secret`: fields that are or were secret since the SDK started; `scrolled`: elements
+   * scrolled since (capture.js keeps both from SDK start; fresh sets for a capture used on
+   * its own, as the benchmarks do). */
+  constructor(onBatch, masked, secretFields = new WeakSet(), scrolled = new WeakSet()) {
     this.secret = secretFields;
+    this.scrolled = scrolled;
     this.onBatch = onBatch;
     this.sel = JSON.parse(masked || '[]').join(',');
     try { if (this.sel) document.createDocumentFragment().querySelector(this.sel); } catch {
@@ -81,18 +120,12 @@ export class Mirror {
     this.ptr = null;
     this.flushNow = () => this.flush();
     this.onEvent = (e) => this.event(e);
-    // Which elements were ever scrolled (kept here, nothing leaves): only their scroll
-    // positions are read at a snapshot, instead of every element's, each read of which
-    // may force a layout.
-    this.scrolled = new WeakSet();
-    this.onScroll = (e) => this.scrolled.add(e.target);
-    document.addEventListener('scroll', this.onScroll, { capture: true, passive: true });
+    this.deepNow = () => this.flush(true);
   }
 
   /** The SDK stops: nothing of the capture stays on the page. */
   destroy() {
     this.stop();
-    document.removeEventListener('scroll', this.onScroll, { capture: true });
   }
 
   // ----- lifecycle ---------------------------------------------------------------------
@@ -118,11 +151,14 @@ export class Mirror {
   /** Forgets every id and stops observing; a snapshot starts from a clean slate. */
   reset() {
     if (this.mo) this.mo.disconnect();
+    if (this.io) this.io.disconnect();
     for (const d of this.docs || []) this.listen(d, false);
+    for (const r of this.shadows || []) this.listen(r, false);
     cancelAnimationFrame(this.raf);
     clearTimeout(this.tmo);
     clearTimeout(this.mt);
-    this.raf = this.mt = 0;
+    clearInterval(this.iv);
+    this.raf = this.mt = this.iv = 0;
     this.on = false;
     this.mo = null;
     this.docs = [];
@@ -142,12 +178,47 @@ export class Mirror {
     this.walking = false;
     this.bd = null; // the base URL is read again (a pushState may have changed it)
     this.origin = null;
+    this.shadows = new Set();
+    // Style sheets sent as rules (docs/MIRROR.md "Style sheets"): id → {id, owner, sheet,
+    // rules, subs, dis, media, base}; `owner` is the style/link element whose sheet it is
+    // (its node id), or null for a constructed sheet (an id of its own, from the same
+    // counter). The rules (CSSRule objects) are kept to find what changed.
+    this.sheets = new Map();
+    this.sheetOf = new WeakMap(); // constructed sheet → id
+    this.styleOf = new WeakMap(); // style/link element → its entry
+    this.adopted = new Map(); // document or shadow root → the adopted sheets last sent
+    this.job = null;
+    // Custom elements: names seen per document, names defined since the last flush,
+    // the elements (for :state()), the state names the page's CSS uses.
+    this.ceSeen = new Map();
+    this.ceNew = [];
+    this.ces = new Set();
+    this.stateNames = new Set();
+    this.states = new WeakMap();
+    // The top layer: [element, kind] in the order they were opened; candidates to check.
+    this.top = [];
+    this.topCand = new Set();
+    // Form fields (their last state, kept here), canvases and media elements.
+    this.fields = new Set();
+    this.vals = new WeakMap();
+    this.canvases = new Set();
+    this.mediaDirty = new Set();
+    this.imgs = new WeakMap();
+    this.visible = new WeakSet();
+    this.io = null;
+    this.busy = false;
+    this.imgFree = 0;
+    this.sheetTask = false;
+    this.rr = 0; // which kind of check the next periodic pass starts with
+    this.cur = [0, 0, 0, 0];
   }
 
+  /** Listens to a document or a shadow root (events that are not composed, such as
+   * change, scroll, toggle and media events, do not leave a shadow root). */
   listen(doc, add) {
     const f = add ? 'addEventListener' : 'removeEventListener';
     const win = doc.defaultView;
-    for (const t of ['input', 'change', 'scroll', 'mousemove', 'click', 'focusin']) doc[f](t, this.onEvent, { capture: true, passive: true });
+    for (const t of ['input', 'change', 'scroll', 'mousemove', 'click', 'focusin', 'toggle', 'fullscreenchange', ...MEDIA_EVENTS]) doc[f](t, this.onEvent, { capture: true, passive: true });
     if (doc === document && win) for (const t of ['resize', 'focus', 'blur']) win[f](t, this.onEvent, true);
   }
 
@@ -267,6 +338,7 @@ export class Mirror {
   tuple(n, p, inherited) {
     this.more = null;
     this.box = false;
+    this.job = null;
     if (n.nodeType === 3) {
       const par = n.parentNode;
       if (par && par.nodeType === 1 && NOKIDS.test(par.localName)) return null;
@@ -276,7 +348,7 @@ export class Mirror {
       return [p, 0, t.slice(0, CHUNK)];
     }
     if (n.nodeType === 11) return n.host ? [p, 1] : null;
-    if (n.nodeType === 9) return [p, 2];
+    if (n.nodeType === 9) return [p, 2, doctype(n)];
     if (n.nodeType !== 1) return null;
     const tag = n.localName;
     if (SKIP.has(tag) || n.hasAttribute('data-covisit-ignore') || (tag === 'meta' && n.hasAttribute('http-equiv'))) return null;
@@ -285,17 +357,23 @@ export class Mirror {
     if (FORM.test(tag)) {
       if (n.type === 'checkbox' || n.type === 'radio') (n.checked && !box) ? (a.checked = '') : delete a.checked;
       else a.value = box ? '•'.repeat(n.value.length) : n.value;
+      this.fields.add(n);
+      this.vals.set(n, fieldState(n));
     } else if (box) {
       a['data-covisit-box'] = '0,0'; // its size is measured after the walk
-    } else if (tag === 'option' && n.selected) a.selected = '';
-    if (tag === 'link' && /stylesheet/i.test(a.rel || '') && n.sheet) {
-      const text = rules(n.sheet);
-      if (text !== null) {
-        this.more = css(text, n.sheet.href || n.baseURI);
-        return [p, 'style', { 'data-href': a.href || '', media: a.media || '' }];
-      }
+    } else if (tag === 'option') n.selected ? (a.selected = '') : delete a.selected;
+    if (box) return [p, tag, a];
+    if (tag.includes('-')) this.ce(n, tag);
+    if (tag === 'canvas' || tag === 'video') this.watchImage(n);
+    if (tag === 'video' || tag === 'audio') this.mediaDirty.add(n);
+    if (tag === 'dialog' || a.popover !== undefined) this.topCand.add(n);
+    // A style sheet goes out as its rules (docs/MIRROR.md "Style sheets"), whatever made
+    // them: the element's text, or insertRule/deleteRule since. The walk writes them next.
+    const sheet = (tag === 'style' || (tag === 'link' && /stylesheet/i.test(a.rel || ''))) && n.sheet;
+    if (sheet && ruleList(sheet)) {
+      this.job = sheet;
+      return [p, 'style', tag === 'link' ? { 'data-href': a.href || '', media: a.media || '' } : a];
     }
-    if (tag === 'style' && n.sheet && !n.textContent.trim()) this.more = rules(n.sheet) || null;
     return [p, tag, a];
   }
 
@@ -349,6 +427,11 @@ export class Mirror {
       if (deadline && (++i & 63) === 0 && performance.now() > deadline) return false;
       const p = st.pop();
       const n = st.pop();
+      if (p < 0) {
+        // A style sheet's rules, written out in slices like the walk.
+        if (!this.writeRules(n, deadline)) { st.push(n, p); return false; }
+        continue;
+      }
       const before = st.before || 0;
       st.before = 0;
       if (this.ids.has(n)) {
@@ -361,6 +444,7 @@ export class Mirror {
       inherited = true;
       if (!t) continue;
       const more = this.more;
+      const job = this.job;
       const el = n.nodeType === 1;
       const box = this.box;
       if (box) this.boxed.add(n);
@@ -373,10 +457,12 @@ export class Mirror {
       else {
         // Scroll positions and box sizes read layout: they wait until the walk is over
         // and the page has painted, so the walk never forces a layout of its own.
+        // Elements that may have been scrolled: their scroll position (SCAN).
         if (box && !FORM.test(n.localName)) this.later.push(n, id, 1);
-        else if (this.walking && this.scrolled.has(n)) this.later.push(n, id, 0);
-        // Masked: a box, nothing inside goes out. A sheet sent as text: its text only.
-        if (box || NOKIDS.test(n.localName) || (more && t[1] === 'style')) continue;
+        else if (this.walking && (this.scrolled.has(n) || (this.scanned < SCAN && n.namespaceURI === HTML && !NOSCROLL.has(n.localName) && ++this.scanned))) this.later.push(n, id, 0);
+        // A style sheet: its rules, nothing else of it. Masked: a box, nothing inside goes out.
+        if (job) { st.push(this.track(n, id, job), -1); continue; }
+        if (box || NOKIDS.test(n.localName)) continue;
       }
       for (let c = n.lastChild; c; c = c.previousSibling) st.push(c, id);
       if (el && n.shadowRoot) st.push(n.shadowRoot, id);
@@ -393,9 +479,9 @@ export class Mirror {
   root(r, id) {
     this.mo.observe(r, { childList: true, subtree: true, attributes: true, characterData: true });
     if (r.nodeType === 9 && !this.docs.includes(r)) { this.docs.push(r); this.listen(r, true); }
+    if (r.nodeType === 11 && !this.shadows.has(r)) { this.shadows.add(r); this.listen(r, true); }
     if (r.nodeType === 9) this.later.push(r, id, 0);
-    const sheets = r.adoptedStyleSheets || [];
-    if (sheets.length) this.rec(['y', id, sheets.map(rules).join('\n')]);
+    this.adopt(r, id);
   }
 
   /** A new epoch: every node id forgotten, the whole page walked again in slices. */
@@ -406,11 +492,12 @@ export class Mirror {
     this.next = 1;
     this.count = 0;
     this.walking = true;
-    this.rec(['S', ++this.epoch, location.href, innerWidth, innerHeight, document.hasFocus() ? 1 : 0]);
+    this.rec(['S', ++this.epoch, location.href, innerWidth, innerHeight, document.hasFocus() ? 1 : 0, doctype(document)]);
     this.ids.set(document, 0);
     this.root(document, 0);
     const st = [];
     for (let c = document.lastChild; c; c = c.previousSibling) st.push(c, 0);
+    this.scanned = 0;
     const step = () => {
       if (!this.on || this.mo !== mo) return;
       this.remaskWalk(st);
@@ -420,7 +507,8 @@ export class Mirror {
       this.walking = false;
       this.focus();
       this.rec(['E']);
-      this.flush();
+      this.iv = setInterval(this.deepNow, POLL_MS);
+      this.flush(true);
     };
     task(step);
   }
@@ -436,8 +524,9 @@ export class Mirror {
     this.tmo = setTimeout(this.flushNow, 250);
   }
 
-  /** Turns the queued mutation records into records (at most once per frame). */
-  flush() {
+  /** Turns the queued mutation records into records (at most once per frame); `deep`:
+   * the periodic pass, which also looks for what changes without a mutation. */
+  flush(deep) {
     cancelAnimationFrame(this.raf);
     clearTimeout(this.tmo);
     this.raf = 0;
@@ -472,7 +561,8 @@ export class Mirror {
     const kept = this.kept;
     for (const p of dirty) {
       const pid = this.ids.get(p);
-      if (pid === undefined || pid >= start || this.boxed.has(p) || (p.nodeType === 1 && NOKIDS.test(p.localName))) continue;
+      // A style sent as rules: its new text makes a new sheet, which checkSheet sends.
+      if (pid === undefined || pid >= start || this.boxed.has(p) || this.styleOf.has(p) || (p.nodeType === 1 && NOKIDS.test(p.localName))) continue;
       let before = 0;
       for (let c = p.lastChild; c; c = c.previousSibling) {
         let id = this.ids.get(c);
@@ -493,6 +583,7 @@ export class Mirror {
     for (const [el, names] of attrs) {
       const id = this.ids.get(el);
       if (id === undefined || id >= start) continue;
+      if (el.localName === 'dialog' || names.has('popover')) this.topCand.add(el);
       const box = this.boxed.has(el);
       const now = this.attrs(el, box);
       const a = {};
@@ -510,6 +601,18 @@ export class Mirror {
       this.rec(['T', id, par && par.localName === 'style' ? css(t.data, t.baseURI) : t.data.slice(0, CHUNK)]);
     }
     this.events();
+    // CSS-in-JS inserts its rules as the page changes: the sheets are checked in the same
+    // flush, so new nodes and their rules arrive together.
+    const deadline = performance.now() + SLICE_MS;
+    for (const S of this.sheets.values()) this.checkSheet(S, false, deadline);
+    for (const d of this.docs) if (this.ids.has(d)) this.adopt(d, this.ids.get(d));
+    this.defs();
+    this.topLayer();
+    this.mediaStates();
+    if (deep) {
+      this.deep(performance.now() + DEEP_MS);
+      this.images();
+    }
     this.send();
     if (this.later.length) this.afterPaint();
   }
@@ -578,9 +681,464 @@ export class Mirror {
       const x = st.pop();
       if (!this.ids.delete(x)) continue;
       this.boxed.delete(x);
+      const S = this.styleOf.get(x);
+      if (S) this.sheets.delete(S.id);
       for (let c = x.firstChild; c; c = c.nextSibling) st.push(c);
       if (x.shadowRoot) st.push(x.shadowRoot);
     }
+  }
+
+  // ----- style sheets (docs/MIRROR.md "Style sheets") ------------------------------------
+
+  /** Starts following `sheet` under `id` (its owner element's id, or a constructed
+   * sheet's own); its rules are written out from `pend` (ruleOut) before they are compared. */
+  track(owner, id, sheet) {
+    const all = [...ruleList(sheet)];
+    // pend: rules still to write (from i, at page index at + i); then `after` is the sheet.
+    const S = { id, owner, sheet, rules: [], subs: [], pend: all, i: 0, at: 0, after: all, dis: sheet.disabled, media: sheet.media.mediaText, base: sheet.href || (owner || document).baseURI };
+    this.sheets.set(id, S);
+    if (owner) {
+      this.styleOf.set(owner, S);
+      if (S.dis) this.rec(['G', id, 1, S.media]);
+    }
+    return S;
+  }
+
+  /** The rules of `S` as the console now has them. */
+  written(S, rules) {
+    S.rules = rules;
+    S.subs = rules.map(sub);
+    S.pend = null;
+  }
+
+  /** Writes out more of the rules `S` is waiting to send, until `deadline`; whether done. */
+  writeRules(S, deadline) {
+    const i = this.ruleOut(S, S.pend, S.i, S.at, deadline);
+    if (i < 0) {
+      this.written(S, S.after);
+      return true;
+    }
+    S.i = i;
+    return false;
+  }
+
+  /** Goes on writing the rules that a flush left (many rules inserted at once), one
+   * slice a task; the sheets are compared again once they are written. */
+  moreSheets() {
+    this.sheetTask = false;
+    if (!this.on || this.walking) return;
+    const deadline = performance.now() + SLICE_MS;
+    let left = false;
+    for (const S of this.sheets.values()) if (S.pend && !this.writeRules(S, deadline)) left = true;
+    this.send();
+    if (left) this.laterSheets();
+  }
+
+  laterSheets() {
+    if (this.sheetTask) return;
+    this.sheetTask = true;
+    task(() => this.moreSheets());
+  }
+
+  /** Writes `rules` from `i` on as "I" records of sheet `S` (page index `at + i`); a rule
+   * longer than a record goes in "H" pieces. Stops at `deadline` (0: none): the next `i`,
+   * or -1 when all are written. */
+  ruleOut(S, rules, i, at, deadline) {
+    let batch = [];
+    let size = 0;
+    let from = i;
+    const out = () => { if (batch.length) this.rec(['I', S.id, at + from, batch]); batch = []; size = 0; };
+    for (; i < rules.length; i++) {
+      if (deadline && (i & 15) === 15 && performance.now() > deadline) break;
+      const t = this.ruleText(rules[i], S.base);
+      if (t.length > RULES_CHUNK) {
+        out();
+        for (let k = 0; k < t.length; k += CHUNK) this.rec(['H', S.id, at + i, t.slice(k, k + CHUNK), k + CHUNK >= t.length ? 1 : 0]);
+        continue;
+      }
+      if (!batch.length) from = i;
+      batch.push(t);
+      size += t.length;
+      if (size > RULES_CHUNK) out();
+    }
+    out();
+    return i < rules.length ? i : -1;
+  }
+
+  /** One rule's text with its URLs made absolute. An @import goes out as its sheet's rules
+   * inside an @media rule in its place: the console loads no @import, and the sheet keeps
+   * the page's rule indexes. Notes the custom states (:state()) the page styles by. */
+  ruleText(r, base) {
+    let t;
+    if (r.type === 3) {
+      const inner = r.styleSheet && ruleList(r.styleSheet);
+      t = inner ? `@media ${r.media.mediaText || 'all'}{${[...inner].map((x) => this.ruleText(x, r.styleSheet.href || base)).join('\n')}}` : '@media not all{}';
+    } else {
+      t = r.cssText;
+      if (t.includes('url(')) t = css(t, base);
+    }
+    if (t.includes(':state(')) for (const m of t.matchAll(STATE)) this.stateNames.add(m[1]);
+    return t;
+  }
+
+  /** Sends what changed in a followed sheet since it was last written: a new sheet (a
+   * style's text changed), rules deleted and inserted (insertRule, deleteRule, replace,
+   * replaceSync, a rule changed inside an @media), `disabled` and `media`. Rules are told
+   * apart by identity (CSSRule objects stay the same while they are in the sheet): what
+   * is the same at both ends stays, the middle goes out again. `deep`: compare every rule;
+   * otherwise only when the number of rules changed (cheap enough for every flush). */
+  checkSheet(S, deep, deadline) {
+    if (S.pend) return; // still being written out
+    const sheet = S.owner ? S.owner.sheet : S.sheet;
+    if (sheet !== S.sheet) {
+      if (S.rules.length) this.rec(['J', S.id, 0, S.rules.length]);
+      S.sheet = sheet;
+      S.rules = [];
+      S.subs = [];
+      if (sheet) S.base = sheet.href || S.owner.baseURI;
+    }
+    const list = sheet && ruleList(sheet);
+    if (!list) return;
+    const media = sheet.media.mediaText;
+    if (sheet.disabled !== S.dis || media !== S.media) {
+      S.dis = sheet.disabled;
+      S.media = media;
+      this.rec(['G', S.id, S.dis ? 1 : 0, media]);
+    }
+    const n = list.length;
+    const old = S.rules;
+    const m = old.length;
+    if (!deep && n === m) return;
+    const subs = S.subs;
+    const same = (i, j) => old[i] === list[j] && subs[i] === sub(list[j]);
+    let a = 0;
+    while (a < m && a < n && same(a, a)) a++;
+    if (a === m && a === n) return;
+    let b = 0;
+    while (b < m - a && b < n - a && same(m - 1 - b, n - 1 - b)) b++;
+    if (m - a - b) this.rec(['J', S.id, a, m - a - b]);
+    S.after = [...list];
+    S.pend = S.after.slice(a, n - b);
+    S.i = 0;
+    S.at = a;
+    // Thousands of rules at once (a CSS-in-JS library starting, a replaceSync): what does
+    // not fit in this slice goes in the next tasks (moreSheets).
+    if (!this.writeRules(S, deadline)) this.laterSheets();
+  }
+
+  /** Sends the adopted style sheets of a document or shadow root when they changed. */
+  adopt(r, id) {
+    const list = r.adoptedStyleSheets || [];
+    const was = this.adopted.get(r);
+    if (was ? was.length === list.length && was.every((x, i) => x === list[i]) : !list.length) return;
+    this.adopted.set(r, [...list]);
+    const ids = [...list].map((x) => this.sheetId(x));
+    this.rec(['Y', id, ids]);
+  }
+
+  /** A constructed sheet's id; the first time, it goes out ("Q", then its rules). */
+  sheetId(sheet) {
+    let id = this.sheetOf.get(sheet);
+    if (id !== undefined) return id;
+    this.close(); // ids of nodes in a group follow each other: this one comes between groups
+    id = this.next++;
+    this.sheetOf.set(sheet, id);
+    this.rec(['Q', id, sheet.media.mediaText, sheet.disabled ? 1 : 0]);
+    this.writeRules(this.track(null, id, sheet), 0);
+    return id;
+  }
+
+  // ----- custom elements, the top layer, media ------------------------------------------
+
+  /** A custom element: its name goes out ("e") once it is defined in its document, so
+   * that :defined matches in the mirror as in the page. */
+  ce(el, name) {
+    this.ces.add(el);
+    const doc = el.ownerDocument;
+    let seen = this.ceSeen.get(doc);
+    if (!seen) this.ceSeen.set(doc, (seen = new Set()));
+    if (seen.has(name)) return;
+    seen.add(name);
+    const reg = doc.defaultView && doc.defaultView.customElements;
+    if (!reg) return;
+    if (reg.get(name)) this.ceNew.push(doc, name);
+    else {
+      reg.whenDefined(name).then(() => {
+        if (this.ceSeen.get(doc) !== seen) return; // another epoch
+        this.ceNew.push(doc, name);
+        this.schedule();
+      }, () => {});
+    }
+  }
+
+  defs() {
+    if (!this.ceNew.length) return;
+    const by = new Map();
+    for (let i = 0; i < this.ceNew.length; i += 2) {
+      const id = this.ids.get(this.ceNew[i]);
+      if (id === undefined) continue;
+      if (!by.has(id)) by.set(id, []);
+      by.get(id).push(this.ceNew[i + 1]);
+    }
+    this.ceNew = [];
+    for (const [id, names] of by) this.rec(['e', id, names]);
+  }
+
+  /** The custom states (:state(x)) of a custom element, for the names the page's CSS uses. */
+  checkStates(el) {
+    const id = this.ids.get(el);
+    if (id === undefined) return this.ces.delete(el);
+    const on = [];
+    for (const s of this.stateNames) if (is(el, `:state(${s})`)) on.push(s);
+    const k = on.join(' ');
+    if ((this.states.get(el) || '') === k) return;
+    this.states.set(el, k);
+    this.rec(['k', id, on]);
+  }
+
+  /** Sends the top layer when it changed: modal dialogs (1), open popovers (2) and the
+   * fullscreen element (3), in the order they were opened. Candidates come from the walk,
+   * `open`/`popover` attribute changes, and toggle and fullscreenchange events. */
+  topLayer() {
+    const kind = (el) => (!el.isConnected || !this.ids.has(el) ? 0 : is(el, ':fullscreen') ? 3 : is(el, ':modal') ? 1 : is(el, ':popover-open') ? 2 : 0);
+    const next = [];
+    const add = (el) => {
+      if (next.includes(el)) return;
+      const k = kind(el);
+      if (k) next.push(el, k);
+    };
+    for (let i = 0; i < this.top.length; i += 2) add(this.top[i]);
+    for (const el of this.topCand) add(el);
+    this.topCand.clear();
+    for (const d of this.docs) {
+      let f = d.fullscreenElement;
+      while (f && f.shadowRoot && f.shadowRoot.fullscreenElement) f = f.shadowRoot.fullscreenElement;
+      if (f) add(f);
+    }
+    if (next.length === this.top.length && next.every((x, i) => x === this.top[i])) return;
+    this.top = next;
+    this.rec(['L', next.map((x, i) => (i & 1 ? x : this.ids.get(x)))]);
+  }
+
+  /** Paused or playing, current time and duration of media elements that changed. */
+  mediaStates() {
+    for (const el of this.mediaDirty) {
+      const id = this.ids.get(el);
+      if (id === undefined) continue;
+      const r2 = (x) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : 0);
+      this.rec(['m', id, el.paused ? 1 : 0, r2(el.currentTime), r2(el.duration)]);
+      const st = this.imgs.get(el);
+      if (st) st.due = 0; // its frame again
+    }
+    this.mediaDirty.clear();
+  }
+
+  /** A form field's value or checked state (the field's own, or its options'). */
+  field(el, id) {
+    const masked = this.masked(el);
+    if (el.type === 'checkbox' || el.type === 'radio') { if (!masked) this.rec(['K', id, el.checked ? 1 : 0]); }
+    else if (el.localName === 'select' && el.multiple) {
+      if (!masked) for (const o of el.options) { const oid = this.ids.get(o); if (oid !== undefined) this.rec(['K', oid, o.selected ? 1 : 0]); }
+    } else this.rec(['V', id, masked ? '•'.repeat(el.value.length) : el.value.slice(0, CHUNK)]);
+    this.vals.set(el, fieldState(el));
+  }
+
+  /** The periodic pass: what changes without a mutation or an event (rules changed in
+   * place, adopted sheets pushed, values set by script, custom states), until `deadline`;
+   * each kind from where the last pass stopped, a different kind first each time. */
+  deep(deadline) {
+    const kinds = [
+      [this.sheets, (S) => this.checkSheet(S, true, deadline)],
+      [this.adopted, (was, r) => { const id = this.ids.get(r); if (id === undefined) this.adopted.delete(r); else this.adopt(r, id); }],
+      [this.fields, (el) => {
+        const id = this.ids.get(el);
+        if (id === undefined) this.fields.delete(el);
+        else if (this.vals.get(el) !== fieldState(el)) this.field(el, id);
+      }],
+      // With no state name in the page's CSS, only forgets elements that left.
+      [this.ces, (el) => (this.stateNames.size ? this.checkStates(el) : this.ids.has(el) || this.ces.delete(el))],
+    ];
+    this.rr = (this.rr + 1) % kinds.length;
+    for (let k = 0; k < kinds.length; k++) {
+      const w = (this.rr + k) % kinds.length;
+      const [c, check] = kinds[w];
+      let i = 0;
+      const from = this.cur[w] < c.size ? this.cur[w] : 0;
+      let done = true;
+      const map = c instanceof Map;
+      for (const x of map ? c.keys() : c) {
+        if (i++ < from) continue;
+        if ((i & 7) === 0 && performance.now() > deadline) { done = false; break; }
+        if (map) check(c.get(x), x);
+        else check(x, x);
+      }
+      this.cur[w] = done ? 0 : i - 1;
+      if (!done) return;
+    }
+  }
+
+  // ----- canvas and video images (docs/MIRROR.md "Canvas") -------------------------------
+
+  /** The PNG data: URL of a transparent canvas of w×h (what toDataURL gives for a WebGL
+   * canvas read after its frame was shown). */
+  blankPng(w, h) {
+    const k = `${w}x${h}`;
+    const m = this.blanks || (this.blanks = new Map());
+    if (!m.has(k)) {
+      if (m.size > 16) m.clear();
+      const c = document.createElement('canvas');
+      c.width = w;
+      c.height = h;
+      m.set(k, c.toDataURL('image/png'));
+    }
+    return m.get(k);
+  }
+
+  /** Whether a bitmap holds nothing at all (every pixel transparent), from a 16×16 copy. */
+  blank(src, w, h) {
+    const p = this.probe || (this.probe = new OffscreenCanvas(16, 16).getContext('2d', { willReadFrequently: true }));
+    p.clearRect(0, 0, 16, 16);
+    p.drawImage(src, 0, 0, w, h, 0, 0, 16, 16);
+    let a;
+    try { a = p.getImageData(0, 0, 16, 16).data; } catch (e) {
+      this.probe = null; // tainted by another origin's pixels: a new one next time
+      throw e;
+    }
+    for (let i = 3; i < a.length; i += 4) if (a[i]) return false;
+    return true;
+  }
+
+  /** Canvases (`el`, or all) are looked at again soon, at the shortest gap. */
+  wake(el) {
+    const soon = performance.now() + 100;
+    for (const c of el ? [el] : this.canvases) {
+      const st = this.imgs.get(c);
+      if (st && !st.off) {
+        st.gap = IMG_GAP;
+        if (st.due > soon) st.due = soon;
+      }
+    }
+  }
+
+  watchImage(el) {
+    this.canvases.add(el);
+    if (!this.io) {
+      this.io = new IntersectionObserver((es) => {
+        for (const e of es) e.isIntersecting ? this.visible.add(e.target) : this.visible.delete(e.target);
+      });
+    }
+    this.io.observe(el);
+  }
+
+  /** Starts the image of the next canvas or video that is due and in view; one at a time. */
+  images() {
+    if (this.busy || !this.canvases.size) return;
+    const now = performance.now();
+    if (now < this.imgFree) return;
+    for (const el of this.canvases) {
+      const id = this.ids.get(el);
+      if (id === undefined) { this.canvases.delete(el); this.io.unobserve(el); continue; }
+      if (!this.visible.has(el)) continue;
+      let st = this.imgs.get(el);
+      if (!st) this.imgs.set(el, (st = { due: 0, gap: IMG_GAP, last: '', scale: 1, off: false }));
+      if (st.off || now < st.due) continue;
+      this.busy = true;
+      this.frameGrab(el, id, st).finally(() => { this.busy = false; });
+      return;
+    }
+  }
+
+  /** grab() at the next rendering update, after the page's animation frame callbacks (a
+   * ResizeObserver's first callback comes then): a WebGL canvas without
+   * preserveDrawingBuffer can be read only in the frame that drew it. A hidden tab has no
+   * rendering updates: then after a second. */
+  frameGrab(el, id, st) {
+    return new Promise((resolve) => {
+      let done = false;
+      const go = () => {
+        if (done) return;
+        done = true;
+        ro.disconnect();
+        clearTimeout(t);
+        this.grab(el, id, st).catch(() => { st.off = true; }).finally(resolve);
+      };
+      const ro = new ResizeObserver(go);
+      const t = setTimeout(go, 1000);
+      ro.observe(el);
+    });
+  }
+
+  /** One image of a canvas (2D, or WebGL in the frame it drew: see frameGrab) or a video
+   * (IMG_SYNC says how), sent as a data: URL in "B" pieces unless it is what was sent last,
+   * or nothing could be read (all transparent: a WebGL frame already shown and cleared; the
+   * last image stays). A tainted canvas (another origin's pixels) throws: not tried again. */
+  async grab(el, id, st) {
+    const epoch = this.epoch;
+    const video = el.localName === 'video';
+    st.due = performance.now() + st.gap;
+    if (this.ids.get(el) !== id || this.masked(el)) return; // not even read
+    const w = video ? el.videoWidth : el.width;
+    const h = video ? el.videoHeight : el.height;
+    if (!w || !h || (video && el.readyState < 2)) return;
+    const stats = this.imgStats || (this.imgStats = { images: 0, sent: 0, bytes: 0, ms: 0, max: 0 });
+    let t = performance.now();
+    let url;
+    let ms = 0;
+    if (!video && !st.webp && w * h <= IMG_SYNC) {
+      url = el.toDataURL('image/png');
+      if (url === this.blankPng(w, h)) url = '';
+      ms = performance.now() - t;
+    } else {
+      const r = el.getBoundingClientRect();
+      if (r.width < 1 || r.height < 1) return;
+      const s = Math.min(1, Math.max(r.width / w, r.height / h), Math.sqrt(IMG_PIXELS / (w * h))) * st.scale;
+      const tw = Math.max(1, Math.round(w * s));
+      const th = Math.max(1, Math.round(h * s));
+      let p = createImageBitmap(el, { resizeWidth: tw, resizeHeight: th, resizeQuality: 'medium' });
+      ms = performance.now() - t;
+      const bmp = await p;
+      try {
+        if (!this.on || this.epoch !== epoch) return;
+        t = performance.now();
+        if (this.blank(bmp, tw, th)) url = '';
+        else {
+          const c = new OffscreenCanvas(tw, th);
+          c.getContext('2d').drawImage(bmp, 0, 0);
+          p = c.convertToBlob({ type: 'image/webp', quality: 0.85 });
+        }
+        ms += performance.now() - t;
+      } finally { bmp.close(); }
+      if (url === undefined) {
+        const blob = await p;
+        url = await new Promise((resolve, reject) => {
+          const f = new FileReader();
+          f.onload = () => resolve(f.result);
+          f.onerror = reject;
+          f.readAsDataURL(blob);
+        });
+      }
+    }
+    stats.images++;
+    const count = () => { stats.ms += ms; stats.max = Math.max(stats.max, ms); };
+    if (video && el.paused) st.due = Infinity; // again when it plays or seeks (mediaStates)
+    if (!url || url === st.last) { st.gap = Math.min(st.gap * 2, IMG_GAP_MAX); return count(); }
+    if (!this.on || this.epoch !== epoch || this.walking || this.ids.get(el) !== id || this.masked(el)) return;
+    if (!st.webp && url.length > IMG_PNG) {
+      st.webp = true;
+      st.due = 0;
+      return;
+    }
+    if (url.length > IMG_MAX) { st.scale *= 0.7; return; }
+    st.gap = video ? 1000 : IMG_GAP;
+    st.last = url;
+    stats.sent++;
+    stats.bytes += url.length;
+    this.imgFree = performance.now() + (url.length / IMG_BPS) * 1000;
+    t = performance.now();
+    for (let k = 0; k < url.length; k += CHUNK) this.rec(['B', id, url.slice(k, k + CHUNK), k + CHUNK >= url.length ? 1 : 0]);
+    this.send();
+    ms += performance.now() - t;
+    count();
   }
 
   // ----- events --------------------------------------------------------------------------
@@ -589,6 +1147,18 @@ export class Mirror {
     if (!this.on) return;
     const t = e.composedPath ? e.composedPath()[0] : e.target;
     const k = e.type;
+    if (k === 'toggle' || k === 'fullscreenchange') {
+      if (t.nodeType === 1) this.topCand.add(t);
+      return this.schedule();
+    }
+    if (MEDIA_EVENTS.includes(k)) {
+      if ((t.localName === 'video' || t.localName === 'audio') && this.ids.has(t)) this.mediaDirty.add(t);
+      return this.schedule();
+    }
+    // A click may redraw any canvas, a pointer over one its tooltips: no more waiting
+    // for the ones that had not changed for a while.
+    if (k === 'click' || (k === 'mousemove' && this.canvases.has(t))) this.wake(k === 'click' ? null : t);
+    if (k === 'scroll') this.scrolled.add(t);
     (this.ev || (this.ev = new Map())).set(k === 'input' || k === 'change' ? t : k === 'scroll' ? t : k, e);
     this.schedule();
   }
@@ -611,8 +1181,7 @@ export class Mirror {
       if (e.type === 'scroll') {
         const w = key.nodeType === 9 ? key.defaultView : null;
         this.rec(['s', id, Math.round(w ? w.scrollX : key.scrollLeft), Math.round(w ? w.scrollY : key.scrollTop)]);
-      } else if (key.type === 'checkbox' || key.type === 'radio') { if (!this.masked(key)) this.rec(['K', id, key.checked ? 1 : 0]); }
-      else if ('value' in key && FORM.test(key.localName)) this.rec(['V', id, this.masked(key) ? '•'.repeat(key.value.length) : key.value.slice(0, CHUNK)]);
+      } else if (FORM.test(key.localName)) this.field(key, id);
     }
     if (location.href !== this.url) this.rec(['u', (this.url = location.href)]);
   }

@@ -263,12 +263,13 @@ export async function signInConsole(page, email, password) {
 }
 
 /**
- * Opens the agent console in its own context as a new user `name` with `role` (an
- * agent unless said otherwise) and signs in. Resolves with the page (`page.user`).
+ * Opens the agent console in its own context (`contextOptions`: Playwright's) as a new
+ * user `name` with `role` (an agent unless said otherwise) and signs in. Resolves with
+ * the page (`page.user`).
  */
-export async function openConsole(browser, server, name = 'Dana', role = 'agent') {
+export async function openConsole(browser, server, name = 'Dana', role = 'agent', contextOptions = {}) {
   const who = await createUser(server, name, role);
-  const context = await browser.newContext();
+  const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   page.setDefaultTimeout(10000);
   await page.goto(`${server.url}/agent/`);
@@ -393,7 +394,8 @@ export async function rawSocket(browser, server, path, hello) {
 // ----- static files --------------------------------------------------------------------
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
-  '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.ts': 'text/plain' };
+  '.wasm': 'application/wasm', '.json': 'application/json', '.css': 'text/css', '.ts': 'text/plain',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.webp': 'image/webp', '.woff2': 'font/woff2' };
 
 /** A tiny loopback static server for `root`. Resolves with {url, close}. */
 export function serveStatic(root) {

@@ -619,7 +619,7 @@ function syncMirror(entry) {
     const view = new MirrorView(stage, document.createElement('div'), {
       onAction: (tab, action) => send({ type: 'remote_action', session_id: id, tab, action }),
       onChange: (t) => { renderMirrorStatus(); workspace.mirrorChanged(m, t); },
-      scaleOf: (t) => workspace.scaleOf(t, stage),
+      scaleOf: (t, borders) => workspace.scaleOf(t, stage, borders),
     });
     m = { view, box, tabs, stage, askedAt: 0 };
     state.mirrors.set(id, m);

@@ -157,11 +157,12 @@ export class Workspace {
   }
 
   /** The scale of a tab's mirror (MirrorView's `scaleOf`): fit shows the visitor's whole
-   * viewport in the space there is (never larger than 1:1); actual is 1:1. */
-  scaleOf(t, stage) {
+   * viewport in the space there is, less the viewport's `borders` (never larger than
+   * 1:1); actual is 1:1. */
+  scaleOf(t, stage, borders = 0) {
     if (this.zoom === 'actual') return 1;
-    const w = stage.clientWidth || t.w;
-    const h = stage.clientHeight;
+    const w = (stage.clientWidth || t.w) - borders;
+    const h = stage.clientHeight - borders;
     return Math.max(0.1, Math.min(1, w / t.w, h > 0 ? h / t.h : 1));
   }
 
