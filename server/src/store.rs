@@ -1,4 +1,5 @@
-//! Persistence behind the async [`Store`] trait, and its SQLite implementation.
+//! Persistence behind the async [`Store`] trait: its SQLite implementation (here, the
+//! default) and its PostgreSQL one ([`pg`], `--database postgres://…`).
 //!
 //! Handlers and the hub only see the trait. Records whose shape is the seed's (Visitor,
 //! Session, Cobrowsesession, Connection, Agent) are stored as their JSON text next to
@@ -24,6 +25,13 @@ use covisit::core::Millis;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+mod pg;
+use pg::PgError;
+pub use pg::{is_postgres_url, redact_url, PgStore};
+// The cluster layer opens fenced stores; until it exists only the tests name `Fence`.
+#[allow(unused_imports)]
+pub use pg::Fence;
 
 /// The slot of a visitor, one of 256: the first byte of SHA-256 of its `short_id`.
 ///
@@ -58,10 +66,38 @@ pub struct AuditEntry {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL's error (its text leaves out the row values PostgreSQL quotes).
+    #[error("database error: {0}")]
+    Pg(PgError),
+    /// No connection came from the pool in time, or the pool is closed.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// The database URL or a setting is wrong (the URL's password is never in it).
+    #[error("database configuration: {0}")]
+    Config(String),
+    /// This node's generation is no longer the one in `cluster_nodes` (or its row is
+    /// gone): another node took over its slots, so nothing of the batch was written.
+    #[error("this node is fenced: its generation is not the current one in cluster_nodes")]
+    Fenced,
     #[error("stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Pg(PgError(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Pool(other.to_string()),
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
