@@ -46,6 +46,14 @@ mod store;
 mod ua;
 mod ws;
 
+// The throwaway PostgreSQL servers of the store tests, shared with the integration
+// tests (which also start the binary on one).
+#[cfg(test)]
+#[path = "../tests/common/pg.rs"]
+mod pg_test_server;
+#[cfg(test)]
+mod store_suite;
+
 use std::sync::Arc;
 
 use clap::Parser;

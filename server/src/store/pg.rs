@@ -1210,3 +1210,354 @@ impl Store for PgStore {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Directory;
+    use crate::pg_test_server::PgServer;
+    use crate::store::AuditEntry;
+    use std::time::Instant;
+
+    /// One column of one row, straight from the database.
+    async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+        store: &PgStore,
+        sql: &str,
+    ) -> T {
+        let c = store.pool().get().await.expect("a pooled connection");
+        c.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+
+    async fn exec(store: &PgStore, sql: &str) {
+        let c = store.pool().get().await.expect("a pooled connection");
+        c.batch_execute(sql).await.expect(sql);
+    }
+
+    fn visitor(short_id: &str) -> Visitor {
+        serde_json::from_value(serde_json::json!({
+            "added_at": "2026-01-01T00:00:00.000Z", "api_key": "pk_demo", "browser_name": null,
+            "call_name": null, "device_name": null, "device_type": null, "email": null,
+            "identities": [], "integration": null, "ip_address": "203.0.113.7",
+            "is_in_session": false, "is_online": true, "is_supported": true,
+            "is_waiting_for_call": false, "js_configuration": false,
+            "last_seen_at": "2026-01-01T00:00:00.000Z", "last_url": null, "location_city": null,
+            "location_country_name": null, "location_country": null, "lookup_code": null,
+            "name": null, "nickname": short_id, "short_id": short_id, "tags": [],
+            "unique_id": null, "watch_link": "http://127.0.0.1/", "sdk": "web"
+        }))
+        .expect("a visitor")
+    }
+
+    fn audit_entry(account_id: i64) -> Write {
+        Write::Audit(Box::new(AuditEntry {
+            id: 0,
+            account_id,
+            at: "2026-01-01T00:00:00.000Z".into(),
+            actor: "system".into(),
+            action: "test".into(),
+            target: None,
+            ip: None,
+            result: "ok".into(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn migrations_run_once_and_nodes_opening_together_agree() {
+        let server = PgServer::start();
+        let url = server.url();
+        // Two nodes starting at once: the advisory lock makes one migrate, the other wait.
+        let (a, b) = tokio::join!(PgStore::open(&url, None), PgStore::open(&url, None));
+        let (a, b) = (a.expect("first opens"), b.expect("second opens"));
+        let versions: i64 = scalar(&a, "SELECT COUNT(*) FROM schema_migrations").await;
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+        let id = Directory::create_account(&b, "acme")
+            .await
+            .expect("account");
+        drop((a, b));
+        let c = PgStore::open(&url, None).await.expect("reopens");
+        assert_eq!(
+            c.account_name(id).await.expect("query"),
+            Some("acme".into())
+        );
+        let versions: i64 = scalar(&c, "SELECT COUNT(*) FROM schema_migrations").await;
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+        // The cluster's tables are there, with their keys.
+        exec(
+            &c,
+            "INSERT INTO cluster_nodes (node_id, generation, address) VALUES ('n1', 1, '127.0.0.1:1');
+             INSERT INTO cluster_slots (slot, node_id, generation) VALUES (255, 'n1', 1);
+             INSERT INTO lookup_codes (account_id, code, short_id, node_id, expires_at)
+                 VALUES (1, '0427', 'v_1', 'n1', now() + interval '1 minute');",
+        )
+        .await;
+        let state: String = scalar(&c, "SELECT state FROM cluster_nodes").await;
+        assert_eq!(state, "up");
+        let pool = c.pool().get().await.expect("a pooled connection");
+        assert!(pool
+            .batch_execute("INSERT INTO cluster_slots (slot) VALUES (256)")
+            .await
+            .is_err());
+        assert!(pool
+            .batch_execute(
+                "INSERT INTO lookup_codes (account_id, code, short_id, node_id, expires_at)
+                 VALUES (1, '0427', 'v_2', 'n1', now())"
+            )
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_fenced_writer_commits_nothing_once_its_generation_moved() {
+        let server = PgServer::start();
+        let url = server.url();
+        let admin = PgStore::open(&url, None).await.expect("opens");
+        let account = Directory::create_account(&admin, "acme")
+            .await
+            .expect("account");
+        exec(
+            &admin,
+            "INSERT INTO cluster_nodes (node_id, generation, address) VALUES ('n1', 1, '127.0.0.1:1')",
+        )
+        .await;
+        let node = PgStore::open(
+            &url,
+            Some(Fence {
+                node_id: "n1".into(),
+                generation: 1,
+            }),
+        )
+        .await
+        .expect("opens fenced");
+        let results = node
+            .write_batch(vec![Write::Visitor(account, Box::new(visitor("v_1")))])
+            .await
+            .expect("the current generation writes");
+        assert!(results[0].is_ok());
+
+        // The coordinator bumps the generation in another connection.
+        exec(
+            &admin,
+            "UPDATE cluster_nodes SET generation = 2 WHERE node_id = 'n1'",
+        )
+        .await;
+        let refused = node
+            .write_batch(vec![
+                Write::Visitor(account, Box::new(visitor("v_2"))),
+                audit_entry(account),
+            ])
+            .await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        assert_eq!(node.get_visitor(account, "v_2").await.expect("read"), None);
+        let audited: i64 = scalar(&admin, "SELECT COUNT(*) FROM audit_log").await;
+        assert_eq!(audited, 0);
+        let erased = node.erase_visitor(Millis(0), account, "v_1", 1800).await;
+        assert!(matches!(erased, Err(StoreError::Fenced)), "{erased:?}");
+        assert!(node
+            .get_visitor(account, "v_1")
+            .await
+            .expect("read")
+            .is_some());
+        let recovered = node.recover_slots("2026-01-01T00:00:00.000Z", &[0]).await;
+        assert!(
+            matches!(recovered, Err(StoreError::Fenced)),
+            "{recovered:?}"
+        );
+
+        // A node whose row is gone is fenced too.
+        let unknown = PgStore::open(
+            &url,
+            Some(Fence {
+                node_id: "n2".into(),
+                generation: 1,
+            }),
+        )
+        .await
+        .expect("opens");
+        let refused = unknown.write_batch(vec![audit_entry(account)]).await;
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+
+        // The check reads the row FOR SHARE: a bump in flight makes the batch wait for
+        // it, and then fail.
+        let current = PgStore::open(
+            &url,
+            Some(Fence {
+                node_id: "n1".into(),
+                generation: 2,
+            }),
+        )
+        .await
+        .expect("opens");
+        let mut bumper = admin.pool().get().await.expect("a pooled connection");
+        let bump = bumper.transaction().await.expect("a transaction");
+        bump.batch_execute("UPDATE cluster_nodes SET generation = 3 WHERE node_id = 'n1'")
+            .await
+            .expect("bump");
+        let batch = tokio::spawn({
+            let current = current.clone();
+            async move {
+                current
+                    .write_batch(vec![Write::Visitor(account, Box::new(visitor("v_3")))])
+                    .await
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 =
+                scalar(&admin, "SELECT COUNT(*) FROM pg_locks WHERE NOT granted").await;
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the batch never waited for the bump"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!batch.is_finished());
+        bump.commit().await.expect("bump commits");
+        let refused = batch.await.expect("the batch task");
+        assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
+        assert_eq!(
+            current.get_visitor(account, "v_3").await.expect("read"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn slot_columns_hold_the_visitors_slot() {
+        let server = PgServer::start();
+        let store = PgStore::open(&server.url(), None).await.expect("opens");
+        let account = Directory::create_account(&store, "acme")
+            .await
+            .expect("account");
+        let v = visitor("v_slot");
+        let session: Session = serde_json::from_value(serde_json::json!({
+            "agents": [], "agent_notes": [], "call_length_seconds": 0, "call_name": null,
+            "ended_at": null, "features_used": [], "formatted_call_length": "00:00",
+            "formatted_length": "00:00", "metadata": {}, "quality_feedback": [],
+            "visitor_agent_feedback": null, "visitor_agent_rating": null, "visitor_email": null,
+            "visitor_ip_address": null, "visitor_unique_id": null, "id": "s_slot",
+            "length_seconds": 0, "on_premise": true, "public_video_url": null,
+            "secret_video_url": null, "session_authorized": false, "source": null,
+            "start_url": null, "started_at": "2026-01-01T00:00:00.000Z", "video_status": null,
+            "visitor_id": "v_slot", "went_live": false
+        }))
+        .expect("a session");
+        let results = store
+            .write_batch(vec![
+                Write::Visitor(account, Box::new(v)),
+                Write::Session(account, Box::new(session), "active".into()),
+            ])
+            .await
+            .expect("commits");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let want = i16::try_from(slot_of("v_slot")).expect("a slot fits");
+        let visitor_slot: i16 = scalar(
+            &store,
+            "SELECT slot FROM visitors WHERE short_id = 'v_slot'",
+        )
+        .await;
+        let session_slot: i16 =
+            scalar(&store, "SELECT slot FROM sessions WHERE id = 's_slot'").await;
+        assert_eq!((visitor_slot, session_slot), (want, want));
+        // The live-session index by slot exists for the cluster's scoped recovery.
+        let indexed: i64 = scalar(
+            &store,
+            "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'sessions_live_slot'",
+        )
+        .await;
+        assert_eq!(indexed, 1);
+    }
+
+    #[tokio::test]
+    async fn the_writer_reconnects_after_its_connection_was_killed() {
+        let server = PgServer::start();
+        let store = PgStore::open(&server.url(), None).await.expect("opens");
+        let account = Directory::create_account(&store, "acme")
+            .await
+            .expect("account");
+        let killed: i64 = scalar(
+            &store,
+            // Materialized first: the filter must not run after the termination.
+            "WITH writer AS MATERIALIZED (
+                 SELECT pid FROM pg_stat_activity WHERE application_name = 'covisit-writer'
+             )
+             SELECT COUNT(*) FROM writer WHERE pg_terminate_backend(pid, 5000)",
+        )
+        .await;
+        assert_eq!(killed, 1, "one writer connection");
+        let results = store
+            .write_batch(vec![Write::Visitor(account, Box::new(visitor("v_1")))])
+            .await
+            .expect("the batch commits on a new connection");
+        assert!(results[0].is_ok());
+        assert!(store
+            .get_visitor(account, "v_1")
+            .await
+            .expect("read")
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn errors_never_quote_row_values() {
+        let server = PgServer::start();
+        let store = PgStore::open(&server.url(), None).await.expect("opens");
+        let account = Directory::create_account(&store, "acme")
+            .await
+            .expect("account");
+        let key = |pk: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .create_key(account, None, pk, "hash-SECRETVALUE", None, false, "now")
+                    .await
+            }
+        };
+        key("pk_1").await.expect("first key");
+        let e = key("pk_2").await.expect_err("the same secret twice");
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("23505"), "{text}");
+        assert!(!text.contains("SECRETVALUE"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_quick_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let started = Instant::now();
+        let e = PgStore::open(
+            &format!("postgres://covisit:pw@127.0.0.1:{port}/covisit"),
+            None,
+        )
+        .await
+        .err()
+        .expect("nothing listens there");
+        assert!(started.elapsed() < CONNECT_TIMEOUT);
+        let text = e.to_string();
+        assert!(text.contains("error connecting to server"), "{text}");
+        let e = PgStore::open("postgres://covisit@127.0.0.1:notaport/covisit", None)
+            .await
+            .err()
+            .expect("a bad URL");
+        assert!(matches!(e, StoreError::Config(_)), "{e:?}");
+    }
+
+    #[test]
+    fn database_urls_are_told_apart_and_redacted() {
+        assert!(is_postgres_url("postgres://u@h:5432/db"));
+        assert!(is_postgres_url("postgresql://u@h/db"));
+        assert!(!is_postgres_url("data/covisit.db"));
+        assert!(!is_postgres_url("/var/lib/postgres://x"));
+        assert_eq!(
+            redact_url("postgres://covisit:s3cret@db.example:5432/covisit"),
+            "postgres://covisit:***@db.example:5432/covisit"
+        );
+        assert_eq!(
+            redact_url("postgresql://covisit@db.example/covisit?password=s3cret&sslmode=disable"),
+            "postgresql://covisit@db.example/covisit?password=***&sslmode=disable"
+        );
+        assert_eq!(redact_url("postgres://db.example"), "postgres://db.example");
+        assert_eq!(redact_url("postgres://a:b:c@h/db"), "postgres://a:***@h/db");
+    }
+}
