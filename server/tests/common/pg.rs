@@ -11,7 +11,10 @@
 //! `initdb` takes over a second, so it runs once into a template that every server
 //! started while another is alive copies (`cp -a`); the template is deleted with the
 //! last server. Durability is off (`fsync`, `synchronous_commit`, `full_page_writes`):
-//! these servers never outlive a crash of the machine. Every wait is bounded.
+//! these servers never outlive a crash of the machine. Every wait is bounded. A test
+//! process that dies without unwinding (SIGKILL, Ctrl-C) cannot drop anything: a small
+//! `sh` guard per server and template, which wakes when the test process's end closes
+//! its stdin, stops the server and deletes the folder then.
 //!
 //! Shared by the binary's unit tests (`src/main.rs` includes this file) and the
 //! integration tests (`tests/common/mod.rs`), so it names nothing of either.
@@ -38,6 +41,8 @@ const PORT_ATTEMPTS: usize = 5;
 
 /// A running PostgreSQL server; stopped and its folder deleted on drop.
 pub struct PgServer {
+    /// Stops the server if this process dies without dropping it.
+    _guard: Option<Guard>,
     port: u16,
     child: Child,
     dir: tempfile::TempDir,
@@ -55,6 +60,17 @@ impl PgServer {
             .tempdir()
             .expect("a temporary folder for PostgreSQL");
         template.tools.give(dir.path());
+        let guard = Guard::spawn(
+            r#"pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null)
+            if [ -n "$pid" ]; then
+                kill -QUIT "$pid" 2>/dev/null; n=0
+                while kill -0 "$pid" 2>/dev/null && [ "$n" -lt 100 ]; do
+                    sleep 0.1; n=$((n + 1))
+                done
+                kill -KILL "$pid" 2>/dev/null
+            fi"#,
+            dir.path(),
+        );
         let data = dir.path().join("data");
         let copied = Command::new("cp")
             .arg("-a")
@@ -87,11 +103,12 @@ impl PgServer {
             match wait_ready(&mut child, &data, port) {
                 Ok(()) => {
                     return PgServer {
+                        _guard: guard,
                         port,
                         child,
                         dir,
                         template,
-                    }
+                    };
                 }
                 Err(e) => {
                     stop(&mut child, &data);
@@ -157,6 +174,8 @@ impl Drop for PgServer {
 
 /// An initialised cluster that servers copy, shared while any of them runs.
 struct Template {
+    /// Deletes the folder if this process dies without dropping it.
+    _guard: Option<Guard>,
     dir: tempfile::TempDir,
     tools: Tools,
 }
@@ -176,6 +195,7 @@ fn template() -> Arc<Template> {
         .tempdir()
         .expect("a temporary folder for PostgreSQL");
     tools.give(dir.path());
+    let guard = Guard::spawn(":", dir.path());
     let log = File::create(dir.path().join("initdb.log")).expect("a log file");
     let mut child = tools
         .command("initdb")
@@ -205,7 +225,11 @@ fn template() -> Arc<Template> {
         let log = fs::read_to_string(dir.path().join("initdb.log")).unwrap_or_default();
         panic!("initdb failed ({status:?}):\n{log}");
     }
-    let t = Arc::new(Template { dir, tools });
+    let t = Arc::new(Template {
+        _guard: guard,
+        dir,
+        tools,
+    });
     *slot = Arc::downgrade(&t);
     t
 }
@@ -393,6 +417,43 @@ fn signal(name: &str, pid: u32) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// A `sh` whose stdin is a pipe from this process: its `read` returns when this
+/// process ends, however it ends; it then runs `script` (`$1` is `dir`) and deletes
+/// `dir`, again until it is gone (a `cp` or `initdb` orphaned mid-way may still write
+/// into it). It ignores SIGINT, which Ctrl-C sends to the whole process group.
+/// Dropping the guard kills it: the drop cleans up itself.
+struct Guard(Child);
+
+impl Guard {
+    fn spawn(script: &str, dir: &Path) -> Option<Guard> {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                r#"trap '' INT; read -r _
+                {script}
+                n=0
+                while [ -e "$1" ] && [ "$n" -lt 100 ]; do
+                    rm -rf "$1" 2>/dev/null || sleep 0.1; n=$((n + 1))
+                done"#
+            ))
+            .arg("covisit-pg-guard")
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+            .map(Guard)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn read_log(dir: &Path) -> String {
