@@ -16,7 +16,8 @@ pub struct Cli {
         global = true
     )]
     pub listen: SocketAddr,
-    /// SQLite database file (created with its folder when missing).
+    /// SQLite database file (created with its folder when missing), or a PostgreSQL
+    /// server: `postgres://user[:password]@host:port/dbname` (`postgresql://` too).
     #[arg(
         long,
         env = "COVISIT_DATABASE",

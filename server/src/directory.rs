@@ -1,8 +1,9 @@
 //! Who may do what, persisted: accounts, their keys (with allowed origins), their users
 //! (agents, supervisors, admins), sign-in sessions, one-time links (invites, password
 //! resets, personal-link confirmations) and the append-only audit log. The [`Directory`]
-//! trait is the seam (a second backend implements it too); [`SqliteStore`] implements it
-//! on the same database as the rest (migration 3 of `store.rs`).
+//! trait is the seam: [`SqliteStore`] implements it here, on the same database as the
+//! rest (migration 3 of `store.rs`), and `PgStore` in [`pg`] (migration 1 of
+//! `store/pg.rs`).
 //!
 //! Secrets are never stored: session tokens and one-time links as SHA-256 hashes,
 //! passwords as argon2id PHC strings. Times are passed in (ISO-8601), not read here.
@@ -13,6 +14,8 @@ use serde::Serialize;
 
 use crate::auth::Role;
 use crate::store::{SqliteStore, StoreError, StoreResult};
+
+mod pg;
 
 /// A public/secret key pair of an account, without the secret.
 #[derive(Debug, Clone, Serialize)]

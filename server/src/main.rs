@@ -1,6 +1,7 @@
 //! `covisit-server`: the WebSocket relay between visitors (the SDK) and agents (the
-//! console), the REST API, the SQLite store, and the static files (SDK, demo site,
-//! agent console). See SPEC.md section 4.
+//! console), the REST API, the store (SQLite, or PostgreSQL with `--database
+//! postgres://…`), and the static files (SDK, demo site, agent console). See SPEC.md
+//! section 4.
 //!
 //! This file is the composition root: the only module that names every other one. It
 //! parses the flags, opens the store, builds the shared state and serves. The module
@@ -45,6 +46,14 @@ mod store;
 mod ua;
 mod ws;
 
+// The throwaway PostgreSQL servers of the store tests, shared with the integration
+// tests (which also start the binary on one).
+#[cfg(test)]
+#[path = "../tests/common/pg.rs"]
+mod pg_test_server;
+#[cfg(test)]
+mod store_suite;
+
 use std::sync::Arc;
 
 use clap::Parser;
@@ -52,7 +61,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, KeysCommand, UsersCommand};
 use crate::directory::Directory;
-use crate::store::{SqliteStore, Store};
+use crate::store::{is_postgres_url, redact_url, PgStore, SqliteStore, Store};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -88,12 +97,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let sqlite = Arc::new(
-        SqliteStore::open(&cli.database)
-            .map_err(|e| format!("cannot open {}: {e}", cli.database.display()))?,
-    );
-    let store: Arc<dyn Store> = sqlite.clone();
-    let directory: Arc<dyn Directory> = sqlite;
+    let (store, directory) = open_database(&cli).await?;
     match &cli.command {
         Some(Command::Keys {
             command: KeysCommand::Create { name, origins },
@@ -121,6 +125,26 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         None => serve(cli, store, directory).await,
     }
+}
+
+/// The store `--database` names: a `postgres://` (or `postgresql://`) URL opens
+/// PostgreSQL, anything else is a SQLite file (the default).
+async fn open_database(cli: &Cli) -> Result<(Arc<dyn Store>, Arc<dyn Directory>), String> {
+    if let Some(url) = cli.database.to_str().filter(|d| is_postgres_url(d)) {
+        let pg = Arc::new(PgStore::open(url, None).await.map_err(|e| {
+            format!(
+                "cannot open the PostgreSQL database {}: {e}",
+                redact_url(url)
+            )
+        })?);
+        tracing::info!(database = %redact_url(url), "store: PostgreSQL");
+        return Ok((pg.clone(), pg));
+    }
+    let sqlite = Arc::new(
+        SqliteStore::open(&cli.database)
+            .map_err(|e| format!("cannot open {}: {e}", cli.database.display()))?,
+    );
+    Ok((sqlite.clone(), sqlite))
 }
 
 /// Runs the server: opens the GeoIP file, recovers what a crash left live, binds,

@@ -1,11 +1,16 @@
-//! Persistence behind the async [`Store`] trait, and its SQLite implementation.
+//! Persistence behind the async [`Store`] trait: its SQLite implementation (here, the
+//! default) and its PostgreSQL one ([`pg`], `--database postgres://…`).
 //!
-//! Handlers and the hub only see the trait, so a PostgreSQL backend can be added
-//! without touching them. Records whose shape is the seed's (Visitor, Session,
-//! Cobrowsesession, Connection, Agent) are stored as their JSON next to the columns
-//! that queries need, so the seed objects round-trip exactly.
+//! Handlers and the hub only see the trait. Records whose shape is the seed's (Visitor,
+//! Session, Cobrowsesession, Connection, Agent) are stored as their JSON text next to
+//! the columns that queries need, so the seed objects round-trip byte for byte. What a
+//! record becomes when the server restarts, a visitor is erased or a node's slots move
+//! is decided once, in the plain functions below both backends call.
 //!
-//! Migrations are versioned and only ever add: `schema_migrations` records which ran.
+//! Each backend has its own numbered migrations, which only ever add:
+//! `schema_migrations` records which ran. This module names no other of the crate
+//! (`scripts/check-modules.mjs`): the `Directory` half of each backend lives in
+//! `directory`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,6 +24,23 @@ use covisit::core::model::{
 use covisit::core::Millis;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+mod pg;
+use pg::PgError;
+pub use pg::{is_postgres_url, redact_url, PgStore};
+// The cluster layer opens fenced stores; until it exists only the tests name `Fence`.
+#[allow(unused_imports)]
+pub use pg::Fence;
+
+/// The slot of a visitor, one of 256: the first byte of SHA-256 of its `short_id`.
+///
+/// Stored in PostgreSQL's `visitors.slot` and `sessions.slot` and used by every node of
+/// a cluster to find a visitor's owner, so it must NEVER change: another hash or
+/// another width would put stored rows and running nodes in different slots.
+pub fn slot_of(short_id: &str) -> u16 {
+    u16::from(Sha256::digest(short_id.as_bytes())[0])
+}
 
 /// One entry of the audit log. Never holds typed text, page content, or a visitor's
 /// email or IP (`ip` is the address of a person acting: an agent, an admin).
@@ -44,10 +66,38 @@ pub struct AuditEntry {
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL's error (its text leaves out the row values PostgreSQL quotes).
+    #[error("database error: {0}")]
+    Pg(PgError),
+    /// No connection came from the pool in time, or the pool is closed.
+    #[error("database pool: {0}")]
+    Pool(String),
+    /// The database URL or a setting is wrong (the URL's password is never in it).
+    #[error("database configuration: {0}")]
+    Config(String),
+    /// This node's generation is no longer the one in `cluster_nodes` (or its row is
+    /// gone): another node took over its slots, so nothing of the batch was written.
+    #[error("this node is fenced: its generation is not the current one in cluster_nodes")]
+    Fenced,
     #[error("stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Pg(PgError(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Pool(other.to_string()),
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -153,6 +203,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_communications(&self, session_id: &str) -> StoreResult<Vec<Cobrowsesession>>;
     /// After a restart nobody is connected: visitors go offline, live sessions end.
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()>;
+    /// [`Store::recover_after_restart`] for the visitors whose [`slot_of`] is in `slots`
+    /// only (a cluster node taking over a dead node's slots): they go offline, their
+    /// live sessions end now, and those sessions' open communications are disconnected
+    /// by `system`. Returns how many live sessions it ended.
+    #[allow(dead_code)] // the cluster layer calls it; until then only the tests do
+    async fn recover_slots(&self, now_iso: &str, slots: &[u16]) -> StoreResult<usize>;
     /// The visitor's most recent journey session.
     async fn latest_journey_session(
         &self,
@@ -430,10 +486,7 @@ fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
             )?;
         }
         Write::Communication(session_id, communication) => {
-            let role = serde_json::to_value(communication.cobrowse_role)?
-                .as_str()
-                .unwrap_or("viewer")
-                .to_string();
+            let role = communication_role(communication)?;
             c.execute(
                 "INSERT INTO communications (id, session_id, role, data) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id) DO UPDATE SET data = excluded.data,
@@ -676,10 +729,7 @@ impl Store for SqliteStore {
             let had_sessions = !rows.is_empty() || had_journeys;
             for (id, data) in rows {
                 let mut session: Session = serde_json::from_str(&data)?;
-                session.visitor_ip_address = None;
-                session.visitor_email = None;
-                session.visitor_unique_id = None;
-                session.metadata.retain(|k, _| !k.starts_with("visitor_"));
+                erase_session(&mut session);
                 tx.execute(
                     "UPDATE sessions SET data = ?1 WHERE id = ?2",
                     params![serde_json::to_string(&session)?, id],
@@ -856,76 +906,166 @@ impl Store for SqliteStore {
 
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()> {
         let now_iso = now_iso.to_string();
-        self.run(move |c| {
-            let tx = c.transaction()?;
-            let visitors: Vec<(String, String)> = {
-                let mut stmt = tx.prepare("SELECT short_id, data FROM visitors WHERE data LIKE '%\"is_online\":true%' OR data LIKE '%\"is_in_session\":true%'")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-                rows
-            };
-            for (id, data) in visitors {
-                let mut v: Visitor = serde_json::from_str(&data)?;
-                v.is_online = false;
-                v.is_in_session = false;
-                v.is_waiting_for_call = false;
-                tx.execute("UPDATE visitors SET data = ?1 WHERE short_id = ?2", params![serde_json::to_string(&v)?, id])?;
-            }
-            let sessions: Vec<(String, String)> = {
-                let mut stmt = tx.prepare("SELECT id, data FROM sessions WHERE status != 'ended'")?;
-                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-                rows
-            };
-            for (id, data) in sessions {
-                let mut s: Session = serde_json::from_str(&data)?;
-                let end = s.ended_at.get_or_insert_with(|| now_iso.clone()).clone();
-                if let (Some(from), Some(to)) =
-                    (Millis::parse_iso8601(&s.started_at), Millis::parse_iso8601(&end))
-                {
-                    s.length_seconds = to.seconds_since(from);
-                    s.formatted_length = derive::formatted_length(s.length_seconds);
-                }
-                tx.execute(
-                    "UPDATE sessions SET status = 'ended', data = ?1 WHERE id = ?2",
-                    params![serde_json::to_string(&s)?, id],
-                )?;
-                // Its communications end with it: the server (`system`) closed them.
-                let comms: Vec<(String, String)> = {
-                    let mut stmt = tx.prepare("SELECT id, data FROM communications WHERE session_id = ?1")?;
-                    let rows = stmt.query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
-                    rows
-                };
-                for (cid, data) in comms {
-                    let mut c: Cobrowsesession = serde_json::from_str(&data)?;
-                    if c.state == CommunicationState::Disconnected {
-                        continue;
-                    }
-                    for seg in c.segments.iter_mut().filter(|seg| seg.end_time.is_none()) {
-                        seg.end_time = Some(end.clone());
-                        seg.how_ended = Some("disconnect".to_string());
-                        seg.disconnect_type = Some(DisconnectType::System);
-                    }
-                    c.state = CommunicationState::Disconnected;
-                    c.disconnect_type = Some(DisconnectType::System);
-                    c.disconnected_time = Some(end.clone());
-                    c.provider_event_time = end.clone();
-                    c.controlling.clear();
-                    tx.execute(
-                        "UPDATE communications SET data = ?1 WHERE id = ?2",
-                        params![serde_json::to_string(&c)?, cid],
-                    )?;
-                }
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| recover(c, &now_iso, None).map(drop))
+            .await
     }
+
+    async fn recover_slots(&self, now_iso: &str, slots: &[u16]) -> StoreResult<usize> {
+        let now_iso = now_iso.to_string();
+        let slots = slots.to_vec();
+        self.run(move |c| recover(c, &now_iso, Some(&slots))).await
+    }
+}
+
+/// Recovery in one transaction: every visitor that may be online (or, with `slots`,
+/// those in the slots) goes offline, and their live sessions end. SQLite has no slot
+/// column: the slots are computed here. Returns the number of sessions ended.
+fn recover(
+    c: &mut rusqlite::Connection,
+    now_iso: &str,
+    slots: Option<&[u16]>,
+) -> StoreResult<usize> {
+    let in_scope = |short_id: &str| slots.is_none_or(|s| s.contains(&slot_of(short_id)));
+    let tx = c.transaction()?;
+    let visitors: Vec<(String, String)> = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT short_id, data FROM visitors WHERE {MAYBE_ONLINE}"
+        ))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    for (id, data) in visitors.into_iter().filter(|(id, _)| in_scope(id)) {
+        let mut v: Visitor = serde_json::from_str(&data)?;
+        set_offline(&mut v);
+        tx.execute(
+            "UPDATE visitors SET data = ?1 WHERE short_id = ?2",
+            params![serde_json::to_string(&v)?, id],
+        )?;
+    }
+    let sessions: Vec<(String, String, String)> = {
+        let mut stmt =
+            tx.prepare("SELECT id, visitor_id, data FROM sessions WHERE status != 'ended'")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows
+    };
+    let mut ended = 0;
+    for (id, _, data) in sessions
+        .into_iter()
+        .filter(|(_, visitor, _)| in_scope(visitor))
+    {
+        let mut s: Session = serde_json::from_str(&data)?;
+        let end = end_live_session(&mut s, now_iso);
+        tx.execute(
+            "UPDATE sessions SET status = 'ended', data = ?1 WHERE id = ?2",
+            params![serde_json::to_string(&s)?, id],
+        )?;
+        ended += 1;
+        let comms: Vec<(String, String)> = {
+            let mut stmt =
+                tx.prepare("SELECT id, data FROM communications WHERE session_id = ?1")?;
+            let rows = stmt
+                .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
+        for (cid, data) in comms {
+            let mut c: Cobrowsesession = serde_json::from_str(&data)?;
+            if close_by_system(&mut c, &end) {
+                tx.execute(
+                    "UPDATE communications SET data = ?1 WHERE id = ?2",
+                    params![serde_json::to_string(&c)?, cid],
+                )?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(ended)
+}
+
+/// Which visitors recovery reads (a cheap filter on the JSON; the JSON then decides).
+const MAYBE_ONLINE: &str =
+    r#"(data LIKE '%"is_online":true%' OR data LIKE '%"is_in_session":true%')"#;
+
+/// A visitor nobody is connected to any more.
+fn set_offline(v: &mut Visitor) {
+    v.is_online = false;
+    v.is_in_session = false;
+    v.is_waiting_for_call = false;
+}
+
+/// Ends a session that was live when its server stopped: at `now_iso` unless it had an
+/// end already, with its length up to then. Returns the end.
+fn end_live_session(s: &mut Session, now_iso: &str) -> String {
+    let end = s
+        .ended_at
+        .get_or_insert_with(|| now_iso.to_string())
+        .clone();
+    if let (Some(from), Some(to)) = (
+        Millis::parse_iso8601(&s.started_at),
+        Millis::parse_iso8601(&end),
+    ) {
+        s.length_seconds = to.seconds_since(from);
+        s.formatted_length = derive::formatted_length(s.length_seconds);
+    }
+    end
+}
+
+/// A communication of a session that ended at `end` without its people: the server
+/// (`system`) closed it and its open segments then. False when it was closed already
+/// (nothing to write).
+fn close_by_system(c: &mut Cobrowsesession, end: &str) -> bool {
+    if c.state == CommunicationState::Disconnected {
+        return false;
+    }
+    for seg in c.segments.iter_mut().filter(|seg| seg.end_time.is_none()) {
+        seg.end_time = Some(end.to_string());
+        seg.how_ended = Some("disconnect".to_string());
+        seg.disconnect_type = Some(DisconnectType::System);
+    }
+    c.state = CommunicationState::Disconnected;
+    c.disconnect_type = Some(DisconnectType::System);
+    c.disconnected_time = Some(end.to_string());
+    c.provider_event_time = end.to_string();
+    c.controlling.clear();
+    true
+}
+
+/// What erasing a visitor leaves of its sessions: no IP, email, unique id, nor the
+/// `visitor_…` metadata.
+fn erase_session(session: &mut Session) {
+    session.visitor_ip_address = None;
+    session.visitor_email = None;
+    session.visitor_unique_id = None;
+    session.metadata.retain(|k, _| !k.starts_with("visitor_"));
+}
+
+/// The `role` column of a communication: `sharer` or `viewer`.
+fn communication_role(c: &Cobrowsesession) -> StoreResult<String> {
+    Ok(serde_json::to_value(c.cobrowse_role)?
+        .as_str()
+        .unwrap_or("viewer")
+        .to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::directory::Directory;
+
+    #[test]
+    fn slot_of_is_the_first_byte_of_sha256() {
+        // SHA-256("") = e3b0…, SHA-256("abc") = ba78…: fixed forever (stored slots).
+        assert_eq!(slot_of(""), 0xe3);
+        assert_eq!(slot_of("abc"), 0xba);
+        let slots: std::collections::BTreeSet<u16> =
+            (0..4096).map(|i| slot_of(&format!("v_{i}"))).collect();
+        assert_eq!(slots.len(), 256, "every one of the 256 slots is used");
+        assert!(slots.iter().all(|s| *s < 256));
+    }
 
     #[tokio::test]
     async fn migrations_run_once_and_reopening_keeps_data() {

@@ -1,6 +1,9 @@
 //! Test harness: starts the real `covisit-server` binary on a free loopback port with
-//! a temporary SQLite file, and talks to it as visitor, agent and REST client.
+//! a temporary SQLite file (or a PostgreSQL database: [`pg::PgServer`]), and talks to
+//! it as visitor, agent and REST client.
 #![allow(dead_code)] // each test file uses a different part of the harness
+
+pub mod pg;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -61,6 +64,16 @@ impl Server {
             .collect();
         let args = args.iter().map(|a| a.to_string()).collect();
         Server::spawn(dir.join("covisit.db"), env, args)
+    }
+
+    /// A dev server on `database`: a SQLite file, or a `postgres://` URL.
+    pub fn start_on(database: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let args = args.iter().map(|a| a.to_string()).collect();
+        Server::spawn(PathBuf::from(database), env, args)
     }
 
     fn spawn(db: PathBuf, env: Vec<(String, String)>, args: Vec<String>) -> Server {
