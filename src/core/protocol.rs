@@ -94,7 +94,10 @@ pub enum VisitorMessage {
         events: Vec<TrackEvent>,
     },
     /// Co-browsing: a batch of mirror records (docs/MIRROR.md), sent only while the
-    /// session is active; the server relays it to the session's agents.
+    /// session is active; the server relays it to the session's agents. The SDK writes
+    /// this frame by hand around the capture's JSON (`client/mirror.rs`), so the derived
+    /// serializer skips it: serializing raw JSON stays out of the wasm bundle.
+    #[serde(skip_serializing)]
     Mirror {
         data: MirrorData,
     },

@@ -78,16 +78,45 @@ impl Hub {
         account_id: i64,
         pick: impl Fn(&AgentConn) -> bool,
     ) -> Vec<ConnId> {
-        let mut out: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match c {
-                Conn::Agent(a) if a.account_id() == account_id && pick(a) => Some(*id),
-                _ => None,
+        // A stable order (the map's): frames fan out the same way every run.
+        self.agents
+            .get(&account_id)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, a)| pick(a))
+                    .map(|(id, _)| *id)
+                    .collect()
             })
-            .collect();
-        out.sort_unstable(); // a stable order: frames fan out the same way every run
-        out
+            .unwrap_or_default()
+    }
+
+    /// The agent on socket `conn`.
+    pub(super) fn agent_at(&self, conn: ConnId) -> Option<&AgentConn> {
+        let Some(Conn::Agent(account_id)) = self.conns.get(&conn) else {
+            return None;
+        };
+        self.agents.get(account_id)?.get(&conn)
+    }
+
+    fn agent_at_mut(&mut self, conn: ConnId) -> Option<&mut AgentConn> {
+        let Some(Conn::Agent(account_id)) = self.conns.get(&conn) else {
+            return None;
+        };
+        self.agents.get_mut(account_id)?.get_mut(&conn)
+    }
+
+    /// Forgets the agent socket `conn`.
+    fn remove_agent(&mut self, conn: ConnId) -> Option<AgentConn> {
+        let Some(&Conn::Agent(account_id)) = self.conns.get(&conn) else {
+            return None;
+        };
+        self.conns.remove(&conn);
+        let m = self.agents.get_mut(&account_id)?;
+        let a = m.remove(&conn);
+        if m.is_empty() {
+            self.agents.remove(&account_id);
+        }
+        a
     }
 
     /// An agent socket said hello: its welcome, the online visitors (which it then
@@ -129,15 +158,14 @@ impl Hub {
         for u in updates {
             self.send_durable(conn, u);
         }
-        self.conns.insert(conn, Conn::Agent(Box::new(a)));
+        self.conns.insert(conn, Conn::Agent(account_id));
+        self.agents.entry(account_id).or_default().insert(conn, a);
         self.listen(now, conn, true);
     }
 
     pub fn handle_agent_disconnect(&mut self, conn: ConnId) {
         self.heard.remove(&conn);
-        if matches!(self.conns.get(&conn), Some(Conn::Agent(_))) {
-            self.conns.remove(&conn);
-        }
+        self.remove_agent(conn);
     }
 
     /// Closes every socket of a user at once (disabled, role or password changed).
@@ -152,16 +180,15 @@ impl Hub {
 
     fn close_agents(&mut self, pick: impl Fn(&AgentConn) -> bool) {
         let mut doomed: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match c {
-                Conn::Agent(a) if pick(a) => Some(*id),
-                _ => None,
-            })
+            .agents
+            .values()
+            .flat_map(|m| m.iter())
+            .filter(|(_, a)| pick(a))
+            .map(|(id, _)| *id)
             .collect();
         doomed.sort_unstable();
         for conn in doomed {
-            self.conns.remove(&conn);
+            self.remove_agent(conn);
             self.outputs.push_back(Output::Close {
                 conn,
                 reason: CloseReason::SignedOut,
@@ -183,7 +210,7 @@ impl Hub {
         conn: ConnId,
         msg: AgentMessage,
     ) -> Result<(), HubError> {
-        let Some(Conn::Agent(a)) = self.conns.get(&conn) else {
+        let Some(a) = self.agent_at(conn) else {
             return Err(HubError::UnknownConnection);
         };
         let (account_id, agent, ip, may_join_any) = (
@@ -342,17 +369,15 @@ impl Hub {
 
     /// Adds `short_id` to what the agent on `conn` watches.
     pub(super) fn watch(&mut self, conn: ConnId, short_id: &str) {
-        if let Some(Conn::Agent(a)) = self.conns.get_mut(&conn) {
+        if let Some(a) = self.agent_at_mut(conn) {
             a.watch(short_id);
         }
     }
 
     /// A visitor the hub forgot (erased): no agent watches it any more.
     pub(super) fn forget_watch(&mut self, short_id: &str) {
-        for c in self.conns.values_mut() {
-            if let Conn::Agent(a) = c {
-                a.unwatch(short_id);
-            }
+        for a in self.agents.values_mut().flat_map(|m| m.values_mut()) {
+            a.unwatch(short_id);
         }
     }
 

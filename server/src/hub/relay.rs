@@ -254,7 +254,7 @@ impl Hub {
     /// An agent's console fell behind and lost mirror data (the shell dropped it): its
     /// sessions' visitors send a new snapshot.
     pub fn handle_agent_lagged(&mut self, now: Millis, conn: super::ConnId) {
-        let Some(super::Conn::Agent(a)) = self.conns.get(&conn) else {
+        let Some(a) = self.agent_at(conn) else {
             return;
         };
         let (account_id, agent_id) = (a.account_id(), a.agent().id.clone());

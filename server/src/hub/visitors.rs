@@ -62,6 +62,9 @@ pub(super) struct VisitorEntry {
     pub last_broadcast: Option<Visitor>,
     /// When the account's watching agents last got a `visitor_update`, and its flags.
     pub broadcast_at: Millis,
+    /// Whether what waits for the watching agents is a navigation only (it waits
+    /// `URL_BROADCAST_INTERVAL_MS`, other changes `BROADCAST_INTERVAL_MS`).
+    pub pending_url_only: bool,
     pub broadcast_flags: (bool, bool, bool),
     /// The tabs (`uniqueConnectionId`) whose page set `allowAgentDrawing: false`:
     /// agents' `draw` for them is refused.
@@ -202,6 +205,7 @@ impl Hub {
                     lookup_expires: Millis(0),
                     last_broadcast: None,
                     broadcast_at: Millis(0),
+                    pending_url_only: false,
                     broadcast_flags: (false, false, false),
                     no_drawing: HashSet::new(),
                 },
