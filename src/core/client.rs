@@ -1314,6 +1314,10 @@ mod tests;
 #[cfg(test)]
 mod track_tests;
 
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod codec_props;
+
 /// A value as JSON text (for frames the SDK assembles from parts).
 fn json_text<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()

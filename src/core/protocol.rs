@@ -1007,6 +1007,10 @@ pub fn encode<M: Serialize>(message: &M) -> String {
     })
 }
 
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props;
+
 #[cfg(test)]
 mod tests {
     use super::*;

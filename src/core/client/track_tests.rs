@@ -159,7 +159,7 @@ fn large_batches_are_cut_by_count_and_size() {
         })
         .collect();
     assert!(frames.len() > 1);
-    assert!(frames.iter().all(|f| f.len() <= TRACK_FRAME_BYTES + 64));
+    assert!(frames.iter().all(|f| f.len() <= TRACK_FRAME_BYTES));
     assert_eq!(batches(&out).iter().map(|b| b.1.len()).sum::<usize>(), 100);
 }
 
