@@ -745,3 +745,20 @@ fn mirror_batches_over_the_record_limit_are_refused() {
         reference_check(&serde_json::from_str(over.text()).unwrap())
     );
 }
+
+/// `encode`'s own fallback (written by hand, for a message serde cannot write, such
+/// as the decode-only `track`) is an error frame the SDK reads as one.
+#[test]
+fn the_encode_fallback_is_an_error_frame() {
+    let frame = encode(&VisitorMessage::Track {
+        sent_at: 1,
+        events: Vec::new(),
+    });
+    match decode::<ServerToVisitor>(&frame) {
+        Ok(ServerToVisitor::Error(e)) => {
+            assert_eq!(e.code, "encode_failed");
+            assert!(e.message.contains("Track"), "{}", e.message);
+        }
+        other => panic!("{frame} decodes as {other:?}"),
+    }
+}
