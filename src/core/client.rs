@@ -44,6 +44,8 @@ pub const TRACK_BATCH_MS: u64 = 1000;
 pub const TRACK_QUEUE_LIMIT: usize = 500;
 /// Largest `track` frame or beacon body the client writes (the limit is 64 KiB).
 pub const TRACK_FRAME_BYTES: usize = 48 * 1024;
+/// What closes a `track` frame or beacon body after its events.
+const BATCH_TAIL: &str = "]}";
 /// Where `navigator.sendBeacon` posts the events still queued on `pagehide`.
 pub const BEACON_PATH: &str = "/api/v1/journey/beacon";
 
@@ -1018,20 +1020,17 @@ impl VisitorClient {
     pub fn flush_tracking(&mut self, now: Millis) {
         self.track_due = None;
         while self.link == Link::Ready {
-            let Some(events) = self.take_track_batch() else {
+            let head = [
+                r#"{"type":"track","sent_at":"#,
+                &json_text(&now.0),
+                r#","events":["#,
+            ]
+            .concat();
+            let Some(events) = self.take_track_batch(head.len() + BATCH_TAIL.len()) else {
                 break;
             };
-            let sent_at = json_text(&now.0);
-            self.outputs.push_back(Output::Transmit(
-                [
-                    r#"{"type":"track","sent_at":"#,
-                    &sent_at,
-                    r#","events":["#,
-                    &events,
-                    "]}",
-                ]
-                .concat(),
-            ));
+            self.outputs
+                .push_back(Output::Transmit([&head, &events, BATCH_TAIL].concat()));
         }
     }
 
@@ -1042,28 +1041,25 @@ impl VisitorClient {
     /// [`Self::flush_tracking`] for the rest). Events already sent are not in it.
     pub fn take_beacon(&mut self, now: Millis) -> Option<String> {
         let short_id = json_text(self.visitor.short_id.as_ref()?);
-        let events = self.take_track_batch()?;
+        let head = [
+            r#"{"api_key":"#,
+            &json_text(&self.config.api_key),
+            r#","short_id":"#,
+            &short_id,
+            r#","uniqueConnectionId":"#,
+            &json_text(&self.unique_connection_id),
+            r#","visitor_secret":"#,
+            &json_text(&self.visitor_secret),
+            r#","sent_at":"#,
+            &json_text(&now.0),
+            r#","events":["#,
+        ]
+        .concat();
+        let events = self.take_track_batch(head.len() + BATCH_TAIL.len())?;
         if self.track_queue.is_empty() {
             self.track_due = None;
         }
-        Some(
-            [
-                r#"{"api_key":"#,
-                &json_text(&self.config.api_key),
-                r#","short_id":"#,
-                &short_id,
-                r#","uniqueConnectionId":"#,
-                &json_text(&self.unique_connection_id),
-                r#","visitor_secret":"#,
-                &json_text(&self.visitor_secret),
-                r#","sent_at":"#,
-                &json_text(&now.0),
-                r#","events":["#,
-                &events,
-                "]}",
-            ]
-            .concat(),
-        )
+        Some([&head, &events, BATCH_TAIL].concat())
     }
 
     /// The URL [`Self::take_beacon`]'s body goes to.
@@ -1126,13 +1122,18 @@ impl VisitorClient {
         Ok(())
     }
 
-    /// The oldest queued events that fit one frame, joined with commas.
-    fn take_track_batch(&mut self) -> Option<String> {
+    /// The oldest queued events that fit one frame of at most [`TRACK_FRAME_BYTES`]
+    /// with `envelope` bytes of its own around them, joined with commas. The oldest
+    /// event goes even when it alone does not fit (it could never go otherwise); an
+    /// event is at most ~16 KiB and an envelope a few KiB (the API key is at most
+    /// 2 KiB), so that does not happen.
+    fn take_track_batch(&mut self, envelope: usize) -> Option<String> {
+        let budget = TRACK_FRAME_BYTES.saturating_sub(envelope);
         let mut out = String::new();
         let mut count = 0;
         while let Some(next) = self.track_queue.front() {
             if count == journey::MAX_EVENTS_PER_BATCH
-                || (count > 0 && out.len() + next.len() + 1 > TRACK_FRAME_BYTES)
+                || (count > 0 && out.len() + next.len() + 1 > budget)
             {
                 break;
             }
@@ -1324,6 +1325,10 @@ mod tests;
 
 #[cfg(test)]
 mod track_tests;
+
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod codec_props;
 
 /// A value as JSON text (for frames the SDK assembles from parts).
 fn json_text<T: Serialize + ?Sized>(value: &T) -> String {

@@ -482,6 +482,10 @@ pub fn parse_config(value: &Json) -> Result<Config, ConfigError> {
     })
 }
 
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,8 @@ pub mod machine;
 pub mod model;
 pub mod pii;
 pub mod protocol;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod strategies;
 pub mod time;
 
 pub use time::Millis;

@@ -147,7 +147,8 @@ impl MirrorData {
         self.0.get()
     }
 
-    /// Whether the first record starts a snapshot (`["S", …]`: a new epoch).
+    /// Whether the first record starts a snapshot (`["S", …]`: a new epoch). Reads
+    /// only as far as the first record's kind.
     pub fn starts_snapshot(&self) -> bool {
         let t = self
             .0
@@ -156,7 +157,9 @@ impl MirrorData {
             .strip_prefix('[')
             .unwrap_or_default();
         let t = t.trim_start().strip_prefix('[').unwrap_or_default();
-        t.trim_start().starts_with("\"S\"")
+        // The kind is read as JSON, not matched as text: `"\u0053"` is an `S` too.
+        let mut values = serde_json::Deserializer::from_str(t).into_iter::<RecordKind>();
+        matches!(values.next(), Some(Ok(RecordKind(b'S'))))
     }
 
     /// An array of at most [`MAX_MIRROR_RECORDS`] records, each an array whose first
@@ -194,10 +197,8 @@ impl MirrorData {
                 f.write_str("a record")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                let kind: Option<&str> = seq.next_element()?;
-                match kind {
-                    Some(k) if k.len() == 1 && k.as_bytes()[0].is_ascii_alphabetic() => {}
-                    _ => return Err(serde::de::Error::custom("bad kind")),
+                if seq.next_element::<RecordKind>()?.is_none() {
+                    return Err(serde::de::Error::custom("bad kind"));
                 }
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(())
@@ -215,6 +216,29 @@ impl MirrorData {
             }
             Err(_) => Err("records must be arrays starting with a one-letter kind"),
         }
+    }
+}
+
+/// A mirror record's kind: a string of one ASCII letter, however the JSON writes it
+/// (`"S"`, or `"\u0053"`: a borrowed `&str` would refuse the escaped form).
+struct RecordKind(u8);
+
+impl<'de> Deserialize<'de> for RecordKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RecordKind, D::Error> {
+        struct Letter;
+        impl serde::de::Visitor<'_> for Letter {
+            type Value = RecordKind;
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("a one-letter kind")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RecordKind, E> {
+                match s.as_bytes() {
+                    [b] if b.is_ascii_alphabetic() => Ok(RecordKind(*b)),
+                    _ => Err(E::custom("bad kind")),
+                }
+            }
+        }
+        d.deserialize_str(Letter)
     }
 }
 
@@ -1166,6 +1190,10 @@ pub fn encode<M: Serialize>(message: &M) -> String {
     })
 }
 
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1363,6 +1391,21 @@ mod tests {
             Err("records must be arrays starting with a one-letter kind")
         );
         assert!(!bad.starts_snapshot());
+    }
+
+    /// Regression: a kind written with a JSON escape (`"\u0053"` is `"S"`) was refused,
+    /// and not seen as a snapshot, because it was read as borrowed text.
+    #[test]
+    fn mirror_kinds_are_read_as_json_strings_escapes_and_all() {
+        let escaped = MirrorData::from_text(r#"[ ["\u0053", 1], ["\u0070"] ]"#.into()).unwrap();
+        assert_eq!(escaped.check(), Ok(()));
+        assert!(escaped.starts_snapshot());
+        let not_a_letter = MirrorData::from_text(r#"[["\u00e9"]]"#.into()).unwrap();
+        assert!(not_a_letter.check().is_err());
+        assert!(!not_a_letter.starts_snapshot());
+        let not_s = MirrorData::from_text(r#"[["\u0054"],["S"]]"#.into()).unwrap();
+        assert_eq!(not_s.check(), Ok(()));
+        assert!(!not_s.starts_snapshot());
     }
 
     #[test]
