@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use covisit::core::ids::valid_id;
 use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
 use serde_json::{json, Value};
 
@@ -68,10 +69,6 @@ fn hub_error(e: HubError) -> ApiError {
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.message())
-}
-
-pub(crate) fn bad_id(id: &str) -> bool {
-    id.is_empty() || id.len() > 64
 }
 
 /// The REST form of a session: the seed fields plus `status` (an extra, documented).
@@ -144,7 +141,7 @@ async fn list_visitors(
 }
 
 async fn find_visitor(state: &Shared, account: i64, short_id: &str) -> Result<Visitor, ApiError> {
-    if bad_id(short_id) {
+    if !valid_id(short_id) {
         return Err(ApiError::not_found("visitor"));
     }
     if let Some(v) = state.hub.visitor(account, short_id).await {
@@ -181,7 +178,7 @@ async fn delete_visitor(
         let p = principal(&state, &headers, true).await?;
         require(&p, Act::EraseVisitor)?;
         let account = p.account_id();
-        if bad_id(&short_id) {
+        if !valid_id(&short_id) {
             return Err(ApiError::not_found("visitor"));
         }
         // No journey batch is applied from here until the store erased the visitor
@@ -345,7 +342,7 @@ async fn list_sessions(
 }
 
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
-    if bad_id(id) {
+    if !valid_id(id) {
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {

@@ -18,6 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::analytics::{self, ConversationFacts};
+use covisit::core::ids::valid_id;
 use covisit::core::model::{
     AddressableEntityRef, AnalyticsConversation, CobrowseRole, Cobrowsesession,
     ConversationChannel, JourneySession, Session,
@@ -31,7 +32,6 @@ use crate::auth::Act;
 use crate::errors::ApiError;
 use crate::errors::{parse_body, ApiResult};
 use crate::journey::{JourneyError, TrackInput};
-use crate::rest::bad_id;
 use crate::state::Shared;
 
 pub fn router() -> Router<Shared> {
@@ -108,7 +108,7 @@ async fn beacon(
         let account_id = key.account_id;
         let short_id = beacon.short_id;
         let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor");
-        if bad_id(&short_id) {
+        if !valid_id(&short_id) {
             return Err(unknown());
         }
         let live = state.hub.visitor(account_id, &short_id).await;
@@ -143,9 +143,9 @@ async fn beacon(
             ));
         }
         if let Some(c) = &beacon.unique_connection_id {
-            let owner = match bad_id(c) {
-                true => None,
-                false => state
+            let owner = match valid_id(c) {
+                false => None,
+                true => state
                     .store
                     .connection_visitor(c)
                     .await
@@ -356,8 +356,10 @@ async fn list_journeys(
             return Err(invalid(format!("unknown query parameter `{key}`")));
         }
         let visitor_id = q.get("visitor_id").map(String::as_str);
-        if visitor_id.is_some_and(bad_id) {
-            return Err(invalid("`visitor_id` must be 1 to 64 characters"));
+        if visitor_id.is_some_and(|v| !valid_id(v)) {
+            return Err(invalid(
+                "`visitor_id` must be 1 to 64 letters, digits, `_` or `-`",
+            ));
         }
         state.hub.flush().await;
         let list = state
@@ -378,7 +380,7 @@ async fn get_journey(
 ) -> ApiResult {
     run(&state, async {
         let account = reader_account(&state, &headers).await?;
-        if bad_id(&id) {
+        if !valid_id(&id) {
             return Err(ApiError::not_found("journey session"));
         }
         state.hub.flush().await;
@@ -434,7 +436,7 @@ async fn conversation(
 }
 
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Session, ApiError> {
-    if bad_id(id) {
+    if !valid_id(id) {
         return Err(ApiError::not_found("conversation"));
     }
     if let Some((s, ..)) = state.hub.session(account, id).await {

@@ -10,6 +10,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use covisit::core::ids::valid_id;
 use covisit::core::model::Agent;
 use covisit::core::protocol::{
     decode, encode, AgentMessage, ErrorFrame, ServerToVisitor, VisitorMessage, MAX_FRAME_BYTES,
@@ -201,7 +202,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         None => false,
     };
     let stored = match short_id.as_deref() {
-        Some(sid) if !in_memory && sid.len() <= 64 => {
+        Some(sid) if !in_memory && valid_id(sid) => {
             let visitor = state
                 .store
                 .get_visitor(account_id, sid)
@@ -220,7 +221,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         _ => None,
     };
     let connection_owner = match connection.unique_connection_id.as_deref() {
-        Some(c) if c.len() <= 64 => state.store.connection_visitor(c).await.ok().flatten(),
+        Some(c) if valid_id(c) => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
     let (conn, SocketRx { mut rx, kill }) = state.hub.register(false);

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
+use crate::core::ids::valid_id;
 use crate::core::journey::{self, TrackError};
 use crate::core::machine::{PromptKind, SessionStatus, MAX_RETURN_TIME_SECONDS};
 use crate::core::model::{Agent, DisconnectType};
@@ -1307,14 +1308,6 @@ impl VisitorClient {
             Err(ClientError::WrongControlState { call, expected })
         }
     }
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod analytics;
 pub mod client;
 pub mod config;
 pub mod derive;
+pub mod ids;
 pub mod journey;
 pub mod json;
 pub mod machine;

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
+use covisit::core::ids::valid_id;
 use covisit::core::journey::url_facts;
 use covisit::core::machine::{ConnectionInfo, MachineOptions, SessionStatus, VisitorMachine};
 use covisit::core::model::{ConnectionStatus, JourneyGeolocation, QualityFeedback, Visitor};
@@ -98,16 +99,6 @@ impl VisitorEntry {
         v.email = derive::email_from(self.explicit_email.as_deref(), &v.identities);
         v.nickname = derive::nickname(v.name.as_deref(), v.email.as_deref(), &v.short_id);
     }
-}
-
-/// Ids a peer names: 1 to 64 of `A-Z a-z 0-9 _ -` (one rule for short ids, connection
-/// ids and session ids the hub accepts).
-pub(super) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub(super) fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {

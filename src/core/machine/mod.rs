@@ -457,10 +457,10 @@ impl VisitorMachine {
         now: Millis,
         info: ConnectionInfo,
     ) -> Result<(), MachineError> {
-        if info.unique_connection_id.is_empty() || info.unique_connection_id.len() > 128 {
+        if !crate::core::ids::valid_id(&info.unique_connection_id) {
             return Err(MachineError::InvalidArgument {
                 field: "uniqueConnectionId",
-                reason: "must be 1 to 128 characters",
+                reason: "must be 1 to 64 letters, digits, `_` or `-`",
             });
         }
         if self
