@@ -7,6 +7,7 @@
 //! Field names that appear in the seeds keep the seeds' casing: snake_case for the REST
 //! objects (Visitor, Session, Agent), camelCase for Connection and Cobrowsesession.
 
+use crate::core::config::Permissions;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
@@ -758,6 +759,30 @@ impl RemoteAction {
 }
 
 impl RemoteKind {
+    /// The config permission (its seed Connection key) an agent in control needs for
+    /// this kind of action; pointer moves need none. The SDK checks it before the page
+    /// acts, the server before it relays (`permission_denied`).
+    pub fn permission(self) -> Option<&'static str> {
+        match self {
+            RemoteKind::Click => Some("allowRemoteClick"),
+            RemoteKind::Scroll => Some("allowRemoteScroll"),
+            RemoteKind::Type => Some("allowRemoteType"),
+            RemoteKind::Redirect => Some("allowAgentRedirect"),
+            RemoteKind::Pointer => None,
+        }
+    }
+
+    /// Whether `p` lets an agent in control do this kind of action ([`Self::permission`]).
+    pub fn allowed_by(self, p: &Permissions) -> bool {
+        match self {
+            RemoteKind::Click => p.allow_remote_click,
+            RemoteKind::Scroll => p.allow_remote_scroll,
+            RemoteKind::Type => p.allow_remote_type,
+            RemoteKind::Redirect => p.allow_agent_redirect,
+            RemoteKind::Pointer => true,
+        }
+    }
+
     /// The Session `features_used` entry an applied action of this kind records.
     pub fn feature(self) -> Option<&'static str> {
         match self {
@@ -1342,6 +1367,37 @@ mod tests {
         );
         assert_eq!(RemoteKind::Type.feature(), Some("remote_typing"));
         assert_eq!(RemoteKind::Pointer.feature(), None);
+    }
+
+    #[test]
+    fn each_kind_needs_the_permission_it_names() {
+        let kinds = [
+            RemoteKind::Click,
+            RemoteKind::Scroll,
+            RemoteKind::Type,
+            RemoteKind::Redirect,
+            RemoteKind::Pointer,
+        ];
+        let all_off: Permissions = serde_json::from_value(serde_json::json!({
+            "requireAuthorizationForSession": true, "requireControlRequest": true,
+            "allowRemoteConsole": false, "allowAgentRedirect": false, "allowRemoteClick": false,
+            "allowRemoteScroll": false, "allowRemoteType": false, "allowFullScreen": false,
+            "allowRequestFullTab": false, "cobrowsingVideoEnabled": "disabled",
+            "cobrowsingVideoAudioRelationship": "independent", "enableSessionRating": false,
+            "agentPrompt": null, "assetsProxyConfigured": false
+        }))
+        .unwrap();
+        for kind in kinds {
+            let Some(key) = kind.permission() else {
+                assert!(kind.allowed_by(&all_off), "{kind:?} needs no permission");
+                continue;
+            };
+            assert!(!kind.allowed_by(&all_off), "{kind:?} with {key} off");
+            let mut on = serde_json::to_value(&all_off).unwrap();
+            on[key] = true.into();
+            let on: Permissions = serde_json::from_value(on).unwrap();
+            assert!(kind.allowed_by(&on), "{kind:?} with {key} on");
+        }
     }
 
     #[test]

@@ -165,17 +165,11 @@ impl Hub {
         if tab.as_ref().is_some_and(|t| *t != connection_id) {
             return Err(HubError::WrongTab);
         }
-        let p = &entry.machine.options().permissions;
         let kind = action.kind();
-        let (allowed, key) = match kind {
-            RemoteKind::Click => (p.allow_remote_click, "allowRemoteClick"),
-            RemoteKind::Scroll => (p.allow_remote_scroll, "allowRemoteScroll"),
-            RemoteKind::Type => (p.allow_remote_type, "allowRemoteType"),
-            RemoteKind::Redirect => (p.allow_agent_redirect, "allowAgentRedirect"),
-            RemoteKind::Pointer => (true, ""),
-        };
-        if !allowed {
-            return Err(HubError::PermissionDenied(key));
+        if !kind.allowed_by(&entry.machine.options().permissions) {
+            return Err(HubError::PermissionDenied(
+                kind.permission().unwrap_or_default(),
+            ));
         }
         let conn = *entry
             .sockets

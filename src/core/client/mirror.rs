@@ -54,14 +54,7 @@ impl VisitorClient {
 
     /// Whether the config lets an agent in control do this kind of action.
     pub fn remote_allowed(&self, kind: RemoteKind) -> bool {
-        let p = &self.config.permissions;
-        match kind {
-            RemoteKind::Click => p.allow_remote_click,
-            RemoteKind::Scroll => p.allow_remote_scroll,
-            RemoteKind::Type => p.allow_remote_type,
-            RemoteKind::Redirect => p.allow_agent_redirect,
-            RemoteKind::Pointer => true,
-        }
+        kind.allowed_by(&self.config.permissions)
     }
 
     pub(super) fn mirror_command(&mut self, command: MirrorCommand) {
