@@ -300,6 +300,8 @@ pub struct VisitorClient {
     timers: [Option<Millis>; 3],
     rng: u64,
     visitor: VisitorView,
+    /// The `email` the page set; `visitor.email` is derived from it and the identities.
+    explicit_email: Option<String>,
     /// Proves this SDK is the visitor `visitor.short_id` (never shown to the page's
     /// events or state).
     visitor_secret: Option<String>,
@@ -354,6 +356,7 @@ impl VisitorClient {
                 short_id: stored.short_id.filter(|s| valid_id(s)),
                 ..Default::default()
             },
+            explicit_email: None,
             visitor_secret: stored.visitor_secret.filter(|s| valid_id(s)),
             unique_connection_id: stored.connection_id.filter(|s| valid_id(s)),
             status: SessionStatus::None,
@@ -1246,7 +1249,7 @@ impl VisitorClient {
         let v = &mut self.visitor;
         update.unique_id.apply_to(&mut v.unique_id);
         update.call_name.apply_to(&mut v.call_name);
-        update.email.apply_to(&mut v.email);
+        update.email.apply_to(&mut self.explicit_email);
         for (patch, slot) in [
             (update.identities, &mut v.identities),
             (update.tags, &mut v.tags),
@@ -1265,14 +1268,13 @@ impl VisitorClient {
         self.refresh_names();
     }
 
+    /// `name`, `email` and `nickname` by the server's rule (`derive::Names`).
     fn refresh_names(&mut self) {
         let v = &mut self.visitor;
-        v.name = derive::name_from_identities(&v.identities);
-        let email = derive::email_from(v.email.as_deref(), &v.identities);
-        v.nickname = v
-            .short_id
-            .as_deref()
-            .map(|id| derive::nickname(v.name.as_deref(), email.as_deref(), id));
+        let names = derive::Names::of(self.explicit_email.as_deref(), &v.identities);
+        v.nickname = v.short_id.as_deref().map(|id| names.nickname(id));
+        v.name = names.name;
+        v.email = names.email;
     }
 
     fn expect_status(

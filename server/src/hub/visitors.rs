@@ -95,9 +95,9 @@ impl VisitorEntry {
         let mut metadata = Some(std::mem::take(&mut self.metadata));
         update.metadata.map(Map::from).apply_to(&mut metadata);
         self.metadata = metadata.unwrap_or_default();
-        v.name = derive::name_from_identities(&v.identities);
-        v.email = derive::email_from(self.explicit_email.as_deref(), &v.identities);
-        v.nickname = derive::nickname(v.name.as_deref(), v.email.as_deref(), &v.short_id);
+        let names = derive::Names::of(self.explicit_email.as_deref(), &v.identities);
+        v.nickname = names.nickname(&v.short_id);
+        (v.name, v.email) = (names.name, names.email);
     }
 }
 
