@@ -6,6 +6,7 @@
 //! Writes answer success only once their store write committed ([`durable`]): an
 //! acknowledged change survives a crash of the process.
 
+use covisit::core::codes::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -51,7 +52,7 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::INTERNAL,
             "the change could not be stored",
         ))
     }
@@ -59,13 +60,15 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
 
 fn hub_error(e: HubError) -> ApiError {
     let status = match e.code() {
-        "unknown_session" | "unknown_visitor" | "not_found" => StatusCode::NOT_FOUND,
-        "visitor_offline"
-        | "wrong_session_state"
-        | "wrong_control_state"
-        | "duplicate_agent"
-        | "duplicate_connection" => StatusCode::CONFLICT,
-        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::VISITOR_OFFLINE
+        | ErrorCode::WRONG_SESSION_STATE
+        | ErrorCode::WRONG_CONTROL_STATE
+        | ErrorCode::DUPLICATE_AGENT
+        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.message())
@@ -93,7 +96,7 @@ async fn list_visitors(
             Some(_) => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`online` must be true or false",
                 ))
             }
@@ -106,14 +109,14 @@ async fn list_visitors(
             if t.len() > 256 {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`q` is too long",
                 ));
             }
             if crate::auth::is_lookup_code(t) && !state.lookups.allow(account) {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ErrorCode::RATE_LIMITED,
                     "too many lookup-code searches; retry in a minute",
                 ));
             }
@@ -237,7 +240,7 @@ async fn request_session(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "body must be {\"agent\": {\"name\", \"external_id\"}}",
                 )
             })?;
@@ -248,7 +251,7 @@ async fn request_session(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`agent.name` must be a string of 1 to 200 characters",
                 ))
             }
@@ -259,7 +262,7 @@ async fn request_session(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`agent.external_id` must be a string or null",
                 ))
             }
@@ -391,7 +394,7 @@ fn may_manage(p: &Principal, current: &Value) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::FORBIDDEN,
             "only the session's agents, supervisors and admins may do this",
         ))
     }
@@ -411,7 +414,7 @@ async fn end_session(
         if current.get("status").and_then(Value::as_str) == Some("ended") {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "wrong_session_state",
+                ErrorCode::WRONG_SESSION_STATE,
                 "the session has already ended",
             ));
         }
@@ -452,7 +455,7 @@ async fn add_note(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`text` must be a string of 1 to 2048 bytes",
                 ))
             }

@@ -9,6 +9,7 @@
 //!
 //! Reads flush the hub's writer first, then prefer in-memory copies (fresher).
 
+use covisit::core::codes::ErrorCode;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
@@ -50,15 +51,21 @@ pub fn router() -> Router<Shared> {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::INVALID_ARGUMENT,
+        message,
+    )
 }
 
 fn journey_error(e: JourneyError) -> ApiError {
     match e {
         JourneyError::Invalid(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
-        JourneyError::UnknownVisitor => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor")
-        }
+        JourneyError::UnknownVisitor => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UNKNOWN_VISITOR,
+            "no such visitor",
+        ),
         JourneyError::Store(e) => ApiError::internal(e),
     }
 }
@@ -75,14 +82,14 @@ async fn beacon(
         if body.len() > MAX_FRAME_BYTES {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PAYLOAD_TOO_LARGE,
                 format!("a beacon holds at most {MAX_FRAME_BYTES} bytes"),
             ));
         }
         let beacon: TrackBeacon = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "bad_json",
+                ErrorCode::BAD_JSON,
                 format!("body is not a track beacon: {e}"),
             )
         })?;
@@ -91,7 +98,7 @@ async fn beacon(
             Ok(_) => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_api_key",
+                    ErrorCode::INVALID_API_KEY,
                     "api_key is not a public key of any account",
                 ))
             }
@@ -101,13 +108,19 @@ async fn beacon(
         if !crate::auth::origin_allowed(key.origins.as_deref(), key.allow_loopback, origin) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                ErrorCode::ORIGIN_NOT_ALLOWED,
                 "pages of this origin may not use this public key",
             ));
         }
         let account_id = key.account_id;
         let short_id = beacon.short_id;
-        let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor");
+        let unknown = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UNKNOWN_VISITOR,
+                "no such visitor",
+            )
+        };
         if !valid_id(&short_id) {
             return Err(unknown());
         }
@@ -138,7 +151,7 @@ async fn beacon(
         if !proven {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_visitor_secret",
+                ErrorCode::INVALID_VISITOR_SECRET,
                 "the beacon does not carry this visitor's secret",
             ));
         }
@@ -154,7 +167,7 @@ async fn beacon(
             if owner.as_deref() != Some(short_id.as_str()) {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown_connection",
+                    ErrorCode::UNKNOWN_CONNECTION,
                     "uniqueConnectionId is not a connection of this visitor",
                 ));
             }

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use crate::core::json::{Json, Object};
 use serde::Serialize;
 
+use crate::core::codes::ErrorCode;
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
 use crate::core::ids::valid_id;
@@ -213,13 +214,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// Stable code for JS.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ClientError::WrongState { .. } => "wrong_session_state",
-            ClientError::WrongControlState { .. } => "wrong_control_state",
-            ClientError::InvalidArgument { .. } => "invalid_argument",
-            ClientError::UnknownEvent { .. } => "unknown_event",
-            ClientError::Stopped => "stopped",
+            ClientError::WrongState { .. } => ErrorCode::WRONG_SESSION_STATE,
+            ClientError::WrongControlState { .. } => ErrorCode::WRONG_CONTROL_STATE,
+            ClientError::InvalidArgument { .. } => ErrorCode::INVALID_ARGUMENT,
+            ClientError::UnknownEvent { .. } => ErrorCode::UNKNOWN_EVENT,
+            ClientError::Stopped => ErrorCode::STOPPED,
             ClientError::Config(e) => e.code(),
             ClientError::Track(e) => e.code(),
         }
@@ -531,7 +532,7 @@ impl VisitorClient {
         // A newer server's message types are not errors for the page.
         if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
             self.event(ClientEvent::Error {
-                code: e.code().into(),
+                code: e.code().as_str().into(),
                 message: e.to_string(),
             });
         }

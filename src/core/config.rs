@@ -4,6 +4,7 @@
 //! Validation works on a JSON value so that the facade (from JS) and the server (from a
 //! hello frame) reject exactly the same inputs with the same stable error codes.
 
+use crate::core::codes::ErrorCode;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
@@ -161,13 +162,13 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The stable code thrown to JS as `error.code`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ConfigError::NotAnObject { .. } => "config_not_object",
-            ConfigError::UnknownKey { .. } => "config_unknown_key",
-            ConfigError::WrongType { .. } => "config_wrong_type",
-            ConfigError::Missing { .. } => "config_missing_key",
-            ConfigError::Invalid { .. } => "config_invalid_value",
+            ConfigError::NotAnObject { .. } => ErrorCode::CONFIG_NOT_OBJECT,
+            ConfigError::UnknownKey { .. } => ErrorCode::CONFIG_UNKNOWN_KEY,
+            ConfigError::WrongType { .. } => ErrorCode::CONFIG_WRONG_TYPE,
+            ConfigError::Missing { .. } => ErrorCode::CONFIG_MISSING_KEY,
+            ConfigError::Invalid { .. } => ErrorCode::CONFIG_INVALID_VALUE,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod analytics;
 pub mod client;
+pub mod codes;
 pub mod config;
 pub mod derive;
 pub mod ids;

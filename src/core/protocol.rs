@@ -7,6 +7,7 @@
 //! Field names that appear in the seeds keep the seeds' casing: snake_case for the REST
 //! objects (Visitor, Session, Agent), camelCase for Connection and Cobrowsesession.
 
+use crate::core::codes::ErrorCode;
 use crate::core::config::Permissions;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
@@ -103,7 +104,7 @@ pub enum VisitorMessage {
     RemoteApplied {
         id: u32,
         ok: bool,
-        reason: Option<String>,
+        reason: Option<RemoteRefusal>,
     },
     /// The page was opened through an agent's personal link: the one-time token the
     /// visitor's confirmation gave (`#covisit_call=…` in the URL). That agent asks for
@@ -654,7 +655,7 @@ pub enum ServerToAgent {
         id: u32,
         kind: RemoteKind,
         ok: bool,
-        reason: Option<String>,
+        reason: Option<RemoteRefusal>,
     },
     /// Co-browsing: another agent of the session points or draws on the visitor's tab
     /// `tab` (as the visitor's tab gets it, see [`ServerToVisitor::Draw`]).
@@ -741,6 +742,78 @@ pub enum RemoteKind {
     Type,
     Redirect,
     Pointer,
+}
+
+/// Why the visitor's page did not apply a remote action (`remote_applied.reason`, passed
+/// on to the agent as `remote_result.reason`). The SDK's client refuses with the first
+/// three before the page sees the action; the page's capture (`src/web/mirror.js`)
+/// refuses with the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoteRefusal {
+    /// The session is not active in this tab.
+    SessionNotActive,
+    /// The agent who sent it does not control the page.
+    ControlNotGranted,
+    /// The config does not allow this kind ([`RemoteKind::permission`]).
+    PermissionDenied,
+    /// The page is still being captured, or the capture has not loaded yet.
+    NotReady,
+    /// No node with this id (it is gone, or never was).
+    UnknownNode,
+    /// The target is masked, or is not an element.
+    MaskedTarget,
+    /// A `type` into something that takes no typing (disabled, read-only, not a field).
+    NotEditable,
+    /// A `redirect` to another origin.
+    CrossOrigin,
+    /// A kind this SDK does not know.
+    UnknownAction,
+    /// Applying it threw. A reason this side does not know reads as this one too (a
+    /// newer SDK's), so an agent always hears an answer.
+    #[serde(other)]
+    Failed,
+}
+
+impl RemoteRefusal {
+    /// Every reason, in the order PROTOCOL.md lists them.
+    pub const ALL: [RemoteRefusal; 10] = [
+        RemoteRefusal::MaskedTarget,
+        RemoteRefusal::ControlNotGranted,
+        RemoteRefusal::PermissionDenied,
+        RemoteRefusal::SessionNotActive,
+        RemoteRefusal::NotEditable,
+        RemoteRefusal::UnknownNode,
+        RemoteRefusal::CrossOrigin,
+        RemoteRefusal::NotReady,
+        RemoteRefusal::UnknownAction,
+        RemoteRefusal::Failed,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RemoteRefusal::SessionNotActive => "session_not_active",
+            RemoteRefusal::ControlNotGranted => "control_not_granted",
+            RemoteRefusal::PermissionDenied => "permission_denied",
+            RemoteRefusal::NotReady => "not_ready",
+            RemoteRefusal::UnknownNode => "unknown_node",
+            RemoteRefusal::MaskedTarget => "masked_target",
+            RemoteRefusal::NotEditable => "not_editable",
+            RemoteRefusal::CrossOrigin => "cross_origin",
+            RemoteRefusal::UnknownAction => "unknown_action",
+            RemoteRefusal::Failed => "failed",
+        }
+    }
+
+    /// What the page's capture answered (its `apply()`); text that is none of these
+    /// (a bug in the capture) reads as [`RemoteRefusal::Failed`].
+    pub fn from_page(text: &str) -> RemoteRefusal {
+        RemoteRefusal::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .unwrap_or(RemoteRefusal::Failed)
+    }
 }
 
 /// The longest `value` a remote `type` action may carry.
@@ -967,11 +1040,22 @@ fn mirror_frame_from_fields(kind: &str, mut f: Fields) -> Result<ServerToVisitor
     })
 }
 
-/// An error answered on a socket; the socket and the session survive it.
+/// An error answered on a socket; the socket and the session survive it. `code` is
+/// text, not an [`ErrorCode`], so that a newer peer's code still decodes; what this side
+/// sends comes from the registry through [`ErrorFrame::new`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorFrame {
     pub code: String,
     pub message: String,
+}
+
+impl ErrorFrame {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
+        ErrorFrame {
+            code: code.as_str().to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Why a frame could not be decoded.
@@ -988,20 +1072,17 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ProtocolError::FrameTooLarge { .. } => "frame_too_large",
-            ProtocolError::Malformed { .. } => "malformed_frame",
-            ProtocolError::UnknownType { .. } => "unknown_message_type",
-            ProtocolError::UnsupportedVersion { .. } => "unsupported_protocol_version",
+            ProtocolError::FrameTooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
+            ProtocolError::Malformed { .. } => ErrorCode::MALFORMED_FRAME,
+            ProtocolError::UnknownType { .. } => ErrorCode::UNKNOWN_MESSAGE_TYPE,
+            ProtocolError::UnsupportedVersion { .. } => ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
         }
     }
 
     pub fn to_frame(&self) -> ErrorFrame {
-        ErrorFrame {
-            code: self.code().to_string(),
-            message: self.to_string(),
-        }
+        ErrorFrame::new(self.code(), self.to_string())
     }
 }
 
@@ -1180,7 +1261,9 @@ pub fn encode<M: Serialize>(message: &M) -> String {
     serde_json::to_string(message).unwrap_or_else(|e| {
         let message = Json::String(e.to_string()).to_text();
         [
-            r#"{"type":"error","code":"encode_failed","message":"#,
+            r#"{"type":"error","code":""#,
+            ErrorCode::ENCODE_FAILED.as_str(),
+            r#"","message":"#,
             &message,
             "}",
         ]
@@ -1367,6 +1450,30 @@ mod tests {
         );
         assert_eq!(RemoteKind::Type.feature(), Some("remote_typing"));
         assert_eq!(RemoteKind::Pointer.feature(), None);
+    }
+
+    #[test]
+    fn refusal_reasons_are_snake_case_and_unknown_ones_read_as_failed() {
+        for r in RemoteRefusal::ALL {
+            assert_eq!(encode(&r), format!("\"{}\"", r.as_str()));
+            assert_eq!(RemoteRefusal::from_page(r.as_str()), r);
+        }
+        assert_eq!(
+            RemoteRefusal::from_page("teleported"),
+            RemoteRefusal::Failed
+        );
+        let m = decode::<VisitorMessage>(
+            r#"{"type":"remote_applied","id":3,"ok":false,"reason":"from_the_future"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            VisitorMessage::RemoteApplied {
+                id: 3,
+                ok: false,
+                reason: Some(RemoteRefusal::Failed)
+            }
+        );
     }
 
     #[test]

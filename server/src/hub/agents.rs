@@ -195,7 +195,7 @@ impl Hub {
         // Every privileged act is attributable: the entry names the agent, its address,
         // what it acted on and how it went.
         let audited = |hub: &mut Hub, action: &str, target: &str, r: &Result<(), HubError>| {
-            let result = r.as_ref().map_or_else(|e| e.code(), |_| "ok");
+            let result = r.as_ref().map_or_else(|e| e.code().as_str(), |_| "ok");
             hub.audit(
                 now,
                 account_id,

@@ -7,12 +7,11 @@ use covisit::core::json::Json;
 use covisit::core::machine::{ControlState, SessionStatus};
 use covisit::core::model::{Agent, ConnectionStatus};
 use covisit::core::protocol::{
-    encode, Ink, MirrorData, RemoteAction, RemoteKind, ServerToAgent, ServerToVisitor, INK_COLORS,
-    MAX_REMOTE_VALUE_LEN,
+    encode, Ink, MirrorData, RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent,
+    ServerToVisitor, INK_COLORS, MAX_REMOTE_VALUE_LEN,
 };
 use covisit::core::Millis;
 
-use super::visitors::text_ok;
 use super::{Delivery, Frame, Hub, HubError};
 
 /// A number naming a visitor tab in `Delivery::Relay` (the same for the same tab).
@@ -80,11 +79,8 @@ impl Hub {
         short_id: &str,
         id: u32,
         ok: bool,
-        reason: Option<String>,
+        reason: Option<RemoteRefusal>,
     ) -> Result<(), HubError> {
-        if let Some(r) = &reason {
-            text_ok("reason", r)?;
-        }
         let entry = self
             .visitors
             .get(short_id)

@@ -131,7 +131,7 @@ impl Hub {
             Value::Object(m) => m,
             _ => {
                 return Err(HubError::Config {
-                    code: "config_not_object",
+                    code: covisit::core::codes::ErrorCode::CONFIG_NOT_OBJECT,
                     message: "config must be an object".into(),
                 })
             }

@@ -2,6 +2,7 @@
 //! their validation. This is the only journey code the SDK links, so it stays small:
 //! no URL parsing, no classification (the server does that, see `tracker.rs`).
 
+use crate::core::codes::ErrorCode;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
@@ -112,12 +113,12 @@ pub enum TrackError {
 }
 
 impl TrackError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            TrackError::InvalidEventName { .. } => "invalid_event_name",
-            TrackError::InvalidAttributes { .. } => "invalid_attributes",
-            TrackError::InvalidPageView { .. } => "invalid_page_view",
-            TrackError::TooManyEvents { .. } => "too_many_events",
+            TrackError::InvalidEventName { .. } => ErrorCode::INVALID_EVENT_NAME,
+            TrackError::InvalidAttributes { .. } => ErrorCode::INVALID_ATTRIBUTES,
+            TrackError::InvalidPageView { .. } => ErrorCode::INVALID_PAGE_VIEW,
+            TrackError::TooManyEvents { .. } => ErrorCode::TOO_MANY_EVENTS,
         }
     }
 }

@@ -20,6 +20,7 @@ mod timer;
 
 use std::collections::VecDeque;
 
+use crate::core::codes::ErrorCode;
 use crate::core::config::Permissions;
 use crate::core::model::{
     Address, Agent, CobrowseRole, Cobrowsesession, CommunicationState, Connection,
@@ -227,16 +228,16 @@ pub enum MachineError {
 
 impl MachineError {
     /// Stable code for the wire and for JS.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MachineError::InappropriateInput { .. } => "wrong_session_state",
-            MachineError::InappropriateControl { .. } => "wrong_control_state",
-            MachineError::UnknownConnection { .. } => "unknown_connection",
-            MachineError::DuplicateConnection { .. } => "duplicate_connection",
-            MachineError::UnknownAgent { .. } => "unknown_agent",
-            MachineError::DuplicateAgent { .. } => "duplicate_agent",
-            MachineError::VisitorOffline => "visitor_offline",
-            MachineError::InvalidArgument { .. } => "invalid_argument",
+            MachineError::InappropriateInput { .. } => ErrorCode::WRONG_SESSION_STATE,
+            MachineError::InappropriateControl { .. } => ErrorCode::WRONG_CONTROL_STATE,
+            MachineError::UnknownConnection { .. } => ErrorCode::UNKNOWN_CONNECTION,
+            MachineError::DuplicateConnection { .. } => ErrorCode::DUPLICATE_CONNECTION,
+            MachineError::UnknownAgent { .. } => ErrorCode::UNKNOWN_AGENT,
+            MachineError::DuplicateAgent { .. } => ErrorCode::DUPLICATE_AGENT,
+            MachineError::VisitorOffline => ErrorCode::VISITOR_OFFLINE,
+            MachineError::InvalidArgument { .. } => ErrorCode::INVALID_ARGUMENT,
         }
     }
 }
