@@ -198,11 +198,8 @@ fn the_script_tag_has_a_command_for_every_method_of_the_sdk_object() {
     let mut methods = BTreeSet::new();
     let mut js_name = None;
     for line in block.lines().map(str::trim) {
-        if line.starts_with("#[wasm_bindgen(js_name = ") {
-            js_name = line["#[wasm_bindgen(js_name = ".len()..]
-                .split([',', ')'])
-                .next()
-                .map(str::to_string);
+        if let Some(rest) = line.strip_prefix("#[wasm_bindgen(js_name = ") {
+            js_name = rest.split([',', ')']).next().map(str::to_string);
         } else if let Some(rest) = line.strip_prefix("pub fn ") {
             let name = rest.split('(').next().unwrap_or_default().to_string();
             methods.insert(js_name.take().unwrap_or(name));

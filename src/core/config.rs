@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// `cobrowsingVideoEnabled` values of the seed Connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum VideoEnabled {
     TwoWay,
@@ -21,6 +22,7 @@ pub enum VideoEnabled {
 
 /// `cobrowsingVideoAudioRelationship` values of the seed Connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum VideoAudioRelationship {
     #[default]
@@ -33,6 +35,7 @@ pub enum VideoAudioRelationship {
 /// the secure default: authorization and control requests on; console, redirect, full
 /// screen and full tab off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Permissions {
     pub require_authorization_for_session: bool,

@@ -19,5 +19,7 @@ pub mod model;
 pub mod pii;
 pub mod protocol;
 pub mod time;
+#[cfg(test)]
+mod wire_ts;
 
 pub use time::Millis;

@@ -23,6 +23,7 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// What a tab reports about itself in its hello (camelCase, as the seed Connection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConnectionHello {
     /// Set when the tab reconnects (reload, network blip); new tabs send none.
@@ -37,6 +38,7 @@ pub struct ConnectionHello {
 
 /// Visitor (SDK) → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorMessage {
     /// First frame: who this is. `config` is the SDK's validated config object
@@ -52,6 +54,7 @@ pub enum VisitorMessage {
         visitor_secret: Option<String>,
         connection: ConnectionHello,
         #[serde(default)]
+        #[cfg_attr(test, ts(type = "Record<string, unknown> | null"))]
         config: Json,
     },
     Heartbeat,
@@ -71,6 +74,7 @@ pub enum VisitorMessage {
     },
     /// `identity` has the keys of `updateVisitor` (camelCase); `null` clears a value.
     UpdateVisitor {
+        #[cfg_attr(test, ts(type = "Record<string, unknown>"))]
         identity: Json,
     },
     Authorize,
@@ -113,6 +117,7 @@ pub enum VisitorMessage {
         token: String,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
@@ -120,7 +125,9 @@ pub enum VisitorMessage {
 /// in: the server checks their shape ([`MirrorData::check`]) and relays the text
 /// without building a tree of it; the console re-sanitises everything it renders.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(transparent)]
+#[cfg_attr(test, ts(type = "MirrorRecord[]"))]
 pub struct MirrorData(Box<serde_json::value::RawValue>);
 
 /// The most records one `mirror` frame may carry.
@@ -220,6 +227,7 @@ impl MirrorData {
 /// The body of `POST /api/v1/journey/beacon` (`navigator.sendBeacon` on `pagehide`):
 /// a `track` batch that carries its own identification, since no socket does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TrackBeacon {
     /// The account's public key.
     pub api_key: String,
@@ -238,6 +246,7 @@ pub struct TrackBeacon {
 /// Server → visitor (SDK). `Deserialize` is written by hand below: it is the one
 /// decoder in the wasm bundle, and the derived one for a `type`-tagged enum costs ~40 KB.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToVisitor {
     Welcome {
@@ -308,6 +317,7 @@ pub enum ServerToVisitor {
         ink: Json,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
@@ -488,6 +498,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
 
 /// Agent console → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
     /// First frame. A console signs in with its session cookie and sends only
@@ -565,11 +576,13 @@ pub enum AgentMessage {
         short_id: String,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
 /// How the agent found the visitor (decides the seed Session `source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum FoundBy {
     LookupCode,
@@ -578,6 +591,7 @@ pub enum FoundBy {
 
 /// Where remote control of a session stands (`session_update.control`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ControlPhase {
     #[default]
@@ -590,6 +604,7 @@ pub enum ControlPhase {
 /// `none`, the agent whose request or control last ended, if any); `reason` is why
 /// control last ended in this session (`denied` when the visitor declined), or null.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SessionControl {
     pub state: ControlPhase,
     pub agent_id: Option<String>,
@@ -602,6 +617,7 @@ pub struct SessionControl {
 
 /// Server → agent console.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToAgent {
     Welcome {
@@ -668,16 +684,20 @@ pub enum ServerToAgent {
         ink: Ink,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
 /// The embedded state the SDK exposes as `state()`: the seed's objects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct VisitorState {
     pub status: SessionStatus,
     /// The tab's seed Connection object (camelCase, every field).
+    #[cfg_attr(test, ts(type = "Connection | null"))]
     pub connection: Option<Json>,
     /// The visitor's seed Cobrowsesession (camelCase, every field that applies).
+    #[cfg_attr(test, ts(type = "Cobrowsesession | null"))]
     pub communication: Option<Json>,
 }
 
@@ -706,6 +726,7 @@ impl VisitorState {
 /// box, of a scroll the node's (0: the page's) scroll position, of a pointer the
 /// viewport position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RemoteAction {
     Click {
@@ -735,6 +756,7 @@ pub enum RemoteAction {
 
 /// The kinds of [`RemoteAction`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RemoteKind {
     Click,
@@ -749,6 +771,7 @@ pub enum RemoteKind {
 /// three before the page sees the action; the page's capture (`src/web/mirror.js`)
 /// refuses with the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RemoteRefusal {
     /// The session is not active in this tab.
@@ -1044,6 +1067,7 @@ fn mirror_frame_from_fields(kind: &str, mut f: Fields) -> Result<ServerToVisitor
 /// text, not an [`ErrorCode`], so that a newer peer's code still decodes; what this side
 /// sends comes from the registry through [`ErrorFrame::new`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorFrame {
     pub code: String,
     pub message: String,

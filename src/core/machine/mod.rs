@@ -32,6 +32,7 @@ pub use timer::{Timer, TimerTable};
 
 /// Session status as the SDK reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     None,
@@ -112,6 +113,7 @@ pub struct SessionRequest {
 
 /// Which prompt a tab shows: the session's authorization or the control request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum PromptKind {
     Session,
@@ -120,6 +122,7 @@ pub enum PromptKind {
 
 /// Why granted (or requested) control ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ControlEndReason {
     /// The visitor said no to the request.
