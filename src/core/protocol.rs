@@ -770,26 +770,30 @@ pub enum RemoteKind {
 /// on to the agent as `remote_result.reason`). The SDK's client refuses with the first
 /// three before the page sees the action; the page's capture (`src/web/mirror.js`)
 /// refuses with the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+// `Serialize` is written by hand (through `as_str`, an index into one table): the SDK's
+// wasm then carries the names once, for both directions it needs (`from_page` and the
+// frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum RemoteRefusal {
-    /// The session is not active in this tab.
-    SessionNotActive,
+    /// The target is masked, or is not an element.
+    MaskedTarget,
     /// The agent who sent it does not control the page.
     ControlNotGranted,
     /// The config does not allow this kind ([`RemoteKind::permission`]).
     PermissionDenied,
-    /// The page is still being captured, or the capture has not loaded yet.
-    NotReady,
-    /// No node with this id (it is gone, or never was).
-    UnknownNode,
-    /// The target is masked, or is not an element.
-    MaskedTarget,
+    /// The session is not active in this tab.
+    SessionNotActive,
     /// A `type` into something that takes no typing (disabled, read-only, not a field).
     NotEditable,
+    /// No node with this id (it is gone, or never was).
+    UnknownNode,
     /// A `redirect` to another origin.
     CrossOrigin,
+    /// The page is still being captured, or the capture has not loaded yet.
+    NotReady,
     /// A kind this SDK does not know.
     UnknownAction,
     /// Applying it threw. A reason this side does not know reads as this one too (a
@@ -813,29 +817,38 @@ impl RemoteRefusal {
         RemoteRefusal::Failed,
     ];
 
+    /// The wire spellings, in the order of the variants (and of [`Self::ALL`]).
+    const NAMES: [&'static str; 10] = [
+        "masked_target",
+        "control_not_granted",
+        "permission_denied",
+        "session_not_active",
+        "not_editable",
+        "unknown_node",
+        "cross_origin",
+        "not_ready",
+        "unknown_action",
+        "failed",
+    ];
+
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RemoteRefusal::SessionNotActive => "session_not_active",
-            RemoteRefusal::ControlNotGranted => "control_not_granted",
-            RemoteRefusal::PermissionDenied => "permission_denied",
-            RemoteRefusal::NotReady => "not_ready",
-            RemoteRefusal::UnknownNode => "unknown_node",
-            RemoteRefusal::MaskedTarget => "masked_target",
-            RemoteRefusal::NotEditable => "not_editable",
-            RemoteRefusal::CrossOrigin => "cross_origin",
-            RemoteRefusal::UnknownAction => "unknown_action",
-            RemoteRefusal::Failed => "failed",
-        }
+        RemoteRefusal::NAMES[self as usize]
     }
 
     /// What the page's capture answered (its `apply()`); text that is none of these
     /// (a bug in the capture) reads as [`RemoteRefusal::Failed`].
     pub fn from_page(text: &str) -> RemoteRefusal {
-        RemoteRefusal::ALL
-            .into_iter()
-            .find(|r| r.as_str() == text)
-            .unwrap_or(RemoteRefusal::Failed)
+        RemoteRefusal::NAMES
+            .iter()
+            .position(|n| *n == text)
+            .map_or(RemoteRefusal::Failed, |i| RemoteRefusal::ALL[i])
+    }
+}
+
+impl Serialize for RemoteRefusal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -1478,8 +1491,12 @@ mod tests {
 
     #[test]
     fn refusal_reasons_are_snake_case_and_unknown_ones_read_as_failed() {
-        for r in RemoteRefusal::ALL {
-            assert_eq!(encode(&r), format!("\"{}\"", r.as_str()));
+        for (i, r) in RemoteRefusal::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "ALL is in the variants' order");
+            let text = encode(&r);
+            assert_eq!(text, format!("\"{}\"", r.as_str()));
+            // The derived decoder (serde's snake_case names) agrees with the table.
+            assert_eq!(serde_json::from_str::<RemoteRefusal>(&text).unwrap(), r);
             assert_eq!(RemoteRefusal::from_page(r.as_str()), r);
         }
         assert_eq!(

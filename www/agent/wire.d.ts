@@ -205,7 +205,7 @@ export type RemoteKind = "click" | "scroll" | "type" | "redirect" | "pointer";
  * three before the page sees the action; the page's capture (`src/web/mirror.js`)
  * refuses with the others.
  */
-export type RemoteRefusal = "session_not_active" | "control_not_granted" | "permission_denied" | "not_ready" | "unknown_node" | "masked_target" | "not_editable" | "cross_origin" | "unknown_action" | "failed";
+export type RemoteRefusal = "masked_target" | "control_not_granted" | "permission_denied" | "session_not_active" | "not_editable" | "unknown_node" | "cross_origin" | "not_ready" | "unknown_action" | "failed";
 
 /**
  * Session status as the SDK reports it.
