@@ -325,8 +325,8 @@ impl Hub {
                 Ok(())
             }
             // An offline visitor (not in memory) is watched all the same: its updates
-            // come when it is back. Ids are bounded like every id of the protocol.
-            AgentMessage::Watch { short_id } if short_id.is_empty() || short_id.len() > 64 => {
+            // come when it is back. Its id follows the one rule of every id (core::ids).
+            AgentMessage::Watch { short_id } if !covisit::core::ids::valid_id(&short_id) => {
                 Err(HubError::UnknownVisitor)
             }
             AgentMessage::Watch { short_id } => {
