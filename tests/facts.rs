@@ -2,7 +2,8 @@
 //! the error codes (`core::codes`) against PROTOCOL.md and the codes the SDK's JS throws;
 //! the remote refusal reasons (`protocol::RemoteRefusal`) against what the page's capture
 //! returns and the console's texts; the SDK's events (`client::EVENT_NAMES`) against its
-//! TypeScript and the README; the SDK object's methods against the script tag's commands.
+//! TypeScript and the README; the SDK object's methods against the script tag's commands;
+//! the config's keys (`config::config_keys`) against its TypeScript and the README.
 //! Each failure says which file to change. (The wire types' TypeScript is checked by
 //! `src/core/wire_ts.rs`.)
 
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use covisit::core::client::EVENT_NAMES;
 use covisit::core::codes::ErrorCode;
+use covisit::core::config::config_keys;
 use covisit::core::protocol::RemoteRefusal;
 
 fn read(path: &str) -> String {
@@ -228,5 +230,43 @@ fn the_script_tag_has_a_command_for_every_method_of_the_sdk_object() {
         "the SDK object's methods",
         ("src/web/session.rs (impl Covisit)", &methods),
         ("src/js/covisit.js (METHODS, CALLBACKS)", &commands),
+    );
+}
+
+#[test]
+fn the_config_keys_are_one_list() {
+    let keys: BTreeSet<String> = config_keys().map(str::to_string).collect();
+    let ts = read("src/web/mod.rs");
+    let interface = between(
+        &ts,
+        "export interface CovisitConfig {",
+        "\n}",
+        "src/web/mod.rs",
+    );
+    let typed: BTreeSet<String> = interface
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("/**") && !l.starts_with('*'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| name.trim().trim_end_matches('?').to_string())
+        .collect();
+    diff(
+        "the config keys",
+        ("src/core/config.rs (config_keys)", &keys),
+        ("src/web/mod.rs (interface CovisitConfig)", &typed),
+    );
+    let readme = read("README.md");
+    let table = between(&readme, "### Configuration\n", "\n\n", "README.md");
+    let mut documented = BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let first_cell = row.split('|').nth(1).unwrap_or_default();
+        for key in first_cell.split('`').skip(1).step_by(2) {
+            documented.insert(key.to_string());
+        }
+    }
+    diff(
+        "the config keys",
+        ("src/core/config.rs (config_keys)", &keys),
+        ("README.md (### Configuration)", &documented),
     );
 }

@@ -251,6 +251,15 @@ const OTHER_KEYS: &[(&str, Kind)] = &[
     ("allowAgentDrawing", Kind::Bool),
 ];
 
+/// Every key `start(config)` takes (the SDK's TypeScript `CovisitConfig` and README's
+/// configuration table list the same ones; `tests/facts.rs` checks).
+pub fn config_keys() -> impl Iterator<Item = &'static str> {
+    [PERMISSION_KEYS, IDENTITY_KEYS, OTHER_KEYS]
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| *key)
+}
+
 fn type_name(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
