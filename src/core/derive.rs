@@ -84,6 +84,17 @@ impl Names {
     }
 }
 
+/// The explicit email a stored Visitor's `email` stands for, where only the derived one
+/// was kept (the server's store): none when its identities give that email anyway. So a
+/// visitor read back from storage whose email came from an identity loses it with that
+/// identity, as it would have before; one set explicitly to its first email identity
+/// reads as derived, the one case the stored fields cannot tell apart.
+pub fn explicit_email(stored_email: Option<&str>, identities: &[String]) -> Option<String> {
+    stored_email
+        .filter(|e| email_from(None, identities).as_deref() != Some(e))
+        .map(str::to_string)
+}
+
 /// `MM:SS` below one hour, `HH:MM:SS` from one hour on (`formatted_length`).
 pub fn formatted_length(seconds: u64) -> String {
     let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
@@ -214,6 +225,17 @@ mod tests {
             (None, Some("a.l@b.co"))
         );
         assert_eq!(Names::of(None, &[]).nickname("v1"), "v1");
+    }
+
+    #[test]
+    fn a_stored_email_that_the_identities_give_is_not_explicit() {
+        let identities = ids(&["Ada", "ada@example.com"]);
+        assert_eq!(explicit_email(Some("ada@example.com"), &identities), None);
+        assert_eq!(
+            explicit_email(Some("a.l@work.example"), &identities).as_deref(),
+            Some("a.l@work.example")
+        );
+        assert_eq!(explicit_email(None, &identities), None);
     }
 
     #[test]

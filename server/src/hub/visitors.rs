@@ -185,7 +185,10 @@ impl Hub {
                 VisitorEntry {
                     account_id,
                     secret_hash,
-                    explicit_email: visitor.email.clone(),
+                    explicit_email: derive::explicit_email(
+                        visitor.email.as_deref(),
+                        &visitor.identities,
+                    ),
                     visitor,
                     machine: VisitorMachine::new(short_id.clone(), options.clone()),
                     sockets: HashMap::new(),
