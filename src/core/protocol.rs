@@ -314,6 +314,7 @@ pub enum ServerToVisitor {
         agent_id: String,
         name: String,
         color: u32,
+        #[cfg_attr(test, ts(type = "Ink"))]
         ink: Json,
     },
     #[serde(other)]
@@ -923,6 +924,7 @@ pub const MAX_INK_JSON: usize = 8 * 1024;
 /// the id belongs to, is not the page's current one: ids are per epoch). Points are CSS
 /// pixels from that origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ink {
     /// The agent's laser dot; it fades unless it moves again.
@@ -957,6 +959,7 @@ pub enum Ink {
 
 /// The shapes of an [`Ink::Stroke`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum InkShape {
     Free,

@@ -3,7 +3,10 @@
 //! the server carries any of it). The generated file is committed, for the console's and
 //! the SDK's JSDoc (`tsc --noEmit` in `npm test`); the test below fails when it is stale.
 
-use ts_rs::{Config, TS};
+use std::any::TypeId;
+use std::collections::HashSet;
+
+use ts_rs::{Config, TypeVisitor, TS};
 
 use crate::core::codes::ErrorCode;
 use crate::core::config::{Permissions, VideoAudioRelationship, VideoEnabled};
@@ -15,9 +18,9 @@ use crate::core::model::{
     QualityFeedback, Segment, SegmentType, Session, SessionSource, Visitor, Wrapup,
 };
 use crate::core::protocol::{
-    AgentMessage, ConnectionHello, ControlPhase, ErrorFrame, FoundBy, MirrorData, RemoteAction,
-    RemoteKind, RemoteRefusal, ServerToAgent, ServerToVisitor, SessionControl, TrackBeacon,
-    VisitorMessage, VisitorState,
+    AgentMessage, ConnectionHello, ControlPhase, ErrorFrame, FoundBy, Ink, InkShape, MirrorData,
+    RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent, ServerToVisitor, SessionControl,
+    TrackBeacon, VisitorMessage, VisitorState,
 };
 
 /// Where the generated file lives (from the crate's root).
@@ -33,21 +36,55 @@ const HEADER: &str = "\
 export type MirrorRecord = [string, ...unknown[]];
 ";
 
-fn declare<T: TS + ?Sized>(cfg: &Config, out: &mut String) {
-    out.push('\n');
-    if let Some(docs) = T::docs() {
-        out.push_str(&docs);
+/// Writes declarations: the listed types in their order, then every type they carry
+/// that the list left out (so a new field's type cannot go undeclared).
+struct Declarations {
+    cfg: Config,
+    out: String,
+    declared: HashSet<TypeId>,
+    roots: Vec<fn(&mut Declarations)>,
+}
+
+impl Declarations {
+    fn declare<T: TS + 'static + ?Sized>(&mut self) {
+        // Built-in types (numbers, strings, arrays, options) have no declaration.
+        if T::output_path().is_none() || !self.declared.insert(TypeId::of::<T>()) {
+            return;
+        }
+        self.out.push('\n');
+        if let Some(docs) = T::docs() {
+            self.out.push_str(&docs);
+        }
+        self.out.push_str("export ");
+        self.out.push_str(&T::decl(&self.cfg));
+        self.out.push('\n');
     }
-    out.push_str("export ");
-    out.push_str(&T::decl(cfg));
-    out.push('\n');
+}
+
+/// Visits what a type carries, declaring what is not declared yet.
+impl TypeVisitor for Declarations {
+    fn visit<T: TS + 'static + ?Sized>(&mut self) {
+        if T::output_path().is_some() && !self.declared.contains(&TypeId::of::<T>()) {
+            self.declare::<T>();
+            T::visit_dependencies(self);
+        }
+    }
 }
 
 fn generate() -> String {
-    let cfg = Config::new().with_large_int("number");
-    let mut out = String::from(HEADER);
+    let mut d = Declarations {
+        cfg: Config::new().with_large_int("number"),
+        out: String::from(HEADER),
+        declared: HashSet::new(),
+        roots: Vec::new(),
+    };
     macro_rules! declare {
-        ($($t:ty),* $(,)?) => { $(declare::<$t>(&cfg, &mut out);)* };
+        ($($t:ty),* $(,)?) => {
+            $(
+                d.declare::<$t>();
+                d.roots.push(|d: &mut Declarations| <$t>::visit_dependencies(d));
+            )*
+        };
     }
     declare!(
         // Visitor (SDK) ⇄ server
@@ -97,7 +134,13 @@ fn generate() -> String {
         Permissions,
         VideoEnabled,
         VideoAudioRelationship,
+        Ink,
+        InkShape,
     );
+    for visit in std::mem::take(&mut d.roots) {
+        visit(&mut d);
+    }
+    let mut out = d.out;
     out.push_str(
         "\n/** Every error `code` (src/core/codes.rs; docs/PROTOCOL.md, \"Error codes\"). */\n",
     );

@@ -116,7 +116,7 @@ export type ServerToVisitor = { "type": "welcome", protocol_version: number, sho
  * Only in a new visitor's welcome (or the first since secrets existed): the
  * secret the SDK keeps next to `short_id` and sends in every hello and beacon.
  */
-visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" };
+visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
 
 /**
  * The embedded state the SDK exposes as `state()`: the seed's objects.
@@ -134,7 +134,7 @@ communication: Cobrowsesession | null, };
 /**
  * Agent console → server.
  */
-export type AgentMessage = { "type": "hello", protocol_version: number, secret_key: string | null, name: string | null, external_id: string | null, } | { "type": "heartbeat" } | { "type": "request_session", short_id: string, found_by: FoundBy, } | { "type": "join_session", session_id: string, } | { "type": "end_session", session_id: string, } | { "type": "leave_session", session_id: string, } | { "type": "note", session_id: string, text: string, } | { "type": "request_control", session_id: string, } | { "type": "release_control", session_id: string, } | { "type": "remote_action", session_id: string, tab: string | null, action: RemoteAction, } | { "type": "mirror_resync", session_id: string, } | { "type": "search", q: string, } | { "type": "watch", short_id: string, };
+export type AgentMessage = { "type": "hello", protocol_version: number, secret_key: string | null, name: string | null, external_id: string | null, } | { "type": "heartbeat" } | { "type": "request_session", short_id: string, found_by: FoundBy, } | { "type": "join_session", session_id: string, } | { "type": "end_session", session_id: string, } | { "type": "leave_session", session_id: string, } | { "type": "note", session_id: string, text: string, } | { "type": "request_control", session_id: string, } | { "type": "release_control", session_id: string, } | { "type": "remote_action", session_id: string, tab: string | null, action: RemoteAction, } | { "type": "draw", session_id: string, tab: string, ink: Ink, } | { "type": "set_active_connection", session_id: string, uniqueConnectionId: string | null, } | { "type": "mirror_resync", session_id: string, } | { "type": "search", q: string, } | { "type": "watch", short_id: string, };
 
 /**
  * How the agent found the visitor (decides the seed Session `source`).
@@ -153,7 +153,16 @@ control: SessionControl,
 /**
  * What the visitor's page tells agents (its `agentPrompt` config), if anything.
  */
-agent_prompt?: string | null, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "mirror", session_id: string, tab: string, data: MirrorData, } | { "type": "search_result", q: string, visitors: Array<Visitor>, } | { "type": "remote_result", session_id: string, id: number, kind: RemoteKind, ok: boolean, reason: RemoteRefusal | null, };
+agent_prompt?: string | null, 
+/**
+ * The visitor's open tabs (seed Connection objects), while the session is live.
+ */
+connections: Array<Connection>, 
+/**
+ * The tab each agent chose to watch (`set_active_connection`): agent id →
+ * `uniqueConnectionId`. An agent not named follows the tab the visitor is in.
+ */
+watching: { [key in string]: string }, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "mirror", session_id: string, tab: string, data: MirrorData, } | { "type": "search_result", q: string, visitors: Array<Visitor>, } | { "type": "remote_result", session_id: string, id: number, kind: RemoteKind, ok: boolean, reason: RemoteRefusal | null, } | { "type": "draw", session_id: string, tab: string, agent_id: string, name: string, color: number, ink: Ink, };
 
 /**
  * `session_update.control`: `agent_id` is the agent asking or controlling (with
@@ -360,6 +369,26 @@ export type VideoEnabled = "two_way" | "visitor_to_agent" | "agent_to_visitor" |
  * `cobrowsingVideoAudioRelationship` values of the seed Connection.
  */
 export type VideoAudioRelationship = "independent" | "video_requires_audio" | "automatic";
+
+/**
+ * Co-browsing: what an agent shows on the visitor's page without control, anchored to
+ * the page's content. `node` is a mirror node id of the tab (docs/MIRROR.md; 0: the
+ * document) and `ox`/`oy` where that node's box began in the page (document pixels)
+ * when the agent drew: the page places the ink relative to the node wherever it is
+ * now, and at `ox`/`oy` when it no longer has the node (or `epoch`, the mirror epoch
+ * the id belongs to, is not the page's current one: ids are per epoch). Points are CSS
+ * pixels from that origin.
+ */
+export type Ink = { "kind": "laser", node: number, epoch: number, ox: number, oy: number, x: number, y: number, } | { "kind": "stroke", id: number, node: number, 
+/**
+ * The mirror epoch `node` belongs to (0: unknown, the node is taken as it is).
+ */
+epoch: number, ox: number, oy: number, shape: InkShape, pinned: boolean, done: boolean, points: Array<[number, number]>, } | { "kind": "clear" };
+
+/**
+ * The shapes of an [`Ink::Stroke`].
+ */
+export type InkShape = "free" | "arrow";
 
 /** Every error `code` (src/core/codes.rs; docs/PROTOCOL.md, "Error codes"). */
 export type ErrorCode =
