@@ -95,6 +95,7 @@ fn the_sdk_js_throws_only_registered_codes() {
         "src/js/covisit.js",
         "src/web/glue.js",
         "src/web/capture.js",
+        "src/web/draw.js",
         "src/web/mirror.js",
     ] {
         for code in quoted_after(&read(file), "code: ") {

@@ -37,15 +37,14 @@ import { load, start, version } from './index.js';
   var METHODS = ['authorize', 'deny', 'end', 'grantControl', 'denyControl', 'revokeControl',
     'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'track', 'trackPageView', 'on', 'off', 'stop'];
 
-  /** Runs one call; only once the SDK is loaded (`mod` is set). @param {Call} args */
+  /** Runs one call; only once the SDK is loaded (`mod` is set, hence its casts). @param {Call} args */
   function run(args) {
-    var loaded = /** @type {Loaded} */ (mod);
     var command = args[0];
     var rest = Array.prototype.slice.call(args, 1);
     if (command === 'init') {
       if (starting) return report({ code: 'already_initialized', message: 'Covisit("init") was called twice' });
       starting = true;
-      loaded.startCovisit(rest[0]).then(function (cv) {
+      /** @type {Loaded} */ (mod).startCovisit(rest[0]).then(function (cv) {
         instance = cv;
         var calls = waiting;
         waiting = [];
@@ -67,7 +66,7 @@ import { load, start, version } from './index.js';
     }
     try {
       if (command === 'getVersion') {
-        if (typeof rest[0] === 'function') rest[0](loaded.version());
+        if (typeof rest[0] === 'function') rest[0](/** @type {Loaded} */ (mod).version());
         return;
       }
       if (!instance) { waiting.push(args); return; }
@@ -76,8 +75,7 @@ import { load, start, version } from './index.js';
         return CALLBACKS[command](instance, rest[0]);
       }
       if (METHODS.indexOf(command) < 0) throw Object.assign(new Error('unknown covisit command `' + command + '`'), { code: 'unknown_command' });
-      var method = /** @type {Record<string, Function>} */ (/** @type {unknown} */ (instance))[command];
-      var result = method.apply(instance, rest);
+      var result = /** @type {Record<string, Function>} */ (/** @type {unknown} */ (instance))[command].apply(instance, rest);
       if (command === 'stop') { instance = null; starting = false; }
       return result;
     } catch (e) {

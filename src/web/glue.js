@@ -41,6 +41,8 @@ const ARM_MS = 700;
 const LOOKUP_PRESSES = 5;
 const LOOKUP_WINDOW_MS = 3000;
 
+/** The arguments of `Ui.draw`, queued until the drawing layer is in. */
+/** @typedef {[agentId: string, name: string, color: number, ink: string]} DrawArgs */
 /** What a visitor did in the UI (src/web/session.rs `install_ui`), with its argument. */
 /** @typedef {'allow' | 'deny' | 'end' | 'grantControl' | 'denyControl' | 'revokeControl' | 'rate' | 'lookupCode'} UiAction */
 
@@ -129,16 +131,15 @@ export class Ui {
     host.style.setProperty('position', 'static', 'important');
     host.style.setProperty('visibility', 'visible', 'important');
     host.style.setProperty('opacity', '1', 'important');
-    const root = host.attachShadow({ mode: 'open' });
-    this.root = root;
+    this.root = host.attachShadow({ mode: 'open' });
     const style = document.createElement('style');
     style.textContent = CSS;
     // Announcements: a prompt is read out without moving focus to it.
     this.live = this.el('div', { class: 'sr', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
-    root.append(style, this.live);
+    this.root.append(style, this.live);
     (document.body || document.documentElement).append(host);
     this.host = host;
-    return root;
+    return this.root;
   }
 
   /**
@@ -304,7 +305,7 @@ export class Ui {
   }
 
   hideConsent() {
-    if (this.prompt && /-prompt$/.test(this.prompt.dataset.covisit || '')) this.hidePrompt();
+    if (this.prompt && /-prompt$/.test(/** @type {string} */ (this.prompt.dataset.covisit))) this.hidePrompt();
   }
 
   hideInfo() {
@@ -325,11 +326,10 @@ export class Ui {
       buttons.unshift(this.el('button', { type: 'button', text: 'Take back control', onclick: () => this.onAction('revokeControl', undefined) }));
     }
     const label = controlGranted ? `${who} is controlling this page` : `${who} can see this page`;
-    const indicator = this.el('div', { class: controlGranted ? 'cv bar control' : 'cv bar', role: 'status', 'data-covisit': 'indicator' },
+    this.indicator = this.el('div', { class: controlGranted ? 'cv bar control' : 'cv bar', role: 'status', 'data-covisit': 'indicator' },
       [this.el('span', { text: label }), ...buttons]);
-    indicator.dataset.key = key;
-    root.append(indicator);
-    this.indicator = indicator;
+    this.indicator.dataset.key = key;
+    root.append(this.indicator);
   }
 
   hideIndicator() {
@@ -340,30 +340,41 @@ export class Ui {
   // Rust calls drawStart when a session is active on a page that allows drawing; until
   // the module is in, inks wait here (a few: they are transient).
 
+  /**
+   * @param {string | undefined} url covisit-draw.js; none: drawing is off
+   * @param {{ find?: (id: number, epoch: number) => unknown } | null | undefined} capture
+   *   the page's capture (capture.js), which finds the nodes inks are anchored to
+   */
   drawStart(url, capture) {
     this.drawCapture = capture;
     if (this.drawLoading || !url) return;
     const gen = (this.drawGen = (this.drawGen || 0) + 1);
+    /** @type {DrawArgs[]} */
     this.drawQueue = [];
     this.drawLoading = import(/* webpackIgnore: true */ /* @vite-ignore */ url).then((m) => {
       if (gen !== this.drawGen) return; // stopped meanwhile
+      /** @param {number} id @param {number} epoch */
       const find = (id, epoch) => (this.drawCapture && this.drawCapture.find ? this.drawCapture.find(id, epoch) : null);
       this.drawLayer = new m.DrawLayer(this.ensureRoot(), find);
-      for (const args of this.drawQueue.splice(0)) this.drawLayer.ink(...args);
+      for (const args of /** @type {DrawArgs[]} */ (this.drawQueue).splice(0)) this.drawLayer.ink(...args);
     }, (e) => {
       this.drawLoading = null;
       console.error('[covisit] the drawing layer did not load', e);
     });
   }
 
+  /** An agent's laser or ink (`ink`: the JSON text of an Ink, src/core/protocol.rs).
+   * @param {string} agentId @param {string} name @param {number} color @param {string} ink */
   draw(agentId, name, color, ink) {
+    // drawQueue exists once drawStart ran (drawLoading set), hence the casts.
     if (this.drawLayer) this.drawLayer.ink(agentId, name, color, ink);
-    else if (this.drawLoading && this.drawQueue.length < 64) this.drawQueue.push([agentId, name, color, ink]);
+    else if (this.drawLoading && /** @type {DrawArgs[]} */ (this.drawQueue).length < 64) /** @type {DrawArgs[]} */ (this.drawQueue).push([agentId, name, color, ink]);
   }
 
   drawStop() {
     this.drawGen = (this.drawGen || 0) + 1;
     this.drawLoading = null;
+    /** @type {DrawArgs[]} */
     this.drawQueue = [];
     if (this.drawLayer) this.drawLayer.destroy();
     this.drawLayer = null;
@@ -431,19 +442,18 @@ export function pageView(pageLoad) {
   const referrer = first ? document.referrer : lastPageUrl;
   lastPageUrl = url;
   // User-Agent Client Hints are not in every browser (nor in TypeScript's DOM types).
-  const n = /** @type {Navigator & { userAgentData?: { platform: string, mobile: boolean } }} */ (navigator);
-  const d = document, ua = n.userAgentData, kw = d.querySelector('meta[name="keywords"]');
+  /** @typedef {Navigator & { userAgentData?: { platform: string, mobile: boolean } }} WithHints */
+  const d = document, n = /** @type {WithHints} */ (navigator), ua = n.userAgentData, kw = d.querySelector('meta[name="keywords"]');
   /** @param {unknown} s */
   const text = (s) => (s ? String(s).slice(0, 1024) : undefined);
-  /** @type {Omit<import('../../www/agent/wire').PageFacts, 'at'>} */
-  const facts = {
+  // The facts are PageFacts (src/core/journey/event.rs) without `at`.
+  return JSON.stringify(/** @satisfies {Omit<import('../../www/agent/wire').PageFacts, 'at'>} */ ({
     url, title: text(d.title), referrer: referrer || undefined, lang: text(n.language),
     pageLang: text(d.documentElement.lang), keywords: text(kw && /** @type {HTMLMetaElement} */ (kw).content),
     viewWidth: innerWidth, viewHeight: innerHeight, screenWidth: screen.width, screenHeight: screen.height,
     platform: text(ua && ua.platform), mobile: ua ? ua.mobile : undefined, pdf: n.pdfViewerEnabled,
     webrtc: typeof RTCPeerConnection === 'function',
-  };
-  return JSON.stringify(facts);
+  }));
 }
 
 // Sends what is still queued when the page goes away; text/plain needs no CORS preflight.
