@@ -9,8 +9,8 @@
 
 use covisit::core::protocol::{
     decode, encode, AgentMessage, ConnectionHello, FoundBy, Ink, InkShape, MirrorData,
-    ProtocolError, RemoteAction, ServerToAgent, ServerToVisitor, VisitorMessage, WireMessage,
-    INK_COLORS, MAX_FRAME_BYTES, MAX_INK_COORD, MAX_INK_POINTS, PROTOCOL_VERSION,
+    ProtocolError, RemoteAction, RemoteRefusal, ServerToAgent, ServerToVisitor, VisitorMessage,
+    WireMessage, INK_COLORS, MAX_FRAME_BYTES, MAX_INK_COORD, MAX_INK_POINTS, PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -256,7 +256,11 @@ fn visitor_message() -> impl Strategy<Value = VisitorMessage> {
                 feedback,
             }
         }),
-        (any::<u32>(), any::<bool>(), opt_text())
+        (
+            any::<u32>(),
+            any::<bool>(),
+            prop::option::of(prop::sample::select(RemoteRefusal::ALL.to_vec()))
+        )
             .prop_map(|(id, ok, reason)| VisitorMessage::RemoteApplied { id, ok, reason }),
         text().prop_map(|token| VisitorMessage::CallLink { token }),
     ]

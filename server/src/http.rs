@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use covisit::core::codes::ErrorCode;
 use serde_json::json;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -38,11 +39,15 @@ async fn typed_rejection(response: Response) -> Response {
         return response;
     }
     let (code, fallback) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ("method_not_allowed", "this route does not take this method")
-        }
-        _ => ("invalid_argument", "the request is malformed"),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::METHOD_NOT_ALLOWED,
+            "this route does not take this method",
+        ),
+        _ => (ErrorCode::INVALID_ARGUMENT, "the request is malformed"),
     };
     let (mut parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
@@ -62,7 +67,11 @@ async fn typed_rejection(response: Response) -> Response {
 
 async fn api_not_found(State(state): State<Shared>) -> ApiError {
     state.metrics.error();
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NOT_FOUND,
+        "no such API route",
+    )
 }
 
 /// The console's Content-Security-Policy: scripts, styles, images, fonts, media,

@@ -6,6 +6,7 @@
 //! Writes answer success only once their store write committed ([`durable`]): an
 //! acknowledged change survives a crash of the process.
 
+use covisit::core::codes::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use covisit::core::ids::valid_id;
 use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
 use serde_json::{json, Value};
 
@@ -50,7 +52,7 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::INTERNAL,
             "the change could not be stored",
         ))
     }
@@ -58,20 +60,18 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
 
 fn hub_error(e: HubError) -> ApiError {
     let status = match e.code() {
-        "unknown_session" | "unknown_visitor" | "not_found" => StatusCode::NOT_FOUND,
-        "visitor_offline"
-        | "wrong_session_state"
-        | "wrong_control_state"
-        | "duplicate_agent"
-        | "duplicate_connection" => StatusCode::CONFLICT,
-        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::VISITOR_OFFLINE
+        | ErrorCode::WRONG_SESSION_STATE
+        | ErrorCode::WRONG_CONTROL_STATE
+        | ErrorCode::DUPLICATE_AGENT
+        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.message())
-}
-
-pub(crate) fn bad_id(id: &str) -> bool {
-    id.is_empty() || id.len() > 64
 }
 
 /// The REST form of a session: the seed fields plus `status` (an extra, documented).
@@ -96,7 +96,7 @@ async fn list_visitors(
             Some(_) => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`online` must be true or false",
                 ))
             }
@@ -109,14 +109,14 @@ async fn list_visitors(
             if t.len() > 256 {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`q` is too long",
                 ));
             }
             if crate::auth::is_lookup_code(t) && !state.lookups.allow(account) {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ErrorCode::RATE_LIMITED,
                     "too many lookup-code searches; retry in a minute",
                 ));
             }
@@ -144,7 +144,7 @@ async fn list_visitors(
 }
 
 async fn find_visitor(state: &Shared, account: i64, short_id: &str) -> Result<Visitor, ApiError> {
-    if bad_id(short_id) {
+    if !valid_id(short_id) {
         return Err(ApiError::not_found("visitor"));
     }
     if let Some(v) = state.hub.visitor(account, short_id).await {
@@ -181,7 +181,7 @@ async fn delete_visitor(
         let p = principal(&state, &headers, true).await?;
         require(&p, Act::EraseVisitor)?;
         let account = p.account_id();
-        if bad_id(&short_id) {
+        if !valid_id(&short_id) {
             return Err(ApiError::not_found("visitor"));
         }
         // No journey batch is applied from here until the store erased the visitor
@@ -240,7 +240,7 @@ async fn request_session(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "body must be {\"agent\": {\"name\", \"external_id\"}}",
                 )
             })?;
@@ -251,7 +251,7 @@ async fn request_session(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`agent.name` must be a string of 1 to 200 characters",
                 ))
             }
@@ -262,7 +262,7 @@ async fn request_session(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`agent.external_id` must be a string or null",
                 ))
             }
@@ -345,7 +345,7 @@ async fn list_sessions(
 }
 
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
-    if bad_id(id) {
+    if !valid_id(id) {
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {
@@ -394,7 +394,7 @@ fn may_manage(p: &Principal, current: &Value) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::FORBIDDEN,
             "only the session's agents, supervisors and admins may do this",
         ))
     }
@@ -414,7 +414,7 @@ async fn end_session(
         if current.get("status").and_then(Value::as_str) == Some("ended") {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "wrong_session_state",
+                ErrorCode::WRONG_SESSION_STATE,
                 "the session has already ended",
             ));
         }
@@ -455,7 +455,7 @@ async fn add_note(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`text` must be a string of 1 to 2048 bytes",
                 ))
             }

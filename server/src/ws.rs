@@ -10,6 +10,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use covisit::core::codes::ErrorCode;
+use covisit::core::ids::valid_id;
 use covisit::core::model::Agent;
 use covisit::core::protocol::{
     decode, encode, AgentMessage, ErrorFrame, ServerToVisitor, VisitorMessage, MAX_FRAME_BYTES,
@@ -39,12 +41,9 @@ const AGENT_PING: Duration = Duration::from_secs(20);
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
-async fn send_error(state: &Shared, sink: &mut Sink, code: &str, message: &str) -> bool {
+async fn send_error(state: &Shared, sink: &mut Sink, code: ErrorCode, message: &str) -> bool {
     state.metrics.error();
-    let frame = encode(&ServerToVisitor::Error(ErrorFrame {
-        code: code.to_string(),
-        message: message.to_string(),
-    }));
+    let frame = encode(&ServerToVisitor::Error(ErrorFrame::new(code, message)));
     sink.send(Message::Text(frame.into())).await.is_ok()
 }
 
@@ -146,7 +145,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                 send_error(
                     &state,
                     &mut sink,
-                    "hello_required",
+                    ErrorCode::HELLO_REQUIRED,
                     "the first frame must be a hello",
                 )
                 .await;
@@ -163,7 +162,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
             send_error(
                 &state,
                 &mut sink,
-                "invalid_api_key",
+                ErrorCode::INVALID_API_KEY,
                 "api_key is not a public key of any account",
             )
             .await;
@@ -171,7 +170,13 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         }
         Err(e) => {
             tracing::error!(error = %e, "key lookup failed");
-            send_error(&state, &mut sink, "internal", "internal server error").await;
+            send_error(
+                &state,
+                &mut sink,
+                ErrorCode::INTERNAL,
+                "internal server error",
+            )
+            .await;
             return close(&mut sink, 1011, "internal error").await;
         }
     };
@@ -185,7 +190,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         send_error(
             &state,
             &mut sink,
-            "origin_not_allowed",
+            ErrorCode::ORIGIN_NOT_ALLOWED,
             &format!("pages of the origin {shown} may not use this public key; add the origin to the key's allowed origins"),
         )
         .await;
@@ -201,7 +206,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         None => false,
     };
     let stored = match short_id.as_deref() {
-        Some(sid) if !in_memory && sid.len() <= 64 => {
+        Some(sid) if !in_memory && valid_id(sid) => {
             let visitor = state
                 .store
                 .get_visitor(account_id, sid)
@@ -220,7 +225,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         _ => None,
     };
     let connection_owner = match connection.unique_connection_id.as_deref() {
-        Some(c) if c.len() <= 64 => state.store.connection_visitor(c).await.ok().flatten(),
+        Some(c) if valid_id(c) => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
     let (conn, SocketRx { mut rx, kill }) = state.hub.register(false);
@@ -273,7 +278,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
                         state.hub.heard(conn);
-                        if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
+                        if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -309,11 +314,11 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                     }
                     Err(e) => {
                         state.hub.heard(conn);
-                        Err((e.code().to_string(), e.to_string()))
+                        Err((e.code(), e.to_string()))
                     }
                 };
                 if let Err((code, message)) = result {
-                    if !send_error(&state, &mut sink, &code, &message).await { break }
+                    if !send_error(&state, &mut sink, code, &message).await { break }
                 }
             }
         }
@@ -323,17 +328,17 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
 }
 
 /// A refused `track` batch as an error frame's (code, message).
-fn track_error(e: crate::journey::JourneyError) -> (String, String) {
+fn track_error(e: crate::journey::JourneyError) -> (ErrorCode, String) {
     match e {
-        crate::journey::JourneyError::Invalid(e) => (e.code().to_string(), e.to_string()),
+        crate::journey::JourneyError::Invalid(e) => (e.code(), e.to_string()),
         // Erased while this socket was still open: it is being closed.
         crate::journey::JourneyError::UnknownVisitor => (
-            "unknown_visitor".to_string(),
+            ErrorCode::UNKNOWN_VISITOR,
             "the visitor was erased".to_string(),
         ),
         crate::journey::JourneyError::Store(e) => {
             tracing::error!(error = %e, "journey read failed");
-            ("internal".to_string(), "internal server error".to_string())
+            (ErrorCode::INTERNAL, "internal server error".to_string())
         }
     }
 }
@@ -345,10 +350,10 @@ async fn call_link(
     account_id: i64,
     short_id: &str,
     token: &str,
-) -> Result<(), (String, String)> {
+) -> Result<(), (ErrorCode, String)> {
     let invalid = || {
         (
-            "invalid_call_token".to_string(),
+            ErrorCode::INVALID_CALL_TOKEN,
             "this personal link is unknown, used or expired".to_string(),
         )
     };
@@ -386,7 +391,7 @@ async fn call_link(
         .await
         .and_then(|r| r)
         .map(|_| ())
-        .map_err(|e| (e.code().to_string(), e.message()))
+        .map_err(|e| (e.code(), e.message()))
 }
 
 pub async fn agent_ws(
@@ -435,7 +440,7 @@ async fn agent_identity(
     secret_key: Option<String>,
     name: Option<String>,
     external_id: Option<String>,
-) -> Result<AgentIdentity, (&'static str, String)> {
+) -> Result<AgentIdentity, (ErrorCode, String)> {
     if let Some(secret_key) = secret_key {
         let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
         let external_id = external_id
@@ -444,7 +449,7 @@ async fn agent_identity(
         if name.is_empty() || name.len() > 200 || external_id.is_empty() || external_id.len() > 200
         {
             return Err((
-                "invalid_argument",
+                ErrorCode::INVALID_ARGUMENT,
                 "an integration's agent needs `name` and `external_id` (1 to 200 characters each): the agent's id comes from `external_id`".into(),
             ));
         }
@@ -466,18 +471,18 @@ async fn agent_identity(
                 may_join_any: true,
             }),
             Ok(None) => Err((
-                "invalid_secret_key",
+                ErrorCode::INVALID_SECRET_KEY,
                 "secret_key is not a secret key of any account".into(),
             )),
             Err(e) => {
                 tracing::error!(error = %e, "key lookup failed");
-                Err(("internal", "internal server error".into()))
+                Err((ErrorCode::INTERNAL, "internal server error".into()))
             }
         };
     }
     let Some(token) = cookie.filter(|_| same_origin) else {
         return Err((
-            "unauthorized",
+            ErrorCode::UNAUTHORIZED,
             "sign in to the console first (or send the account's secret_key as an integration)"
                 .into(),
         ));
@@ -485,7 +490,7 @@ async fn agent_identity(
     match crate::access::cookie_user(state, &token).await {
         Ok((principal, user)) => {
             let crate::auth::Principal::User { session, .. } = &principal else {
-                return Err(("internal", "internal server error".into()));
+                return Err((ErrorCode::INTERNAL, "internal server error".into()));
             };
             Ok(AgentIdentity {
                 account_id: user.account_id,
@@ -496,7 +501,7 @@ async fn agent_identity(
                 may_join_any: principal.may(crate::auth::Act::JoinAnySession),
             })
         }
-        Err(e) => Err(("unauthorized", e.message)),
+        Err(e) => Err((ErrorCode::UNAUTHORIZED, e.message)),
     }
 }
 
@@ -522,7 +527,7 @@ async fn agent_socket(
             send_error(
                 &state,
                 &mut sink,
-                "hello_required",
+                ErrorCode::HELLO_REQUIRED,
                 "the first frame must be a hello",
             )
             .await;
@@ -547,7 +552,7 @@ async fn agent_socket(
         Ok(w) => w,
         Err((code, message)) => {
             send_error(&state, &mut sink, code, &message).await;
-            let internal = code == "internal";
+            let internal = code == ErrorCode::INTERNAL;
             return close(
                 &mut sink,
                 if internal { 1011 } else { 1008 },
@@ -590,7 +595,7 @@ async fn agent_socket(
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
                         state.hub.heard(conn);
-                        if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
+                        if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -603,7 +608,7 @@ async fn agent_socket(
                     // The REST search's budget: guessing codes must not be cheaper here.
                     Ok(AgentMessage::Search { q }) if crate::auth::is_lookup_code(q.trim()) && !state.lookups.allow(account_id) => {
                         state.hub.heard(conn);
-                        if !send_error(&state, &mut sink, "rate_limited", "too many lookup-code searches; retry in a minute").await { break }
+                        if !send_error(&state, &mut sink, ErrorCode::RATE_LIMITED, "too many lookup-code searches; retry in a minute").await { break }
                     }
                     Ok(msg) => state.hub.agent_frame(conn, msg),
                     Err(e) => {

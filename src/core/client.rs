@@ -14,8 +14,10 @@ use std::collections::VecDeque;
 use crate::core::json::{Json, Object};
 use serde::Serialize;
 
+use crate::core::codes::ErrorCode;
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
+use crate::core::ids::valid_id;
 use crate::core::journey::{self, TrackError};
 use crate::core::machine::{PromptKind, SessionStatus, MAX_RETURN_TIME_SECONDS};
 use crate::core::model::{Agent, DisconnectType};
@@ -214,13 +216,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// Stable code for JS.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ClientError::WrongState { .. } => "wrong_session_state",
-            ClientError::WrongControlState { .. } => "wrong_control_state",
-            ClientError::InvalidArgument { .. } => "invalid_argument",
-            ClientError::UnknownEvent { .. } => "unknown_event",
-            ClientError::Stopped => "stopped",
+            ClientError::WrongState { .. } => ErrorCode::WRONG_SESSION_STATE,
+            ClientError::WrongControlState { .. } => ErrorCode::WRONG_CONTROL_STATE,
+            ClientError::InvalidArgument { .. } => ErrorCode::INVALID_ARGUMENT,
+            ClientError::UnknownEvent { .. } => ErrorCode::UNKNOWN_EVENT,
+            ClientError::Stopped => ErrorCode::STOPPED,
             ClientError::Config(e) => e.code(),
             ClientError::Track(e) => e.code(),
         }
@@ -301,6 +303,8 @@ pub struct VisitorClient {
     timers: [Option<Millis>; 3],
     rng: u64,
     visitor: VisitorView,
+    /// The `email` the page set; `visitor.email` is derived from it and the identities.
+    explicit_email: Option<String>,
     /// Proves this SDK is the visitor `visitor.short_id` (never shown to the page's
     /// events or state).
     visitor_secret: Option<String>,
@@ -355,6 +359,7 @@ impl VisitorClient {
                 short_id: stored.short_id.filter(|s| valid_id(s)),
                 ..Default::default()
             },
+            explicit_email: None,
             visitor_secret: stored.visitor_secret.filter(|s| valid_id(s)),
             unique_connection_id: stored.connection_id.filter(|s| valid_id(s)),
             status: SessionStatus::None,
@@ -529,7 +534,7 @@ impl VisitorClient {
         // A newer server's message types are not errors for the page.
         if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
             self.event(ClientEvent::Error {
-                code: e.code().into(),
+                code: e.code().as_str().into(),
                 message: e.to_string(),
             });
         }
@@ -1246,7 +1251,7 @@ impl VisitorClient {
         let v = &mut self.visitor;
         update.unique_id.apply_to(&mut v.unique_id);
         update.call_name.apply_to(&mut v.call_name);
-        update.email.apply_to(&mut v.email);
+        update.email.apply_to(&mut self.explicit_email);
         for (patch, slot) in [
             (update.identities, &mut v.identities),
             (update.tags, &mut v.tags),
@@ -1265,14 +1270,13 @@ impl VisitorClient {
         self.refresh_names();
     }
 
+    /// `name`, `email` and `nickname` by the server's rule (`derive::Names`).
     fn refresh_names(&mut self) {
         let v = &mut self.visitor;
-        v.name = derive::name_from_identities(&v.identities);
-        let email = derive::email_from(v.email.as_deref(), &v.identities);
-        v.nickname = v
-            .short_id
-            .as_deref()
-            .map(|id| derive::nickname(v.name.as_deref(), email.as_deref(), id));
+        let names = derive::Names::of(self.explicit_email.as_deref(), &v.identities);
+        v.nickname = v.short_id.as_deref().map(|id| names.nickname(id));
+        v.name = names.name;
+        v.email = names.email;
     }
 
     fn expect_status(
@@ -1308,14 +1312,6 @@ impl VisitorClient {
             Err(ClientError::WrongControlState { call, expected })
         }
     }
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -8,8 +8,10 @@
 
 pub mod analytics;
 pub mod client;
+pub mod codes;
 pub mod config;
 pub mod derive;
+pub mod ids;
 pub mod journey;
 pub mod json;
 pub mod machine;
@@ -19,5 +21,7 @@ pub mod protocol;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod strategies;
 pub mod time;
+#[cfg(test)]
+mod wire_ts;
 
 pub use time::Millis;

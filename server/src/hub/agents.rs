@@ -222,7 +222,7 @@ impl Hub {
         // Every privileged act is attributable: the entry names the agent, its address,
         // what it acted on and how it went.
         let audited = |hub: &mut Hub, action: &str, target: &str, r: &Result<(), HubError>| {
-            let result = r.as_ref().map_or_else(|e| e.code(), |_| "ok");
+            let result = r.as_ref().map_or_else(|e| e.code().as_str(), |_| "ok");
             hub.audit(
                 now,
                 account_id,
@@ -352,8 +352,8 @@ impl Hub {
                 Ok(())
             }
             // An offline visitor (not in memory) is watched all the same: its updates
-            // come when it is back. Ids are bounded like every id of the protocol.
-            AgentMessage::Watch { short_id } if short_id.is_empty() || short_id.len() > 64 => {
+            // come when it is back. Its id follows the one rule of every id (core::ids).
+            AgentMessage::Watch { short_id } if !covisit::core::ids::valid_id(&short_id) => {
                 Err(HubError::UnknownVisitor)
             }
             AgentMessage::Watch { short_id } => {

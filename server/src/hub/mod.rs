@@ -228,10 +228,10 @@ impl Hub {
 
     /// An error frame for a socket (it carries no state).
     pub fn send_error(&mut self, conn: ConnId, e: &HubError) {
-        let frame = encode(&ServerToVisitor::Error(ErrorFrame {
-            code: e.code().to_string(),
-            message: e.message(),
-        }));
+        let frame = encode(&ServerToVisitor::Error(ErrorFrame::new(
+            e.code(),
+            e.message(),
+        )));
         self.send(conn, Frame::from(frame), Delivery::Now);
     }
 

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
+use covisit::core::ids::valid_id;
 use covisit::core::journey::url_facts;
 use covisit::core::machine::{ConnectionInfo, MachineOptions, SessionStatus, VisitorMachine};
 use covisit::core::model::{ConnectionStatus, JourneyGeolocation, QualityFeedback, Visitor};
@@ -97,20 +98,10 @@ impl VisitorEntry {
         let mut metadata = Some(std::mem::take(&mut self.metadata));
         update.metadata.map(Map::from).apply_to(&mut metadata);
         self.metadata = metadata.unwrap_or_default();
-        v.name = derive::name_from_identities(&v.identities);
-        v.email = derive::email_from(self.explicit_email.as_deref(), &v.identities);
-        v.nickname = derive::nickname(v.name.as_deref(), v.email.as_deref(), &v.short_id);
+        let names = derive::Names::of(self.explicit_email.as_deref(), &v.identities);
+        v.nickname = names.nickname(&v.short_id);
+        (v.name, v.email) = (names.name, names.email);
     }
-}
-
-/// Ids a peer names: 1 to 64 of `A-Z a-z 0-9 _ -` (one rule for short ids, connection
-/// ids and session ids the hub accepts).
-pub(super) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub(super) fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {
@@ -143,7 +134,7 @@ impl Hub {
             Value::Object(m) => m,
             _ => {
                 return Err(HubError::Config {
-                    code: "config_not_object",
+                    code: covisit::core::codes::ErrorCode::CONFIG_NOT_OBJECT,
                     message: "config must be an object".into(),
                 })
             }
@@ -197,7 +188,10 @@ impl Hub {
                 VisitorEntry {
                     account_id,
                     secret_hash,
-                    explicit_email: visitor.email.clone(),
+                    explicit_email: derive::explicit_email(
+                        visitor.email.as_deref(),
+                        &visitor.identities,
+                    ),
                     visitor,
                     machine: VisitorMachine::new(short_id.clone(), options.clone()),
                     sockets: HashMap::new(),

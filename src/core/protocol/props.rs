@@ -87,6 +87,12 @@ enum Derived {
         action: RemoteAction,
     },
     MirrorResync,
+    Draw {
+        agent_id: String,
+        name: String,
+        color: u32,
+        ink: Value,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -137,6 +143,17 @@ impl From<Derived> for ServerToVisitor {
                 action,
             },
             Derived::MirrorResync => S::MirrorResync,
+            Derived::Draw {
+                agent_id,
+                name,
+                color,
+                ink,
+            } => S::Draw {
+                agent_id,
+                name,
+                color,
+                ink: Json::from(ink),
+            },
             Derived::Unknown => S::Unknown,
         }
     }
@@ -165,6 +182,12 @@ fn reference(text: &str) -> Option<ServerToVisitor> {
                     && state.get("communication").is_none_or(object_or_null)
             }
             ServerToVisitor::RemoteAction { .. } => is(&v, "action", Value::is_object),
+            // The server writes only checked inks, in the palette.
+            ServerToVisitor::Draw { color, ink, .. } => {
+                *color < INK_COLORS
+                    && is(&v, "ink", Value::is_object)
+                    && ink.to_text().len() <= MAX_INK_JSON
+            }
             _ => true,
         };
     written.then_some(message)
@@ -188,11 +211,12 @@ fn variant(m: &ServerToVisitor) -> usize {
         ServerToVisitor::Error(_) => 11,
         ServerToVisitor::RemoteAction { .. } => 12,
         ServerToVisitor::MirrorResync => 13,
-        ServerToVisitor::Unknown => 14,
+        ServerToVisitor::Draw { .. } => 14,
+        ServerToVisitor::Unknown => 15,
     }
 }
 
-const VARIANTS: usize = 15;
+const VARIANTS: usize = 16;
 
 // ----- strategies --------------------------------------------------------------------
 
@@ -319,6 +343,14 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
             action
         }),
         Just(S::MirrorResync),
+        (text(), text(), 0..INK_COLORS, json_object()).prop_map(|(agent_id, name, color, ink)| {
+            S::Draw {
+                agent_id,
+                name,
+                color,
+                ink,
+            }
+        }),
     ]
 }
 
@@ -647,10 +679,10 @@ proptest! {
         match hand {
             Some(ServerToVisitor::Unknown) => prop_assert_eq!(
                 sdk.map_err(|e| e.code()),
-                Err("unknown_message_type")
+                Err(ErrorCode::UNKNOWN_MESSAGE_TYPE)
             ),
             Some(message) => prop_assert_eq!(sdk, Ok(message)),
-            None => prop_assert_eq!(sdk.map_err(|e| e.code()), Err("malformed_frame")),
+            None => prop_assert_eq!(sdk.map_err(|e| e.code()), Err(ErrorCode::MALFORMED_FRAME)),
         }
     }
 }
