@@ -10,7 +10,7 @@
 use covisit::core::client::{Output, PageInfo, StoredIds, VisitorClient};
 use covisit::core::journey::PageFacts;
 use covisit::core::json::Json;
-use covisit::core::protocol::{decode, VisitorMessage, MAX_FRAME_BYTES};
+use covisit::core::protocol::{decode, RemoteRefusal, VisitorMessage, MAX_FRAME_BYTES};
 use covisit::core::Millis;
 use libfuzzer_sys::fuzz_target;
 
@@ -80,7 +80,7 @@ fn step(c: &mut VisitorClient, now: &mut Millis, op: u8, arg: &str) {
                 c.mirror(arg);
             }
         }
-        b'A' => c.remote_applied(arg.len() as u32, arg.is_empty(), Some(arg.to_string())),
+        b'A' => c.remote_applied(arg.len() as u32, arg.is_empty(), Some(RemoteRefusal::from_page(arg))),
         b'b' => {
             while let Some(body) = c.take_beacon(*now) {
                 assert!(body.len() <= MAX_FRAME_BYTES);

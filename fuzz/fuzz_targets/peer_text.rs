@@ -24,8 +24,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let (left, right) = text.split_at(middle);
     let identities = vec![left.to_string(), right.to_string()];
-    let name = derive::name_from_identities(&identities);
-    let email = derive::email_from(None, &identities);
+    let names = derive::Names::of(None, &identities);
+    let nickname = names.nickname("v1");
+    let derive::Names { name, email } = names;
     let visitor = Visitor {
         added_at: String::new(),
         api_key: "pk_demo".into(),
@@ -33,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         call_name: Some(right.to_string()),
         device_name: None,
         device_type: None,
-        email: email.clone(),
+        email,
         identities,
         integration: None,
         ip_address: String::new(),
@@ -48,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         location_country_name: None,
         location_country: None,
         lookup_code: Some("0042".into()),
-        nickname: derive::nickname(name.as_deref(), email.as_deref(), "v1"),
+        nickname,
         name,
         short_id: "v1".into(),
         tags: vec![left.to_string()],

@@ -343,12 +343,14 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
             action
         }),
         Just(S::MirrorResync),
+        // The ink's keys in serde_json's order (the reference reads the ink as a
+        // `serde_json::Value`, which sorts them; the SDK keeps the document's order).
         (text(), text(), 0..INK_COLORS, json_object()).prop_map(|(agent_id, name, color, ink)| {
             S::Draw {
                 agent_id,
                 name,
                 color,
-                ink,
+                ink: Json::from(serde_json::Value::from(ink)),
             }
         }),
     ]
