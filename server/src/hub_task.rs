@@ -368,6 +368,9 @@ async fn run(
         }
         while let Some(o) = hub.poll_output() {
             match o {
+                // Only a clustered hub publishes (its slots were set): a single node has
+                // nobody to tell.
+                Output::Publish(_) => {}
                 Output::Persist(w) => {
                     let _ = jobs.send(Job::Write(w));
                 }

@@ -61,6 +61,17 @@ pub struct AuditEntry {
     pub result: String,
 }
 
+/// How many slots visitors are spread over (a cluster's unit of ownership).
+pub const SLOTS: u16 = 256;
+
+/// The slot of a visitor (or of a session, whose id is drawn in its visitor's slot):
+/// the first byte of SHA-256 of the id. Nodes of different versions must agree on it,
+/// so it never changes.
+pub fn slot_of(id: &str) -> u16 {
+    use sha2::{Digest, Sha256};
+    u16::from(Sha256::digest(id.as_bytes())[0])
+}
+
 /// An error from the store; its text never contains personal data.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -90,6 +90,8 @@ async fn close_for(sink: &mut Sink, reason: CloseReason) {
         CloseReason::Erased => close(sink, 1000, "visitor data erased").await,
         CloseReason::SignedOut => close(sink, 1008, "signed out").await,
         CloseReason::Silent => close(sink, 1001, "heartbeat timeout").await,
+        // 1012 "service restart": reconnect (the visitor is owned by another node now).
+        CloseReason::Moved => close(sink, 1012, "visitor moved to another node").await,
     }
 }
 

@@ -42,9 +42,22 @@ pub(super) struct AgentConn {
     /// those it searched for or opened): only these get its `visitor_update`s.
     pub watching: HashSet<String>,
     order: VecDeque<String>,
+    /// Whether this node holds the socket. Another node's agent is registered only so
+    /// that this node's session frames reach it; its lists and watches live there.
+    pub local: bool,
 }
 
 impl AgentConn {
+    /// An agent socket another node holds.
+    pub fn remote(who: AgentIdentity) -> AgentConn {
+        AgentConn {
+            who,
+            watching: HashSet::new(),
+            order: VecDeque::new(),
+            local: false,
+        }
+    }
+
     pub fn account_id(&self) -> i64 {
         self.who.account_id
     }
@@ -107,6 +120,7 @@ impl Hub {
             who,
             watching: HashSet::new(),
             order: VecDeque::new(),
+            local: true,
         };
         for v in visitors.iter().rev() {
             a.watch(&v.short_id);
@@ -161,11 +175,15 @@ impl Hub {
             .collect();
         doomed.sort_unstable();
         for conn in doomed {
-            self.conns.remove(&conn);
-            self.outputs.push_back(Output::Close {
-                conn,
-                reason: CloseReason::SignedOut,
-            });
+            // Another node's socket: that node closes it (every node hears of it).
+            if let Some(Conn::Agent(a)) = self.conns.remove(&conn) {
+                if a.local {
+                    self.outputs.push_back(Output::Close {
+                        conn,
+                        reason: CloseReason::SignedOut,
+                    });
+                }
+            }
         }
     }
 

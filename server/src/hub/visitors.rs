@@ -176,7 +176,12 @@ impl Hub {
                 s
             }
             (Some(s), None, Some((v, hash))) if v.short_id == s && proves(hash.as_deref()) => s,
-            _ => self.ids.short_id(),
+            _ => {
+                let owned = self.owned.take();
+                let id = self.ids.short_id(|id| super::cluster::fits(owned.as_ref(), id));
+                self.owned = owned;
+                id
+            }
         };
         let stored = hello.stored.take().filter(|(v, _)| v.short_id == short_id);
         let is_new = !self.visitors.contains_key(&short_id) && stored.is_none();
