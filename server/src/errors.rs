@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 /// A REST failure, answered as `{"error": {"code", "message"}}`.
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// Stable (docs/PROTOCOL.md); owned when it came from another node's answer.
+    pub code: std::borrow::Cow<'static, str>,
     pub message: String,
 }
 
@@ -19,10 +20,14 @@ pub struct ApiError {
 pub type ApiResult = Result<Response, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
-            code,
+            code: code.into(),
             message: message.into(),
         }
     }

@@ -537,7 +537,16 @@ impl Hub {
         if entry.machine.is_online() || live || !entry.sockets.is_empty() {
             return;
         }
-        self.visitors.remove(short_id);
+        if let Some(entry) = self.visitors.remove(short_id) {
+            // A reservation across the cluster ends with the visitor's last tab.
+            if let (Some(code), true) = (entry.visitor.lookup_code, self.clustered()) {
+                self.persist(Write::ReleaseLookupCode(
+                    entry.account_id,
+                    code,
+                    short_id.to_string(),
+                ));
+            }
+        }
         self.sessions
             .retain(|_, s| s.session.visitor_id != short_id);
         self.pending_broadcasts.remove(short_id);

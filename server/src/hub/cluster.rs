@@ -264,6 +264,80 @@ impl Hub {
         })
     }
 
+    /// Ends the live sessions of this node's visitors in `slots` (a drain whose time ran
+    /// out: the server ends them, as `system`).
+    pub fn handle_end_live_sessions_in(&mut self, now: Millis, slots: &Slots) {
+        let mut live: Vec<(i64, String)> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                slots.contains(slot_of(&s.session.visitor_id))
+                    && matches!(s.status, SessionStatus::Authorizing | SessionStatus::Active)
+            })
+            .map(|s| (s.account_id, s.session.id.clone()))
+            .collect();
+        live.sort();
+        for (account_id, session_id) in live {
+            let _ = self.handle_rest_end_session(now, account_id, &session_id);
+        }
+    }
+
+    /// The bus was down a while: what went over it may be lost. The other nodes get
+    /// news of every visitor of this node again, the agents of its sessions their
+    /// state again, and the visitors in active sessions are asked for new snapshots.
+    pub fn handle_bus_restored(&mut self, now: Millis) {
+        let mut ids: Vec<String> = self.visitors.keys().cloned().collect();
+        ids.sort();
+        for id in &ids {
+            let Some(entry) = self.visitors.get(id) else {
+                continue;
+            };
+            let view = entry.view(now);
+            let account_id = entry.account_id;
+            let session_agents: Vec<String> = entry
+                .machine
+                .session_id()
+                .and_then(|s| self.sessions.get(s))
+                .map(|s| s.parts.iter().map(|p| p.agent.id.clone()).collect())
+                .unwrap_or_default();
+            self.publish(VisitorNews {
+                account_id,
+                visitor: view,
+                session_agents,
+                kind: NewsKind::Change {
+                    now: true,
+                    came_online: false,
+                },
+            });
+        }
+        let mut sessions: Vec<(i64, String, String, Vec<String>, bool)> = self
+            .sessions
+            .values()
+            .filter(|s| matches!(s.status, SessionStatus::Authorizing | SessionStatus::Active))
+            .map(|s| {
+                (
+                    s.account_id,
+                    s.session.id.clone(),
+                    s.session.visitor_id.clone(),
+                    s.parts.iter().map(|p| p.agent.id.clone()).collect(),
+                    s.status == SessionStatus::Active,
+                )
+            })
+            .collect();
+        sessions.sort();
+        for (account_id, session_id, visitor_id, agents, active) in sessions {
+            if let Some(s) = self.sessions.get(&session_id) {
+                let frame = Frame::from(s.update_frame());
+                for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
+                    self.send(conn, frame.clone(), Delivery::Durable);
+                }
+            }
+            if active {
+                let _ = self.resync(now, &visitor_id, &session_id);
+            }
+        }
+    }
+
     /// Sessions another node's failure ended (their new owner recovered them from the
     /// store): the agents in them are told, wherever their sockets are.
     pub fn handle_sessions_ended_elsewhere(

@@ -23,6 +23,7 @@ pub(super) fn hello(account_id: i64) -> VisitorHello {
         config: Value::Null,
         ip: "127.0.0.1".into(),
         location: None,
+        lookup_code: None,
     }
 }
 

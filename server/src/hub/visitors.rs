@@ -37,6 +37,10 @@ pub struct VisitorHello {
     pub ip: String,
     /// Where `ip` is, from `--geoip` (None without it, or when unknown).
     pub location: Option<JourneyGeolocation>,
+    /// On a node of several: the lookup code the shell reserved for this visitor across
+    /// the cluster (PostgreSQL), used if the visitor needs a new one. A clustered hub
+    /// never makes codes up itself (another node could hand out the same).
+    pub lookup_code: Option<String>,
 }
 
 /// What a visitor's hello produced (the welcome frame is in the outputs, after the
@@ -45,6 +49,8 @@ pub struct VisitorHello {
 pub struct Welcome {
     pub short_id: String,
     pub connection_id: String,
+    /// The visitor's lookup code after this hello (its own, or the one offered).
+    pub lookup_code: Option<String>,
 }
 
 pub(super) struct VisitorEntry {
@@ -212,7 +218,8 @@ impl Hub {
                 },
             );
         }
-        let new_code = self.take_lookup_code(now, account_id, &short_id);
+        let offered = hello.lookup_code.take();
+        let new_code = self.take_lookup_code(now, account_id, &short_id, offered);
         let Some(entry) = self.visitors.get_mut(&short_id) else {
             return Err(HubError::UnknownVisitor); // inserted just above
         };
@@ -352,6 +359,7 @@ impl Hub {
         Ok(Welcome {
             short_id,
             connection_id,
+            lookup_code,
         })
     }
 
@@ -395,6 +403,7 @@ impl Hub {
         now: Millis,
         account_id: i64,
         short_id: &str,
+        offered: Option<String>,
     ) -> Option<Option<String>> {
         let needs = self
             .visitors
@@ -402,6 +411,14 @@ impl Hub {
             .is_none_or(|e| e.lookup_expires <= now || e.visitor.lookup_code.is_none());
         if !needs {
             return None;
+        }
+        if self.owned.is_some() {
+            // Reserved across the cluster by the shell (or none was free).
+            if let Some(c) = &offered {
+                self.lookup_codes
+                    .insert((account_id, c.clone()), short_id.to_string());
+            }
+            return Some(offered);
         }
         let (ids, visitors, codes) = (&mut self.ids, &self.visitors, &self.lookup_codes);
         let taken = |code: &str| {

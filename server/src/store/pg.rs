@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use covisit::core::model::{Cobrowsesession, JourneySession, Session, Visitor};
+use covisit::core::model::{Cobrowsesession, DisconnectType, JourneySession, Session, Visitor};
 use covisit::core::Millis;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::future::join;
@@ -33,7 +33,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    close_by_system, communication_role, end_live_session, erase_journey, erase_session,
+    close_by_server, communication_role, end_live_session, erase_journey, erase_session,
     set_offline, slot_of, Store, StoreError, StoreResult, StoredSession, Write, MAYBE_ONLINE,
 };
 
@@ -221,6 +221,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, code)
     );
     "#,
+    // 3: cluster membership needs small node numbers (the high bits of socket ids), a
+    // planned move of a slot (`handover_to`: the owner lets go once it is idle), and a
+    // row per slot from the start.
+    r#"
+    CREATE SEQUENCE cluster_node_seq MINVALUE 1 MAXVALUE 65535 CYCLE;
+    ALTER TABLE cluster_slots ADD COLUMN handover_to TEXT;
+    INSERT INTO cluster_slots (slot) SELECT g FROM generate_series(0, 255) AS g
+        ON CONFLICT (slot) DO NOTHING;
+    CREATE INDEX lookup_codes_short_id ON lookup_codes (account_id, short_id);
+    "#,
 ];
 
 /// A cluster node's claim to write: its id and the generation it was given. A store
@@ -350,6 +360,7 @@ struct Statements {
     journey_event: Statement,
     visitor_secret: Statement,
     audit: Statement,
+    release_code: Statement,
     fence: Statement,
 }
 
@@ -416,6 +427,11 @@ impl Statements {
                 .prepare(
                     "INSERT INTO audit_log (account_id, at, actor, action, target, ip, result)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .await?,
+            release_code: c
+                .prepare(
+                    "DELETE FROM lookup_codes WHERE account_id = $1 AND code = $2 AND short_id = $3",
                 )
                 .await?,
             fence: c
@@ -606,9 +622,14 @@ impl Inner {
         open.finish(result).await
     }
 
-    async fn recover(&self, now_iso: &str, slots: Option<Vec<i16>>) -> StoreResult<usize> {
+    async fn recover(
+        &self,
+        now_iso: &str,
+        slots: Option<Vec<i16>>,
+        how: DisconnectType,
+    ) -> StoreResult<usize> {
         let open = self.begin().await?;
-        let result = recover(&open.w.client, now_iso, slots).await;
+        let result = recover(&open.w.client, now_iso, slots, how).await;
         open.finish(result).await
     }
 }
@@ -710,6 +731,9 @@ async fn apply(w: &Writer, write: &Write, savepoint: &mut bool) -> Result<(), Wr
             ];
             exec(c, savepoint, &st.audit, &params).await
         }
+        Write::ReleaseLookupCode(account_id, code, short_id) => {
+            exec(c, savepoint, &st.release_code, &[account_id, code, short_id]).await
+        }
     }
 }
 
@@ -809,7 +833,12 @@ async fn erase(
 
 /// Recovery (see SQLite's `recover`): all visitors and live sessions, or those of
 /// `slots`.
-async fn recover(c: &Client, now_iso: &str, slots: Option<Vec<i16>>) -> StoreResult<usize> {
+async fn recover(
+    c: &Client,
+    now_iso: &str,
+    slots: Option<Vec<i16>>,
+    how: DisconnectType,
+) -> StoreResult<usize> {
     let (visitors, sessions) = match &slots {
         None => (
             c.query(
@@ -864,7 +893,7 @@ async fn recover(c: &Client, now_iso: &str, slots: Option<Vec<i16>>) -> StoreRes
         for row in comms {
             let (cid, data): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let mut comm: Cobrowsesession = serde_json::from_str(&data)?;
-            if close_by_system(&mut comm, &end) {
+            if close_by_server(&mut comm, &end, how) {
                 c.execute(
                     "UPDATE communications SET data = $1 WHERE id = $2",
                     &[&serde_json::to_string(&comm)?, &cid],
@@ -1123,19 +1152,26 @@ impl Store for PgStore {
 
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()> {
         let now_iso = now_iso.to_string();
-        self.on_writer(move |inner| async move { inner.recover(&now_iso, None).await })
+        self.on_writer(move |inner| async move {
+            inner.recover(&now_iso, None, DisconnectType::System).await
+        })
             .await
             .map(drop)
     }
 
-    async fn recover_slots(&self, now_iso: &str, slots: &[u16]) -> StoreResult<usize> {
+    async fn recover_slots(
+        &self,
+        now_iso: &str,
+        slots: &[u16],
+        how: DisconnectType,
+    ) -> StoreResult<usize> {
         let now_iso = now_iso.to_string();
         // Slots past 255 hold no visitor; they cannot be a SMALLINT either.
         let slots: Vec<i16> = slots
             .iter()
             .filter_map(|s| i16::try_from(*s).ok())
             .collect();
-        self.on_writer(move |inner| async move { inner.recover(&now_iso, Some(slots)).await })
+        self.on_writer(move |inner| async move { inner.recover(&now_iso, Some(slots), how).await })
             .await
     }
 
@@ -1356,7 +1392,9 @@ mod tests {
             .await
             .expect("read")
             .is_some());
-        let recovered = node.recover_slots("2026-01-01T00:00:00.000Z", &[0]).await;
+        let recovered = node
+            .recover_slots("2026-01-01T00:00:00.000Z", &[0], DisconnectType::System)
+            .await;
         assert!(
             matches!(recovered, Err(StoreError::Fenced)),
             "{recovered:?}"

@@ -692,6 +692,7 @@ impl Sim {
             config: Value::Null,
             ip: "203.0.113.9".into(),
             location: None,
+            lookup_code: None,
         }
     }
 
