@@ -551,14 +551,19 @@ fn duplicate_connection() {
     assert_eq!(m.connections().len(), 1);
 }
 
-/// An empty or over-long (200-char) connection id: `invalid_argument` for `uniqueConnectionId`.
+/// An empty, over-long (200-char) or odd (`a b`) connection id: `invalid_argument` for
+/// `uniqueConnectionId` (the one id rule, `core::ids`).
 #[test]
-fn empty_or_oversized_connection_id() {
+fn empty_oversized_or_odd_connection_id() {
     let mut m = online();
     let invalid = MachineError::InvalidArgument {
         field: "uniqueConnectionId",
-        reason: "must be 1 to 128 characters",
+        reason: "must be 1 to 64 letters, digits, `_` or `-`",
     };
+    assert_eq!(
+        rejected(&mut m, |m| m.handle_connect(at(1), tab("a b"))),
+        invalid
+    );
     assert_eq!(
         rejected(&mut m, |m| m.handle_connect(at(1), tab(""))),
         invalid
@@ -569,7 +574,8 @@ fn empty_or_oversized_connection_id() {
     );
     assert_eq!(invalid.code(), "invalid_argument");
     // The limit itself is fine.
-    m.handle_connect(at(1), tab(&"x".repeat(128))).unwrap();
+    m.handle_connect(at(1), tab(&"x".repeat(covisit::core::ids::MAX_ID_LEN)))
+        .unwrap();
 }
 
 /// An expected disconnect longer than an hour (3601 s): `invalid_argument` for `returnTimeSeconds`.

@@ -4,6 +4,7 @@
 //! Used by every REST module and the sockets.
 
 use axum::http::{header, HeaderMap, StatusCode};
+use covisit::core::codes::ErrorCode;
 use covisit::core::model::Agent;
 
 use crate::auth::{self, Act, Principal};
@@ -102,7 +103,7 @@ pub async fn principal(
         if !auth::same_hash(sent, csrf_token) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "csrf_token_invalid",
+                ErrorCode::CSRF_TOKEN_INVALID,
                 "a change made with the console's sign-in needs its X-CSRF-Token header",
             ));
         }

@@ -72,13 +72,23 @@ pub enum BusMsg {
         origin: Option<String>,
     },
     /// A frame of that tab (body).
-    VisitorText { conn: u64 },
+    VisitorText {
+        conn: u64,
+    },
     /// The tab's socket closed.
-    VisitorGone { conn: u64 },
+    VisitorGone {
+        conn: u64,
+    },
     /// An agent's frame for a session or visitor this node owns (body).
-    AgentText { conn: u64 },
+    AgentText {
+        conn: u64,
+    },
     /// A call; answered to `from`'s inbox.
-    Call { id: u64, from: NodeIdx, call: Call },
+    Call {
+        id: u64,
+        from: NodeIdx,
+        call: Call,
+    },
 
     // ----- to the node holding a socket -------------------------------------------
     /// Send this frame (body) on socket `conn`; `from` sent it; `relay`: it is mirror
@@ -90,12 +100,21 @@ pub enum BusMsg {
         relay: Option<(u64, bool)>,
     },
     /// Close socket `conn` (the hub's reasons).
-    Close { conn: u64, reason: CloseReason },
+    Close {
+        conn: u64,
+        reason: CloseReason,
+    },
     /// Close socket `conn` with this WebSocket code and reason (a bridged visitor's
     /// hello refused by its owner, and the like).
-    CloseWith { conn: u64, code: u16, reason: String },
+    CloseWith {
+        conn: u64,
+        code: u16,
+        reason: String,
+    },
     /// The console on socket `conn` lost mirror data this node sent: ask for snapshots.
-    Lagged { conn: u64 },
+    Lagged {
+        conn: u64,
+    },
     /// The answer to call `id`: `Ok` with a JSON value, or an error's status, code and
     /// message.
     Reply {
@@ -105,17 +124,28 @@ pub enum BusMsg {
 
     // ----- to every node's inbox (in order with the frames of the same socket) -----------
     /// An agent's socket on node `home(conn)` said hello.
-    AgentOnline { conn: u64, who: AgentIdentity },
+    AgentOnline {
+        conn: u64,
+        who: AgentIdentity,
+    },
     /// That socket closed.
-    AgentGone { conn: u64 },
+    AgentGone {
+        conn: u64,
+    },
     /// Node `from` (re)joined the bus: tell it your agents again.
-    Hello { from: NodeIdx },
+    Hello {
+        from: NodeIdx,
+    },
 
     // ----- to everybody --------------------------------------------------------------
     /// Close every socket of this user (disabled, role changed).
-    CloseUser { user_id: String },
+    CloseUser {
+        user_id: String,
+    },
     /// Close the sockets of this sign-in session (signed out).
-    CloseAuthSession { session: String },
+    CloseAuthSession {
+        session: String,
+    },
     /// Slot ownership changed: read the table now.
     SlotsChanged,
 
@@ -151,7 +181,7 @@ pub struct Received {
 /// What the bus tells its listener besides messages.
 #[derive(Debug)]
 pub enum BusEvent {
-    Message(Received),
+    Message(Box<Received>),
     /// The connection to Redis dropped; messages may have been lost until `Restored`.
     Lost,
     /// Subscribed again after a drop: whoever relies on the bus must resend state.
@@ -196,7 +226,9 @@ impl Bus {
         } else {
             format!("{url}?protocol=resp3")
         };
-        let client = redis::Client::open(url.as_str()).map_err(|e| format!("--bus: {e}"))?;
+        let shown = crate::store::redact_url(&url);
+        let client =
+            redis::Client::open(url.as_str()).map_err(|e| format!("--bus {shown}: {e}"))?;
         let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
         let sub_config = ConnectionManagerConfig::new()
             .set_push_sender(push_tx)
@@ -204,19 +236,19 @@ impl Bus {
         let mut sub = client
             .get_connection_manager_with_config(sub_config)
             .await
-            .map_err(|e| format!("--bus: cannot reach Redis: {e}"))?;
+            .map_err(|e| format!("--bus {shown}: cannot reach Redis: {e}"))?;
         let inbox = To::Node(node).channel(prefix);
         let all = To::All.channel(prefix);
         sub.subscribe(&[inbox.as_str(), all.as_str()])
             .await
-            .map_err(|e| format!("--bus: cannot subscribe: {e}"))?;
+            .map_err(|e| format!("--bus {shown}: cannot subscribe: {e}"))?;
         sub.psubscribe(format!("{prefix}:a:*"))
             .await
-            .map_err(|e| format!("--bus: cannot subscribe: {e}"))?;
+            .map_err(|e| format!("--bus {shown}: cannot subscribe: {e}"))?;
         let publisher = client
             .get_connection_manager()
             .await
-            .map_err(|e| format!("--bus: cannot reach Redis: {e}"))?;
+            .map_err(|e| format!("--bus {shown}: cannot reach Redis: {e}"))?;
         let stats = Arc::new(BusStats::default());
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(publish_loop(publisher, rx, stats.clone()));
@@ -248,7 +280,7 @@ impl Bus {
                         match decode(payload) {
                             Some(r) => {
                                 received.received.fetch_add(1, Ordering::Relaxed);
-                                if events_tx.send(BusEvent::Message(r)).is_err() {
+                                if events_tx.send(BusEvent::Message(Box::new(r))).is_err() {
                                     break;
                                 }
                             }
@@ -324,13 +356,18 @@ mod tests {
 
     #[test]
     fn a_message_and_its_body_survive_the_wire_format() {
-        let msg = BusMsg::VisitorText { conn: 7 << CONN_BITS | 42 };
+        let msg = BusMsg::VisitorText {
+            conn: 7 << CONN_BITS | 42,
+        };
         let mut bytes = serde_json::to_vec(&msg).unwrap();
         bytes.push(b'\n');
         bytes.extend_from_slice("{\"type\":\"mirror\",\"data\":[[\"T\",1,\"a\\nb\"]]}".as_bytes());
         let r = decode(&bytes).expect("decodes");
         assert!(matches!(r.msg, BusMsg::VisitorText { conn } if home_of(conn) == 7));
-        assert_eq!(r.body, "{\"type\":\"mirror\",\"data\":[[\"T\",1,\"a\\nb\"]]}");
+        assert_eq!(
+            r.body,
+            "{\"type\":\"mirror\",\"data\":[[\"T\",1,\"a\\nb\"]]}"
+        );
         assert!(decode(b"not json\nbody").is_none());
     }
 }

@@ -31,7 +31,12 @@ pub struct Cli {
     pub bus: Option<String>,
     /// On SIGTERM, a node of several hands its visitors over; live sessions get this many
     /// seconds to end by themselves before the server ends them.
-    #[arg(long, env = "COVISIT_DRAIN_SECONDS", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "COVISIT_DRAIN_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
     pub drain_seconds: u64,
     /// Public base URL used in watch links and viewer URLs; default `http://<listen>`.
     #[arg(long, env = "COVISIT_PUBLIC_URL", global = true)]

@@ -6,13 +6,13 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use covisit::core::codes::ErrorCode;
 use serde_json::{json, Value};
 
 /// A REST failure, answered as `{"error": {"code", "message"}}`.
 pub struct ApiError {
     pub status: StatusCode,
-    /// Stable (docs/PROTOCOL.md); owned when it came from another node's answer.
-    pub code: std::borrow::Cow<'static, str>,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -20,14 +20,10 @@ pub struct ApiError {
 pub type ApiResult = Result<Response, ApiError>;
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: impl Into<std::borrow::Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            code: code.into(),
+            code,
             message: message.into(),
         }
     }
@@ -35,21 +31,25 @@ impl ApiError {
     pub fn not_found(what: &str) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NOT_FOUND,
             format!("{what} not found"),
         )
     }
 
     pub fn unauthorized(message: &str) -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::UNAUTHORIZED, message)
     }
 
     pub fn forbidden(message: &str) -> ApiError {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::FORBIDDEN, message)
     }
 
     pub fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_ARGUMENT,
+            message,
+        )
     }
 
     /// A failure of ours: logged (the error's text never holds personal data), answered
@@ -58,7 +58,7 @@ impl ApiError {
         tracing::error!(error = %e, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::INTERNAL,
             "internal server error",
         )
     }
@@ -79,7 +79,7 @@ pub fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice::<Value>(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_json",
+            ErrorCode::BAD_JSON,
             format!("request body is not valid JSON: {e}"),
         )
     })

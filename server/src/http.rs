@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use covisit::core::codes::ErrorCode;
 use serde_json::json;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -18,10 +19,7 @@ use crate::state::Shared;
 /// `{"status": "ok"}`; a node of several says `draining` or `fenced` (with 503, so a
 /// load balancer sends it nothing new).
 async fn healthz(State(state): State<Shared>) -> Response {
-    let status = state
-        .cluster
-        .as_ref()
-        .map_or("ok", |c| c.state().as_str());
+    let status = state.cluster.as_ref().map_or("ok", |c| c.state().as_str());
     let code = if status == "ok" {
         StatusCode::OK
     } else {
@@ -32,11 +30,8 @@ async fn healthz(State(state): State<Shared>) -> Response {
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let (online, live) = state.hub.counts().await;
-    let node = match &state.cluster {
-        // A node's hub holds the visitors it owns: its online count is theirs.
-        Some(c) => Some(c.figures(online as u64)),
-        None => None,
-    };
+    // A node's hub holds the visitors it owns: its online count is theirs.
+    let node = state.cluster.as_ref().map(|c| c.figures(online as u64));
     let body = state.metrics.render(online, live, node);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
@@ -54,11 +49,15 @@ async fn typed_rejection(response: Response) -> Response {
         return response;
     }
     let (code, fallback) = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ("method_not_allowed", "this route does not take this method")
-        }
-        _ => ("invalid_argument", "the request is malformed"),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::METHOD_NOT_ALLOWED,
+            "this route does not take this method",
+        ),
+        _ => (ErrorCode::INVALID_ARGUMENT, "the request is malformed"),
     };
     let (mut parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 1024).await.unwrap_or_default();
@@ -78,7 +77,11 @@ async fn typed_rejection(response: Response) -> Response {
 
 async fn api_not_found(State(state): State<Shared>) -> ApiError {
     state.metrics.error();
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        ErrorCode::NOT_FOUND,
+        "no such API route",
+    )
 }
 
 /// The console's Content-Security-Policy: scripts, styles, images, fonts, media,

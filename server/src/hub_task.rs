@@ -265,7 +265,9 @@ impl HubHandle {
 
     /// This node no longer owns `slots`: their visitors are let go (sockets closed).
     pub async fn slots_lost(&self, slots: crate::hub::Slots) {
-        let _ = self.call(move |h, now| h.handle_slots_lost(now, &slots)).await;
+        let _ = self
+            .call(move |h, now| h.handle_slots_lost(now, &slots))
+            .await;
     }
 
     /// The nodes that owned `slots` failed: their visitors are offline here.
@@ -643,7 +645,10 @@ async fn writer(
 ) {
     let mut batch: Vec<Job> = Vec::new();
     let mut failed = false;
-    let fenced = || link.as_ref().is_some_and(|l| l.fenced.load(Ordering::Acquire));
+    let fenced = || {
+        link.as_ref()
+            .is_some_and(|l| l.fenced.load(Ordering::Acquire))
+    };
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut writes: Vec<Write> = Vec::new();
         let mut slots: HashMap<(u8, String), usize> = HashMap::new();
@@ -703,7 +708,9 @@ async fn writer(
         let silenced = fenced();
         for job in after {
             match job {
-                Job::Deliver(_, sink, _, _) if silenced => {
+                // Fenced: nothing written may be announced, but sockets still close
+                // (the SDK and the console reconnect to a node that owns them).
+                Job::Deliver(_, sink, Out::Text(_), _) if silenced => {
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
                 Job::Deliver(conn, sink, out, delivery) => {

@@ -27,9 +27,9 @@ mod access;
 mod auth;
 mod bus;
 mod call;
-mod cluster;
 mod cli;
 mod clock;
+mod cluster;
 mod directory;
 mod errors;
 mod geoip;
@@ -154,9 +154,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// nodes' sessions are theirs (it recovers only the slots it takes over).
 async fn serve_clustered(cli: Cli, database: String, bus: String) -> Result<(), String> {
     let address = cli.listen.to_string();
-    let (cluster, store) = crate::cluster::Cluster::join(&database, &bus, &address)
-        .await
-        .map_err(|e| format!("{e} ({})", redact_url(&database)))?;
+    let (cluster, store) = crate::cluster::Cluster::join(&database, &bus, &address).await?;
     tracing::info!(database = %redact_url(&database), node = cluster.node(), "store: PostgreSQL, one node of several");
     let s: Arc<dyn Store> = store.clone();
     let d: Arc<dyn Directory> = store;
@@ -278,11 +276,17 @@ async fn serve(
             state.store.clone(),
             crate::cluster::Handlers {
                 bridged_visitor: Box::new(move |bridged| {
-                    tokio::spawn(crate::ws::serve_bridged_visitor(on_visitor.clone(), bridged));
+                    tokio::spawn(crate::ws::serve_bridged_visitor(
+                        on_visitor.clone(),
+                        bridged,
+                    ));
                 }),
                 call: Box::new(move |call| Box::pin(crate::rest::carry_out(on_call.clone(), call))),
             },
         );
+    }
+    if let Some(cluster) = &cluster {
+        cluster.settle(std::time::Duration::from_secs(15)).await;
     }
     let app = crate::http::router(state, &cli);
     tracing::info!("covisit-server listening on {bound}: demo site {public_url}/ , agent console {public_url}/agent/");
@@ -295,7 +299,9 @@ async fn serve(
         // A node of several hands its visitors over before it stops taking sockets.
         if let Some(cluster) = &cluster {
             cluster
-                .drain(std::time::Duration::from_secs(cli.drain_seconds.clamp(0, 3600)))
+                .drain(std::time::Duration::from_secs(
+                    cli.drain_seconds.clamp(0, 3600),
+                ))
                 .await;
         }
     })

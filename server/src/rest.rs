@@ -6,6 +6,7 @@
 //! Writes answer success only once their store write committed ([`durable`]): an
 //! acknowledged change survives a crash of the process.
 
+use covisit::core::codes::ErrorCode;
 use std::collections::HashMap;
 
 use axum::body::Bytes;
@@ -14,19 +15,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use covisit::core::ids::valid_id;
 use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
 use serde_json::{json, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::{Act, Principal};
-use crate::errors::ApiError;
-use crate::errors::{parse_body, ApiResult};
 use crate::bus::Call;
 use crate::cluster::CallResult;
+use crate::errors::ApiError;
+use crate::errors::{parse_body, ApiResult};
 use crate::hub::HubError;
-use crate::store::slot_of;
 use crate::keys;
 use crate::state::Shared;
+use crate::store::slot_of;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -53,7 +55,7 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::INTERNAL,
             "the change could not be stored",
         ))
     }
@@ -61,20 +63,18 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
 
 fn hub_error(e: HubError) -> ApiError {
     let status = match e.code() {
-        "unknown_session" | "unknown_visitor" | "not_found" => StatusCode::NOT_FOUND,
-        "visitor_offline"
-        | "wrong_session_state"
-        | "wrong_control_state"
-        | "duplicate_agent"
-        | "duplicate_connection" => StatusCode::CONFLICT,
-        "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::VISITOR_OFFLINE
+        | ErrorCode::WRONG_SESSION_STATE
+        | ErrorCode::WRONG_CONTROL_STATE
+        | ErrorCode::DUPLICATE_AGENT
+        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, e.code(), e.message())
-}
-
-pub(crate) fn bad_id(id: &str) -> bool {
-    id.is_empty() || id.len() > 64
 }
 
 /// The REST form of a session: the seed fields plus `status` (an extra, documented).
@@ -99,7 +99,7 @@ async fn list_visitors(
             Some(_) => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`online` must be true or false",
                 ))
             }
@@ -112,14 +112,14 @@ async fn list_visitors(
             if t.len() > 256 {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`q` is too long",
                 ));
             }
             if crate::auth::is_lookup_code(t) && !state.lookups.allow(account) {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ErrorCode::RATE_LIMITED,
                     "too many lookup-code searches; retry in a minute",
                 ));
             }
@@ -147,7 +147,7 @@ async fn list_visitors(
 }
 
 async fn find_visitor(state: &Shared, account: i64, short_id: &str) -> Result<Visitor, ApiError> {
-    if bad_id(short_id) {
+    if !valid_id(short_id) {
         return Err(ApiError::not_found("visitor"));
     }
     if let Some(v) = state.hub.visitor(account, short_id).await {
@@ -184,7 +184,7 @@ async fn delete_visitor(
         let p = principal(&state, &headers, true).await?;
         require(&p, Act::EraseVisitor)?;
         let account = p.account_id();
-        if bad_id(&short_id) {
+        if !valid_id(&short_id) {
             return Err(ApiError::not_found("visitor"));
         }
         let call = Call::EraseVisitor {
@@ -228,7 +228,7 @@ async fn request_session(
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "body must be {\"agent\": {\"name\", \"external_id\"}}",
                 )
             })?;
@@ -239,7 +239,7 @@ async fn request_session(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`agent.name` must be a string of 1 to 200 characters",
                 ))
             }
@@ -250,7 +250,7 @@ async fn request_session(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`agent.external_id` must be a string or null",
                 ))
             }
@@ -287,7 +287,13 @@ async fn request_session(
             source: SessionSource::Api,
         };
         let answer = on_owner(&state, slot_of(&short_id), call).await?;
-        let field = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let field = |k: &str| {
+            answer
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let (session_id, viewer_url) = (field("session_id"), field("viewer_url"));
         let ip = state.client_ip(peer, &headers);
         audit(
@@ -337,7 +343,7 @@ async fn list_sessions(
 }
 
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
-    if bad_id(id) {
+    if !valid_id(id) {
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {
@@ -386,7 +392,7 @@ fn may_manage(p: &Principal, current: &Value) -> Result<(), ApiError> {
     } else {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::FORBIDDEN,
             "only the session's agents, supervisors and admins may do this",
         ))
     }
@@ -406,7 +412,7 @@ async fn end_session(
         if current.get("status").and_then(Value::as_str) == Some("ended") {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "wrong_session_state",
+                ErrorCode::WRONG_SESSION_STATE,
                 "the session has already ended",
             ));
         }
@@ -447,7 +453,7 @@ async fn add_note(
             _ => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "invalid_argument",
+                    ErrorCode::INVALID_ARGUMENT,
                     "`text` must be a string of 1 to 2048 bytes",
                 ))
             }
@@ -497,14 +503,14 @@ async fn on_owner(state: &Shared, slot: u16, call: Call) -> Result<Value, ApiErr
         Some((cluster, Some(owner))) => cluster.call(owner, call).await,
         Some((_, None)) => Err((
             503,
-            "owner_unavailable".to_string(),
+            ErrorCode::UNAVAILABLE.as_str().to_string(),
             "no node owns this visitor right now (the cluster is moving it); retry".to_string(),
         )),
     };
     result.map_err(|(status, code, message)| {
         ApiError::new(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            code,
+            ErrorCode::parse(&code).unwrap_or(ErrorCode::INTERNAL),
             message,
         )
     })

@@ -6,6 +6,7 @@
 //!
 //! Every privileged act and every failed sign-in writes an audit entry ([`audit`]).
 
+use covisit::core::codes::ErrorCode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -173,7 +174,7 @@ async fn sign_in(
         let refused = || {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
+                ErrorCode::INVALID_CREDENTIALS,
                 "wrong email or password",
             )
         };
@@ -182,7 +183,7 @@ async fn sign_in(
             state.hub.flush().await;
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
+                ErrorCode::TOO_MANY_ATTEMPTS,
                 "too many failed sign-ins; try again in a few minutes",
             ));
         }
@@ -222,7 +223,7 @@ async fn sign_in(
             state.hub.flush().await;
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "user_disabled",
+                ErrorCode::USER_DISABLED,
                 "this user is disabled",
             ));
         }
@@ -261,7 +262,7 @@ async fn sign_out(
             .delete_auth_session(session)
             .await
             .map_err(ApiError::internal)?;
-        state.hub.close_auth_session(session).await;
+        close_auth_session_everywhere(&state, session).await;
         audit(
             &state,
             *account_id,
@@ -302,7 +303,7 @@ async fn accept_link(
         let gone = || {
             ApiError::new(
                 StatusCode::GONE,
-                "link_invalid",
+                ErrorCode::LINK_INVALID,
                 "this link is unknown, used or expired; ask an admin for a new one",
             )
         };
@@ -330,14 +331,14 @@ async fn accept_link(
         if user.disabled {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "user_disabled",
+                ErrorCode::USER_DISABLED,
                 "this user is disabled",
             ));
         }
         if let Some(problem) = auth::password_problem(&password, &user.email) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "weak_password",
+                ErrorCode::WEAK_PASSWORD,
                 problem,
             ));
         }
@@ -366,7 +367,7 @@ async fn accept_link(
             .delete_user_sessions(&user.id)
             .await
             .map_err(ApiError::internal)?;
-        state.hub.close_user(&user.id).await;
+        close_user_everywhere(&state, &user.id).await;
         let user = state
             .directory
             .user(&user.id)
@@ -599,10 +600,10 @@ async fn invite_user(
         match state.directory.create_user(&user).await {
             Ok(()) => {}
             Err(CreateUserError::EmailTaken) => {
-                return Err(ApiError::new(StatusCode::CONFLICT, "email_taken", "a user with this email exists"))
+                return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::EMAIL_TAKEN, "a user with this email exists"))
             }
             Err(CreateUserError::UsernameTaken) => {
-                return Err(ApiError::new(StatusCode::CONFLICT, "username_taken", "this username is taken"))
+                return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::USERNAME_TAKEN, "this username is taken"))
             }
             Err(CreateUserError::Store(e)) => return Err(ApiError::internal(e)),
         }
@@ -677,7 +678,7 @@ async fn update_user(
         {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "last_admin",
+                ErrorCode::LAST_ADMIN,
                 "this is the account's only admin; make someone else admin first",
             ));
         }
@@ -689,7 +690,7 @@ async fn update_user(
                 .await
                 .map_err(ApiError::internal)?;
             // Sockets carry the role they signed in with: reconnect with the new one.
-            state.hub.close_user(&user.id).await;
+            close_user_everywhere(&state, &user.id).await;
             audit(
                 &state,
                 p.account_id(),
@@ -712,7 +713,7 @@ async fn update_user(
                     .delete_user_sessions(&user.id)
                     .await
                     .map_err(ApiError::internal)?;
-                state.hub.close_user(&user.id).await;
+                close_user_everywhere(&state, &user.id).await;
             }
             audit(
                 &state,
@@ -886,7 +887,7 @@ async fn revoke_key(
         {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "already_revoked",
+                ErrorCode::ALREADY_REVOKED,
                 "this key is already revoked",
             ));
         }
@@ -1033,4 +1034,21 @@ async fn read_audit(
         Ok(Json(json!({ "entries": entries, "next_before": next })).into_response())
     })
     .await
+}
+
+/// Closes the user's agent sockets on this node and, clustered, on every other.
+async fn close_user_everywhere(state: &Shared, user_id: &str) {
+    state.hub.close_user(user_id).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.close_user(user_id);
+    }
+}
+
+/// Closes the sign-in session's agent sockets on this node and, clustered, on every
+/// other.
+async fn close_auth_session_everywhere(state: &Shared, session: &str) {
+    state.hub.close_auth_session(session).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.close_auth_session(session);
+    }
 }

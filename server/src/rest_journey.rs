@@ -9,6 +9,7 @@
 //!
 //! Reads flush the hub's writer first, then prefer in-memory copies (fresher).
 
+use covisit::core::codes::ErrorCode;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
@@ -18,6 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::analytics::{self, ConversationFacts};
+use covisit::core::ids::valid_id;
 use covisit::core::model::{
     AddressableEntityRef, AnalyticsConversation, CobrowseRole, Cobrowsesession,
     ConversationChannel, JourneySession, Session,
@@ -31,7 +33,6 @@ use crate::auth::Act;
 use crate::errors::ApiError;
 use crate::errors::{parse_body, ApiResult};
 use crate::journey::{JourneyError, TrackInput};
-use crate::rest::bad_id;
 use crate::state::Shared;
 
 pub fn router() -> Router<Shared> {
@@ -50,15 +51,21 @@ pub fn router() -> Router<Shared> {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_argument", message)
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::INVALID_ARGUMENT,
+        message,
+    )
 }
 
 fn journey_error(e: JourneyError) -> ApiError {
     match e {
         JourneyError::Invalid(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
-        JourneyError::UnknownVisitor => {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor")
-        }
+        JourneyError::UnknownVisitor => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::UNKNOWN_VISITOR,
+            "no such visitor",
+        ),
         JourneyError::Store(e) => ApiError::internal(e),
     }
 }
@@ -75,14 +82,14 @@ async fn beacon(
         if body.len() > MAX_FRAME_BYTES {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PAYLOAD_TOO_LARGE,
                 format!("a beacon holds at most {MAX_FRAME_BYTES} bytes"),
             ));
         }
         let beacon: TrackBeacon = serde_json::from_slice(&body).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "bad_json",
+                ErrorCode::BAD_JSON,
                 format!("body is not a track beacon: {e}"),
             )
         })?;
@@ -91,7 +98,7 @@ async fn beacon(
             Ok(_) => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_api_key",
+                    ErrorCode::INVALID_API_KEY,
                     "api_key is not a public key of any account",
                 ))
             }
@@ -101,14 +108,20 @@ async fn beacon(
         if !crate::auth::origin_allowed(key.origins.as_deref(), key.allow_loopback, origin) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                ErrorCode::ORIGIN_NOT_ALLOWED,
                 "pages of this origin may not use this public key",
             ));
         }
         let account_id = key.account_id;
         let short_id = beacon.short_id;
-        let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_visitor", "no such visitor");
-        if bad_id(&short_id) {
+        let unknown = || {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UNKNOWN_VISITOR,
+                "no such visitor",
+            )
+        };
+        if !valid_id(&short_id) {
             return Err(unknown());
         }
         let live = state.hub.visitor(account_id, &short_id).await;
@@ -138,14 +151,14 @@ async fn beacon(
         if !proven {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_visitor_secret",
+                ErrorCode::INVALID_VISITOR_SECRET,
                 "the beacon does not carry this visitor's secret",
             ));
         }
         if let Some(c) = &beacon.unique_connection_id {
-            let owner = match bad_id(c) {
-                true => None,
-                false => state
+            let owner = match valid_id(c) {
+                false => None,
+                true => state
                     .store
                     .connection_visitor(c)
                     .await
@@ -154,7 +167,7 @@ async fn beacon(
             if owner.as_deref() != Some(short_id.as_str()) {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
-                    "unknown_connection",
+                    ErrorCode::UNKNOWN_CONNECTION,
                     "uniqueConnectionId is not a connection of this visitor",
                 ));
             }
@@ -356,8 +369,10 @@ async fn list_journeys(
             return Err(invalid(format!("unknown query parameter `{key}`")));
         }
         let visitor_id = q.get("visitor_id").map(String::as_str);
-        if visitor_id.is_some_and(bad_id) {
-            return Err(invalid("`visitor_id` must be 1 to 64 characters"));
+        if visitor_id.is_some_and(|v| !valid_id(v)) {
+            return Err(invalid(
+                "`visitor_id` must be 1 to 64 letters, digits, `_` or `-`",
+            ));
         }
         state.hub.flush().await;
         let list = state
@@ -378,7 +393,7 @@ async fn get_journey(
 ) -> ApiResult {
     run(&state, async {
         let account = reader_account(&state, &headers).await?;
-        if bad_id(&id) {
+        if !valid_id(&id) {
             return Err(ApiError::not_found("journey session"));
         }
         state.hub.flush().await;
@@ -434,7 +449,7 @@ async fn conversation(
 }
 
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Session, ApiError> {
-    if bad_id(id) {
+    if !valid_id(id) {
         return Err(ApiError::not_found("conversation"));
     }
     if let Some((s, ..)) = state.hub.session(account, id).await {

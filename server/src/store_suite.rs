@@ -1085,7 +1085,7 @@ async fn assert_recovered_as(
         let last = c.segments.last().expect("segments");
         assert_eq!(last.end_time, Some(at(90)));
         assert_eq!(last.how_ended.as_deref(), Some("disconnect"));
-        assert_eq!(last.disconnect_type, Some(DisconnectType::System));
+        assert_eq!(last.disconnect_type, Some(how));
         assert_eq!(c.segments[0].end_time, Some(at(5)), "closed segments stay");
     }
     // The viewer who had left keeps how and when.
@@ -1166,15 +1166,28 @@ async fn recovering_slots_touches_only_their_visitors(b: &Backend) {
     live_session(b, a, x, "s_x").await;
     live_session(b, a, y, "s_y").await;
     live_session(b, other, z, "s_z").await;
-    let n = b.store.recover_slots(&at(90), &[slot_of(x)], DisconnectType::System).await.unwrap();
+    let n = b
+        .store
+        .recover_slots(&at(90), &[slot_of(x)], DisconnectType::System)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert_recovered(b, a, x, "s_x").await;
     assert_still_live(b, a, y, "s_y").await;
     assert_still_live(b, other, z, "s_z").await;
 
-    assert_eq!(b.store.recover_slots(&at(90), &[], DisconnectType::System).await.unwrap(), 0);
     assert_eq!(
-        b.store.recover_slots(&at(90), &[slot_of(x)], DisconnectType::System).await.unwrap(),
+        b.store
+            .recover_slots(&at(90), &[], DisconnectType::System)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        b.store
+            .recover_slots(&at(90), &[slot_of(x)], DisconnectType::System)
+            .await
+            .unwrap(),
         0
     );
     // Slots past 255 hold nobody; several slots at once, across accounts.

@@ -10,6 +10,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use covisit::core::codes::ErrorCode;
+use covisit::core::ids::valid_id;
 use covisit::core::model::Agent;
 use covisit::core::protocol::{
     decode, encode, AgentMessage, ErrorFrame, ServerToVisitor, VisitorMessage, MAX_FRAME_BYTES,
@@ -39,11 +41,10 @@ const AGENT_PING: Duration = Duration::from_secs(20);
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
-async fn send_error(state: &Shared, sink: &mut Sink, code: &str, message: &str) -> bool {
+async fn send_error(state: &Shared, sink: &mut Sink, code: ErrorCode, message: &str) -> bool {
     state.metrics.error();
-    sink.send(Message::Text(error_frame(code, message).into()))
-        .await
-        .is_ok()
+    let frame = encode(&ServerToVisitor::Error(ErrorFrame::new(code, message)));
+    sink.send(Message::Text(frame.into())).await.is_ok()
 }
 
 async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
@@ -155,7 +156,7 @@ struct CheckedHello {
 }
 
 /// A refused hello: the error frame's code and message, and the close's code and reason.
-type Refusal = (String, String, u16, &'static str);
+type Refusal = (ErrorCode, String, u16, &'static str);
 
 /// Decodes the hello and checks its key and the page's origin. Nothing is created
 /// before this passes.
@@ -176,19 +177,19 @@ async fn check_hello(
             }) => (api_key, short_id, visitor_secret, connection, config),
             Ok(_) => {
                 return Err((
-                    "hello_required".into(),
+                    ErrorCode::HELLO_REQUIRED,
                     "the first frame must be a hello".into(),
                     1008,
                     "hello required",
                 ))
             }
-            Err(e) => return Err((e.code().into(), e.to_string(), 1008, "bad hello")),
+            Err(e) => return Err((e.code(), e.to_string(), 1008, "bad hello")),
         };
     let key = match state.directory.key(&api_key).await {
         Ok(Some(k)) if api_key.starts_with("pk_") && k.revoked_at.is_none() => k,
         Ok(_) => {
             return Err((
-                "invalid_api_key".into(),
+                ErrorCode::INVALID_API_KEY,
                 "api_key is not a public key of any account".into(),
                 1008,
                 "invalid api key",
@@ -197,7 +198,7 @@ async fn check_hello(
         Err(e) => {
             tracing::error!(error = %e, "key lookup failed");
             return Err((
-                "internal".into(),
+                ErrorCode::INTERNAL,
                 "internal server error".into(),
                 1011,
                 "internal error",
@@ -208,7 +209,7 @@ async fn check_hello(
     if !crate::auth::origin_allowed(key.origins.as_deref(), key.allow_loopback, origin) {
         let shown = origin.unwrap_or("(none)");
         return Err((
-            "origin_not_allowed".into(),
+            ErrorCode::ORIGIN_NOT_ALLOWED,
             format!("pages of the origin {shown} may not use this public key; add the origin to the key's allowed origins"),
             1008,
             "origin not allowed",
@@ -232,7 +233,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
     let hello = match check_hello(&state, &text, origin.as_deref()).await {
         Ok(h) => h,
         Err((code, message, close_code, reason)) => {
-            send_error(&state, &mut sink, &code, &message).await;
+            send_error(&state, &mut sink, code, &message).await;
             return close(&mut sink, close_code, reason).await;
         }
     };
@@ -249,7 +250,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                 send_error(
                     &state,
                     &mut sink,
-                    "unavailable",
+                    ErrorCode::UNAVAILABLE,
                     "no node can take this visitor right now; the SDK retries",
                 )
                 .await;
@@ -289,7 +290,7 @@ pub async fn serve_bridged_visitor(state: Shared, bridged: crate::cluster::Bridg
             return;
         }
         Err((code, message, close_code, reason)) => {
-            link.send_error(&state, &code, &message).await;
+            link.send_error(&state, code, &message).await;
             link.close(close_code, reason).await;
             cluster.bridged_done(conn);
             return;
@@ -342,7 +343,7 @@ async fn bridge_visitor(
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(t))) => cluster.bridge_text(owner, conn, &t),
                 Some(Ok(Message::Binary(_))) => {
-                    if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
+                    if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -392,7 +393,7 @@ impl VisitorLink {
         }
     }
 
-    async fn send_error(&mut self, state: &Shared, code: &str, message: &str) -> bool {
+    async fn send_error(&mut self, state: &Shared, code: ErrorCode, message: &str) -> bool {
         match self {
             VisitorLink::Socket { sink, .. } => send_error(state, sink, code, message).await,
             VisitorLink::Bridged { cluster, conn, .. } => {
@@ -445,11 +446,8 @@ impl VisitorLink {
 }
 
 /// An `error` frame's text.
-fn error_frame(code: &str, message: &str) -> String {
-    encode(&ServerToVisitor::Error(ErrorFrame {
-        code: code.to_string(),
-        message: message.to_string(),
-    }))
+fn error_frame(code: ErrorCode, message: &str) -> String {
+    encode(&ServerToVisitor::Error(ErrorFrame::new(code, message)))
 }
 
 /// A visitor tab's session on the node that owns the visitor: the store lookups the
@@ -479,7 +477,7 @@ async fn visitor_session(
         None => false,
     };
     let stored = match short_id.as_deref() {
-        Some(sid) if !in_memory && sid.len() <= 64 => {
+        Some(sid) if !in_memory && valid_id(sid) => {
             let visitor = state
                 .store
                 .get_visitor(account_id, sid)
@@ -498,7 +496,7 @@ async fn visitor_session(
         _ => None,
     };
     let connection_owner = match connection.unique_connection_id.as_deref() {
-        Some(c) if c.len() <= 64 => state.store.connection_visitor(c).await.ok().flatten(),
+        Some(c) if valid_id(c) => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
     // On a node of several, lookup codes are reserved across the cluster first (for the
@@ -576,7 +574,7 @@ async fn visitor_session(
                     Incoming::Text(t) => t,
                     Incoming::Binary => {
                         state.hub.heard(conn);
-                        if !link.send_error(&state, "malformed_frame", "binary frames are not supported").await { break }
+                        if !link.send_error(&state, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                         continue;
                     }
                     Incoming::Gone => break,
@@ -611,11 +609,11 @@ async fn visitor_session(
                     }
                     Err(e) => {
                         state.hub.heard(conn);
-                        Err((e.code().to_string(), e.to_string()))
+                        Err((e.code(), e.to_string()))
                     }
                 };
                 if let Err((code, message)) = result {
-                    if !link.send_error(&state, &code, &message).await { break }
+                    if !link.send_error(&state, code, &message).await { break }
                 }
             }
         }
@@ -625,17 +623,17 @@ async fn visitor_session(
 }
 
 /// A refused `track` batch as an error frame's (code, message).
-fn track_error(e: crate::journey::JourneyError) -> (String, String) {
+fn track_error(e: crate::journey::JourneyError) -> (ErrorCode, String) {
     match e {
-        crate::journey::JourneyError::Invalid(e) => (e.code().to_string(), e.to_string()),
+        crate::journey::JourneyError::Invalid(e) => (e.code(), e.to_string()),
         // Erased while this socket was still open: it is being closed.
         crate::journey::JourneyError::UnknownVisitor => (
-            "unknown_visitor".to_string(),
+            ErrorCode::UNKNOWN_VISITOR,
             "the visitor was erased".to_string(),
         ),
         crate::journey::JourneyError::Store(e) => {
             tracing::error!(error = %e, "journey read failed");
-            ("internal".to_string(), "internal server error".to_string())
+            (ErrorCode::INTERNAL, "internal server error".to_string())
         }
     }
 }
@@ -647,10 +645,10 @@ async fn call_link(
     account_id: i64,
     short_id: &str,
     token: &str,
-) -> Result<(), (String, String)> {
+) -> Result<(), (ErrorCode, String)> {
     let invalid = || {
         (
-            "invalid_call_token".to_string(),
+            ErrorCode::INVALID_CALL_TOKEN,
             "this personal link is unknown, used or expired".to_string(),
         )
     };
@@ -688,7 +686,7 @@ async fn call_link(
         .await
         .and_then(|r| r)
         .map(|_| ())
-        .map_err(|e| (e.code().to_string(), e.message()))
+        .map_err(|e| (e.code(), e.message()))
 }
 
 pub async fn agent_ws(
@@ -737,7 +735,7 @@ async fn agent_identity(
     secret_key: Option<String>,
     name: Option<String>,
     external_id: Option<String>,
-) -> Result<AgentIdentity, (&'static str, String)> {
+) -> Result<AgentIdentity, (ErrorCode, String)> {
     if let Some(secret_key) = secret_key {
         let name = name.map(|n| n.trim().to_string()).unwrap_or_default();
         let external_id = external_id
@@ -746,7 +744,7 @@ async fn agent_identity(
         if name.is_empty() || name.len() > 200 || external_id.is_empty() || external_id.len() > 200
         {
             return Err((
-                "invalid_argument",
+                ErrorCode::INVALID_ARGUMENT,
                 "an integration's agent needs `name` and `external_id` (1 to 200 characters each): the agent's id comes from `external_id`".into(),
             ));
         }
@@ -768,18 +766,18 @@ async fn agent_identity(
                 may_join_any: true,
             }),
             Ok(None) => Err((
-                "invalid_secret_key",
+                ErrorCode::INVALID_SECRET_KEY,
                 "secret_key is not a secret key of any account".into(),
             )),
             Err(e) => {
                 tracing::error!(error = %e, "key lookup failed");
-                Err(("internal", "internal server error".into()))
+                Err((ErrorCode::INTERNAL, "internal server error".into()))
             }
         };
     }
     let Some(token) = cookie.filter(|_| same_origin) else {
         return Err((
-            "unauthorized",
+            ErrorCode::UNAUTHORIZED,
             "sign in to the console first (or send the account's secret_key as an integration)"
                 .into(),
         ));
@@ -787,7 +785,7 @@ async fn agent_identity(
     match crate::access::cookie_user(state, &token).await {
         Ok((principal, user)) => {
             let crate::auth::Principal::User { session, .. } = &principal else {
-                return Err(("internal", "internal server error".into()));
+                return Err((ErrorCode::INTERNAL, "internal server error".into()));
             };
             Ok(AgentIdentity {
                 account_id: user.account_id,
@@ -798,7 +796,7 @@ async fn agent_identity(
                 may_join_any: principal.may(crate::auth::Act::JoinAnySession),
             })
         }
-        Err(e) => Err(("unauthorized", e.message)),
+        Err(e) => Err((ErrorCode::UNAUTHORIZED, e.message)),
     }
 }
 
@@ -824,7 +822,7 @@ async fn agent_socket(
             send_error(
                 &state,
                 &mut sink,
-                "hello_required",
+                ErrorCode::HELLO_REQUIRED,
                 "the first frame must be a hello",
             )
             .await;
@@ -849,7 +847,7 @@ async fn agent_socket(
         Ok(w) => w,
         Err((code, message)) => {
             send_error(&state, &mut sink, code, &message).await;
-            let internal = code == "internal";
+            let internal = code == ErrorCode::INTERNAL;
             return close(
                 &mut sink,
                 if internal { 1011 } else { 1008 },
@@ -862,6 +860,17 @@ async fn agent_socket(
             .await;
         }
     };
+    let fenced = |c: &crate::cluster::Cluster| c.state() == crate::cluster::NodeState::Fenced;
+    if state.cluster.as_ref().is_some_and(fenced) {
+        send_error(
+            &state,
+            &mut sink,
+            ErrorCode::UNAVAILABLE,
+            "this node lost its cluster membership; reconnect to another",
+        )
+        .await;
+        return close(&mut sink, 1013, "try again later").await;
+    }
     let agent_id = who.agent.id.clone();
     let account_id = who.account_id;
     let (conn, SocketRx { mut rx, kill }) = state.hub.register(true);
@@ -896,7 +905,7 @@ async fn agent_socket(
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(_))) => {
                         state.hub.heard(conn);
-                        if !send_error(&state, &mut sink, "malformed_frame", "binary frames are not supported").await { break }
+                        if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -909,7 +918,7 @@ async fn agent_socket(
                     // The REST search's budget: guessing codes must not be cheaper here.
                     Ok(AgentMessage::Search { q }) if crate::auth::is_lookup_code(q.trim()) && !state.lookups.allow(account_id) => {
                         state.hub.heard(conn);
-                        if !send_error(&state, &mut sink, "rate_limited", "too many lookup-code searches; retry in a minute").await { break }
+                        if !send_error(&state, &mut sink, ErrorCode::RATE_LIMITED, "too many lookup-code searches; retry in a minute").await { break }
                     }
                     // About a visitor or session another node owns: it handles it (and
                     // answers this socket over the bus).

@@ -180,8 +180,12 @@ async fn one_visitors_tabs_on_two_nodes_share_a_session() {
     let session_id = agent.request_session(&first.short_id(), "search").await;
     first.expect("session_request").await;
     // Focus moves to the second tab: the prompt moves with it.
-    first.send(json!({"type": "focus", "hasFocus": false})).await;
-    second.send(json!({"type": "focus", "hasFocus": true})).await;
+    first
+        .send(json!({"type": "focus", "hasFocus": false}))
+        .await;
+    second
+        .send(json!({"type": "focus", "hasFocus": true}))
+        .await;
     second.expect("session_request").await;
     second.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
@@ -230,7 +234,10 @@ async fn rest_works_on_any_node() {
     assert_eq!(ended["status"], "ended");
     assert_eq!(ended["agent_notes"][0]["text"], "from another node");
     // A second tab on yet another node; erasure closes both.
-    let mut other = c.node((rest_node + 1) % 3).returning(&v.ids(), None, true).await;
+    let mut other = c
+        .node((rest_node + 1) % 3)
+        .returning(&v.ids(), None, true)
+        .await;
     let (status, _) = rest
         .call("DELETE", &format!("/api/v1/visitors/{short_id}"), None)
         .await;
@@ -253,7 +260,12 @@ async fn lookup_codes_are_unique_across_nodes() {
     }
     let codes: std::collections::HashSet<String> = visitors
         .iter()
-        .map(|v| v.welcome["lookup_code"].as_str().expect("a code").to_string())
+        .map(|v| {
+            v.welcome["lookup_code"]
+                .as_str()
+                .expect("a code")
+                .to_string()
+        })
         .collect();
     assert_eq!(codes.len(), 300, "all codes unique");
     for (i, v) in visitors.iter().enumerate().step_by(7) {
@@ -296,7 +308,9 @@ async fn an_owner_killed_mid_session_is_replaced() {
         .await;
     agent
         .expect_where("session_update", |u| {
-            u["session"]["agent_notes"].as_array().is_some_and(|n| !n.is_empty())
+            u["session"]["agent_notes"]
+                .as_array()
+                .is_some_and(|n| !n.is_empty())
         })
         .await;
     let killed = Instant::now();
@@ -363,23 +377,40 @@ async fn a_paused_node_comes_back_fenced() {
         c.node(0).node_id()
     )) > 0
     {
-        assert!(Instant::now() < deadline, "the paused node's slots did not move");
+        assert!(
+            Instant::now() < deadline,
+            "the paused node's slots did not move"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let visitors_before = c
-        .pg
-        .query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after the pause%'");
+    let visitors_before =
+        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'");
     c.node(0).signal("CONT");
-    // …and once resumed it closes its visitors' sockets and writes nothing.
+    // …and once resumed it closes its visitors' sockets, takes no visitor and writes
+    // nothing.
     assert!(v.closed_within(Duration::from_secs(10)).await);
-    v.send(json!({"type": "update_visitor", "identity": {"name": "after the pause"}}))
+    let ids = v.ids();
+    let url = c.node(0).url("/ws/visitor").replacen("http", "ws", 1);
+    let mut again = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
+    again
+        .send(json!({
+            "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+            "short_id": ids.short_id, "visitor_secret": ids.secret,
+            "connection": {"currentUrl": "http://127.0.0.1/after-the-pause",
+                "screenWidth": 1280, "screenHeight": 800, "audioSupported": false,
+                "hasFocus": true, "userAgent": common::CHROME_UA},
+            "config": {},
+        }))
         .await;
+    let refused = again.expect("error").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert!(again.closed_within(Duration::from_secs(5)).await);
     let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 503);
     let body: Value = health.json().await.unwrap();
     assert_eq!(body["status"], "fenced");
     assert_eq!(
-        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after the pause%'"),
+        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
         visitors_before
     );
 }

@@ -14,8 +14,10 @@ use std::collections::VecDeque;
 use crate::core::json::{Json, Object};
 use serde::Serialize;
 
+use crate::core::codes::ErrorCode;
 use crate::core::config::{self, Config, ConfigError, IdentityUpdate, Patch};
 use crate::core::derive;
+use crate::core::ids::valid_id;
 use crate::core::journey::{self, TrackError};
 use crate::core::machine::{PromptKind, SessionStatus, MAX_RETURN_TIME_SECONDS};
 use crate::core::model::{Agent, DisconnectType};
@@ -44,6 +46,8 @@ pub const TRACK_BATCH_MS: u64 = 1000;
 pub const TRACK_QUEUE_LIMIT: usize = 500;
 /// Largest `track` frame or beacon body the client writes (the limit is 64 KiB).
 pub const TRACK_FRAME_BYTES: usize = 48 * 1024;
+/// What closes a `track` frame or beacon body after its events.
+const BATCH_TAIL: &str = "]}";
 /// Where `navigator.sendBeacon` posts the events still queued on `pagehide`.
 pub const BEACON_PATH: &str = "/api/v1/journey/beacon";
 
@@ -212,13 +216,13 @@ pub enum ClientError {
 
 impl ClientError {
     /// Stable code for JS.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ClientError::WrongState { .. } => "wrong_session_state",
-            ClientError::WrongControlState { .. } => "wrong_control_state",
-            ClientError::InvalidArgument { .. } => "invalid_argument",
-            ClientError::UnknownEvent { .. } => "unknown_event",
-            ClientError::Stopped => "stopped",
+            ClientError::WrongState { .. } => ErrorCode::WRONG_SESSION_STATE,
+            ClientError::WrongControlState { .. } => ErrorCode::WRONG_CONTROL_STATE,
+            ClientError::InvalidArgument { .. } => ErrorCode::INVALID_ARGUMENT,
+            ClientError::UnknownEvent { .. } => ErrorCode::UNKNOWN_EVENT,
+            ClientError::Stopped => ErrorCode::STOPPED,
             ClientError::Config(e) => e.code(),
             ClientError::Track(e) => e.code(),
         }
@@ -299,6 +303,8 @@ pub struct VisitorClient {
     timers: [Option<Millis>; 3],
     rng: u64,
     visitor: VisitorView,
+    /// The `email` the page set; `visitor.email` is derived from it and the identities.
+    explicit_email: Option<String>,
     /// Proves this SDK is the visitor `visitor.short_id` (never shown to the page's
     /// events or state).
     visitor_secret: Option<String>,
@@ -353,6 +359,7 @@ impl VisitorClient {
                 short_id: stored.short_id.filter(|s| valid_id(s)),
                 ..Default::default()
             },
+            explicit_email: None,
             visitor_secret: stored.visitor_secret.filter(|s| valid_id(s)),
             unique_connection_id: stored.connection_id.filter(|s| valid_id(s)),
             status: SessionStatus::None,
@@ -527,7 +534,7 @@ impl VisitorClient {
         // A newer server's message types are not errors for the page.
         if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
             self.event(ClientEvent::Error {
-                code: e.code().into(),
+                code: e.code().as_str().into(),
                 message: e.to_string(),
             });
         }
@@ -1018,20 +1025,17 @@ impl VisitorClient {
     pub fn flush_tracking(&mut self, now: Millis) {
         self.track_due = None;
         while self.link == Link::Ready {
-            let Some(events) = self.take_track_batch() else {
+            let head = [
+                r#"{"type":"track","sent_at":"#,
+                &json_text(&now.0),
+                r#","events":["#,
+            ]
+            .concat();
+            let Some(events) = self.take_track_batch(head.len() + BATCH_TAIL.len()) else {
                 break;
             };
-            let sent_at = json_text(&now.0);
-            self.outputs.push_back(Output::Transmit(
-                [
-                    r#"{"type":"track","sent_at":"#,
-                    &sent_at,
-                    r#","events":["#,
-                    &events,
-                    "]}",
-                ]
-                .concat(),
-            ));
+            self.outputs
+                .push_back(Output::Transmit([&head, &events, BATCH_TAIL].concat()));
         }
     }
 
@@ -1042,28 +1046,25 @@ impl VisitorClient {
     /// [`Self::flush_tracking`] for the rest). Events already sent are not in it.
     pub fn take_beacon(&mut self, now: Millis) -> Option<String> {
         let short_id = json_text(self.visitor.short_id.as_ref()?);
-        let events = self.take_track_batch()?;
+        let head = [
+            r#"{"api_key":"#,
+            &json_text(&self.config.api_key),
+            r#","short_id":"#,
+            &short_id,
+            r#","uniqueConnectionId":"#,
+            &json_text(&self.unique_connection_id),
+            r#","visitor_secret":"#,
+            &json_text(&self.visitor_secret),
+            r#","sent_at":"#,
+            &json_text(&now.0),
+            r#","events":["#,
+        ]
+        .concat();
+        let events = self.take_track_batch(head.len() + BATCH_TAIL.len())?;
         if self.track_queue.is_empty() {
             self.track_due = None;
         }
-        Some(
-            [
-                r#"{"api_key":"#,
-                &json_text(&self.config.api_key),
-                r#","short_id":"#,
-                &short_id,
-                r#","uniqueConnectionId":"#,
-                &json_text(&self.unique_connection_id),
-                r#","visitor_secret":"#,
-                &json_text(&self.visitor_secret),
-                r#","sent_at":"#,
-                &json_text(&now.0),
-                r#","events":["#,
-                &events,
-                "]}",
-            ]
-            .concat(),
-        )
+        Some([&head, &events, BATCH_TAIL].concat())
     }
 
     /// The URL [`Self::take_beacon`]'s body goes to.
@@ -1126,13 +1127,18 @@ impl VisitorClient {
         Ok(())
     }
 
-    /// The oldest queued events that fit one frame, joined with commas.
-    fn take_track_batch(&mut self) -> Option<String> {
+    /// The oldest queued events that fit one frame of at most [`TRACK_FRAME_BYTES`]
+    /// with `envelope` bytes of its own around them, joined with commas. The oldest
+    /// event goes even when it alone does not fit (it could never go otherwise); an
+    /// event is at most ~16 KiB and an envelope a few KiB (the API key is at most
+    /// 2 KiB), so that does not happen.
+    fn take_track_batch(&mut self, envelope: usize) -> Option<String> {
+        let budget = TRACK_FRAME_BYTES.saturating_sub(envelope);
         let mut out = String::new();
         let mut count = 0;
         while let Some(next) = self.track_queue.front() {
             if count == journey::MAX_EVENTS_PER_BATCH
-                || (count > 0 && out.len() + next.len() + 1 > TRACK_FRAME_BYTES)
+                || (count > 0 && out.len() + next.len() + 1 > budget)
             {
                 break;
             }
@@ -1245,7 +1251,7 @@ impl VisitorClient {
         let v = &mut self.visitor;
         update.unique_id.apply_to(&mut v.unique_id);
         update.call_name.apply_to(&mut v.call_name);
-        update.email.apply_to(&mut v.email);
+        update.email.apply_to(&mut self.explicit_email);
         for (patch, slot) in [
             (update.identities, &mut v.identities),
             (update.tags, &mut v.tags),
@@ -1264,14 +1270,13 @@ impl VisitorClient {
         self.refresh_names();
     }
 
+    /// `name`, `email` and `nickname` by the server's rule (`derive::Names`).
     fn refresh_names(&mut self) {
         let v = &mut self.visitor;
-        v.name = derive::name_from_identities(&v.identities);
-        let email = derive::email_from(v.email.as_deref(), &v.identities);
-        v.nickname = v
-            .short_id
-            .as_deref()
-            .map(|id| derive::nickname(v.name.as_deref(), email.as_deref(), id));
+        let names = derive::Names::of(self.explicit_email.as_deref(), &v.identities);
+        v.nickname = v.short_id.as_deref().map(|id| names.nickname(id));
+        v.name = names.name;
+        v.email = names.email;
     }
 
     fn expect_status(
@@ -1309,14 +1314,6 @@ impl VisitorClient {
     }
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -1324,6 +1321,10 @@ mod tests;
 
 #[cfg(test)]
 mod track_tests;
+
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod codec_props;
 
 /// A value as JSON text (for frames the SDK assembles from parts).
 fn json_text<T: Serialize + ?Sized>(value: &T) -> String {

@@ -4,11 +4,13 @@
 //! Validation works on a JSON value so that the facade (from JS) and the server (from a
 //! hello frame) reject exactly the same inputs with the same stable error codes.
 
+use crate::core::codes::ErrorCode;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
 /// `cobrowsingVideoEnabled` values of the seed Connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum VideoEnabled {
     TwoWay,
@@ -20,6 +22,7 @@ pub enum VideoEnabled {
 
 /// `cobrowsingVideoAudioRelationship` values of the seed Connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum VideoAudioRelationship {
     #[default]
@@ -32,6 +35,7 @@ pub enum VideoAudioRelationship {
 /// the secure default: authorization and control requests on; console, redirect, full
 /// screen and full tab off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Permissions {
     pub require_authorization_for_session: bool,
@@ -161,13 +165,13 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The stable code thrown to JS as `error.code`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ConfigError::NotAnObject { .. } => "config_not_object",
-            ConfigError::UnknownKey { .. } => "config_unknown_key",
-            ConfigError::WrongType { .. } => "config_wrong_type",
-            ConfigError::Missing { .. } => "config_missing_key",
-            ConfigError::Invalid { .. } => "config_invalid_value",
+            ConfigError::NotAnObject { .. } => ErrorCode::CONFIG_NOT_OBJECT,
+            ConfigError::UnknownKey { .. } => ErrorCode::CONFIG_UNKNOWN_KEY,
+            ConfigError::WrongType { .. } => ErrorCode::CONFIG_WRONG_TYPE,
+            ConfigError::Missing { .. } => ErrorCode::CONFIG_MISSING_KEY,
+            ConfigError::Invalid { .. } => ErrorCode::CONFIG_INVALID_VALUE,
         }
     }
 }
@@ -246,6 +250,15 @@ const OTHER_KEYS: &[(&str, Kind)] = &[
     ("trackPageViews", Kind::Bool),
     ("allowAgentDrawing", Kind::Bool),
 ];
+
+/// Every key `start(config)` takes (the SDK's TypeScript `CovisitConfig` and README's
+/// configuration table list the same ones; `tests/facts.rs` checks).
+pub fn config_keys() -> impl Iterator<Item = &'static str> {
+    [PERMISSION_KEYS, IDENTITY_KEYS, OTHER_KEYS]
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| *key)
+}
 
 fn type_name(v: &Json) -> &'static str {
     match v {
@@ -481,6 +494,10 @@ pub fn parse_config(value: &Json) -> Result<Config, ConfigError> {
         identity: identity_from(map),
     })
 }
+
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -39,14 +39,14 @@ pub fn name_from_identities(identities: &[String]) -> Option<String> {
 }
 
 /// The seed's `email`: the explicit one, else the first identity that looks like one.
-pub fn email_from(explicit: Option<&str>, identities: &[String]) -> Option<String> {
+fn email_from(explicit: Option<&str>, identities: &[String]) -> Option<String> {
     explicit
         .map(str::to_string)
         .or_else(|| identities.iter().find(|i| looks_like_email(i)).cloned())
 }
 
 /// The seed's `nickname`: the name, else the email's local part, else the short id.
-pub fn nickname(name: Option<&str>, email: Option<&str>, short_id: &str) -> String {
+fn nickname(name: Option<&str>, email: Option<&str>, short_id: &str) -> String {
     name.map(str::to_string)
         .or_else(|| {
             email
@@ -54,6 +54,45 @@ pub fn nickname(name: Option<&str>, email: Option<&str>, short_id: &str) -> Stri
                 .map(|(local, _)| local.to_string())
         })
         .unwrap_or_else(|| short_id.to_string())
+}
+
+/// A visitor's names as SPEC.md section 5 derives them from its identity fields: the one
+/// rule behind the SDK's `state().visitor` and the server's Visitor, so both show the
+/// same `name`, `email` and `nickname` for the same `updateVisitor` calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The first identity that looks like a person's name.
+    pub name: Option<String>,
+    /// The email set explicitly (`updateVisitor({email})`), else the first identity
+    /// that looks like one.
+    pub email: Option<String>,
+}
+
+impl Names {
+    /// `explicit_email` is what the page set as `email` (kept apart from the derived one,
+    /// so that clearing an identity can clear the email it gave).
+    pub fn of(explicit_email: Option<&str>, identities: &[String]) -> Names {
+        Names {
+            name: name_from_identities(identities),
+            email: email_from(explicit_email, identities),
+        }
+    }
+
+    /// The seed's `nickname`: the name, else the email's local part, else the short id.
+    pub fn nickname(&self, short_id: &str) -> String {
+        nickname(self.name.as_deref(), self.email.as_deref(), short_id)
+    }
+}
+
+/// The explicit email a stored Visitor's `email` stands for, where only the derived one
+/// was kept (the server's store): none when its identities give that email anyway. So a
+/// visitor read back from storage whose email came from an identity loses it with that
+/// identity, as it would have before; one set explicitly to its first email identity
+/// reads as derived, the one case the stored fields cannot tell apart.
+pub fn explicit_email(stored_email: Option<&str>, identities: &[String]) -> Option<String> {
+    stored_email
+        .filter(|e| email_from(None, identities).as_deref() != Some(e))
+        .map(str::to_string)
 }
 
 /// `MM:SS` below one hour, `HH:MM:SS` from one hour on (`formatted_length`).
@@ -172,6 +211,31 @@ mod tests {
         assert_eq!(nickname(Some("Ada"), Some("x@y.z"), "v1"), "Ada");
         assert_eq!(nickname(None, Some("ada.l@y.z"), "v1"), "ada.l");
         assert_eq!(nickname(None, None, "v1"), "v1");
+    }
+
+    #[test]
+    fn names_come_from_the_identities_unless_an_email_was_set() {
+        let names = Names::of(None, &ids(&["Ada Lovelace", "ada@example.com"]));
+        assert_eq!(names.name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(names.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(names.nickname("v1"), "Ada Lovelace");
+        let names = Names::of(Some("a.l@b.co"), &ids(&["12345"]));
+        assert_eq!(
+            (names.name, names.email.as_deref()),
+            (None, Some("a.l@b.co"))
+        );
+        assert_eq!(Names::of(None, &[]).nickname("v1"), "v1");
+    }
+
+    #[test]
+    fn a_stored_email_that_the_identities_give_is_not_explicit() {
+        let identities = ids(&["Ada", "ada@example.com"]);
+        assert_eq!(explicit_email(Some("ada@example.com"), &identities), None);
+        assert_eq!(
+            explicit_email(Some("a.l@work.example"), &identities).as_deref(),
+            Some("a.l@work.example")
+        );
+        assert_eq!(explicit_email(None, &identities), None);
     }
 
     #[test]

@@ -321,3 +321,27 @@ mod tests {
         assert_eq!(Json::parse("nope"), None);
     }
 }
+
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props {
+    use super::*;
+    use crate::core::strategies::json_value;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// [`Json`]'s hand-written serde impls read and write what `serde_json::Value`'s
+        /// do, and keep a document's member order through a round trip.
+        #[test]
+        fn json_reads_and_writes_as_serde_json_does(v in json_value()) {
+            let text = v.to_string();
+            let ours = Json::parse(&text).expect("serde_json wrote JSON");
+            prop_assert_eq!(&ours, &Json::from(v.clone()));
+            prop_assert_eq!(ours.to_text(), text.clone());
+            prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&ours.to_text()).ok(), Some(v.clone()));
+            prop_assert_eq!(serde_json::Value::from(ours), v);
+        }
+    }
+}

@@ -8,14 +8,20 @@
 
 pub mod analytics;
 pub mod client;
+pub mod codes;
 pub mod config;
 pub mod derive;
+pub mod ids;
 pub mod journey;
 pub mod json;
 pub mod machine;
 pub mod model;
 pub mod pii;
 pub mod protocol;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod strategies;
 pub mod time;
+#[cfg(test)]
+mod wire_ts;
 
 pub use time::Millis;

@@ -7,6 +7,8 @@
 //! Field names that appear in the seeds keep the seeds' casing: snake_case for the REST
 //! objects (Visitor, Session, Agent), camelCase for Connection and Cobrowsesession.
 
+use crate::core::codes::ErrorCode;
+use crate::core::config::Permissions;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +23,7 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// What a tab reports about itself in its hello (camelCase, as the seed Connection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConnectionHello {
     /// Set when the tab reconnects (reload, network blip); new tabs send none.
@@ -35,6 +38,7 @@ pub struct ConnectionHello {
 
 /// Visitor (SDK) → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorMessage {
     /// First frame: who this is. `config` is the SDK's validated config object
@@ -50,6 +54,7 @@ pub enum VisitorMessage {
         visitor_secret: Option<String>,
         connection: ConnectionHello,
         #[serde(default)]
+        #[cfg_attr(test, ts(type = "Record<string, unknown> | null"))]
         config: Json,
     },
     Heartbeat,
@@ -69,6 +74,7 @@ pub enum VisitorMessage {
     },
     /// `identity` has the keys of `updateVisitor` (camelCase); `null` clears a value.
     UpdateVisitor {
+        #[cfg_attr(test, ts(type = "Record<string, unknown>"))]
         identity: Json,
     },
     Authorize,
@@ -94,7 +100,10 @@ pub enum VisitorMessage {
         events: Vec<TrackEvent>,
     },
     /// Co-browsing: a batch of mirror records (docs/MIRROR.md), sent only while the
-    /// session is active; the server relays it to the session's agents.
+    /// session is active; the server relays it to the session's agents. The SDK writes
+    /// this frame by hand around the capture's JSON (`client/mirror.rs`), so the derived
+    /// serializer skips it: serializing raw JSON stays out of the wasm bundle.
+    #[serde(skip_serializing)]
     Mirror {
         data: MirrorData,
     },
@@ -102,7 +111,7 @@ pub enum VisitorMessage {
     RemoteApplied {
         id: u32,
         ok: bool,
-        reason: Option<String>,
+        reason: Option<RemoteRefusal>,
     },
     /// The page was opened through an agent's personal link: the one-time token the
     /// visitor's confirmation gave (`#covisit_call=…` in the URL). That agent asks for
@@ -111,6 +120,7 @@ pub enum VisitorMessage {
         token: String,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
@@ -118,7 +128,9 @@ pub enum VisitorMessage {
 /// in: the server checks their shape ([`MirrorData::check`]) and relays the text
 /// without building a tree of it; the console re-sanitises everything it renders.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(transparent)]
+#[cfg_attr(test, ts(type = "MirrorRecord[]"))]
 pub struct MirrorData(Box<serde_json::value::RawValue>);
 
 /// The most records one `mirror` frame may carry.
@@ -144,7 +156,8 @@ impl MirrorData {
         self.0.get()
     }
 
-    /// Whether the first record starts a snapshot (`["S", …]`: a new epoch).
+    /// Whether the first record starts a snapshot (`["S", …]`: a new epoch). Reads
+    /// only as far as the first record's kind.
     pub fn starts_snapshot(&self) -> bool {
         let t = self
             .0
@@ -153,7 +166,9 @@ impl MirrorData {
             .strip_prefix('[')
             .unwrap_or_default();
         let t = t.trim_start().strip_prefix('[').unwrap_or_default();
-        t.trim_start().starts_with("\"S\"")
+        // The kind is read as JSON, not matched as text: `"\u0053"` is an `S` too.
+        let mut values = serde_json::Deserializer::from_str(t).into_iter::<RecordKind>();
+        matches!(values.next(), Some(Ok(RecordKind(b'S'))))
     }
 
     /// An array of at most [`MAX_MIRROR_RECORDS`] records, each an array whose first
@@ -191,10 +206,8 @@ impl MirrorData {
                 f.write_str("a record")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                let kind: Option<&str> = seq.next_element()?;
-                match kind {
-                    Some(k) if k.len() == 1 && k.as_bytes()[0].is_ascii_alphabetic() => {}
-                    _ => return Err(serde::de::Error::custom("bad kind")),
+                if seq.next_element::<RecordKind>()?.is_none() {
+                    return Err(serde::de::Error::custom("bad kind"));
                 }
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(())
@@ -215,9 +228,33 @@ impl MirrorData {
     }
 }
 
+/// A mirror record's kind: a string of one ASCII letter, however the JSON writes it
+/// (`"S"`, or `"\u0053"`: a borrowed `&str` would refuse the escaped form).
+struct RecordKind(u8);
+
+impl<'de> Deserialize<'de> for RecordKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RecordKind, D::Error> {
+        struct Letter;
+        impl serde::de::Visitor<'_> for Letter {
+            type Value = RecordKind;
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("a one-letter kind")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RecordKind, E> {
+                match s.as_bytes() {
+                    [b] if b.is_ascii_alphabetic() => Ok(RecordKind(*b)),
+                    _ => Err(E::custom("bad kind")),
+                }
+            }
+        }
+        d.deserialize_str(Letter)
+    }
+}
+
 /// The body of `POST /api/v1/journey/beacon` (`navigator.sendBeacon` on `pagehide`):
 /// a `track` batch that carries its own identification, since no socket does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct TrackBeacon {
     /// The account's public key.
     pub api_key: String,
@@ -236,6 +273,7 @@ pub struct TrackBeacon {
 /// Server → visitor (SDK). `Deserialize` is written by hand below: it is the one
 /// decoder in the wasm bundle, and the derived one for a `type`-tagged enum costs ~40 KB.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToVisitor {
     Welcome {
@@ -303,9 +341,11 @@ pub enum ServerToVisitor {
         agent_id: String,
         name: String,
         color: u32,
+        #[cfg_attr(test, ts(type = "Ink"))]
         ink: Json,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
@@ -486,6 +526,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
 
 /// Agent console → server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
     /// First frame. A console signs in with its session cookie and sends only
@@ -563,11 +604,13 @@ pub enum AgentMessage {
         short_id: String,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
 /// How the agent found the visitor (decides the seed Session `source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum FoundBy {
     LookupCode,
@@ -576,6 +619,7 @@ pub enum FoundBy {
 
 /// Where remote control of a session stands (`session_update.control`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ControlPhase {
     #[default]
@@ -588,6 +632,7 @@ pub enum ControlPhase {
 /// `none`, the agent whose request or control last ended, if any); `reason` is why
 /// control last ended in this session (`denied` when the visitor declined), or null.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SessionControl {
     pub state: ControlPhase,
     pub agent_id: Option<String>,
@@ -600,6 +645,7 @@ pub struct SessionControl {
 
 /// Server → agent console.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerToAgent {
     Welcome {
@@ -653,7 +699,7 @@ pub enum ServerToAgent {
         id: u32,
         kind: RemoteKind,
         ok: bool,
-        reason: Option<String>,
+        reason: Option<RemoteRefusal>,
     },
     /// Co-browsing: another agent of the session points or draws on the visitor's tab
     /// `tab` (as the visitor's tab gets it, see [`ServerToVisitor::Draw`]).
@@ -666,16 +712,20 @@ pub enum ServerToAgent {
         ink: Ink,
     },
     #[serde(other)]
+    #[cfg_attr(test, ts(skip))]
     Unknown,
 }
 
 /// The embedded state the SDK exposes as `state()`: the seed's objects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct VisitorState {
     pub status: SessionStatus,
     /// The tab's seed Connection object (camelCase, every field).
+    #[cfg_attr(test, ts(type = "Connection | null"))]
     pub connection: Option<Json>,
     /// The visitor's seed Cobrowsesession (camelCase, every field that applies).
+    #[cfg_attr(test, ts(type = "Cobrowsesession | null"))]
     pub communication: Option<Json>,
 }
 
@@ -704,6 +754,7 @@ impl VisitorState {
 /// box, of a scroll the node's (0: the page's) scroll position, of a pointer the
 /// viewport position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RemoteAction {
     Click {
@@ -733,6 +784,7 @@ pub enum RemoteAction {
 
 /// The kinds of [`RemoteAction`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum RemoteKind {
     Click,
@@ -740,6 +792,92 @@ pub enum RemoteKind {
     Type,
     Redirect,
     Pointer,
+}
+
+/// Why the visitor's page did not apply a remote action (`remote_applied.reason`, passed
+/// on to the agent as `remote_result.reason`). The SDK's client refuses with the first
+/// three before the page sees the action; the page's capture (`src/web/mirror.js`)
+/// refuses with the others.
+// `Serialize` is written by hand (through `as_str`, an index into one table): the SDK's
+// wasm then carries the names once, for both directions it needs (`from_page` and the
+// frame).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum RemoteRefusal {
+    /// The target is masked, or is not an element.
+    MaskedTarget,
+    /// The agent who sent it does not control the page.
+    ControlNotGranted,
+    /// The config does not allow this kind ([`RemoteKind::permission`]).
+    PermissionDenied,
+    /// The session is not active in this tab.
+    SessionNotActive,
+    /// A `type` into something that takes no typing (disabled, read-only, not a field).
+    NotEditable,
+    /// No node with this id (it is gone, or never was).
+    UnknownNode,
+    /// A `redirect` to another origin.
+    CrossOrigin,
+    /// The page is still being captured, or the capture has not loaded yet.
+    NotReady,
+    /// A kind this SDK does not know.
+    UnknownAction,
+    /// Applying it threw. A reason this side does not know reads as this one too (a
+    /// newer SDK's), so an agent always hears an answer.
+    #[serde(other)]
+    Failed,
+}
+
+impl RemoteRefusal {
+    /// Every reason, in the order PROTOCOL.md lists them.
+    pub const ALL: [RemoteRefusal; 10] = [
+        RemoteRefusal::MaskedTarget,
+        RemoteRefusal::ControlNotGranted,
+        RemoteRefusal::PermissionDenied,
+        RemoteRefusal::SessionNotActive,
+        RemoteRefusal::NotEditable,
+        RemoteRefusal::UnknownNode,
+        RemoteRefusal::CrossOrigin,
+        RemoteRefusal::NotReady,
+        RemoteRefusal::UnknownAction,
+        RemoteRefusal::Failed,
+    ];
+
+    /// The wire spellings, in the order of the variants (and of [`Self::ALL`]).
+    const NAMES: [&'static str; 10] = [
+        "masked_target",
+        "control_not_granted",
+        "permission_denied",
+        "session_not_active",
+        "not_editable",
+        "unknown_node",
+        "cross_origin",
+        "not_ready",
+        "unknown_action",
+        "failed",
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        RemoteRefusal::NAMES[self as usize]
+    }
+
+    /// What the page's capture answered (its `apply()`); text that is none of these
+    /// (a bug in the capture) reads as [`RemoteRefusal::Failed`].
+    pub fn from_page(text: &str) -> RemoteRefusal {
+        RemoteRefusal::NAMES
+            .iter()
+            .position(|n| *n == text)
+            .map_or(RemoteRefusal::Failed, |i| RemoteRefusal::ALL[i])
+    }
+}
+
+impl Serialize for RemoteRefusal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// The longest `value` a remote `type` action may carry.
@@ -758,6 +896,30 @@ impl RemoteAction {
 }
 
 impl RemoteKind {
+    /// The config permission (its seed Connection key) an agent in control needs for
+    /// this kind of action; pointer moves need none. The SDK checks it before the page
+    /// acts, the server before it relays (`permission_denied`).
+    pub fn permission(self) -> Option<&'static str> {
+        match self {
+            RemoteKind::Click => Some("allowRemoteClick"),
+            RemoteKind::Scroll => Some("allowRemoteScroll"),
+            RemoteKind::Type => Some("allowRemoteType"),
+            RemoteKind::Redirect => Some("allowAgentRedirect"),
+            RemoteKind::Pointer => None,
+        }
+    }
+
+    /// Whether `p` lets an agent in control do this kind of action ([`Self::permission`]).
+    pub fn allowed_by(self, p: &Permissions) -> bool {
+        match self {
+            RemoteKind::Click => p.allow_remote_click,
+            RemoteKind::Scroll => p.allow_remote_scroll,
+            RemoteKind::Type => p.allow_remote_type,
+            RemoteKind::Redirect => p.allow_agent_redirect,
+            RemoteKind::Pointer => true,
+        }
+    }
+
     /// The Session `features_used` entry an applied action of this kind records.
     pub fn feature(self) -> Option<&'static str> {
         match self {
@@ -789,6 +951,7 @@ pub const MAX_INK_JSON: usize = 8 * 1024;
 /// the id belongs to, is not the page's current one: ids are per epoch). Points are CSS
 /// pixels from that origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ink {
     /// The agent's laser dot; it fades unless it moves again.
@@ -823,6 +986,7 @@ pub enum Ink {
 
 /// The shapes of an [`Ink::Stroke`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum InkShape {
     Free,
@@ -942,11 +1106,23 @@ fn mirror_frame_from_fields(kind: &str, mut f: Fields) -> Result<ServerToVisitor
     })
 }
 
-/// An error answered on a socket; the socket and the session survive it.
+/// An error answered on a socket; the socket and the session survive it. `code` is
+/// text, not an [`ErrorCode`], so that a newer peer's code still decodes; what this side
+/// sends comes from the registry through [`ErrorFrame::new`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ErrorFrame {
     pub code: String,
     pub message: String,
+}
+
+impl ErrorFrame {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorFrame {
+        ErrorFrame {
+            code: code.as_str().to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Why a frame could not be decoded.
@@ -963,20 +1139,17 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ProtocolError::FrameTooLarge { .. } => "frame_too_large",
-            ProtocolError::Malformed { .. } => "malformed_frame",
-            ProtocolError::UnknownType { .. } => "unknown_message_type",
-            ProtocolError::UnsupportedVersion { .. } => "unsupported_protocol_version",
+            ProtocolError::FrameTooLarge { .. } => ErrorCode::FRAME_TOO_LARGE,
+            ProtocolError::Malformed { .. } => ErrorCode::MALFORMED_FRAME,
+            ProtocolError::UnknownType { .. } => ErrorCode::UNKNOWN_MESSAGE_TYPE,
+            ProtocolError::UnsupportedVersion { .. } => ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
         }
     }
 
     pub fn to_frame(&self) -> ErrorFrame {
-        ErrorFrame {
-            code: self.code().to_string(),
-            message: self.to_string(),
-        }
+        ErrorFrame::new(self.code(), self.to_string())
     }
 }
 
@@ -1155,13 +1328,19 @@ pub fn encode<M: Serialize>(message: &M) -> String {
     serde_json::to_string(message).unwrap_or_else(|e| {
         let message = Json::String(e.to_string()).to_text();
         [
-            r#"{"type":"error","code":"encode_failed","message":"#,
+            r#"{"type":"error","code":""#,
+            ErrorCode::ENCODE_FAILED.as_str(),
+            r#"","message":"#,
             &message,
             "}",
         ]
         .concat()
     })
 }
+
+// proptest needs OS randomness, so these run natively only.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -1345,6 +1524,65 @@ mod tests {
     }
 
     #[test]
+    fn refusal_reasons_are_snake_case_and_unknown_ones_read_as_failed() {
+        for (i, r) in RemoteRefusal::ALL.into_iter().enumerate() {
+            assert_eq!(r as usize, i, "ALL is in the variants' order");
+            let text = encode(&r);
+            assert_eq!(text, format!("\"{}\"", r.as_str()));
+            // The derived decoder (serde's snake_case names) agrees with the table.
+            assert_eq!(serde_json::from_str::<RemoteRefusal>(&text).unwrap(), r);
+            assert_eq!(RemoteRefusal::from_page(r.as_str()), r);
+        }
+        assert_eq!(
+            RemoteRefusal::from_page("teleported"),
+            RemoteRefusal::Failed
+        );
+        let m = decode::<VisitorMessage>(
+            r#"{"type":"remote_applied","id":3,"ok":false,"reason":"from_the_future"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            VisitorMessage::RemoteApplied {
+                id: 3,
+                ok: false,
+                reason: Some(RemoteRefusal::Failed)
+            }
+        );
+    }
+
+    #[test]
+    fn each_kind_needs_the_permission_it_names() {
+        let kinds = [
+            RemoteKind::Click,
+            RemoteKind::Scroll,
+            RemoteKind::Type,
+            RemoteKind::Redirect,
+            RemoteKind::Pointer,
+        ];
+        let all_off: Permissions = serde_json::from_value(serde_json::json!({
+            "requireAuthorizationForSession": true, "requireControlRequest": true,
+            "allowRemoteConsole": false, "allowAgentRedirect": false, "allowRemoteClick": false,
+            "allowRemoteScroll": false, "allowRemoteType": false, "allowFullScreen": false,
+            "allowRequestFullTab": false, "cobrowsingVideoEnabled": "disabled",
+            "cobrowsingVideoAudioRelationship": "independent", "enableSessionRating": false,
+            "agentPrompt": null, "assetsProxyConfigured": false
+        }))
+        .unwrap();
+        for kind in kinds {
+            let Some(key) = kind.permission() else {
+                assert!(kind.allowed_by(&all_off), "{kind:?} needs no permission");
+                continue;
+            };
+            assert!(!kind.allowed_by(&all_off), "{kind:?} with {key} off");
+            let mut on = serde_json::to_value(&all_off).unwrap();
+            on[key] = true.into();
+            let on: Permissions = serde_json::from_value(on).unwrap();
+            assert!(kind.allowed_by(&on), "{kind:?} with {key} on");
+        }
+    }
+
+    #[test]
     fn mirror_records_are_checked_for_shape_and_kept_as_text() {
         let ok = MirrorData::from_text(
             r#"[["S", 1, "http://x", 800, 600, 1], ["N", 1, 0, [0, "html"], [1, 0, "t"]]]"#.into(),
@@ -1360,6 +1598,21 @@ mod tests {
             Err("records must be arrays starting with a one-letter kind")
         );
         assert!(!bad.starts_snapshot());
+    }
+
+    /// Regression: a kind written with a JSON escape (`"\u0053"` is `"S"`) was refused,
+    /// and not seen as a snapshot, because it was read as borrowed text.
+    #[test]
+    fn mirror_kinds_are_read_as_json_strings_escapes_and_all() {
+        let escaped = MirrorData::from_text(r#"[ ["\u0053", 1], ["\u0070"] ]"#.into()).unwrap();
+        assert_eq!(escaped.check(), Ok(()));
+        assert!(escaped.starts_snapshot());
+        let not_a_letter = MirrorData::from_text(r#"[["\u00e9"]]"#.into()).unwrap();
+        assert!(not_a_letter.check().is_err());
+        assert!(!not_a_letter.starts_snapshot());
+        let not_s = MirrorData::from_text(r#"[["\u0054"],["S"]]"#.into()).unwrap();
+        assert_eq!(not_s.check(), Ok(()));
+        assert!(!not_s.starts_snapshot());
     }
 
     #[test]

@@ -2,23 +2,34 @@
 // as /sdk/covisit.js. Fetches the wasm next to it and replays the calls the page queued on
 // window.Covisit before it arrived:
 //   Covisit('init', config); Covisit('on', 'sessionStart', fn); Covisit('getState', cb) ...
+// @ts-check
 import { load, start, version } from './index.js';
+
+/** @typedef {import('./index.js').Covisit} Covisit */
+/** One `Covisit(command, ...args)` call: its `arguments`. */
+/** @typedef {ArrayLike<any>} Call */
+/** @typedef {{ startCovisit: typeof start, version: typeof version }} Loaded */
 
 (function () {
   'use strict';
-  var script = document.currentScript;
+  var script = /** @type {HTMLScriptElement | null} */ (document.currentScript);
   var base = script && script.src ? script.src.replace(/[^/?#]*([?#].*)?$/, '') : '/sdk/';
   var queued = (window.Covisit && window.Covisit.q) || [];
+  /** @type {Loaded | null} */
   var mod = null;
+  /** @type {Covisit | null} */
   var instance = null;
   var starting = false;
+  /** @type {Call[]} */
   var waiting = [];
 
+  /** @param {any} e an Error with a `code`, or what a page's callback threw */
   function report(e) {
     if (window.console) console.error('[covisit]', (e && e.code) || '', (e && e.message) || e);
   }
 
   // Commands that call back instead of returning.
+  /** @type {Record<string, (cv: Covisit, cb: (value: any) => void) => void>} */
   var CALLBACKS = {
     getState: function (cv, cb) { cb(cv.state()); },
     getLookupCode: function (cv, cb) { cv.lookupCode().then(cb, report); }
@@ -26,13 +37,14 @@ import { load, start, version } from './index.js';
   var METHODS = ['authorize', 'deny', 'end', 'grantControl', 'denyControl', 'revokeControl',
     'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'track', 'trackPageView', 'on', 'off', 'stop'];
 
+  /** Runs one call; only once the SDK is loaded (`mod` is set, hence its casts). @param {Call} args */
   function run(args) {
     var command = args[0];
     var rest = Array.prototype.slice.call(args, 1);
     if (command === 'init') {
       if (starting) return report({ code: 'already_initialized', message: 'Covisit("init") was called twice' });
       starting = true;
-      mod.startCovisit(rest[0]).then(function (cv) {
+      /** @type {Loaded} */ (mod).startCovisit(rest[0]).then(function (cv) {
         instance = cv;
         var calls = waiting;
         waiting = [];
@@ -54,7 +66,7 @@ import { load, start, version } from './index.js';
     }
     try {
       if (command === 'getVersion') {
-        if (typeof rest[0] === 'function') rest[0](mod.version());
+        if (typeof rest[0] === 'function') rest[0](/** @type {Loaded} */ (mod).version());
         return;
       }
       if (!instance) { waiting.push(args); return; }
@@ -63,7 +75,7 @@ import { load, start, version } from './index.js';
         return CALLBACKS[command](instance, rest[0]);
       }
       if (METHODS.indexOf(command) < 0) throw Object.assign(new Error('unknown covisit command `' + command + '`'), { code: 'unknown_command' });
-      var result = instance[command].apply(instance, rest);
+      var result = /** @type {Record<string, Function>} */ (/** @type {unknown} */ (instance))[command].apply(instance, rest);
       if (command === 'stop') { instance = null; starting = false; }
       return result;
     } catch (e) {
@@ -71,6 +83,7 @@ import { load, start, version } from './index.js';
     }
   }
 
+  /** @type {Call[]} */
   var pending = [];
   function Covisit() {
     if (mod) run(arguments);

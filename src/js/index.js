@@ -1,10 +1,14 @@
 // The npm package's entry: `import { start } from 'covisit'`. Initializes the wasm once
 // (it sits next to this file), then starts the SDK.
+// @ts-check
 import * as wasm from './covisit_wasm.js';
 
+/** @type {Promise<void> | null} */
 let loading = null;
 let loaded = false;
+/** @type {string | null} */
 let captureUrl = null;
+/** @type {string | null} */
 let drawUrl = null;
 
 /**
@@ -12,6 +16,8 @@ let drawUrl = null;
  * to the `.wasm` next to this file. The co-browsing capture (covisit-capture.js) and the
  * drawing layer for agents' ink (covisit-draw.js), which only a session needs, are
  * fetched later from next to the wasm.
+ * @param {string | URL} [wasmUrl]
+ * @returns {Promise<void>}
  */
 export function load(wasmUrl) {
   if (!loading) {
@@ -31,6 +37,13 @@ export function load(wasmUrl) {
 
 // Before the wasm is in, the generated bindings fail with a TypeError about
 // `__wbindgen_free`; say what to do instead.
+/**
+ * @template {unknown[]} A
+ * @template R
+ * @param {string} name
+ * @param {(...args: A) => R} f
+ * @returns {(...args: A) => R}
+ */
 function whenLoaded(name, f) {
   return (...args) => {
     if (!loaded) throw Object.assign(new Error(`covisit is not loaded yet: await load() (or start()) before calling ${name}()`), { code: 'not_loaded' });
@@ -42,7 +55,11 @@ function whenLoaded(name, f) {
 // page's main thread rather than one long one.
 const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-/** Connect to the covisit server and identify the visitor: resolves with the SDK object. */
+/**
+ * Connect to the covisit server and identify the visitor: resolves with the SDK object.
+ * @param {wasm.CovisitConfig} config
+ * @returns {Promise<wasm.Covisit>}
+ */
 export async function start(config) {
   await load();
   await nextTask();

@@ -3,6 +3,7 @@
 use wasm_bindgen::prelude::*;
 
 use crate::core::client::ClientError;
+use crate::core::codes::ErrorCode;
 use crate::core::config::ConfigError;
 
 /// An error for JS: becomes an `Error` with `message` and a stable `code`.
@@ -13,13 +14,14 @@ pub struct CovisitError {
 }
 
 impl CovisitError {
-    pub fn new(code: &str, message: &str) -> CovisitError {
+    pub fn new(code: ErrorCode, message: &str) -> CovisitError {
         CovisitError {
-            code: code.to_string(),
+            code: code.as_str().to_string(),
             message: message.to_string(),
         }
     }
 
+    /// An error the server sent (its code may be newer than this SDK's registry).
     pub fn owned(code: String, message: String) -> CovisitError {
         CovisitError { code, message }
     }

@@ -2,6 +2,7 @@
 // lookup code) inside a shadow root, and the history patch for SPA navigation. It holds
 // no session logic: it draws what Rust tells it and reports the visitor's clicks as
 // actions through one callback.
+// @ts-check
 
 const CSS = `
 :host { all: initial; }
@@ -40,25 +41,42 @@ const ARM_MS = 700;
 const LOOKUP_PRESSES = 5;
 const LOOKUP_WINDOW_MS = 3000;
 
+/** The arguments of `Ui.draw`, queued until the drawing layer is in. */
+/** @typedef {[agentId: string, name: string, color: number, ink: string]} DrawArgs */
+/** What a visitor did in the UI (src/web/session.rs `install_ui`), with its argument. */
+/** @typedef {'allow' | 'deny' | 'end' | 'grantControl' | 'denyControl' | 'revokeControl' | 'rate' | 'lookupCode'} UiAction */
+
 export class Ui {
+  /** @param {(action: UiAction, arg: unknown) => void} onAction */
   constructor(onAction) {
     this.onAction = onAction;
+    /** @type {HTMLElement | null} */
     this.host = null;
+    /** @type {ShadowRoot | null} */
     this.root = null;
+    /** @type {HTMLElement | null} */
     this.prompt = null;
+    /** @type {HTMLElement | null} */
     this.info = null;
+    /** @type {HTMLElement | null} */
     this.indicator = null;
+    /** @type {HTMLElement | null} */
     this.live = null;
     /** Keys down right now (KeyboardEvent.code), and those of them already down when the prompt appeared. */
+    /** @type {Set<string>} */
     this.held = new Set();
+    /** @type {Set<string>} */
     this.heldAtShow = new Set();
     this.armAt = 0;
     this.armTimer = 0;
+    /** @type {HTMLElement | null} */
     this.lastFocus = null;
     // Ctrl pressed and released with nothing else between: LOOKUP_PRESSES of those
     // within LOOKUP_WINDOW_MS show the support code. Copy and paste (Ctrl+C…) never counts.
     this.ctrlAlone = false;
+    /** @type {number[]} */
     this.ctrlPresses = [];
+    /** @param {KeyboardEvent} e */
     this.onKeyDown = (e) => {
       if (!e.isTrusted) return;
       this.held.add(e.code || e.key);
@@ -68,6 +86,7 @@ export class Ui {
         this.focusPrompt();
       }
     };
+    /** @param {KeyboardEvent} e */
     this.onKeyUp = (e) => {
       if (!e.isTrusted) return;
       const code = e.code || e.key;
@@ -88,9 +107,10 @@ export class Ui {
     this.onPointer = () => { this.ctrlAlone = false; };
     // Where focus was last outside the SDK's UI: it goes back there when a prompt the
     // visitor moved into (by keyboard or by clicking) closes.
+    /** @param {FocusEvent} e */
     this.onFocusIn = (e) => {
       const path = e.composedPath();
-      if (!this.host || !path.includes(this.host)) this.lastFocus = path[0];
+      if (!this.host || !path.includes(this.host)) this.lastFocus = /** @type {HTMLElement} */ (path[0]);
     };
     // Keys released while the window had no focus send no keyup.
     this.onBlur = () => { this.held.clear(); this.ctrlAlone = false; if (this.heldAtShow.size) { this.heldAtShow.clear(); this.arm(); } };
@@ -102,6 +122,7 @@ export class Ui {
     window.addEventListener('focusin', this.onFocusIn, true);
   }
 
+  /** @returns {ShadowRoot} */
   ensureRoot() {
     if (this.root) return this.root;
     const host = document.createElement('covisit-ui');
@@ -121,6 +142,13 @@ export class Ui {
     return this.root;
   }
 
+  /**
+   * An element with attributes (`text`: its text, `onclick`: a click listener) and children.
+   * @param {string} tag
+   * @param {Record<string, any>} [attrs]
+   * @param {(Node | string)[]} [children]
+   * @returns {HTMLElement}
+   */
   el(tag, attrs, children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -132,9 +160,14 @@ export class Ui {
     return node;
   }
 
-  /** A prompt button: `run` happens only for the visitor's own, deliberate activation. */
+  /**
+   * A prompt button: `run` happens only for the visitor's own, deliberate activation.
+   * @param {string} text
+   * @param {() => void} run
+   * @param {Record<string, string>} [attrs]
+   */
   button(text, run, attrs) {
-    const b = this.el('button', { type: 'button', text, ...(attrs || {}) });
+    const b = /** @type {HTMLButtonElement} */ (this.el('button', { type: 'button', text, ...(attrs || {}) }));
     b.addEventListener('click', (e) => {
       if (!e.isTrusted || !this.armed()) return;
       run();
@@ -150,7 +183,7 @@ export class Ui {
   /** Marks the prompt's buttons usable once it is armed (and re-checks until then). */
   arm() {
     clearTimeout(this.armTimer);
-    const panels = [this.prompt, this.info].filter(Boolean);
+    const panels = /** @type {HTMLElement[]} */ ([this.prompt, this.info].filter(Boolean));
     const ready = this.armed();
     for (const p of panels) {
       p.dataset.armed = String(ready);
@@ -165,7 +198,14 @@ export class Ui {
   }
 
   /** Builds a prompt panel; `slot` 'prompt' (consent, rating) or 'info' (the support
-   * code, which never replaces a question the visitor has to answer). No focus moves. */
+   * code, which never replaces a question the visitor has to answer). No focus moves.
+   * @param {string} id
+   * @param {string} title
+   * @param {string} message
+   * @param {HTMLButtonElement[]} buttons the first one answers Escape
+   * @param {HTMLElement[] | null} [extra]
+   * @param {'prompt' | 'info'} [slot]
+   */
   dialog(id, title, message, buttons, extra, slot = 'prompt') {
     if (slot === 'prompt') this.hidePrompt();
     else this.hideInfo();
@@ -187,7 +227,7 @@ export class Ui {
     this.armAt = performance.now() + ARM_MS;
     this.heldAtShow = new Set(this.held);
     this.arm();
-    this.live.textContent = '';
+    /** @type {HTMLElement} */ (this.live).textContent = ''; // ensureRoot made it
     // A fresh text node is what screen readers announce in a live region.
     setTimeout(() => { if (this.live) this.live.textContent = `${title}. ${message} Alt+Shift+Y moves to it.`; }, 50);
     return panel;
@@ -201,11 +241,13 @@ export class Ui {
     if (first) first.focus({ preventScroll: true });
   }
 
+  /** @param {UiAction} action */
   answer(action) {
     this.hidePrompt();
     this.onAction(action, undefined);
   }
 
+  /** @param {string} title @param {string} message with `{agentName}` @param {string} agentName */
   showSessionPrompt(title, message, agentName) {
     this.dialog('session-prompt', title, message.split('{agentName}').join(agentName), [
       this.button('Deny', () => this.answer('deny')),
@@ -213,6 +255,7 @@ export class Ui {
     ]);
   }
 
+  /** @param {string} agentName */
   showControlPrompt(agentName) {
     this.dialog('control-prompt', 'Allow remote control?', agentName + ' would like to control this page. They will be able to click, scroll and type on this page; you can take control back at any time.', [
       this.button('Deny', () => this.answer('denyControl')),
@@ -220,19 +263,21 @@ export class Ui {
     ]);
   }
 
+  /** @param {string} code */
   showLookupCode(code) {
     this.dialog('lookup-code', 'Your support code', 'Read this code to the support agent:', [
       this.button('Close', () => this.hideInfo(), { class: 'primary' }),
     ], [this.el('div', { class: 'code', 'data-covisit': 'code', text: code })], 'info');
   }
 
+  /** @param {string} agentName empty when unknown */
   showRating(agentName) {
     let rating = 0;
     const stars = [1, 2, 3, 4, 5].map((n) => this.button(String(n), () => {
       rating = n;
       stars.forEach((s, i) => s.setAttribute('aria-pressed', String(i < n)));
     }, { 'aria-pressed': 'false', 'aria-label': `${n} of 5` }));
-    const feedback = this.el('textarea', { rows: '2', 'aria-label': 'Feedback (optional)', placeholder: 'Feedback (optional)' });
+    const feedback = /** @type {HTMLTextAreaElement} */ (this.el('textarea', { rows: '2', 'aria-label': 'Feedback (optional)', placeholder: 'Feedback (optional)' }));
     this.dialog('rating', 'How was your session?', agentName ? `Rate your session with ${agentName}.` : 'Rate your session.', [
       this.button('Skip', () => this.hidePrompt()),
       this.button('Send', () => {
@@ -243,7 +288,8 @@ export class Ui {
     ], [this.el('div', { class: 'row stars', role: 'group', 'aria-label': 'Rating' }, stars), feedback]);
   }
 
-  /** Removes a panel; focus that the visitor moved into it goes back where it was. */
+  /** Removes a panel; focus that the visitor moved into it goes back where it was.
+   * @param {HTMLElement | null} panel */
   drop(panel) {
     if (!panel) return;
     const inside = this.root && panel.contains(this.root.activeElement);
@@ -259,7 +305,7 @@ export class Ui {
   }
 
   hideConsent() {
-    if (this.prompt && /-prompt$/.test(this.prompt.dataset.covisit)) this.hidePrompt();
+    if (this.prompt && /-prompt$/.test(/** @type {string} */ (this.prompt.dataset.covisit))) this.hidePrompt();
   }
 
   hideInfo() {
@@ -267,6 +313,7 @@ export class Ui {
     this.info = null;
   }
 
+  /** @param {string} agentName empty when unknown @param {boolean} controlGranted */
   showIndicator(agentName, controlGranted) {
     const root = this.ensureRoot();
     const who = agentName || 'Support';
@@ -293,30 +340,41 @@ export class Ui {
   // Rust calls drawStart when a session is active on a page that allows drawing; until
   // the module is in, inks wait here (a few: they are transient).
 
+  /**
+   * @param {string | undefined} url covisit-draw.js; none: drawing is off
+   * @param {{ find?: (id: number, epoch: number) => unknown } | null | undefined} capture
+   *   the page's capture (capture.js), which finds the nodes inks are anchored to
+   */
   drawStart(url, capture) {
     this.drawCapture = capture;
     if (this.drawLoading || !url) return;
     const gen = (this.drawGen = (this.drawGen || 0) + 1);
+    /** @type {DrawArgs[]} */
     this.drawQueue = [];
     this.drawLoading = import(/* webpackIgnore: true */ /* @vite-ignore */ url).then((m) => {
       if (gen !== this.drawGen) return; // stopped meanwhile
+      /** @param {number} id @param {number} epoch */
       const find = (id, epoch) => (this.drawCapture && this.drawCapture.find ? this.drawCapture.find(id, epoch) : null);
       this.drawLayer = new m.DrawLayer(this.ensureRoot(), find);
-      for (const args of this.drawQueue.splice(0)) this.drawLayer.ink(...args);
+      for (const args of /** @type {DrawArgs[]} */ (this.drawQueue).splice(0)) this.drawLayer.ink(...args);
     }, (e) => {
       this.drawLoading = null;
       console.error('[covisit] the drawing layer did not load', e);
     });
   }
 
+  /** An agent's laser or ink (`ink`: the JSON text of an Ink, src/core/protocol.rs).
+   * @param {string} agentId @param {string} name @param {number} color @param {string} ink */
   draw(agentId, name, color, ink) {
+    // drawQueue exists once drawStart ran (drawLoading set), hence the casts.
     if (this.drawLayer) this.drawLayer.ink(agentId, name, color, ink);
-    else if (this.drawLoading && this.drawQueue.length < 64) this.drawQueue.push([agentId, name, color, ink]);
+    else if (this.drawLoading && /** @type {DrawArgs[]} */ (this.drawQueue).length < 64) /** @type {DrawArgs[]} */ (this.drawQueue).push([agentId, name, color, ink]);
   }
 
   drawStop() {
     this.drawGen = (this.drawGen || 0) + 1;
     this.drawLoading = null;
+    /** @type {DrawArgs[]} */
     this.drawQueue = [];
     if (this.drawLayer) this.drawLayer.destroy();
     this.drawLayer = null;
@@ -339,6 +397,7 @@ export class Ui {
 // An agent's personal link sends the visitor here with `#covisit_call=TOKEN`: the token
 // is taken out of the address at once (it is one-time, and must not end up in a
 // bookmark, a shared link or the mirror) and handed to the SDK.
+/** @returns {string | undefined} */
 export function takeCallToken() {
   const m = /(^#|&)covisit_call=([A-Za-z0-9_-]{16,128})(&|$)/.exec(location.hash);
   if (!m) return undefined;
@@ -349,9 +408,11 @@ export function takeCallToken() {
 
 // Calls onChange after every pushState/replaceState. Returns a function that restores
 // the originals (left alone if someone patched them again after us).
+/** @param {() => void} onChange @returns {() => void} */
 export function patchHistory(onChange) {
   const { pushState, replaceState } = history;
-  const wrap = (original) => function (...args) {
+  /** @param {History['pushState']} original @returns {History['pushState']} */
+  const wrap = (original) => /** @this {History} */ function (...args) {
     const result = original.apply(this, args);
     try { onChange(); } catch (e) { console.error('[covisit]', e); }
     return result;
@@ -371,31 +432,39 @@ export function patchHistory(onChange) {
 // A page load (or the page's first view, recorded by trackPageView()) comes from
 // document.referrer, an SPA navigation from the previous URL; the same URL again
 // (replaceState of state only) is no new page view: ''.
+/** @type {string | null} */
 let lastPageUrl = null;
+/** @param {boolean} pageLoad @returns {string} */
 export function pageView(pageLoad) {
   const url = location.href;
   const first = pageLoad || lastPageUrl === null;
   if (!first && url === lastPageUrl) return '';
   const referrer = first ? document.referrer : lastPageUrl;
   lastPageUrl = url;
-  const d = document, n = navigator, ua = n.userAgentData, kw = d.querySelector('meta[name="keywords"]');
+  // User-Agent Client Hints are not in every browser (nor in TypeScript's DOM types).
+  /** @typedef {Navigator & { userAgentData?: { platform: string, mobile: boolean } }} WithHints */
+  const d = document, n = /** @type {WithHints} */ (navigator), ua = n.userAgentData, kw = d.querySelector('meta[name="keywords"]');
+  /** @param {unknown} s */
   const text = (s) => (s ? String(s).slice(0, 1024) : undefined);
-  return JSON.stringify({
+  // The facts are PageFacts (src/core/journey/event.rs) without `at`.
+  return JSON.stringify(/** @satisfies {Omit<import('../../www/agent/wire').PageFacts, 'at'>} */ ({
     url, title: text(d.title), referrer: referrer || undefined, lang: text(n.language),
-    pageLang: text(d.documentElement.lang), keywords: text(kw && kw.content),
+    pageLang: text(d.documentElement.lang), keywords: text(kw && /** @type {HTMLMetaElement} */ (kw).content),
     viewWidth: innerWidth, viewHeight: innerHeight, screenWidth: screen.width, screenHeight: screen.height,
     platform: text(ua && ua.platform), mobile: ua ? ua.mobile : undefined, pdf: n.pdfViewerEnabled,
     webrtc: typeof RTCPeerConnection === 'function',
-  });
+  }));
 }
 
 // Sends what is still queued when the page goes away; text/plain needs no CORS preflight.
+/** @param {string} url @param {string} body @returns {boolean} */
 export function sendBeacon(url, body) {
   try { return navigator.sendBeacon(url, body); } catch (e) { return false; }
 }
 
 // A server frame as the browser parses it (the SDK carries no JSON parser of its own);
 // undefined for binary data, text over the limit, or text that is not JSON.
+/** @param {unknown} data @param {number} limit @returns {unknown} */
 export function parseFrame(data, limit) {
   if (typeof data !== 'string' || data.length > limit) return undefined;
   try { return JSON.parse(data); } catch (e) { return undefined; }

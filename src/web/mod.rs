@@ -49,8 +49,12 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
 /// `JSON.stringify` would not write as data (functions, symbols, cycles) is an error.
 #[cfg_attr(not(feature = "session-client"), allow(dead_code))] // used by the session client
 fn from_js(value: &JsValue) -> Result<Json, CovisitError> {
-    json_from_js(value, 0)
-        .ok_or_else(|| CovisitError::new("invalid_argument", "argument must be plain JSON data"))
+    json_from_js(value, 0).ok_or_else(|| {
+        CovisitError::new(
+            crate::core::codes::ErrorCode::INVALID_ARGUMENT,
+            "argument must be plain JSON data",
+        )
+    })
 }
 
 /// Reads a JS value that holds JSON data (the page's argument, or `JSON.parse`'s

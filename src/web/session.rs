@@ -21,7 +21,7 @@ use crate::core::client::{
     VisitorClient, EVENT_NAMES,
 };
 use crate::core::machine::SessionStatus;
-use crate::core::protocol::{RemoteAction, MAX_FRAME_BYTES};
+use crate::core::protocol::{RemoteAction, RemoteRefusal, MAX_FRAME_BYTES};
 use crate::core::Millis;
 
 const SHORT_ID_KEY: &str = "covisit.short_id";
@@ -281,7 +281,7 @@ impl Driver {
                 let refusal = mirror.apply(&serde_json::to_string(&action).unwrap_or_default());
                 if !matches!(action, RemoteAction::Pointer { .. }) {
                     let ok = refusal.is_empty();
-                    let reason = (!ok).then_some(refusal);
+                    let reason = (!ok).then(|| RemoteRefusal::from_page(&refusal));
                     driver.borrow_mut().client.remote_applied(id, ok, reason);
                 }
             }
@@ -777,7 +777,7 @@ impl Covisit {
             Some(code) => js_sys::Promise::resolve(&JsValue::from_str(code)),
             None => js_sys::Promise::reject(
                 &CovisitError::new(
-                    "not_connected",
+                    crate::core::codes::ErrorCode::NOT_CONNECTED,
                     "no lookup code yet: the SDK is not connected",
                 )
                 .into(),

@@ -3,6 +3,27 @@
 // settings (where personal links send visitors) and the audit log (admins and
 // supervisors). Plain DOM, no framework; everything goes through the REST API with the
 // console's sign-in (console.js hands over `api`, which adds the CSRF token).
+// @ts-check
+
+/**
+ * What console.js hands over.
+ * @typedef {object} AdminDeps
+ * @property {(path: string, options?: { method?: string, body?: unknown }) => Promise<any>} api
+ *   REST with the console's sign-in; throws an Error with the server's `code`
+ * @property {<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Record<string, any> | null, ...children: any[]) => HTMLElementTagNameMap[K]} h
+ *   an element with properties or attributes and children
+ * @property {(text: string) => void} announce read out to screen readers
+ * @property {(code: string, message: string) => void} showError
+ * @property {(iso: string | null | undefined) => string} fmtTime
+ * @property {HTMLElement} main where the admin pages go
+ * @property {HTMLElement} nav their links
+ */
+/** @typedef {'users' | 'keys' | 'settings' | 'audit'} Page */
+/** `GET /api/v1/me` (server/src/rest_admin.rs): what decides the pages. */
+/** @typedef {{ permissions?: { administer?: boolean, read_audit?: boolean } }} Me */
+/** @typedef {{ id: string, name: string, email: string, role: string, disabled: boolean, status: string, personal_link: string }} User */
+/** @typedef {{ public_key: string, name: string | null, origins: string[] | null, allow_loopback: boolean, revoked_at: string | null }} Key */
+/** @typedef {{ at: string, actor: string, action: string, target: string | null, ip: string | null, result: string }} AuditEntry */
 
 const ROLES = [
   ['agent', 'Agent — co-browses'],
@@ -11,18 +32,30 @@ const ROLES = [
 ];
 
 export class Admin {
+  /** @param {AdminDeps} deps */
   constructor({ api, h, announce, showError, fmtTime, main, nav }) {
-    Object.assign(this, { api, h, announce, showError, fmtTime, main, nav });
+    this.api = api;
+    this.h = h;
+    this.announce = announce;
+    this.showError = showError;
+    this.fmtTime = fmtTime;
+    this.main = main;
+    this.nav = nav;
+    /** @type {Me | null} */
     this.me = null;
+    /** @type {Page | null} */
     this.page = null;
+    /** @type {number | null} */
     this.auditBefore = null;
   }
 
-  /** The signed-in user (`/api/v1/me`), or null: decides which pages exist. */
+  /** The signed-in user (`/api/v1/me`), or null: decides which pages exist.
+   * @param {Me | null} me */
   setUser(me) {
     this.me = me;
     const { h } = this;
     const p = me?.permissions || {};
+    /** @type {[string, string, string][]} */
     const links = [];
     if (p.administer) {
       links.push(['#/admin/users', 'Users', 'nav-users'], ['#/admin/keys', 'Keys', 'nav-keys'], ['#/admin/settings', 'Settings', 'nav-settings']);
@@ -40,13 +73,14 @@ export class Admin {
     for (const a of this.nav.querySelectorAll('a')) a.removeAttribute('aria-current');
   }
 
-  /** Renders an admin page (`users`, `keys`, `settings`, `audit`); null hides. */
+  /** Renders an admin page (`users`, `keys`, `settings`, `audit`); null hides.
+   * @param {Page | null} page */
   show(page) {
     if (!page) return this.hide();
     const p = this.me?.permissions || {};
     const allowed = page === 'audit' ? p.read_audit : p.administer;
     for (const a of this.nav.querySelectorAll('a')) {
-      if (a.getAttribute('href').endsWith(page === 'audit' ? '/audit' : `/admin/${page}`)) a.setAttribute('aria-current', 'page');
+      if ((a.getAttribute('href') || '').endsWith(page === 'audit' ? '/audit' : `/admin/${page}`)) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
     this.main.hidden = false;
@@ -60,10 +94,12 @@ export class Admin {
     ({ users: () => this.users(), keys: () => this.keys(), settings: () => this.settings(), audit: () => this.audit() })[page]();
   }
 
+  /** @param {string} text */
   title(text) {
     return this.h('h2', { id: 'admin-title', tabIndex: -1, text });
   }
 
+  /** @param {string} label @param {HTMLElement} input @param {string} [hint] */
   field(label, input, hint) {
     const { h } = this;
     const id = input.id || `f-${Math.random().toString(36).slice(2)}`;
@@ -71,7 +107,8 @@ export class Admin {
     return h('div', { class: 'field' }, h('label', { htmlFor: id, text: label }), input, hint ? h('p', { class: 'hint', text: hint }) : null);
   }
 
-  /** A one-time value shown once (invite link, secret key), with a copy button. */
+  /** A one-time value shown once (invite link, secret key), with a copy button.
+   * @param {string} label @param {string} value @param {string} testid */
   once(label, value, testid) {
     const { h } = this;
     const input = h('input', { type: 'text', readOnly: true, value, class: 'mono', 'data-testid': testid });
@@ -82,6 +119,7 @@ export class Admin {
     return h('div', { class: 'once', role: 'status' }, this.field(label, input, 'Shown this once: copy it now.'), copy);
   }
 
+  /** @param {any} e what `api` threw */
   fail(e) {
     this.showError(e.code, e.message);
   }
@@ -115,8 +153,10 @@ export class Admin {
     this.userList(list, result);
   }
 
+  /** @param {HTMLElement} list @param {HTMLElement} result */
   async userList(list, result) {
     const { h } = this;
+    /** @type {User[]} */
     let users;
     try { users = (await this.api('/api/v1/users')).users; } catch (e) { return this.fail(e); }
     const rows = users.map((u) => {
@@ -162,6 +202,7 @@ export class Admin {
       h('button', { type: 'submit', class: 'btn btn-primary', text: 'Create keys', 'data-testid': 'key-submit' }), result);
     const list = h('div', { class: 'table-wrap' });
     this.main.append(form, h('section', { class: 'card', 'aria-labelledby': 'keys-title' }, h('h3', { id: 'keys-title', text: 'Keys' }), list));
+    /** @param {string} t */
     const lines = (t) => t.split(/\s+/).map((x) => x.trim()).filter(Boolean);
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -176,8 +217,10 @@ export class Admin {
     this.keyList(list, lines);
   }
 
+  /** @param {HTMLElement} list @param {(text: string) => string[]} lines */
   async keyList(list, lines) {
     const { h } = this;
+    /** @type {Key[]} */
     let keys;
     try { keys = (await this.api('/api/v1/keys')).keys; } catch (e) { return this.fail(e); }
     list.replaceChildren(...keys.map((k) => {
@@ -233,12 +276,14 @@ export class Admin {
       h('caption', { class: 'visually-hidden', text: 'Audit log, newest first' }),
       h('thead', {}, h('tr', {}, ...['Time', 'Actor', 'Action', 'Target', 'IP', 'Result'].map((t) => h('th', { scope: 'col', text: t })))),
       body)), more);
+    /** @param {boolean} append older entries below the ones shown */
     const load = async (append) => {
       const q = new URLSearchParams({ limit: '100' });
       if (actor.value.trim()) q.set('actor', actor.value.trim());
       if (action.value.trim()) q.set('action', action.value.trim());
       if (append && this.auditBefore) q.set('before', String(this.auditBefore));
       try {
+        /** @type {{ entries: AuditEntry[], next_before: number | null }} */
         const r = await this.api(`/api/v1/audit?${q}`);
         const rows = r.entries.map((e) => h('tr', { 'data-testid': 'audit-row', 'data-action': e.action, 'data-actor': e.actor },
           h('td', {}, h('time', { datetime: e.at, title: e.at, text: this.fmtTime(e.at) })),

@@ -585,6 +585,7 @@ function onSessionUpdate(msg) {
 
 // ----- co-browsing: the mirror of the visitor's page -----------------------------------
 
+// Keyed by exactly the reasons of RemoteRefusal (src/core/protocol.rs; tests/facts.rs checks).
 const REFUSAL_TEXT = {
   masked_target: 'that element is masked',
   permission_denied: 'the site does not allow it',
@@ -593,6 +594,9 @@ const REFUSAL_TEXT = {
   unknown_node: 'the element is gone',
   not_ready: 'the page was still being captured',
   cross_origin: 'only pages of the same site can be opened',
+  session_not_active: 'the session is not active in that tab',
+  unknown_action: "the visitor's browser does not know this action",
+  failed: 'it failed on the page',
 };
 
 /** The mirror of a live session this agent is in: created, kept in step, or dropped. */

@@ -1,5 +1,5 @@
-//! The coordinator: one node at a time (whichever holds a PostgreSQL advisory lock on a
-//! connection of its own; another takes over when that connection goes) declares nodes
+//! The coordinator: one look at a time (any node, under a transaction-scoped
+//! PostgreSQL advisory lock) declares nodes
 //! not heard from for `DEAD_AFTER_SECONDS` dead, bumping their generation so that
 //! PostgreSQL refuses their writes from then on, gives their slots (and slots nobody
 //! has) to the live nodes with the fewest, and asks nodes with more than their share
@@ -16,64 +16,56 @@ use super::{Cluster, NodeState};
 use crate::bus::{BusMsg, To};
 use crate::store::SLOTS;
 
-/// The advisory lock whose holder coordinates ("covisit-coord").
+/// The advisory lock a node takes for one look at the cluster ("covisit-coord").
 const COORDINATOR_LOCK: i64 = 0x0063_6f76_636f_6f72;
-/// How often the coordinator looks.
+/// How often a node looks.
 const TICK: Duration = Duration::from_millis(500);
 /// At most this many handovers asked for at once (moving slots is gentle).
 const MAX_PENDING_HANDOVERS: usize = 32;
 
-/// Tries to become the coordinator, and coordinates while it is.
+/// Coordinates, a look at a time, until the node is fenced or leaves. Every node
+/// runs this; a transaction-scoped advisory lock lets one look at a time through. A
+/// session-scoped lock would let a paused coordinator (alive to PostgreSQL, its
+/// connection open) keep the role and stop the cluster from replacing anyone; a
+/// transaction's lock and rows go when the transaction does, and the server ends a
+/// transaction left idle (`idle_in_transaction_session_timeout`, `store::pg`).
 pub async fn run(c: Cluster) {
     loop {
         if c.state() == NodeState::Fenced {
             return;
         }
-        match lead(&c).await {
-            Ok(()) => {}
-            Err(e) => tracing::debug!(error = %e, "coordinator: not leading"),
+        match look(&c).await {
+            Ok(true) => {
+                c.0.bus.send(To::All, &BusMsg::SlotsChanged, "");
+                super::membership::refresh_soon(&c);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "coordinator: no look this time"),
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(TICK).await;
     }
 }
 
-/// Holds the lock on a connection of its own (a session lock ends with it) and runs
-/// ticks until the node is fenced or the connection fails.
-async fn lead(c: &Cluster) -> Result<(), String> {
+/// One look, if no other node is looking. True when the table changed.
+async fn look(c: &Cluster) -> Result<bool, String> {
     let mut client = c.0.pool.get().await.map_err(|e| e.to_string())?;
-    let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&COORDINATOR_LOCK])
-        .await
-        .map_err(|e| e.to_string())?
-        .get(0);
-    if !got {
-        return Ok(());
-    }
-    tracing::info!("coordinating the cluster");
-    let result = async {
-        loop {
-            if c.state() == NodeState::Fenced {
-                return Ok(());
-            }
-            if tick(&mut client).await? {
-                c.0.bus.send(To::All, &BusMsg::SlotsChanged, "");
-                super::membership::refresh_soon(c);
-            }
-            tokio::time::sleep(TICK).await;
-        }
-    }
-    .await;
-    let _ = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&COORDINATOR_LOCK])
-        .await;
-    // The pooled connection goes back; if it is broken the pool drops it.
-    drop(client);
-    result
+    tick(&mut client).await
 }
 
 /// One look at the cluster. True when the table changed.
 async fn tick(client: &mut Client) -> Result<bool, String> {
     let tx = client.transaction().await.map_err(|e| e.to_string())?;
+    tx.batch_execute("SET LOCAL lock_timeout = '2s'")
+        .await
+        .map_err(|e| e.to_string())?;
+    let ours: bool = tx
+        .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&COORDINATOR_LOCK])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    if !ours {
+        return Ok(false); // another node is looking
+    }
     // Dead: not heard from in time. Their generation moves, so their writes fail.
     let dead = tx
         .query(

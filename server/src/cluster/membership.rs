@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use super::{Cluster, NodeState, Table};
 use crate::bus::{home_of, BusMsg, NodeIdx, To};
 use crate::hub::{ConnId, Slots};
-use crate::store::SLOTS;
+use crate::store::{StoredSession, SLOTS};
 
 /// How often the node says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -269,7 +269,11 @@ async fn apply_changes(c: &Cluster, old: &Table, new: &Table) {
         }
     }
     // Nodes that joined learn this node's consoles (they also ask with a Hello).
-    for node in new.alive.iter().filter(|n| !old.alive.contains(n) && **n != me) {
+    for node in new
+        .alive
+        .iter()
+        .filter(|n| !old.alive.contains(n) && **n != me)
+    {
         let agents: Vec<_> = c
             .lock_local_agents()
             .iter()
@@ -313,7 +317,9 @@ async fn recover(c: &Cluster, slots: &[u16]) {
     }
     let mut by_account: std::collections::BTreeMap<i64, Vec<_>> = Default::default();
     for (account_id, session_id) in live {
-        let Ok(Some((session, _status))) = store.get_session(account_id, &session_id).await else {
+        let Ok(Some(StoredSession { session, .. })) =
+            store.get_session(account_id, &session_id).await
+        else {
             continue;
         };
         let comms = store

@@ -90,8 +90,6 @@ struct Table {
 #[derive(Default)]
 pub struct ClusterStats {
     pub bridged_visitors: AtomicU64,
-    pub commit_micros: AtomicU64,
-    pub commits: AtomicU64,
 }
 
 struct Inner {
@@ -132,9 +130,13 @@ impl Cluster {
         bus_url: &str,
         address: &str,
     ) -> Result<(Cluster, Arc<PgStore>), String> {
-        let bootstrap = PgStore::open(database, None)
-            .await
-            .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        let cannot = |e: crate::store::StoreError| {
+            format!(
+                "cannot open the PostgreSQL database {}: {e}",
+                crate::store::redact_url(database)
+            )
+        };
+        let bootstrap = PgStore::open(database, None).await.map_err(cannot)?;
         let (node, generation) = membership::register(bootstrap.pool(), address).await?;
         drop(bootstrap);
         let store = PgStore::open(
@@ -145,7 +147,7 @@ impl Cluster {
             }),
         )
         .await
-        .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?;
+        .map_err(cannot)?;
         let store = Arc::new(store);
         let (bus, events) = Bus::connect(bus_url, "covisit", node).await?;
         let cluster = Cluster(Arc::new(Inner {
@@ -175,6 +177,28 @@ impl Cluster {
         tracing::info!(node, generation, "joined the cluster");
         cluster.spawn_dispatcher(events);
         Ok((cluster, store))
+    }
+
+    /// Waits (at most `within`) until the slot table this node read gives every slot a
+    /// live owner, so that the first sockets it takes can be routed: a first node
+    /// takes every slot on the coordinator's first look, a later one finds them owned.
+    pub async fn settle(&self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let complete = {
+                let t = self.0.table.read().unwrap_or_else(|p| p.into_inner());
+                t.owners.iter().all(Option::is_some) && t.alive.contains(&self.0.node)
+            };
+            if complete {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("the slot table is not complete yet; serving anyway (visitors of unowned slots are asked to retry)");
+                return;
+            }
+            membership::refresh_soon(self);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// What the hub's shell needs to run on this node.
@@ -223,14 +247,6 @@ impl Cluster {
         self.0.hub.get()
     }
 
-    pub fn stats(&self) -> &ClusterStats {
-        &self.0.stats
-    }
-
-    pub fn bus(&self) -> &Bus {
-        &self.0.bus
-    }
-
     /// This node's figures for `/metrics`.
     pub fn figures(&self, owned_visitors: u64) -> crate::metrics::NodeFigures {
         let b = &self.0.bus.stats;
@@ -260,15 +276,13 @@ impl Cluster {
         t.owners.get(usize::from(slot)).copied().flatten()
     }
 
-    /// Whether this node owns `slot` now.
-    pub fn owns(&self, slot: u16) -> bool {
-        self.owner_of(slot) == Some(self.0.node) && self.state() != NodeState::Fenced
-    }
-
     /// Where a visitor's hello goes: the owner of the visitor it names, or, for a new
     /// visitor, this node if it owns slots (it mints an id in them), else the owner of
     /// some slot. `None`: nobody can take it now (the table is being rebuilt).
     pub fn visitor_owner(&self, claimed: Option<&str>) -> Option<NodeIdx> {
+        if self.state() == NodeState::Fenced {
+            return None; // its table is stale, and it serves no more
+        }
         if let Some(id) = claimed.filter(|id| covisit::core::ids::valid_id(id)) {
             return self.owner_of(slot_of(id));
         }
@@ -325,7 +339,10 @@ impl Cluster {
         hello: &str,
     ) {
         self.lock_bridges().insert(conn, owner);
-        self.0.stats.bridged_visitors.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .stats
+            .bridged_visitors
+            .fetch_add(1, Ordering::Relaxed);
         self.0.bus.send(
             To::Node(owner),
             &BusMsg::VisitorOpen {
@@ -348,7 +365,10 @@ impl Cluster {
     /// A bridged tab's socket closed.
     pub fn bridge_closed(&self, conn: ConnId) {
         if let Some(owner) = self.lock_bridges().remove(&conn) {
-            self.0.stats.bridged_visitors.fetch_sub(1, Ordering::Relaxed);
+            self.0
+                .stats
+                .bridged_visitors
+                .fetch_sub(1, Ordering::Relaxed);
             self.0
                 .bus
                 .send(To::Node(owner), &BusMsg::VisitorGone { conn }, "");
@@ -429,7 +449,10 @@ impl Cluster {
     }
 
     fn lock_local_agents(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, AgentIdentity>> {
-        self.0.local_agents.lock().unwrap_or_else(|p| p.into_inner())
+        self.0
+            .local_agents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_remote_agents(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, AgentIdentity>> {
@@ -490,7 +513,9 @@ impl Cluster {
         let unavailable = || {
             (
                 503,
-                "owner_unavailable".to_string(),
+                covisit::core::codes::ErrorCode::UNAVAILABLE
+                    .as_str()
+                    .to_string(),
                 "the node that owns this visitor did not answer; retry".to_string(),
             )
         };
@@ -513,7 +538,7 @@ impl Cluster {
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    BusEvent::Message(r) => me.dispatch(r),
+                    BusEvent::Message(r) => me.dispatch(*r),
                     BusEvent::Lost => tracing::warn!("bus: connection to Redis lost"),
                     BusEvent::Restored => me.bus_restored(),
                 }
@@ -561,7 +586,9 @@ impl Cluster {
                 Err(e) => tracing::debug!(error = %e, "bus: an agent frame that does not decode"),
             },
             BusMsg::Call { id, from, call } => {
-                let Some(h) = self.0.handlers.get() else { return };
+                let Some(h) = self.0.handlers.get() else {
+                    return;
+                };
                 let fut = (h.call)(call);
                 let bus = self.0.bus.clone();
                 tokio::spawn(async move {
@@ -657,22 +684,34 @@ impl Cluster {
     /// lets go of every visitor (their sockets close: the SDK reconnects elsewhere) and
     /// closes its agent consoles (they reconnect through the load balancer).
     pub async fn fence(&self, why: &str) {
-        if self.0.state.swap(NodeState::Fenced as u8, Ordering::AcqRel) == NodeState::Fenced as u8
-        {
+        if self.0.state.swap(NodeState::Fenced as u8, Ordering::AcqRel) == NodeState::Fenced as u8 {
             return;
         }
         self.0.fenced.store(true, Ordering::Release);
-        tracing::error!(why, "this node is fenced: it closes its sockets and serves no more");
+        tracing::error!(
+            why,
+            "this node is fenced: it closes its sockets and serves no more"
+        );
         if let Some(hub) = self.hub() {
             let all: Slots = (0..SLOTS).collect();
             hub.slots_lost(all).await;
             let agents: Vec<ConnId> = self.lock_local_agents().keys().copied().collect();
             for conn in agents {
-                hub.push(conn, Out::Close(CloseReason::Moved), Delivery::Now, self.0.node);
+                hub.push(
+                    conn,
+                    Out::Close(CloseReason::Moved),
+                    Delivery::Now,
+                    self.0.node,
+                );
             }
             let bridges: Vec<ConnId> = self.lock_bridges().keys().copied().collect();
             for conn in bridges {
-                hub.push(conn, Out::Close(CloseReason::Moved), Delivery::Now, self.0.node);
+                hub.push(
+                    conn,
+                    Out::Close(CloseReason::Moved),
+                    Delivery::Now,
+                    self.0.node,
+                );
             }
         }
     }
@@ -693,7 +732,10 @@ impl Cluster {
         {
             return;
         }
-        tracing::info!(?deadline, "draining: handing visitors over to the other nodes");
+        tracing::info!(
+            ?deadline,
+            "draining: handing visitors over to the other nodes"
+        );
         if let Err(e) = membership::set_draining(self).await {
             tracing::warn!(error = %e, "cannot mark this node draining");
             return;

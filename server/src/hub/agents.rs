@@ -21,8 +21,9 @@ const MAX_WATCHED: usize = 2000;
 /// At most this many visitors a search answers with.
 const MAX_SEARCH_RESULTS: usize = 50;
 
-/// Who an agent socket is, proven by the socket layer.
-#[derive(Debug, Clone)]
+/// Who an agent socket is, proven by the socket layer (and sent along with a socket
+/// another node holds: `bus::BusMsg::AgentOnline`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AgentIdentity {
     pub account_id: i64,
     pub agent: Agent,
@@ -91,16 +92,45 @@ impl Hub {
         account_id: i64,
         pick: impl Fn(&AgentConn) -> bool,
     ) -> Vec<ConnId> {
-        let mut out: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match c {
-                Conn::Agent(a) if a.account_id() == account_id && pick(a) => Some(*id),
-                _ => None,
+        // A stable order (the map's): frames fan out the same way every run.
+        self.agents
+            .get(&account_id)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, a)| pick(a))
+                    .map(|(id, _)| *id)
+                    .collect()
             })
-            .collect();
-        out.sort_unstable(); // a stable order: frames fan out the same way every run
-        out
+            .unwrap_or_default()
+    }
+
+    /// The agent on socket `conn`.
+    pub(super) fn agent_at(&self, conn: ConnId) -> Option<&AgentConn> {
+        let Some(Conn::Agent(account_id)) = self.conns.get(&conn) else {
+            return None;
+        };
+        self.agents.get(account_id)?.get(&conn)
+    }
+
+    fn agent_at_mut(&mut self, conn: ConnId) -> Option<&mut AgentConn> {
+        let Some(Conn::Agent(account_id)) = self.conns.get(&conn) else {
+            return None;
+        };
+        self.agents.get_mut(account_id)?.get_mut(&conn)
+    }
+
+    /// Forgets the agent socket `conn`.
+    fn remove_agent(&mut self, conn: ConnId) -> Option<AgentConn> {
+        let Some(&Conn::Agent(account_id)) = self.conns.get(&conn) else {
+            return None;
+        };
+        self.conns.remove(&conn);
+        let m = self.agents.get_mut(&account_id)?;
+        let a = m.remove(&conn);
+        if m.is_empty() {
+            self.agents.remove(&account_id);
+        }
+        a
     }
 
     /// An agent socket said hello: its welcome, the online visitors (which it then
@@ -143,15 +173,14 @@ impl Hub {
         for u in updates {
             self.send_durable(conn, u);
         }
-        self.conns.insert(conn, Conn::Agent(Box::new(a)));
+        self.conns.insert(conn, Conn::Agent(account_id));
+        self.agents.entry(account_id).or_default().insert(conn, a);
         self.listen(now, conn, true);
     }
 
     pub fn handle_agent_disconnect(&mut self, conn: ConnId) {
         self.heard.remove(&conn);
-        if matches!(self.conns.get(&conn), Some(Conn::Agent(_))) {
-            self.conns.remove(&conn);
-        }
+        self.remove_agent(conn);
     }
 
     /// Closes every socket of a user at once (disabled, role or password changed).
@@ -166,23 +195,20 @@ impl Hub {
 
     fn close_agents(&mut self, pick: impl Fn(&AgentConn) -> bool) {
         let mut doomed: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match c {
-                Conn::Agent(a) if pick(a) => Some(*id),
-                _ => None,
-            })
+            .agents
+            .values()
+            .flat_map(|m| m.iter())
+            .filter(|(_, a)| pick(a))
+            .map(|(id, _)| *id)
             .collect();
         doomed.sort_unstable();
         for conn in doomed {
             // Another node's socket: that node closes it (every node hears of it).
-            if let Some(Conn::Agent(a)) = self.conns.remove(&conn) {
-                if a.local {
-                    self.outputs.push_back(Output::Close {
-                        conn,
-                        reason: CloseReason::SignedOut,
-                    });
-                }
+            if self.remove_agent(conn).is_some_and(|a| a.local) {
+                self.outputs.push_back(Output::Close {
+                    conn,
+                    reason: CloseReason::SignedOut,
+                });
             }
         }
     }
@@ -201,7 +227,7 @@ impl Hub {
         conn: ConnId,
         msg: AgentMessage,
     ) -> Result<(), HubError> {
-        let Some(Conn::Agent(a)) = self.conns.get(&conn) else {
+        let Some(a) = self.agent_at(conn) else {
             return Err(HubError::UnknownConnection);
         };
         let (account_id, agent, ip, may_join_any) = (
@@ -213,7 +239,7 @@ impl Hub {
         // Every privileged act is attributable: the entry names the agent, its address,
         // what it acted on and how it went.
         let audited = |hub: &mut Hub, action: &str, target: &str, r: &Result<(), HubError>| {
-            let result = r.as_ref().map_or_else(|e| e.code(), |_| "ok");
+            let result = r.as_ref().map_or_else(|e| e.code().as_str(), |_| "ok");
             hub.audit(
                 now,
                 account_id,
@@ -343,8 +369,8 @@ impl Hub {
                 Ok(())
             }
             // An offline visitor (not in memory) is watched all the same: its updates
-            // come when it is back. Ids are bounded like every id of the protocol.
-            AgentMessage::Watch { short_id } if short_id.is_empty() || short_id.len() > 64 => {
+            // come when it is back. Its id follows the one rule of every id (core::ids).
+            AgentMessage::Watch { short_id } if !covisit::core::ids::valid_id(&short_id) => {
                 Err(HubError::UnknownVisitor)
             }
             AgentMessage::Watch { short_id } => {
@@ -360,17 +386,15 @@ impl Hub {
 
     /// Adds `short_id` to what the agent on `conn` watches.
     pub(super) fn watch(&mut self, conn: ConnId, short_id: &str) {
-        if let Some(Conn::Agent(a)) = self.conns.get_mut(&conn) {
+        if let Some(a) = self.agent_at_mut(conn) {
             a.watch(short_id);
         }
     }
 
     /// A visitor the hub forgot (erased): no agent watches it any more.
     pub(super) fn forget_watch(&mut self, short_id: &str) {
-        for c in self.conns.values_mut() {
-            if let Conn::Agent(a) = c {
-                a.unwatch(short_id);
-            }
+        for a in self.agents.values_mut().flat_map(|m| m.values_mut()) {
+            a.unwatch(short_id);
         }
     }
 

@@ -15,8 +15,8 @@ use covisit::core::Millis;
 
 use super::timers::Timer;
 use super::{
-    Conn, ConnId, Delivery, Frame, Hub, NewsKind, VisitorNews, BROADCAST_INTERVAL_MS,
-    BROADCAST_TICK_MS,
+    ConnId, Delivery, Frame, Hub, NewsKind, VisitorNews, BROADCAST_INTERVAL_MS, BROADCAST_TICK_MS,
+    URL_BROADCAST_INTERVAL_MS,
 };
 use crate::store::Write;
 
@@ -312,6 +312,9 @@ impl Hub {
             entry.broadcast_at = now;
             entry.broadcast_flags = flags;
         }
+        if visitor_changed {
+            entry.pending_url_only = false;
+        }
         // The session record.
         let mut session_frame: Option<(Frame, Vec<String>)> = None;
         if let Some(sid) = &touched_session {
@@ -363,15 +366,7 @@ impl Hub {
         let update = visitor_changed
             .then(|| Frame::from(encode(&ServerToAgent::VisitorUpdate { visitor: view })));
         let mut sends: Vec<(ConnId, Frame)> = Vec::new();
-        let mut agents: Vec<(&ConnId, &mut super::agents::AgentConn)> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(id, c)| match c {
-                Conn::Agent(a) if a.account_id() == account_id => Some((id, &mut **a)),
-                _ => None,
-            })
-            .collect();
-        agents.sort_by_key(|(id, _)| **id);
+        let agents = self.agents.get_mut(&account_id).into_iter().flatten();
         for (conn, a) in agents {
             let in_session = session_frame
                 .as_ref()
@@ -415,9 +410,12 @@ impl Hub {
         let account_id = entry.account_id;
         let view = entry.view(now);
         entry.last_broadcast = None; // the next full pass compares afresh
-        let broadcast_now = now.0 >= entry.broadcast_at.0 + BROADCAST_INTERVAL_MS;
+        let broadcast_now = now.0 >= entry.broadcast_at.0 + URL_BROADCAST_INTERVAL_MS;
         if broadcast_now {
             entry.broadcast_at = now;
+        } else if !self.pending_broadcasts.contains(short_id) {
+            // Only a navigation waits: the longer interval applies.
+            entry.pending_url_only = true;
         }
         let session_agents: Vec<String> = entry
             .machine
@@ -488,7 +486,12 @@ impl Hub {
             let Some(entry) = self.visitors.get_mut(&id) else {
                 continue;
             };
-            let due = Millis(entry.broadcast_at.0 + BROADCAST_INTERVAL_MS);
+            let interval = if entry.pending_url_only {
+                URL_BROADCAST_INTERVAL_MS
+            } else {
+                BROADCAST_INTERVAL_MS
+            };
+            let due = Millis(entry.broadcast_at.0 + interval);
             if now < due {
                 self.pending_broadcasts.insert(id);
                 next_due = Some(next_due.map_or(due, |d| d.min(due)));
@@ -496,6 +499,7 @@ impl Hub {
             }
             let view = entry.view(now);
             entry.broadcast_at = now;
+            entry.pending_url_only = false;
             entry.broadcast_flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
             let account_id = entry.account_id;
             // The session's agents had it already.

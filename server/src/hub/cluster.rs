@@ -28,6 +28,9 @@ pub enum NewsKind {
     /// A change held back by the once-a-second rule, due now: watchers outside the
     /// session (its agents had it).
     Deferred,
+    /// The visitor's personal data was erased: forget it (no agent is told, as on
+    /// the owner).
+    Erased,
 }
 
 /// What the owner of a visitor tells the other nodes when the visitor changes.
@@ -52,10 +55,6 @@ pub(super) struct Shadow {
 pub struct Slots(HashSet<u16>);
 
 impl Slots {
-    pub fn all() -> Slots {
-        Slots((0..crate::store::SLOTS).collect())
-    }
-
     pub fn contains(&self, slot: u16) -> bool {
         self.0.contains(&slot)
     }
@@ -89,7 +88,6 @@ impl Hub {
         self.owned = slots;
     }
 
-
     /// Publishes a visitor's change for the other nodes (clustered only).
     pub(super) fn publish(&mut self, news: VisitorNews) {
         if self.clustered() {
@@ -117,8 +115,11 @@ impl Hub {
         for (_, u) in updates {
             self.send_durable(conn, u);
         }
-        self.conns
-            .insert(conn, Conn::Agent(Box::new(AgentConn::remote(who))));
+        self.conns.insert(conn, Conn::Agent(account_id));
+        self.agents
+            .entry(account_id)
+            .or_default()
+            .insert(conn, AgentConn::remote(who));
     }
 
     // ----- visitors of other nodes -----------------------------------------------------
@@ -131,6 +132,11 @@ impl Hub {
         }
         let short_id = news.visitor.short_id.clone();
         let account_id = news.account_id;
+        if news.kind == NewsKind::Erased {
+            self.shadows.remove(&short_id);
+            self.forget_watch(&short_id);
+            return;
+        }
         let was_online = self
             .shadows
             .get(&short_id)
@@ -139,7 +145,7 @@ impl Hub {
             NewsKind::Change { came_online, .. } => {
                 came_online || (!was_online && news.visitor.is_online)
             }
-            NewsKind::Deferred => false,
+            NewsKind::Deferred | NewsKind::Erased => false,
         };
         let keep = news.visitor.is_online || news.visitor.is_in_session;
         if keep {
@@ -157,17 +163,12 @@ impl Hub {
             visitor: news.visitor,
         }));
         let mut sends = Vec::new();
-        let mut agents: Vec<(&ConnId, &mut AgentConn)> = self
-            .conns
-            .iter_mut()
-            .filter_map(|(id, c)| match c {
-                Conn::Agent(a) if a.local && a.account_id() == account_id => {
-                    Some((id, &mut **a))
-                }
-                _ => None,
-            })
-            .collect();
-        agents.sort_by_key(|(id, _)| **id);
+        let agents = self
+            .agents
+            .get_mut(&account_id)
+            .into_iter()
+            .flat_map(|m| m.iter_mut())
+            .filter(|(_, a)| a.local);
         for (conn, a) in agents {
             let in_session = news.session_agents.contains(&a.agent().id);
             if came_online {
@@ -178,6 +179,7 @@ impl Hub {
                     (now && a.watching.contains(&short_id)) || in_session || came_online
                 }
                 NewsKind::Deferred => a.watching.contains(&short_id) && !in_session,
+                NewsKind::Erased => false,
             };
             if send {
                 sends.push(*conn);
@@ -245,7 +247,8 @@ impl Hub {
             if let Some(code) = &entry.visitor.lookup_code {
                 self.lookup_codes.remove(&(entry.account_id, code.clone()));
             }
-            self.sessions.retain(|_, s| s.session.visitor_id != short_id);
+            self.sessions
+                .retain(|_, s| s.session.visitor_id != short_id);
             self.pending_broadcasts.remove(&short_id);
             self.dirty_urls.remove(&short_id);
             self.schedule(&short_id, now);
@@ -354,6 +357,8 @@ impl Hub {
                 communications,
                 control: SessionControl::default(),
                 agent_prompt: None,
+                connections: Vec::new(),
+                watching: Default::default(),
             }));
             for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
                 self.send(conn, frame.clone(), Delivery::Now);

@@ -1,6 +1,7 @@
 //! The hub's typed errors: every refusal a socket or REST caller can get, with the
 //! stable code the wire and the REST API carry (docs/PROTOCOL.md lists them all).
 
+use covisit::core::codes::ErrorCode;
 use covisit::core::config::ConfigError;
 use covisit::core::machine::MachineError;
 
@@ -9,10 +10,10 @@ use covisit::core::machine::MachineError;
 pub enum HubError {
     /// The state machine refused it (wrong state for that input).
     #[error("{message}")]
-    Machine { code: &'static str, message: String },
+    Machine { code: ErrorCode, message: String },
     /// The hello's or `update_visitor`'s config failed validation (`config_*`).
     #[error("{message}")]
-    Config { code: &'static str, message: String },
+    Config { code: ErrorCode, message: String },
     #[error("hello was already received on this socket")]
     UnexpectedHello,
     #[error("unknown message type")]
@@ -52,27 +53,27 @@ pub enum HubError {
 }
 
 impl HubError {
-    /// The stable code (docs/PROTOCOL.md, "Errors").
-    pub fn code(&self) -> &'static str {
+    /// The stable code (docs/PROTOCOL.md, "Error codes").
+    pub fn code(&self) -> ErrorCode {
         match self {
-            HubError::Machine { code, .. } | HubError::Config { code, .. } => code,
-            HubError::UnexpectedHello => "unexpected_hello",
-            HubError::UnknownMessageType => "unknown_message_type",
-            HubError::InvalidArgument(_) => "invalid_argument",
-            HubError::UnknownVisitor => "unknown_visitor",
-            HubError::VisitorOffline | HubError::TabOffline => "visitor_offline",
-            HubError::UnknownSession => "unknown_session",
+            HubError::Machine { code, .. } | HubError::Config { code, .. } => *code,
+            HubError::UnexpectedHello => ErrorCode::UNEXPECTED_HELLO,
+            HubError::UnknownMessageType => ErrorCode::UNKNOWN_MESSAGE_TYPE,
+            HubError::InvalidArgument(_) => ErrorCode::INVALID_ARGUMENT,
+            HubError::UnknownVisitor => ErrorCode::UNKNOWN_VISITOR,
+            HubError::VisitorOffline | HubError::TabOffline => ErrorCode::VISITOR_OFFLINE,
+            HubError::UnknownSession => ErrorCode::UNKNOWN_SESSION,
             HubError::SessionOver | HubError::SessionNotActive | HubError::RateLiveSession => {
-                "wrong_session_state"
+                ErrorCode::WRONG_SESSION_STATE
             }
-            HubError::NotInSession => "not_in_session",
-            HubError::Forbidden => "forbidden",
-            HubError::ControlNotGranted => "control_not_granted",
-            HubError::WrongTab => "wrong_tab",
-            HubError::PermissionDenied(_) => "permission_denied",
-            HubError::UnknownAction => "unknown_action",
-            HubError::InvalidMirrorFrame(_) => "invalid_mirror_frame",
-            HubError::UnknownConnection => "unknown_connection",
+            HubError::NotInSession => ErrorCode::NOT_IN_SESSION,
+            HubError::Forbidden => ErrorCode::FORBIDDEN,
+            HubError::ControlNotGranted => ErrorCode::CONTROL_NOT_GRANTED,
+            HubError::WrongTab => ErrorCode::WRONG_TAB,
+            HubError::PermissionDenied(_) => ErrorCode::PERMISSION_DENIED,
+            HubError::UnknownAction => ErrorCode::UNKNOWN_ACTION,
+            HubError::InvalidMirrorFrame(_) => ErrorCode::INVALID_MIRROR_FRAME,
+            HubError::UnknownConnection => ErrorCode::UNKNOWN_CONNECTION,
         }
     }
 

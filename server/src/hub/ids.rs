@@ -50,7 +50,11 @@ impl Ids {
     }
 
     /// Draws until `fits` (about 256 draws for one slot in 256), at most 100,000 times.
-    fn draw(&mut self, mut make: impl FnMut(&mut Ids) -> String, fits: impl Fn(&str) -> bool) -> String {
+    fn draw(
+        &mut self,
+        mut make: impl FnMut(&mut Ids) -> String,
+        fits: impl Fn(&str) -> bool,
+    ) -> String {
         let mut id = make(self);
         for _ in 0..100_000 {
             if fits(&id) {

@@ -34,7 +34,7 @@ mod sim;
 mod timers;
 mod visitors;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use covisit::core::machine::SessionStatus;
 use covisit::core::model::{Cobrowsesession, Session, Visitor};
@@ -76,7 +76,8 @@ enum Conn {
         short_id: String,
         connection_id: String,
     },
-    Agent(Box<AgentConn>),
+    /// An agent's console of this account; the socket's state is in `Hub::agents`.
+    Agent(i64),
 }
 
 pub struct Hub {
@@ -84,6 +85,9 @@ pub struct Hub {
     ids: Ids,
     visitors: HashMap<String, VisitorEntry>,
     conns: HashMap<ConnId, Conn>,
+    /// The agent sockets of each account, in a stable order: an update fans out over
+    /// the account's agents only, not over every socket the hub holds.
+    agents: HashMap<i64, BTreeMap<ConnId, AgentConn>>,
     sessions: HashMap<String, SessionEntry>,
     /// Who was given each lookup code, per account: (account, code) → short id. An
     /// entry can be stale; it counts as taken only while that visitor holds the code.
@@ -106,6 +110,10 @@ pub struct Hub {
 /// An agent's update of a visitor it does not take part with goes out at most this
 /// often (changes of `is_online`, `is_in_session`, `is_waiting_for_call` at once).
 const BROADCAST_INTERVAL_MS: u64 = 1000;
+/// A visitor's navigation alone (its `last_url`) reaches agents outside its session at
+/// most this often: a list row's address may lag a few seconds, the session's agents
+/// get every change at once.
+const URL_BROADCAST_INTERVAL_MS: u64 = 5000;
 /// How often deferred updates and coalesced url writes are looked at.
 const BROADCAST_TICK_MS: u64 = 200;
 
@@ -116,6 +124,7 @@ impl Hub {
             ids,
             visitors: HashMap::new(),
             conns: HashMap::new(),
+            agents: HashMap::new(),
             sessions: HashMap::new(),
             lookup_codes: HashMap::new(),
             pending_broadcasts: HashSet::new(),
@@ -227,10 +236,10 @@ impl Hub {
 
     /// An error frame for a socket (it carries no state).
     pub fn send_error(&mut self, conn: ConnId, e: &HubError) {
-        let frame = encode(&ServerToVisitor::Error(ErrorFrame {
-            code: e.code().to_string(),
-            message: e.message(),
-        }));
+        let frame = encode(&ServerToVisitor::Error(ErrorFrame::new(
+            e.code(),
+            e.message(),
+        )));
         self.send(conn, Frame::from(frame), Delivery::Now);
     }
 

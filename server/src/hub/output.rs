@@ -25,7 +25,7 @@ pub enum Delivery {
     Relay { tab: u64, snapshot: bool },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CloseReason {
     /// The visitor's personal data was erased.
     Erased,

@@ -7,12 +7,11 @@ use covisit::core::json::Json;
 use covisit::core::machine::{ControlState, SessionStatus};
 use covisit::core::model::{Agent, ConnectionStatus};
 use covisit::core::protocol::{
-    encode, Ink, MirrorData, RemoteAction, RemoteKind, ServerToAgent, ServerToVisitor, INK_COLORS,
-    MAX_REMOTE_VALUE_LEN,
+    encode, Ink, MirrorData, RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent,
+    ServerToVisitor, INK_COLORS, MAX_REMOTE_VALUE_LEN,
 };
 use covisit::core::Millis;
 
-use super::visitors::text_ok;
 use super::{Delivery, Frame, Hub, HubError};
 
 /// A number naming a visitor tab in `Delivery::Relay` (the same for the same tab).
@@ -80,11 +79,8 @@ impl Hub {
         short_id: &str,
         id: u32,
         ok: bool,
-        reason: Option<String>,
+        reason: Option<RemoteRefusal>,
     ) -> Result<(), HubError> {
-        if let Some(r) = &reason {
-            text_ok("reason", r)?;
-        }
         let entry = self
             .visitors
             .get(short_id)
@@ -165,17 +161,11 @@ impl Hub {
         if tab.as_ref().is_some_and(|t| *t != connection_id) {
             return Err(HubError::WrongTab);
         }
-        let p = &entry.machine.options().permissions;
         let kind = action.kind();
-        let (allowed, key) = match kind {
-            RemoteKind::Click => (p.allow_remote_click, "allowRemoteClick"),
-            RemoteKind::Scroll => (p.allow_remote_scroll, "allowRemoteScroll"),
-            RemoteKind::Type => (p.allow_remote_type, "allowRemoteType"),
-            RemoteKind::Redirect => (p.allow_agent_redirect, "allowAgentRedirect"),
-            RemoteKind::Pointer => (true, ""),
-        };
-        if !allowed {
-            return Err(HubError::PermissionDenied(key));
+        if !kind.allowed_by(&entry.machine.options().permissions) {
+            return Err(HubError::PermissionDenied(
+                kind.permission().unwrap_or_default(),
+            ));
         }
         let conn = *entry
             .sockets
@@ -254,7 +244,7 @@ impl Hub {
     /// An agent's console fell behind and lost mirror data (the shell dropped it): its
     /// sessions' visitors send a new snapshot.
     pub fn handle_agent_lagged(&mut self, now: Millis, conn: super::ConnId) {
-        let Some(super::Conn::Agent(a)) = self.conns.get(&conn) else {
+        let Some(a) = self.agent_at(conn) else {
             return;
         };
         let (account_id, agent_id) = (a.account_id(), a.agent().id.clone());

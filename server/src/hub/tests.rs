@@ -149,11 +149,18 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     drain(&mut b);
     drain(&mut a);
 
-    let w = a.handle_visitor_connect(now, 1, hello(1)).expect("connects");
-    assert!(super::cluster::fits(Some(&(0..128).collect()), &w.short_id), "minted in a's slots");
+    let w = a
+        .handle_visitor_connect(now, 1, hello(1))
+        .expect("connects");
+    assert!(
+        super::cluster::fits(Some(&(0..128).collect()), &w.short_id),
+        "minted in a's slots"
+    );
     let out = drain(&mut a);
     // a sends the agent nothing about the visitor itself (b does, from the news).
-    assert!(!out.iter().any(|o| matches!(o, Output::Send { conn: 900, .. })));
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Send { conn: 900, .. })));
     let news: Vec<VisitorNews> = out
         .into_iter()
         .filter_map(|o| match o {
@@ -168,7 +175,9 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     let frames: Vec<Value> = drain(&mut b)
         .into_iter()
         .filter_map(|o| match o {
-            Output::Send { conn: 900, frame, .. } => serde_json::from_str(frame.as_str()).ok(),
+            Output::Send {
+                conn: 900, frame, ..
+            } => serde_json::from_str(frame.as_str()).ok(),
             _ => None,
         })
         .collect();
@@ -182,9 +191,14 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     let (session_id, _) = a
         .handle_rest_request_session(now, 1, &w.short_id, agent, SessionSource::Search)
         .expect("requested");
-    assert_eq!(crate::store::slot_of(&session_id), crate::store::slot_of(&w.short_id));
+    assert_eq!(
+        crate::store::slot_of(&session_id),
+        crate::store::slot_of(&w.short_id)
+    );
     let out = drain(&mut a);
-    assert!(out.iter().any(|o| matches!(o, Output::Send { conn: 900, frame, .. }
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send { conn: 900, frame, .. }
         if frame.as_str().contains("\"session_update\""))));
 
     // a fails: b forgets what a owned.
@@ -193,7 +207,9 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     let frames: Vec<Value> = drain(&mut b)
         .into_iter()
         .filter_map(|o| match o {
-            Output::Send { conn: 900, frame, .. } => serde_json::from_str(frame.as_str()).ok(),
+            Output::Send {
+                conn: 900, frame, ..
+            } => serde_json::from_str(frame.as_str()).ok(),
             _ => None,
         })
         .collect();
@@ -202,6 +218,12 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
 
     // a lets go of its slots (fenced): its visitor's socket closes with Moved.
     a.handle_slots_lost(now, &(0..128).collect());
-    assert!(drain(&mut a).iter().any(|o| matches!(o, Output::Close { conn: 1, reason: CloseReason::Moved })));
+    assert!(drain(&mut a).iter().any(|o| matches!(
+        o,
+        Output::Close {
+            conn: 1,
+            reason: CloseReason::Moved
+        }
+    )));
     assert_eq!(a.counts(), (0, 0));
 }

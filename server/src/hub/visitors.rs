@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use covisit::core::config::{self, Permissions};
 use covisit::core::derive;
+use covisit::core::ids::valid_id;
 use covisit::core::journey::url_facts;
 use covisit::core::machine::{ConnectionInfo, MachineOptions, SessionStatus, VisitorMachine};
 use covisit::core::model::{ConnectionStatus, JourneyGeolocation, QualityFeedback, Visitor};
@@ -68,6 +69,9 @@ pub(super) struct VisitorEntry {
     pub last_broadcast: Option<Visitor>,
     /// When the account's watching agents last got a `visitor_update`, and its flags.
     pub broadcast_at: Millis,
+    /// Whether what waits for the watching agents is a navigation only (it waits
+    /// `URL_BROADCAST_INTERVAL_MS`, other changes `BROADCAST_INTERVAL_MS`).
+    pub pending_url_only: bool,
     pub broadcast_flags: (bool, bool, bool),
     /// The tabs (`uniqueConnectionId`) whose page set `allowAgentDrawing: false`:
     /// agents' `draw` for them is refused.
@@ -100,20 +104,10 @@ impl VisitorEntry {
         let mut metadata = Some(std::mem::take(&mut self.metadata));
         update.metadata.map(Map::from).apply_to(&mut metadata);
         self.metadata = metadata.unwrap_or_default();
-        v.name = derive::name_from_identities(&v.identities);
-        v.email = derive::email_from(self.explicit_email.as_deref(), &v.identities);
-        v.nickname = derive::nickname(v.name.as_deref(), v.email.as_deref(), &v.short_id);
+        let names = derive::Names::of(self.explicit_email.as_deref(), &v.identities);
+        v.nickname = names.nickname(&v.short_id);
+        (v.name, v.email) = (names.name, names.email);
     }
-}
-
-/// Ids a peer names: 1 to 64 of `A-Z a-z 0-9 _ -` (one rule for short ids, connection
-/// ids and session ids the hub accepts).
-pub(super) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 pub(super) fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {
@@ -146,7 +140,7 @@ impl Hub {
             Value::Object(m) => m,
             _ => {
                 return Err(HubError::Config {
-                    code: "config_not_object",
+                    code: covisit::core::codes::ErrorCode::CONFIG_NOT_OBJECT,
                     message: "config must be an object".into(),
                 })
             }
@@ -184,7 +178,9 @@ impl Hub {
             (Some(s), None, Some((v, hash))) if v.short_id == s && proves(hash.as_deref()) => s,
             _ => {
                 let owned = self.owned.take();
-                let id = self.ids.short_id(|id| super::cluster::fits(owned.as_ref(), id));
+                let id = self
+                    .ids
+                    .short_id(|id| super::cluster::fits(owned.as_ref(), id));
                 self.owned = owned;
                 id
             }
@@ -205,7 +201,10 @@ impl Hub {
                 VisitorEntry {
                     account_id,
                     secret_hash,
-                    explicit_email: visitor.email.clone(),
+                    explicit_email: derive::explicit_email(
+                        visitor.email.as_deref(),
+                        &visitor.identities,
+                    ),
                     visitor,
                     machine: VisitorMachine::new(short_id.clone(), options.clone()),
                     sockets: HashMap::new(),
@@ -213,6 +212,7 @@ impl Hub {
                     lookup_expires: Millis(0),
                     last_broadcast: None,
                     broadcast_at: Millis(0),
+                    pending_url_only: false,
                     broadcast_flags: (false, false, false),
                     no_drawing: HashSet::new(),
                 },
@@ -343,7 +343,7 @@ impl Hub {
             protocol_version: PROTOCOL_VERSION,
             short_id: short_id.clone(),
             unique_connection_id: connection_id.clone(),
-            lookup_code,
+            lookup_code: lookup_code.clone(),
             visitor_secret: issued,
         });
         self.send_durable(conn, welcome);
@@ -624,6 +624,13 @@ impl Hub {
                     });
                     self.conns.remove(conn);
                 }
+                // Other nodes drop their copy too.
+                self.publish(super::VisitorNews {
+                    account_id,
+                    visitor: entry.visitor,
+                    session_agents: Vec::new(),
+                    kind: super::NewsKind::Erased,
+                });
             }
             self.schedule(short_id, now);
             self.forget_watch(short_id);

@@ -732,7 +732,13 @@ async fn apply(w: &Writer, write: &Write, savepoint: &mut bool) -> Result<(), Wr
             exec(c, savepoint, &st.audit, &params).await
         }
         Write::ReleaseLookupCode(account_id, code, short_id) => {
-            exec(c, savepoint, &st.release_code, &[account_id, code, short_id]).await
+            exec(
+                c,
+                savepoint,
+                &st.release_code,
+                &[account_id, code, short_id],
+            )
+            .await
         }
     }
 }
@@ -905,6 +911,9 @@ async fn recover(
     Ok(ended)
 }
 
+/// How long a session may sit inside a transaction without sending anything.
+const IDLE_IN_TRANSACTION_MS: u64 = 3000;
+
 impl PgStore {
     /// Connects to the server `url` names, runs pending migrations and checks that the
     /// read pool connects too. With `fence`, every transaction of the writer first
@@ -916,6 +925,14 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // A process stopped inside a transaction (paused, frozen, swapped out) keeps its
+        // row locks, and a cluster node's writer holds its own membership row FOR SHARE:
+        // the server ends such a session, so the coordinator can fence the node.
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
         // The names say which connection is which in pg_stat_activity.
         let mut writer_config = config.clone();
         writer_config.application_name("covisit-writer");
@@ -1155,8 +1172,8 @@ impl Store for PgStore {
         self.on_writer(move |inner| async move {
             inner.recover(&now_iso, None, DisconnectType::System).await
         })
-            .await
-            .map(drop)
+        .await
+        .map(drop)
     }
 
     async fn recover_slots(
@@ -1320,13 +1337,15 @@ mod tests {
         exec(
             &c,
             "INSERT INTO cluster_nodes (node_id, generation, address) VALUES ('n1', 1, '127.0.0.1:1');
-             INSERT INTO cluster_slots (slot, node_id, generation) VALUES (255, 'n1', 1);
+             UPDATE cluster_slots SET node_id = 'n1', generation = 1 WHERE slot = 255;
              INSERT INTO lookup_codes (account_id, code, short_id, node_id, expires_at)
                  VALUES (1, '0427', 'v_1', 'n1', now() + interval '1 minute');",
         )
         .await;
         let state: String = scalar(&c, "SELECT state FROM cluster_nodes").await;
         assert_eq!(state, "up");
+        let slots: i64 = scalar(&c, "SELECT COUNT(*) FROM cluster_slots").await;
+        assert_eq!(slots, 256, "a row per slot from the start");
         let pool = c.pool().get().await.expect("a pooled connection");
         assert!(pool
             .batch_execute("INSERT INTO cluster_slots (slot) VALUES (256)")

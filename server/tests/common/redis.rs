@@ -13,7 +13,11 @@ pub struct RedisServer {
 
 /// Where `redis-server` is (PATH, or Debian's place).
 fn binary() -> String {
-    for candidate in ["redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server"] {
+    for candidate in [
+        "redis-server",
+        "/usr/bin/redis-server",
+        "/usr/local/bin/redis-server",
+    ] {
         if Command::new(candidate)
             .arg("--version")
             .stdout(Stdio::null())

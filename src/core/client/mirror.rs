@@ -12,7 +12,7 @@
 
 use super::{Control, Link, Output, VisitorClient};
 use crate::core::machine::SessionStatus;
-use crate::core::protocol::{RemoteAction, RemoteKind, VisitorMessage};
+use crate::core::protocol::{RemoteAction, RemoteKind, RemoteRefusal, VisitorMessage};
 
 /// What the page's mirror capture must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,20 +48,13 @@ impl VisitorClient {
     }
 
     /// The page applied (`ok`) or refused (`reason`) the remote action `id`.
-    pub fn remote_applied(&mut self, id: u32, ok: bool, reason: Option<String>) {
+    pub fn remote_applied(&mut self, id: u32, ok: bool, reason: Option<RemoteRefusal>) {
         self.send(VisitorMessage::RemoteApplied { id, ok, reason });
     }
 
     /// Whether the config lets an agent in control do this kind of action.
     pub fn remote_allowed(&self, kind: RemoteKind) -> bool {
-        let p = &self.config.permissions;
-        match kind {
-            RemoteKind::Click => p.allow_remote_click,
-            RemoteKind::Scroll => p.allow_remote_scroll,
-            RemoteKind::Type => p.allow_remote_type,
-            RemoteKind::Redirect => p.allow_agent_redirect,
-            RemoteKind::Pointer => true,
-        }
+        kind.allowed_by(&self.config.permissions)
     }
 
     pub(super) fn mirror_command(&mut self, command: MirrorCommand) {
@@ -80,18 +73,18 @@ impl VisitorClient {
     pub(super) fn handle_remote_action(&mut self, id: u32, agent_id: String, action: RemoteAction) {
         let kind = action.kind();
         let refusal = if self.status != SessionStatus::Active {
-            Some("session_not_active")
+            Some(RemoteRefusal::SessionNotActive)
         } else if self.control != Control::Granted(agent_id) {
-            Some("control_not_granted")
+            Some(RemoteRefusal::ControlNotGranted)
         } else if !self.remote_allowed(kind) {
-            Some("permission_denied")
+            Some(RemoteRefusal::PermissionDenied)
         } else {
             None
         };
         match refusal {
             None => self.mirror_command(MirrorCommand::Apply { id, action }),
             Some(_) if kind == RemoteKind::Pointer => {}
-            Some(reason) => self.remote_applied(id, false, Some(reason.to_string())),
+            Some(reason) => self.remote_applied(id, false, Some(reason)),
         }
     }
 }

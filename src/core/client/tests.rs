@@ -102,6 +102,27 @@ fn messages_are_queued_while_offline_and_flushed_after_welcome() {
     assert_eq!(c.state().visitor.name.as_deref(), Some("Ada Lovelace"));
 }
 
+/// `state().visitor.email` follows the server's rule (`derive::Names`): the email set
+/// explicitly, else the first identity that looks like one; clearing either shows it.
+#[test]
+fn the_visitor_email_is_derived_as_the_server_derives_it() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    let email = |c: &VisitorClient| c.state().visitor.email;
+    c.update_visitor(&jv!({"identities": ["Ada Lovelace", "ada@example.com"]}))
+        .unwrap();
+    assert_eq!(email(&c).as_deref(), Some("ada@example.com"));
+    assert_eq!(c.state().visitor.nickname.as_deref(), Some("Ada Lovelace"));
+    c.update_visitor(&jv!({"email": "a.l@work.example"}))
+        .unwrap();
+    assert_eq!(email(&c).as_deref(), Some("a.l@work.example"));
+    c.update_visitor(&jv!({"email": null})).unwrap();
+    assert_eq!(email(&c).as_deref(), Some("ada@example.com"));
+    c.update_visitor(&jv!({"identities": null})).unwrap();
+    assert_eq!(email(&c), None);
+    assert_eq!(c.state().visitor.nickname.as_deref(), Some("v1"));
+}
+
 #[test]
 fn reconnects_with_growing_jittered_backoff() {
     let mut c = client();

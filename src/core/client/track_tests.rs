@@ -159,7 +159,7 @@ fn large_batches_are_cut_by_count_and_size() {
         })
         .collect();
     assert!(frames.len() > 1);
-    assert!(frames.iter().all(|f| f.len() <= TRACK_FRAME_BYTES + 64));
+    assert!(frames.iter().all(|f| f.len() <= TRACK_FRAME_BYTES));
     assert_eq!(batches(&out).iter().map(|b| b.1.len()).sum::<usize>(), 100);
 }
 
@@ -216,4 +216,69 @@ fn bad_input_is_a_typed_error_and_queues_nothing() {
     assert_eq!(c.pending_tracking(), 0);
     c.stop();
     assert_eq!(code(c.track_event(T0, "ok", &Json::Null)), "stopped");
+}
+
+/// Queues custom events whose encoded texts, joined with commas, are exactly
+/// `TRACK_FRAME_BYTES` long: the most that fits before the envelope counts.
+fn fill_exactly(c: &mut VisitorClient) -> usize {
+    let event = |c: &mut VisitorClient, len: usize| {
+        c.track_event(T0, "big", &jv!({ "a": "x".repeat(len) }))
+            .unwrap();
+        c.track_queue.back().unwrap().len() - len
+    };
+    let overhead = event(c, 3000);
+    let mut count = 1;
+    while c.track_queue.iter().map(|e| e.len() + 1).sum::<usize>() + 3000 + overhead
+        < TRACK_FRAME_BYTES - 100
+    {
+        event(c, 3000);
+        count += 1;
+    }
+    let used = c.track_queue.iter().map(|e| e.len() + 1).sum::<usize>();
+    event(c, TRACK_FRAME_BYTES - used - overhead);
+    assert_eq!(
+        c.track_queue.iter().map(|e| e.len() + 1).sum::<usize>() - 1,
+        TRACK_FRAME_BYTES
+    );
+    count + 1
+}
+
+/// Regression (found by `codec_props`): the size cut counted the events but not the
+/// frame around them, so a full batch went out a few dozen bytes over the limit.
+#[test]
+fn a_frame_full_of_events_stays_within_the_limit_with_its_envelope() {
+    let mut c = client();
+    welcome(&mut c, T0);
+    let count = fill_exactly(&mut c);
+    c.flush_tracking(T0);
+    let out = drain(&mut c);
+    let frames = transmitted(&out);
+    assert_eq!(frames.len(), 2, "the last event waits for the next frame");
+    assert!(
+        frames.iter().all(|f| f.len() <= TRACK_FRAME_BYTES),
+        "{:?}",
+        frames.iter().map(String::len).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        batches(&out).iter().map(|b| b.1.len()).sum::<usize>(),
+        count
+    );
+}
+
+/// The same for the beacon, whose envelope carries the visitor's ids and the API key.
+#[test]
+fn a_beacon_full_of_events_stays_within_the_limit_with_its_envelope() {
+    let config =
+        jv!({"apiKey": format!("pk_{}", "k".repeat(2000)), "server": "http://127.0.0.1:8080/"});
+    let mut c = VisitorClient::new(&config, PageInfo::default(), StoredIds::default(), 7).unwrap();
+    welcome(&mut c, T0);
+    c.handle_socket_close(T0);
+    let count = fill_exactly(&mut c);
+    let mut events = 0;
+    while let Some(body) = c.take_beacon(T0) {
+        assert!(body.len() <= TRACK_FRAME_BYTES, "{} bytes", body.len());
+        let beacon: TrackBeacon = serde_json::from_str(&body).unwrap();
+        events += beacon.events.len();
+    }
+    assert_eq!(events, count);
 }

@@ -2,6 +2,7 @@
 //! their validation. This is the only journey code the SDK links, so it stays small:
 //! no URL parsing, no classification (the server does that, see `tracker.rs`).
 
+use crate::core::codes::ErrorCode;
 use crate::core::json::{Json, Object};
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +27,11 @@ pub const MAX_PAGE_FACTS_BYTES: usize = 16 * 1024;
 /// navigation). The facade reads these from the DOM; the server derives the rest
 /// (URL parts, referrer kind, search terms, campaign, browser and device families).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", default)]
+// Absent facts are left out (skip_serializing_if); serde's container `default` reads
+// them back, which ts-rs does not see on its own.
+#[cfg_attr(test, ts(optional_fields = nullable))]
 pub struct PageFacts {
     /// When it happened, in the page's clock (the client sets it from `now`).
     pub at: u64,
@@ -71,6 +76,7 @@ pub struct PageFacts {
 
 /// One tracked event. Tagged by `kind`: `page_view` or `custom`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TrackEvent {
     PageView(PageFacts),
@@ -80,6 +86,7 @@ pub enum TrackEvent {
         #[serde(rename = "eventName")]
         event_name: String,
         #[serde(default)]
+        #[cfg_attr(test, ts(type = "Record<string, unknown>"))]
         attributes: Object,
     },
 }
@@ -112,12 +119,12 @@ pub enum TrackError {
 }
 
 impl TrackError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            TrackError::InvalidEventName { .. } => "invalid_event_name",
-            TrackError::InvalidAttributes { .. } => "invalid_attributes",
-            TrackError::InvalidPageView { .. } => "invalid_page_view",
-            TrackError::TooManyEvents { .. } => "too_many_events",
+            TrackError::InvalidEventName { .. } => ErrorCode::INVALID_EVENT_NAME,
+            TrackError::InvalidAttributes { .. } => ErrorCode::INVALID_ATTRIBUTES,
+            TrackError::InvalidPageView { .. } => ErrorCode::INVALID_PAGE_VIEW,
+            TrackError::TooManyEvents { .. } => ErrorCode::TOO_MANY_EVENTS,
         }
     }
 }

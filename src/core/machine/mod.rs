@@ -20,6 +20,7 @@ mod timer;
 
 use std::collections::VecDeque;
 
+use crate::core::codes::ErrorCode;
 use crate::core::config::Permissions;
 use crate::core::model::{
     Address, Agent, CobrowseRole, Cobrowsesession, CommunicationState, Connection,
@@ -31,6 +32,7 @@ pub use timer::{Timer, TimerTable};
 
 /// Session status as the SDK reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     None,
@@ -111,6 +113,7 @@ pub struct SessionRequest {
 
 /// Which prompt a tab shows: the session's authorization or the control request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum PromptKind {
     Session,
@@ -119,6 +122,7 @@ pub enum PromptKind {
 
 /// Why granted (or requested) control ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ControlEndReason {
     /// The visitor said no to the request.
@@ -227,16 +231,16 @@ pub enum MachineError {
 
 impl MachineError {
     /// Stable code for the wire and for JS.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MachineError::InappropriateInput { .. } => "wrong_session_state",
-            MachineError::InappropriateControl { .. } => "wrong_control_state",
-            MachineError::UnknownConnection { .. } => "unknown_connection",
-            MachineError::DuplicateConnection { .. } => "duplicate_connection",
-            MachineError::UnknownAgent { .. } => "unknown_agent",
-            MachineError::DuplicateAgent { .. } => "duplicate_agent",
-            MachineError::VisitorOffline => "visitor_offline",
-            MachineError::InvalidArgument { .. } => "invalid_argument",
+            MachineError::InappropriateInput { .. } => ErrorCode::WRONG_SESSION_STATE,
+            MachineError::InappropriateControl { .. } => ErrorCode::WRONG_CONTROL_STATE,
+            MachineError::UnknownConnection { .. } => ErrorCode::UNKNOWN_CONNECTION,
+            MachineError::DuplicateConnection { .. } => ErrorCode::DUPLICATE_CONNECTION,
+            MachineError::UnknownAgent { .. } => ErrorCode::UNKNOWN_AGENT,
+            MachineError::DuplicateAgent { .. } => ErrorCode::DUPLICATE_AGENT,
+            MachineError::VisitorOffline => ErrorCode::VISITOR_OFFLINE,
+            MachineError::InvalidArgument { .. } => ErrorCode::INVALID_ARGUMENT,
         }
     }
 }
@@ -457,10 +461,10 @@ impl VisitorMachine {
         now: Millis,
         info: ConnectionInfo,
     ) -> Result<(), MachineError> {
-        if info.unique_connection_id.is_empty() || info.unique_connection_id.len() > 128 {
+        if !crate::core::ids::valid_id(&info.unique_connection_id) {
             return Err(MachineError::InvalidArgument {
                 field: "uniqueConnectionId",
-                reason: "must be 1 to 128 characters",
+                reason: "must be 1 to 64 letters, digits, `_` or `-`",
             });
         }
         if self

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An agent of a session (seed 002, snake_case). `id` is `ea_…` for covisit agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Agent {
     pub agent_nickname: String,
     /// Always null for covisit's own agents, per the seed.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `state` / `initialState` of a communication, mapped from the SDK's session status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum CommunicationState {
     Alerting,
@@ -14,6 +15,7 @@ pub enum CommunicationState {
 
 /// What ended a communication (SPEC.md section 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum DisconnectType {
     /// The visitor ended or denied.
     #[serde(rename = "client")]
@@ -34,6 +36,7 @@ pub enum DisconnectType {
 
 /// A participant's role: the visitor shares, agents view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum CobrowseRole {
     Sharer,
@@ -42,6 +45,7 @@ pub enum CobrowseRole {
 
 /// The activity of a segment of the participant's timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum SegmentType {
     Alert,
     Interact,
@@ -50,6 +54,7 @@ pub enum SegmentType {
 
 /// Address and name data for an endpoint (Genesys `Address`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Address {
     pub name: Option<String>,
@@ -61,6 +66,7 @@ pub struct Address {
 
 /// One activity segment of a participant's timeline (Genesys `Segment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Segment {
     pub start_time: String,
@@ -73,6 +79,7 @@ pub struct Segment {
 
 /// Wrap-up data (Genesys `Wrapup`); covisit records none yet, so it stays null.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Wrapup {
     pub code: Option<String>,
@@ -86,6 +93,7 @@ pub struct Wrapup {
 
 /// After-call work (Genesys `AfterCallWork`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct AfterCallWork {
     pub start_time: Option<String>,
@@ -95,6 +103,7 @@ pub struct AfterCallWork {
 
 /// A participant's co-browse communication (seed 000, camelCase, every field).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Cobrowsesession {
     pub state: CommunicationState,

@@ -7,6 +7,7 @@ use crate::core::config::Permissions;
 
 /// Whether a connection is currently open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionStatus {
     Active,
@@ -15,6 +16,7 @@ pub enum ConnectionStatus {
 
 /// Full-tab sharing state of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum FullTabStatus {
     #[default]
@@ -25,6 +27,7 @@ pub enum FullTabStatus {
 
 /// An announced temporary disconnect (navigation, a page without the SDK).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct ExpectedDisconnect {
     /// Seconds until the visitor is back; null when unknown (the default then applies).
@@ -38,6 +41,7 @@ pub struct ExpectedDisconnect {
 /// A visitor's connection (seed 002, camelCase, every field). The permission fields are
 /// flattened from [`Permissions`] so there is one definition of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub unique_connection_id: String,

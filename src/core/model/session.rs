@@ -7,6 +7,7 @@ use super::Agent;
 /// How a session came to be (seed 002 `source`). Serialized with the seed's spelling,
 /// spaces included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum SessionSource {
     #[serde(rename = "api")]
     Api,
@@ -24,6 +25,7 @@ pub enum SessionSource {
 
 /// One entry of `agent_notes`; `by` is the agent's id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AgentNote {
     pub text: String,
     pub by: String,
@@ -31,6 +33,7 @@ pub struct AgentNote {
 
 /// One entry of `quality_feedback`; `by` is the agent's id, or the visitor's short id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct QualityFeedback {
     pub rating: f64,
     pub feedback: Option<String>,
@@ -39,6 +42,7 @@ pub struct QualityFeedback {
 
 /// A session (seed 002, snake_case). `ended_at` is null while the session is live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Session {
     pub agents: Vec<Agent>,
     pub agent_notes: Vec<AgentNote>,
@@ -48,6 +52,7 @@ pub struct Session {
     pub features_used: Vec<String>,
     pub formatted_call_length: String,
     pub formatted_length: String,
+    #[cfg_attr(test, ts(type = "Record<string, unknown>"))]
     pub metadata: serde_json::Map<String, serde_json::Value>,
     pub quality_feedback: Vec<QualityFeedback>,
     pub visitor_agent_feedback: Option<String>,

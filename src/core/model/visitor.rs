@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The categories of device the seed allows in `device_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceType {
     Desktop,
@@ -17,6 +18,7 @@ pub enum DeviceType {
 
 /// A visitor (seed 002, snake_case). Timestamps are ISO-8601 UTC strings as on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Visitor {
     pub added_at: String,
     pub api_key: String,

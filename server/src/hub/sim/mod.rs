@@ -176,7 +176,8 @@ impl SimStore {
             | Write::Note(..)
             | Write::Communication(..)
             | Write::JourneySession(..)
-            | Write::JourneyEvent(..) => {}
+            | Write::JourneyEvent(..)
+            | Write::ReleaseLookupCode(..) => {}
         }
     }
 }

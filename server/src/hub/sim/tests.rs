@@ -234,7 +234,8 @@ fn agents_get_updates_only_for_the_visitors_they_look_at() {
     sim.page(tabs[519], |c| {
         c.handle_url(super::T0, "http://127.0.0.1:8080/b")
     });
-    sim.run_for(2_000);
+    // A navigation reaches agents outside the session within 5 s.
+    sim.run_for(6_000);
     assert_eq!(updates_for(&sim, mark, &oldest), 0, "not on the list");
     assert!(updates_for(&sim, mark, &newest) > 0, "on the list");
 
@@ -247,7 +248,7 @@ fn agents_get_updates_only_for_the_visitors_they_look_at() {
     sim.page(tabs[0], |c| {
         c.handle_url(super::T0, "http://127.0.0.1:8080/c")
     });
-    sim.run_for(2_000);
+    sim.run_for(6_000);
     assert!(updates_for(&sim, mark, &oldest) > 0, "searched for");
 
     // A visitor that comes online later reaches every agent's list.
