@@ -25,6 +25,19 @@ pub struct Cli {
         global = true
     )]
     pub database: PathBuf,
+    /// Run as one node of several: the Redis bus between the nodes,
+    /// `redis://host:port[/db]`. Needs a `postgres://` `--database` (and that needs it).
+    #[arg(long, env = "COVISIT_BUS", global = true)]
+    pub bus: Option<String>,
+    /// On SIGTERM, a node of several hands its visitors over; live sessions get this many
+    /// seconds to end by themselves before the server ends them.
+    #[arg(
+        long,
+        env = "COVISIT_DRAIN_SECONDS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub drain_seconds: u64,
     /// Public base URL used in watch links and viewer URLs; default `http://<listen>`.
     #[arg(long, env = "COVISIT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,

@@ -16,13 +16,23 @@ use crate::cli::Cli;
 use crate::errors::ApiError;
 use crate::state::Shared;
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// `{"status": "ok"}`; a node of several says `draining` or `fenced` (with 503, so a
+/// load balancer sends it nothing new).
+async fn healthz(State(state): State<Shared>) -> Response {
+    let status = state.cluster.as_ref().map_or("ok", |c| c.state().as_str());
+    let code = if status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({ "status": status }))).into_response()
 }
 
 async fn metrics(State(state): State<Shared>) -> Response {
     let (online, live) = state.hub.counts().await;
-    let body = state.metrics.render(online, live);
+    // A node's hub holds the visitors it owns: its online count is theirs.
+    let node = state.cluster.as_ref().map(|c| c.figures(online as u64));
+    let body = state.metrics.render(online, live, node);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 

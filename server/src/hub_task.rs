@@ -10,47 +10,57 @@
 //! data is dropped (per visitor tab, until that tab starts a new snapshot, which the
 //! hub asks for); when a frame that carries state finds a queue full, the socket is
 //! closed (the console or the SDK reconnects and gets fresh state).
+//!
+//! On a node of several, a `ConnId` may name a socket another node holds (an agent's
+//! console there): its frames go to that node over the bus, in the same order and after
+//! the same commits; the hub's news about its visitors goes to the other nodes after
+//! the writes before it. A batch the store refuses because this node was fenced is
+//! dropped with every frame waiting on it, and the node is told (it stops serving).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use covisit::core::protocol::{AgentMessage, VisitorMessage};
 use covisit::core::Millis;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use crate::bus::{home_of, Bus, BusMsg, NodeIdx, To};
+use crate::clock::now;
 use crate::hub::{
     AgentIdentity, CloseReason, ConnId, Delivery, Frame, Hub, HubConfig, HubError, Ids, Output,
-    VisitorHello, Welcome,
+    VisitorHello, VisitorNews, Welcome,
 };
 use crate::metrics::Metrics;
-use crate::store::{Store, Write};
-
-/// The wall clock, as the core's [`Millis`]: the only place the hub's time comes from.
-pub fn now() -> Millis {
-    Millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
-}
+use crate::store::{Store, StoreError, Write};
 
 /// A frame (or a close) for one socket's writer.
 #[derive(Debug)]
 pub enum Out {
     Text(Frame),
     Close(CloseReason),
+    /// Close with this WebSocket code and reason (a bridged tab's owner closed it).
+    CloseWith(u16, String),
 }
 
 /// How many frames a visitor's / an agent's socket may have queued.
 const VISITOR_QUEUE: usize = 512;
 const AGENT_QUEUE: usize = 2048;
 
+/// Where a socket's frames go.
+#[derive(Clone)]
+enum SinkTo {
+    /// A socket of this node: its task's bounded queue.
+    Local(mpsc::Sender<Out>),
+    /// A socket another node holds: over the bus to that node (which applies the same
+    /// queue policy), from this node.
+    Remote { bus: Bus, me: NodeIdx },
+}
+
 /// A socket as the shell holds it.
 #[derive(Clone)]
 struct Sink {
-    tx: mpsc::Sender<Out>,
+    to: SinkTo,
     /// Frames of this socket queued in the writer (behind commits), not yet handed over.
     pending: Arc<AtomicUsize>,
     /// Wakes the socket's task to close at once (its queue overflowed).
@@ -82,6 +92,10 @@ enum Command {
     AgentGone(ConnId),
     Lagged(ConnId),
     Heard(ConnId),
+    /// A socket another node holds (an agent's console there): frames for it go there.
+    RegisterRemote(ConnId, Sink),
+    /// A frame (or close) that another node's hub (`from`) sent to a socket of this node.
+    Push(ConnId, Out, Delivery, NodeIdx),
     Call(Call),
 }
 
@@ -89,7 +103,19 @@ enum Command {
 enum Job {
     Write(Write),
     Deliver(ConnId, Sink, Out, Delivery),
+    /// News for the other nodes, after the writes it tells of.
+    Publish(Box<VisitorNews>),
     Flush(oneshot::Sender<bool>),
+}
+
+/// What the shell of a node of several needs: the bus, this node's number, and the
+/// flag its writer raises when the store refused a batch because the node was fenced.
+#[derive(Clone)]
+pub struct ClusterLink {
+    pub bus: Bus,
+    pub node: NodeIdx,
+    pub fenced: Arc<AtomicBool>,
+    pub on_fenced: Arc<Notify>,
 }
 
 /// The handle sockets and REST use. Cheap to clone.
@@ -98,30 +124,44 @@ pub struct HubHandle {
     cmd: mpsc::UnboundedSender<Command>,
     jobs: mpsc::UnboundedSender<Job>,
     next_conn: Arc<AtomicU64>,
+    link: Option<ClusterLink>,
 }
 
 impl HubHandle {
-    /// Starts the hub's task and the writer's.
+    /// Starts the hub's task and the writer's. On a node of several (`link`), socket
+    /// ids carry the node's number in their high bits (`bus::home_of`).
     pub fn start(
         store: Arc<dyn Store>,
         config: HubConfig,
         ids: Ids,
         metrics: Arc<Metrics>,
+        link: Option<ClusterLink>,
     ) -> HubHandle {
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let base = link
+            .as_ref()
+            .map_or(0, |l| u64::from(l.node) << crate::bus::CONN_BITS);
         let handle = HubHandle {
             cmd,
             jobs: jobs.clone(),
-            next_conn: Arc::new(AtomicU64::new(1)),
+            next_conn: Arc::new(AtomicU64::new(base + 1)),
+            link: link.clone(),
         };
-        tokio::spawn(writer(store, jobs_rx, metrics.clone(), handle.cmd.clone()));
+        tokio::spawn(writer(
+            store,
+            jobs_rx,
+            metrics.clone(),
+            handle.cmd.clone(),
+            link.clone(),
+        ));
         tokio::spawn(run(
             Hub::new(config, ids),
             cmd_rx,
             jobs,
             metrics,
             handle.cmd.clone(),
+            link,
         ));
         handle
     }
@@ -134,12 +174,18 @@ impl HubHandle {
     /// A new socket: its id and the queue its task sends from.
     pub fn register(&self, agent: bool) -> (ConnId, SocketRx) {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.register_as(conn, agent)
+    }
+
+    /// Registers socket `conn`, an id another node gave (a visitor's tab it holds for
+    /// this node, the owner): the hub's frames for it come out of the queue returned.
+    pub fn register_as(&self, conn: ConnId, agent: bool) -> (ConnId, SocketRx) {
         let (tx, rx) = mpsc::channel(if agent { AGENT_QUEUE } else { VISITOR_QUEUE });
         let kill = Arc::new(Notify::new());
         self.command(Command::Register(
             conn,
             Sink {
-                tx,
+                to: SinkTo::Local(tx),
                 pending: Arc::default(),
                 kill: kill.clone(),
                 lagging: Arc::default(),
@@ -176,6 +222,97 @@ impl HubHandle {
 
     pub fn agent_gone(&self, conn: ConnId) {
         self.command(Command::AgentGone(conn));
+    }
+
+    /// A socket another node holds (`conn` names that node): the hub's frames for it go
+    /// there over the bus.
+    pub fn register_remote(&self, conn: ConnId) {
+        let Some(link) = &self.link else { return };
+        self.command(Command::RegisterRemote(
+            conn,
+            Sink {
+                to: SinkTo::Remote {
+                    bus: link.bus.clone(),
+                    me: link.node,
+                },
+                pending: Arc::default(),
+                kill: Arc::new(Notify::new()),
+                lagging: Arc::default(),
+            },
+        ));
+    }
+
+    /// An agent console another node holds said hello: this hub sends it the frames of
+    /// the sessions it owns.
+    pub fn remote_agent_connect(&self, conn: ConnId, who: AgentIdentity) {
+        self.call_detached(move |h, _| h.handle_remote_agent_connect(conn, who));
+    }
+
+    /// A console of another node lost mirror data this node sent it.
+    pub fn lagged(&self, conn: ConnId) {
+        self.command(Command::Lagged(conn));
+    }
+
+    /// News about a visitor another node owns.
+    pub fn visitor_news(&self, news: VisitorNews) {
+        self.call_detached(move |h, _| h.handle_visitor_news(news));
+    }
+
+    /// The slots this node owns now (`None`: all; a single node).
+    pub fn set_owned_slots(&self, slots: Option<crate::hub::Slots>) {
+        self.call_detached(move |h, _| h.set_owned_slots(slots));
+    }
+
+    /// This node no longer owns `slots`: their visitors are let go (sockets closed).
+    pub async fn slots_lost(&self, slots: crate::hub::Slots) {
+        let _ = self
+            .call(move |h, now| h.handle_slots_lost(now, &slots))
+            .await;
+    }
+
+    /// The nodes that owned `slots` failed: their visitors are offline here.
+    pub fn shadows_lost(&self, slots: crate::hub::Slots) {
+        self.call_detached(move |h, now| h.handle_shadows_lost(now, &slots));
+    }
+
+    pub async fn has_live_sessions_in(&self, slots: crate::hub::Slots) -> bool {
+        self.call(move |h, _| h.has_live_sessions_in(&slots))
+            .await
+            .unwrap_or(true)
+    }
+
+    pub async fn end_live_sessions_in(&self, slots: crate::hub::Slots) {
+        let _ = self
+            .call(move |h, now| h.handle_end_live_sessions_in(now, &slots))
+            .await;
+    }
+
+    /// Sessions ended in the store for a failed node: their agents are told.
+    pub fn sessions_ended_elsewhere(
+        &self,
+        account_id: i64,
+        ended: Vec<(
+            covisit::core::model::Session,
+            Vec<covisit::core::model::Cobrowsesession>,
+        )>,
+    ) {
+        self.call_detached(move |h, _| h.handle_sessions_ended_elsewhere(account_id, ended));
+    }
+
+    /// The bus is back after a loss: resend what may have been lost.
+    pub fn resend_after_bus_loss(&self) {
+        self.call_detached(move |h, now| h.handle_bus_restored(now));
+    }
+
+    /// Runs `f` on the hub's task without waiting for it.
+    fn call_detached(&self, f: impl FnOnce(&mut Hub, Millis) + Send + 'static) {
+        self.command(Command::Call(Box::new(f)));
+    }
+
+    /// A frame another node's hub sent to socket `conn` of this node, in order with
+    /// this node's own frames for it and under the same queue policy.
+    pub fn push(&self, conn: ConnId, out: Out, delivery: Delivery, from: NodeIdx) {
+        self.command(Command::Push(conn, out, delivery, from));
     }
 
     /// The socket showed it is alive in a way the hub does not see (a pong, a journey
@@ -325,6 +462,7 @@ async fn run(
     jobs: mpsc::UnboundedSender<Job>,
     metrics: Arc<Metrics>,
     cmd: mpsc::UnboundedSender<Command>,
+    link: Option<ClusterLink>,
 ) {
     let mut sinks: HashMap<ConnId, Sink> = HashMap::new();
     loop {
@@ -361,6 +499,21 @@ async fn run(
                     }
                     Command::Lagged(conn) => hub.handle_agent_lagged(t, conn),
                     Command::Heard(conn) => hub.handle_heard(t, conn),
+                    Command::RegisterRemote(conn, sink) => { sinks.insert(conn, sink); }
+                    Command::Push(conn, out, delivery, from) => {
+                        if let Some(sink) = sinks.get(&conn) {
+                            if sink.pending.load(Ordering::Acquire) > 0 {
+                                sink.pending.fetch_add(1, Ordering::AcqRel);
+                                let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery));
+                            } else if deliver(conn, sink, out, delivery, &metrics) {
+                                // Mirror data of another node's session was lost: that
+                                // node's hub asks for the snapshot.
+                                if let Some(l) = &link {
+                                    l.bus.send(To::Node(from), &BusMsg::Lagged { conn }, "");
+                                }
+                            }
+                        }
+                    }
                     Command::Call(f) => f(&mut hub, t),
                 }
             }
@@ -368,6 +521,11 @@ async fn run(
         }
         while let Some(o) = hub.poll_output() {
             match o {
+                // Only a clustered hub publishes (its slots were set), after the writes
+                // before it.
+                Output::Publish(news) => {
+                    let _ = jobs.send(Job::Publish(news));
+                }
                 Output::Persist(w) => {
                     let _ = jobs.send(Job::Write(w));
                 }
@@ -383,7 +541,7 @@ async fn run(
                     if delivery == Delivery::Durable || sink.pending.load(Ordering::Acquire) > 0 {
                         sink.pending.fetch_add(1, Ordering::AcqRel);
                         let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery));
-                    } else if deliver(sink, out, delivery, &metrics) {
+                    } else if deliver(conn, sink, out, delivery, &metrics) {
                         let _ = cmd.send(Command::Lagged(conn));
                     }
                 }
@@ -406,7 +564,36 @@ async fn run(
 /// Hands `out` to the socket's queue. A full queue drops relayed mirror data (that
 /// tab's data is then dropped until it starts a new snapshot) and closes the socket
 /// for anything else. True when the hub must ask for new snapshots (a drop began).
-fn deliver(sink: &Sink, out: Out, delivery: Delivery, metrics: &Metrics) -> bool {
+/// A socket of another node gets it over the bus (that node applies the policy).
+fn deliver(conn: ConnId, sink: &Sink, out: Out, delivery: Delivery, metrics: &Metrics) -> bool {
+    let tx = match &sink.to {
+        SinkTo::Local(tx) => tx,
+        SinkTo::Remote { bus, me } => {
+            let to = To::Node(home_of(conn));
+            match out {
+                Out::Text(frame) => {
+                    metrics.relayed();
+                    bus.send(
+                        to,
+                        &BusMsg::Deliver {
+                            conn,
+                            from: *me,
+                            relay: match delivery {
+                                Delivery::Relay { tab, snapshot } => Some((tab, snapshot)),
+                                _ => None,
+                            },
+                        },
+                        frame.as_str(),
+                    );
+                }
+                Out::Close(reason) => bus.send(to, &BusMsg::Close { conn, reason }, ""),
+                Out::CloseWith(code, reason) => {
+                    bus.send(to, &BusMsg::CloseWith { conn, code, reason }, "")
+                }
+            }
+            return false;
+        }
+    };
     let lagging = || sink.lagging.lock().unwrap_or_else(|p| p.into_inner());
     if let Delivery::Relay { tab, snapshot } = delivery {
         let mut tabs = lagging();
@@ -418,7 +605,7 @@ fn deliver(sink: &Sink, out: Out, delivery: Delivery, metrics: &Metrics) -> bool
         }
     }
     let text = matches!(out, Out::Text(_));
-    match sink.tx.try_send(out) {
+    match tx.try_send(out) {
         Ok(()) => {
             if text {
                 metrics.relayed();
@@ -454,9 +641,14 @@ async fn writer(
     mut rx: mpsc::UnboundedReceiver<Job>,
     metrics: Arc<Metrics>,
     cmd: mpsc::UnboundedSender<Command>,
+    link: Option<ClusterLink>,
 ) {
     let mut batch: Vec<Job> = Vec::new();
     let mut failed = false;
+    let fenced = || {
+        link.as_ref()
+            .is_some_and(|l| l.fenced.load(Ordering::Acquire))
+    };
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut writes: Vec<Write> = Vec::new();
         let mut slots: HashMap<(u8, String), usize> = HashMap::new();
@@ -484,7 +676,10 @@ async fn writer(
         failed = if writes.is_empty() {
             false
         } else {
-            match store.write_batch(writes).await {
+            let started = std::time::Instant::now();
+            let result = store.write_batch(writes).await;
+            metrics.committed(started.elapsed().as_secs_f64());
+            match result {
                 Ok(results) => {
                     let mut failed = false;
                     for e in results.into_iter().filter_map(Result::err) {
@@ -493,6 +688,16 @@ async fn writer(
                     }
                     failed
                 }
+                Err(StoreError::Fenced) => {
+                    // Another node owns our slots now: nothing we do may be announced.
+                    if let Some(l) = &link {
+                        if !l.fenced.swap(true, Ordering::AcqRel) {
+                            tracing::error!("the store refused our writes: this node was fenced");
+                            l.on_fenced.notify_waiters();
+                        }
+                    }
+                    true
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "store transaction failed");
                     true
@@ -500,16 +705,28 @@ async fn writer(
             }
         };
         let ok = !failed && !previous_failed;
+        let silenced = fenced();
         for job in after {
             match job {
+                // Fenced: nothing written may be announced, but sockets still close
+                // (the SDK and the console reconnect to a node that owns them).
+                Job::Deliver(_, sink, Out::Text(_), _) if silenced => {
+                    sink.pending.fetch_sub(1, Ordering::AcqRel);
+                }
                 Job::Deliver(conn, sink, out, delivery) => {
-                    if deliver(&sink, out, delivery, &metrics) {
+                    if deliver(conn, &sink, out, delivery, &metrics) {
                         let _ = cmd.send(Command::Lagged(conn));
                     }
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
+                Job::Publish(news) => {
+                    if let (Some(l), false) = (&link, silenced) {
+                        let to = To::Account(news.account_id);
+                        l.bus.send(to, &BusMsg::News(news), "");
+                    }
+                }
                 Job::Flush(done) => {
-                    let _ = done.send(ok);
+                    let _ = done.send(ok && !silenced);
                 }
                 Job::Write(_) => {}
             }

@@ -25,9 +25,11 @@
 
 mod access;
 mod auth;
+mod bus;
 mod call;
 mod cli;
 mod clock;
+mod cluster;
 mod directory;
 mod errors;
 mod geoip;
@@ -97,6 +99,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         Ok(limit) => tracing::debug!(limit, "open-file limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
+    // A node of several needs both engines; one without the other is a mistake that
+    // would let two servers think they each own everything.
+    let serving = cli.command.is_none();
+    match (postgres_url(&cli), cli.bus.as_deref()) {
+        (None, Some(_)) => {
+            return Err("--bus runs covisit as one node of several, which needs a PostgreSQL --database (postgres://…) shared by the nodes".into())
+        }
+        (Some(_), None) if serving => {
+            return Err("a PostgreSQL --database is for running covisit on several nodes: give the nodes' Redis bus too (--bus redis://…); one node runs on the SQLite default".into())
+        }
+        (Some(db), Some(bus)) if serving => return serve_clustered(cli.clone(), db.to_string(), bus.to_string()).await,
+        _ => {}
+    }
     let (store, directory) = open_database(&cli).await?;
     match &cli.command {
         Some(Command::Keys {
@@ -123,14 +138,38 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await
         }
-        None => serve(cli, store, directory).await,
+        None => {
+            let now = crate::clock::now();
+            store
+                .recover_after_restart(&now.to_iso8601())
+                .await
+                .map_err(|e| e.to_string())?;
+            serve(cli, store, directory, None).await
+        }
     }
+}
+
+/// A node of several: joins the cluster (PostgreSQL and the Redis bus), then serves.
+/// Unlike a single server it never ends every live session at start-up: the other
+/// nodes' sessions are theirs (it recovers only the slots it takes over).
+async fn serve_clustered(cli: Cli, database: String, bus: String) -> Result<(), String> {
+    let address = cli.listen.to_string();
+    let (cluster, store) = crate::cluster::Cluster::join(&database, &bus, &address).await?;
+    tracing::info!(database = %redact_url(&database), node = cluster.node(), "store: PostgreSQL, one node of several");
+    let s: Arc<dyn Store> = store.clone();
+    let d: Arc<dyn Directory> = store;
+    serve(cli, s, d, Some(cluster)).await
+}
+
+/// The `postgres://` URL of `--database`, if it is one.
+fn postgres_url(cli: &Cli) -> Option<&str> {
+    cli.database.to_str().filter(|d| is_postgres_url(d))
 }
 
 /// The store `--database` names: a `postgres://` (or `postgresql://`) URL opens
 /// PostgreSQL, anything else is a SQLite file (the default).
 async fn open_database(cli: &Cli) -> Result<(Arc<dyn Store>, Arc<dyn Directory>), String> {
-    if let Some(url) = cli.database.to_str().filter(|d| is_postgres_url(d)) {
+    if let Some(url) = postgres_url(cli) {
         let pg = Arc::new(PgStore::open(url, None).await.map_err(|e| {
             format!(
                 "cannot open the PostgreSQL database {}: {e}",
@@ -153,6 +192,7 @@ async fn serve(
     cli: Cli,
     store: Arc<dyn Store>,
     directory: Arc<dyn Directory>,
+    cluster: Option<crate::cluster::Cluster>,
 ) -> Result<(), String> {
     // Before anything listens: a GeoIP file that was asked for must be readable.
     let geo = if cli.geoip.is_empty() {
@@ -175,11 +215,6 @@ async fn serve(
             .filter(|p| !p.is_empty())
             .collect(),
     };
-    let now = crate::clock::now();
-    store
-        .recover_after_restart(&now.to_iso8601())
-        .await
-        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
@@ -196,7 +231,11 @@ async fn serve(
         crate::setup::dev_account(directory.as_ref(), &public_url).await?;
     }
     crate::setup::warn_unbound_keys(directory.as_ref()).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let metrics = Arc::new(if cluster.is_some() {
+        crate::metrics::Metrics::clustered()
+    } else {
+        crate::metrics::Metrics::default()
+    });
     let grace = cli.grace_period_seconds.clamp(1, 86_400);
     let heartbeat_timeout =
         std::time::Duration::from_secs(cli.heartbeat_timeout_seconds.clamp(1, 86_400));
@@ -211,7 +250,12 @@ async fn serve(
         },
         crate::hub::Ids::from_entropy(),
         metrics.clone(),
+        cluster.as_ref().map(|c| c.link()),
     );
+    if cluster.is_some() {
+        // Clustered from the first frame: no slots until the table says which.
+        hub.set_owned_slots(Some(crate::hub::Slots::default()));
+    }
     let journeys = crate::journey::Journeys::new(store.clone(), journey_options, geo);
     let state = Arc::new(crate::state::AppState {
         store,
@@ -223,14 +267,44 @@ async fn serve(
         trust_proxy: cli.trust_proxy,
         lookups: crate::auth::LookupLimiter::new(cli.lookup_rate_per_minute),
         journeys,
+        cluster: cluster.clone(),
     });
+    if let Some(cluster) = &cluster {
+        let (on_visitor, on_call) = (state.clone(), state.clone());
+        cluster.start(
+            hub.clone(),
+            state.store.clone(),
+            crate::cluster::Handlers {
+                bridged_visitor: Box::new(move |bridged| {
+                    tokio::spawn(crate::ws::serve_bridged_visitor(
+                        on_visitor.clone(),
+                        bridged,
+                    ));
+                }),
+                call: Box::new(move |call| Box::pin(crate::rest::carry_out(on_call.clone(), call))),
+            },
+        );
+    }
+    if let Some(cluster) = &cluster {
+        cluster.settle(std::time::Duration::from_secs(15)).await;
+    }
     let app = crate::http::router(state, &cli);
     tracing::info!("covisit-server listening on {bound}: demo site {public_url}/ , agent console {public_url}/agent/");
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        // A node of several hands its visitors over before it stops taking sockets.
+        if let Some(cluster) = &cluster {
+            cluster
+                .drain(std::time::Duration::from_secs(
+                    cli.drain_seconds.clamp(0, 3600),
+                ))
+                .await;
+        }
+    })
     .await
     .map_err(|e| e.to_string())?;
     // Whatever the sockets changed may still be queued for the store: write it first.

@@ -21,11 +21,14 @@ use serde_json::{json, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::{Act, Principal};
+use crate::bus::Call;
+use crate::cluster::CallResult;
 use crate::errors::ApiError;
 use crate::errors::{parse_body, ApiResult};
 use crate::hub::HubError;
 use crate::keys;
 use crate::state::Shared;
+use crate::store::slot_of;
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -184,26 +187,11 @@ async fn delete_visitor(
         if !valid_id(&short_id) {
             return Err(ApiError::not_found("visitor"));
         }
-        // No journey batch is applied from here until the store erased the visitor
-        // (one that raced the erasure would write the data back).
-        let erasing = state.journeys.erasing().await;
-        let in_memory = state.hub.erase_visitor(account, &short_id).await;
-        state.journeys.forget(account, &short_id);
-        durable(&state).await?;
-        let stored = state
-            .store
-            .erase_visitor(
-                crate::clock::now(),
-                account,
-                &short_id,
-                state.journeys.session_timeout_seconds(),
-            )
-            .await
-            .map_err(ApiError::internal)?;
-        drop(erasing);
-        if !in_memory && !stored {
-            return Err(ApiError::not_found("visitor"));
-        }
+        let call = Call::EraseVisitor {
+            account_id: account,
+            short_id: short_id.clone(),
+        };
+        on_owner(&state, slot_of(&short_id), call).await?;
         tracing::info!(visitor = %short_id, "visitor personal data erased");
         // The trail stays: entries name the visitor by id only, never by what was erased.
         let ip = state.client_ip(peer, &headers);
@@ -292,11 +280,21 @@ async fn request_session(
             }
         };
         let agent_id = agent.id.clone();
-        let (session_id, viewer_url) = state
-            .hub
-            .request_session(account, &short_id, agent, SessionSource::Api)
-            .await
-            .map_err(hub_error)?;
+        let call = Call::RequestSession {
+            account_id: account,
+            short_id: short_id.clone(),
+            agent,
+            source: SessionSource::Api,
+        };
+        let answer = on_owner(&state, slot_of(&short_id), call).await?;
+        let field = |k: &str| {
+            answer
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (session_id, viewer_url) = (field("session_id"), field("viewer_url"));
         let ip = state.client_ip(peer, &headers);
         audit(
             &state,
@@ -418,11 +416,11 @@ async fn end_session(
                 "the session has already ended",
             ));
         }
-        state
-            .hub
-            .end_session(account, &id)
-            .await
-            .map_err(hub_error)?;
+        let call = Call::EndSession {
+            account_id: account,
+            session_id: id.clone(),
+        };
+        on_owner(&state, slot_of(&id), call).await?;
         let ip = state.client_ip(peer, &headers);
         audit(
             &state,
@@ -464,37 +462,13 @@ async fn add_note(
         may_manage(&p, &current)?;
         // `by` is the agent's id: the user's own, or `api` for the secret key.
         let by = p.actor();
-        match state
-            .hub
-            .add_note(account, &id, &by, text.clone(), false)
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.code() == "unknown_session" => {
-                // Not in memory any more: amend the stored record.
-                let mut s = state
-                    .store
-                    .get_session(account, &id)
-                    .await
-                    .map_err(ApiError::internal)?
-                    .ok_or_else(|| ApiError::not_found("session"))?;
-                s.session.agent_notes.push(AgentNote {
-                    text: text.clone(),
-                    by: by.clone(),
-                });
-                state
-                    .store
-                    .add_note(&id, &by, &text)
-                    .await
-                    .map_err(ApiError::internal)?;
-                state
-                    .store
-                    .upsert_session(account, &s.session, &s.status)
-                    .await
-                    .map_err(ApiError::internal)?;
-            }
-            Err(e) => return Err(hub_error(e)),
-        }
+        let call = Call::AddNote {
+            account_id: account,
+            session_id: id.clone(),
+            by: by.clone(),
+            text,
+        };
+        on_owner(&state, slot_of(&id), call).await?;
         let ip = state.client_ip(peer, &headers);
         audit(
             &state,
@@ -514,6 +488,137 @@ async fn add_note(
             .into_response())
     })
     .await
+}
+
+/// Runs `call` where the visitor or session it is about lives: here on a single node
+/// or when this node owns `slot`, else on its owner (over the bus).
+async fn on_owner(state: &Shared, slot: u16, call: Call) -> Result<Value, ApiError> {
+    let owner = state
+        .cluster
+        .as_ref()
+        .map(|c| (c, c.owner_of(slot)))
+        .filter(|(c, owner)| *owner != Some(c.node()));
+    let result = match owner {
+        None => carry_out(state.clone(), call).await,
+        Some((cluster, Some(owner))) => cluster.call(owner, call).await,
+        Some((_, None)) => Err((
+            503,
+            ErrorCode::UNAVAILABLE.as_str().to_string(),
+            "no node owns this visitor right now (the cluster is moving it); retry".to_string(),
+        )),
+    };
+    result.map_err(|(status, code, message)| {
+        ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorCode::parse(&code).unwrap_or(ErrorCode::INTERNAL),
+            message,
+        )
+    })
+}
+
+/// Carries out a REST write on the node that owns what it is about (this one): the
+/// hub acts, and the answer comes once its writes are committed. Another node's REST
+/// call arrives here over the bus.
+pub async fn carry_out(state: Shared, call: Call) -> CallResult {
+    let fail = |e: ApiError| (e.status.as_u16(), e.code.to_string(), e.message);
+    let result: Result<Value, ApiError> = async {
+        match call {
+            Call::RequestSession {
+                account_id,
+                short_id,
+                agent,
+                source,
+            } => {
+                let (session_id, viewer_url) = state
+                    .hub
+                    .request_session(account_id, &short_id, agent, source)
+                    .await
+                    .map_err(hub_error)?;
+                durable(&state).await?;
+                Ok(json!({ "session_id": session_id, "viewer_url": viewer_url }))
+            }
+            Call::EndSession {
+                account_id,
+                session_id,
+            } => {
+                state
+                    .hub
+                    .end_session(account_id, &session_id)
+                    .await
+                    .map_err(hub_error)?;
+                durable(&state).await?;
+                Ok(Value::Null)
+            }
+            Call::AddNote {
+                account_id,
+                session_id,
+                by,
+                text,
+            } => {
+                match state
+                    .hub
+                    .add_note(account_id, &session_id, &by, text.clone(), false)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.code() == "unknown_session" => {
+                        // Not in memory any more: amend the stored record.
+                        let mut s = state
+                            .store
+                            .get_session(account_id, &session_id)
+                            .await
+                            .map_err(ApiError::internal)?
+                            .ok_or_else(|| ApiError::not_found("session"))?;
+                        s.session.agent_notes.push(AgentNote {
+                            text: text.clone(),
+                            by: by.clone(),
+                        });
+                        state
+                            .store
+                            .add_note(&session_id, &by, &text)
+                            .await
+                            .map_err(ApiError::internal)?;
+                        state
+                            .store
+                            .upsert_session(account_id, &s.session, &s.status)
+                            .await
+                            .map_err(ApiError::internal)?;
+                    }
+                    Err(e) => return Err(hub_error(e)),
+                }
+                durable(&state).await?;
+                Ok(Value::Null)
+            }
+            Call::EraseVisitor {
+                account_id,
+                short_id,
+            } => {
+                // No journey batch is applied from here until the store erased the
+                // visitor (one that raced the erasure would write the data back).
+                let erasing = state.journeys.erasing().await;
+                let in_memory = state.hub.erase_visitor(account_id, &short_id).await;
+                state.journeys.forget(account_id, &short_id);
+                durable(&state).await?;
+                let stored = state
+                    .store
+                    .erase_visitor(
+                        crate::clock::now(),
+                        account_id,
+                        &short_id,
+                        state.journeys.session_timeout_seconds(),
+                    )
+                    .await
+                    .map_err(ApiError::internal)?;
+                drop(erasing);
+                if !in_memory && !stored {
+                    return Err(ApiError::not_found("visitor"));
+                }
+                Ok(Value::Null)
+            }
+        }
+    }
+    .await;
+    result.map_err(fail)
 }
 
 async fn communications(

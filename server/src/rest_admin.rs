@@ -262,7 +262,7 @@ async fn sign_out(
             .delete_auth_session(session)
             .await
             .map_err(ApiError::internal)?;
-        state.hub.close_auth_session(session).await;
+        close_auth_session_everywhere(&state, session).await;
         audit(
             &state,
             *account_id,
@@ -367,7 +367,7 @@ async fn accept_link(
             .delete_user_sessions(&user.id)
             .await
             .map_err(ApiError::internal)?;
-        state.hub.close_user(&user.id).await;
+        close_user_everywhere(&state, &user.id).await;
         let user = state
             .directory
             .user(&user.id)
@@ -690,7 +690,7 @@ async fn update_user(
                 .await
                 .map_err(ApiError::internal)?;
             // Sockets carry the role they signed in with: reconnect with the new one.
-            state.hub.close_user(&user.id).await;
+            close_user_everywhere(&state, &user.id).await;
             audit(
                 &state,
                 p.account_id(),
@@ -713,7 +713,7 @@ async fn update_user(
                     .delete_user_sessions(&user.id)
                     .await
                     .map_err(ApiError::internal)?;
-                state.hub.close_user(&user.id).await;
+                close_user_everywhere(&state, &user.id).await;
             }
             audit(
                 &state,
@@ -1034,4 +1034,21 @@ async fn read_audit(
         Ok(Json(json!({ "entries": entries, "next_before": next })).into_response())
     })
     .await
+}
+
+/// Closes the user's agent sockets on this node and, clustered, on every other.
+async fn close_user_everywhere(state: &Shared, user_id: &str) {
+    state.hub.close_user(user_id).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.close_user(user_id);
+    }
+}
+
+/// Closes the sign-in session's agent sockets on this node and, clustered, on every
+/// other.
+async fn close_auth_session_everywhere(state: &Shared, session: &str) {
+    state.hub.close_auth_session(session).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.close_auth_session(session);
+    }
 }

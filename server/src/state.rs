@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 
 use crate::auth::{LookupLimiter, SignInLimiter};
+use crate::cluster::Cluster;
 use crate::directory::Directory;
 use crate::hub_task::HubHandle;
 use crate::journey::Journeys;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub trust_proxy: bool,
     pub lookups: LookupLimiter,
     pub journeys: Journeys,
+    /// This node's place among several (`--bus`); `None` on a single node.
+    pub cluster: Option<Cluster>,
 }
 
 pub type Shared = Arc<AppState>;

@@ -33,7 +33,8 @@ pub use pg::{is_postgres_url, redact_url, PgStore};
 #[allow(unused_imports)]
 pub use pg::Fence;
 
-/// The slot of a visitor, one of 256: the first byte of SHA-256 of its `short_id`.
+/// The slot of a visitor, one of 256: the first byte of SHA-256 of its `short_id` (a
+/// session's id is drawn in its visitor's slot, so the same function finds its owner).
 ///
 /// Stored in PostgreSQL's `visitors.slot` and `sessions.slot` and used by every node of
 /// a cluster to find a visitor's owner, so it must NEVER change: another hash or
@@ -60,6 +61,9 @@ pub struct AuditEntry {
     /// `ok`, or why not (`wrong_password`, `locked`, `disabled`, …).
     pub result: String,
 }
+
+/// How many slots visitors are spread over (a cluster's unit of ownership).
+pub const SLOTS: u16 = 256;
 
 /// An error from the store; its text never contains personal data.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +131,9 @@ pub enum Write {
     VisitorSecret(String, String),
     /// An audit log entry, appended (its `id` is assigned by the store).
     Audit(Box<AuditEntry>),
+    /// A cluster's lookup-code reservation (account, code, short_id) ends: the visitor
+    /// left. Only PostgreSQL keeps reservations; SQLite has nothing to do.
+    ReleaseLookupCode(i64, String, String),
 }
 
 /// A tracked event as stored: its ids, kind, name and time, and the event as the SDK
@@ -157,7 +164,8 @@ impl Write {
             Write::SessionAgent(..)
             | Write::Note(..)
             | Write::JourneyEvent(..)
-            | Write::Audit(..) => None,
+            | Write::Audit(..)
+            | Write::ReleaseLookupCode(..) => None,
         }
     }
 }
@@ -206,9 +214,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::recover_after_restart`] for the visitors whose [`slot_of`] is in `slots`
     /// only (a cluster node taking over a dead node's slots): they go offline, their
     /// live sessions end now, and those sessions' open communications are disconnected
-    /// by `system`. Returns how many live sessions it ended.
-    #[allow(dead_code)] // the cluster layer calls it; until then only the tests do
-    async fn recover_slots(&self, now_iso: &str, slots: &[u16]) -> StoreResult<usize>;
+    /// with `how` (`transport.failure` when their node failed). Returns how many live
+    /// sessions it ended.
+    async fn recover_slots(
+        &self,
+        now_iso: &str,
+        slots: &[u16],
+        how: DisconnectType,
+    ) -> StoreResult<usize>;
     /// The visitor's most recent journey session.
     async fn latest_journey_session(
         &self,
@@ -523,6 +536,8 @@ fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
                 params![hash, short_id],
             )?;
         }
+        // A single node keeps its lookup codes in memory.
+        Write::ReleaseLookupCode(..) => {}
         Write::Audit(a) => {
             c.execute(
                 "INSERT INTO audit_log (account_id, at, actor, action, target, ip, result)
@@ -906,14 +921,20 @@ impl Store for SqliteStore {
 
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()> {
         let now_iso = now_iso.to_string();
-        self.run(move |c| recover(c, &now_iso, None).map(drop))
+        self.run(move |c| recover(c, &now_iso, None, DisconnectType::System).map(drop))
             .await
     }
 
-    async fn recover_slots(&self, now_iso: &str, slots: &[u16]) -> StoreResult<usize> {
+    async fn recover_slots(
+        &self,
+        now_iso: &str,
+        slots: &[u16],
+        how: DisconnectType,
+    ) -> StoreResult<usize> {
         let now_iso = now_iso.to_string();
         let slots = slots.to_vec();
-        self.run(move |c| recover(c, &now_iso, Some(&slots))).await
+        self.run(move |c| recover(c, &now_iso, Some(&slots), how))
+            .await
     }
 }
 
@@ -924,6 +945,7 @@ fn recover(
     c: &mut rusqlite::Connection,
     now_iso: &str,
     slots: Option<&[u16]>,
+    how: DisconnectType,
 ) -> StoreResult<usize> {
     let in_scope = |short_id: &str| slots.is_none_or(|s| s.contains(&slot_of(short_id)));
     let tx = c.transaction()?;
@@ -974,7 +996,7 @@ fn recover(
         };
         for (cid, data) in comms {
             let mut c: Cobrowsesession = serde_json::from_str(&data)?;
-            if close_by_system(&mut c, &end) {
+            if close_by_server(&mut c, &end, how) {
                 tx.execute(
                     "UPDATE communications SET data = ?1 WHERE id = ?2",
                     params![serde_json::to_string(&c)?, cid],
@@ -1015,19 +1037,20 @@ fn end_live_session(s: &mut Session, now_iso: &str) -> String {
 }
 
 /// A communication of a session that ended at `end` without its people: the server
-/// (`system`) closed it and its open segments then. False when it was closed already
-/// (nothing to write).
-fn close_by_system(c: &mut Cobrowsesession, end: &str) -> bool {
+/// closed it and its open segments then, `how` (`system` after a restart,
+/// `transport.failure` after a node failed). False when it was closed already (nothing
+/// to write).
+fn close_by_server(c: &mut Cobrowsesession, end: &str, how: DisconnectType) -> bool {
     if c.state == CommunicationState::Disconnected {
         return false;
     }
     for seg in c.segments.iter_mut().filter(|seg| seg.end_time.is_none()) {
         seg.end_time = Some(end.to_string());
         seg.how_ended = Some("disconnect".to_string());
-        seg.disconnect_type = Some(DisconnectType::System);
+        seg.disconnect_type = Some(how);
     }
     c.state = CommunicationState::Disconnected;
-    c.disconnect_type = Some(DisconnectType::System);
+    c.disconnect_type = Some(how);
     c.disconnected_time = Some(end.to_string());
     c.provider_event_time = end.to_string();
     c.controlling.clear();

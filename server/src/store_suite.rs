@@ -1044,6 +1044,16 @@ async fn live_session(b: &Backend, account_id: i64, short_id: &str, session_id: 
 
 /// Asserts that recovery at `at(90)` ended the live session stored by `live_session`.
 async fn assert_recovered(b: &Backend, account_id: i64, short_id: &str, session_id: &str) {
+    assert_recovered_as(b, account_id, short_id, session_id, DisconnectType::System).await;
+}
+
+async fn assert_recovered_as(
+    b: &Backend,
+    account_id: i64,
+    short_id: &str,
+    session_id: &str,
+    how: DisconnectType,
+) {
     let v = b
         .store
         .get_visitor(account_id, short_id)
@@ -1068,14 +1078,14 @@ async fn assert_recovered(b: &Backend, account_id: i64, short_id: &str, session_
     assert_eq!(comms.len(), 3);
     for c in &comms[..2] {
         assert_eq!(c.state, CommunicationState::Disconnected);
-        assert_eq!(c.disconnect_type, Some(DisconnectType::System));
+        assert_eq!(c.disconnect_type, Some(how));
         assert_eq!(c.disconnected_time, Some(at(90)));
         assert_eq!(c.provider_event_time, at(90));
         assert!(c.controlling.is_empty());
         let last = c.segments.last().expect("segments");
         assert_eq!(last.end_time, Some(at(90)));
         assert_eq!(last.how_ended.as_deref(), Some("disconnect"));
-        assert_eq!(last.disconnect_type, Some(DisconnectType::System));
+        assert_eq!(last.disconnect_type, Some(how));
         assert_eq!(c.segments[0].end_time, Some(at(5)), "closed segments stay");
     }
     // The viewer who had left keeps how and when.
@@ -1156,26 +1166,43 @@ async fn recovering_slots_touches_only_their_visitors(b: &Backend) {
     live_session(b, a, x, "s_x").await;
     live_session(b, a, y, "s_y").await;
     live_session(b, other, z, "s_z").await;
-    let n = b.store.recover_slots(&at(90), &[slot_of(x)]).await.unwrap();
+    let n = b
+        .store
+        .recover_slots(&at(90), &[slot_of(x)], DisconnectType::System)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert_recovered(b, a, x, "s_x").await;
     assert_still_live(b, a, y, "s_y").await;
     assert_still_live(b, other, z, "s_z").await;
 
-    assert_eq!(b.store.recover_slots(&at(90), &[]).await.unwrap(), 0);
     assert_eq!(
-        b.store.recover_slots(&at(90), &[slot_of(x)]).await.unwrap(),
+        b.store
+            .recover_slots(&at(90), &[], DisconnectType::System)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        b.store
+            .recover_slots(&at(90), &[slot_of(x)], DisconnectType::System)
+            .await
+            .unwrap(),
         0
     );
     // Slots past 255 hold nobody; several slots at once, across accounts.
     let n = b
         .store
-        .recover_slots(&at(90), &[slot_of(y), 4000, slot_of(z)])
+        .recover_slots(
+            &at(90),
+            &[slot_of(y), 4000, slot_of(z)],
+            DisconnectType::TransportFailure,
+        )
         .await
         .unwrap();
     assert_eq!(n, 2);
-    assert_recovered(b, a, y, "s_y").await;
-    assert_recovered(b, other, z, "s_z").await;
+    assert_recovered_as(b, a, y, "s_y", DisconnectType::TransportFailure).await;
+    assert_recovered_as(b, other, z, "s_z", DisconnectType::TransportFailure).await;
 }
 
 async fn connections_name_their_first_visitor(b: &Backend) {

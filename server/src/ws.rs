@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Duration};
 
-use crate::hub::{AgentIdentity, CloseReason, VisitorHello};
+use crate::hub::{AgentIdentity, CloseReason, ConnId, VisitorHello};
 use crate::hub_task::{Out, SocketRx};
 use crate::keys;
 use crate::state::Shared;
@@ -66,14 +66,14 @@ async fn send_burst(
     sink: &mut Sink,
     rx: &mut mpsc::Receiver<Out>,
     first: Utf8Bytes,
-) -> Result<Option<CloseReason>, axum::Error> {
+) -> Result<Option<Out>, axum::Error> {
     sink.feed(Message::Text(first)).await?;
     let mut close = None;
     for _ in 1..BURST {
         match rx.try_recv() {
             Ok(Out::Text(t)) => sink.feed(Message::Text(t)).await?,
-            Ok(Out::Close(reason)) => {
-                close = Some(reason);
+            Ok(other) => {
+                close = Some(other);
                 break;
             }
             Err(_) => break,
@@ -83,13 +83,31 @@ async fn send_burst(
     Ok(close)
 }
 
-/// Closes a socket the hub closed: erased visitor, signed-out or disabled agent.
-async fn close_for(sink: &mut Sink, reason: CloseReason) {
-    match reason {
-        CloseReason::Erased => close(sink, 1000, "visitor data erased").await,
-        CloseReason::SignedOut => close(sink, 1008, "signed out").await,
-        CloseReason::Silent => close(sink, 1001, "heartbeat timeout").await,
-    }
+/// The WebSocket close code and reason of a close the hub (or a visitor's owner on
+/// another node) asked for: erased visitor, signed-out or disabled agent, silence, a
+/// visitor now owned elsewhere.
+fn close_code(out: &Out) -> (u16, String) {
+    let (code, reason) = match out {
+        Out::Close(CloseReason::Erased) => (1000, "visitor data erased"),
+        Out::Close(CloseReason::SignedOut) => (1008, "signed out"),
+        Out::Close(CloseReason::Silent) => (1001, "heartbeat timeout"),
+        // 1012 "service restart": reconnect (the visitor is owned by another node now).
+        Out::Close(CloseReason::Moved) => (1012, "visitor moved to another node"),
+        Out::CloseWith(code, reason) => return (*code, reason.chars().take(120).collect()),
+        Out::Text(_) => (1000, ""),
+    };
+    (code, reason.to_string())
+}
+
+/// Closes a socket as `out` (a close) says.
+async fn close_out(sink: &mut Sink, out: Out) {
+    let (code, reason) = close_code(&out);
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
 }
 
 /// Reads the first text frame (the hello), or None when the peer is gone or silent.
@@ -126,13 +144,29 @@ pub async fn visitor_ws(
         .on_upgrade(move |socket| visitor_socket(state, socket, ip, origin))
 }
 
-async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Option<String>) {
-    let (mut sink, mut stream) = socket.split();
-    let Some(text) = first_text(&mut stream).await else {
-        return;
-    };
+/// A visitor's hello that passed the checks every node makes (its key, the page's
+/// origin): what the owner needs to connect it.
+struct CheckedHello {
+    account_id: i64,
+    api_key: String,
+    short_id: Option<String>,
+    visitor_secret: Option<String>,
+    connection: covisit::core::protocol::ConnectionHello,
+    config: covisit::core::json::Json,
+}
+
+/// A refused hello: the error frame's code and message, and the close's code and reason.
+type Refusal = (ErrorCode, String, u16, &'static str);
+
+/// Decodes the hello and checks its key and the page's origin. Nothing is created
+/// before this passes.
+async fn check_hello(
+    state: &Shared,
+    text: &str,
+    origin: Option<&str>,
+) -> Result<CheckedHello, Refusal> {
     let (api_key, short_id, visitor_secret, connection, config) =
-        match decode::<VisitorMessage>(&text) {
+        match decode::<VisitorMessage>(text) {
             Ok(VisitorMessage::Hello {
                 api_key,
                 short_id,
@@ -142,61 +176,298 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                 ..
             }) => (api_key, short_id, visitor_secret, connection, config),
             Ok(_) => {
-                send_error(
-                    &state,
-                    &mut sink,
+                return Err((
                     ErrorCode::HELLO_REQUIRED,
-                    "the first frame must be a hello",
-                )
-                .await;
-                return close(&mut sink, 1008, "hello required").await;
+                    "the first frame must be a hello".into(),
+                    1008,
+                    "hello required",
+                ))
             }
-            Err(e) => {
-                send_error(&state, &mut sink, e.code(), &e.to_string()).await;
-                return close(&mut sink, 1008, "bad hello").await;
-            }
+            Err(e) => return Err((e.code(), e.to_string(), 1008, "bad hello")),
         };
     let key = match state.directory.key(&api_key).await {
         Ok(Some(k)) if api_key.starts_with("pk_") && k.revoked_at.is_none() => k,
         Ok(_) => {
-            send_error(
-                &state,
-                &mut sink,
+            return Err((
                 ErrorCode::INVALID_API_KEY,
-                "api_key is not a public key of any account",
-            )
-            .await;
-            return close(&mut sink, 1008, "invalid api key").await;
+                "api_key is not a public key of any account".into(),
+                1008,
+                "invalid api key",
+            ))
         }
         Err(e) => {
             tracing::error!(error = %e, "key lookup failed");
-            send_error(
-                &state,
-                &mut sink,
+            return Err((
                 ErrorCode::INTERNAL,
-                "internal server error",
-            )
-            .await;
-            return close(&mut sink, 1011, "internal error").await;
+                "internal server error".into(),
+                1011,
+                "internal error",
+            ));
         }
     };
     // Before anything is created: the page must be one the key's account allows.
-    if !crate::auth::origin_allowed(
-        key.origins.as_deref(),
-        key.allow_loopback,
-        origin.as_deref(),
-    ) {
-        let shown = origin.as_deref().unwrap_or("(none)");
-        send_error(
-            &state,
-            &mut sink,
+    if !crate::auth::origin_allowed(key.origins.as_deref(), key.allow_loopback, origin) {
+        let shown = origin.unwrap_or("(none)");
+        return Err((
             ErrorCode::ORIGIN_NOT_ALLOWED,
-            &format!("pages of the origin {shown} may not use this public key; add the origin to the key's allowed origins"),
-        )
-        .await;
-        return close(&mut sink, 1008, "origin not allowed").await;
+            format!("pages of the origin {shown} may not use this public key; add the origin to the key's allowed origins"),
+            1008,
+            "origin not allowed",
+        ));
     }
-    let account_id = key.account_id;
+    Ok(CheckedHello {
+        account_id: key.account_id,
+        api_key,
+        short_id,
+        visitor_secret,
+        connection,
+        config,
+    })
+}
+
+async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let Some(text) = first_text(&mut stream).await else {
+        return;
+    };
+    let hello = match check_hello(&state, &text, origin.as_deref()).await {
+        Ok(h) => h,
+        Err((code, message, close_code, reason)) => {
+            send_error(&state, &mut sink, code, &message).await;
+            return close(&mut sink, close_code, reason).await;
+        }
+    };
+    // On a node of several, the visitor's owner runs its session; this node holds the
+    // socket and passes frames both ways.
+    if let Some(cluster) = state.cluster.clone() {
+        match cluster.visitor_owner(hello.short_id.as_deref()) {
+            Some(owner) if owner == cluster.node() => {}
+            Some(owner) => {
+                return bridge_visitor(state, cluster, owner, sink, stream, hello, text, ip, origin)
+                    .await
+            }
+            None => {
+                send_error(
+                    &state,
+                    &mut sink,
+                    ErrorCode::UNAVAILABLE,
+                    "no node can take this visitor right now; the SDK retries",
+                )
+                .await;
+                return close(&mut sink, 1013, "try again later").await;
+            }
+        }
+    }
+    let (conn, rx) = state.hub.register(false);
+    visitor_session(
+        state,
+        VisitorLink::Socket { sink, stream },
+        conn,
+        rx,
+        hello,
+        ip,
+    )
+    .await;
+}
+
+/// A visitor's tab that another node holds, owned by this one: its session runs here
+/// like a local one, its frames go to and come from that node over the bus.
+pub async fn serve_bridged_visitor(state: Shared, bridged: crate::cluster::BridgedVisitor) {
+    let Some(cluster) = state.cluster.clone() else {
+        return;
+    };
+    let conn = bridged.conn;
+    let mut link = VisitorLink::Bridged {
+        cluster: cluster.clone(),
+        conn,
+        inbox: bridged.inbox,
+    };
+    let hello = match check_hello(&state, &bridged.hello, bridged.origin.as_deref()).await {
+        Ok(h) if h.account_id == bridged.account_id => h,
+        Ok(_) => {
+            link.close(1008, "hello refused").await;
+            cluster.bridged_done(conn);
+            return;
+        }
+        Err((code, message, close_code, reason)) => {
+            link.send_error(&state, code, &message).await;
+            link.close(close_code, reason).await;
+            cluster.bridged_done(conn);
+            return;
+        }
+    };
+    // The visitor moved away while the hello travelled: its new owner takes it.
+    let owner = cluster.visitor_owner(hello.short_id.as_deref());
+    if owner.is_some_and(|o| o != cluster.node()) {
+        link.close(1012, "visitor moved to another node").await;
+        cluster.bridged_done(conn);
+        return;
+    }
+    let rx = state.hub.register_as(conn, false);
+    visitor_session(state, link, conn, rx.1, hello, bridged.ip).await;
+    cluster.bridged_done(conn);
+}
+
+/// The node holding a visitor's socket for another node (the owner): the hello goes
+/// there, then every frame; what the owner sends comes back through this node's hub
+/// shell (`Push`) in order.
+#[allow(clippy::too_many_arguments)] // one socket's parts
+async fn bridge_visitor(
+    state: Shared,
+    cluster: crate::cluster::Cluster,
+    owner: crate::bus::NodeIdx,
+    mut sink: Sink,
+    mut stream: Stream,
+    hello: CheckedHello,
+    text: String,
+    ip: String,
+    origin: Option<String>,
+) {
+    let (conn, SocketRx { mut rx, kill }) = state.hub.register(false);
+    cluster.open_bridge(owner, conn, hello.account_id, ip, origin, &text);
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
+                    Ok(None) => {}
+                    Ok(Some(close)) => { close_out(&mut sink, close).await; break }
+                    Err(_) => break,
+                },
+                Some(close) => { close_out(&mut sink, close).await; break }
+                None => break,
+            },
+            _ = kill.notified() => {
+                close(&mut sink, 1013, "too slow").await;
+                break;
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(t))) => cluster.bridge_text(owner, conn, &t),
+                Some(Ok(Message::Binary(_))) => {
+                    if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+        }
+    }
+    cluster.bridge_closed(conn);
+    state.hub.visitor_gone(conn);
+}
+
+/// Where a visitor session's frames go: a socket of this node, or one another node
+/// holds for this one (over the bus).
+enum VisitorLink {
+    Socket {
+        sink: Sink,
+        stream: Stream,
+    },
+    Bridged {
+        cluster: crate::cluster::Cluster,
+        conn: ConnId,
+        inbox: mpsc::UnboundedReceiver<Option<String>>,
+    },
+}
+
+/// What came in on a visitor's link.
+enum Incoming {
+    Text(Utf8Bytes),
+    Binary,
+    Gone,
+}
+
+impl VisitorLink {
+    async fn next(&mut self) -> Incoming {
+        match self {
+            VisitorLink::Socket { stream, .. } => loop {
+                match stream.next().await {
+                    Some(Ok(Message::Text(t))) => return Incoming::Text(t),
+                    Some(Ok(Message::Binary(_))) => return Incoming::Binary,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Incoming::Gone,
+                }
+            },
+            VisitorLink::Bridged { inbox, .. } => match inbox.recv().await {
+                Some(Some(t)) => Incoming::Text(t.into()),
+                _ => Incoming::Gone,
+            },
+        }
+    }
+
+    async fn send_error(&mut self, state: &Shared, code: ErrorCode, message: &str) -> bool {
+        match self {
+            VisitorLink::Socket { sink, .. } => send_error(state, sink, code, message).await,
+            VisitorLink::Bridged { cluster, conn, .. } => {
+                state.metrics.error();
+                cluster.send_to_bridged(*conn, &error_frame(code, message));
+                true
+            }
+        }
+    }
+
+    /// Sends `first` and what is queued behind it; `Ok(Some(..))` when a close came.
+    async fn send_burst(
+        &mut self,
+        rx: &mut mpsc::Receiver<Out>,
+        first: Utf8Bytes,
+    ) -> Result<Option<Out>, ()> {
+        match self {
+            VisitorLink::Socket { sink, .. } => send_burst(sink, rx, first).await.map_err(drop),
+            VisitorLink::Bridged { cluster, conn, .. } => {
+                cluster.send_to_bridged(*conn, &first);
+                loop {
+                    match rx.try_recv() {
+                        Ok(Out::Text(t)) => cluster.send_to_bridged(*conn, &t),
+                        Ok(close) => return Ok(Some(close)),
+                        Err(_) => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        match self {
+            VisitorLink::Socket { sink, .. } => close(sink, code, reason).await,
+            VisitorLink::Bridged { cluster, conn, .. } => {
+                cluster.close_bridged(*conn, code, reason)
+            }
+        }
+    }
+
+    async fn close_out(&mut self, out: Out) {
+        let (code, reason) = close_code(&out);
+        match self {
+            VisitorLink::Socket { sink, .. } => close_out(sink, out).await,
+            VisitorLink::Bridged { cluster, conn, .. } => {
+                cluster.close_bridged(*conn, code, &reason)
+            }
+        }
+    }
+}
+
+/// An `error` frame's text.
+fn error_frame(code: ErrorCode, message: &str) -> String {
+    encode(&ServerToVisitor::Error(ErrorFrame::new(code, message)))
+}
+
+/// A visitor tab's session on the node that owns the visitor: the store lookups the
+/// hello needs, the hub's welcome, then frames both ways until the tab goes.
+async fn visitor_session(
+    state: Shared,
+    mut link: VisitorLink,
+    conn: ConnId,
+    SocketRx { mut rx, kill }: SocketRx,
+    hello: CheckedHello,
+    ip: String,
+) {
+    let CheckedHello {
+        account_id,
+        api_key,
+        short_id,
+        visitor_secret,
+        connection,
+        config,
+    } = hello;
     let in_memory = match short_id.clone() {
         Some(sid) => state
             .hub
@@ -228,7 +499,17 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         Some(c) if valid_id(c) => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
-    let (conn, SocketRx { mut rx, kill }) = state.hub.register(false);
+    // On a node of several, lookup codes are reserved across the cluster first (for the
+    // visitor the hello claims to be, or for this socket until the hub names it).
+    let holder = short_id
+        .clone()
+        .filter(|s| s.len() <= 64)
+        .unwrap_or_else(|| format!("conn:{conn}"));
+    let codes = state.cluster.as_ref().map(|c| c.codes());
+    let reserved = match &codes {
+        Some(codes) => codes.reserve(account_id, &holder).await,
+        None => None,
+    };
     // Journey tracking enriches this socket's `track` batches with both.
     let (track_ip, track_ua) = (ip.clone(), connection.user_agent.clone());
     let hello = VisitorHello {
@@ -243,15 +524,30 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         // An mmdb lookup takes microseconds: fine on the runtime.
         location: state.journeys.geo(&ip).geolocation,
         ip,
+        lookup_code: reserved.clone(),
     };
     let welcome = match state.hub.visitor_connect(conn, hello).await {
         Ok(w) => w,
         Err(e) => {
             state.hub.visitor_gone(conn);
-            send_error(&state, &mut sink, e.code(), &e.message()).await;
-            return close(&mut sink, 1008, "hello refused").await;
+            if let (Some(codes), Some(code)) = (&codes, &reserved) {
+                codes.confirm(account_id, code, &holder, None).await;
+            }
+            link.send_error(&state, e.code(), &e.message()).await;
+            return link.close(1008, "hello refused").await;
         }
     };
+    if let (Some(codes), Some(code)) = (&codes, &reserved) {
+        let used = welcome.lookup_code.as_deref() == Some(code.as_str());
+        codes
+            .confirm(
+                account_id,
+                code,
+                &holder,
+                used.then_some(welcome.short_id.as_str()),
+            )
+            .await;
+    }
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
     let (short_id, connection_id) = (welcome.short_id, welcome.connection_id);
     // The welcome is the first frame of the hub's queue for this socket (it goes once
@@ -260,29 +556,28 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
+                Some(Out::Text(t)) => match link.send_burst(&mut rx, t).await {
                     Ok(None) => {}
-                    Ok(Some(reason)) => { close_for(&mut sink, reason).await; break }
-                    Err(_) => break,
+                    Ok(Some(close)) => { link.close_out(close).await; break }
+                    Err(()) => break,
                 },
-                Some(Out::Close(reason)) => { close_for(&mut sink, reason).await; break }
+                Some(close) => { link.close_out(close).await; break }
                 None => break,
             },
             _ = kill.notified() => {
                 tracing::info!(visitor = %short_id, "visitor socket fell behind its queue; closing");
-                close(&mut sink, 1013, "too slow").await;
+                link.close(1013, "too slow").await;
                 break;
             }
-            frame = stream.next() => {
+            frame = link.next() => {
                 let text = match frame {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Binary(_))) => {
+                    Incoming::Text(t) => t,
+                    Incoming::Binary => {
                         state.hub.heard(conn);
-                        if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
+                        if !link.send_error(&state, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                         continue;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Incoming::Gone => break,
                 };
                 let result = match decode::<VisitorMessage>(&text) {
                     Ok(VisitorMessage::Track { sent_at, events }) => {
@@ -318,7 +613,7 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
                     }
                 };
                 if let Err((code, message)) = result {
-                    if !send_error(&state, &mut sink, code, &message).await { break }
+                    if !link.send_error(&state, code, &message).await { break }
                 }
             }
         }
@@ -565,9 +860,24 @@ async fn agent_socket(
             .await;
         }
     };
+    let fenced = |c: &crate::cluster::Cluster| c.state() == crate::cluster::NodeState::Fenced;
+    if state.cluster.as_ref().is_some_and(fenced) {
+        send_error(
+            &state,
+            &mut sink,
+            ErrorCode::UNAVAILABLE,
+            "this node lost its cluster membership; reconnect to another",
+        )
+        .await;
+        return close(&mut sink, 1013, "try again later").await;
+    }
     let agent_id = who.agent.id.clone();
     let account_id = who.account_id;
     let (conn, SocketRx { mut rx, kill }) = state.hub.register(true);
+    if let Some(cluster) = &state.cluster {
+        // Every node's hub learns of this console before any frame of it reaches them.
+        cluster.agent_online(conn, &who);
+    }
     state.hub.agent_connect(conn, who);
     tracing::info!(agent = %agent_id, "agent connected");
     // The hub closes a silent socket; pings keep a healthy console talking (its pongs
@@ -578,10 +888,10 @@ async fn agent_socket(
             out = rx.recv() => match out {
                 Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
                     Ok(None) => {}
-                    Ok(Some(reason)) => { close_for(&mut sink, reason).await; break }
+                    Ok(Some(close)) => { close_out(&mut sink, close).await; break }
                     Err(_) => break,
                 },
-                Some(Out::Close(reason)) => { close_for(&mut sink, reason).await; break }
+                Some(close) => { close_out(&mut sink, close).await; break }
                 None => break,
             },
             _ = kill.notified() => {
@@ -610,7 +920,15 @@ async fn agent_socket(
                         state.hub.heard(conn);
                         if !send_error(&state, &mut sink, ErrorCode::RATE_LIMITED, "too many lookup-code searches; retry in a minute").await { break }
                     }
-                    Ok(msg) => state.hub.agent_frame(conn, msg),
+                    // About a visitor or session another node owns: it handles it (and
+                    // answers this socket over the bus).
+                    Ok(msg) => match state.cluster.as_ref().and_then(|c| c.agent_frame_owner(&msg).map(|o| (c, o))) {
+                        Some((cluster, owner)) => {
+                            state.hub.heard(conn);
+                            cluster.forward_agent_frame(owner, conn, &text);
+                        }
+                        None => state.hub.agent_frame(conn, msg),
+                    },
                     Err(e) => {
                         state.hub.heard(conn);
                         if !send_error(&state, &mut sink, e.code(), &e.to_string()).await { break }
@@ -618,6 +936,9 @@ async fn agent_socket(
                 }
             }
         }
+    }
+    if let Some(cluster) = &state.cluster {
+        cluster.agent_offline(conn);
     }
     state.hub.agent_gone(conn);
     tracing::info!(agent = %agent_id, "agent disconnected");

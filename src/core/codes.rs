@@ -21,6 +21,14 @@ impl ErrorCode {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+impl ErrorCode {
+    /// The registered code spelled `text` (a code another node sent), if any.
+    pub fn parse(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.iter().copied().find(|c| c.0 == text)
+    }
+}
+
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
@@ -90,6 +98,9 @@ codes! {
     RATE_LIMITED = "rate_limited";
     /// A failure of the server's own; logged there.
     INTERNAL = "internal";
+    /// Clustered: no node can serve this visitor right now (its slot is moving between
+    /// nodes, or this node is draining or fenced); retry.
+    UNAVAILABLE = "unavailable";
 
     // ----- the session (MachineError, HubError) --------------------------------------
     /// Not valid in the session's current state; nothing changed.

@@ -21,8 +21,9 @@ const MAX_WATCHED: usize = 2000;
 /// At most this many visitors a search answers with.
 const MAX_SEARCH_RESULTS: usize = 50;
 
-/// Who an agent socket is, proven by the socket layer.
-#[derive(Debug, Clone)]
+/// Who an agent socket is, proven by the socket layer (and sent along with a socket
+/// another node holds: `bus::BusMsg::AgentOnline`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AgentIdentity {
     pub account_id: i64,
     pub agent: Agent,
@@ -42,9 +43,22 @@ pub(super) struct AgentConn {
     /// those it searched for or opened): only these get its `visitor_update`s.
     pub watching: HashSet<String>,
     order: VecDeque<String>,
+    /// Whether this node holds the socket. Another node's agent is registered only so
+    /// that this node's session frames reach it; its lists and watches live there.
+    pub local: bool,
 }
 
 impl AgentConn {
+    /// An agent socket another node holds.
+    pub fn remote(who: AgentIdentity) -> AgentConn {
+        AgentConn {
+            who,
+            watching: HashSet::new(),
+            order: VecDeque::new(),
+            local: false,
+        }
+    }
+
     pub fn account_id(&self) -> i64 {
         self.who.account_id
     }
@@ -136,6 +150,7 @@ impl Hub {
             who,
             watching: HashSet::new(),
             order: VecDeque::new(),
+            local: true,
         };
         for v in visitors.iter().rev() {
             a.watch(&v.short_id);
@@ -188,11 +203,13 @@ impl Hub {
             .collect();
         doomed.sort_unstable();
         for conn in doomed {
-            self.remove_agent(conn);
-            self.outputs.push_back(Output::Close {
-                conn,
-                reason: CloseReason::SignedOut,
-            });
+            // Another node's socket: that node closes it (every node hears of it).
+            if self.remove_agent(conn).is_some_and(|a| a.local) {
+                self.outputs.push_back(Output::Close {
+                    conn,
+                    reason: CloseReason::SignedOut,
+                });
+            }
         }
     }
 

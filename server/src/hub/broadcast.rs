@@ -15,7 +15,7 @@ use covisit::core::Millis;
 
 use super::timers::Timer;
 use super::{
-    ConnId, Delivery, Frame, Hub, BROADCAST_INTERVAL_MS, BROADCAST_TICK_MS,
+    ConnId, Delivery, Frame, Hub, NewsKind, VisitorNews, BROADCAST_INTERVAL_MS, BROADCAST_TICK_MS,
     URL_BROADCAST_INTERVAL_MS,
 };
 use crate::store::Write;
@@ -348,7 +348,21 @@ impl Hub {
             self.persist(Write::Visitor(account_id, Box::new(view.clone())));
         }
         // A visitor that came online is news to every agent of the account (it joins
-        // their lists); other changes go to those who watch it.
+        // their lists); other changes go to those who watch it. Agents whose sockets
+        // other nodes hold hear of it from their own node (the news published below),
+        // except for the session's frames, which go to them from here.
+        let news = (visitor_changed && self.owned.is_some()).then(|| VisitorNews {
+            account_id,
+            visitor: view.clone(),
+            session_agents: session_frame
+                .as_ref()
+                .map(|(_, ids)| ids.clone())
+                .unwrap_or_default(),
+            kind: NewsKind::Change {
+                now: broadcast_now,
+                came_online,
+            },
+        });
         let update = visitor_changed
             .then(|| Frame::from(encode(&ServerToAgent::VisitorUpdate { visitor: view })));
         let mut sends: Vec<(ConnId, Frame)> = Vec::new();
@@ -357,10 +371,10 @@ impl Hub {
             let in_session = session_frame
                 .as_ref()
                 .is_some_and(|(_, ids)| ids.contains(&a.agent().id));
-            if came_online {
+            if came_online && a.local {
                 a.watch(short_id);
             }
-            if let Some(u) = &update {
+            if let Some(u) = update.as_ref().filter(|_| a.local) {
                 if (broadcast_now && a.watching.contains(short_id)) || in_session || came_online {
                     sends.push((*conn, u.clone()));
                 }
@@ -373,6 +387,9 @@ impl Hub {
         }
         for (conn, frame) in sends {
             self.send(conn, frame, Delivery::Durable);
+        }
+        if let Some(news) = news {
+            self.publish(news);
         }
         if broadcast_now {
             self.pending_broadcasts.remove(short_id);
@@ -406,15 +423,27 @@ impl Hub {
             .and_then(|sid| self.sessions.get(sid))
             .map(|s| s.parts.iter().map(|p| p.agent.id.clone()).collect())
             .unwrap_or_default();
-        let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate { visitor: view }));
+        let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate {
+            visitor: view.clone(),
+        }));
         let conns = self.agent_conns(account_id, |a| {
-            (broadcast_now && a.watching.contains(short_id))
-                || session_agents.contains(&a.agent().id)
+            a.local
+                && ((broadcast_now && a.watching.contains(short_id))
+                    || session_agents.contains(&a.agent().id))
         });
         for conn in conns {
             // It announces nothing durable (the url is written coalesced, best-effort).
             self.send(conn, frame.clone(), Delivery::Now);
         }
+        self.publish(VisitorNews {
+            account_id,
+            visitor: view,
+            session_agents,
+            kind: NewsKind::Change {
+                now: broadcast_now,
+                came_online: false,
+            },
+        });
         if broadcast_now {
             self.pending_broadcasts.remove(short_id);
         } else {
@@ -480,12 +509,20 @@ impl Hub {
                 .and_then(|s| self.sessions.get(s))
                 .map(|s| s.parts.iter().map(|p| p.agent.id.clone()).collect())
                 .unwrap_or_default();
-            let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate { visitor: view }));
+            let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate {
+                visitor: view.clone(),
+            }));
             for conn in self.agent_conns(account_id, |a| {
-                a.watching.contains(&id) && !skip.contains(&a.agent().id)
+                a.local && a.watching.contains(&id) && !skip.contains(&a.agent().id)
             }) {
                 self.send(conn, frame.clone(), Delivery::Durable);
             }
+            self.publish(VisitorNews {
+                account_id,
+                visitor: view,
+                session_agents: skip,
+                kind: NewsKind::Deferred,
+            });
         }
         if let Some(due) = next_due {
             self.timers.set_earliest(Timer::Broadcast, due);
@@ -504,7 +541,16 @@ impl Hub {
         if entry.machine.is_online() || live || !entry.sockets.is_empty() {
             return;
         }
-        self.visitors.remove(short_id);
+        if let Some(entry) = self.visitors.remove(short_id) {
+            // A reservation across the cluster ends with the visitor's last tab.
+            if let (Some(code), true) = (entry.visitor.lookup_code, self.clustered()) {
+                self.persist(Write::ReleaseLookupCode(
+                    entry.account_id,
+                    code,
+                    short_id.to_string(),
+                ));
+            }
+        }
         self.sessions
             .retain(|_, s| s.session.visitor_id != short_id);
         self.pending_broadcasts.remove(short_id);

@@ -33,9 +33,36 @@ impl Ids {
         hex::encode(buf)
     }
 
-    /// A visitor's `short_id` (12 hex digits).
-    pub fn short_id(&mut self) -> String {
-        self.hex(6)
+    /// A visitor's `short_id` (12 hex digits) that `fits` (on a node of several: in a
+    /// slot the node owns). Gives up fitting after many draws (no slot fits).
+    pub fn short_id(&mut self, fits: impl Fn(&str) -> bool) -> String {
+        self.draw(|ids| ids.hex(6), fits)
+    }
+
+    /// A session id in the slot of its visitor (so any node can tell the session's
+    /// owner from its id): `s_` and 20 hex digits.
+    pub fn session_id(&mut self, visitor_short_id: &str) -> String {
+        let slot = crate::store::slot_of(visitor_short_id);
+        self.draw(
+            |ids| format!("s_{}", ids.hex(10)),
+            |id| crate::store::slot_of(id) == slot,
+        )
+    }
+
+    /// Draws until `fits` (about 256 draws for one slot in 256), at most 100,000 times.
+    fn draw(
+        &mut self,
+        mut make: impl FnMut(&mut Ids) -> String,
+        fits: impl Fn(&str) -> bool,
+    ) -> String {
+        let mut id = make(self);
+        for _ in 0..100_000 {
+            if fits(&id) {
+                break;
+            }
+            id = make(self);
+        }
+        id
     }
 
     /// A 256-bit secret (a visitor's).

@@ -23,6 +23,7 @@
 
 mod agents;
 mod broadcast;
+mod cluster;
 mod error;
 mod ids;
 mod output;
@@ -41,6 +42,7 @@ use covisit::core::protocol::{encode, ErrorFrame, ServerToVisitor};
 use covisit::core::Millis;
 
 pub use agents::AgentIdentity;
+pub use cluster::{NewsKind, Slots, VisitorNews};
 pub use error::HubError;
 pub use ids::Ids;
 pub use output::{CloseReason, ConnId, Delivery, Frame, Output};
@@ -97,6 +99,10 @@ pub struct Hub {
     dirty_urls: HashSet<String>,
     timers: Timers,
     outputs: VecDeque<Output>,
+    /// Visitors other nodes own, as their owners last described them (clustered).
+    shadows: HashMap<String, cluster::Shadow>,
+    /// The slots this node owns; `None` on a single node (all of them).
+    owned: Option<Slots>,
     /// When each socket was last heard from (its silence timer re-checks this).
     heard: HashMap<ConnId, Millis>,
 }
@@ -125,6 +131,8 @@ impl Hub {
             dirty_urls: HashSet::new(),
             timers: Timers::default(),
             outputs: VecDeque::new(),
+            shadows: HashMap::new(),
+            owned: None,
             heard: HashMap::new(),
         }
     }
@@ -300,24 +308,38 @@ impl Hub {
         (self.conns.len(), self.sessions.len(), self.timers.len())
     }
 
-    /// The account's online visitors, most recently seen first.
+    /// The account's online visitors, most recently seen first (on a node of several,
+    /// those of the other nodes too, as their owners last described them).
     pub fn online_visitors(&self, now: Millis, account_id: i64) -> Vec<Visitor> {
         let mut list: Vec<Visitor> = self
             .visitors
             .values()
             .filter(|v| v.account_id == account_id && v.machine.is_online())
             .map(|v| v.view(now))
+            .chain(
+                self.shadows
+                    .values()
+                    .filter(|s| s.account_id == account_id && s.visitor.is_online)
+                    .map(|s| s.visitor.clone()),
+            )
             .collect();
         list.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
         list
     }
 
-    /// The in-memory visitor, when it is online or in a session.
+    /// The in-memory visitor, when it is online or in a session (here, or on another
+    /// node as its owner last described it).
     pub fn visitor(&self, now: Millis, account_id: i64, short_id: &str) -> Option<Visitor> {
         self.visitors
             .get(short_id)
             .filter(|v| v.account_id == account_id)
             .map(|v| v.view(now))
+            .or_else(|| {
+                self.shadows
+                    .get(short_id)
+                    .filter(|s| s.account_id == account_id)
+                    .map(|s| s.visitor.clone())
+            })
     }
 
     /// Whether `short_id` is in memory for the account.

@@ -25,7 +25,7 @@ pub enum Delivery {
     Relay { tab: u64, snapshot: bool },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CloseReason {
     /// The visitor's personal data was erased.
     Erased,
@@ -33,6 +33,8 @@ pub enum CloseReason {
     SignedOut,
     /// Nothing was heard from the socket for its whole heartbeat allowance.
     Silent,
+    /// Its visitor is owned by another node now: reconnect (and reach that one).
+    Moved,
 }
 
 #[derive(Debug)]
@@ -47,4 +49,7 @@ pub enum Output {
     },
     /// Close `conn` after the frames before it.
     Close { conn: ConnId, reason: CloseReason },
+    /// Tell the other nodes (clustered only): a visitor of this node changed. After
+    /// the writes before it, like a durable frame.
+    Publish(Box<super::VisitorNews>),
 }

@@ -256,7 +256,7 @@ impl Hub {
         agent: Agent,
         source: SessionSource,
     ) -> Result<(String, String), HubError> {
-        let session_id = format!("s_{}", self.ids.hex(10));
+        let session_id = self.ids.session_id(short_id);
         let visitor_comm = format!("cm_{}", self.ids.hex(10));
         let agent_comm = format!("cm_{}", self.ids.hex(10));
         let Some(entry) = self

@@ -23,6 +23,7 @@ pub(super) fn hello(account_id: i64) -> VisitorHello {
         config: Value::Null,
         ip: "127.0.0.1".into(),
         location: None,
+        lookup_code: None,
     }
 }
 
@@ -112,4 +113,117 @@ fn ids_come_from_the_generator_handed_in() {
     };
     assert_eq!(ids(3), ids(3));
     assert_ne!(ids(3), ids(4));
+}
+
+/// Two nodes' hubs: a visitor owned by `a`, an agent whose socket `b` holds (and `a`
+/// knows as a remote agent). `b`'s agent sees the visitor through the news `a`
+/// publishes, and the session's frames `a` sends it directly.
+#[test]
+fn news_and_remote_agents_carry_a_visitor_across_nodes() {
+    use covisit::core::model::{Agent, SessionSource};
+    let now = Millis(1_800_000_000_000);
+    let mut a = hub();
+    let mut b = hub();
+    a.set_owned_slots(Some((0..128).collect()));
+    b.set_owned_slots(Some((128..256).collect()));
+    let agent = Agent {
+        agent_nickname: "Ada".into(),
+        email: None,
+        external_id: None,
+        id: "u_ada".into(),
+        name: "Ada".into(),
+        on_premise: true,
+    };
+    let who = AgentIdentity {
+        account_id: 1,
+        agent: agent.clone(),
+        ip: "10.0.0.1".into(),
+        user_id: Some("u_ada".into()),
+        auth_session: None,
+        may_join_any: false,
+    };
+    // The agent's socket is b's conn 900; a registers it as remote.
+    b.handle_agent_connect(now, 900, who.clone());
+    a.handle_remote_agent_connect(900, who);
+    let drain = |h: &mut Hub| std::iter::from_fn(|| h.poll_output()).collect::<Vec<_>>();
+    drain(&mut b);
+    drain(&mut a);
+
+    let w = a
+        .handle_visitor_connect(now, 1, hello(1))
+        .expect("connects");
+    assert!(
+        super::cluster::fits(Some(&(0..128).collect()), &w.short_id),
+        "minted in a's slots"
+    );
+    let out = drain(&mut a);
+    // a sends the agent nothing about the visitor itself (b does, from the news).
+    assert!(!out
+        .iter()
+        .any(|o| matches!(o, Output::Send { conn: 900, .. })));
+    let news: Vec<VisitorNews> = out
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Publish(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(news.len(), 1, "one piece of news: it came online");
+    for n in news {
+        b.handle_visitor_news(n);
+    }
+    let frames: Vec<Value> = drain(&mut b)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: 900, frame, ..
+            } => serde_json::from_str(frame.as_str()).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["type"], "visitor_update");
+    assert_eq!(frames[0]["visitor"]["short_id"], w.short_id.as_str());
+    assert_eq!(b.online_visitors(now, 1).len(), 1, "b lists it");
+
+    // The agent asks for a session (b's shell routes it to the owner, a): the
+    // session's frames go from a to the agent's socket, in the visitor's slot.
+    let (session_id, _) = a
+        .handle_rest_request_session(now, 1, &w.short_id, agent, SessionSource::Search)
+        .expect("requested");
+    assert_eq!(
+        crate::store::slot_of(&session_id),
+        crate::store::slot_of(&w.short_id)
+    );
+    let out = drain(&mut a);
+    assert!(out
+        .iter()
+        .any(|o| matches!(o, Output::Send { conn: 900, frame, .. }
+        if frame.as_str().contains("\"session_update\""))));
+
+    // a fails: b forgets what a owned.
+    b.handle_shadows_lost(now, &(0..128).collect());
+    assert!(b.online_visitors(now, 1).is_empty());
+    let frames: Vec<Value> = drain(&mut b)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: 900, frame, ..
+            } => serde_json::from_str(frame.as_str()).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["visitor"]["is_online"], false);
+
+    // a lets go of its slots (fenced): its visitor's socket closes with Moved.
+    a.handle_slots_lost(now, &(0..128).collect());
+    assert!(drain(&mut a).iter().any(|o| matches!(
+        o,
+        Output::Close {
+            conn: 1,
+            reason: CloseReason::Moved
+        }
+    )));
+    assert_eq!(a.counts(), (0, 0));
 }

@@ -38,6 +38,10 @@ pub struct VisitorHello {
     pub ip: String,
     /// Where `ip` is, from `--geoip` (None without it, or when unknown).
     pub location: Option<JourneyGeolocation>,
+    /// On a node of several: the lookup code the shell reserved for this visitor across
+    /// the cluster (PostgreSQL), used if the visitor needs a new one. A clustered hub
+    /// never makes codes up itself (another node could hand out the same).
+    pub lookup_code: Option<String>,
 }
 
 /// What a visitor's hello produced (the welcome frame is in the outputs, after the
@@ -46,6 +50,8 @@ pub struct VisitorHello {
 pub struct Welcome {
     pub short_id: String,
     pub connection_id: String,
+    /// The visitor's lookup code after this hello (its own, or the one offered).
+    pub lookup_code: Option<String>,
 }
 
 pub(super) struct VisitorEntry {
@@ -170,7 +176,14 @@ impl Hub {
                 s
             }
             (Some(s), None, Some((v, hash))) if v.short_id == s && proves(hash.as_deref()) => s,
-            _ => self.ids.short_id(),
+            _ => {
+                let owned = self.owned.take();
+                let id = self
+                    .ids
+                    .short_id(|id| super::cluster::fits(owned.as_ref(), id));
+                self.owned = owned;
+                id
+            }
         };
         let stored = hello.stored.take().filter(|(v, _)| v.short_id == short_id);
         let is_new = !self.visitors.contains_key(&short_id) && stored.is_none();
@@ -205,7 +218,8 @@ impl Hub {
                 },
             );
         }
-        let new_code = self.take_lookup_code(now, account_id, &short_id);
+        let offered = hello.lookup_code.take();
+        let new_code = self.take_lookup_code(now, account_id, &short_id, offered);
         let Some(entry) = self.visitors.get_mut(&short_id) else {
             return Err(HubError::UnknownVisitor); // inserted just above
         };
@@ -329,7 +343,7 @@ impl Hub {
             protocol_version: PROTOCOL_VERSION,
             short_id: short_id.clone(),
             unique_connection_id: connection_id.clone(),
-            lookup_code,
+            lookup_code: lookup_code.clone(),
             visitor_secret: issued,
         });
         self.send_durable(conn, welcome);
@@ -345,6 +359,7 @@ impl Hub {
         Ok(Welcome {
             short_id,
             connection_id,
+            lookup_code,
         })
     }
 
@@ -388,6 +403,7 @@ impl Hub {
         now: Millis,
         account_id: i64,
         short_id: &str,
+        offered: Option<String>,
     ) -> Option<Option<String>> {
         let needs = self
             .visitors
@@ -395,6 +411,14 @@ impl Hub {
             .is_none_or(|e| e.lookup_expires <= now || e.visitor.lookup_code.is_none());
         if !needs {
             return None;
+        }
+        if self.owned.is_some() {
+            // Reserved across the cluster by the shell (or none was free).
+            if let Some(c) = &offered {
+                self.lookup_codes
+                    .insert((account_id, c.clone()), short_id.to_string());
+            }
+            return Some(offered);
         }
         let (ids, visitors, codes) = (&mut self.ids, &self.visitors, &self.lookup_codes);
         let taken = |code: &str| {
@@ -600,6 +624,13 @@ impl Hub {
                     });
                     self.conns.remove(conn);
                 }
+                // Other nodes drop their copy too.
+                self.publish(super::VisitorNews {
+                    account_id,
+                    visitor: entry.visitor,
+                    session_agents: Vec::new(),
+                    kind: super::NewsKind::Erased,
+                });
             }
             self.schedule(short_id, now);
             self.forget_watch(short_id);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use covisit::core::model::{Cobrowsesession, JourneySession, Session, Visitor};
+use covisit::core::model::{Cobrowsesession, DisconnectType, JourneySession, Session, Visitor};
 use covisit::core::Millis;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::future::join;
@@ -33,7 +33,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    close_by_system, communication_role, end_live_session, erase_journey, erase_session,
+    close_by_server, communication_role, end_live_session, erase_journey, erase_session,
     set_offline, slot_of, Store, StoreError, StoreResult, StoredSession, Write, MAYBE_ONLINE,
 };
 
@@ -221,6 +221,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account_id, code)
     );
     "#,
+    // 3: cluster membership needs small node numbers (the high bits of socket ids), a
+    // planned move of a slot (`handover_to`: the owner lets go once it is idle), and a
+    // row per slot from the start.
+    r#"
+    CREATE SEQUENCE cluster_node_seq MINVALUE 1 MAXVALUE 65535 CYCLE;
+    ALTER TABLE cluster_slots ADD COLUMN handover_to TEXT;
+    INSERT INTO cluster_slots (slot) SELECT g FROM generate_series(0, 255) AS g
+        ON CONFLICT (slot) DO NOTHING;
+    CREATE INDEX lookup_codes_short_id ON lookup_codes (account_id, short_id);
+    "#,
 ];
 
 /// A cluster node's claim to write: its id and the generation it was given. A store
@@ -350,6 +360,7 @@ struct Statements {
     journey_event: Statement,
     visitor_secret: Statement,
     audit: Statement,
+    release_code: Statement,
     fence: Statement,
 }
 
@@ -416,6 +427,11 @@ impl Statements {
                 .prepare(
                     "INSERT INTO audit_log (account_id, at, actor, action, target, ip, result)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .await?,
+            release_code: c
+                .prepare(
+                    "DELETE FROM lookup_codes WHERE account_id = $1 AND code = $2 AND short_id = $3",
                 )
                 .await?,
             fence: c
@@ -606,9 +622,14 @@ impl Inner {
         open.finish(result).await
     }
 
-    async fn recover(&self, now_iso: &str, slots: Option<Vec<i16>>) -> StoreResult<usize> {
+    async fn recover(
+        &self,
+        now_iso: &str,
+        slots: Option<Vec<i16>>,
+        how: DisconnectType,
+    ) -> StoreResult<usize> {
         let open = self.begin().await?;
-        let result = recover(&open.w.client, now_iso, slots).await;
+        let result = recover(&open.w.client, now_iso, slots, how).await;
         open.finish(result).await
     }
 }
@@ -710,6 +731,15 @@ async fn apply(w: &Writer, write: &Write, savepoint: &mut bool) -> Result<(), Wr
             ];
             exec(c, savepoint, &st.audit, &params).await
         }
+        Write::ReleaseLookupCode(account_id, code, short_id) => {
+            exec(
+                c,
+                savepoint,
+                &st.release_code,
+                &[account_id, code, short_id],
+            )
+            .await
+        }
     }
 }
 
@@ -809,7 +839,12 @@ async fn erase(
 
 /// Recovery (see SQLite's `recover`): all visitors and live sessions, or those of
 /// `slots`.
-async fn recover(c: &Client, now_iso: &str, slots: Option<Vec<i16>>) -> StoreResult<usize> {
+async fn recover(
+    c: &Client,
+    now_iso: &str,
+    slots: Option<Vec<i16>>,
+    how: DisconnectType,
+) -> StoreResult<usize> {
     let (visitors, sessions) = match &slots {
         None => (
             c.query(
@@ -864,7 +899,7 @@ async fn recover(c: &Client, now_iso: &str, slots: Option<Vec<i16>>) -> StoreRes
         for row in comms {
             let (cid, data): (String, String) = (row.try_get(0)?, row.try_get(1)?);
             let mut comm: Cobrowsesession = serde_json::from_str(&data)?;
-            if close_by_system(&mut comm, &end) {
+            if close_by_server(&mut comm, &end, how) {
                 c.execute(
                     "UPDATE communications SET data = $1 WHERE id = $2",
                     &[&serde_json::to_string(&comm)?, &cid],
@@ -875,6 +910,9 @@ async fn recover(c: &Client, now_iso: &str, slots: Option<Vec<i16>>) -> StoreRes
     }
     Ok(ended)
 }
+
+/// How long a session may sit inside a transaction without sending anything.
+const IDLE_IN_TRANSACTION_MS: u64 = 3000;
 
 impl PgStore {
     /// Connects to the server `url` names, runs pending migrations and checks that the
@@ -887,6 +925,14 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        // A process stopped inside a transaction (paused, frozen, swapped out) keeps its
+        // row locks, and a cluster node's writer holds its own membership row FOR SHARE:
+        // the server ends such a session, so the coordinator can fence the node.
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim());
         // The names say which connection is which in pg_stat_activity.
         let mut writer_config = config.clone();
         writer_config.application_name("covisit-writer");
@@ -1123,19 +1169,26 @@ impl Store for PgStore {
 
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()> {
         let now_iso = now_iso.to_string();
-        self.on_writer(move |inner| async move { inner.recover(&now_iso, None).await })
-            .await
-            .map(drop)
+        self.on_writer(move |inner| async move {
+            inner.recover(&now_iso, None, DisconnectType::System).await
+        })
+        .await
+        .map(drop)
     }
 
-    async fn recover_slots(&self, now_iso: &str, slots: &[u16]) -> StoreResult<usize> {
+    async fn recover_slots(
+        &self,
+        now_iso: &str,
+        slots: &[u16],
+        how: DisconnectType,
+    ) -> StoreResult<usize> {
         let now_iso = now_iso.to_string();
         // Slots past 255 hold no visitor; they cannot be a SMALLINT either.
         let slots: Vec<i16> = slots
             .iter()
             .filter_map(|s| i16::try_from(*s).ok())
             .collect();
-        self.on_writer(move |inner| async move { inner.recover(&now_iso, Some(slots)).await })
+        self.on_writer(move |inner| async move { inner.recover(&now_iso, Some(slots), how).await })
             .await
     }
 
@@ -1284,13 +1337,15 @@ mod tests {
         exec(
             &c,
             "INSERT INTO cluster_nodes (node_id, generation, address) VALUES ('n1', 1, '127.0.0.1:1');
-             INSERT INTO cluster_slots (slot, node_id, generation) VALUES (255, 'n1', 1);
+             UPDATE cluster_slots SET node_id = 'n1', generation = 1 WHERE slot = 255;
              INSERT INTO lookup_codes (account_id, code, short_id, node_id, expires_at)
                  VALUES (1, '0427', 'v_1', 'n1', now() + interval '1 minute');",
         )
         .await;
         let state: String = scalar(&c, "SELECT state FROM cluster_nodes").await;
         assert_eq!(state, "up");
+        let slots: i64 = scalar(&c, "SELECT COUNT(*) FROM cluster_slots").await;
+        assert_eq!(slots, 256, "a row per slot from the start");
         let pool = c.pool().get().await.expect("a pooled connection");
         assert!(pool
             .batch_execute("INSERT INTO cluster_slots (slot) VALUES (256)")
@@ -1356,7 +1411,9 @@ mod tests {
             .await
             .expect("read")
             .is_some());
-        let recovered = node.recover_slots("2026-01-01T00:00:00.000Z", &[0]).await;
+        let recovered = node
+            .recover_slots("2026-01-01T00:00:00.000Z", &[0], DisconnectType::System)
+            .await;
         assert!(
             matches!(recovered, Err(StoreError::Fenced)),
             "{recovered:?}"

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod pg;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 pub struct Server {
     child: Child,
+    /// A node of several: its number in the cluster (from its start-up log).
+    node: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     pub addr: String,
     pub db: PathBuf,
     env: Vec<(String, String)>,
@@ -94,9 +97,20 @@ impl Server {
             .expect("the server binary starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = std::sync::mpsc::channel();
+        let node: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let node_seen = node.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("joined the cluster") {
+                    if let Some(n) = line
+                        .split("node=")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                    {
+                        *node_seen.lock().unwrap() = Some(n.to_string());
+                    }
+                }
                 if !sent {
                     if let Some(rest) = line.split("listening on ").nth(1) {
                         let addr = rest.split(':').take(2).collect::<Vec<_>>().join(":");
@@ -114,11 +128,38 @@ impl Server {
             .expect("the server logs its address");
         Server {
             child,
+            node,
             addr,
             db,
             env,
             args,
         }
+    }
+
+    /// This node's number in its cluster.
+    pub fn node_id(&self) -> String {
+        self.node
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("a node of several logs its number")
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`…) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&self) -> bool {
+        Command::new("kill")
+            .args(["-0", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// kill -9, as a crash would.
@@ -412,7 +453,18 @@ impl Ws {
     }
 
     pub async fn expect_where(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.expect_within(kind, WAIT, pred).await
+    }
+
+    /// Skips frames until one of type `kind` for which `pred` holds arrives (panics
+    /// after `wait`).
+    pub async fn expect_within(
+        &mut self,
+        kind: &str,
+        wait: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {

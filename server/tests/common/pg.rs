@@ -159,6 +159,37 @@ impl PgServer {
         self.url_of(name)
     }
 
+    /// The single value `sql` returns, as text (`psql -At`).
+    pub fn query_one_string(&self, sql: &str) -> String {
+        let out = Command::new(self.template.tools.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-At",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql failed on {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The single number `sql` returns (0 for NULL).
+    pub fn query_one_i64(&self, sql: &str) -> i64 {
+        self.query_one_string(sql).parse().unwrap_or(0)
+    }
+
     /// What the server logged so far.
     pub fn log(&self) -> String {
         read_log(self.dir.path())

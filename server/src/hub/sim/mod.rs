@@ -176,7 +176,8 @@ impl SimStore {
             | Write::Note(..)
             | Write::Communication(..)
             | Write::JourneySession(..)
-            | Write::JourneyEvent(..) => {}
+            | Write::JourneyEvent(..)
+            | Write::ReleaseLookupCode(..) => {}
         }
     }
 }
@@ -692,6 +693,7 @@ impl Sim {
             config: Value::Null,
             ip: "203.0.113.9".into(),
             location: None,
+            lookup_code: None,
         }
     }
 
@@ -724,6 +726,8 @@ impl Sim {
         match o {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
+            // One node: nobody to tell.
+            Output::Publish(_) => {}
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
                     let tab = *tab;

@@ -1,0 +1,455 @@
+//! covisit on three nodes against real engines: a throwaway PostgreSQL and Redis and
+//! three `covisit-server` processes on loopback (docs/CLUSTER.md). Visitors and agents
+//! land on different nodes and are bridged to the visitor's owner; REST works on any
+//! node; lookup codes are unique across nodes; an owner killed with -9 is replaced and
+//! its sessions end as `transport.failure`; a node paused past its timeout comes back
+//! fenced; Redis restarting loses nothing durable.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pg::PgServer;
+use common::redis::RedisServer;
+use common::{Server, Ws};
+use serde_json::{json, Value};
+
+/// PostgreSQL, Redis and `n` nodes, started one after the other (the first creates the
+/// demo account).
+struct Cluster {
+    pg: PgServer,
+    redis: RedisServer,
+    nodes: Vec<Server>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let pg = PgServer::start();
+        let redis = RedisServer::start();
+        let mut c = Cluster {
+            pg,
+            redis,
+            nodes: Vec::new(),
+        };
+        for _ in 0..n {
+            c.add_node();
+        }
+        c
+    }
+
+    fn add_node(&mut self) -> usize {
+        let node = Server::start_on(
+            &self.pg.url(),
+            &[("COVISIT_DRAIN_SECONDS", "3")],
+            &["--bus", &self.redis.url()],
+        );
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn node(&self, i: usize) -> &Server {
+        &self.nodes[i]
+    }
+
+    /// Waits until every node's `/healthz` is ok and every slot has a live owner that
+    /// all nodes agree on (read from `/metrics`' owned count summing to the visitors
+    /// is not enough: the slot table is read straight from PostgreSQL).
+    async fn settled(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let owners = self.pg.query_one_i64(
+                "SELECT count(DISTINCT node_id) FROM cluster_slots
+                 WHERE node_id IN (SELECT node_id FROM cluster_nodes WHERE state = 'up')
+                   AND handover_to IS NULL",
+            );
+            let orphans = self.pg.query_one_i64(
+                "SELECT count(*) FROM cluster_slots WHERE node_id IS NULL
+                   OR handover_to IS NOT NULL
+                   OR node_id NOT IN (SELECT node_id FROM cluster_nodes WHERE state = 'up')",
+            );
+            let live = self.nodes.iter().filter(|n| n.is_running()).count() as i64;
+            if orphans == 0 && owners == live {
+                // Every node has read the final table (twice a second).
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the slots did not settle over {live} nodes: {owners} owners, {orphans} orphans"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A visitor (on `node`) that the owner welcomed.
+async fn visitor(c: &Cluster, node: usize) -> Ws {
+    c.node(node).visitor(None, None, true, json!({})).await
+}
+
+/// Which node owns a visitor or session: PostgreSQL's slot table.
+fn owner_of(c: &Cluster, id: &str) -> String {
+    let slot = slot_of(id);
+    c.pg.query_one_string(&format!(
+        "SELECT node_id FROM cluster_slots WHERE slot = {slot}"
+    ))
+}
+
+fn slot_of(id: &str) -> u16 {
+    use sha2::{Digest, Sha256};
+    u16::from(Sha256::digest(id.as_bytes())[0])
+}
+
+/// Visitor on one node, agent on another: request, prompt, authorize, 1,000 mirror
+/// frames in order and none lost, remote control, end; REST on a third node shows the
+/// session as the seed says.
+#[tokio::test]
+async fn a_visitor_and_an_agent_on_different_nodes_cobrowse() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = visitor(&c, 0).await;
+    let short_id = v.short_id();
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    v.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+
+    for i in 0..1000 {
+        v.send(json!({"type": "mirror", "data": [["T", 1, format!("frame {i}")]]}))
+            .await;
+    }
+    for i in 0..1000 {
+        let m = agent.expect("mirror").await;
+        assert_eq!(m["data"][0][2], format!("frame {i}"), "in order, none lost");
+    }
+
+    agent
+        .send(json!({"type": "request_control", "session_id": session_id}))
+        .await;
+    v.expect("control_request").await;
+    v.send(json!({"type": "control_grant"})).await;
+    agent
+        .expect_where("session_update", |u| u["control"]["state"] == "granted")
+        .await;
+    agent
+        .send(json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}}))
+        .await;
+    let action = v.expect("remote_action").await;
+    v.send(json!({"type": "remote_applied", "id": action["id"], "ok": true, "reason": null}))
+        .await;
+    assert_eq!(agent.expect("remote_result").await["ok"], true);
+    v.send(json!({"type": "end"})).await;
+    agent.expect_status(&session_id, "ended").await;
+
+    let (status, s) = c
+        .node(2)
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    common::assert_seed_fields("Session", &s);
+    assert_eq!(s["status"], "ended");
+    assert_eq!(s["went_live"], true);
+    assert!(s["features_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "remote_click"));
+    let (status, visitor) = c
+        .node(2)
+        .rest("sk_demo")
+        .get(&format!("/api/v1/visitors/{short_id}"))
+        .await;
+    assert_eq!(status, 200);
+    common::assert_seed_fields("Visitor", &visitor);
+}
+
+/// One visitor's two tabs on two nodes: the prompt goes to the focused tab and follows
+/// focus; a tab opened during the session gets `session_continue`.
+#[tokio::test]
+async fn one_visitors_tabs_on_two_nodes_share_a_session() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut first = visitor(&c, 0).await;
+    let ids = first.ids();
+    let mut second = c.node(1).returning(&ids, None, false).await;
+    assert_eq!(second.short_id(), first.short_id());
+    let mut agent = c.node(2).agent("sk_demo", "Ada").await;
+    let session_id = agent.request_session(&first.short_id(), "search").await;
+    first.expect("session_request").await;
+    // Focus moves to the second tab: the prompt moves with it.
+    first
+        .send(json!({"type": "focus", "hasFocus": false}))
+        .await;
+    second
+        .send(json!({"type": "focus", "hasFocus": true}))
+        .await;
+    second.expect("session_request").await;
+    second.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+    // A third tab, on the third node, joins the live session.
+    let mut third = c.node(2).returning(&ids, None, true).await;
+    let cont = third.expect("session_continue").await;
+    assert_eq!(cont["session_id"], session_id.as_str());
+}
+
+/// REST on a node that does not own the visitor: reads, session requests, end, notes
+/// and erasure (which closes the visitor's sockets on every node).
+#[tokio::test]
+async fn rest_works_on_any_node() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = visitor(&c, 0).await;
+    let short_id = v.short_id();
+    let owner = owner_of(&c, &short_id);
+    // A node that is not the owner (node numbers are PostgreSQL's; ports are ours).
+    let rest_node = (0..3)
+        .find(|i| c.node(*i).node_id() != owner)
+        .expect("a non-owner");
+    let rest = c.node(rest_node).rest("sk_demo");
+    let (status, got) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(status, 200, "{got}");
+    let (status, created) = rest
+        .post(
+            &format!("/api/v1/visitors/{short_id}/session_requests"),
+            &json!({"agent": {"name": "Api", "external_id": "crm-1"}}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let session_id = created["session_id"].as_str().unwrap().to_string();
+    v.expect("session_request").await;
+    let (status, noted) = rest
+        .post(
+            &format!("/api/v1/sessions/{session_id}/notes"),
+            &json!({"text": "from another node"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{noted}");
+    let (status, ended) = rest
+        .post(&format!("/api/v1/sessions/{session_id}/end"), "{}")
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["status"], "ended");
+    assert_eq!(ended["agent_notes"][0]["text"], "from another node");
+    // A second tab on yet another node; erasure closes both.
+    let mut other = c
+        .node((rest_node + 1) % 3)
+        .returning(&v.ids(), None, true)
+        .await;
+    let (status, _) = rest
+        .call("DELETE", &format!("/api/v1/visitors/{short_id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(v.closed_within(Duration::from_secs(5)).await);
+    assert!(other.closed_within(Duration::from_secs(5)).await);
+    let (status, _) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(status, 404);
+}
+
+/// 300 visitors spread over 3 nodes get 300 different lookup codes, and each code
+/// finds its visitor from any node.
+#[tokio::test]
+async fn lookup_codes_are_unique_across_nodes() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut visitors = Vec::new();
+    for i in 0..300 {
+        visitors.push(visitor(&c, i % 3).await);
+    }
+    let codes: std::collections::HashSet<String> = visitors
+        .iter()
+        .map(|v| {
+            v.welcome["lookup_code"]
+                .as_str()
+                .expect("a code")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(codes.len(), 300, "all codes unique");
+    for (i, v) in visitors.iter().enumerate().step_by(7) {
+        let code = v.welcome["lookup_code"].as_str().unwrap();
+        let (status, found) = c
+            .node((i + 1) % 3)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={code}"))
+            .await;
+        assert_eq!(status, 200);
+        let list = found["visitors"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{code}: {found}");
+        assert_eq!(list[0]["short_id"], v.short_id().as_str());
+    }
+}
+
+/// kill -9 of a visitor's owner mid-session: its slots move within the documented
+/// time, each slot has exactly one owner, the agent on a survivor is told the session
+/// ended with `transport.failure`, the visitor reconnects and can be co-browsed again,
+/// and nothing acknowledged before the kill is lost.
+#[tokio::test]
+async fn an_owner_killed_mid_session_is_replaced() {
+    let mut c = Cluster::start(3);
+    c.settled().await;
+    // A visitor owned by node 0, with its socket on node 0 too, and the agent on 1.
+    let mut v = loop {
+        let v = visitor(&c, 0).await;
+        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
+            break v;
+        }
+    };
+    let short_id = v.short_id();
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+    agent
+        .send(json!({"type": "note", "session_id": session_id, "text": "before the kill"}))
+        .await;
+    agent
+        .expect_where("session_update", |u| {
+            u["session"]["agent_notes"]
+                .as_array()
+                .is_some_and(|n| !n.is_empty())
+        })
+        .await;
+    let killed = Instant::now();
+    c.nodes[0].kill();
+    let ended = agent
+        .expect_within("session_update", Duration::from_secs(20), |u| {
+            u["session"]["id"] == session_id.as_str() && u["status"] == "ended"
+        })
+        .await;
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(15), "re-owned in {took:?}");
+    let comms = ended["communications"].as_array().unwrap();
+    assert!(
+        comms
+            .iter()
+            .any(|cm| cm["disconnectType"] == "transport.failure"),
+        "{ended}"
+    );
+    assert!(v.closed_within(Duration::from_secs(2)).await);
+    // Exactly one live owner per slot.
+    let owners_per_slot = c.pg.query_one_i64(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM cluster_slots GROUP BY slot) x",
+    );
+    assert_eq!(owners_per_slot, 1);
+    let dead_owned = c.pg.query_one_i64(&format!(
+        "SELECT count(*) FROM cluster_slots WHERE node_id = '{}'",
+        c.node(0).node_id()
+    ));
+    assert_eq!(dead_owned, 0, "no slot left on the dead node");
+    // The visitor comes back (to a survivor) and can be co-browsed again.
+    let mut back = c.node(2).returning(&v.ids(), None, true).await;
+    assert_eq!(back.short_id(), short_id);
+    let again = agent.request_session(&short_id, "search").await;
+    back.expect("session_request").await;
+    back.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&again, "active").await;
+    // What was acknowledged before the kill is in the store.
+    let (_, s) = c
+        .node(2)
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(s["agent_notes"][0]["text"], "before the kill", "{s}");
+    assert_eq!(s["status"], "ended");
+}
+
+/// A node paused (SIGSTOP) past its timeout and resumed is fenced: nothing it writes
+/// afterwards reaches PostgreSQL, and it closes its visitor sockets.
+#[tokio::test]
+async fn a_paused_node_comes_back_fenced() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = loop {
+        let v = visitor(&c, 0).await;
+        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
+            break v;
+        }
+    };
+    c.node(0).signal("STOP");
+    // Its slots move to the others (it is dead to the coordinator)…
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.pg.query_one_i64(&format!(
+        "SELECT count(*) FROM cluster_slots WHERE node_id = '{}'",
+        c.node(0).node_id()
+    )) > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the paused node's slots did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let visitors_before =
+        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'");
+    c.node(0).signal("CONT");
+    // …and once resumed it closes its visitors' sockets, takes no visitor and writes
+    // nothing.
+    assert!(v.closed_within(Duration::from_secs(10)).await);
+    let ids = v.ids();
+    let url = c.node(0).url("/ws/visitor").replacen("http", "ws", 1);
+    let mut again = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
+    again
+        .send(json!({
+            "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+            "short_id": ids.short_id, "visitor_secret": ids.secret,
+            "connection": {"currentUrl": "http://127.0.0.1/after-the-pause",
+                "screenWidth": 1280, "screenHeight": 800, "audioSupported": false,
+                "hasFocus": true, "userAgent": common::CHROME_UA},
+            "config": {},
+        }))
+        .await;
+    let refused = again.expect("error").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    assert!(again.closed_within(Duration::from_secs(5)).await);
+    let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["status"], "fenced");
+    assert_eq!(
+        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
+        visitors_before
+    );
+}
+
+/// Redis restarted mid-session: the relay resumes, the agent gets the session's state
+/// and a resync is asked of the visitor; nothing durable is lost.
+#[tokio::test]
+async fn a_redis_restart_loses_nothing_durable() {
+    let mut c = Cluster::start(2);
+    c.settled().await;
+    // Visitor owned by node 0, agent on node 1: every frame between them crosses.
+    let mut v = loop {
+        let v = visitor(&c, 0).await;
+        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
+            break v;
+        }
+    };
+    let mut agent = c.node(1).agent("sk_demo", "Ada").await;
+    let session_id = agent.request_session(&v.short_id(), "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+    c.redis.restart();
+    // The nodes notice and resend: state to the agent, a snapshot request to the page.
+    agent
+        .expect_within("session_update", Duration::from_secs(15), |u| {
+            u["session"]["id"] == session_id.as_str() && u["status"] == "active"
+        })
+        .await;
+    v.expect_within("mirror_resync", Duration::from_secs(15), |_| true)
+        .await;
+    v.send(json!({"type": "mirror", "data": [["T", 1, "after the restart"]]}))
+        .await;
+    let m = agent.expect("mirror").await;
+    assert_eq!(m["data"][0][2], "after the restart");
+    let (_, s) = c
+        .node(1)
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(s["status"], "active");
+}
