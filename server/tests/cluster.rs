@@ -453,3 +453,61 @@ async fn a_redis_restart_loses_nothing_durable() {
         .await;
     assert_eq!(s["status"], "active");
 }
+
+/// SIGTERM: the node hands its idle visitors over first, ends a live session it still
+/// holds once the drain time is up (its agent, on another node, is told), and exits;
+/// its visitors come back through another node with the same ids.
+#[tokio::test]
+async fn a_draining_node_hands_its_visitors_over_and_exits() {
+    let mut c = Cluster::start(3);
+    c.settled().await;
+    let mine = c.node(0).node_id();
+    let mut owned_by_0 = Vec::new();
+    while owned_by_0.len() < 2 {
+        let v = visitor(&c, 0).await;
+        if owner_of(&c, &v.short_id()) == mine {
+            owned_by_0.push(v);
+        }
+    }
+    let mut live = owned_by_0.pop().expect("a visitor");
+    let mut idle = owned_by_0.pop().expect("a visitor");
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&live.short_id(), "search").await;
+    live.expect("session_request").await;
+    live.send(json!({"type": "authorize"})).await;
+    live.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+
+    c.node(0).signal("TERM");
+    // The idle visitor goes first, while the live session is still on.
+    assert!(idle.closed_within(Duration::from_secs(10)).await);
+    let rest = c.node(2).rest("sk_demo");
+    let (status, session) = rest.get(&format!("/api/v1/sessions/{session_id}")).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["status"], "active", "{session}");
+    let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    assert_eq!(health.json::<Value>().await.unwrap()["status"], "draining");
+    // The drain time (3 s here) ends what is still live there; the agent hears it.
+    agent
+        .expect_within("session_update", Duration::from_secs(20), |u| {
+            u["session"]["id"] == session_id.as_str() && u["status"] == "ended"
+        })
+        .await;
+    assert!(live.closed_within(Duration::from_secs(10)).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.node(0).is_running() {
+        assert!(Instant::now() < deadline, "the drained node did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing is owned by the node that left; its visitors come back elsewhere.
+    assert_eq!(
+        c.pg.query_one_i64(&format!(
+            "SELECT count(*) FROM cluster_slots WHERE node_id = '{mine}'"
+        )),
+        0
+    );
+    let back = c.node(1).returning(&idle.ids(), None, true).await;
+    assert_eq!(back.short_id(), idle.short_id());
+    c.nodes.remove(0);
+}
