@@ -56,6 +56,8 @@ pub enum Call {
         account_id: i64,
         short_id: String,
     },
+    /// A journey beacon's events (checked where it arrived: key, origin, secret).
+    Track(Box<covisit::core::journey::TrackInput>),
 }
 
 /// What went over the bus.

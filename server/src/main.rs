@@ -39,6 +39,7 @@ mod hub_task;
 mod journey;
 mod keys;
 mod metrics;
+mod owner_calls;
 mod rest;
 mod rest_admin;
 mod rest_journey;
@@ -281,7 +282,9 @@ async fn serve(
                         bridged,
                     ));
                 }),
-                call: Box::new(move |call| Box::pin(crate::rest::carry_out(on_call.clone(), call))),
+                call: Box::new(move |call| {
+                    Box::pin(crate::owner_calls::carry_out(on_call.clone(), call))
+                }),
             },
         );
     }

@@ -3,7 +3,7 @@
 //!
 //! Reads consult the hub first (live state is freshest) and the store otherwise,
 //! after flushing queued writes so a read never misses a change it follows.
-//! Writes answer success only once their store write committed ([`durable`]): an
+//! Writes answer success only once their store write committed ([`durable`](crate::owner_calls::durable)): an
 //! acknowledged change survives a crash of the process.
 
 use covisit::core::codes::ErrorCode;
@@ -16,17 +16,16 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::ids::valid_id;
-use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
+use covisit::core::model::{Agent, Session, SessionSource, Visitor};
 use serde_json::{json, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::{Act, Principal};
 use crate::bus::Call;
-use crate::cluster::CallResult;
 use crate::errors::ApiError;
 use crate::errors::{parse_body, ApiResult};
-use crate::hub::HubError;
 use crate::keys;
+use crate::owner_calls::{durable, on_owner};
 use crate::state::Shared;
 use crate::store::slot_of;
 
@@ -46,35 +45,6 @@ pub fn router() -> Router<Shared> {
         .route("/v1/sessions/{id}/end", post(end_session))
         .route("/v1/sessions/{id}/notes", post(add_note))
         .route("/v1/sessions/{id}/communications", get(communications))
-}
-
-/// Waits until the hub's queued writes (the caller's among them) are committed.
-async fn durable(state: &Shared) -> Result<(), ApiError> {
-    if state.hub.flush().await {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::INTERNAL,
-            "the change could not be stored",
-        ))
-    }
-}
-
-fn hub_error(e: HubError) -> ApiError {
-    let status = match e.code() {
-        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
-            StatusCode::NOT_FOUND
-        }
-        ErrorCode::VISITOR_OFFLINE
-        | ErrorCode::WRONG_SESSION_STATE
-        | ErrorCode::WRONG_CONTROL_STATE
-        | ErrorCode::DUPLICATE_AGENT
-        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
-        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, e.code(), e.message())
 }
 
 /// The REST form of a session: the seed fields plus `status` (an extra, documented).
@@ -488,137 +458,6 @@ async fn add_note(
             .into_response())
     })
     .await
-}
-
-/// Runs `call` where the visitor or session it is about lives: here on a single node
-/// or when this node owns `slot`, else on its owner (over the bus).
-async fn on_owner(state: &Shared, slot: u16, call: Call) -> Result<Value, ApiError> {
-    let owner = state
-        .cluster
-        .as_ref()
-        .map(|c| (c, c.owner_of(slot)))
-        .filter(|(c, owner)| *owner != Some(c.node()));
-    let result = match owner {
-        None => carry_out(state.clone(), call).await,
-        Some((cluster, Some(owner))) => cluster.call(owner, call).await,
-        Some((_, None)) => Err((
-            503,
-            ErrorCode::UNAVAILABLE.as_str().to_string(),
-            "no node owns this visitor right now (the cluster is moving it); retry".to_string(),
-        )),
-    };
-    result.map_err(|(status, code, message)| {
-        ApiError::new(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            ErrorCode::parse(&code).unwrap_or(ErrorCode::INTERNAL),
-            message,
-        )
-    })
-}
-
-/// Carries out a REST write on the node that owns what it is about (this one): the
-/// hub acts, and the answer comes once its writes are committed. Another node's REST
-/// call arrives here over the bus.
-pub async fn carry_out(state: Shared, call: Call) -> CallResult {
-    let fail = |e: ApiError| (e.status.as_u16(), e.code.to_string(), e.message);
-    let result: Result<Value, ApiError> = async {
-        match call {
-            Call::RequestSession {
-                account_id,
-                short_id,
-                agent,
-                source,
-            } => {
-                let (session_id, viewer_url) = state
-                    .hub
-                    .request_session(account_id, &short_id, agent, source)
-                    .await
-                    .map_err(hub_error)?;
-                durable(&state).await?;
-                Ok(json!({ "session_id": session_id, "viewer_url": viewer_url }))
-            }
-            Call::EndSession {
-                account_id,
-                session_id,
-            } => {
-                state
-                    .hub
-                    .end_session(account_id, &session_id)
-                    .await
-                    .map_err(hub_error)?;
-                durable(&state).await?;
-                Ok(Value::Null)
-            }
-            Call::AddNote {
-                account_id,
-                session_id,
-                by,
-                text,
-            } => {
-                match state
-                    .hub
-                    .add_note(account_id, &session_id, &by, text.clone(), false)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) if e.code() == "unknown_session" => {
-                        // Not in memory any more: amend the stored record.
-                        let mut s = state
-                            .store
-                            .get_session(account_id, &session_id)
-                            .await
-                            .map_err(ApiError::internal)?
-                            .ok_or_else(|| ApiError::not_found("session"))?;
-                        s.session.agent_notes.push(AgentNote {
-                            text: text.clone(),
-                            by: by.clone(),
-                        });
-                        state
-                            .store
-                            .add_note(&session_id, &by, &text)
-                            .await
-                            .map_err(ApiError::internal)?;
-                        state
-                            .store
-                            .upsert_session(account_id, &s.session, &s.status)
-                            .await
-                            .map_err(ApiError::internal)?;
-                    }
-                    Err(e) => return Err(hub_error(e)),
-                }
-                durable(&state).await?;
-                Ok(Value::Null)
-            }
-            Call::EraseVisitor {
-                account_id,
-                short_id,
-            } => {
-                // No journey batch is applied from here until the store erased the
-                // visitor (one that raced the erasure would write the data back).
-                let erasing = state.journeys.erasing().await;
-                let in_memory = state.hub.erase_visitor(account_id, &short_id).await;
-                state.journeys.forget(account_id, &short_id);
-                durable(&state).await?;
-                let stored = state
-                    .store
-                    .erase_visitor(
-                        crate::clock::now(),
-                        account_id,
-                        &short_id,
-                        state.journeys.session_timeout_seconds(),
-                    )
-                    .await
-                    .map_err(ApiError::internal)?;
-                drop(erasing);
-                if !in_memory && !stored {
-                    return Err(ApiError::not_found("visitor"));
-                }
-                Ok(Value::Null)
-            }
-        }
-    }
-    .await;
-    result.map_err(fail)
 }
 
 async fn communications(

@@ -511,3 +511,68 @@ async fn a_draining_node_hands_its_visitors_over_and_exits() {
     assert_eq!(back.short_id(), idle.short_id());
     c.nodes.remove(0);
 }
+
+/// A journey beacon that reaches a node other than the visitor's owner counts, on the
+/// owner (after what the owner did before it); once the owner erased the visitor, a
+/// beacon through any node is refused and brings nothing back.
+#[tokio::test]
+async fn beacons_reach_the_owner_from_any_node() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = visitor(&c, 0).await;
+    let short_id = v.short_id();
+    let owner = owner_of(&c, &short_id);
+    let other = (0..3)
+        .find(|i| c.node(*i).node_id() != owner)
+        .expect("a non-owner");
+    let at = common::now_ms();
+    common::track(
+        &mut v,
+        vec![json!({"kind": "page_view", "at": at, "url": "http://127.0.0.1/shop/", "title": "Shop"})],
+    )
+    .await;
+    let beacon = |event: &str| {
+        json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": v.secret(),
+            "sent_at": common::now_ms(),
+            "events": [{"kind": "custom", "at": common::now_ms(), "eventName": event, "attributes": {}}]})
+        .to_string()
+    };
+    let post = |node: usize, body: String| {
+        reqwest::Client::new()
+            .post(c.node(node).url("/api/v1/journey/beacon"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("origin", common::PAGE_ORIGIN)
+            .body(body)
+            .send()
+    };
+    let r = post(other, beacon("left")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let counted = common::journeys(c.node((other + 1) % 3), &short_id).await;
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0]["eventCount"], 2, "{counted:?}");
+
+    let rest = c.node(other).rest("sk_demo");
+    let (status, _) = rest
+        .call("DELETE", &format!("/api/v1/visitors/{short_id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let late = beacon("after the erasure");
+    let r = post(other, late).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_visitor", "{body}");
+    // The journey stays, without what was personal, and ended; no event came back.
+    for j in common::journeys(c.node(other), &short_id).await {
+        assert_eq!(
+            (&j["ipAddress"], &j["lastPage"], &j["eventCount"]),
+            (&Value::Null, &Value::Null, &json!(2)),
+            "{j}"
+        );
+        assert!(j["endedDate"].is_string(), "{j}");
+    }
+    assert_eq!(
+        c.pg.query_one_i64("SELECT count(*) FROM journey_events"),
+        0,
+        "the erased visitor's events are gone"
+    );
+}

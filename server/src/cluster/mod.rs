@@ -6,8 +6,8 @@
 //! fenced (its generation moved: PostgreSQL refuses its writes) and stops serving.
 //!
 //! This module is the shell around the hub for that: `membership` (registration,
-//! heartbeats, the slot table, handovers, fencing, draining), `coordinator` (the elected
-//! node that declares nodes dead and assigns slots), `codes` (lookup codes reserved
+//! heartbeats, the slot table, handovers, fencing, draining), `coordinator` (one look at a
+//! time, by any node: declares nodes dead and assigns slots), `codes` (lookup codes reserved
 //! across nodes), and here the routing of sockets, frames and calls.
 
 mod codes;
