@@ -428,11 +428,11 @@ pub struct SignInLimiter {
 }
 
 /// Five failures per email, then one every three minutes.
-const EMAIL_BURST: u32 = 5;
-const EMAIL_PERIOD: Duration = Duration::from_secs(180);
+pub const EMAIL_BURST: u32 = 5;
+pub const EMAIL_PERIOD: Duration = Duration::from_secs(180);
 /// Twenty failures per IP address, then one a minute.
-const IP_BURST: u32 = 20;
-const IP_PERIOD: Duration = Duration::from_secs(60);
+pub const IP_BURST: u32 = 20;
+pub const IP_PERIOD: Duration = Duration::from_secs(60);
 
 impl Default for SignInLimiter {
     fn default() -> Self {
@@ -493,14 +493,17 @@ impl SignInLimiter {
 /// guessed code reaches a stranger's visitor, so guessing is slowed down.
 pub struct LookupLimiter {
     by_account: DefaultKeyedRateLimiter<i64>,
+    /// The budget a minute (a cluster's shared counter uses it too).
+    pub per_minute: u32,
 }
 
 impl LookupLimiter {
     /// `per_minute` searches a minute, all of them usable at once.
     pub fn new(per_minute: u32) -> LookupLimiter {
-        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let budget = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         LookupLimiter {
-            by_account: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            by_account: RateLimiter::keyed(Quota::per_minute(budget)),
+            per_minute: budget.get(),
         }
     }
 

@@ -38,6 +38,7 @@ mod hub;
 mod hub_task;
 mod journey;
 mod keys;
+mod limits;
 mod metrics;
 mod owner_calls;
 mod rest;

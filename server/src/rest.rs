@@ -86,7 +86,9 @@ async fn list_visitors(
                     "`q` is too long",
                 ));
             }
-            if crate::auth::is_lookup_code(t) && !state.lookups.allow(account) {
+            if crate::auth::is_lookup_code(t)
+                && !crate::limits::lookup_allowed(&state, account).await
+            {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::RATE_LIMITED,

@@ -178,7 +178,7 @@ async fn sign_in(
                 "wrong email or password",
             )
         };
-        if state.sign_in.is_locked(&typed, &ip) {
+        if crate::limits::sign_in_locked(&state, &typed, &ip).await {
             fail("locked", user.as_ref());
             state.hub.flush().await;
             return Err(ApiError::new(
@@ -200,7 +200,7 @@ async fn sign_in(
                 .unwrap_or(false)
         };
         let Some(user) = user.filter(|_| ok && hash.is_some()) else {
-            let locked = state.sign_in.failed(&typed, &ip);
+            let locked = crate::limits::sign_in_failed(&state, &typed, &ip).await;
             let known = state
                 .directory
                 .user_by_email(&typed)
@@ -218,7 +218,7 @@ async fn sign_in(
             return Err(refused());
         };
         if user.disabled {
-            state.sign_in.failed(&typed, &ip);
+            crate::limits::sign_in_failed(&state, &typed, &ip).await;
             fail("disabled", Some(&user));
             state.hub.flush().await;
             return Err(ApiError::new(

@@ -914,9 +914,17 @@ async fn agent_socket(
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
-                match decode::<AgentMessage>(&text) {
-                    // The REST search's budget: guessing codes must not be cheaper here.
-                    Ok(AgentMessage::Search { q }) if crate::auth::is_lookup_code(q.trim()) && !state.lookups.allow(account_id) => {
+                let decoded = decode::<AgentMessage>(&text);
+                // The REST search's budget (shared by a cluster's nodes): guessing codes
+                // must not be cheaper here.
+                let limited = match &decoded {
+                    Ok(AgentMessage::Search { q }) if crate::auth::is_lookup_code(q.trim()) => {
+                        !crate::limits::lookup_allowed(&state, account_id).await
+                    }
+                    _ => false,
+                };
+                match decoded {
+                    Ok(_) if limited => {
                         state.hub.heard(conn);
                         if !send_error(&state, &mut sink, ErrorCode::RATE_LIMITED, "too many lookup-code searches; retry in a minute").await { break }
                     }

@@ -20,16 +20,25 @@ struct Cluster {
     pg: PgServer,
     redis: RedisServer,
     nodes: Vec<Server>,
+    /// Environment variables every node gets.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    fn start_with(n: usize, env: &[(&'static str, &'static str)]) -> Cluster {
         let pg = PgServer::start();
         let redis = RedisServer::start();
+        let mut env = env.to_vec();
+        env.push(("COVISIT_DRAIN_SECONDS", "3"));
         let mut c = Cluster {
             pg,
             redis,
             nodes: Vec::new(),
+            env,
         };
         for _ in 0..n {
             c.add_node();
@@ -38,11 +47,7 @@ impl Cluster {
     }
 
     fn add_node(&mut self) -> usize {
-        let node = Server::start_on(
-            &self.pg.url(),
-            &[("COVISIT_DRAIN_SECONDS", "3")],
-            &["--bus", &self.redis.url()],
-        );
+        let node = Server::start_on(&self.pg.url(), &self.env, &["--bus", &self.redis.url()]);
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -252,7 +257,8 @@ async fn rest_works_on_any_node() {
 /// finds its visitor from any node.
 #[tokio::test]
 async fn lookup_codes_are_unique_across_nodes() {
-    let c = Cluster::start(3);
+    // 43 lookups: above the default budget, which the nodes share.
+    let c = Cluster::start_with(3, &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "1000")]);
     c.settled().await;
     let mut visitors = Vec::new();
     for i in 0..300 {
@@ -575,4 +581,46 @@ async fn beacons_reach_the_owner_from_any_node() {
         0,
         "the erased visitor's events are gone"
     );
+}
+
+/// The lookup-code budget and the sign-in lockout are the cluster's, not each node's:
+/// spreading guesses over the nodes buys nothing.
+#[tokio::test]
+async fn rate_limits_are_shared_by_the_nodes() {
+    let c = Cluster::start_with(3, &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "4")]);
+    c.settled().await;
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let (status, body) = c
+            .node(i % 3)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={:04}", 9000 + i))
+            .await;
+        answers.push((status, body["error"]["code"].clone()));
+    }
+    assert!(answers[..4].iter().all(|(s, _)| *s == 200), "{answers:?}");
+    for (status, code) in &answers[4..] {
+        assert_eq!(
+            (*status, code.as_str()),
+            (429, Some("rate_limited")),
+            "{answers:?}"
+        );
+    }
+
+    // Six wrong passwords, two per node: locked on every node, the right one too.
+    for i in 0..6 {
+        let (status, _, _) = c
+            .node(i % 3)
+            .sign_in_raw(common::DEMO_ADMIN.0, "not the password")
+            .await;
+        assert!([401, 429].contains(&status), "{status}");
+    }
+    for i in 0..3 {
+        let (status, body, _) = c
+            .node(i)
+            .sign_in_raw(common::DEMO_ADMIN.0, common::DEMO_ADMIN.1)
+            .await;
+        assert_eq!(status, 429, "node {i}: {body}");
+        assert_eq!(body["error"]["code"], "too_many_attempts");
+    }
 }

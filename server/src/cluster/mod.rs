@@ -247,6 +247,11 @@ impl Cluster {
         self.0.hub.get()
     }
 
+    /// The bus (its shared counters, for `limits`).
+    pub fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
     /// This node's figures for `/metrics`.
     pub fn figures(&self, owned_visitors: u64) -> crate::metrics::NodeFigures {
         let b = &self.0.bus.stats;
