@@ -33,7 +33,9 @@ impl Cluster {
         let pg = PgServer::start();
         let redis = RedisServer::start();
         let mut env = env.to_vec();
-        env.push(("COVISIT_DRAIN_SECONDS", "3"));
+        if !env.iter().any(|(k, _)| *k == "COVISIT_DRAIN_SECONDS") {
+            env.push(("COVISIT_DRAIN_SECONDS", "3"));
+        }
         let mut c = Cluster {
             pg,
             redis,
@@ -415,6 +417,19 @@ async fn a_paused_node_comes_back_fenced() {
     assert_eq!(health.status().as_u16(), 503);
     let body: Value = health.json().await.unwrap();
     assert_eq!(body["status"], "fenced");
+    let (status, body) = c
+        .node(0)
+        .rest("sk_demo")
+        .post(
+            &format!("/api/v1/visitors/{}/session_requests", ids.short_id),
+            &json!({"agent": {"name": "Api", "external_id": "crm-1"}}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
     assert_eq!(
         c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
         visitors_before
@@ -622,5 +637,25 @@ async fn rate_limits_are_shared_by_the_nodes() {
             .await;
         assert_eq!(status, 429, "node {i}: {body}");
         assert_eq!(body["error"]["code"], "too_many_attempts");
+    }
+}
+
+/// The whole cluster stopping (here: its only node): with nobody to hand visitors to, a
+/// node does not wait out its drain time for idle visitors; it goes at once.
+#[tokio::test]
+async fn the_last_node_drains_without_waiting_for_a_successor() {
+    let c = Cluster::start_with(1, &[("COVISIT_DRAIN_SECONDS", "60")]);
+    c.settled().await;
+    let mut v = visitor(&c, 0).await;
+    c.node(0).signal("TERM");
+    assert!(v.closed_within(Duration::from_secs(20)).await);
+    // Well before the 60 s it would give a live session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.node(0).is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "the last node waited for a successor"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
