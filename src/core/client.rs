@@ -169,6 +169,54 @@ impl ClientEvent {
     }
 }
 
+impl ClientEvent {
+    /// The event's `detail` (what a page's handler gets) as JSON text; `null` for
+    /// `stateChange`, whose detail is the whole state. Written by hand rather than
+    /// through the derived `Serialize` (adjacently tagged, whose code is large in the
+    /// wasm); a test holds the two to the same JSON.
+    pub fn detail_text(&self) -> String {
+        let s = |v: &str| json_text(v);
+        let (a, b): ((&str, String), Option<(&str, String)>) = match self {
+            ClientEvent::Ready {
+                short_id,
+                unique_connection_id,
+            } => (
+                ("shortId", s(short_id)),
+                Some(("uniqueConnectionId", s(unique_connection_id))),
+            ),
+            ClientEvent::SessionRequest { session_id, agent } => (
+                ("sessionId", s(session_id)),
+                Some(("agent", json_text(agent))),
+            ),
+            ClientEvent::SessionStart { session_id }
+            | ClientEvent::SessionContinue { session_id } => (("sessionId", s(session_id)), None),
+            ClientEvent::SessionEnd {
+                session_id,
+                disconnect_type,
+            } => (
+                ("sessionId", s(session_id)),
+                Some(("disconnectType", json_text(disconnect_type))),
+            ),
+            ClientEvent::ControlRequest { agent } => (("agent", json_text(agent)), None),
+            ClientEvent::ControlStart { agent_id } | ClientEvent::ControlEnd { agent_id } => {
+                (("agentId", s(agent_id)), None)
+            }
+            ClientEvent::PromptWithdrawn { prompt } => (("prompt", json_text(prompt)), None),
+            ClientEvent::ConnectionChange { online } => (("online", json_text(online)), None),
+            ClientEvent::StateChange => return "null".into(),
+            ClientEvent::Error { code, message } => {
+                (("code", s(code)), Some(("message", s(message))))
+            }
+        };
+        let mut out = ["{\"", a.0, "\":", &a.1].concat();
+        if let Some((key, value)) = b {
+            out.push_str(&[",\"", key, "\":", &value].concat());
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// The event names a page may subscribe to.
 pub const EVENT_NAMES: [&str; 12] = [
     "ready",
@@ -186,35 +234,73 @@ pub const EVENT_NAMES: [&str; 12] = [
 ];
 
 /// A call from the page that cannot be made now or with these arguments.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
-    #[error("`{call}` is not valid now: expected {expected}, but the session is {got}")]
     WrongState {
         call: &'static str,
         expected: &'static str,
         got: &'static str,
     },
-    #[error("`{call}` is not valid now: expected {expected}")]
     WrongControlState {
         call: &'static str,
         expected: &'static str,
     },
-    #[error("`{field}` is invalid: {reason}")]
     InvalidArgument {
         field: &'static str,
         reason: &'static str,
     },
-    #[error("unknown event `{name}`")]
-    UnknownEvent { name: String },
-    #[error("the SDK was stopped")]
+    UnknownEvent {
+        name: String,
+    },
     Stopped,
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Track(#[from] TrackError),
+    Config(ConfigError),
+    Track(TrackError),
 }
 
+impl From<ConfigError> for ClientError {
+    fn from(e: ConfigError) -> ClientError {
+        ClientError::Config(e)
+    }
+}
+
+impl From<TrackError> for ClientError {
+    fn from(e: TrackError) -> ClientError {
+        ClientError::Track(e)
+    }
+}
+
+crate::core::text::message_display!(ClientError);
+
 impl ClientError {
+    /// The message for people (no `core::fmt`: see [`crate::core::text`]).
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::WrongState {
+                call,
+                expected,
+                got,
+            } => [
+                "`",
+                call,
+                "` is not valid now: expected ",
+                expected,
+                ", but the session is ",
+                got,
+            ]
+            .concat(),
+            ClientError::WrongControlState { call, expected } => {
+                ["`", call, "` is not valid now: expected ", expected].concat()
+            }
+            ClientError::InvalidArgument { field, reason } => {
+                ["`", field, "` is invalid: ", reason].concat()
+            }
+            ClientError::UnknownEvent { name } => ["unknown event `", name, "`"].concat(),
+            ClientError::Stopped => "the SDK was stopped".into(),
+            ClientError::Config(e) => e.message(),
+            ClientError::Track(e) => e.message(),
+        }
+    }
+
     /// Stable code for JS.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -535,7 +621,7 @@ impl VisitorClient {
         if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
             self.event(ClientEvent::Error {
                 code: e.code().as_str().into(),
-                message: e.to_string(),
+                message: e.message(),
             });
         }
     }

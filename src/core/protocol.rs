@@ -131,37 +131,61 @@ pub enum VisitorMessage {
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(transparent)]
 #[cfg_attr(test, ts(type = "MirrorRecord[]"))]
-pub struct MirrorData(Box<serde_json::value::RawValue>);
+pub struct MirrorData(Box<RawJson>);
+
+/// JSON kept as its text: serde_json's `RawValue` natively. The SDK's wasm never reads
+/// or writes a mirror frame through serde (it writes them by hand, `client/mirror.rs`),
+/// so there it is a plain `str` and serde_json's raw-value support (its error
+/// formatting with it) stays out of the bundle.
+#[cfg(not(target_arch = "wasm32"))]
+type RawJson = serde_json::value::RawValue;
+#[cfg(target_arch = "wasm32")]
+type RawJson = str;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn raw_text(raw: &RawJson) -> &str {
+    raw.get()
+}
+#[cfg(target_arch = "wasm32")]
+fn raw_text(raw: &RawJson) -> &str {
+    raw
+}
 
 /// The most records one `mirror` frame may carry.
 pub const MAX_MIRROR_RECORDS: usize = 20_000;
 
 impl PartialEq for MirrorData {
     fn eq(&self, other: &MirrorData) -> bool {
-        self.0.get() == other.0.get()
+        raw_text(&self.0) == raw_text(&other.0)
     }
 }
 
 impl MirrorData {
     /// Records from their JSON text (which must be valid JSON).
     pub fn from_text(text: String) -> Result<MirrorData, ProtocolError> {
-        serde_json::value::RawValue::from_string(text)
+        #[cfg(not(target_arch = "wasm32"))]
+        return serde_json::value::RawValue::from_string(text)
             .map(MirrorData)
             .map_err(|e| ProtocolError::Malformed {
                 detail: e.to_string(),
+            });
+        #[cfg(target_arch = "wasm32")]
+        Json::parse(&text)
+            .map(|_| MirrorData(text.into_boxed_str()))
+            .ok_or(ProtocolError::Malformed {
+                detail: "not JSON".into(),
             })
     }
 
     pub fn text(&self) -> &str {
-        self.0.get()
+        raw_text(&self.0)
     }
 
     /// Whether the first record starts a snapshot (`["S", …]`: a new epoch). Reads
     /// only as far as the first record's kind.
     pub fn starts_snapshot(&self) -> bool {
         let t = self
-            .0
-            .get()
+            .text()
             .trim_start()
             .strip_prefix('[')
             .unwrap_or_default();
@@ -213,13 +237,13 @@ impl MirrorData {
                 Ok(())
             }
         }
-        let mut d = serde_json::Deserializer::from_str(self.0.get());
+        let mut d = serde_json::Deserializer::from_str(self.text());
         match d.deserialize_seq(Records) {
             Ok(()) => Ok(()),
             Err(e) if e.to_string().starts_with("too many records") => Err("has too many records"),
             Err(e)
                 if e.to_string().starts_with("invalid type")
-                    && !self.0.get().trim_start().starts_with('[') =>
+                    && !self.text().trim_start().starts_with('[') =>
             {
                 Err("must be an array of records")
             }
@@ -1126,17 +1150,15 @@ impl ErrorFrame {
 }
 
 /// Why a frame could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolError {
-    #[error("frame of {size} bytes is larger than the limit of {limit}")]
     FrameTooLarge { size: usize, limit: usize },
-    #[error("frame is not valid JSON for this protocol: {detail}")]
     Malformed { detail: String },
-    #[error("unknown message type `{type_name}`")]
     UnknownType { type_name: String },
-    #[error("protocol version {got} is not supported (this side speaks {expected})")]
     UnsupportedVersion { got: u32, expected: u32 },
 }
+
+crate::core::text::message_display!(ProtocolError);
 
 impl ProtocolError {
     pub fn code(&self) -> ErrorCode {
@@ -1149,7 +1171,36 @@ impl ProtocolError {
     }
 
     pub fn to_frame(&self) -> ErrorFrame {
-        ErrorFrame::new(self.code(), self.to_string())
+        ErrorFrame::new(self.code(), self.message())
+    }
+
+    /// The message for people (no `core::fmt`: see [`crate::core::text`]).
+    pub fn message(&self) -> String {
+        use crate::core::text::decimal;
+        let n = |v: u64| decimal(v, 0);
+        match self {
+            ProtocolError::FrameTooLarge { size, limit } => [
+                "frame of ",
+                &n(*size as u64),
+                " bytes is larger than the limit of ",
+                &n(*limit as u64),
+            ]
+            .concat(),
+            ProtocolError::Malformed { detail } => {
+                ["frame is not valid JSON for this protocol: ", detail].concat()
+            }
+            ProtocolError::UnknownType { type_name } => {
+                ["unknown message type `", type_name, "`"].concat()
+            }
+            ProtocolError::UnsupportedVersion { got, expected } => [
+                "protocol version ",
+                &n(u64::from(*got)),
+                " is not supported (this side speaks ",
+                &n(u64::from(*expected)),
+                ")",
+            ]
+            .concat(),
+        }
     }
 }
 
@@ -1175,7 +1226,7 @@ pub struct MirrorFrame<'a> {
     #[serde(rename = "type", borrow)]
     kind: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    data: &'a serde_json::value::RawValue,
+    data: &'a RawJson,
     #[serde(default)]
     session_id: Option<String>,
     #[serde(default)]
@@ -1184,7 +1235,9 @@ pub struct MirrorFrame<'a> {
 
 impl MirrorFrame<'_> {
     fn data(&self) -> MirrorData {
-        MirrorData(self.data.to_owned())
+        // Box<RawValue> natively, Box<str> from a &str in the wasm.
+        #[allow(clippy::useless_conversion)]
+        MirrorData(self.data.to_owned().into())
     }
 }
 
@@ -1325,8 +1378,13 @@ pub fn decode_server_to_visitor(frame: Json) -> Result<ServerToVisitor, Protocol
 pub fn encode<M: Serialize>(message: &M) -> String {
     // Cannot fail for these types (string keys only; serde_json writes non-finite
     // floats as null). Fall back to an error frame rather than panic all the same.
-    serde_json::to_string(message).unwrap_or_else(|e| {
-        let message = Json::String(e.to_string()).to_text();
+    serde_json::to_string(message).unwrap_or_else(|_e| {
+        // The SDK's wasm leaves serde_json's message out: formatting it would bring
+        // core::fmt into the bundle for a case that does not happen.
+        #[cfg(target_arch = "wasm32")]
+        let message = Json::from("the message could not be written as JSON").to_text();
+        #[cfg(not(target_arch = "wasm32"))]
+        let message = Json::String(_e.to_string()).to_text();
         [
             r#"{"type":"error","code":""#,
             ErrorCode::ENCODE_FAILED.as_str(),

@@ -561,11 +561,7 @@ impl Driver {
         }
         let detail = match &event {
             ClientEvent::StateChange => state.as_ref().map_or(JsValue::NULL, to_js),
-            other => {
-                let tagged = to_js(other);
-                js_sys::Reflect::get(&tagged, &JsValue::from_str("detail"))
-                    .unwrap_or(JsValue::UNDEFINED)
-            }
+            other => js_sys::JSON::parse(&other.detail_text()).unwrap_or(JsValue::UNDEFINED),
         };
         if let ClientEvent::Ready { .. } = event {
             driver.borrow_mut().ready_detail = Some(detail.clone());

@@ -407,6 +407,7 @@ export type ErrorCode =
   | "invalid_call_token"
   | "rate_limited"
   | "internal"
+  | "unavailable"
   | "wrong_session_state"
   | "wrong_control_state"
   | "unknown_connection"
