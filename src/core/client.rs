@@ -26,8 +26,10 @@ use crate::core::protocol::{
 };
 use crate::core::Millis;
 
+mod console;
 mod draw;
 mod mirror;
+pub use console::ConsoleCommand;
 pub use draw::{DrawCommand, MAX_INK_NAME};
 pub use mirror::MirrorCommand;
 
@@ -62,6 +64,10 @@ pub struct PageInfo {
     /// The one-time token of an agent's personal link (`#covisit_call=…`), taken out
     /// of the URL by the facade.
     pub call_token: Option<String>,
+    /// The live-chat widget found on the page (`protocol::INTEGRATIONS`), if any.
+    pub integration: Option<String>,
+    /// The capabilities co-browsing needs that the browser lacks (`protocol::CAPABILITIES`).
+    pub missing: Vec<String>,
 }
 
 /// What an earlier page of this visitor (and tab) stored: who the visitor is and the
@@ -95,6 +101,8 @@ pub enum Output {
     Mirror(MirrorCommand),
     /// Agents' laser and ink: tell the page's drawing layer (see [`draw`]).
     Draw(DrawCommand),
+    /// The remote console: install or remove the page's console hooks (see [`console`]).
+    Console(ConsoleCommand),
 }
 
 /// The SDK's events (SPEC.md section 3), with their payloads in camelCase.
@@ -565,6 +573,8 @@ impl VisitorClient {
                 audio_supported: false,
                 has_focus: self.page.has_focus,
                 user_agent: self.page.user_agent.clone(),
+                integration: self.page.integration.clone(),
+                missing: self.page.missing.clone(),
             },
             config: self.hello_config.clone(),
         };
@@ -1190,6 +1200,7 @@ impl VisitorClient {
         if self.status == SessionStatus::Active {
             self.mirror_command(MirrorCommand::Stop);
             self.draw_stop();
+            self.console_stop();
         }
         self.outputs.push_back(Output::Close);
     }
@@ -1302,6 +1313,7 @@ impl VisitorClient {
         }
         self.mirror_command(MirrorCommand::Stop);
         self.draw_stop();
+        self.console_stop();
         self.status = SessionStatus::Ended;
         self.visitor.is_in_session = false;
         self.timers[ClientTimer::Authorization as usize] = None;

@@ -34,6 +34,105 @@ pub struct ConnectionHello {
     pub audio_supported: bool,
     pub has_focus: bool,
     pub user_agent: Option<String>,
+    /// The live-chat widget the SDK found on the page (one of [`INTEGRATIONS`]); the
+    /// Visitor's `integration`.
+    pub integration: Option<String>,
+    /// The capabilities co-browsing needs that this browser lacks (names from
+    /// [`CAPABILITIES`]); any makes the Visitor `is_supported: false`.
+    pub missing: Vec<String>,
+}
+
+/// The live-chat widgets the SDK recognises on a page (their public globals or script
+/// hosts, `src/web/glue.js` `integration()`): the Visitor's `integration`, and what
+/// `session_requests` accepts as `integration`.
+pub const INTEGRATIONS: [&str; 10] = [
+    "intercom",
+    "zendesk",
+    "drift",
+    "livechat",
+    "crisp",
+    "hubspot",
+    "freshchat",
+    "tawk.to",
+    "olark",
+    "gorgias",
+];
+
+/// What the SDK checks the browser for before it connects (`src/web/glue.js`
+/// `missing()`, and `src/js/index.js` for `WebAssembly` itself, which the SDK needs to
+/// run at all). A browser without one gets a Visitor with `is_supported: false`.
+pub const CAPABILITIES: [&str; 6] = [
+    "WebAssembly",
+    "WebSocket",
+    "MutationObserver",
+    "ShadowRoot",
+    "WeakSet",
+    "CSSStyleSheet",
+];
+
+/// Most entries in one `console` frame.
+pub const MAX_CONSOLE_ENTRIES: usize = 50;
+/// Longest `text` (and `url`) of a console entry, in bytes; the SDK cuts longer ones.
+pub const MAX_CONSOLE_TEXT: usize = 1024;
+
+/// The remote console's kinds: the page's console calls, its uncaught errors and
+/// unhandled rejections, and its failed network requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleKind {
+    Log,
+    Info,
+    Warn,
+    Error,
+    /// An uncaught error (`window` `error`).
+    Exception,
+    /// An unhandled promise rejection.
+    Rejection,
+    /// A fetch or XHR that failed (network) or answered with a status of 400 or more.
+    Network,
+}
+
+/// One line of the visitor page's console as the agent sees it (`allowRemoteConsole`).
+/// Read-only: nothing is ever evaluated on the page. `network` lines carry `method`,
+/// `url` (without query, fragment or credentials) and `status` (0: no answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ConsoleEntry {
+    pub kind: ConsoleKind,
+    /// The page's clock (ms since the epoch) when it happened.
+    pub at: u64,
+    pub text: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+impl ConsoleEntry {
+    /// Within the limits: `text` and `url` at most [`MAX_CONSOLE_TEXT`] bytes, `method`
+    /// at most 16, and a `url` with no query, fragment or credentials.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.text.len() > MAX_CONSOLE_TEXT {
+            return Err("a console entry's `text` is too long (at most 1 KiB)");
+        }
+        if self.method.as_ref().is_some_and(|m| m.len() > 16) {
+            return Err("a console entry's `method` is too long");
+        }
+        if let Some(url) = &self.url {
+            if url.len() > MAX_CONSOLE_TEXT {
+                return Err("a console entry's `url` is too long (at most 1 KiB)");
+            }
+            let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let authority = after_scheme.split('/').next().unwrap_or_default();
+            if url.contains('?') || url.contains('#') || authority.contains('@') {
+                return Err("a console entry's `url` must have no query, fragment or credentials");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Visitor (SDK) → server.
@@ -106,6 +205,14 @@ pub enum VisitorMessage {
     #[serde(skip_serializing)]
     Mirror {
         data: MirrorData,
+    },
+    /// The remote console (`allowRemoteConsole`): the page's console lines, uncaught
+    /// errors and failed requests since the last frame, only while the session is
+    /// active. The SDK writes this frame by hand around its console module's JSON
+    /// (`client/console.rs`), so the derived serializer skips it.
+    #[serde(skip_serializing)]
+    Console {
+        entries: Vec<ConsoleEntry>,
     },
     /// Co-browsing: the page applied (`ok`) or refused the remote action `id`.
     RemoteApplied {
@@ -618,6 +725,14 @@ pub enum AgentMessage {
     MirrorResync {
         session_id: String,
     },
+    /// This agent rates an ended session it was part of (1–5, optional comment); a
+    /// second rating replaces its first. Goes into the Session's `quality_feedback`.
+    RateSession {
+        session_id: String,
+        rating: u8,
+        #[serde(default)]
+        feedback: Option<String>,
+    },
     /// Search the account's online visitors (a lookup code, unique id, id, identity,
     /// tag, name or email: the REST search's rule); answered with `search_result`.
     Search {
@@ -734,6 +849,13 @@ pub enum ServerToAgent {
         name: String,
         color: u32,
         ink: Ink,
+    },
+    /// The remote console: lines of the visitor's tab `tab`, to the session's agents,
+    /// only while the session is active and that page allows it (`allowRemoteConsole`).
+    Console {
+        session_id: String,
+        tab: String,
+        entries: Vec<ConsoleEntry>,
     },
     #[serde(other)]
     #[cfg_attr(test, ts(skip))]

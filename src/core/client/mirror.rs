@@ -66,6 +66,7 @@ impl VisitorClient {
         if self.status == SessionStatus::Active && self.link != Link::Stopped {
             self.mirror_command(MirrorCommand::Start);
             self.draw_start();
+            self.console_start();
         }
     }
 

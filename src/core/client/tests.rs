@@ -13,6 +13,7 @@ fn client() -> VisitorClient {
         has_focus: true,
         user_agent: None,
         call_token: None,
+        ..Default::default()
     };
     VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, StoredIds::default(), 42).unwrap()
 }
