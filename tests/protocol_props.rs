@@ -36,6 +36,8 @@ const VISITOR_TYPES: &[&str] = &[
     "call_link",
     // Decoded only: the SDK writes it by hand (see src/core/client/codec_props.rs).
     "track",
+    // Decoded only: the SDK writes it by hand (src/core/client/console.rs).
+    "console",
 ];
 
 const AGENT_TYPES: &[&str] = &[
@@ -54,6 +56,7 @@ const AGENT_TYPES: &[&str] = &[
     "watch",
     "draw",
     "set_active_connection",
+    "rate_session",
 ];
 
 fn text() -> impl Strategy<Value = String> {
