@@ -34,6 +34,7 @@ pub fn hub_error(e: HubError) -> ApiError {
             StatusCode::NOT_FOUND
         }
         ErrorCode::VISITOR_OFFLINE
+        | ErrorCode::VISITOR_UNSUPPORTED
         | ErrorCode::WRONG_SESSION_STATE
         | ErrorCode::WRONG_CONTROL_STATE
         | ErrorCode::DUPLICATE_AGENT

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::ids::valid_id;
 use covisit::core::model::{Agent, Session, SessionSource, Visitor};
+use covisit::core::protocol::INTEGRATIONS;
 use serde_json::{json, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
@@ -227,6 +228,24 @@ async fn request_session(
                 ))
             }
         };
+        // An integration's flow (a chat widget's "share screen" button, say) names the
+        // integration: the Session's `source` is then `integration`.
+        let source = match body.get("integration") {
+            None | Some(Value::Null) => SessionSource::Api,
+            Some(Value::String(i)) if INTEGRATIONS.contains(&i.as_str()) => {
+                SessionSource::Integration
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::INVALID_ARGUMENT,
+                    format!(
+                        "`integration` must be null or one of: {}",
+                        INTEGRATIONS.join(", ")
+                    ),
+                ))
+            }
+        };
         find_visitor(&state, account, &short_id).await?;
         let agent = match &p {
             // A signed-in user asks as themself, whatever the body names.
@@ -256,7 +275,7 @@ async fn request_session(
             account_id: account,
             short_id: short_id.clone(),
             agent,
-            source: SessionSource::Api,
+            source,
         };
         let answer = on_owner(&state, slot_of(&short_id), call).await?;
         let field = |k: &str| {

@@ -182,6 +182,7 @@ fn visitor(short_id: &str) -> Visitor {
         is_in_session: false,
         is_online: false,
         is_supported: true,
+        missing_capabilities: Vec::new(),
         is_waiting_for_call: false,
         js_configuration: false,
         last_seen_at: at(0),

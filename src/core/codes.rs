@@ -117,6 +117,9 @@ codes! {
     DUPLICATE_AGENT = "duplicate_agent";
     /// The visitor (or its controlled tab) is not online.
     VISITOR_OFFLINE = "visitor_offline";
+    /// The visitor's browser lacks what co-browsing needs (`is_supported: false`): a
+    /// session cannot start; the message names what is missing.
+    VISITOR_UNSUPPORTED = "visitor_unsupported";
     /// An argument is out of its range or of the wrong kind; the message names it.
     INVALID_ARGUMENT = "invalid_argument";
     /// No such visitor (or it was erased).

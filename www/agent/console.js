@@ -102,7 +102,18 @@ const el = {
   mirrorSection: $('mirror-section'),
   mirrorSessions: $('mirror-sessions'),
   mirrorStatus: $('mirror-status'),
+  consoleSection: $('console-section'),
+  consoleLines: $('console-lines'),
+  consoleEmpty: $('console-empty'),
+  ratingSection: $('rating-section'),
+  ratingForm: $('rating-form'),
+  ratingComment: $('rating-comment'),
+  ratingSubmit: $('rating-submit'),
+  ratingNote: $('rating-note'),
 };
+
+/** The most console lines kept per session (the oldest go first). */
+const MAX_CONSOLE_LINES = 500;
 
 const state = {
   /** The signed-in user (/api/v1/me) and the CSRF token REST writes carry. */
@@ -145,6 +156,8 @@ const state = {
   /** The server's answer to the search box: which visitors match `q` (the server's one
    *  search rule, the same as REST's). Null until the first answer. */
   searchResult: null,
+  /** session_id → the visitor page's console lines this agent was sent (`console`). */
+  consoleLines: new Map(),
 };
 
 // ----- small helpers -----------------------------------------------------------------
@@ -459,6 +472,9 @@ function handle(msg) {
     case 'draw':
       workspace.onDraw(msg);
       break;
+    case 'console':
+      onConsole(msg);
+      break;
     case 'remote_result':
       if (!msg.ok) setControlNote(`The visitor's page did not apply that ${msg.kind}: ${REFUSAL_TEXT[msg.reason] || msg.reason || 'refused'}.`);
       break;
@@ -656,6 +672,26 @@ function renderMirrorStatus() {
   const t = m && m.view.tabs.get(m.view.selected);
   el.mirrorStatus.textContent = !t ? "Waiting for the visitor's page…"
     : `${t.ready ? 'Live' : 'Loading'} · ${t.url}${m.view.tabs.size > 1 ? ` · ${m.view.tabs.size} tabs` : ''}${m.view.control === t.tab ? ' · you control this tab' : ''}`;
+}
+
+/** The remote console: lines of the visitor's page (read-only; shown as text only). */
+function onConsole(msg) {
+  const lines = state.consoleLines.get(msg.session_id) || [];
+  for (const e of msg.entries || []) lines.push({ ...e, tab: msg.tab });
+  if (lines.length > MAX_CONSOLE_LINES) lines.splice(0, lines.length - MAX_CONSOLE_LINES);
+  state.consoleLines.set(msg.session_id, lines);
+  const id = currentVisitorId();
+  const entry = id ? sessionForView(id) : null;
+  if (entry && entry.session.id === msg.session_id) renderConsole(entry);
+}
+
+function renderConsole(entry) {
+  const lines = state.consoleLines.get(entry.session.id) || [];
+  show(el.consoleSection, lines.length > 0);
+  el.consoleLines.replaceChildren(...lines.map((l) => h('li', { class: `console-line console-${l.kind}`, 'data-kind': l.kind },
+    h('span', { class: 'console-kind', text: l.kind }), ' ',
+    h('span', { class: 'console-text', text: l.text }))));
+  show(el.consoleEmpty, lines.length === 0);
 }
 
 function onErrorFrame(msg) {
@@ -1196,6 +1232,8 @@ function renderViewBody() {
     ? h('span', { class: 'code code-big' }, live.lookup_code) : (online ? 'Expired' : null), { always: true });
   fact(f, 'Current page', live.last_url ? h('span', { class: 'url', title: live.last_url, text: live.last_url }) : null, { always: true });
   fact(f, 'Device', deviceText(live));
+  fact(f, 'Chat widget', live.integration);
+  if (live.is_supported === false) fact(f, 'Supported', `No: lacks ${(live.missing_capabilities || []).join(', ')}`);
   fact(f, 'Unique ID', live.unique_id);
   fact(f, 'Identities', live.identities);
   fact(f, 'Tags', live.tags);
@@ -1229,7 +1267,10 @@ function renderSession(v, online) {
   el.requestSession.setAttribute('aria-disabled', pending ? 'true' : 'false');
   el.requestSession.textContent = entry && entry.status === 'ended' ? 'Request a new session' : 'Request session';
   let hint = '';
-  if (!liveEntry) {
+  if (v.is_supported === false) {
+    el.requestSession.disabled = true;
+    hint = `This visitor's browser cannot co-browse: it lacks ${(v.missing_capabilities || []).join(', ') || 'what covisit needs'}. A session cannot start.`;
+  } else if (!liveEntry) {
     if (!online) hint = 'The visitor is offline; a session can be requested when they are back on the site.';
     else if (v.is_in_session) hint = 'The visitor is in a session with another agent.';
     else if (pending) hint = '';
@@ -1316,6 +1357,19 @@ function renderSession(v, online) {
   el.releaseControl.textContent = ctlState === 'requested' ? 'Withdraw request' : 'Release control';
   // Redirect: only while this agent controls the page (the site may still refuse it).
   show(el.redirectForm, ctlState === 'you' && connected);
+
+  renderConsole(entry);
+
+  // This agent's rating, once the session is over (only an agent who was in it).
+  const wasIn = (s.agents || []).some((a) => a.id === me);
+  show(el.ratingSection, status === 'ended' && wasIn);
+  const mine = (s.quality_feedback || []).find((q) => q.by === me);
+  el.ratingSubmit.disabled = !connected;
+  el.ratingNote.textContent = mine ? `Your rating: ${mine.rating} / 5${mine.feedback ? ` — “${mine.feedback}”` : ''}. Sending again replaces it.` : '';
+  const others = (s.quality_feedback || []).filter((q) => q.by !== me);
+  if (others.length) {
+    fact(sf, 'Ratings', others.map((q) => `${q.by === s.visitor_id ? 'Visitor' : agentName(entry, q.by)}: ${q.rating} / 5${q.feedback ? ` — “${q.feedback}”` : ''}`));
+  }
 
   // Notes.
   show(el.notesSection, true);
@@ -1453,6 +1507,19 @@ el.releaseControl.addEventListener('click', () => {
     state.controlRequested.delete(e.session.id);
     renderView();
   }
+});
+
+el.ratingForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const e = viewEntry();
+  const picked = el.ratingForm.querySelector('input[name="agent-rating"]:checked');
+  if (!e || !picked) {
+    el.ratingNote.textContent = 'Pick a rating from 1 to 5 first.';
+    return;
+  }
+  clearError();
+  const feedback = el.ratingComment.value.trim() || null;
+  send({ type: 'rate_session', session_id: e.session.id, rating: Number(picked.value), feedback });
 });
 
 el.noteForm.addEventListener('submit', (ev) => {

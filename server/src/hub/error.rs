@@ -50,6 +50,8 @@ pub enum HubError {
     RateLiveSession,
     #[error("this socket is not connected")]
     UnknownConnection,
+    #[error("the visitor's browser cannot co-browse: it lacks {0}")]
+    VisitorUnsupported(String),
 }
 
 impl HubError {
@@ -74,6 +76,7 @@ impl HubError {
             HubError::UnknownAction => ErrorCode::UNKNOWN_ACTION,
             HubError::InvalidMirrorFrame(_) => ErrorCode::INVALID_MIRROR_FRAME,
             HubError::UnknownConnection => ErrorCode::UNKNOWN_CONNECTION,
+            HubError::VisitorUnsupported(_) => ErrorCode::VISITOR_UNSUPPORTED,
         }
     }
 

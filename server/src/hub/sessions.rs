@@ -266,9 +266,17 @@ impl Hub {
         else {
             return Err(HubError::VisitorOffline);
         };
+        // Refused before the visitor is asked: their browser could not share the page.
+        if !entry.visitor.is_supported {
+            return Err(HubError::VisitorUnsupported(
+                entry.visitor.missing_capabilities.join(", "),
+            ));
+        }
         let source = if entry.visitor.is_waiting_for_call
-            && !matches!(source, SessionSource::Api | SessionSource::PersonalLink)
-        {
+            && !matches!(
+                source,
+                SessionSource::Api | SessionSource::PersonalLink | SessionSource::Integration
+            ) {
             SessionSource::AgentRequest
         } else {
             source

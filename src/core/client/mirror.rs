@@ -40,9 +40,9 @@ impl VisitorClient {
         if self.link == Link::Ready && batch.starts_with('[') && batch.ends_with(']') {
             // The capture's JSON goes out as is: decoding it here would cost the page a
             // parse of every batch for nothing (the server checks its shape).
-            self.outputs.push_back(Output::Transmit(format!(
-                r#"{{"type":"mirror","data":{batch}}}"#
-            )));
+            self.outputs.push_back(Output::Transmit(
+                [r#"{"type":"mirror","data":"#, batch, "}"].concat(),
+            ));
         }
         true
     }
@@ -66,6 +66,7 @@ impl VisitorClient {
         if self.status == SessionStatus::Active && self.link != Link::Stopped {
             self.mirror_command(MirrorCommand::Start);
             self.draw_start();
+            self.console_start();
         }
     }
 

@@ -13,6 +13,7 @@ fn client() -> VisitorClient {
         has_focus: true,
         user_agent: None,
         call_token: None,
+        ..Default::default()
     };
     VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, StoredIds::default(), 42).unwrap()
 }
@@ -372,6 +373,25 @@ fn every_emitted_event_name_can_be_subscribed_to() {
     ];
     let names: Vec<&str> = all.iter().map(ClientEvent::name).collect();
     assert_eq!(names, EVENT_NAMES.to_vec());
+    // The hand-written detail the SDK hands to handlers is serde's `detail`.
+    for event in &all {
+        let tagged = serde_json::to_value(event).unwrap();
+        let serde_detail = tagged
+            .get("detail")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let ours: serde_json::Value = serde_json::from_str(&event.detail_text()).unwrap();
+        assert_eq!(ours, serde_detail, "{}", event.name());
+    }
+    let quoted = ClientEvent::Error {
+        code: "c\"1".into(),
+        message: "line\nbreak \u{1}".into(),
+    };
+    let ours: serde_json::Value = serde_json::from_str(&quoted.detail_text()).unwrap();
+    assert_eq!(
+        ours,
+        serde_json::json!({"code": "c\"1", "message": "line\nbreak \u{1}"})
+    );
 }
 
 #[test]

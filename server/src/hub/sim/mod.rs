@@ -247,6 +247,8 @@ impl Sim {
             has_focus: true,
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".into()),
             call_token: None,
+            integration: None,
+            missing: Vec::new(),
         };
         let seed = self.rng.gen();
         let client = VisitorClient::new(&config.into(), page, stored.clone(), seed)
@@ -796,6 +798,8 @@ impl Sim {
             }
             ClientOutput::Event(e) => self.tabs[tab].events.push(e),
             ClientOutput::Draw(ink) => self.tabs[tab].inks.push(ink),
+            // The simulated pages share no console (allowRemoteConsole is off).
+            ClientOutput::Console(_) => {}
             ClientOutput::Mirror(command) => self.page_mirror(tab, command),
         }
     }
