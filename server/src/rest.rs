@@ -61,7 +61,7 @@ async fn durable(state: &Shared) -> Result<(), ApiError> {
     }
 }
 
-fn hub_error(e: HubError) -> ApiError {
+pub fn hub_error(e: HubError) -> ApiError {
     let status = match e.code() {
         ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
             StatusCode::NOT_FOUND
@@ -71,6 +71,10 @@ fn hub_error(e: HubError) -> ApiError {
         | ErrorCode::WRONG_CONTROL_STATE
         | ErrorCode::DUPLICATE_AGENT
         | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::NOT_IN_SESSION | ErrorCode::ASSETS_NOT_ENABLED | ErrorCode::FORBIDDEN => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorCode::ASSET_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
@@ -347,7 +351,17 @@ async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, A
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {
-        return Ok(session_json(&s, status.as_str()));
+        let mut v = session_json(&s, status.as_str());
+        // While live: what the visitor's pages sent in it (mirror records, assets among
+        // them), an extra field (docs/MIRROR.md, "Assets through covisit").
+        let bytes = state.hub.session_bytes(id).await;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "visitor_bytes".into(),
+                json!({"mirror": bytes.mirror, "assets": bytes.assets}),
+            );
+        }
+        return Ok(v);
     }
     state.hub.flush().await;
     let s = state

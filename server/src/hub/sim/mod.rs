@@ -726,8 +726,8 @@ impl Sim {
         match o {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
-            // One node: nobody to tell.
-            Output::Publish(_) => {}
+            // One node: nobody to tell. No asset proxy waits in the simulation.
+            Output::Publish(_) | Output::Asset { .. } => {}
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
                     let tab = *tab;
@@ -820,7 +820,7 @@ impl Sim {
                     self.tabs[tab].client.remote_applied(id, true, None);
                 }
             }
-            MirrorCommand::Control { .. } => {}
+            MirrorCommand::Control { .. } | MirrorCommand::Asset { .. } => {}
         }
     }
 }
