@@ -119,6 +119,7 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
             "/api",
             crate::rest::router()
                 .merge(crate::rest_journey::router())
+                .merge(crate::rest_assets::router())
                 .merge(crate::rest_admin::router())
                 .fallback(api_not_found)
                 .layer(axum::middleware::map_response(typed_rejection)),

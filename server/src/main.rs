@@ -15,15 +15,18 @@
 //! - `hub` (the sans-IO domain: online visitors and their machines, agent sockets, live
 //!   sessions, the relay) and `hub_task` (its I/O shell: one task, one timer, the
 //!   writer, the sockets' bounded queues);
-//! - `journey` (journey tracking), `geoip`, `ua`, `keys`;
+//! - `journey` (journey tracking), `geoip`, `ua`, `keys`, `assets` (the asset proxy:
+//!   what the server fetches for a session's mirror, and how safely);
 //! - `state` (what handlers share), `access` (who a request or socket is, role checks,
 //!   audit entries);
 //! - the edges: `ws` (the two WebSockets), `rest`, `rest_admin`, `rest_journey`,
+//!   `rest_assets` (a live session's assets for its agents),
 //!   `call` (personal links), `http` (the router), `setup` (dev account, CLI tools),
 //!   `cli` (flags).
 #![forbid(unsafe_code)]
 
 mod access;
+mod assets;
 mod auth;
 mod bus;
 mod call;
@@ -43,6 +46,7 @@ mod metrics;
 mod owner_calls;
 mod rest;
 mod rest_admin;
+mod rest_assets;
 mod rest_journey;
 mod setup;
 mod state;
@@ -270,6 +274,7 @@ async fn serve(
         lookups: crate::auth::LookupLimiter::new(cli.lookup_rate_per_minute),
         journeys,
         cluster: cluster.clone(),
+        assets: Arc::new(crate::assets::AssetProxy::new(cli.asset_settings()?)?),
     });
     if let Some(cluster) = &cluster {
         let (on_visitor, on_call) = (state.clone(), state.clone());

@@ -39,6 +39,10 @@ pub fn hub_error(e: HubError) -> ApiError {
         | ErrorCode::WRONG_CONTROL_STATE
         | ErrorCode::DUPLICATE_AGENT
         | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::NOT_IN_SESSION | ErrorCode::ASSETS_NOT_ENABLED | ErrorCode::FORBIDDEN => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorCode::ASSET_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };

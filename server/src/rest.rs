@@ -338,7 +338,17 @@ async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, A
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {
-        return Ok(session_json(&s, status.as_str()));
+        let mut v = session_json(&s, status.as_str());
+        // While live: what the visitor's pages sent in it (mirror records, assets among
+        // them), an extra field (docs/MIRROR.md, "Assets through covisit").
+        let bytes = state.hub.session_bytes(id).await;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "visitor_bytes".into(),
+                json!({"mirror": bytes.mirror, "assets": bytes.assets}),
+            );
+        }
+        return Ok(v);
     }
     state.hub.flush().await;
     let s = state

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
+use crate::assets::AssetProxy;
 use crate::auth::{LookupLimiter, SignInLimiter};
 use crate::cluster::Cluster;
 use crate::directory::Directory;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub journeys: Journeys,
     /// This node's place among several (`--bus`); `None` on a single node.
     pub cluster: Option<Cluster>,
+    /// The asset proxy (`--asset-*`): a live session's page assets for its agents.
+    pub assets: Arc<AssetProxy>,
 }
 
 pub type Shared = Arc<AppState>;

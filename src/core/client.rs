@@ -763,6 +763,7 @@ impl VisitorClient {
                 action,
             } => self.handle_remote_action(id, agent_id, action),
             ServerToVisitor::MirrorResync => self.mirror_start(),
+            ServerToVisitor::AssetRequest { id, url } => self.handle_asset_request(id, url),
             ServerToVisitor::Draw {
                 agent_id,
                 name,

@@ -193,6 +193,22 @@ codes! {
     /// The key is already revoked.
     ALREADY_REVOKED = "already_revoked";
 
+    // ----- assets through covisit (REST: the asset proxy) ---------------------------
+    /// The tab's page did not set `assetsProxyConfigured`: its assets do not go through covisit.
+    ASSETS_NOT_ENABLED = "assets_not_enabled";
+    /// An asset URL whose origin is neither the page's, one of the account's keys' nor
+    /// one the operator listed (`--asset-origins`); or not an `http(s)` URL.
+    ASSET_ORIGIN_NOT_ALLOWED = "asset_origin_not_allowed";
+    /// The asset's host is (or redirects to, or resolves to) a loopback, private,
+    /// link-local or reserved address, which the operator did not allow.
+    ASSET_ADDRESS_REFUSED = "asset_address_refused";
+    /// Not a style sheet, a font or an image.
+    ASSET_TYPE_NOT_ALLOWED = "asset_type_not_allowed";
+    /// Larger than the proxy takes.
+    ASSET_TOO_LARGE = "asset_too_large";
+    /// Neither the server nor the visitor's page could get it (in time).
+    ASSET_UNAVAILABLE = "asset_unavailable";
+
     // ----- thrown by the SDK in the page -------------------------------------------
     /// `on`/`off` with an event name the SDK does not have.
     UNKNOWN_EVENT = "unknown_event";

@@ -291,6 +291,11 @@ impl MirrorData {
     /// Whether the first record starts a snapshot (`["S", …]`: a new epoch). Reads
     /// only as far as the first record's kind.
     pub fn starts_snapshot(&self) -> bool {
+        self.first_kind() == Some(b'S')
+    }
+
+    /// The first record's kind letter, reading only as far as it.
+    pub fn first_kind(&self) -> Option<u8> {
         let t = self
             .text()
             .trim_start()
@@ -299,9 +304,107 @@ impl MirrorData {
         let t = t.trim_start().strip_prefix('[').unwrap_or_default();
         // The kind is read as JSON, not matched as text: `"\u0053"` is an `S` too.
         let mut values = serde_json::Deserializer::from_str(t).into_iter::<RecordKind>();
-        matches!(values.next(), Some(Ok(RecordKind(b'S'))))
+        match values.next() {
+            Some(Ok(RecordKind(k))) => Some(k),
+            _ => None,
+        }
     }
 
+    /// The asset reply this frame carries, when its first record is one (`a`): such a
+    /// frame carries that one record and nothing else (the capture sends each piece in
+    /// a frame of its own), and is not relayed as mirror data. `None`: not an asset
+    /// frame; `Some(Err)`: an asset frame of the wrong shape.
+    pub fn asset_reply(&self) -> Option<Result<AssetReply, &'static str>> {
+        (self.first_kind() == Some(b'a')).then(|| AssetReply::from_records(self.0.get()))
+    }
+}
+
+/// The largest piece of an asset one `a` record carries, in base64 characters (a frame
+/// of its own stays well under [`MAX_FRAME_BYTES`]).
+pub const MAX_ASSET_PIECE: usize = 48_000;
+
+/// Assets through covisit: the page's answer to an [`ServerToVisitor::AssetRequest`],
+/// carried as a mirror record of a frame of its own, so that it passes the SDK's one
+/// consent gate (`VisitorClient::mirror`: only while the session is active) and costs
+/// the first-load bundle nothing (the on-demand capture writes it):
+///
+/// - `["a", id, contentType, base64, last]`: a piece of the body (at most
+///   [`MAX_ASSET_PIECE`] characters; `last` 1 on the final one, 0 before it);
+/// - `["a", id, 0, reason]`: the page will not send it (`masked`, `not_sent`,
+///   `cross_origin`, `type`, `too_large`, `failed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssetReply {
+    Piece {
+        id: u32,
+        content_type: String,
+        data: String,
+        last: bool,
+    },
+    Refused {
+        id: u32,
+        reason: String,
+    },
+}
+
+impl AssetReply {
+    pub fn id(&self) -> u32 {
+        match self {
+            AssetReply::Piece { id, .. } | AssetReply::Refused { id, .. } => *id,
+        }
+    }
+
+    /// Whether no piece follows this one.
+    pub fn is_last(&self) -> bool {
+        match self {
+            AssetReply::Piece { last, .. } => *last,
+            AssetReply::Refused { .. } => true,
+        }
+    }
+
+    /// The one record of an asset frame: `[["a", …]]`.
+    fn from_records(text: &str) -> Result<AssetReply, &'static str> {
+        use serde_json::Value;
+        let records: Vec<Vec<Value>> =
+            serde_json::from_str(text).map_err(|_| "an asset frame holds one `a` record")?;
+        let [record] = records.as_slice() else {
+            return Err("an asset frame holds one `a` record");
+        };
+        let id = record
+            .get(1)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("an asset record's id is a 32-bit number")?;
+        match (record.get(2), record.get(3), record.get(4), record.len()) {
+            (Some(Value::String(t)), Some(Value::String(d)), Some(last), 5) => {
+                if t.len() > 255 || d.len() > MAX_ASSET_PIECE {
+                    return Err("an asset piece is too large");
+                }
+                let last = match last {
+                    Value::Bool(b) => *b,
+                    Value::Number(n) => n.as_u64() == Some(1),
+                    _ => return Err("an asset piece's `last` is 0 or 1"),
+                };
+                Ok(AssetReply::Piece {
+                    id,
+                    content_type: t.clone(),
+                    data: d.clone(),
+                    last,
+                })
+            }
+            (Some(Value::Number(z)), Some(Value::String(r)), None, 4)
+                if z.as_u64() == Some(0) && r.len() <= 64 =>
+            {
+                Ok(AssetReply::Refused {
+                    id,
+                    reason: r.clone(),
+                })
+            }
+            _ => Err("an asset record is [\"a\", id, type, data, last] or [\"a\", id, 0, reason]"),
+        }
+    }
+}
+
+impl MirrorData {
     /// An array of at most [`MAX_MIRROR_RECORDS`] records, each an array whose first
     /// element is a one-letter kind. Read as a stream: nothing of it is kept.
     pub fn check(&self) -> Result<(), &'static str> {
@@ -460,6 +563,17 @@ pub enum ServerToVisitor {
     },
     /// Co-browsing: an agent needs a fresh snapshot of the page (new epoch).
     MirrorResync,
+    /// Assets through covisit (issue 15 item 5): the server could not fetch `url`, an
+    /// absolute `http(s)` URL, itself (behind the visitor's login, on the visitor's
+    /// machine, a font without CORS): the page's capture may send it from the visitor's
+    /// browser, as [`AssetReply`] records of its `mirror` frames. Sent only while the
+    /// session is active; the capture answers only for a URL of the page's own origin
+    /// that it sent in this session's records itself (never a masked element's), and only
+    /// a style sheet, a font or an image.
+    AssetRequest {
+        id: u32,
+        url: String,
+    },
     /// Co-browsing: the agent `agent_id` (`name`, ink colour `color`: an index into the
     /// palette of [`INK_COLORS`]) points or draws on this tab. Shown only while the
     /// session is active and the page's `allowAgentDrawing` is true.
@@ -650,6 +764,10 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
             message: f.text("message")?,
         }),
         "remote_action" | "mirror_resync" => mirror_frame_from_fields(&kind, f)?,
+        "asset_request" => ServerToVisitor::AssetRequest {
+            id: f.number("id")?,
+            url: f.text("url")?,
+        },
         "draw" => draw_frame_from_fields(f)?,
         _ => ServerToVisitor::Unknown,
     })
@@ -1577,6 +1695,44 @@ mod tests {
     }
 
     #[test]
+    fn asset_records_decode_only_in_a_frame_of_their_own() {
+        let data = |t: &str| MirrorData::from_text(t.to_string()).unwrap();
+        assert_eq!(data(r#"[["S",1,"u",1,1,1]]"#).asset_reply(), None);
+        assert_eq!(
+            data(r#"[["a",7,"font/woff2","d09GMg==",0]]"#).asset_reply(),
+            Some(Ok(AssetReply::Piece {
+                id: 7,
+                content_type: "font/woff2".into(),
+                data: "d09GMg==".into(),
+                last: false
+            }))
+        );
+        let refused = data(r#"[["\u0061",8,0,"masked"]]"#).asset_reply();
+        assert_eq!(
+            refused,
+            Some(Ok(AssetReply::Refused {
+                id: 8,
+                reason: "masked".into()
+            }))
+        );
+        assert!(refused.unwrap().unwrap().is_last());
+        for bad in [
+            r#"[["a",7,"image/png","AA==",1],["p",1,2]]"#,
+            r#"[["a",-1,"image/png","AA==",1]]"#,
+            r#"[["a",7,"image/png","AA=="]]"#,
+            r#"[["a",7,0,"masked",1]]"#,
+            r#"[["a",7,"image/png",5,1]]"#,
+        ] {
+            assert!(matches!(data(bad).asset_reply(), Some(Err(_))), "{bad}");
+        }
+        let long = format!(
+            r#"[["a",1,"image/png","{}",1]]"#,
+            "A".repeat(MAX_ASSET_PIECE + 1)
+        );
+        assert!(matches!(data(&long).asset_reply(), Some(Err(_))));
+    }
+
+    #[test]
     fn error_frames_are_flat() {
         let text = encode(&ServerToVisitor::Error(ErrorFrame {
             code: "x".into(),
@@ -1593,6 +1749,10 @@ mod tests {
     fn co_browsing_frames_round_trip_through_the_hand_written_decoder() {
         let frames = [
             ServerToVisitor::MirrorResync,
+            ServerToVisitor::AssetRequest {
+                id: 4_000_000_000,
+                url: "https://shop.example/a b.png?x=\"1\"".into(),
+            },
             ServerToVisitor::RemoteAction {
                 id: 7,
                 agent_id: "a_1".into(),

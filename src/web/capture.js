@@ -92,6 +92,11 @@ export class Capture {
     return this.mirror ? this.mirror.apply(action) : 'not_ready';
   }
 
+  /** An asset the server asks for (a session is active: the client checked). */
+  asset(id, url) {
+    if (this.mirror) this.mirror.asset(id, url);
+  }
+
   control(granted) {
     this.granted = granted;
     if (this.mirror) this.mirror.control(granted);

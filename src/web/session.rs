@@ -293,6 +293,7 @@ impl Driver {
             MirrorCommand::Start => mirror.start(),
             MirrorCommand::Stop => mirror.stop(),
             MirrorCommand::Control { granted } => mirror.control(granted),
+            MirrorCommand::Asset { id, url } => mirror.asset(id, &url),
             MirrorCommand::Apply { id, action } => {
                 let refusal = mirror.apply(&serde_json::to_string(&action).unwrap_or_default());
                 if !matches!(action, RemoteAction::Pointer { .. }) {

@@ -637,6 +637,7 @@ function syncMirror(entry) {
     // The visitor's tabs are listed by the workspace (title, address, the one the visitor
     // is in, the one to watch), so the view's own tab bar stays out of the page.
     const view = new MirrorView(stage, document.createElement('div'), {
+      sessionId: id,
       onAction: (tab, action) => send({ type: 'remote_action', session_id: id, tab, action }),
       onChange: (t) => { renderMirrorStatus(); workspace.mirrorChanged(m, t); },
       scaleOf: (t, borders) => workspace.scaleOf(t, stage, borders),
@@ -646,6 +647,7 @@ function syncMirror(entry) {
     workspace.attach(id, m);
     setTimeout(() => askForSnapshot(id), RESYNC_AFTER_MS);
   }
+  m.view.setAssetTabs((entry.connections || []).filter((t) => t.assetsProxyConfigured).map((t) => t.uniqueConnectionId));
   const c = entry.control;
   m.view.setControl(c && c.state === 'granted' && c.agent_id === state.agent?.id ? c.tab : null);
   workspace.sessionUpdate(entry, m);

@@ -126,7 +126,7 @@ export type ServerToVisitor = { "type": "welcome", protocol_version: number, sho
  * Only in a new visitor's welcome (or the first since secrets existed): the
  * secret the SDK keeps next to `short_id` and sends in every hello and beacon.
  */
-visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
+visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "asset_request", id: number, url: string, } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
 
 /**
  * The embedded state the SDK exposes as `state()`: the seed's objects.
@@ -481,6 +481,12 @@ export type ErrorCode =
   | "username_taken"
   | "last_admin"
   | "already_revoked"
+  | "assets_not_enabled"
+  | "asset_origin_not_allowed"
+  | "asset_address_refused"
+  | "asset_type_not_allowed"
+  | "asset_too_large"
+  | "asset_unavailable"
   | "unknown_event"
   | "stopped"
   | "not_connected"

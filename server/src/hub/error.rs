@@ -52,6 +52,12 @@ pub enum HubError {
     UnknownConnection,
     #[error("the visitor's browser cannot co-browse: it lacks {0}")]
     VisitorUnsupported(String),
+    #[error("the visitor's page does not send its assets through covisit (`assetsProxyConfigured` is false)")]
+    AssetsNotEnabled,
+    #[error(
+        "the session's pages have sent as many assets as a session may (or too many are waiting)"
+    )]
+    AssetBudgetSpent,
 }
 
 impl HubError {
@@ -77,6 +83,8 @@ impl HubError {
             HubError::InvalidMirrorFrame(_) => ErrorCode::INVALID_MIRROR_FRAME,
             HubError::UnknownConnection => ErrorCode::UNKNOWN_CONNECTION,
             HubError::VisitorUnsupported(_) => ErrorCode::VISITOR_UNSUPPORTED,
+            HubError::AssetsNotEnabled => ErrorCode::ASSETS_NOT_ENABLED,
+            HubError::AssetBudgetSpent => ErrorCode::ASSET_TOO_LARGE,
         }
     }
 

@@ -22,6 +22,7 @@
 //! change detection after every input), `timers`, `ids`, `error`, `output`.
 
 mod agents;
+mod assets;
 mod broadcast;
 mod cluster;
 mod error;
@@ -42,6 +43,7 @@ use covisit::core::protocol::{encode, ErrorFrame, ServerToVisitor};
 use covisit::core::Millis;
 
 pub use agents::AgentIdentity;
+pub use assets::{AssetScope, SessionBytes};
 pub use cluster::{NewsKind, Slots, VisitorNews};
 pub use error::HubError;
 pub use ids::Ids;
@@ -105,6 +107,8 @@ pub struct Hub {
     owned: Option<Slots>,
     /// When each socket was last heard from (its silence timer re-checks this).
     heard: HashMap<ConnId, Millis>,
+    /// Asset requests waiting on visitors' pages, and each session's bytes.
+    assets: assets::Assets,
 }
 
 /// An agent's update of a visitor it does not take part with goes out at most this
@@ -134,6 +138,7 @@ impl Hub {
             shadows: HashMap::new(),
             owned: None,
             heard: HashMap::new(),
+            assets: assets::Assets::default(),
         }
     }
 

@@ -40,6 +40,20 @@ impl Hub {
         connection_id: &str,
         data: MirrorData,
     ) -> Result<(), HubError> {
+        // An asset the page sends (a frame of its own, one `a` record): for the
+        // request that asked, never relayed as mirror data.
+        if let Some(reply) = data.asset_reply() {
+            let reply = reply.map_err(HubError::InvalidMirrorFrame)?;
+            let conn = self
+                .visitors
+                .get(short_id)
+                .and_then(|e| e.sockets.get(connection_id))
+                .copied();
+            if let Some(conn) = conn {
+                self.asset_reply(conn, reply, data.text().len());
+            }
+            return Ok(());
+        }
         data.check().map_err(HubError::InvalidMirrorFrame)?;
         let Some(entry) = self.visitors.get(short_id) else {
             return Ok(());
@@ -55,10 +69,12 @@ impl Hub {
         else {
             return Ok(());
         };
+        let session_id = s.session.id.clone();
         let delivery = Delivery::Relay {
             tab: tab_number(connection_id),
             snapshot: data.starts_snapshot(),
         };
+        let size = data.text().len();
         let frame = Frame::from(encode(&ServerToAgent::Mirror {
             session_id: s.session.id.clone(),
             tab: connection_id.to_string(),
@@ -73,6 +89,7 @@ impl Hub {
         for conn in self.agent_conns(entry.account_id, |a| agents.contains(&a.agent().id)) {
             self.send(conn, frame.clone(), delivery);
         }
+        self.count_mirror_bytes(&session_id, size);
         Ok(())
     }
 

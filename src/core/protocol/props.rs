@@ -87,6 +87,10 @@ enum Derived {
         action: RemoteAction,
     },
     MirrorResync,
+    AssetRequest {
+        id: u32,
+        url: String,
+    },
     Draw {
         agent_id: String,
         name: String,
@@ -143,6 +147,7 @@ impl From<Derived> for ServerToVisitor {
                 action,
             },
             Derived::MirrorResync => S::MirrorResync,
+            Derived::AssetRequest { id, url } => S::AssetRequest { id, url },
             Derived::Draw {
                 agent_id,
                 name,
@@ -213,10 +218,11 @@ fn variant(m: &ServerToVisitor) -> usize {
         ServerToVisitor::MirrorResync => 13,
         ServerToVisitor::Draw { .. } => 14,
         ServerToVisitor::Unknown => 15,
+        ServerToVisitor::AssetRequest { .. } => 16,
     }
 }
 
-const VARIANTS: usize = 16;
+const VARIANTS: usize = 17;
 
 // ----- strategies --------------------------------------------------------------------
 
@@ -343,6 +349,7 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
             action
         }),
         Just(S::MirrorResync),
+        (number(), text()).prop_map(|(id, url)| S::AssetRequest { id, url }),
         // The ink's keys in serde_json's order (the reference reads the ink as a
         // `serde_json::Value`, which sorts them; the SDK keeps the document's order).
         (text(), text(), 0..INK_COLORS, json_object()).prop_map(|(agent_id, name, color, ink)| {
@@ -407,6 +414,7 @@ const TAG_VALUES: &[&str] = &[
     "error",
     "remote_action",
     "mirror_resync",
+    "asset_request",
     "unknown",
     "teleport",
     "client",

@@ -128,6 +128,8 @@ pub struct Tab {
     pub muted: bool,
     /// The tab is gone (browser killed): its client no longer runs.
     pub dead: bool,
+    /// Asset requests the client passed to the page (id, url).
+    pub asset_asks: Vec<(u32, String)>,
 }
 
 /// An agent's console, reduced to what it sends and receives.
@@ -210,6 +212,8 @@ pub struct Sim {
     rng: StdRng,
     /// Steps taken, for the bound.
     pub steps: usize,
+    /// The pages' answers to asset requests, as the hub handed them out.
+    pub asset_replies: Vec<(u32, covisit::core::protocol::AssetReply)>,
 }
 
 impl Sim {
@@ -229,6 +233,7 @@ impl Sim {
             next_conn: 1,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
             steps: 0,
+            asset_replies: Vec::new(),
         }
     }
 
@@ -265,6 +270,7 @@ impl Sim {
             answers_remote: true,
             muted: false,
             dead: false,
+            asset_asks: Vec::new(),
         });
         let tab = self.tabs.len() - 1;
         self.pump();
@@ -730,6 +736,7 @@ impl Sim {
             Output::Persist(w) => self.store.apply(w),
             // One node: nobody to tell.
             Output::Publish(_) => {}
+            Output::Asset { id, reply } => self.asset_replies.push((id, reply)),
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
                     let tab = *tab;
@@ -825,6 +832,7 @@ impl Sim {
                 }
             }
             MirrorCommand::Control { .. } => {}
+            MirrorCommand::Asset { id, url } => self.tabs[tab].asset_asks.push((id, url)),
         }
     }
 }
