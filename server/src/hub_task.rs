@@ -105,6 +105,8 @@ enum Job {
     Deliver(ConnId, Sink, Out, Delivery),
     /// News for the other nodes, after the writes it tells of.
     Publish(Box<VisitorNews>),
+    /// A recording's last writes committed: finalise it (`pending` → `ready`).
+    FinishRecording(String),
     Flush(oneshot::Sender<bool>),
 }
 
@@ -423,6 +425,11 @@ impl HubHandle {
             .await?
     }
 
+    /// Whether the account records sessions from now on (an admin changed it).
+    pub fn set_account_recording(&self, account_id: i64, on: bool) {
+        self.call_detached(move |h, _| h.set_account_recording(account_id, on));
+    }
+
     pub async fn close_user(&self, user_id: &str) {
         let id = user_id.to_string();
         let _ = self.call(move |h, _| h.handle_rest_close_user(&id)).await;
@@ -528,6 +535,9 @@ async fn run(
                 }
                 Output::Persist(w) => {
                     let _ = jobs.send(Job::Write(w));
+                }
+                Output::RecordingEnded(session_id) => {
+                    let _ = jobs.send(Job::FinishRecording(session_id));
                 }
                 Output::Send {
                     conn,
@@ -728,7 +738,14 @@ async fn writer(
                 Job::Flush(done) => {
                     let _ = done.send(ok && !silenced);
                 }
-                Job::Write(_) => {}
+                // Finalising is one small update; a failure leaves it `pending` for the
+                // sweep (`recordings::sweep`) to finish.
+                Job::FinishRecording(session_id) if !silenced => {
+                    if let Err(e) = store.finish_recording(&session_id).await {
+                        tracing::error!(error = %e, "finalising a recording failed");
+                    }
+                }
+                Job::FinishRecording(_) | Job::Write(_) => {}
             }
         }
     }

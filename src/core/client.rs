@@ -110,6 +110,8 @@ pub enum ClientEvent {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        /// The session will be recorded (the account's setting).
+        recorded: bool,
     },
     #[serde(rename_all = "camelCase")]
     SessionStart {
@@ -594,7 +596,11 @@ impl VisitorClient {
                 // Frames were lost while offline: the agents need a fresh snapshot.
                 self.mirror_start();
             }
-            ServerToVisitor::SessionRequest { session_id, agent } => {
+            ServerToVisitor::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => {
                 // The prompt may come back to this tab (focus moved away and back): the
                 // visitor's time to answer keeps running from the first request.
                 let again = self.status == SessionStatus::Authorizing
@@ -605,7 +611,11 @@ impl VisitorClient {
                     self.timers[ClientTimer::Authorization as usize] =
                         Some(now.plus_seconds(self.config.authorization_timeout_seconds));
                 }
-                self.event(ClientEvent::SessionRequest { session_id, agent });
+                self.event(ClientEvent::SessionRequest {
+                    session_id,
+                    agent,
+                    recorded,
+                });
                 self.event(ClientEvent::StateChange);
             }
             ServerToVisitor::SessionStart { session_id } => {

@@ -64,7 +64,9 @@ export function loadableUrl(value, base) {
   let u;
   try { u = new URL(text, base || undefined); } catch { return null; }
   if (u.protocol === 'data:' || u.protocol === 'blob:') return u.href;
-  return u.origin === location.origin ? u.href : null;
+  // A downloaded recording plays from a file: its origin is opaque ('null'), and so is
+  // any file: URL's; it loads nothing but data: and blob:.
+  return u.origin === location.origin && location.origin !== 'null' ? u.href : null;
 }
 
 const CSS_STRING = /"((?:[^"\\\n]|\\[\s\S])*)"|'((?:[^'\\\n]|\\[\s\S])*)'/g;
@@ -294,7 +296,9 @@ class TabMirror {
       this.queue = null;
       for (const data of q) this.apply(data);
     }, { once: true });
-    f.src = '/agent/mirror.html';
+    // A downloaded recording has no server: the same document, given inline.
+    if (this.view.frameDoc) f.srcdoc = this.view.frameDoc;
+    else f.src = '/agent/mirror.html';
     if (old) {
       old.replaceWith(f);
       this.view.layout(this);
@@ -934,8 +938,13 @@ class TabMirror {
 
 /** All the tabs of one session's visitor, shown one at a time in `stage`. */
 export class MirrorView {
-  constructor(stage, tabsBar, { onAction, onChange, scaleOf } = {}) {
+  /**
+   * @param {{onAction?: Function, onChange?: Function, scaleOf?: Function, frameDoc?: string | null}} [options]
+   *   `frameDoc`: mirror.html's markup, for a player without a server (replay.js).
+   */
+  constructor(stage, tabsBar, { onAction, onChange, scaleOf, frameDoc = null } = {}) {
     this.stage = stage;
+    this.frameDoc = frameDoc;
     this.tabsBar = tabsBar;
     this.tabs = new Map();
     this.selected = null;

@@ -116,7 +116,11 @@ export type ServerToVisitor = { "type": "welcome", protocol_version: number, sho
  * Only in a new visitor's welcome (or the first since secrets existed): the
  * secret the SDK keeps next to `short_id` and sends in every hello and beacon.
  */
-visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
+visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, 
+/**
+ * The account records this session (issue 18): the prompt says so.
+ */
+recorded: boolean, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
 
 /**
  * The embedded state the SDK exposes as `state()`: the seed's objects.
@@ -407,6 +411,7 @@ export type ErrorCode =
   | "invalid_call_token"
   | "rate_limited"
   | "internal"
+  | "unavailable"
   | "wrong_session_state"
   | "wrong_control_state"
   | "unknown_connection"
@@ -447,6 +452,9 @@ export type ErrorCode =
   | "username_taken"
   | "last_admin"
   | "already_revoked"
+  | "recording_not_available"
+  | "recording_link_invalid"
+  | "recording_link_expired"
   | "unknown_event"
   | "stopped"
   | "not_connected"

@@ -27,6 +27,7 @@ mod cluster;
 mod error;
 mod ids;
 mod output;
+mod recording;
 mod relay;
 mod sessions;
 #[cfg(test)]
@@ -105,6 +106,8 @@ pub struct Hub {
     owned: Option<Slots>,
     /// When each socket was last heard from (its silence timer re-checks this).
     heard: HashMap<ConnId, Millis>,
+    /// Which accounts record their sessions, as the shell last said (`recording`).
+    recording_accounts: HashMap<i64, bool>,
 }
 
 /// An agent's update of a visitor it does not take part with goes out at most this
@@ -134,6 +137,7 @@ impl Hub {
             shadows: HashMap::new(),
             owned: None,
             heard: HashMap::new(),
+            recording_accounts: HashMap::new(),
         }
     }
 
@@ -166,6 +170,7 @@ impl Hub {
                 }
                 Timer::Broadcast => self.send_deferred(now),
                 Timer::Silence(conn) => self.check_silence(now, conn),
+                Timer::Recording(session_id) => self.recording_due(now, &session_id),
             }
         }
     }
@@ -256,6 +261,10 @@ impl Hub {
         ip: Option<&str>,
         result: &str,
     ) {
+        // A recorded session's events are on its recording's timeline too.
+        if let Some(t) = target.filter(|t| self.sessions.contains_key(*t)) {
+            self.record_event(now, t, action, actor, result);
+        }
         self.persist(Write::Audit(Box::new(AuditEntry {
             id: 0,
             account_id,

@@ -32,6 +32,7 @@ impl Hub {
     /// only while the session is active; a frame that races the end is dropped quietly.
     pub(super) fn relay_mirror(
         &mut self,
+        now: Millis,
         short_id: &str,
         connection_id: &str,
         data: MirrorData,
@@ -55,8 +56,18 @@ impl Hub {
             tab: tab_number(connection_id),
             snapshot: data.starts_snapshot(),
         };
+        let session_id = s.session.id.clone();
+        if s.recording.is_some() {
+            self.record_mirror(now, &session_id, connection_id, &data);
+        }
+        let Some(entry) = self.visitors.get(short_id) else {
+            return Ok(());
+        };
+        let Some(s) = self.sessions.get(&session_id) else {
+            return Ok(());
+        };
         let frame = Frame::from(encode(&ServerToAgent::Mirror {
-            session_id: s.session.id.clone(),
+            session_id: session_id.clone(),
             tab: connection_id.to_string(),
             data,
         }));

@@ -68,6 +68,9 @@ pub(super) struct SessionEntry {
     /// The visitor's page's `agentPrompt` (config), for the agents in the session.
     pub agent_prompt: Option<String>,
     pub workspace: SessionWorkspace,
+    /// Recorded sessions only: the records not yet handed to the writer
+    /// (`hub::recording`); `None` once the recording's end went out.
+    pub recording: Option<super::recording::Recording>,
 }
 
 impl SessionEntry {
@@ -201,6 +204,18 @@ impl SessionEntry {
                 .as_ref()
                 .and_then(|c| c.disconnected_time.clone());
             if status == SessionStatus::Ended {
+                if let Some(rec) = self.recording.as_mut().filter(|r| !r.ending) {
+                    rec.ending = true;
+                    // Nothing was shown (denied, cancelled, timed out): nothing to keep.
+                    self.session.video_status = Some(
+                        if rec.started {
+                            "pending"
+                        } else {
+                            "not_available"
+                        }
+                        .into(),
+                    );
+                }
                 let end = ended_at
                     .as_deref()
                     .and_then(Millis::parse_iso8601)
@@ -277,6 +292,11 @@ impl Hub {
         let permissions = &entry.machine.options().permissions;
         let alerting = permissions.require_authorization_for_session;
         let agent_prompt = permissions.agent_prompt.clone();
+        let recorded = self
+            .recording_accounts
+            .get(&account_id)
+            .copied()
+            .unwrap_or(false);
         entry.machine.handle_session_request(
             now,
             SessionRequest {
@@ -318,7 +338,14 @@ impl Hub {
             source: Some(source),
             start_url: v.last_url.clone(),
             started_at: now.to_iso8601(),
-            video_status: None,
+            video_status: Some(
+                if recorded {
+                    "recording"
+                } else {
+                    "not_available"
+                }
+                .into(),
+            ),
             visitor_id: short_id.to_string(),
             went_live: false,
         };
@@ -349,6 +376,7 @@ impl Hub {
                 remote: RemoteActions::default(),
                 agent_prompt,
                 workspace: SessionWorkspace::default(),
+                recording: recorded.then(super::recording::Recording::default),
             },
         );
         self.after_change(short_id, now);

@@ -159,6 +159,7 @@ mod tests {
             &frame(ServerToVisitor::SessionRequest {
                 session_id: "s1".into(),
                 agent: agent(),
+                recorded: false,
             }),
         );
         drain(&mut c);

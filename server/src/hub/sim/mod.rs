@@ -177,7 +177,10 @@ impl SimStore {
             | Write::Communication(..)
             | Write::JourneySession(..)
             | Write::JourneyEvent(..)
-            | Write::ReleaseLookupCode(..) => {}
+            | Write::ReleaseLookupCode(..)
+            | Write::RecordingStart(..)
+            | Write::RecordingChunk(..)
+            | Write::RecordingEnd(..) => {}
         }
     }
 }
@@ -694,6 +697,7 @@ impl Sim {
             ip: "203.0.113.9".into(),
             location: None,
             lookup_code: None,
+            record_sessions: false,
         }
     }
 
@@ -726,8 +730,8 @@ impl Sim {
         match o {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
-            // One node: nobody to tell.
-            Output::Publish(_) => {}
+            // One node: nobody to tell. Recordings are the store's to finalise.
+            Output::Publish(_) | Output::RecordingEnded(_) => {}
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
                     let tab = *tab;
