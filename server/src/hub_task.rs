@@ -409,8 +409,10 @@ impl HubHandle {
         must_be_agent: bool,
     ) -> Result<(), HubError> {
         let (id, by) = (session_id.to_string(), by.to_string());
-        self.call(move |h, _| h.handle_rest_add_note(account_id, &id, &by, text, must_be_agent))
-            .await?
+        self.call(move |h, now| {
+            h.handle_rest_add_note(now, account_id, &id, &by, text, must_be_agent)
+        })
+        .await?
     }
 
     pub async fn request_session(

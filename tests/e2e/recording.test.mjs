@@ -100,7 +100,7 @@ async function assertAccountPage(page) {
   const card = await f.locator('#acct-card').inputValue();
   assert.ok(!card.includes('SENTINEL'), `the card number is masked: ${JSON.stringify(card)}`);
   // The masked element is a grey box of its size, with nothing inside.
-  const box = f.locator('[data-testid="account-number"]');
+  const box = f.locator('span.covisit-mask');
   assert.notEqual(await box.getAttribute('data-covisit-box'), null, 'the masked element is a box');
   assert.equal((await box.textContent()).trim(), '');
   assert.equal(await f.locator('#acct-email').inputValue(), AGENT_TYPED, 'what the agent typed in control');
@@ -149,7 +149,7 @@ describe('recordings', () => {
     await agent.getByTestId('replay-view').waitFor();
     await agent.getByTestId('replay-event').first().waitFor();
     const labels = await agent.getByTestId('replay-event').allTextContents();
-    for (const want of [/allowed the session/, /Control granted/, /released control/, /Note added/, /Page: \/product\.html/, /session ended/]) {
+    for (const want of [/allowed the session/, /Control granted/, /released control/, /Note: customer updated the profile/, /Page: \/product\.html/, /session ended/]) {
       assert.ok(labels.some((l) => want.test(l)), `the timeline has ${want}: ${labels.join(' | ')}`);
     }
     await seekBefore(agent, 'navigation', '/product.html');
@@ -279,6 +279,8 @@ describe('recordings', () => {
     const sessionId = sessions.body.sessions[0].id;
     await L.endLiveSessions(server, welcome.short_id);
     const ready = await waitStatus(sessionId, 'ready');
+    const stored = await L.rest(server, `/api/v1/sessions/${sessionId}/recording`);
+    assert.ok(stored.body.records.some((r) => r[1] === 'm'), `the frames are recorded: ${stored.text.slice(0, 2000)} ${JSON.stringify(await visitor.all())}`);
 
     const dialogs = [];
     agent.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });

@@ -6,7 +6,7 @@
 // A recording is a list of lines (server/src/store/recording.rs): `[t, "m", tab,
 // records]`, a mirror frame as the agents received it at `t` (ms since the epoch), and
 // `[t, "e", action, actor, result]`, an event of the session (authorize, control,
-// redirect, note, end). Navigation is read from the frames (a snapshot's or an `u`
+// redirect, join, end), and `[t, "n", agent, text]`, a note. Navigation is read from the frames (a snapshot's or an `u`
 // record's URL).
 //
 // Playing applies frames in order as the clock passes them. Seeking rebuilds each tab
@@ -43,7 +43,6 @@ const LABELS = /** @type {Record<string, string>} */ ({
   'control.released': 'The agent released control',
   'control.ended': 'Control ended',
   redirect: 'The agent sent the visitor to another page',
-  'note.added': 'Note added',
 });
 
 /** `m:ss` (or `h:mm:ss`) of a duration in ms. */
@@ -105,6 +104,9 @@ export function parseRecording(records) {
     } else if (line[1] === 'e' && typeof line[2] === 'string') {
       const label = LABELS[line[2]];
       if (label) events.push({ t, kind: line[2], label });
+    } else if (line[1] === 'n' && typeof line[3] === 'string') {
+      // Shown as text (textContent), never as markup.
+      events.push({ t, kind: 'note', label: `Note: ${line[3].slice(0, 500)}` });
     }
   }
   frames.sort((a, b) => a.t - b.t);
@@ -150,7 +152,7 @@ export class Replay {
     this.last = 0;
 
     this.playButton = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'btn btn-primary', 'data-testid': 'replay-play', text: 'Play' }));
-    this.seekInput = /** @type {HTMLInputElement} */ (h('input', { type: 'range', min: '0', max: String(this.duration), step: '100', value: '0',
+    this.seekInput = /** @type {HTMLInputElement} */ (h('input', { type: 'range', min: '0', max: String(this.duration), step: 'any', value: '0',
       'aria-label': 'Position in the recording', 'data-testid': 'replay-seek', class: 'replay-seek' }));
     this.time = h('span', { class: 'mono replay-time', 'data-testid': 'replay-time', 'aria-live': 'off' });
     const speed = /** @type {HTMLSelectElement} */ (h('select', { 'data-testid': 'replay-speed', 'aria-label': 'Speed' },

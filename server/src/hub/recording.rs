@@ -80,9 +80,26 @@ impl Hub {
         if !rec.started && !live {
             return; // nothing was shown yet: a request, a denial
         }
+        if action == "note.added" {
+            return; // `record_note` has it, with its text, whoever added it
+        }
         // Serializing strings cannot fail.
         let line = serde_json::to_string(&(now.0, "e", action, actor, result)).unwrap_or_default();
         self.record_line(now, session_id, line + "\n");
+    }
+
+    /// A note on a recorded session (from the console or REST): `[t, "n", by, text]`.
+    pub(super) fn record_note(&mut self, now: Millis, session_id: &str, by: &str, text: &str) {
+        let started = self
+            .sessions
+            .get(session_id)
+            .and_then(|s| s.recording.as_ref())
+            .is_some_and(|r| r.started);
+        if started {
+            // Serializing strings cannot fail.
+            let line = serde_json::to_string(&(now.0, "n", by, text)).unwrap_or_default();
+            self.record_line(now, session_id, line + "\n");
+        }
     }
 
     fn record_line(&mut self, now: Millis, session_id: &str, line: String) {

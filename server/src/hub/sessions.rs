@@ -551,6 +551,7 @@ impl Hub {
     /// `must_be_agent`: only an agent of the session may (the socket's rule).
     pub fn handle_rest_add_note(
         &mut self,
+        now: Millis,
         account_id: i64,
         session_id: &str,
         by: &str,
@@ -579,6 +580,9 @@ impl Hub {
         let status = s.status;
         let frame = super::Frame::from(s.update_frame());
         let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
+        // A recorded session has its notes on the timeline, with their text (the
+        // agent's own words, never the visitor's).
+        self.record_note(now, session_id, by, &text);
         self.persist(Write::Note(session_id.to_string(), by.to_string(), text));
         self.persist(Write::Session(
             account_id,

@@ -16,9 +16,10 @@
 //!   writer.
 //!
 //! A record is one line of JSON: `[t, "m", tab, records]` (a mirror frame as the agents
-//! received it; `t` is the server's clock, ms since the epoch) or `[t, "e", action,
+//! received it; `t` is the server's clock, ms since the epoch), `[t, "e", action,
 //! actor, result]` (an event of the session's audit trail: authorize, control,
-//! redirect, note, end). Nothing else of the session is in it.
+//! redirect, join, end) or `[t, "n", agent, text]` (an agent's note). Nothing else of
+//! the session is in it.
 
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
