@@ -159,6 +159,19 @@ pub struct Cli {
         global = true
     )]
     pub asset_cache_mb: u64,
+    /// Record the sessions of accounts that did not choose in the console's settings:
+    /// the mirror stream the agents received, kept on the server (issue 18).
+    #[arg(long, env = "COVISIT_RECORD_SESSIONS", global = true)]
+    pub record_sessions: bool,
+    /// Days a recording is kept after its session ended (fractions allowed); then a
+    /// background sweep deletes it and its `video_status` becomes `expired`.
+    #[arg(
+        long,
+        env = "COVISIT_RECORDING_RETENTION_DAYS",
+        default_value_t = 30.0,
+        global = true
+    )]
+    pub recording_retention_days: f64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -121,6 +121,7 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
                 .merge(crate::rest_journey::router())
                 .merge(crate::rest_assets::router())
                 .merge(crate::rest_admin::router())
+                .merge(crate::recordings::router())
                 .fallback(api_not_found)
                 .layer(axum::middleware::map_response(typed_rejection)),
         )

@@ -105,6 +105,8 @@ enum Job {
     Deliver(ConnId, Sink, Out, Delivery),
     /// News for the other nodes, after the writes it tells of.
     Publish(Box<VisitorNews>),
+    /// A recording's last writes committed: finalise it (`pending` → `ready`).
+    FinishRecording(String),
     Flush(oneshot::Sender<bool>),
 }
 
@@ -413,8 +415,10 @@ impl HubHandle {
         must_be_agent: bool,
     ) -> Result<(), HubError> {
         let (id, by) = (session_id.to_string(), by.to_string());
-        self.call(move |h, _| h.handle_rest_add_note(account_id, &id, &by, text, must_be_agent))
-            .await?
+        self.call(move |h, now| {
+            h.handle_rest_add_note(now, account_id, &id, &by, text, must_be_agent)
+        })
+        .await?
     }
 
     pub async fn request_session(
@@ -427,6 +431,11 @@ impl HubHandle {
         let id = short_id.to_string();
         self.call(move |h, now| h.handle_rest_request_session(now, account_id, &id, agent, source))
             .await?
+    }
+
+    /// Whether the account records sessions from now on (an admin changed it).
+    pub fn set_account_recording(&self, account_id: i64, on: bool) {
+        self.call_detached(move |h, _| h.set_account_recording(account_id, on));
     }
 
     pub async fn close_user(&self, user_id: &str) {
@@ -608,6 +617,9 @@ async fn run(
                     if let Some(tx) = waiters.get(&id) {
                         let _ = tx.send(reply);
                     }
+                }
+                Output::RecordingEnded(session_id) => {
+                    let _ = jobs.send(Job::FinishRecording(session_id));
                 }
                 Output::Send {
                     conn,
@@ -808,7 +820,14 @@ async fn writer(
                 Job::Flush(done) => {
                     let _ = done.send(ok && !silenced);
                 }
-                Job::Write(_) => {}
+                // Finalising is one small update; a failure leaves it `pending` for the
+                // sweep (`recordings::sweep`) to finish.
+                Job::FinishRecording(session_id) if !silenced => {
+                    if let Err(e) = store.finish_recording(&session_id).await {
+                        tracing::error!(error = %e, "finalising a recording failed");
+                    }
+                }
+                Job::FinishRecording(_) | Job::Write(_) => {}
             }
         }
     }

@@ -21,6 +21,7 @@
 //!   audit entries);
 //! - the edges: `ws` (the two WebSockets), `rest`, `rest_admin`, `rest_journey`,
 //!   `rest_assets` (a live session's assets for its agents),
+//!   `recordings` (replay, download, the recordings' sweep),
 //!   `call` (personal links), `http` (the router), `setup` (dev account, CLI tools),
 //!   `cli` (flags).
 #![forbid(unsafe_code)]
@@ -44,6 +45,7 @@ mod keys;
 mod limits;
 mod metrics;
 mod owner_calls;
+mod recordings;
 mod rest;
 mod rest_admin;
 mod rest_assets;
@@ -275,7 +277,12 @@ async fn serve(
         journeys,
         cluster: cluster.clone(),
         assets: Arc::new(crate::assets::AssetProxy::new(cli.asset_settings()?)?),
+        record_sessions: cli.record_sessions,
+        recording_retention: retention_of(cli.recording_retention_days)?,
+        www: cli.www.clone(),
+        signing_key: tokio::sync::OnceCell::new(),
     });
+    crate::recordings::spawn_sweep(state.clone());
     if let Some(cluster) = &cluster {
         let (on_visitor, on_call) = (state.clone(), state.clone());
         cluster.start(
@@ -320,6 +327,16 @@ async fn serve(
     hub.flush().await;
     tracing::info!("covisit-server stopped");
     Ok(())
+}
+
+/// `--recording-retention-days` as a duration: more than nothing, at most 100 years.
+fn retention_of(days: f64) -> Result<std::time::Duration, String> {
+    if !(days.is_finite() && days > 0.0 && days <= 36_500.0) {
+        return Err(format!(
+            "--recording-retention-days must be more than 0 and at most 36500 (got {days})"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(days * 86_400.0))
 }
 
 /// Ctrl-C, or SIGTERM (what service managers and containers send).

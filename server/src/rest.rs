@@ -321,19 +321,28 @@ async fn list_sessions(
             .await
             .map_err(ApiError::internal)?;
         let live = state.hub.sessions_of(account, visitor_id).await;
-        let sessions: Vec<Value> = stored
+        let mut sessions: Vec<Value> = stored
             .into_iter()
             .map(|s| match live.iter().find(|l| l.id == s.session.id) {
                 Some(l) => session_json(l, &s.status),
                 None => session_json(&s.session, &s.status),
             })
             .collect();
+        crate::recordings::overlay(&state, account, &mut sessions).await?;
         Ok(Json(json!({ "sessions": sessions })).into_response())
     })
     .await
 }
 
+/// The REST Session (with its recording's fields: `recordings::overlay`).
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
+    let mut one = [find_session_record(state, account, id).await?];
+    crate::recordings::overlay(state, account, &mut one).await?;
+    let [session] = one;
+    Ok(session)
+}
+
+async fn find_session_record(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
     if !valid_id(id) {
         return Err(ApiError::not_found("session"));
     }

@@ -556,6 +556,7 @@ async fn visitor_session(
         location: state.journeys.geo(&ip).geolocation,
         ip,
         lookup_code: reserved.clone(),
+        record_sessions: state.account_records(account_id).await,
     };
     let welcome = match state.hub.visitor_connect(conn, hello).await {
         Ok(w) => w,

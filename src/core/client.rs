@@ -118,6 +118,8 @@ pub enum ClientEvent {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        /// The session will be recorded (the account's setting).
+        recorded: bool,
     },
     #[serde(rename_all = "camelCase")]
     SessionStart {
@@ -192,9 +194,17 @@ impl ClientEvent {
                 ("shortId", s(short_id)),
                 Some(("uniqueConnectionId", s(unique_connection_id))),
             ),
-            ClientEvent::SessionRequest { session_id, agent } => (
+            ClientEvent::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => (
                 ("sessionId", s(session_id)),
-                Some(("agent", json_text(agent))),
+                // `recorded`, the third member, follows the second's value.
+                Some((
+                    "agent",
+                    [&json_text(agent), ",\"recorded\":", &json_text(recorded)].concat(),
+                )),
             ),
             ClientEvent::SessionStart { session_id }
             | ClientEvent::SessionContinue { session_id } => (("sessionId", s(session_id)), None),
@@ -690,7 +700,11 @@ impl VisitorClient {
                 // Frames were lost while offline: the agents need a fresh snapshot.
                 self.mirror_start();
             }
-            ServerToVisitor::SessionRequest { session_id, agent } => {
+            ServerToVisitor::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => {
                 // The prompt may come back to this tab (focus moved away and back): the
                 // visitor's time to answer keeps running from the first request.
                 let again = self.status == SessionStatus::Authorizing
@@ -701,7 +715,11 @@ impl VisitorClient {
                     self.timers[ClientTimer::Authorization as usize] =
                         Some(now.plus_seconds(self.config.authorization_timeout_seconds));
                 }
-                self.event(ClientEvent::SessionRequest { session_id, agent });
+                self.event(ClientEvent::SessionRequest {
+                    session_id,
+                    agent,
+                    recorded,
+                });
                 self.event(ClientEvent::StateChange);
             }
             ServerToVisitor::SessionStart { session_id } => {

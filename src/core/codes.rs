@@ -192,6 +192,13 @@ codes! {
     LAST_ADMIN = "last_admin";
     /// The key is already revoked.
     ALREADY_REVOKED = "already_revoked";
+    /// The session has no recording to read: none was made, or it is still being made
+    /// or finalised, or it expired or was removed.
+    RECORDING_NOT_AVAILABLE = "recording_not_available";
+    /// A recording's download link whose signature is not this server's.
+    RECORDING_LINK_INVALID = "recording_link_invalid";
+    /// A recording's download link whose time is over.
+    RECORDING_LINK_EXPIRED = "recording_link_expired";
 
     // ----- assets through covisit (REST: the asset proxy) ---------------------------
     /// The tab's page did not set `assetsProxyConfigured`: its assets do not go through covisit.

@@ -523,6 +523,9 @@ pub enum ServerToVisitor {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        /// The account records this session (issue 18): the prompt says so.
+        #[serde(default)]
+        recorded: bool,
     },
     SessionStart {
         session_id: String,
@@ -628,6 +631,15 @@ impl Fields {
         }
     }
 
+    /// A boolean that may be absent (false), as `#[serde(default)]` reads it.
+    fn opt_flag(&mut self, key: &'static str) -> Result<bool, String> {
+        match self.0.remove(key) {
+            None => Ok(false),
+            Some(Json::Bool(b)) => Ok(b),
+            Some(_) => Err(["field `", key, "` must be a boolean"].concat()),
+        }
+    }
+
     fn number(&mut self, key: &'static str) -> Result<u32, String> {
         self.0
             .remove(key)
@@ -692,6 +704,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
         "session_request" => ServerToVisitor::SessionRequest {
             session_id: f.text("session_id")?,
             agent: f.agent("agent")?,
+            recorded: f.opt_flag("recorded")?,
         },
         "session_start" => ServerToVisitor::SessionStart {
             session_id: f.text("session_id")?,

@@ -548,11 +548,16 @@ impl Driver {
         }
         if let Some(ui) = ui.as_ref() {
             match &event {
-                ClientEvent::SessionRequest { agent, .. } if handlers.is_empty() => {
+                ClientEvent::SessionRequest {
+                    agent, recorded, ..
+                } if handlers.is_empty() => {
                     let (title, message) = prompt.unwrap_or_default();
                     let title = title.unwrap_or_else(|| "Allow screen sharing?".into());
                     // glue.js puts the agent's name in for `{agentName}`.
-                    let message = message.unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
+                    let mut message = message.unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
+                    if *recorded {
+                        message.push_str(" This session is recorded.");
+                    }
                     ui.show_session_prompt(&title, &message, &agent.name, console);
                 }
                 ClientEvent::ControlRequest { agent } if handlers.is_empty() => {

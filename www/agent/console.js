@@ -14,6 +14,7 @@
 import { MirrorView } from './mirror.js';
 import { Admin } from './admin.js';
 import { Workspace } from './workspace.js';
+import { Replay } from './replay.js';
 
 const PROTOCOL_VERSION = 1;
 /** Without a snapshot this long after a session is live, ask the visitor for one. */
@@ -49,6 +50,10 @@ const el = {
   passwordProblem: $('password-problem'),
   adminNav: $('admin-nav'),
   adminView: $('admin-view'),
+  replayView: $('replay-view'),
+  replayTitle: $('replay-title'),
+  replayStatus: $('replay-status'),
+  replayRoot: $('replay-root'),
   personalLink: $('personal-link'),
   signinSubmit: $('signin-submit'),
   signinProblem: $('signin-problem'),
@@ -138,6 +143,8 @@ const state = {
   /** short_id → Session[] from REST (history). */
   history: new Map(),
   route: { kind: 'home' },
+  /** The replay shown (`#/sessions/{id}/replay`), or null. */
+  replay: null,
   /** short_id whose request_session has not yet produced a session_update. */
   pendingRequest: null,
   /** session ids where this agent asked for control and the visitor was not done. */
@@ -840,6 +847,9 @@ async function loadSession(sessionId, token) {
 function parseRoute() {
   const a = location.hash.match(/^#\/(admin|audit)(?:\/(users|keys|settings))?\/?$/);
   if (a) return { kind: 'admin', page: a[1] === 'audit' ? 'audit' : (a[2] || 'users') };
+  // A session's recording (the Session's public_video_url).
+  const r = location.hash.match(/^#\/sessions\/([A-Za-z0-9_-]{1,64})\/replay\/?$/);
+  if (r) return { kind: 'replay', id: r[1] };
   const m = location.hash.match(/^#\/(visitors|sessions)\/([^/?#]+)/);
   if (!m) return { kind: 'home' };
   let id;
@@ -871,6 +881,8 @@ async function loadRoute() {
     if (token !== state.loadToken) return;
     renderView();
     loadHistory(r.id, token);
+  } else if (r.kind === 'replay') {
+    await loadReplay(r.id, token);
   } else if (r.kind === 'session') {
     const entry = await loadSession(r.id, token);
     if (token !== state.loadToken || !entry) return;
@@ -880,6 +892,26 @@ async function loadRoute() {
     renderView();
     renderList();
     loadHistory(entry.session.visitor_id, token);
+  }
+}
+
+/** The replay of a session's recording (replay.js, on this console's mirror renderer).
+ * The server audits the read. */
+async function loadReplay(id, token) {
+  el.replayTitle.textContent = `Recording of session ${id}`;
+  el.replayStatus.textContent = 'Loading the recording…';
+  state.replay?.destroy();
+  state.replay = null;
+  try {
+    const rec = await api(`/api/v1/sessions/${encodeURIComponent(id)}/recording`);
+    if (token !== state.loadToken) return;
+    state.replay = new Replay(el.replayRoot, rec, { View: MirrorView });
+    el.replayStatus.textContent = `Started ${fmtTime(rec.started_at)}; recorded on the server as the agents saw it (masked fields never left the visitor's page).`;
+  } catch (e) {
+    if (token !== state.loadToken) return;
+    el.replayStatus.textContent = e.code === 'recording_not_available'
+      ? 'This session has no recording to play: none was made, it is still being finalised, or it expired or was deleted.'
+      : `The recording could not be loaded: ${e.message}`;
   }
 }
 
@@ -1190,6 +1222,18 @@ function renderViewInner() {
 
 function renderViewBody() {
   const r = state.route;
+  show(el.replayView, r.kind === 'replay');
+  if (r.kind !== 'replay' && state.replay) {
+    state.replay.destroy();
+    state.replay = null;
+  }
+  if (r.kind === 'replay') {
+    admin.hide();
+    show(el.visitorView, false);
+    show(el.placeholderView, false);
+    el.detail.setAttribute('aria-labelledby', 'replay-title');
+    return;
+  }
   if (r.kind === 'admin') {
     show(el.visitorView, false);
     show(el.placeholderView, false);
@@ -1415,8 +1459,13 @@ function renderHistory() {
     const sess = live ? live.session : s;
     const link = h('a', { href: `#/sessions/${encodeURIComponent(s.id)}` }, fmtTime(sess.started_at));
     if (s.id === shownId) link.setAttribute('aria-current', 'true');
+    // A ready recording (REST's video fields): its replay here, and its download link.
+    const recording = s.video_status === 'ready' && s.public_video_url ? [
+      ' ', h('a', { href: `#/sessions/${encodeURIComponent(s.id)}/replay`, 'data-testid': 'replay-link' }, 'Replay'),
+      ' ', h('a', { href: s.secret_video_url, download: '', 'data-testid': 'download-recording' }, 'Download'),
+    ] : [];
     return h('tr', {},
-      h('td', {}, link),
+      h('td', {}, link, ...recording),
       h('td', {}, h('span', { class: `status-pill status-small`, 'data-status': status, text: status || '—' })),
       h('td', { class: 'mono', 'data-session-length': status === 'active' ? s.id : null, text: (status === 'active' ? liveLength(sess) : sess.formatted_length) || '—' }),
       h('td', { text: SOURCE_TEXT[sess.source] || sess.source || '—' }),

@@ -74,7 +74,9 @@ export function loadableUrl(value, base, proxied = true) {
   let u;
   try { u = new URL(text, base || undefined); } catch { return null; }
   if (u.protocol === 'data:' || u.protocol === 'blob:') return u.href;
-  if (u.origin === location.origin) return u.href;
+  // A downloaded recording plays from a file: its origin is opaque ('null'), and so is
+  // any file: URL's; it loads nothing but data: and blob:.
+  if (u.origin === location.origin && location.origin !== 'null') return u.href;
   return proxied && route && /^https?:$/.test(u.protocol) ? route(u.href) : null;
 }
 
@@ -306,7 +308,9 @@ class TabMirror {
       this.queue = null;
       for (const data of q) this.apply(data);
     }, { once: true });
-    f.src = '/agent/mirror.html';
+    // A downloaded recording has no server: the same document, given inline.
+    if (this.view.frameDoc) f.srcdoc = this.view.frameDoc;
+    else f.src = '/agent/mirror.html';
     if (old) {
       old.replaceWith(f);
       this.view.layout(this);
@@ -952,8 +956,13 @@ class TabMirror {
 
 /** All the tabs of one session's visitor, shown one at a time in `stage`. */
 export class MirrorView {
-  constructor(stage, tabsBar, { onAction, onChange, scaleOf, sessionId } = {}) {
+  /**
+   * @param {{onAction?: Function, onChange?: Function, scaleOf?: Function, sessionId?: string | null, frameDoc?: string | null}} [options]
+   *   `frameDoc`: mirror.html's markup, for a player without a server (replay.js).
+   */
+  constructor(stage, tabsBar, { onAction, onChange, scaleOf, sessionId, frameDoc = null } = {}) {
     this.stage = stage;
+    this.frameDoc = frameDoc;
     // Assets through covisit: the session whose asset proxy serves the page's assets,
     // and the tabs whose page sends its assets through covisit (assetsProxyConfigured).
     this.sessionId = sessionId || null;

@@ -126,7 +126,11 @@ export type ServerToVisitor = { "type": "welcome", protocol_version: number, sho
  * Only in a new visitor's welcome (or the first since secrets existed): the
  * secret the SDK keeps next to `short_id` and sends in every hello and beacon.
  */
-visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "asset_request", id: number, url: string, } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
+visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, 
+/**
+ * The account records this session (issue 18): the prompt says so.
+ */
+recorded: boolean, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "asset_request", id: number, url: string, } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
 
 /**
  * The embedded state the SDK exposes as `state()`: the seed's objects.
@@ -277,9 +281,9 @@ external_id: string | null, id: string, name: string, on_premise: boolean, };
 export type Visitor = { added_at: string, api_key: string, browser_name: string | null, call_name: string | null, device_name: string | null, device_type: DeviceType | null, email: string | null, identities: Array<string>, integration: string | null, ip_address: string, is_in_session: boolean, is_online: boolean, is_supported: boolean, 
 /**
  * Extra (not in the seed): why `is_supported` is false, the capabilities this
- * browser lacks (`protocol::CAPABILITIES`); empty when it is supported.
+ * browser lacks (`protocol::CAPABILITIES`); absent when it is supported.
  */
-missing_capabilities: Array<string>, is_waiting_for_call: boolean, js_configuration: boolean, last_seen_at: string, last_url: string | null, location_city: string | null, location_country_name: string | null, location_country: string | null, lookup_code: string | null, name: string | null, nickname: string, short_id: string, tags: Array<string>, unique_id: string | null, watch_link: string, sdk: string, };
+missing_capabilities?: Array<string>, is_waiting_for_call: boolean, js_configuration: boolean, last_seen_at: string, last_url: string | null, location_city: string | null, location_country_name: string | null, location_country: string | null, lookup_code: string | null, name: string | null, nickname: string, short_id: string, tags: Array<string>, unique_id: string | null, watch_link: string, sdk: string, };
 
 /**
  * The categories of device the seed allows in `device_type`.
@@ -481,6 +485,9 @@ export type ErrorCode =
   | "username_taken"
   | "last_admin"
   | "already_revoked"
+  | "recording_not_available"
+  | "recording_link_invalid"
+  | "recording_link_expired"
   | "assets_not_enabled"
   | "asset_origin_not_allowed"
   | "asset_address_refused"

@@ -319,7 +319,8 @@ impl Hub {
                 r
             }
             AgentMessage::Note { session_id, text } => {
-                let r = self.handle_rest_add_note(account_id, &session_id, &agent.id, text, true);
+                let r =
+                    self.handle_rest_add_note(now, account_id, &session_id, &agent.id, text, true);
                 audited(self, "note.added", &session_id, &r);
                 r
             }

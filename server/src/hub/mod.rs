@@ -28,6 +28,7 @@ mod cluster;
 mod error;
 mod ids;
 mod output;
+mod recording;
 mod relay;
 mod sessions;
 #[cfg(test)]
@@ -109,6 +110,8 @@ pub struct Hub {
     heard: HashMap<ConnId, Millis>,
     /// Asset requests waiting on visitors' pages, and each session's bytes.
     assets: assets::Assets,
+    /// Which accounts record their sessions, as the shell last said (`recording`).
+    recording_accounts: HashMap<i64, bool>,
 }
 
 /// An agent's update of a visitor it does not take part with goes out at most this
@@ -139,6 +142,7 @@ impl Hub {
             owned: None,
             heard: HashMap::new(),
             assets: assets::Assets::default(),
+            recording_accounts: HashMap::new(),
         }
     }
 
@@ -171,6 +175,7 @@ impl Hub {
                 }
                 Timer::Broadcast => self.send_deferred(now),
                 Timer::Silence(conn) => self.check_silence(now, conn),
+                Timer::Recording(session_id) => self.recording_due(now, &session_id),
             }
         }
     }
@@ -261,6 +266,10 @@ impl Hub {
         ip: Option<&str>,
         result: &str,
     ) {
+        // A recorded session's events are on its recording's timeline too.
+        if let Some(t) = target.filter(|t| self.sessions.contains_key(*t)) {
+            self.record_event(now, t, action, actor, result);
+        }
         self.persist(Write::Audit(Box::new(AuditEntry {
             id: 0,
             account_id,

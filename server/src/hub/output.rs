@@ -58,4 +58,7 @@ pub enum Output {
     /// Tell the other nodes (clustered only): a visitor of this node changed. After
     /// the writes before it, like a durable frame.
     Publish(Box<super::VisitorNews>),
+    /// A recording's last writes are queued (`Write::RecordingEnd` of this session):
+    /// once they committed, finalise it (`pending` → `ready`).
+    RecordingEnded(String),
 }

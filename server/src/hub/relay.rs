@@ -36,6 +36,7 @@ impl Hub {
     /// only while the session is active; a frame that races the end is dropped quietly.
     pub(super) fn relay_mirror(
         &mut self,
+        now: Millis,
         short_id: &str,
         connection_id: &str,
         data: MirrorData,
@@ -75,8 +76,17 @@ impl Hub {
             snapshot: data.starts_snapshot(),
         };
         let size = data.text().len();
+        if s.recording.is_some() {
+            self.record_mirror(now, &session_id, connection_id, &data);
+        }
+        let Some(entry) = self.visitors.get(short_id) else {
+            return Ok(());
+        };
+        let Some(s) = self.sessions.get(&session_id) else {
+            return Ok(());
+        };
         let frame = Frame::from(encode(&ServerToAgent::Mirror {
-            session_id: s.session.id.clone(),
+            session_id: session_id.clone(),
             tab: connection_id.to_string(),
             data,
         }));

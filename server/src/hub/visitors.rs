@@ -43,6 +43,9 @@ pub struct VisitorHello {
     /// the cluster (PostgreSQL), used if the visitor needs a new one. A clustered hub
     /// never makes codes up itself (another node could hand out the same).
     pub lookup_code: Option<String>,
+    /// Whether the visitor's account records sessions (its setting, else the server's
+    /// `--record-sessions`).
+    pub record_sessions: bool,
 }
 
 /// What a visitor's hello produced (the welcome frame is in the outputs, after the
@@ -149,6 +152,7 @@ impl Hub {
                 })
             }
         };
+        self.set_account_recording(hello.account_id, hello.record_sessions);
         config_obj.insert("apiKey".into(), Value::String(hello.api_key.clone()));
         config_obj.insert(
             "server".into(),
@@ -577,7 +581,7 @@ impl Hub {
             // the directory (both need the store first): they never get here.
             VisitorMessage::Track { .. } | VisitorMessage::CallLink { .. } => return Ok(()),
             VisitorMessage::Mirror { data } => {
-                return self.relay_mirror(&short_id, &connection_id, data);
+                return self.relay_mirror(now, &short_id, &connection_id, data);
             }
             VisitorMessage::Console { entries } => {
                 return self.relay_console(now, &short_id, &connection_id, entries);

@@ -177,6 +177,7 @@ mod tests {
             &frame(ServerToVisitor::SessionRequest {
                 session_id: "s1".into(),
                 agent: agent(),
+                recorded: false,
             }),
         );
         drain(&mut c);
@@ -330,6 +331,7 @@ mod tests {
             &frame(ServerToVisitor::SessionRequest {
                 session_id: "s1".into(),
                 agent: agent(),
+                recorded: false,
             }),
         );
         drain(&mut c);

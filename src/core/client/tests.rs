@@ -171,12 +171,14 @@ fn server_frames_become_events_and_the_prompt_times_out_locally() {
         &frame(ServerToVisitor::SessionRequest {
             session_id: "s1".into(),
             agent: agent(),
+            recorded: false,
         }),
     );
     let out = drain(&mut c);
     assert!(events(&out).contains(&ClientEvent::SessionRequest {
         session_id: "s1".into(),
-        agent: agent()
+        agent: agent(),
+        recorded: false,
     }));
     assert_eq!(c.status(), SessionStatus::Authorizing);
     let deadline = c.poll_timeout().unwrap();
@@ -210,6 +212,7 @@ fn authorize_then_control_then_end() {
         &frame(ServerToVisitor::SessionRequest {
             session_id: "s1".into(),
             agent: agent(),
+            recorded: false,
         }),
     );
     c.authorize().unwrap();
@@ -343,6 +346,7 @@ fn every_emitted_event_name_can_be_subscribed_to() {
         ClientEvent::SessionRequest {
             session_id: String::new(),
             agent: agent.clone(),
+            recorded: false,
         },
         ClientEvent::SessionStart {
             session_id: String::new(),
@@ -408,6 +412,7 @@ fn a_withdrawn_prompt_hides_without_ending_and_a_returning_prompt_keeps_its_dead
             name: "Ada".into(),
             on_premise: true,
         },
+        recorded: false,
     });
     c.handle_frame(T0.plus_seconds(1), &request);
     drain(&mut c);

@@ -34,8 +34,8 @@ pub struct Visitor {
     pub is_online: bool,
     pub is_supported: bool,
     /// Extra (not in the seed): why `is_supported` is false, the capabilities this
-    /// browser lacks (`protocol::CAPABILITIES`); empty when it is supported.
-    #[serde(default)]
+    /// browser lacks (`protocol::CAPABILITIES`); absent when it is supported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missing_capabilities: Vec<String>,
     pub is_waiting_for_call: bool,
     pub js_configuration: bool,

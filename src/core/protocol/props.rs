@@ -51,6 +51,8 @@ enum Derived {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        #[serde(default)]
+        recorded: bool,
     },
     SessionStart {
         session_id: String,
@@ -118,9 +120,15 @@ impl From<Derived> for ServerToVisitor {
                 lookup_code,
                 visitor_secret,
             },
-            Derived::SessionRequest { session_id, agent } => {
-                S::SessionRequest { session_id, agent }
-            }
+            Derived::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => S::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            },
             Derived::SessionStart { session_id } => S::SessionStart { session_id },
             Derived::SessionContinue { session_id } => S::SessionContinue { session_id },
             Derived::SessionEnd {
@@ -325,7 +333,13 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
                 }
             }
         ),
-        (text(), agent()).prop_map(|(session_id, agent)| S::SessionRequest { session_id, agent }),
+        (text(), agent(), any::<bool>()).prop_map(|(session_id, agent, recorded)| {
+            S::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            }
+        }),
         text().prop_map(|session_id| S::SessionStart { session_id }),
         text().prop_map(|session_id| S::SessionContinue { session_id }),
         (text(), disconnect_type()).prop_map(|(session_id, disconnect_type)| S::SessionEnd {

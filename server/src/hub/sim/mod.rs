@@ -179,7 +179,10 @@ impl SimStore {
             | Write::Communication(..)
             | Write::JourneySession(..)
             | Write::JourneyEvent(..)
-            | Write::ReleaseLookupCode(..) => {}
+            | Write::ReleaseLookupCode(..)
+            | Write::RecordingStart(..)
+            | Write::RecordingChunk(..)
+            | Write::RecordingEnd(..) => {}
         }
     }
 }
@@ -702,6 +705,7 @@ impl Sim {
             ip: "203.0.113.9".into(),
             location: None,
             lookup_code: None,
+            record_sessions: false,
         }
     }
 
@@ -734,8 +738,8 @@ impl Sim {
         match o {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
-            // One node: nobody to tell.
-            Output::Publish(_) => {}
+            // One node: nobody to tell. Recordings are the store's to finalise.
+            Output::Publish(_) | Output::RecordingEnded(_) => {}
             Output::Asset { id, reply } => self.asset_replies.push((id, reply)),
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
