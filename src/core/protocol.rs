@@ -315,7 +315,7 @@ impl MirrorData {
     /// a frame of its own), and is not relayed as mirror data. `None`: not an asset
     /// frame; `Some(Err)`: an asset frame of the wrong shape.
     pub fn asset_reply(&self) -> Option<Result<AssetReply, &'static str>> {
-        (self.first_kind() == Some(b'a')).then(|| AssetReply::from_records(self.0.get()))
+        (self.first_kind() == Some(b'a')).then(|| AssetReply::from_records(self.text()))
     }
 }
 
