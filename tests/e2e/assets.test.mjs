@@ -129,7 +129,11 @@ async function liveVisitor(env, agent, url) {
   await page.goto(url);
   await L.waitFor(() => page.evaluate(() => typeof window.Covisit === 'function' && !window.Covisit.q), { what: 'the SDK to load' });
   const code = await page.evaluate(() => new Promise((r) => window.Covisit('getLookupCode', r)));
-  const state = await L.sdkState(page);
+  // Its state once the socket is up (the tab's id comes with the welcome).
+  const state = await L.waitFor(async () => {
+    const st = await L.sdkState(page);
+    return st && st.visitor && st.connection ? st : null;
+  }, { what: 'the SDK connected' });
   await L.requestByLookupCode(agent, code, state.visitor.short_id);
   await L.sdkUi(page, 'session-prompt').getByRole('button', { name: 'Allow' }).click();
   await L.waitForConsoleStatus(agent, 'active');
