@@ -2,11 +2,13 @@
 //! numbered urls, and reconnect as the SDK does when asked to) and agent sockets (that
 //! request a session and time, count and order what their visitor relays).
 //!
-//! The relayed message: a session's visitor sends `url` (SPA navigation) with
-//! `http://bench.invalid/r/<session>/<seq>/<send µs>`; the server pushes it to the
-//! session's agents as a `visitor_update` whose `last_url` carries it. `seq` counts
-//! from 1 per session, so the agent sees what was lost (never arrived), reordered
-//! (arrived after a later one) and duplicated.
+//! The relayed message carries `http://bench.invalid/r/<session>/<seq>/<send µs>`, as
+//! [`Relayed::Url`] (an SPA navigation: the server pushes it to the session's agents as a
+//! `visitor_update` whose `last_url` carries it; on a node of several, agents on other
+//! nodes get it from the owner's news about the visitor) or [`Relayed::Mirror`] (a text
+//! record of page content, relayed as it is to the session's agents wherever they
+//! are). `seq` counts from 1 per session, so the agent sees what was lost (never
+//! arrived), reordered (arrived after a later one) and duplicated.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -21,9 +23,39 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::Args;
 
-/// Marks relayed urls: `http://bench.invalid/r/<session>/<seq>/<send µs>`.
+/// Marks relayed messages: `http://bench.invalid/r/<session>/<seq>/<send µs>`.
 const URL_PREFIX: &str = "http://bench.invalid/r/";
-const LAST_URL_KEY: &str = "\"last_url\":\"http://bench.invalid/r/";
+
+/// The message a session's visitor relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Relayed {
+    /// `url` (SPA navigation), received as a `visitor_update`.
+    Url,
+    /// `mirror` (page content), received as `mirror`.
+    Mirror,
+}
+
+impl Relayed {
+    /// The visitor's frame for message `marked`.
+    fn frame(self, marked: &str) -> String {
+        match self {
+            Relayed::Url => json!({"type": "url", "currentUrl": marked}),
+            Relayed::Mirror => json!({"type": "mirror", "data": [["T", 1, marked]]}),
+        }
+        .to_string()
+    }
+
+    /// How the agent's frame starts, and what stands right before the marked text.
+    fn received(self) -> (&'static str, &'static str) {
+        match self {
+            Relayed::Url => (
+                r#"{"type":"visitor_update""#,
+                r#""last_url":"http://bench.invalid/r/"#,
+            ),
+            Relayed::Mirror => (r#"{"type":"mirror""#, r#""http://bench.invalid/r/"#),
+        }
+    }
+}
 /// Says "no node" in [`Tab::node`].
 pub const NO_NODE: usize = usize::MAX;
 
@@ -323,8 +355,8 @@ async fn hold(ctx: &Ctx, ws: Socket, track: Option<&SessionTrack>, seq: &mut u64
                 let Some(track) = track else { continue };
                 if !ctx.c.relaying.load(Ordering::Relaxed) || *seq >= max_relays { continue }
                 *seq += 1;
-                let url = format!("{URL_PREFIX}{}/{}/{}", track.n, *seq, ctx.micros());
-                let frame = json!({"type": "url", "currentUrl": url}).to_string();
+                let marked = format!("{URL_PREFIX}{}/{}/{}", track.n, *seq, ctx.micros());
+                let frame = ctx.args.relay.frame(&marked);
                 if sink.send(Message::text(frame)).await.is_err() { return true }
                 track.sent.store(*seq, Ordering::Relaxed);
                 ctx.c.sent.fetch_add(1, Ordering::Relaxed);
@@ -409,6 +441,7 @@ pub async fn agent(
     }
     let mut stop = ctx.stop.clone();
     let mine = format!("{n}/");
+    let (kind, key) = ctx.args.relay.received();
     let max = ctx.max_relays();
     // seen[seq] for seq in 1..=max.
     let mut seen = vec![false; max as usize + 1];
@@ -425,9 +458,9 @@ pub async fn agent(
                 let now = ctx.micros();
                 ctx.c.agent_frames.fetch_add(1, Ordering::Relaxed);
                 ctx.c.agent_bytes.fetch_add(t.len() as u64, Ordering::Relaxed);
-                if t.starts_with(r#"{"type":"visitor_update""#) {
-                    let Some(at) = t.find(LAST_URL_KEY) else { continue };
-                    let rest = &t[at + LAST_URL_KEY.len()..];
+                if t.starts_with(kind) {
+                    let Some(at) = t.find(key) else { continue };
+                    let rest = &t[at + key.len()..];
                     let Some(rest) = rest.strip_prefix(mine.as_str()) else { continue };
                     // <seq>/<send µs>"
                     let mut parts = rest.split('"').next().unwrap_or_default().split('/');

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::sleep;
 
-use crate::client::{AgentReport, Counters, Ctx, Node, Plan, Tab, NO_NODE};
+use crate::client::{AgentReport, Counters, Ctx, Node, Plan, Relayed, Tab, NO_NODE};
 use crate::phases::{self, Relay};
 use crate::process::{self, cpu_percent, mb, memory_kb, ServerSpec, Spawned};
 use crate::Args;
@@ -293,6 +293,8 @@ struct NodeRow {
     bus_in: Option<f64>,
     rss_kb: Option<u64>,
     peak_kb: Option<u64>,
+    /// Its batch writer's transactions (group commits) on PostgreSQL.
+    commits: process::Histogram,
 }
 
 async fn node_rows(hosts: &[String], procs: &[Spawned], alive: &[bool]) -> Vec<Option<NodeRow>> {
@@ -312,6 +314,7 @@ async fn node_rows(hosts: &[String], procs: &[Spawned], alive: &[bool]) -> Vec<O
             bus_in: v("covisit_bus_received_total"),
             rss_kb,
             peak_kb,
+            commits: process::Histogram::read(&m, "covisit_store_commit_seconds"),
         }));
     }
     rows
@@ -471,10 +474,11 @@ async fn run(args: Args, n: usize, engines: Engines) -> Result<bool, String> {
     }
     let sessions = args.sessions.min(args.visitors);
     println!(
-        "covisit-loadbench --cluster {n}: PostgreSQL {} (fsync on), Redis {}; {} visitors, {sessions} sessions at {}/s for {} s{}",
+        "covisit-loadbench --cluster {n}: PostgreSQL {} (fsync on), Redis {}; {} visitors, {sessions} sessions relaying {:?} at {}/s for {} s{}",
         engines.pg_url.rsplit('@').next().unwrap_or_default(),
         engines.redis_url.trim_start_matches("redis://"),
         args.visitors,
+        args.relay,
         args.rate,
         args.duration,
         if args.kill { format!(", kill -9 of node {n} after {} s", args.kill_after) } else { String::new() }
@@ -748,6 +752,24 @@ async fn run(args: Args, n: usize, engines: Engines) -> Result<bool, String> {
             rate(r0.and_then(|r| r.bus_in), r.bus_in),
         );
     }
+    let commits: Vec<String> = (0..n)
+        .filter_map(|i| {
+            let (r0, r1) = (rows0[i].as_ref()?, rows1[i].as_ref()?);
+            let (count, mean, p99) = r1.commits.since(&r0.commits, 0.99);
+            Some(format!(
+                "node {} {:.0}/s, mean {:.1} ms, p99 <= {:.0} ms",
+                i + 1,
+                count / window,
+                mean * 1000.0,
+                p99 * 1000.0
+            ))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  store commits (a node's batch writer on PostgreSQL; what it publishes to other nodes waits for the batch before it): {}",
+        commits.join("; ")
+    );
     let machine = match (cpu0.machine, cpu1.machine) {
         (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
             let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
@@ -772,7 +794,11 @@ async fn run(args: Args, n: usize, engines: Engines) -> Result<bool, String> {
     );
     let _ = writeln!(
         out,
-        "relay (visitor send -> its session's agent receive; lost: sent but never received, 2 s after the relaying){}",
+        "relay of {} (visitor send -> its session's agent receive; lost: sent but never received, 2 s after the relaying){}",
+        match ctx.args.relay {
+            Relayed::Url => "url (navigation; to agents on other nodes in the owner's news)",
+            Relayed::Mirror => "mirror (page content; to agents on other nodes as it is)",
+        },
         if kill_report.is_some() { ", sessions that did not involve the killed node" } else { "" }
     );
     let _ = writeln!(

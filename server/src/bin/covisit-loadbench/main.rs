@@ -8,9 +8,10 @@
 //! PostgreSQL (fsync on) and Redis and N nodes instead (`cluster`). Loopback only.
 //!
 //! The relayed message (`client`): a session's visitor sends numbered `url`s (SPA
-//! navigation); the server pushes each to agents as a `visitor_update` whose
-//! `last_url` carries its number and send time, so the latency is visitor-send →
-//! agent-receive of the session's own agent, and the numbers show loss and order.
+//! navigation; or `mirror` records with `--relay mirror`); the server pushes each to
+//! agents as a `visitor_update` whose `last_url` carries its number and send time, so
+//! the latency is visitor-send → agent-receive of the session's own agent, and the
+//! numbers show loss and order.
 //!
 //! Phases (`phases`): connect `--visitors` (hello, welcome, heartbeats every
 //! `--heartbeat-seconds`), then `--sessions` agents each ask one visitor for a session
@@ -66,6 +67,10 @@ pub struct Args {
     /// Live sessions (one agent socket and one of the visitors each).
     #[arg(long, default_value_t = 200)]
     sessions: usize,
+    /// The message relayed: `url` (navigation, pushed to agents as a visitor update)
+    /// or `mirror` (page content, relayed as it is).
+    #[arg(long, value_enum, default_value_t = client::Relayed::Url)]
+    relay: client::Relayed,
     /// Relayed messages per second per session.
     #[arg(long, default_value_t = 20.0)]
     rate: f64,
@@ -160,10 +165,11 @@ async fn run(args: Args) -> Result<bool, String> {
     }
     let sessions = args.sessions.min(args.visitors);
     println!(
-        "covisit-loadbench: server {host}{}; {} visitors, {} sessions at {}/s for {} s, heartbeat every {} s",
+        "covisit-loadbench: server {host}{}; {} visitors, {} sessions relaying {:?} at {}/s for {} s, heartbeat every {} s",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
         args.visitors,
         sessions,
+        args.relay,
         args.rate,
         args.duration,
         args.heartbeat_seconds

@@ -193,6 +193,63 @@ pub fn value(metrics: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// A histogram of a /metrics text: its cumulative buckets (upper bound, count), its
+/// sum and its count.
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
+    pub buckets: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: f64,
+}
+
+impl Histogram {
+    pub fn read(metrics: &str, name: &str) -> Histogram {
+        let bucket = format!("{name}_bucket{{le=\"");
+        let buckets = metrics
+            .lines()
+            .filter_map(|l| {
+                let (le, n) = l.strip_prefix(&bucket)?.split_once("\"}")?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, n.trim().parse().ok()?))
+            })
+            .collect();
+        Histogram {
+            buckets,
+            sum: value(metrics, &format!("{name}_sum")).unwrap_or(0.0),
+            count: value(metrics, &format!("{name}_count")).unwrap_or(0.0),
+        }
+    }
+
+    /// What was observed since `before`: the count, the mean, and the upper bound of
+    /// the bucket that holds quantile `q`.
+    pub fn since(&self, before: &Histogram, q: f64) -> (f64, f64, f64) {
+        let count = self.count - before.count;
+        let mean = if count > 0.0 {
+            (self.sum - before.sum) / count
+        } else {
+            f64::NAN
+        };
+        let bound = self
+            .buckets
+            .iter()
+            .map(|(le, n)| {
+                let was = before
+                    .buckets
+                    .iter()
+                    .find(|(l, _)| l == le)
+                    .map_or(0.0, |b| b.1);
+                (*le, n - was)
+            })
+            .find(|(_, n)| count > 0.0 && *n >= q * count)
+            .map_or(f64::NAN, |(le, _)| le);
+        (count, mean, bound)
+    }
+}
+
 /// A value of the server's /metrics.
 pub async fn metric(host: &str, name: &str) -> Option<f64> {
     value(&scrape(host).await?, name)
