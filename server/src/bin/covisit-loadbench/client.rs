@@ -204,12 +204,14 @@ async fn open(url: &str, origin: &str, hello: Value) -> Result<(Socket, Value), 
 /// A visitor's id and the secret that proves it (from its first welcome).
 type Ids = (String, String);
 
+/// Opens a visitor's socket on `node` and waits for its welcome; with `gate`, as one of
+/// at most that many doing so (the set-up; a reconnecting SDK waits for nobody).
 async fn open_visitor(
     ctx: &Ctx,
     index: usize,
     node: usize,
     ids: Option<&Ids>,
-    gate: &Semaphore,
+    gate: Option<&Semaphore>,
 ) -> Result<(Socket, Value), String> {
     let hello = json!({
         "type": "hello", "protocol_version": 1, "api_key": ctx.args.public_key,
@@ -219,8 +221,9 @@ async fn open_visitor(
             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"},
         "config": {},
     });
-    let Ok(_permit) = gate.acquire().await else {
-        return Err("stopped".into());
+    let _permit = match gate {
+        Some(gate) => Some(gate.acquire().await.map_err(|_| "stopped".to_string())?),
+        None => None,
     };
     open(
         &format!("{}/ws/visitor", ctx.nodes[node].ws),
@@ -260,7 +263,7 @@ pub async fn visitor(
     };
     let mut ids: Option<Ids> = None;
     if plan.first != plan.node {
-        match open_visitor(&ctx, index, plan.first, None, &gate).await {
+        match open_visitor(&ctx, index, plan.first, None, Some(&gate)).await {
             Ok((mut ws, welcome)) => {
                 ids = ids_of(&welcome);
                 let _ = ws.close(None).await;
@@ -278,7 +281,8 @@ pub async fn visitor(
     let mut welcomed = false;
     loop {
         let node = ctx.pick(plan.node);
-        match open_visitor(&ctx, index, node, ids.as_ref(), &gate).await {
+        let gate = (!welcomed).then_some(&*gate);
+        match open_visitor(&ctx, index, node, ids.as_ref(), gate).await {
             Ok((ws, welcome)) => {
                 attempt = 0;
                 if ids.is_none() {

@@ -80,7 +80,8 @@ pub struct Args {
     /// Seconds between a visitor's heartbeats (the SDK's interval by default).
     #[arg(long, default_value_t = covisit::core::client::HEARTBEAT_SECONDS)]
     heartbeat_seconds: u64,
-    /// Visitor sockets being opened at the same time.
+    /// Visitor sockets being opened at the same time during the set-up (reconnects after
+    /// a kill are not held back: each SDK retries on its own).
     #[arg(long, default_value_t = 200)]
     connect_concurrency: usize,
     /// Worker threads of this client's runtime.
