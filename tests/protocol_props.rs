@@ -36,6 +36,8 @@ const VISITOR_TYPES: &[&str] = &[
     "call_link",
     // Decoded only: the SDK writes it by hand (see src/core/client/codec_props.rs).
     "track",
+    // Decoded only: the SDK writes it by hand (src/core/client/console.rs).
+    "console",
 ];
 
 const AGENT_TYPES: &[&str] = &[
@@ -54,6 +56,7 @@ const AGENT_TYPES: &[&str] = &[
     "watch",
     "draw",
     "set_active_connection",
+    "rate_session",
 ];
 
 fn text() -> impl Strategy<Value = String> {
@@ -150,6 +153,8 @@ fn visitor_variant(m: &VisitorMessage) -> usize {
         V::CallLink { .. } => 18,
         // What an unknown type decodes to: never written.
         V::Unknown => 19,
+        // Written by hand by the SDK (`client/console.rs`, whose tests decode it).
+        V::Console { .. } => 20,
     }
 }
 
@@ -172,6 +177,7 @@ fn agent_variant(m: &AgentMessage) -> usize {
         A::Draw { .. } => 13,
         A::SetActiveConnection { .. } => 14,
         A::Unknown => 15,
+        A::RateSession { .. } => 16,
     }
 }
 
@@ -184,6 +190,8 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
         any::<bool>(),
         any::<bool>(),
         opt_text(),
+        opt_text(),
+        prop::collection::vec(text(), 0..3),
     )
         .prop_map(
             |(
@@ -194,6 +202,8 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
                 audio_supported,
                 has_focus,
                 user_agent,
+                integration,
+                missing,
             )| {
                 ConnectionHello {
                     unique_connection_id,
@@ -203,6 +213,8 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
                     audio_supported,
                     has_focus,
                     user_agent,
+                    integration,
+                    missing,
                 }
             },
         )
@@ -309,6 +321,13 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         text().prop_map(|session_id| AgentMessage::MirrorResync { session_id }),
         text().prop_map(|q| AgentMessage::Search { q }),
         text().prop_map(|short_id| AgentMessage::Watch { short_id }),
+        (text(), any::<u8>(), opt_text()).prop_map(|(session_id, rating, feedback)| {
+            AgentMessage::RateSession {
+                session_id,
+                rating,
+                feedback,
+            }
+        }),
     ]
 }
 
@@ -370,8 +389,8 @@ fn ink() -> impl Strategy<Value = Ink> {
 fn the_strategies_cover_every_variant() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let mut visitor = [false; 20];
-    let mut agent = [false; 16];
+    let mut visitor = [false; 21];
+    let mut agent = [false; 17];
     for _ in 0..1000 {
         let v = visitor_message()
             .new_tree(&mut runner)
@@ -388,6 +407,7 @@ fn the_strategies_cover_every_variant() {
     visitor[15] = true;
     visitor[16] = true;
     visitor[19] = true;
+    visitor[20] = true;
     agent[15] = true;
     assert!(
         visitor.iter().all(|s| *s),

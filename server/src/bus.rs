@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
@@ -56,6 +56,8 @@ pub enum Call {
         account_id: i64,
         short_id: String,
     },
+    /// A journey beacon's events (checked where it arrived: key, origin, secret).
+    Track(Box<covisit::core::journey::TrackInput>),
 }
 
 /// What went over the bus.
@@ -205,6 +207,8 @@ pub struct Bus {
     tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
     prefix: Arc<str>,
     pub stats: Arc<BusStats>,
+    /// For the shared counters (a connection manager is a cheap handle).
+    counters: ConnectionManager,
 }
 
 /// Most messages sent in one pipeline.
@@ -251,6 +255,7 @@ impl Bus {
             .map_err(|e| format!("--bus {shown}: cannot reach Redis: {e}"))?;
         let stats = Arc::new(BusStats::default());
         let (tx, rx) = mpsc::unbounded_channel();
+        let counters = publisher.clone();
         tokio::spawn(publish_loop(publisher, rx, stats.clone()));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let received = stats.clone();
@@ -296,6 +301,7 @@ impl Bus {
                 tx,
                 prefix: prefix.into(),
                 stats,
+                counters,
             },
             events_rx,
         ))
@@ -319,6 +325,69 @@ fn decode(payload: &[u8]) -> Option<Received> {
 }
 
 /// Sends what is queued, in order, as pipelines of up to [`MAX_BATCH`] messages.
+/// How long a shared counter's call may take before the caller decides alone.
+const COUNTER_TIMEOUT: Duration = Duration::from_millis(500);
+
+impl Bus {
+    /// Adds one to the shared counter `name` for the current window of `window`
+    /// (fixed windows on the caller's clock, `now_secs`) and returns its new value:
+    /// every node counts into the same one.
+    pub async fn count(&self, name: &str, window: Duration, now_secs: u64) -> Result<u64, String> {
+        let window = window.as_secs().max(1);
+        let key = format!("{}:rl:{name}:{}", self.prefix, now_secs / window);
+        let mut con = self.counters.clone();
+        let (n,): (u64,) = tokio::time::timeout(
+            COUNTER_TIMEOUT,
+            redis::pipe()
+                .atomic()
+                .incr(&key, 1u64)
+                .expire(&key, (window * 2) as i64)
+                .ignore()
+                .query_async(&mut con),
+        )
+        .await
+        .map_err(|_| "Redis did not answer in time".to_string())?
+        .map_err(|e| e.to_string())?;
+        Ok(n)
+    }
+
+    /// Sets the shared flag `name` for `ttl`.
+    pub async fn set_flag(&self, name: &str, ttl: Duration) -> Result<(), String> {
+        let key = format!("{}:flag:{name}", self.prefix);
+        let mut con = self.counters.clone();
+        let ms = ttl.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+        tokio::time::timeout(
+            COUNTER_TIMEOUT,
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut con),
+        )
+        .await
+        .map_err(|_| "Redis did not answer in time".to_string())?
+        .map_err(|e| e.to_string())
+    }
+
+    /// Whether one of the shared flags `names` is set.
+    pub async fn any_flag(&self, names: &[String]) -> Result<bool, String> {
+        let keys: Vec<String> = names
+            .iter()
+            .map(|n| format!("{}:flag:{n}", self.prefix))
+            .collect();
+        let mut con = self.counters.clone();
+        let n: u64 = tokio::time::timeout(
+            COUNTER_TIMEOUT,
+            redis::cmd("EXISTS").arg(&keys).query_async(&mut con),
+        )
+        .await
+        .map_err(|_| "Redis did not answer in time".to_string())?
+        .map_err(|e| e.to_string())?;
+        Ok(n > 0)
+    }
+}
+
 async fn publish_loop(
     mut con: ConnectionManager,
     mut rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,

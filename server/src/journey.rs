@@ -30,16 +30,7 @@ const CACHE_SOFT_LIMIT: usize = 10_000;
 /// How far back an event's time may be placed (a page's clock can be anything).
 const MAX_EVENT_AGE_MS: u64 = 24 * 3600 * 1000;
 
-/// What arrived, and from whom.
-pub struct TrackInput {
-    pub account_id: i64,
-    pub short_id: String,
-    pub ip: String,
-    pub user_agent: Option<String>,
-    pub authenticated: bool,
-    pub sent_at: u64,
-    pub events: Vec<TrackEvent>,
-}
+pub use covisit::core::journey::TrackInput;
 
 /// Why a batch was not applied.
 #[derive(Debug)]
@@ -49,6 +40,25 @@ pub enum JourneyError {
     /// its way.
     UnknownVisitor,
     Store(StoreError),
+}
+
+impl From<JourneyError> for crate::errors::ApiError {
+    fn from(e: JourneyError) -> crate::errors::ApiError {
+        use crate::errors::ApiError;
+        use axum::http::StatusCode;
+        use covisit::core::codes::ErrorCode;
+        match e {
+            JourneyError::Invalid(e) => {
+                ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+            }
+            JourneyError::UnknownVisitor => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UNKNOWN_VISITOR,
+                "no such visitor",
+            ),
+            JourneyError::Store(e) => ApiError::internal(e),
+        }
+    }
 }
 
 pub struct Journeys {

@@ -3,7 +3,7 @@
 //!
 //! Reads consult the hub first (live state is freshest) and the store otherwise,
 //! after flushing queued writes so a read never misses a change it follows.
-//! Writes answer success only once their store write committed ([`durable`]): an
+//! Writes answer success only once their store write committed ([`durable`](crate::owner_calls::durable)): an
 //! acknowledged change survives a crash of the process.
 
 use covisit::core::codes::ErrorCode;
@@ -16,17 +16,17 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::ids::valid_id;
-use covisit::core::model::{Agent, AgentNote, Session, SessionSource, Visitor};
+use covisit::core::model::{Agent, Session, SessionSource, Visitor};
+use covisit::core::protocol::INTEGRATIONS;
 use serde_json::{json, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::{Act, Principal};
 use crate::bus::Call;
-use crate::cluster::CallResult;
 use crate::errors::ApiError;
 use crate::errors::{parse_body, ApiResult};
-use crate::hub::HubError;
 use crate::keys;
+use crate::owner_calls::{durable, on_owner};
 use crate::state::Shared;
 use crate::store::slot_of;
 
@@ -46,35 +46,6 @@ pub fn router() -> Router<Shared> {
         .route("/v1/sessions/{id}/end", post(end_session))
         .route("/v1/sessions/{id}/notes", post(add_note))
         .route("/v1/sessions/{id}/communications", get(communications))
-}
-
-/// Waits until the hub's queued writes (the caller's among them) are committed.
-async fn durable(state: &Shared) -> Result<(), ApiError> {
-    if state.hub.flush().await {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::INTERNAL,
-            "the change could not be stored",
-        ))
-    }
-}
-
-fn hub_error(e: HubError) -> ApiError {
-    let status = match e.code() {
-        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
-            StatusCode::NOT_FOUND
-        }
-        ErrorCode::VISITOR_OFFLINE
-        | ErrorCode::WRONG_SESSION_STATE
-        | ErrorCode::WRONG_CONTROL_STATE
-        | ErrorCode::DUPLICATE_AGENT
-        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
-        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, e.code(), e.message())
 }
 
 /// The REST form of a session: the seed fields plus `status` (an extra, documented).
@@ -116,7 +87,9 @@ async fn list_visitors(
                     "`q` is too long",
                 ));
             }
-            if crate::auth::is_lookup_code(t) && !state.lookups.allow(account) {
+            if crate::auth::is_lookup_code(t)
+                && !crate::limits::lookup_allowed(&state, account).await
+            {
                 return Err(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::RATE_LIMITED,
@@ -255,6 +228,24 @@ async fn request_session(
                 ))
             }
         };
+        // An integration's flow (a chat widget's "share screen" button, say) names the
+        // integration: the Session's `source` is then `integration`.
+        let source = match body.get("integration") {
+            None | Some(Value::Null) => SessionSource::Api,
+            Some(Value::String(i)) if INTEGRATIONS.contains(&i.as_str()) => {
+                SessionSource::Integration
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::INVALID_ARGUMENT,
+                    format!(
+                        "`integration` must be null or one of: {}",
+                        INTEGRATIONS.join(", ")
+                    ),
+                ))
+            }
+        };
         find_visitor(&state, account, &short_id).await?;
         let agent = match &p {
             // A signed-in user asks as themself, whatever the body names.
@@ -284,7 +275,7 @@ async fn request_session(
             account_id: account,
             short_id: short_id.clone(),
             agent,
-            source: SessionSource::Api,
+            source,
         };
         let answer = on_owner(&state, slot_of(&short_id), call).await?;
         let field = |k: &str| {
@@ -330,24 +321,43 @@ async fn list_sessions(
             .await
             .map_err(ApiError::internal)?;
         let live = state.hub.sessions_of(account, visitor_id).await;
-        let sessions: Vec<Value> = stored
+        let mut sessions: Vec<Value> = stored
             .into_iter()
             .map(|s| match live.iter().find(|l| l.id == s.session.id) {
                 Some(l) => session_json(l, &s.status),
                 None => session_json(&s.session, &s.status),
             })
             .collect();
+        crate::recordings::overlay(&state, account, &mut sessions).await?;
         Ok(Json(json!({ "sessions": sessions })).into_response())
     })
     .await
 }
 
+/// The REST Session (with its recording's fields: `recordings::overlay`).
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
+    let mut one = [find_session_record(state, account, id).await?];
+    crate::recordings::overlay(state, account, &mut one).await?;
+    let [session] = one;
+    Ok(session)
+}
+
+async fn find_session_record(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
     if !valid_id(id) {
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {
-        return Ok(session_json(&s, status.as_str()));
+        let mut v = session_json(&s, status.as_str());
+        // While live: what the visitor's pages sent in it (mirror records, assets among
+        // them), an extra field (docs/MIRROR.md, "Assets through covisit").
+        let bytes = state.hub.session_bytes(id).await;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "visitor_bytes".into(),
+                json!({"mirror": bytes.mirror, "assets": bytes.assets}),
+            );
+        }
+        return Ok(v);
     }
     state.hub.flush().await;
     let s = state
@@ -488,137 +498,6 @@ async fn add_note(
             .into_response())
     })
     .await
-}
-
-/// Runs `call` where the visitor or session it is about lives: here on a single node
-/// or when this node owns `slot`, else on its owner (over the bus).
-async fn on_owner(state: &Shared, slot: u16, call: Call) -> Result<Value, ApiError> {
-    let owner = state
-        .cluster
-        .as_ref()
-        .map(|c| (c, c.owner_of(slot)))
-        .filter(|(c, owner)| *owner != Some(c.node()));
-    let result = match owner {
-        None => carry_out(state.clone(), call).await,
-        Some((cluster, Some(owner))) => cluster.call(owner, call).await,
-        Some((_, None)) => Err((
-            503,
-            ErrorCode::UNAVAILABLE.as_str().to_string(),
-            "no node owns this visitor right now (the cluster is moving it); retry".to_string(),
-        )),
-    };
-    result.map_err(|(status, code, message)| {
-        ApiError::new(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            ErrorCode::parse(&code).unwrap_or(ErrorCode::INTERNAL),
-            message,
-        )
-    })
-}
-
-/// Carries out a REST write on the node that owns what it is about (this one): the
-/// hub acts, and the answer comes once its writes are committed. Another node's REST
-/// call arrives here over the bus.
-pub async fn carry_out(state: Shared, call: Call) -> CallResult {
-    let fail = |e: ApiError| (e.status.as_u16(), e.code.to_string(), e.message);
-    let result: Result<Value, ApiError> = async {
-        match call {
-            Call::RequestSession {
-                account_id,
-                short_id,
-                agent,
-                source,
-            } => {
-                let (session_id, viewer_url) = state
-                    .hub
-                    .request_session(account_id, &short_id, agent, source)
-                    .await
-                    .map_err(hub_error)?;
-                durable(&state).await?;
-                Ok(json!({ "session_id": session_id, "viewer_url": viewer_url }))
-            }
-            Call::EndSession {
-                account_id,
-                session_id,
-            } => {
-                state
-                    .hub
-                    .end_session(account_id, &session_id)
-                    .await
-                    .map_err(hub_error)?;
-                durable(&state).await?;
-                Ok(Value::Null)
-            }
-            Call::AddNote {
-                account_id,
-                session_id,
-                by,
-                text,
-            } => {
-                match state
-                    .hub
-                    .add_note(account_id, &session_id, &by, text.clone(), false)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) if e.code() == "unknown_session" => {
-                        // Not in memory any more: amend the stored record.
-                        let mut s = state
-                            .store
-                            .get_session(account_id, &session_id)
-                            .await
-                            .map_err(ApiError::internal)?
-                            .ok_or_else(|| ApiError::not_found("session"))?;
-                        s.session.agent_notes.push(AgentNote {
-                            text: text.clone(),
-                            by: by.clone(),
-                        });
-                        state
-                            .store
-                            .add_note(&session_id, &by, &text)
-                            .await
-                            .map_err(ApiError::internal)?;
-                        state
-                            .store
-                            .upsert_session(account_id, &s.session, &s.status)
-                            .await
-                            .map_err(ApiError::internal)?;
-                    }
-                    Err(e) => return Err(hub_error(e)),
-                }
-                durable(&state).await?;
-                Ok(Value::Null)
-            }
-            Call::EraseVisitor {
-                account_id,
-                short_id,
-            } => {
-                // No journey batch is applied from here until the store erased the
-                // visitor (one that raced the erasure would write the data back).
-                let erasing = state.journeys.erasing().await;
-                let in_memory = state.hub.erase_visitor(account_id, &short_id).await;
-                state.journeys.forget(account_id, &short_id);
-                durable(&state).await?;
-                let stored = state
-                    .store
-                    .erase_visitor(
-                        crate::clock::now(),
-                        account_id,
-                        &short_id,
-                        state.journeys.session_timeout_seconds(),
-                    )
-                    .await
-                    .map_err(ApiError::internal)?;
-                drop(erasing);
-                if !in_memory && !stored {
-                    return Err(ApiError::not_found("visitor"));
-                }
-                Ok(Value::Null)
-            }
-        }
-    }
-    .await;
-    result.map_err(fail)
 }
 
 async fn communications(

@@ -30,9 +30,11 @@ use serde_json::{json, Map, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
 use crate::auth::Act;
+use crate::bus::Call;
 use crate::errors::ApiError;
 use crate::errors::{parse_body, ApiResult};
-use crate::journey::{JourneyError, TrackInput};
+use crate::journey::TrackInput;
+use crate::owner_calls::on_owner;
 use crate::state::Shared;
 
 pub fn router() -> Router<Shared> {
@@ -56,18 +58,6 @@ fn invalid(message: impl Into<String>) -> ApiError {
         ErrorCode::INVALID_ARGUMENT,
         message,
     )
-}
-
-fn journey_error(e: JourneyError) -> ApiError {
-    match e {
-        JourneyError::Invalid(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
-        JourneyError::UnknownVisitor => ApiError::new(
-            StatusCode::NOT_FOUND,
-            ErrorCode::UNKNOWN_VISITOR,
-            "no such visitor",
-        ),
-        JourneyError::Store(e) => ApiError::internal(e),
-    }
 }
 
 // ----- the beacon ---------------------------------------------------------------------
@@ -184,16 +174,9 @@ async fn beacon(
             sent_at: beacon.sent_at,
             events: beacon.events,
         };
-        state
-            .journeys
-            .track(&state.hub, input)
-            .await
-            .map_err(journey_error)?;
-        if !state.hub.flush().await {
-            return Err(ApiError::internal(
-                "the beacon's events could not be stored",
-            ));
-        }
+        // On the visitor's owner, after what it did before (an erasure, say).
+        let slot = crate::store::slot_of(&input.short_id);
+        on_owner(&state, slot, Call::Track(Box::new(input))).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await;

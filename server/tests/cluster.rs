@@ -20,16 +20,27 @@ struct Cluster {
     pg: PgServer,
     redis: RedisServer,
     nodes: Vec<Server>,
+    /// Environment variables every node gets.
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    fn start_with(n: usize, env: &[(&'static str, &'static str)]) -> Cluster {
         let pg = PgServer::start();
         let redis = RedisServer::start();
+        let mut env = env.to_vec();
+        if !env.iter().any(|(k, _)| *k == "COVISIT_DRAIN_SECONDS") {
+            env.push(("COVISIT_DRAIN_SECONDS", "3"));
+        }
         let mut c = Cluster {
             pg,
             redis,
             nodes: Vec::new(),
+            env,
         };
         for _ in 0..n {
             c.add_node();
@@ -38,11 +49,7 @@ impl Cluster {
     }
 
     fn add_node(&mut self) -> usize {
-        let node = Server::start_on(
-            &self.pg.url(),
-            &[("COVISIT_DRAIN_SECONDS", "3")],
-            &["--bus", &self.redis.url()],
-        );
+        let node = Server::start_on(&self.pg.url(), &self.env, &["--bus", &self.redis.url()]);
         self.nodes.push(node);
         self.nodes.len() - 1
     }
@@ -252,7 +259,8 @@ async fn rest_works_on_any_node() {
 /// finds its visitor from any node.
 #[tokio::test]
 async fn lookup_codes_are_unique_across_nodes() {
-    let c = Cluster::start(3);
+    // 43 lookups: above the default budget, which the nodes share.
+    let c = Cluster::start_with(3, &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "1000")]);
     c.settled().await;
     let mut visitors = Vec::new();
     for i in 0..300 {
@@ -409,6 +417,19 @@ async fn a_paused_node_comes_back_fenced() {
     assert_eq!(health.status().as_u16(), 503);
     let body: Value = health.json().await.unwrap();
     assert_eq!(body["status"], "fenced");
+    let (status, body) = c
+        .node(0)
+        .rest("sk_demo")
+        .post(
+            &format!("/api/v1/visitors/{}/session_requests", ids.short_id),
+            &json!({"agent": {"name": "Api", "external_id": "crm-1"}}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
     assert_eq!(
         c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
         visitors_before
@@ -452,4 +473,189 @@ async fn a_redis_restart_loses_nothing_durable() {
         .get(&format!("/api/v1/sessions/{session_id}"))
         .await;
     assert_eq!(s["status"], "active");
+}
+
+/// SIGTERM: the node hands its idle visitors over first, ends a live session it still
+/// holds once the drain time is up (its agent, on another node, is told), and exits;
+/// its visitors come back through another node with the same ids.
+#[tokio::test]
+async fn a_draining_node_hands_its_visitors_over_and_exits() {
+    let mut c = Cluster::start(3);
+    c.settled().await;
+    let mine = c.node(0).node_id();
+    let mut owned_by_0 = Vec::new();
+    while owned_by_0.len() < 2 {
+        let v = visitor(&c, 0).await;
+        if owner_of(&c, &v.short_id()) == mine {
+            owned_by_0.push(v);
+        }
+    }
+    let mut live = owned_by_0.pop().expect("a visitor");
+    let mut idle = owned_by_0.pop().expect("a visitor");
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&live.short_id(), "search").await;
+    live.expect("session_request").await;
+    live.send(json!({"type": "authorize"})).await;
+    live.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+
+    c.node(0).signal("TERM");
+    // The idle visitor goes first, while the live session is still on.
+    assert!(idle.closed_within(Duration::from_secs(10)).await);
+    let rest = c.node(2).rest("sk_demo");
+    let (status, session) = rest.get(&format!("/api/v1/sessions/{session_id}")).await;
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["status"], "active", "{session}");
+    let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    assert_eq!(health.json::<Value>().await.unwrap()["status"], "draining");
+    // The drain time (3 s here) ends what is still live there; the agent hears it.
+    agent
+        .expect_within("session_update", Duration::from_secs(20), |u| {
+            u["session"]["id"] == session_id.as_str() && u["status"] == "ended"
+        })
+        .await;
+    assert!(live.closed_within(Duration::from_secs(10)).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.node(0).is_running() {
+        assert!(Instant::now() < deadline, "the drained node did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing is owned by the node that left; its visitors come back elsewhere.
+    assert_eq!(
+        c.pg.query_one_i64(&format!(
+            "SELECT count(*) FROM cluster_slots WHERE node_id = '{mine}'"
+        )),
+        0
+    );
+    let back = c.node(1).returning(&idle.ids(), None, true).await;
+    assert_eq!(back.short_id(), idle.short_id());
+    c.nodes.remove(0);
+}
+
+/// A journey beacon that reaches a node other than the visitor's owner counts, on the
+/// owner (after what the owner did before it); once the owner erased the visitor, a
+/// beacon through any node is refused and brings nothing back.
+#[tokio::test]
+async fn beacons_reach_the_owner_from_any_node() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = visitor(&c, 0).await;
+    let short_id = v.short_id();
+    let owner = owner_of(&c, &short_id);
+    let other = (0..3)
+        .find(|i| c.node(*i).node_id() != owner)
+        .expect("a non-owner");
+    let at = common::now_ms();
+    common::track(
+        &mut v,
+        vec![json!({"kind": "page_view", "at": at, "url": "http://127.0.0.1/shop/", "title": "Shop"})],
+    )
+    .await;
+    let beacon = |event: &str| {
+        json!({"api_key": "pk_demo", "short_id": short_id, "visitor_secret": v.secret(),
+            "sent_at": common::now_ms(),
+            "events": [{"kind": "custom", "at": common::now_ms(), "eventName": event, "attributes": {}}]})
+        .to_string()
+    };
+    let post = |node: usize, body: String| {
+        reqwest::Client::new()
+            .post(c.node(node).url("/api/v1/journey/beacon"))
+            .header("content-type", "text/plain;charset=UTF-8")
+            .header("origin", common::PAGE_ORIGIN)
+            .body(body)
+            .send()
+    };
+    let r = post(other, beacon("left")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let counted = common::journeys(c.node((other + 1) % 3), &short_id).await;
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(counted[0]["eventCount"], 2, "{counted:?}");
+
+    let rest = c.node(other).rest("sk_demo");
+    let (status, _) = rest
+        .call("DELETE", &format!("/api/v1/visitors/{short_id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let late = beacon("after the erasure");
+    let r = post(other, late).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_visitor", "{body}");
+    // The journey stays, without what was personal, and ended; no event came back.
+    for j in common::journeys(c.node(other), &short_id).await {
+        assert_eq!(
+            (&j["ipAddress"], &j["lastPage"], &j["eventCount"]),
+            (&Value::Null, &Value::Null, &json!(2)),
+            "{j}"
+        );
+        assert!(j["endedDate"].is_string(), "{j}");
+    }
+    assert_eq!(
+        c.pg.query_one_i64("SELECT count(*) FROM journey_events"),
+        0,
+        "the erased visitor's events are gone"
+    );
+}
+
+/// The lookup-code budget and the sign-in lockout are the cluster's, not each node's:
+/// spreading guesses over the nodes buys nothing.
+#[tokio::test]
+async fn rate_limits_are_shared_by_the_nodes() {
+    let c = Cluster::start_with(3, &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "4")]);
+    c.settled().await;
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let (status, body) = c
+            .node(i % 3)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={:04}", 9000 + i))
+            .await;
+        answers.push((status, body["error"]["code"].clone()));
+    }
+    assert!(answers[..4].iter().all(|(s, _)| *s == 200), "{answers:?}");
+    for (status, code) in &answers[4..] {
+        assert_eq!(
+            (*status, code.as_str()),
+            (429, Some("rate_limited")),
+            "{answers:?}"
+        );
+    }
+
+    // Six wrong passwords, two per node: locked on every node, the right one too.
+    for i in 0..6 {
+        let (status, _, _) = c
+            .node(i % 3)
+            .sign_in_raw(common::DEMO_ADMIN.0, "not the password")
+            .await;
+        assert!([401, 429].contains(&status), "{status}");
+    }
+    for i in 0..3 {
+        let (status, body, _) = c
+            .node(i)
+            .sign_in_raw(common::DEMO_ADMIN.0, common::DEMO_ADMIN.1)
+            .await;
+        assert_eq!(status, 429, "node {i}: {body}");
+        assert_eq!(body["error"]["code"], "too_many_attempts");
+    }
+}
+
+/// The whole cluster stopping (here: its only node): with nobody to hand visitors to, a
+/// node does not wait out its drain time for idle visitors; it goes at once.
+#[tokio::test]
+async fn the_last_node_drains_without_waiting_for_a_successor() {
+    let c = Cluster::start_with(1, &[("COVISIT_DRAIN_SECONDS", "60")]);
+    c.settled().await;
+    let mut v = visitor(&c, 0).await;
+    c.node(0).signal("TERM");
+    assert!(v.closed_within(Duration::from_secs(20)).await);
+    // Well before the 60 s it would give a live session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.node(0).is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "the last node waited for a successor"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

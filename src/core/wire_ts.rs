@@ -18,9 +18,9 @@ use crate::core::model::{
     QualityFeedback, Segment, SegmentType, Session, SessionSource, Visitor, Wrapup,
 };
 use crate::core::protocol::{
-    AgentMessage, ConnectionHello, ControlPhase, ErrorFrame, FoundBy, Ink, InkShape, MirrorData,
-    RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent, ServerToVisitor, SessionControl,
-    TrackBeacon, VisitorMessage, VisitorState,
+    AgentMessage, ConnectionHello, ConsoleEntry, ConsoleKind, ControlPhase, ErrorFrame, FoundBy,
+    Ink, InkShape, MirrorData, RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent,
+    ServerToVisitor, SessionControl, TrackBeacon, VisitorMessage, VisitorState,
 };
 
 /// Where the generated file lives (from the crate's root).
@@ -104,6 +104,8 @@ fn generate() -> String {
         // Both
         ErrorFrame,
         MirrorData,
+        ConsoleEntry,
+        ConsoleKind,
         RemoteAction,
         RemoteKind,
         RemoteRefusal,

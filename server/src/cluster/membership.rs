@@ -425,6 +425,24 @@ async fn pending_handovers(c: &Cluster) -> Result<Vec<(u16, String)>, String> {
         .collect())
 }
 
+/// Whether another node is up (not draining, heard from in time) to take slots. On
+/// an error, true: the caller keeps trying to hand over.
+pub async fn others_up(c: &Cluster) -> bool {
+    let Ok(client) = c.0.pool.get().await else {
+        return true;
+    };
+    let me = c.0.node.to_string();
+    client
+        .query_one(
+            "SELECT count(*) FROM cluster_nodes WHERE state = 'up' AND node_id <> $1
+               AND heartbeat_at > now() - make_interval(secs => $2::float8)",
+            &[&me, &(DEAD_AFTER_SECONDS as f64)],
+        )
+        .await
+        .map(|r| r.get::<_, i64>(0) > 0)
+        .unwrap_or(true)
+}
+
 /// Marks this node draining: the coordinator moves its slots away.
 pub async fn set_draining(c: &Cluster) -> Result<(), String> {
     let client = c.0.pool.get().await.map_err(|e| e.to_string())?;

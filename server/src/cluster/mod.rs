@@ -6,8 +6,8 @@
 //! fenced (its generation moved: PostgreSQL refuses its writes) and stops serving.
 //!
 //! This module is the shell around the hub for that: `membership` (registration,
-//! heartbeats, the slot table, handovers, fencing, draining), `coordinator` (the elected
-//! node that declares nodes dead and assigns slots), `codes` (lookup codes reserved
+//! heartbeats, the slot table, handovers, fencing, draining), `coordinator` (one look at a
+//! time, by any node: declares nodes dead and assigns slots), `codes` (lookup codes reserved
 //! across nodes), and here the routing of sockets, frames and calls.
 
 mod codes;
@@ -247,6 +247,11 @@ impl Cluster {
         self.0.hub.get()
     }
 
+    /// The bus (its shared counters, for `limits`).
+    pub fn bus(&self) -> &Bus {
+        &self.0.bus
+    }
+
     /// This node's figures for `/metrics`.
     pub fn figures(&self, owned_visitors: u64) -> crate::metrics::NodeFigures {
         let b = &self.0.bus.stats;
@@ -270,8 +275,19 @@ impl Cluster {
 
     // ----- routing ---------------------------------------------------------------------
 
+    /// The slots this node owns, as it last read the table.
+    fn owned_slots(&self) -> Slots {
+        let t = self.0.table.read().unwrap_or_else(|p| p.into_inner());
+        (0..SLOTS)
+            .filter(|s| t.owners.get(usize::from(*s)).copied().flatten() == Some(self.0.node))
+            .collect()
+    }
+
     /// The live node that owns `slot`, if any.
     pub fn owner_of(&self, slot: u16) -> Option<NodeIdx> {
+        if self.state() == NodeState::Fenced {
+            return None; // its table is stale, and it serves no more
+        }
         let t = self.0.table.read().unwrap_or_else(|p| p.into_inner());
         t.owners.get(usize::from(slot)).copied().flatten()
     }
@@ -281,7 +297,7 @@ impl Cluster {
     /// some slot. `None`: nobody can take it now (the table is being rebuilt).
     pub fn visitor_owner(&self, claimed: Option<&str>) -> Option<NodeIdx> {
         if self.state() == NodeState::Fenced {
-            return None; // its table is stale, and it serves no more
+            return None;
         }
         if let Some(id) = claimed.filter(|id| covisit::core::ids::valid_id(id)) {
             return self.owner_of(slot_of(id));
@@ -695,17 +711,10 @@ impl Cluster {
         if let Some(hub) = self.hub() {
             let all: Slots = (0..SLOTS).collect();
             hub.slots_lost(all).await;
-            let agents: Vec<ConnId> = self.lock_local_agents().keys().copied().collect();
-            for conn in agents {
-                hub.push(
-                    conn,
-                    Out::Close(CloseReason::Moved),
-                    Delivery::Now,
-                    self.0.node,
-                );
-            }
-            let bridges: Vec<ConnId> = self.lock_bridges().keys().copied().collect();
-            for conn in bridges {
+            // Its agent consoles and the tabs it bridged reconnect elsewhere.
+            let mut held: Vec<ConnId> = self.lock_local_agents().keys().copied().collect();
+            held.extend(self.lock_bridges().keys().copied());
+            for conn in held {
                 hub.push(
                     conn,
                     Out::Close(CloseReason::Moved),
@@ -750,7 +759,20 @@ impl Cluster {
                 if !owned {
                     return;
                 }
-                membership::release_handovers(self, started.elapsed() >= deadline).await;
+                let late = started.elapsed() >= deadline;
+                // Nobody to hand over to (the whole cluster is stopping): wait for the
+                // live sessions up to the deadline, end what is left, and go.
+                if !membership::others_up(self).await {
+                    if let Some(hub) = self.hub() {
+                        let mine = self.owned_slots();
+                        if late || !hub.has_live_sessions_in(mine.clone()).await {
+                            hub.end_live_sessions_in(mine).await;
+                            hub.flush().await;
+                            return;
+                        }
+                    }
+                }
+                membership::release_handovers(self, late).await;
                 tokio::select! {
                     _ = self.0.drained.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(250)) => {}

@@ -50,6 +50,14 @@ pub enum HubError {
     RateLiveSession,
     #[error("this socket is not connected")]
     UnknownConnection,
+    #[error("the visitor's browser cannot co-browse: it lacks {0}")]
+    VisitorUnsupported(String),
+    #[error("the visitor's page does not send its assets through covisit (`assetsProxyConfigured` is false)")]
+    AssetsNotEnabled,
+    #[error(
+        "the session's pages have sent as many assets as a session may (or too many are waiting)"
+    )]
+    AssetBudgetSpent,
 }
 
 impl HubError {
@@ -74,6 +82,9 @@ impl HubError {
             HubError::UnknownAction => ErrorCode::UNKNOWN_ACTION,
             HubError::InvalidMirrorFrame(_) => ErrorCode::INVALID_MIRROR_FRAME,
             HubError::UnknownConnection => ErrorCode::UNKNOWN_CONNECTION,
+            HubError::VisitorUnsupported(_) => ErrorCode::VISITOR_UNSUPPORTED,
+            HubError::AssetsNotEnabled => ErrorCode::ASSETS_NOT_ENABLED,
+            HubError::AssetBudgetSpent => ErrorCode::ASSET_TOO_LARGE,
         }
     }
 

@@ -154,12 +154,16 @@ impl Server {
         assert!(ok, "kill -{sig}");
     }
 
-    /// Whether the process still runs.
+    /// Whether the process still runs: it exists and is not a zombie (exited, not
+    /// yet reaped), which `kill -0` would call running.
     pub fn is_running(&self) -> bool {
-        Command::new("kill")
-            .args(["-0", &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success())
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                let (_, after) = stat.rsplit_once(')')?;
+                after.trim_start().chars().next()
+            })
+            .is_some_and(|state| state != 'Z')
     }
 
     /// kill -9, as a crash would.

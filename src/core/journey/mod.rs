@@ -17,4 +17,6 @@ pub use event::{
     TrackEvent, MAX_EVENTS_PER_BATCH,
 };
 #[cfg(not(target_arch = "wasm32"))]
-pub use tracker::{Applied, JourneyOptions, JourneyTracker, NewSession, VisitorContext};
+pub use tracker::{
+    Applied, JourneyOptions, JourneyTracker, NewSession, TrackInput, VisitorContext,
+};

@@ -18,6 +18,19 @@ use crate::core::model::{
 };
 use crate::core::Millis;
 
+/// A batch of tracked events as it arrived at the server, and from whom (the socket
+/// or the beacon checked who it is; a node of several hands it to the visitor's owner).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrackInput {
+    pub account_id: i64,
+    pub short_id: String,
+    pub ip: String,
+    pub user_agent: Option<String>,
+    pub authenticated: bool,
+    pub sent_at: u64,
+    pub events: Vec<TrackEvent>,
+}
+
 /// Minutes of inactivity after which the visitor counts as idle, by default.
 pub const DEFAULT_IDLE_AFTER_SECONDS: u64 = 5 * 60;
 /// Minutes of inactivity after which the visitor counts as away, by default.

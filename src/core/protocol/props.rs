@@ -51,6 +51,8 @@ enum Derived {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        #[serde(default)]
+        recorded: bool,
     },
     SessionStart {
         session_id: String,
@@ -87,6 +89,10 @@ enum Derived {
         action: RemoteAction,
     },
     MirrorResync,
+    AssetRequest {
+        id: u32,
+        url: String,
+    },
     Draw {
         agent_id: String,
         name: String,
@@ -114,9 +120,15 @@ impl From<Derived> for ServerToVisitor {
                 lookup_code,
                 visitor_secret,
             },
-            Derived::SessionRequest { session_id, agent } => {
-                S::SessionRequest { session_id, agent }
-            }
+            Derived::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => S::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            },
             Derived::SessionStart { session_id } => S::SessionStart { session_id },
             Derived::SessionContinue { session_id } => S::SessionContinue { session_id },
             Derived::SessionEnd {
@@ -143,6 +155,7 @@ impl From<Derived> for ServerToVisitor {
                 action,
             },
             Derived::MirrorResync => S::MirrorResync,
+            Derived::AssetRequest { id, url } => S::AssetRequest { id, url },
             Derived::Draw {
                 agent_id,
                 name,
@@ -213,10 +226,11 @@ fn variant(m: &ServerToVisitor) -> usize {
         ServerToVisitor::MirrorResync => 13,
         ServerToVisitor::Draw { .. } => 14,
         ServerToVisitor::Unknown => 15,
+        ServerToVisitor::AssetRequest { .. } => 16,
     }
 }
 
-const VARIANTS: usize = 16;
+const VARIANTS: usize = 17;
 
 // ----- strategies --------------------------------------------------------------------
 
@@ -319,7 +333,13 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
                 }
             }
         ),
-        (text(), agent()).prop_map(|(session_id, agent)| S::SessionRequest { session_id, agent }),
+        (text(), agent(), any::<bool>()).prop_map(|(session_id, agent, recorded)| {
+            S::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            }
+        }),
         text().prop_map(|session_id| S::SessionStart { session_id }),
         text().prop_map(|session_id| S::SessionContinue { session_id }),
         (text(), disconnect_type()).prop_map(|(session_id, disconnect_type)| S::SessionEnd {
@@ -343,6 +363,7 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
             action
         }),
         Just(S::MirrorResync),
+        (number(), text()).prop_map(|(id, url)| S::AssetRequest { id, url }),
         // The ink's keys in serde_json's order (the reference reads the ink as a
         // `serde_json::Value`, which sorts them; the SDK keeps the document's order).
         (text(), text(), 0..INK_COLORS, json_object()).prop_map(|(agent_id, name, color, ink)| {
@@ -407,6 +428,7 @@ const TAG_VALUES: &[&str] = &[
     "error",
     "remote_action",
     "mirror_resync",
+    "asset_request",
     "unknown",
     "teleport",
     "client",

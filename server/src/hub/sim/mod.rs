@@ -128,6 +128,8 @@ pub struct Tab {
     pub muted: bool,
     /// The tab is gone (browser killed): its client no longer runs.
     pub dead: bool,
+    /// Asset requests the client passed to the page (id, url).
+    pub asset_asks: Vec<(u32, String)>,
 }
 
 /// An agent's console, reduced to what it sends and receives.
@@ -177,7 +179,10 @@ impl SimStore {
             | Write::Communication(..)
             | Write::JourneySession(..)
             | Write::JourneyEvent(..)
-            | Write::ReleaseLookupCode(..) => {}
+            | Write::ReleaseLookupCode(..)
+            | Write::RecordingStart(..)
+            | Write::RecordingChunk(..)
+            | Write::RecordingEnd(..) => {}
         }
     }
 }
@@ -210,6 +215,8 @@ pub struct Sim {
     rng: StdRng,
     /// Steps taken, for the bound.
     pub steps: usize,
+    /// The pages' answers to asset requests, as the hub handed them out.
+    pub asset_replies: Vec<(u32, covisit::core::protocol::AssetReply)>,
 }
 
 impl Sim {
@@ -229,6 +236,7 @@ impl Sim {
             next_conn: 1,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
             steps: 0,
+            asset_replies: Vec::new(),
         }
     }
 
@@ -247,6 +255,8 @@ impl Sim {
             has_focus: true,
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".into()),
             call_token: None,
+            integration: None,
+            missing: Vec::new(),
         };
         let seed = self.rng.gen();
         let client = VisitorClient::new(&config.into(), page, stored.clone(), seed)
@@ -263,6 +273,7 @@ impl Sim {
             answers_remote: true,
             muted: false,
             dead: false,
+            asset_asks: Vec::new(),
         });
         let tab = self.tabs.len() - 1;
         self.pump();
@@ -694,6 +705,7 @@ impl Sim {
             ip: "203.0.113.9".into(),
             location: None,
             lookup_code: None,
+            record_sessions: false,
         }
     }
 
@@ -726,8 +738,9 @@ impl Sim {
         match o {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
-            // One node: nobody to tell.
-            Output::Publish(_) => {}
+            // One node: nobody to tell. Recordings are the store's to finalise.
+            Output::Publish(_) | Output::RecordingEnded(_) => {}
+            Output::Asset { id, reply } => self.asset_replies.push((id, reply)),
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
                     let tab = *tab;
@@ -796,6 +809,8 @@ impl Sim {
             }
             ClientOutput::Event(e) => self.tabs[tab].events.push(e),
             ClientOutput::Draw(ink) => self.tabs[tab].inks.push(ink),
+            // The simulated pages share no console (allowRemoteConsole is off).
+            ClientOutput::Console(_) => {}
             ClientOutput::Mirror(command) => self.page_mirror(tab, command),
         }
     }
@@ -821,6 +836,7 @@ impl Sim {
                 }
             }
             MirrorCommand::Control { .. } => {}
+            MirrorCommand::Asset { id, url } => self.tabs[tab].asset_asks.push((id, url)),
         }
     }
 }
