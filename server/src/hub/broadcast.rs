@@ -452,7 +452,9 @@ impl Hub {
             // It announces nothing durable (the url is written coalesced, best-effort).
             self.send(conn, frame.clone(), Delivery::Now);
         }
-        self.publish(VisitorNews {
+        // Nor does the news: only `last_url` (and `last_seen_at`) differ from the news
+        // before it, whose writes it waits for in the shell if they are not committed.
+        self.publish_now(VisitorNews {
             account_id,
             visitor: view,
             session_agents,

@@ -229,6 +229,44 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     assert_eq!(a.counts(), (0, 0));
 }
 
+/// A clustered hub's news of a navigation announces no write: it is `PublishNow`
+/// (the shell sends it at once), while a change it persists (the visitor came online,
+/// it lost focus) is `Publish`, after its writes.
+#[test]
+fn navigation_news_goes_now_and_other_news_after_the_writes() {
+    let now = Millis(1_800_000_000_000);
+    let mut a = hub();
+    a.set_owned_slots(Some((0..256).collect()));
+    a.handle_visitor_connect(now, 1, hello(1))
+        .expect("connects");
+    let kinds = |out: Vec<Output>| -> Vec<&'static str> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Publish(_) => Some("after writes"),
+                Output::PublishNow(_) => Some("now"),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(kinds(drain(&mut a)), ["after writes"], "came online");
+    let url = |u: &str| covisit::core::protocol::VisitorMessage::Url {
+        current_url: u.into(),
+    };
+    a.handle_visitor_frame(Millis(now.0 + 10), 1, url("http://127.0.0.1/a"));
+    let out = drain(&mut a);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Persist(_))),
+        "the url is written later, coalesced"
+    );
+    assert_eq!(kinds(out), ["now"], "a navigation");
+    a.handle_visitor_frame(
+        Millis(now.0 + 20),
+        1,
+        covisit::core::protocol::VisitorMessage::Focus { has_focus: false },
+    );
+    assert_eq!(kinds(drain(&mut a)), ["after writes"], "focus lost");
+}
+
 /// Everything the hub asked for, drained.
 fn drain(hub: &mut Hub) -> Vec<Output> {
     std::iter::from_fn(|| hub.poll_output()).collect()
