@@ -305,15 +305,11 @@ impl Hub {
         if entry.machine.is_online() {
             entry.visitor.last_seen_at = now.to_iso8601();
         }
-        let view = entry.view(now);
-        // last_seen_at moves with every heartbeat: it alone is not a change.
-        let comparable = Visitor {
-            last_seen_at: String::new(),
-            ..view.clone()
-        };
-        let visitor_changed = entry.last_broadcast.as_ref() != Some(&comparable);
+        let mut view = entry.view(now);
+        let print = fingerprint(&mut view);
+        let visitor_changed = entry.last_broadcast != Some(print);
         if visitor_changed {
-            entry.last_broadcast = Some(comparable);
+            entry.last_broadcast = Some(print);
         }
         let flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
         let broadcast_now = visitor_changed
@@ -575,6 +571,21 @@ impl Hub {
         self.pending_broadcasts.remove(short_id);
         self.schedule(short_id, now);
     }
+}
+
+/// What change detection compares: a 64-bit hash of the visitor as agents see it,
+/// without `last_seen_at` (it moves with every heartbeat: it alone is not a change).
+/// A hash, not a copy: a copy of every online visitor's record costs ~0.8 KB each. Two
+/// different views hash alike with a chance of 2^-64, which would only hold that update
+/// back until the visitor's next change. `DefaultHasher::new()` has fixed keys: the hub
+/// draws no randomness.
+fn fingerprint(view: &mut Visitor) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let seen = std::mem::take(&mut view.last_seen_at);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    view.hash(&mut h);
+    view.last_seen_at = seen;
+    h.finish()
 }
 
 fn sorted(ids: impl Iterator<Item = ConnId>) -> Vec<ConnId> {

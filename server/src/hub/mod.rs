@@ -86,7 +86,9 @@ enum Conn {
 pub struct Hub {
     config: HubConfig,
     ids: Ids,
-    visitors: HashMap<String, VisitorEntry>,
+    /// Boxed: an entry is over 2 KB, and a map of them inline would keep that much for
+    /// every empty bucket too (up to half its table) and copy them all when it grows.
+    visitors: HashMap<String, Box<VisitorEntry>>,
     conns: HashMap<ConnId, Conn>,
     /// The agent sockets of each account, in a stable order: an update fans out over
     /// the account's agents only, not over every socket the hub holds.
