@@ -473,7 +473,20 @@ impl Hub {
     /// The broadcast tick: coalesced url writes, and visitor updates held back by
     /// [`BROADCAST_INTERVAL_MS`] that are due now.
     pub(super) fn send_deferred(&mut self, now: Millis) {
-        let mut dirty: Vec<String> = std::mem::take(&mut self.dirty_urls).into_iter().collect();
+        let mut next_due: Option<Millis> = None;
+        // A navigation arms the timer one tick ahead, so its url is written within a
+        // tick either way; held-back updates fire it too, at their own times (with
+        // many visitors, many times a tick), and each time used to write every url.
+        let urls_due = Millis(self.urls_written_at.0 + BROADCAST_TICK_MS);
+        let mut dirty: Vec<String> = if now >= urls_due {
+            self.urls_written_at = now;
+            std::mem::take(&mut self.dirty_urls).into_iter().collect()
+        } else {
+            if !self.dirty_urls.is_empty() {
+                next_due = Some(urls_due);
+            }
+            Vec::new()
+        };
         dirty.sort();
         for id in dirty {
             let Some(entry) = self.visitors.get_mut(&id) else {
@@ -496,7 +509,6 @@ impl Hub {
             .into_iter()
             .collect();
         pending.sort();
-        let mut next_due: Option<Millis> = None;
         for id in pending {
             let Some(entry) = self.visitors.get_mut(&id) else {
                 continue;

@@ -102,6 +102,10 @@ pub struct Hub {
     /// Visitors whose `last_url`/connection urls changed by a url-only update and are
     /// not written yet (coalesced: written at the next broadcast tick).
     dirty_urls: HashSet<String>,
+    /// When `dirty_urls` were last written: they are written at most once a
+    /// [`BROADCAST_TICK_MS`], however often the broadcast timer fires for held-back
+    /// updates (it does at each visitor's own due time).
+    urls_written_at: Millis,
     timers: Timers,
     outputs: VecDeque<Output>,
     /// Visitors other nodes own, as their owners last described them (clustered).
@@ -138,6 +142,7 @@ impl Hub {
             lookup_codes: HashMap::new(),
             pending_broadcasts: HashSet::new(),
             dirty_urls: HashSet::new(),
+            urls_written_at: Millis(0),
             timers: Timers::default(),
             outputs: VecDeque::new(),
             shadows: HashMap::new(),

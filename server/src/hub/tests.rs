@@ -267,6 +267,57 @@ fn navigation_news_goes_now_and_other_news_after_the_writes() {
     assert_eq!(kinds(drain(&mut a)), ["after writes"], "focus lost");
 }
 
+/// Navigations' urls are written coalesced, once a tick at most, even while the
+/// broadcast timer fires far more often for many visitors' held-back updates (each at
+/// its own time): 40 visitors navigating 20 times a second for 6 s.
+#[test]
+fn url_writes_are_coalesced_to_one_a_tick_while_held_back_updates_fall_due() {
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    let visitors = 40u64;
+    for conn in 0..visitors {
+        // Connected 9 ms apart: their updates fall due at 40 different times.
+        hub.handle_visitor_connect(Millis(t0.0 + conn * 9), conn, hello(1))
+            .expect("connects");
+    }
+    drain(&mut hub);
+    let url = |n: u64| covisit::core::protocol::VisitorMessage::Url {
+        current_url: format!("http://127.0.0.1/page/{n}"),
+    };
+    let (start, end) = (t0.0 + 1_000, t0.0 + 7_000);
+    let (mut now, mut next_nav, mut n, mut url_writes) = (start, start, 0u64, 0u64);
+    let mut count = |out: Vec<Output>| {
+        out.iter()
+            .filter(|o| matches!(o, Output::Persist(crate::store::Write::Visitor(..))))
+            .count() as u64
+    };
+    while now < end {
+        if now >= next_nav {
+            for conn in 0..visitors {
+                n += 1;
+                hub.handle_visitor_frame(Millis(now), conn, url(n));
+            }
+            next_nav += 50;
+        }
+        url_writes += count(drain(&mut hub));
+        let timer = hub.poll_timeout().map_or(u64::MAX, |d| d.0);
+        now = timer.min(next_nav);
+        if timer <= now {
+            hub.handle_timeout(Millis(now));
+        }
+    }
+    url_writes += count(drain(&mut hub));
+    let ticks = (end - start) / BROADCAST_TICK_MS + 1;
+    assert!(
+        url_writes <= visitors * ticks,
+        "{url_writes} visitor writes in {ticks} ticks of {visitors} visitors"
+    );
+    assert!(
+        url_writes >= visitors * (ticks - 2),
+        "{url_writes}: urls are written"
+    );
+}
+
 /// Everything the hub asked for, drained.
 fn drain(hub: &mut Hub) -> Vec<Output> {
     std::iter::from_fn(|| hub.poll_output()).collect()
