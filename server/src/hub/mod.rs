@@ -332,20 +332,45 @@ impl Hub {
     /// The account's online visitors, most recently seen first (on a node of several,
     /// those of the other nodes too, as their owners last described them).
     pub fn online_visitors(&self, now: Millis, account_id: i64) -> Vec<Visitor> {
-        let mut list: Vec<Visitor> = self
+        self.newest_online_visitors(now, account_id, usize::MAX)
+    }
+
+    /// The `limit` most recently seen of them: only those are copied (an agent's
+    /// hello lists 500 of what may be 10,000; copying and sorting them all held the
+    /// hub's task for 25-35 ms per agent).
+    pub(crate) fn newest_online_visitors(
+        &self,
+        now: Millis,
+        account_id: i64,
+        limit: usize,
+    ) -> Vec<Visitor> {
+        // Ok: a visitor of this node (shown through its view); Err: another node's.
+        type Record<'a> = (&'a str, Result<&'a VisitorEntry, &'a Visitor>);
+        let mut records: Vec<Record> = self
             .visitors
             .values()
             .filter(|v| v.account_id == account_id && v.machine.is_online())
-            .map(|v| v.view(now))
+            .map(|v| (v.visitor.last_seen_at.as_str(), Ok(&**v)))
             .chain(
                 self.shadows
                     .values()
                     .filter(|s| s.account_id == account_id && s.visitor.is_online)
-                    .map(|s| s.visitor.clone()),
+                    .map(|s| (s.visitor.last_seen_at.as_str(), Err(&s.visitor))),
             )
             .collect();
-        list.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
-        list
+        let newest_first = |a: &Record, b: &Record| b.0.cmp(a.0);
+        if records.len() > limit {
+            records.select_nth_unstable_by(limit, newest_first);
+            records.truncate(limit);
+        }
+        records.sort_by(newest_first);
+        records
+            .into_iter()
+            .map(|(_, r)| match r {
+                Ok(entry) => entry.view(now),
+                Err(visitor) => visitor.clone(),
+            })
+            .collect()
     }
 
     /// The in-memory visitor, when it is online or in a session (here, or on another

@@ -318,6 +318,31 @@ fn url_writes_are_coalesced_to_one_a_tick_while_held_back_updates_fall_due() {
     );
 }
 
+/// An agent's hello lists the most recently seen visitors: the same as the first of
+/// the full list, newest first.
+#[test]
+fn the_newest_online_visitors_are_the_first_of_the_full_list() {
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    for conn in 0..30u64 {
+        // Seen 1 s apart, in a shuffled order.
+        hub.handle_visitor_connect(Millis(t0.0 + (conn * 7 % 30) * 1000), conn, hello(1))
+            .expect("connects");
+    }
+    let now = Millis(t0.0 + 60_000);
+    let all = hub.online_visitors(now, 1);
+    assert_eq!(all.len(), 30);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].last_seen_at >= w[1].last_seen_at));
+    assert_eq!(hub.newest_online_visitors(now, 1, 5), all[..5].to_vec());
+    assert_eq!(hub.newest_online_visitors(now, 1, 50), all);
+    assert!(
+        hub.newest_online_visitors(now, 2, 5).is_empty(),
+        "another account's"
+    );
+}
+
 /// Everything the hub asked for, drained.
 fn drain(hub: &mut Hub) -> Vec<Output> {
     std::iter::from_fn(|| hub.poll_output()).collect()
