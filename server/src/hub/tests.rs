@@ -286,7 +286,7 @@ fn url_writes_are_coalesced_to_one_a_tick_while_held_back_updates_fall_due() {
     };
     let (start, end) = (t0.0 + 1_000, t0.0 + 7_000);
     let (mut now, mut next_nav, mut n, mut url_writes) = (start, start, 0u64, 0u64);
-    let mut count = |out: Vec<Output>| {
+    let count = |out: Vec<Output>| {
         out.iter()
             .filter(|o| matches!(o, Output::Persist(crate::store::Write::Visitor(..))))
             .count() as u64
