@@ -97,6 +97,7 @@ fn the_sdk_js_throws_only_registered_codes() {
         "src/web/capture.js",
         "src/web/draw.js",
         "src/web/mirror.js",
+        "src/web/call.js",
     ] {
         for code in quoted_after(&read(file), "code: ") {
             assert!(

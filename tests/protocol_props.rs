@@ -8,9 +8,10 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use covisit::core::protocol::{
-    decode, encode, AgentMessage, ConnectionHello, FoundBy, Ink, InkShape, MirrorData,
-    ProtocolError, RemoteAction, RemoteRefusal, ServerToAgent, ServerToVisitor, VisitorMessage,
-    WireMessage, INK_COLORS, MAX_FRAME_BYTES, MAX_INK_COORD, MAX_INK_POINTS, PROTOCOL_VERSION,
+    decode, encode, AgentMessage, CallFromAgent, ConnectionHello, FoundBy, Ink, InkShape,
+    MirrorData, ProtocolError, RemoteAction, RemoteRefusal, ServerToAgent, ServerToVisitor,
+    VisitorMessage, WireMessage, INK_COLORS, MAX_FRAME_BYTES, MAX_INK_COORD, MAX_INK_POINTS,
+    PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -148,8 +149,10 @@ fn visitor_variant(m: &VisitorMessage) -> usize {
         // (`mirror_frames_written_by_hand_decode` covers `Mirror`.)
         V::RemoteApplied { .. } => 17,
         V::CallLink { .. } => 18,
+        // Written by hand by the SDK (its call file's JSON): never by `encode`.
+        V::Call { .. } => 19,
         // What an unknown type decodes to: never written.
-        V::Unknown => 19,
+        V::Unknown => 20,
     }
 }
 
@@ -171,7 +174,8 @@ fn agent_variant(m: &AgentMessage) -> usize {
         A::Watch { .. } => 12,
         A::Draw { .. } => 13,
         A::SetActiveConnection { .. } => 14,
-        A::Unknown => 15,
+        A::Call { .. } => 15,
+        A::Unknown => 16,
     }
 }
 
@@ -309,6 +313,18 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         text().prop_map(|session_id| AgentMessage::MirrorResync { session_id }),
         text().prop_map(|q| AgentMessage::Search { q }),
         text().prop_map(|short_id| AgentMessage::Watch { short_id }),
+        (text(), any::<bool>(), any::<bool>()).prop_map(|(session_id, a, b)| {
+            AgentMessage::Call {
+                session_id,
+                call: if a {
+                    CallFromAgent::Media { audio: a, video: b }
+                } else if b {
+                    CallFromAgent::Start { video: b }
+                } else {
+                    CallFromAgent::End
+                },
+            }
+        }),
     ]
 }
 
@@ -370,8 +386,8 @@ fn ink() -> impl Strategy<Value = Ink> {
 fn the_strategies_cover_every_variant() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let mut visitor = [false; 20];
-    let mut agent = [false; 16];
+    let mut visitor = [false; 21];
+    let mut agent = [false; 17];
     for _ in 0..1000 {
         let v = visitor_message()
             .new_tree(&mut runner)
@@ -388,7 +404,8 @@ fn the_strategies_cover_every_variant() {
     visitor[15] = true;
     visitor[16] = true;
     visitor[19] = true;
-    agent[15] = true;
+    visitor[20] = true;
+    agent[16] = true;
     assert!(
         visitor.iter().all(|s| *s),
         "visitor variants generated: {visitor:?}"

@@ -22,6 +22,9 @@ use crate::core::protocol::{
     RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent, ServerToVisitor, SessionControl,
     TrackBeacon, VisitorMessage, VisitorState,
 };
+use crate::core::protocol::{
+    CallFromAgent, CallFromVisitor, CallToAgent, CallToVisitor, SessionCall,
+};
 
 /// Where the generated file lives (from the crate's root).
 const PATH: &str = "www/agent/wire.d.ts";
@@ -136,6 +139,12 @@ fn generate() -> String {
         VideoAudioRelationship,
         Ink,
         InkShape,
+        // Calls and sharing (issue 17)
+        CallToVisitor,
+        CallFromVisitor,
+        CallFromAgent,
+        CallToAgent,
+        SessionCall,
     );
     for visit in std::mem::take(&mut d.roots) {
         visit(&mut d);

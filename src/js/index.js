@@ -10,12 +10,14 @@ let loaded = false;
 let captureUrl = null;
 /** @type {string | null} */
 let drawUrl = null;
+/** @type {string | null} */
+let callUrl = null;
 
 /**
  * Load the wasm (once). Called by `start`; call it early to warm up. `wasmUrl` defaults
  * to the `.wasm` next to this file. The co-browsing capture (covisit-capture.js) and the
- * drawing layer for agents' ink (covisit-draw.js), which only a session needs, are
- * fetched later from next to the wasm.
+ * drawing layer for agents' ink (covisit-draw.js) and the calls and sharing
+ * (covisit-call.js), which only a session needs, are fetched later from next to the wasm.
  * @param {string | URL} [wasmUrl]
  * @returns {Promise<void>}
  */
@@ -25,9 +27,11 @@ export function load(wasmUrl) {
     if (wasmUrl) {
       captureUrl = new URL('covisit-capture.js', new URL(wasmUrl, location.href)).href;
       drawUrl = new URL('covisit-draw.js', new URL(wasmUrl, location.href)).href;
+      callUrl = new URL('covisit-call.js', new URL(wasmUrl, location.href)).href;
     } else {
       captureUrl = new URL('./covisit-capture.js', import.meta.url).href;
       drawUrl = new URL('./covisit-draw.js', import.meta.url).href;
+      callUrl = new URL('./covisit-call.js', import.meta.url).href;
     }
     loading = wasm.default({ module_or_path: wasmUrl || new URL('./covisit_wasm_bg.wasm', import.meta.url) })
       .then(() => { loaded = true; });
@@ -66,7 +70,7 @@ export async function start(config) {
   if (typeof wasm.startCovisit !== 'function') {
     throw Object.assign(new Error('this build of covisit has no session client (build with --preview)'), { code: 'unsupported' });
   }
-  return wasm.startCovisit(config, captureUrl, drawUrl);
+  return wasm.startCovisit(config, captureUrl, drawUrl, callUrl);
 }
 
 export const version = whenLoaded('version', () => wasm.version());

@@ -39,6 +39,17 @@ extern "C" {
     /// Takes every ink and the layer away.
     #[wasm_bindgen(method, js_name = drawStop)]
     pub fn draw_stop(this: &Ui);
+    /// Calls and sharing: hands a server `call` frame (JSON text) to the call file,
+    /// fetching it first (`url`: covisit-call.js; none: calls are declined).
+    #[wasm_bindgen(method, js_name = callFrame)]
+    pub fn call_frame(this: &Ui, url: Option<String>, call: &str);
+    /// The session is over here: every call and share stops at once.
+    #[wasm_bindgen(method, js_name = callStop)]
+    pub fn call_stop(this: &Ui);
+    /// `acceptCall`, `declineCall`, `endCall`, `setMicrophone`, `setCamera`: answered
+    /// by the call file (a rejected promise with `wrong_call_state` without a call).
+    #[wasm_bindgen(method, js_name = callApi)]
+    pub fn call_api(this: &Ui, name: &str, arg: JsValue) -> js_sys::Promise;
 
     /// Journey tracking's facts about the page viewed, as the JSON text of `PageFacts`
     /// without `at`; empty when the URL did not change since the last page view.

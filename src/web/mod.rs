@@ -218,5 +218,13 @@ export interface CovisitEvents {
   connectionChange: { online: boolean };
   stateChange: CovisitState;
   error: { code: string; message: string };
+  /** An agent calls (issue 17). With a handler, answer with `acceptCall()` / `declineCall()`; without one the SDK asks. `video`: a video call; `camera`: the visitor's camera will be asked for too (`cobrowsingVideoEnabled`). */
+  callRequest: { agent: CovisitAgent; video: boolean; camera: boolean };
+  /** The call is connected: audio (and video) flow. */
+  callStart: { agent: CovisitAgent; video: boolean };
+  /** The call is over (also after a decline). */
+  callEnd: { reason: CallEndReason };
 }
+/** Why a call ended (`callEnd`). */
+export type CallEndReason = 'hung_up_by_agent' | 'hung_up_by_visitor' | 'declined' | 'media_denied' | 'session_ended' | 'tab_closed' | 'agent_left' | 'failed';
 "#;

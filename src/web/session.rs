@@ -47,6 +47,9 @@ pub fn start_covisit(
     // Where the on-demand drawing layer is (agents' laser and ink; index.js passes the
     // file next to the wasm); without it no ink is ever shown.
     #[wasm_bindgen(js_name = drawUrl)] draw_url: Option<String>,
+    // Where the on-demand call file is (calls and tab sharing; index.js passes the file
+    // next to the wasm); without it calls are declined.
+    #[wasm_bindgen(js_name = callUrl)] call_url: Option<String>,
 ) -> js_sys::Promise {
     let config = match from_js(&config) {
         Ok(c) => c,
@@ -82,7 +85,7 @@ pub fn start_covisit(
         Ok(c) => c,
         Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
     };
-    let driver = Driver::new(client, capture_url, draw_url);
+    let driver = Driver::new(client, capture_url, draw_url, call_url);
     let covisit = Covisit {
         driver: driver.clone(),
     };
@@ -128,7 +131,22 @@ fn page_info() -> PageInfo {
             .is_some_and(|d| d.has_focus().unwrap_or(false) && !d.hidden()),
         user_agent: window.navigator().user_agent().ok(),
         call_token: None,
+        audio_supported: audio_supported(&window),
     }
+}
+
+/// Calls: whether this browser can make them (`getUserMedia` and `RTCPeerConnection`
+/// are there): detected, never claimed (Connection `audioSupported`). Read through
+/// `Reflect`, which the bundle has anyway, rather than another import.
+fn audio_supported(window: &web_sys::Window) -> bool {
+    let get = |o: &JsValue, k: &str| {
+        js_sys::Reflect::get(o, &JsValue::from_str(k))
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let devices = get(&window.navigator(), "mediaDevices");
+    get(window, "RTCPeerConnection").is_some()
+        && devices.is_some_and(|d| get(&d, "getUserMedia").is_some())
 }
 
 type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
@@ -145,12 +163,14 @@ struct Driver {
     unpatch_history: Option<js_sys::Function>,
     handlers: Vec<(String, js_sys::Function)>,
     ui: Option<glue::Ui>,
-    ui_callback: Option<Closure<dyn FnMut(String, JsValue)>>,
+    ui_callback: Option<Closure<dyn FnMut(String, JsValue) -> bool>>,
     /// Co-browsing capture (`mirror.js`) and the callback it hands batches to.
     mirror: Option<(Capture, BatchCallback)>,
     capture_url: Option<String>,
     /// Where the drawing layer (covisit-draw.js) is.
     draw_url: Option<String>,
+    /// Where the call file (covisit-call.js) is.
+    call_url: Option<String>,
     waiters: Vec<(js_sys::Function, js_sys::Function)>,
     /// The `ready` detail once it happened, for handlers added later (see `on`).
     ready_detail: Option<JsValue>,
@@ -163,6 +183,7 @@ impl Driver {
         client: VisitorClient,
         capture_url: Option<String>,
         draw_url: Option<String>,
+        call_url: Option<String>,
     ) -> Rc<RefCell<Driver>> {
         Rc::new_cyclic(|this| {
             RefCell::new(Driver {
@@ -178,6 +199,7 @@ impl Driver {
                 mirror: None,
                 capture_url,
                 draw_url,
+                call_url,
                 waiters: Vec::new(),
                 ready_detail: None,
                 instance: None,
@@ -313,9 +335,15 @@ impl Driver {
 
     fn install_ui(driver: &Rc<RefCell<Driver>>) {
         let weak = Rc::downgrade(driver);
-        let callback =
-            Closure::<dyn FnMut(String, JsValue)>::new(move |action: String, arg: JsValue| {
-                let Some(d) = weak.upgrade() else { return };
+        let callback = Closure::<dyn FnMut(String, JsValue) -> bool>::new(
+            move |action: String, arg: JsValue| {
+                let Some(d) = weak.upgrade() else {
+                    return false;
+                };
+                // The call file fires the page's call events: is anyone listening?
+                if action == "callEvent" {
+                    return Driver::call_event(&d, &arg);
+                }
                 let result = {
                     let client = &mut d.borrow_mut().client;
                     match action.as_str() {
@@ -325,6 +353,7 @@ impl Driver {
                         "grantControl" => client.grant_control(),
                         "denyControl" => client.deny_control(),
                         "revokeControl" => client.revoke_control(),
+                        "callSend" => client.call_send(&arg.as_string().unwrap_or_default()),
                         "rate" => from_js(&arg)
                             .map_err(|_| crate::core::client::ClientError::InvalidArgument {
                                 field: "rating",
@@ -341,6 +370,7 @@ impl Driver {
                         ui.show_lookup_code(&code);
                     }
                 }
+                let ok = result.is_ok();
                 if let Err(e) = result {
                     web_sys::console::warn_2(
                         &JsValue::from_str("[covisit]"),
@@ -348,7 +378,9 @@ impl Driver {
                     );
                 }
                 Driver::drive(&d);
-            });
+                ok
+            },
+        );
         let ui = glue::Ui::new(callback.as_ref().unchecked_ref());
         let mut d = driver.borrow_mut();
         d.ui = Some(ui);
@@ -378,6 +410,18 @@ impl Driver {
                 Output::Event(event) => Driver::dispatch(driver, event),
                 Output::Mirror(command) => Driver::mirror_command(driver, command),
                 Output::Draw(command) => Driver::draw_command(driver, command),
+                Output::Call(frame) => {
+                    let (ui, url) = {
+                        let d = driver.borrow();
+                        (d.ui.clone(), d.call_url.clone())
+                    };
+                    if let Some(ui) = ui {
+                        match frame {
+                            Some(text) => ui.call_frame(url, &text),
+                            None => ui.call_stop(),
+                        }
+                    }
+                }
             }
         }
         driver.borrow_mut().arm_timer();
@@ -450,6 +494,30 @@ impl Driver {
             let _ = socket.close();
         }
         self.socket_callbacks.clear();
+    }
+
+    /// The call file fires a page event (`[name, detail]`: `callRequest`, `callStart`,
+    /// `callEnd`): calls the page's handlers; false when there is none (the call file
+    /// then asks with the SDK's own prompt).
+    fn call_event(driver: &Rc<RefCell<Driver>>, arg: &JsValue) -> bool {
+        let name = js_sys::Reflect::get(arg, &JsValue::from(0)).unwrap_or_default();
+        let detail = js_sys::Reflect::get(arg, &JsValue::from(1)).unwrap_or_default();
+        let handlers: Vec<js_sys::Function> = driver
+            .borrow()
+            .handlers
+            .iter()
+            .filter(|(n, _)| name.as_string().as_deref() == Some(n.as_str()))
+            .map(|(_, f)| f.clone())
+            .collect();
+        for handler in &handlers {
+            if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
+                web_sys::console::error_2(
+                    &JsValue::from_str("[covisit] an event handler threw:"),
+                    &e,
+                );
+            }
+        }
+        !handlers.is_empty()
     }
 
     /// Calls the page's handlers for `event`; without one, the default UI answers
@@ -666,6 +734,16 @@ pub struct Covisit {
 }
 
 impl Covisit {
+    /// A call API method, answered by the on-demand call file (glue.js `callApi`).
+    fn call_api(&self, name: &str, arg: JsValue) -> js_sys::Promise {
+        match self.driver.borrow().ui.as_ref() {
+            Some(ui) => ui.call_api(name, arg),
+            None => js_sys::Promise::reject(
+                &CovisitError::from(crate::core::client::ClientError::Stopped).into(),
+            ),
+        }
+    }
+
     fn call(
         &self,
         f: impl FnOnce(&mut VisitorClient) -> Result<(), crate::core::client::ClientError>,
@@ -813,9 +891,59 @@ impl Covisit {
         self.call(|c| c.rate(&rating))
     }
 
+    /// Accept the call an agent offers (`callRequest`): the browser then asks for the
+    /// microphone (and the camera for a video call the page's config lets through).
+    /// Needed only with a `callRequest` handler (otherwise the SDK asks the visitor).
+    ///
+    /// ```js
+    /// cv.on('callRequest', ({ agent, video }) => askMyWay(agent, video) ? cv.acceptCall() : cv.declineCall());
+    /// ```
+    #[wasm_bindgen(js_name = acceptCall, unchecked_return_type = "Promise<void>")]
+    pub fn accept_call(&self) -> js_sys::Promise {
+        self.call_api("acceptCall", JsValue::UNDEFINED)
+    }
+
+    /// Decline the call an agent offers (`callEnd` with `reason: 'declined'`).
+    #[wasm_bindgen(js_name = declineCall, unchecked_return_type = "Promise<void>")]
+    pub fn decline_call(&self) -> js_sys::Promise {
+        self.call_api("declineCall", JsValue::UNDEFINED)
+    }
+
+    /// Hang up the call (`callEnd` with `reason: 'hung_up_by_visitor'`).
+    ///
+    /// ```js
+    /// hangUpButton.onclick = () => cv.endCall();
+    /// ```
+    #[wasm_bindgen(js_name = endCall, unchecked_return_type = "Promise<void>")]
+    pub fn end_call(&self) -> js_sys::Promise {
+        self.call_api("endCall", JsValue::UNDEFINED)
+    }
+
+    /// Turn the visitor's microphone on or off during a call. Under
+    /// `cobrowsingVideoAudioRelationship: 'video_requires_audio'` turning it off turns
+    /// the camera off too.
+    ///
+    /// ```js
+    /// await cv.setMicrophone(false); // mute
+    /// ```
+    #[wasm_bindgen(js_name = setMicrophone, unchecked_return_type = "Promise<void>")]
+    pub fn set_microphone(&self, on: bool) -> js_sys::Promise {
+        self.call_api("setMicrophone", JsValue::from_bool(on))
+    }
+
+    /// Turn the visitor's camera on or off during a call. Rejects with
+    /// `media_not_allowed` where `cobrowsingVideoEnabled` keeps the visitor's video
+    /// from the agent, or (`video_requires_audio`) while the microphone is off; with
+    /// `automatic`, turning the camera on turns the microphone on too.
+    #[wasm_bindgen(js_name = setCamera, unchecked_return_type = "Promise<void>")]
+    pub fn set_camera(&self, on: bool) -> js_sys::Promise {
+        self.call_api("setCamera", JsValue::from_bool(on))
+    }
+
     /// Subscribe to an event: `ready`, `sessionRequest`, `sessionStart`,
     /// `sessionContinue`, `sessionEnd`, `controlRequest`, `controlStart`, `controlEnd`,
-    /// `connectionChange`, `stateChange`, `error`. A `sessionRequest` or
+    /// `connectionChange`, `stateChange`, `error`, `callRequest`, `callStart`,
+    /// `callEnd`. A `sessionRequest` or
     /// `controlRequest` handler replaces the SDK's own prompt. A `ready` handler added
     /// after the SDK became ready is called at once (`ready` happens once per `start`).
     pub fn on(&self, event: String, handler: js_sys::Function) -> Result<(), CovisitError> {

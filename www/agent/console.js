@@ -14,6 +14,7 @@
 import { MirrorView } from './mirror.js';
 import { Admin } from './admin.js';
 import { Workspace } from './workspace.js';
+import { CallPanel } from './call.js';
 
 const PROTOCOL_VERSION = 1;
 /** Without a snapshot this long after a session is live, ask the visitor for one. */
@@ -459,6 +460,9 @@ function handle(msg) {
     case 'draw':
       workspace.onDraw(msg);
       break;
+    case 'call':
+      calls.onFrame(msg);
+      break;
     case 'remote_result':
       if (!msg.ok) setControlNote(`The visitor's page did not apply that ${msg.kind}: ${REFUSAL_TEXT[msg.reason] || msg.reason || 'refused'}.`);
       break;
@@ -536,6 +540,7 @@ function onSessionUpdate(msg) {
     agentPrompt: msg.agent_prompt || null,
     connections: Array.isArray(msg.connections) ? msg.connections : [],
     watching: msg.watching && typeof msg.watching === 'object' ? msg.watching : {},
+    call: msg.call || null,
     live: true,
     updatedAt: Date.now(),
   };
@@ -1289,6 +1294,8 @@ function renderSession(v, online) {
   show(el.mirrorSection, active && inIt);
   for (const [id, m] of state.mirrors) m.box.hidden = id !== s.id;
   renderMirrorStatus();
+  // Calls and the visitor's share, next to the mirror.
+  calls.show(active && inIt ? s.id : null, entry.call, entry.connections);
 
   // Control.
   show(el.controlSection, active && inIt);
@@ -1651,6 +1658,11 @@ const workspace = new Workspace({
   me: () => state.agent,
   current: () => viewEntry(),
   mirrors: state.mirrors,
+  announce,
+});
+const calls = new CallPanel(el.mirrorSection, el.mirrorSessions, {
+  send,
+  me: () => state.agent?.id ?? null,
   announce,
 });
 

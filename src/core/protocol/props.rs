@@ -93,6 +93,9 @@ enum Derived {
         color: u32,
         ink: Value,
     },
+    Call {
+        call: Value,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -154,6 +157,9 @@ impl From<Derived> for ServerToVisitor {
                 color,
                 ink: Json::from(ink),
             },
+            Derived::Call { call } => S::Call {
+                call: Json::from(call),
+            },
             Derived::Unknown => S::Unknown,
         }
     }
@@ -188,6 +194,7 @@ fn reference(text: &str) -> Option<ServerToVisitor> {
                     && is(&v, "ink", Value::is_object)
                     && ink.to_text().len() <= MAX_INK_JSON
             }
+            ServerToVisitor::Call { .. } => is(&v, "call", Value::is_object),
             _ => true,
         };
     written.then_some(message)
@@ -212,11 +219,12 @@ fn variant(m: &ServerToVisitor) -> usize {
         ServerToVisitor::RemoteAction { .. } => 12,
         ServerToVisitor::MirrorResync => 13,
         ServerToVisitor::Draw { .. } => 14,
-        ServerToVisitor::Unknown => 15,
+        ServerToVisitor::Call { .. } => 15,
+        ServerToVisitor::Unknown => 16,
     }
 }
 
-const VARIANTS: usize = 16;
+const VARIANTS: usize = 17;
 
 // ----- strategies --------------------------------------------------------------------
 
@@ -353,6 +361,10 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
                 ink: Json::from(serde_json::Value::from(ink)),
             }
         }),
+        // A call's JSON is the call file's to read; the wasm checks it is an object.
+        json_object().prop_map(|call| S::Call {
+            call: Json::from(serde_json::Value::from(call)),
+        }),
     ]
 }
 
@@ -389,6 +401,7 @@ const FIELD_NAMES: &[&str] = &[
     "y",
     "value",
     "url",
+    "call",
 ];
 
 /// Every string value the server's frames tag or enumerate with.
@@ -406,6 +419,7 @@ const TAG_VALUES: &[&str] = &[
     "heartbeat_ack",
     "error",
     "remote_action",
+    "call",
     "mirror_resync",
     "unknown",
     "teleport",
