@@ -736,7 +736,9 @@ pub struct Covisit {
 impl Covisit {
     /// A call API method, answered by the on-demand call file (glue.js `callApi`).
     fn call_api(&self, name: &str, arg: JsValue) -> js_sys::Promise {
-        match self.driver.borrow().ui.as_ref() {
+        // No borrow is held while the call file runs: it calls back into the SDK.
+        let ui = self.driver.borrow().ui.clone();
+        match ui {
             Some(ui) => ui.call_api(name, arg),
             None => js_sys::Promise::reject(
                 &CovisitError::from(crate::core::client::ClientError::Stopped).into(),

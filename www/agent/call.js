@@ -260,7 +260,9 @@ export class CallPanel {
     this.bar.hidden = !active;
     this.btn.audio.hidden = this.btn.video.hidden = state !== 'none';
     this.btn.audio.disabled = this.btn.video.disabled = !!this.call;
-    const tab = v && v.tab && this.tabs ? this.tabs.find((t) => t.uniqueConnectionId === v.tab) : null;
+    // The call's tab, else the one a call would go to (the visitor's focused tab).
+    const tab = (v && v.tab ? this.tabs.find((t) => t.uniqueConnectionId === v.tab) : null)
+      || this.tabs.find((t) => t.hasFocus) || this.tabs[0] || null;
     const rules = (this.call && this.call.rules) || (v && v.rules) || null;
     this.btn.video.hidden = this.btn.video.hidden || (!!tab && tab.cobrowsingVideoEnabled === 'disabled');
     this.btn.mute.hidden = this.btn.hangup.hidden = !mine;
