@@ -37,6 +37,8 @@ const VISITOR_TYPES: &[&str] = &[
     "call_link",
     // Decoded only: the SDK writes it by hand (see src/core/client/codec_props.rs).
     "track",
+    // Decoded only: the SDK wraps its call file's JSON by hand (`client.rs` `call_send`).
+    "call",
 ];
 
 const AGENT_TYPES: &[&str] = &[
@@ -55,6 +57,7 @@ const AGENT_TYPES: &[&str] = &[
     "watch",
     "draw",
     "set_active_connection",
+    "call",
 ];
 
 fn text() -> impl Strategy<Value = String> {
