@@ -39,6 +39,8 @@ const VISITOR_TYPES: &[&str] = &[
     "track",
     // Decoded only: the SDK wraps its call file's JSON by hand (`client.rs` `call_send`).
     "call",
+    // Decoded only: the SDK writes it by hand (src/core/client/console.rs).
+    "console",
 ];
 
 const AGENT_TYPES: &[&str] = &[
@@ -58,6 +60,7 @@ const AGENT_TYPES: &[&str] = &[
     "draw",
     "set_active_connection",
     "call",
+    "rate_session",
 ];
 
 fn text() -> impl Strategy<Value = String> {
@@ -156,6 +159,8 @@ fn visitor_variant(m: &VisitorMessage) -> usize {
         V::Call { .. } => 19,
         // What an unknown type decodes to: never written.
         V::Unknown => 20,
+        // Written by hand by the SDK (`client/console.rs`, whose tests decode it).
+        V::Console { .. } => 21,
     }
 }
 
@@ -179,6 +184,7 @@ fn agent_variant(m: &AgentMessage) -> usize {
         A::SetActiveConnection { .. } => 14,
         A::Call { .. } => 15,
         A::Unknown => 16,
+        A::RateSession { .. } => 17,
     }
 }
 
@@ -191,6 +197,8 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
         any::<bool>(),
         any::<bool>(),
         opt_text(),
+        opt_text(),
+        prop::collection::vec(text(), 0..3),
     )
         .prop_map(
             |(
@@ -201,6 +209,8 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
                 audio_supported,
                 has_focus,
                 user_agent,
+                integration,
+                missing,
             )| {
                 ConnectionHello {
                     unique_connection_id,
@@ -210,6 +220,8 @@ fn connection_hello() -> impl Strategy<Value = ConnectionHello> {
                     audio_supported,
                     has_focus,
                     user_agent,
+                    integration,
+                    missing,
                 }
             },
         )
@@ -328,6 +340,13 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                 },
             }
         }),
+        (text(), any::<u8>(), opt_text()).prop_map(|(session_id, rating, feedback)| {
+            AgentMessage::RateSession {
+                session_id,
+                rating,
+                feedback,
+            }
+        }),
     ]
 }
 
@@ -389,8 +408,8 @@ fn ink() -> impl Strategy<Value = Ink> {
 fn the_strategies_cover_every_variant() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let mut visitor = [false; 21];
-    let mut agent = [false; 17];
+    let mut visitor = [false; 22];
+    let mut agent = [false; 18];
     for _ in 0..1000 {
         let v = visitor_message()
             .new_tree(&mut runner)
@@ -408,6 +427,7 @@ fn the_strategies_cover_every_variant() {
     visitor[16] = true;
     visitor[19] = true;
     visitor[20] = true;
+    visitor[21] = true;
     agent[16] = true;
     assert!(
         visitor.iter().all(|s| *s),

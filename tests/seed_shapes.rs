@@ -154,6 +154,7 @@ fn bare_visitor() -> Visitor {
         is_in_session: false,
         is_online: false,
         is_supported: true,
+        missing_capabilities: Vec::new(),
         is_waiting_for_call: false,
         js_configuration: false,
         last_seen_at: T0.to_iso8601(),

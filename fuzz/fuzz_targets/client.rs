@@ -24,6 +24,7 @@ fn client() -> VisitorClient {
         has_focus: true,
         user_agent: None,
         call_token: Some("call_1".into()),
+        ..PageInfo::default()
     };
     let config = serde_json::json!({
         "apiKey": "pk_demo",

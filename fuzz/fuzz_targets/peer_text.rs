@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         is_in_session: false,
         is_online: true,
         is_supported: true,
+        missing_capabilities: Vec::new(),
         is_waiting_for_call: false,
         js_configuration: true,
         last_seen_at: String::new(),

@@ -56,6 +56,12 @@ fuzz_target!(|data: &[u8]| {
             return; // written by the SDK by hand (client/mirror.rs), never by `encode`
         }
         VisitorMessage::Mirror { .. } => return,
+        VisitorMessage::Console { entries } => {
+            for e in entries {
+                let _ = e.check();
+            }
+            return; // written by the SDK by hand (client/console.rs), never by `encode`
+        }
         _ => {}
     }
     let again = encode(&message);

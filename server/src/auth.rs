@@ -141,6 +141,53 @@ pub fn same_hash(a: &str, b: &str) -> bool {
             == 0
 }
 
+// ----- signed links --------------------------------------------------------------------
+
+/// Why a signed link is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRefusal {
+    /// The signature is not this server's for this link (forged, altered, malformed).
+    BadSignature,
+    /// The signature is right but the link's time is over.
+    Expired,
+}
+
+/// The signature of a link for `purpose` and `subject` (e.g. a recording's session id)
+/// valid until `expires` (seconds since the epoch): HMAC-SHA-256 with the server's key,
+/// as hex. Each part is length-prefixed, so no two links share a signed text.
+pub fn sign_link(key: &[u8], purpose: &str, subject: &str, expires: u64) -> String {
+    use hmac::{Hmac, Mac};
+    // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    for part in [purpose, subject, &expires.to_string()] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part.as_bytes());
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a signed link at `now` (seconds since the epoch). The signature is compared
+/// in constant time, and before the expiry, so that an expired link says `Expired` only
+/// when it was genuine.
+pub fn verify_link(
+    key: &[u8],
+    purpose: &str,
+    subject: &str,
+    expires: u64,
+    signature: &str,
+    now: u64,
+) -> Result<(), LinkRefusal> {
+    let expected = sign_link(key, purpose, subject, expires);
+    if !same_hash(&expected, &signature.to_ascii_lowercase()) {
+        return Err(LinkRefusal::BadSignature);
+    }
+    if now >= expires {
+        return Err(LinkRefusal::Expired);
+    }
+    Ok(())
+}
+
 // ----- passwords -----------------------------------------------------------------------
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -602,6 +649,45 @@ mod tests {
             Some("http://127.0.0.1:8080")
         ));
         assert!(origin_allowed(None, false, None));
+    }
+
+    #[test]
+    fn signed_links_hold_only_for_their_subject_and_time() {
+        let key = [7u8; 32];
+        let sig = sign_link(&key, "recording", "s_1", 1000);
+        assert_eq!(sig.len(), 64);
+        assert_eq!(
+            verify_link(&key, "recording", "s_1", 1000, &sig, 999),
+            Ok(())
+        );
+        assert_eq!(
+            verify_link(&key, "recording", "s_1", 1000, &sig.to_uppercase(), 999),
+            Ok(())
+        );
+        // Its time is over; a later expiry, another subject, purpose or key: not ours.
+        assert_eq!(
+            verify_link(&key, "recording", "s_1", 1000, &sig, 1000),
+            Err(LinkRefusal::Expired)
+        );
+        for (purpose, subject, expires, k) in [
+            ("recording", "s_1", 2000, key),
+            ("recording", "s_2", 1000, key),
+            ("invite", "s_1", 1000, key),
+            ("recording", "s_1", 1000, [8u8; 32]),
+        ] {
+            assert_eq!(
+                verify_link(&k, purpose, subject, expires, &sig, 0),
+                Err(LinkRefusal::BadSignature)
+            );
+        }
+        assert_eq!(
+            verify_link(&key, "recording", "s_1", 1000, "", 0),
+            Err(LinkRefusal::BadSignature)
+        );
+        assert_eq!(
+            verify_link(&key, "recording", "s_1", 1000, &sig[..63], 0),
+            Err(LinkRefusal::BadSignature)
+        );
     }
 
     #[test]

@@ -139,6 +139,58 @@ pub struct Cli {
         global = true
     )]
     pub site_search_params: String,
+    /// The asset proxy may fetch from loopback, private and link-local addresses (a
+    /// site on your own network). Off: they are refused, however a URL names them.
+    #[arg(long, env = "COVISIT_ASSET_PROXY_ALLOW_PRIVATE", global = true)]
+    pub asset_proxy_allow_private: bool,
+    /// Origins every account's sessions may have assets fetched from, besides their
+    /// pages' and keys' (CDNs): `https://cdn.example` or `https://*.cdn.example`;
+    /// repeat the flag or separate them with commas.
+    #[arg(
+        long,
+        env = "COVISIT_ASSET_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub asset_origins: Vec<String>,
+    /// The largest asset the proxy fetches or takes from a visitor's page, in bytes.
+    #[arg(
+        long,
+        env = "COVISIT_ASSET_MAX_BYTES",
+        default_value_t = 5 * 1024 * 1024,
+        global = true
+    )]
+    pub asset_max_bytes: usize,
+    /// Seconds an asset fetch (redirects included) or a visitor page's answer may take.
+    #[arg(
+        long,
+        env = "COVISIT_ASSET_TIMEOUT_SECONDS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub asset_timeout_seconds: u64,
+    /// The asset cache's size, in megabytes.
+    #[arg(
+        long,
+        env = "COVISIT_ASSET_CACHE_MB",
+        default_value_t = 64,
+        global = true
+    )]
+    pub asset_cache_mb: u64,
+    /// Record the sessions of accounts that did not choose in the console's settings:
+    /// the mirror stream the agents received, kept on the server (issue 18).
+    #[arg(long, env = "COVISIT_RECORD_SESSIONS", global = true)]
+    pub record_sessions: bool,
+    /// Days a recording is kept after its session ended (fractions allowed); then a
+    /// background sweep deletes it and its `video_status` becomes `expired`.
+    #[arg(
+        long,
+        env = "COVISIT_RECORDING_RETENTION_DAYS",
+        default_value_t = 30.0,
+        global = true
+    )]
+    pub recording_retention_days: f64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -195,6 +247,25 @@ pub enum KeysCommand {
 }
 
 impl Cli {
+    /// The asset proxy's settings; a bad `--asset-origins` entry stops the start-up.
+    pub fn asset_settings(&self) -> Result<crate::assets::AssetSettings, String> {
+        let origins = self
+            .asset_origins
+            .iter()
+            .filter(|o| !o.trim().is_empty())
+            .map(|o| {
+                crate::auth::OriginPattern::parse(o).map_err(|e| format!("--asset-origins: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::assets::AssetSettings {
+            allow_private: self.asset_proxy_allow_private,
+            origins,
+            max_bytes: self.asset_max_bytes.clamp(1024, 64 * 1024 * 1024),
+            timeout: std::time::Duration::from_secs(self.asset_timeout_seconds.clamp(1, 120)),
+            cache_bytes: self.asset_cache_mb.clamp(1, 16 * 1024) * 1024 * 1024,
+        })
+    }
+
     /// The public URL without a trailing slash.
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {

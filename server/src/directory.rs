@@ -114,6 +114,10 @@ pub trait Directory: Send + Sync + 'static {
     /// Where personal links send visitors (the account's site).
     async fn site_url(&self, account_id: i64) -> StoreResult<Option<String>>;
     async fn set_site_url(&self, account_id: i64, url: Option<&str>) -> StoreResult<()>;
+    /// Whether the account records sessions: `None` when it never chose (the server's
+    /// `--record-sessions` decides).
+    async fn record_sessions(&self, account_id: i64) -> StoreResult<Option<bool>>;
+    async fn set_record_sessions(&self, account_id: i64, on: Option<bool>) -> StoreResult<()>;
 
     #[allow(clippy::too_many_arguments)] // one row's columns
     async fn create_key(
@@ -292,6 +296,30 @@ impl Directory for SqliteStore {
             c.execute(
                 "UPDATE accounts SET site_url = ?1 WHERE id = ?2",
                 params![url, account_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_sessions(&self, account_id: i64) -> StoreResult<Option<bool>> {
+        self.run(move |c| {
+            Ok(c.query_row(
+                "SELECT record_sessions FROM accounts WHERE id = ?1",
+                params![account_id],
+                |r| r.get::<_, Option<bool>>(0),
+            )
+            .optional()?
+            .flatten())
+        })
+        .await
+    }
+
+    async fn set_record_sessions(&self, account_id: i64, on: Option<bool>) -> StoreResult<()> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE accounts SET record_sessions = ?1 WHERE id = ?2",
+                params![on, account_id],
             )?;
             Ok(())
         })

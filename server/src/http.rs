@@ -119,7 +119,9 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
             "/api",
             crate::rest::router()
                 .merge(crate::rest_journey::router())
+                .merge(crate::rest_assets::router())
                 .merge(crate::rest_admin::router())
+                .merge(crate::recordings::router())
                 .fallback(api_not_found)
                 .layer(axum::middleware::map_response(typed_rejection)),
         )

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use covisit::core::protocol::{AgentMessage, VisitorMessage};
+use covisit::core::protocol::{AgentMessage, AssetReply, VisitorMessage};
 use covisit::core::Millis;
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -105,6 +105,8 @@ enum Job {
     Deliver(ConnId, Sink, Out, Delivery),
     /// News for the other nodes, after the writes it tells of.
     Publish(Box<VisitorNews>),
+    /// A recording's last writes committed: finalise it (`pending` → `ready`).
+    FinishRecording(String),
     Flush(oneshot::Sender<bool>),
 }
 
@@ -118,6 +120,9 @@ pub struct ClusterLink {
     pub on_fenced: Arc<Notify>,
 }
 
+/// Who waits for each asset request sent to a visitor's page (`Output::Asset`).
+type AssetWaiters = Arc<std::sync::Mutex<HashMap<u32, mpsc::UnboundedSender<AssetReply>>>>;
+
 /// The handle sockets and REST use. Cheap to clone.
 #[derive(Clone)]
 pub struct HubHandle {
@@ -125,6 +130,7 @@ pub struct HubHandle {
     jobs: mpsc::UnboundedSender<Job>,
     next_conn: Arc<AtomicU64>,
     link: Option<ClusterLink>,
+    asset_waiters: AssetWaiters,
 }
 
 impl HubHandle {
@@ -147,6 +153,7 @@ impl HubHandle {
             jobs: jobs.clone(),
             next_conn: Arc::new(AtomicU64::new(base + 1)),
             link: link.clone(),
+            asset_waiters: AssetWaiters::default(),
         };
         tokio::spawn(writer(
             store,
@@ -162,6 +169,7 @@ impl HubHandle {
             metrics,
             handle.cmd.clone(),
             link,
+            handle.asset_waiters.clone(),
         ));
         handle
     }
@@ -407,8 +415,10 @@ impl HubHandle {
         must_be_agent: bool,
     ) -> Result<(), HubError> {
         let (id, by) = (session_id.to_string(), by.to_string());
-        self.call(move |h, _| h.handle_rest_add_note(account_id, &id, &by, text, must_be_agent))
-            .await?
+        self.call(move |h, now| {
+            h.handle_rest_add_note(now, account_id, &id, &by, text, must_be_agent)
+        })
+        .await?
     }
 
     pub async fn request_session(
@@ -423,6 +433,11 @@ impl HubHandle {
             .await?
     }
 
+    /// Whether the account records sessions from now on (an admin changed it).
+    pub fn set_account_recording(&self, account_id: i64, on: bool) {
+        self.call_detached(move |h, _| h.set_account_recording(account_id, on));
+    }
+
     pub async fn close_user(&self, user_id: &str) {
         let id = user_id.to_string();
         let _ = self.call(move |h, _| h.handle_rest_close_user(&id)).await;
@@ -433,6 +448,73 @@ impl HubHandle {
         let _ = self
             .call(move |h, _| h.handle_rest_close_auth_session(&s))
             .await;
+    }
+
+    /// Whether this agent may have assets of the session's tab fetched (and its pages).
+    pub async fn asset_scope(
+        &self,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+        tab: &str,
+    ) -> Result<crate::hub::AssetScope, HubError> {
+        let (a, s, t) = (
+            agent_id.to_string(),
+            session_id.to_string(),
+            tab.to_string(),
+        );
+        self.call(move |h, _| h.asset_scope(account_id, &a, &s, &t))
+            .await?
+    }
+
+    /// Asks the tab's page for the asset `url`; its pieces (or refusal) come out of the
+    /// receiver. The caller must `forget_asset` the id when it stops waiting.
+    pub async fn ask_asset(
+        &self,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+        tab: &str,
+        url: &str,
+    ) -> Result<(u32, mpsc::UnboundedReceiver<AssetReply>), HubError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiters = self.asset_waiters.clone();
+        let (a, s, t, u) = (
+            agent_id.to_string(),
+            session_id.to_string(),
+            tab.to_string(),
+            url.to_string(),
+        );
+        // The waiter is in place before the hub's request frame leaves (its outputs
+        // are carried out after this call returns).
+        let id = self
+            .call(move |h, _| {
+                let id = h.handle_asset_ask(account_id, &a, &s, &t, &u)?;
+                waiters
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, tx);
+                Ok::<u32, HubError>(id)
+            })
+            .await??;
+        Ok((id, rx))
+    }
+
+    /// The bytes a session's pages sent so far (mirror records, assets among them).
+    pub async fn session_bytes(&self, session_id: &str) -> crate::hub::SessionBytes {
+        let s = session_id.to_string();
+        self.call(move |h, _| h.session_bytes(&s))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Stops waiting for asset request `id`.
+    pub fn forget_asset(&self, id: u32) {
+        self.asset_waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.call_detached(move |h, _| h.forget_asset_ask(id));
     }
 
     /// Queues a write on the ordered writer (journey tracking's writes).
@@ -463,6 +545,7 @@ async fn run(
     metrics: Arc<Metrics>,
     cmd: mpsc::UnboundedSender<Command>,
     link: Option<ClusterLink>,
+    asset_waiters: AssetWaiters,
 ) {
     let mut sinks: HashMap<ConnId, Sink> = HashMap::new();
     loop {
@@ -528,6 +611,15 @@ async fn run(
                 }
                 Output::Persist(w) => {
                     let _ = jobs.send(Job::Write(w));
+                }
+                Output::Asset { id, reply } => {
+                    let waiters = asset_waiters.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(tx) = waiters.get(&id) {
+                        let _ = tx.send(reply);
+                    }
+                }
+                Output::RecordingEnded(session_id) => {
+                    let _ = jobs.send(Job::FinishRecording(session_id));
                 }
                 Output::Send {
                     conn,
@@ -728,7 +820,14 @@ async fn writer(
                 Job::Flush(done) => {
                     let _ = done.send(ok && !silenced);
                 }
-                Job::Write(_) => {}
+                // Finalising is one small update; a failure leaves it `pending` for the
+                // sweep (`recordings::sweep`) to finish.
+                Job::FinishRecording(session_id) if !silenced => {
+                    if let Err(e) = store.finish_recording(&session_id).await {
+                        tracing::error!(error = %e, "finalising a recording failed");
+                    }
+                }
+                Job::FinishRecording(_) | Job::Write(_) => {}
             }
         }
     }

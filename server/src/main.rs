@@ -15,15 +15,19 @@
 //! - `hub` (the sans-IO domain: online visitors and their machines, agent sockets, live
 //!   sessions, the relay) and `hub_task` (its I/O shell: one task, one timer, the
 //!   writer, the sockets' bounded queues);
-//! - `journey` (journey tracking), `geoip`, `ua`, `keys`;
+//! - `journey` (journey tracking), `geoip`, `ua`, `keys`, `assets` (the asset proxy:
+//!   what the server fetches for a session's mirror, and how safely);
 //! - `state` (what handlers share), `access` (who a request or socket is, role checks,
 //!   audit entries);
 //! - the edges: `ws` (the two WebSockets), `rest`, `rest_admin`, `rest_journey`,
+//!   `rest_assets` (a live session's assets for its agents),
+//!   `recordings` (replay, download, the recordings' sweep),
 //!   `call` (personal links), `http` (the router), `setup` (dev account, CLI tools),
 //!   `cli` (flags).
 #![forbid(unsafe_code)]
 
 mod access;
+mod assets;
 mod auth;
 mod bus;
 mod call;
@@ -42,8 +46,10 @@ mod keys;
 mod limits;
 mod metrics;
 mod owner_calls;
+mod recordings;
 mod rest;
 mod rest_admin;
+mod rest_assets;
 mod rest_journey;
 mod setup;
 mod state;
@@ -276,7 +282,13 @@ async fn serve(
         lookups: crate::auth::LookupLimiter::new(cli.lookup_rate_per_minute),
         journeys,
         cluster: cluster.clone(),
+        assets: Arc::new(crate::assets::AssetProxy::new(cli.asset_settings()?)?),
+        record_sessions: cli.record_sessions,
+        recording_retention: retention_of(cli.recording_retention_days)?,
+        www: cli.www.clone(),
+        signing_key: tokio::sync::OnceCell::new(),
     });
+    crate::recordings::spawn_sweep(state.clone());
     if let Some(cluster) = &cluster {
         let (on_visitor, on_call) = (state.clone(), state.clone());
         cluster.start(
@@ -321,6 +333,16 @@ async fn serve(
     hub.flush().await;
     tracing::info!("covisit-server stopped");
     Ok(())
+}
+
+/// `--recording-retention-days` as a duration: more than nothing, at most 100 years.
+fn retention_of(days: f64) -> Result<std::time::Duration, String> {
+    if !(days.is_finite() && days > 0.0 && days <= 36_500.0) {
+        return Err(format!(
+            "--recording-retention-days must be more than 0 and at most 36500 (got {days})"
+        ));
+    }
+    Ok(std::time::Duration::from_secs_f64(days * 86_400.0))
 }
 
 /// Ctrl-C, or SIGTERM (what service managers and containers send).

@@ -34,10 +34,15 @@ pub fn hub_error(e: HubError) -> ApiError {
             StatusCode::NOT_FOUND
         }
         ErrorCode::VISITOR_OFFLINE
+        | ErrorCode::VISITOR_UNSUPPORTED
         | ErrorCode::WRONG_SESSION_STATE
         | ErrorCode::WRONG_CONTROL_STATE
         | ErrorCode::DUPLICATE_AGENT
         | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::NOT_IN_SESSION | ErrorCode::ASSETS_NOT_ENABLED | ErrorCode::FORBIDDEN => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorCode::ASSET_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };

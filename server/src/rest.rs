@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use covisit::core::ids::valid_id;
 use covisit::core::model::{Agent, Session, SessionSource, Visitor};
+use covisit::core::protocol::INTEGRATIONS;
 use serde_json::{json, Value};
 
 use crate::access::{audit, principal, reader_account, require, run};
@@ -227,6 +228,24 @@ async fn request_session(
                 ))
             }
         };
+        // An integration's flow (a chat widget's "share screen" button, say) names the
+        // integration: the Session's `source` is then `integration`.
+        let source = match body.get("integration") {
+            None | Some(Value::Null) => SessionSource::Api,
+            Some(Value::String(i)) if INTEGRATIONS.contains(&i.as_str()) => {
+                SessionSource::Integration
+            }
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::INVALID_ARGUMENT,
+                    format!(
+                        "`integration` must be null or one of: {}",
+                        INTEGRATIONS.join(", ")
+                    ),
+                ))
+            }
+        };
         find_visitor(&state, account, &short_id).await?;
         let agent = match &p {
             // A signed-in user asks as themself, whatever the body names.
@@ -256,7 +275,7 @@ async fn request_session(
             account_id: account,
             short_id: short_id.clone(),
             agent,
-            source: SessionSource::Api,
+            source,
         };
         let answer = on_owner(&state, slot_of(&short_id), call).await?;
         let field = |k: &str| {
@@ -302,24 +321,43 @@ async fn list_sessions(
             .await
             .map_err(ApiError::internal)?;
         let live = state.hub.sessions_of(account, visitor_id).await;
-        let sessions: Vec<Value> = stored
+        let mut sessions: Vec<Value> = stored
             .into_iter()
             .map(|s| match live.iter().find(|l| l.id == s.session.id) {
                 Some(l) => session_json(l, &s.status),
                 None => session_json(&s.session, &s.status),
             })
             .collect();
+        crate::recordings::overlay(&state, account, &mut sessions).await?;
         Ok(Json(json!({ "sessions": sessions })).into_response())
     })
     .await
 }
 
+/// The REST Session (with its recording's fields: `recordings::overlay`).
 async fn find_session(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
+    let mut one = [find_session_record(state, account, id).await?];
+    crate::recordings::overlay(state, account, &mut one).await?;
+    let [session] = one;
+    Ok(session)
+}
+
+async fn find_session_record(state: &Shared, account: i64, id: &str) -> Result<Value, ApiError> {
     if !valid_id(id) {
         return Err(ApiError::not_found("session"));
     }
     if let Some((s, status, _)) = state.hub.session(account, id).await {
-        return Ok(session_json(&s, status.as_str()));
+        let mut v = session_json(&s, status.as_str());
+        // While live: what the visitor's pages sent in it (mirror records, assets among
+        // them), an extra field (docs/MIRROR.md, "Assets through covisit").
+        let bytes = state.hub.session_bytes(id).await;
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "visitor_bytes".into(),
+                json!({"mirror": bytes.mirror, "assets": bytes.assets}),
+            );
+        }
+        return Ok(v);
     }
     state.hub.flush().await;
     let s = state

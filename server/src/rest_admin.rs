@@ -921,12 +921,20 @@ async fn get_account(State(state): State<Shared>, headers: HeaderMap) -> ApiResu
             .site_url(p.account_id())
             .await
             .map_err(ApiError::internal)?;
-        Ok(Json(json!({ "name": name, "site_url": site_url })).into_response())
+        Ok(Json(json!({
+            "name": name,
+            "site_url": site_url,
+            "record_sessions": state.account_records(p.account_id()).await,
+            "recording_retention_days": state.recording_retention.as_secs_f64() / 86_400.0,
+        }))
+        .into_response())
     })
     .await
 }
 
-/// `{site_url}`: where personal links send the visitor (`https://…`, or null).
+/// `{site_url, record_sessions}`, either or both: where personal links send the visitor
+/// (`https://…`, or null), and whether the account's sessions are recorded (null: as
+/// the server's `--record-sessions` says).
 async fn update_account(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -936,6 +944,38 @@ async fn update_account(
     run(&state, async {
         let p = admin(&state, &headers, true).await?;
         let body = parse_body(&body)?;
+        if body.get("site_url").is_none() && body.get("record_sessions").is_none() {
+            return Err(invalid("give `site_url`, `record_sessions` or both"));
+        }
+        let mut changed = serde_json::Map::new();
+        if let Some(record) = body.get("record_sessions") {
+            let on = match record {
+                Value::Null => None,
+                Value::Bool(b) => Some(*b),
+                _ => return Err(invalid("`record_sessions` must be true, false or null")),
+            };
+            state
+                .directory
+                .set_record_sessions(p.account_id(), on)
+                .await
+                .map_err(ApiError::internal)?;
+            let effective = state.account_records(p.account_id()).await;
+            state.hub.set_account_recording(p.account_id(), effective);
+            audit(
+                &state,
+                p.account_id(),
+                &p.actor(),
+                "account.settings_changed",
+                Some("record_sessions"),
+                Some(&ip(&state, peer, &headers)),
+                "ok",
+            );
+            changed.insert("record_sessions".into(), Value::Bool(effective));
+        }
+        if body.get("site_url").is_none() {
+            state.hub.flush().await;
+            return Ok(Json(Value::Object(changed)).into_response());
+        }
         let site_url = match body.get("site_url") {
             Some(Value::Null) => None,
             Some(Value::String(u)) => {
@@ -966,7 +1006,8 @@ async fn update_account(
             "ok",
         );
         state.hub.flush().await;
-        Ok(Json(json!({ "site_url": site_url })).into_response())
+        changed.insert("site_url".into(), json!(site_url));
+        Ok(Json(Value::Object(changed)).into_response())
     })
     .await
 }

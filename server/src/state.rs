@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
+use crate::assets::AssetProxy;
 use crate::auth::{LookupLimiter, SignInLimiter};
 use crate::cluster::Cluster;
 use crate::directory::Directory;
@@ -29,11 +30,43 @@ pub struct AppState {
     pub journeys: Journeys,
     /// This node's place among several (`--bus`); `None` on a single node.
     pub cluster: Option<Cluster>,
+    /// The asset proxy (`--asset-*`): a live session's page assets for its agents.
+    pub assets: Arc<AssetProxy>,
+    /// Whether accounts that did not choose record their sessions (`--record-sessions`).
+    pub record_sessions: bool,
+    /// How long recordings are kept after their session ended (`--recording-retention-days`).
+    pub recording_retention: std::time::Duration,
+    /// The folder of the console (`--www`/agent): the downloaded player is built from
+    /// its renderer.
+    pub www: std::path::PathBuf,
+    /// The server's key for signed links (read from the store once).
+    pub signing_key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 pub type Shared = Arc<AppState>;
 
 impl AppState {
+    /// Whether the account records sessions: its own setting, else the server's.
+    pub async fn account_records(&self, account_id: i64) -> bool {
+        match self.directory.record_sessions(account_id).await {
+            Ok(Some(on)) => on,
+            Ok(None) => self.record_sessions,
+            Err(e) => {
+                // Fail closed: a session is not recorded when we cannot tell.
+                tracing::error!(error = %e, "cannot read the account's recording setting");
+                false
+            }
+        }
+    }
+
+    /// The signing key of links (made and stored on first use).
+    pub async fn signing_key(&self) -> Result<&[u8], crate::store::StoreError> {
+        self.signing_key
+            .get_or_try_init(|| self.store.signing_key())
+            .await
+            .map(Vec::as_slice)
+    }
+
     /// The address of whoever sent a request: the socket's peer, or with
     /// `--trust-proxy` the first address of `X-Forwarded-For`.
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> String {

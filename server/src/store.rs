@@ -12,7 +12,7 @@
 //! (`scripts/check-modules.mjs`): the `Directory` half of each backend lives in
 //! `directory`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,8 +27,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod pg;
+mod recording;
 use pg::PgError;
 pub use pg::{is_postgres_url, redact_url, PgStore};
+pub use recording::{RecordingChunk, RecordingInfo, RecordingStart};
 // The cluster layer opens fenced stores; until it exists only the tests name `Fence`.
 #[allow(unused_imports)]
 pub use pg::Fence;
@@ -134,6 +136,13 @@ pub enum Write {
     /// A cluster's lookup-code reservation (account, code, short_id) ends: the visitor
     /// left. Only PostgreSQL keeps reservations; SQLite has nothing to do.
     ReleaseLookupCode(i64, String, String),
+    /// A recorded session's first records came: its recording's row (`recording`).
+    RecordingStart(Box<RecordingStart>),
+    /// Records appended to a recording (dropped when it was removed meanwhile).
+    RecordingChunk(Box<RecordingChunk>),
+    /// A recorded session ended (session id, when): `pending` until
+    /// [`Store::finish_recording`] (its last chunk came before this).
+    RecordingEnd(String, String),
 }
 
 /// A tracked event as stored: its ids, kind, name and time, and the event as the SDK
@@ -165,7 +174,10 @@ impl Write {
             | Write::Note(..)
             | Write::JourneyEvent(..)
             | Write::Audit(..)
-            | Write::ReleaseLookupCode(..) => None,
+            | Write::ReleaseLookupCode(..)
+            | Write::RecordingStart(..)
+            | Write::RecordingChunk(..)
+            | Write::RecordingEnd(..) => None,
         }
     }
 }
@@ -250,6 +262,32 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<StoredSession>>;
     /// The visitor a connection belongs to, if it was ever stored.
     async fn connection_visitor(&self, unique_connection_id: &str) -> StoreResult<Option<String>>;
+
+    // ----- recordings (`store::recording`) ---------------------------------------------
+
+    /// The recordings of these sessions of the account (the sessions that have one).
+    async fn recordings(
+        &self,
+        account_id: i64,
+        session_ids: &[String],
+    ) -> StoreResult<Vec<RecordingInfo>>;
+    /// A recording by its session's id, whatever its account (a signed link names only
+    /// the session; the caller checks the account where a person asks).
+    async fn recording(&self, session_id: &str) -> StoreResult<Option<RecordingInfo>>;
+    /// Its records as stored so far (JSON lines, in order); empty when none are.
+    async fn recording_lines(&self, session_id: &str) -> StoreResult<String>;
+    /// Finalises a recording: `pending` → `ready`. False when it was not `pending`.
+    async fn finish_recording(&self, session_id: &str) -> StoreResult<bool>;
+    /// The background sweep: `pending` recordings (a node stopped before it finalised
+    /// them) become `ready`, and `ready` ones that ended before `cutoff_iso` become
+    /// `expired`, their records deleted. Returns (finalised, expired).
+    async fn sweep_recordings(&self, cutoff_iso: &str) -> StoreResult<(usize, usize)>;
+    /// An admin deletes a recording: `removed`, its records deleted. False when the
+    /// account has none for that session.
+    async fn remove_recording(&self, account_id: i64, session_id: &str) -> StoreResult<bool>;
+    /// The server's key for signed links (32 random bytes, made on first use and then
+    /// the same for every node that shares the database).
+    async fn signing_key(&self) -> StoreResult<Vec<u8>>;
 }
 
 /// The migrations, in order. Never edit one that shipped; append a new one.
@@ -397,12 +435,44 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_log_append_only_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     "#,
+    // 4: session recordings (issue 18): a row per recording, one per chunk (whose data
+    // is a file next to the database: `store::recording`), the account's setting (NULL:
+    // the server's `--record-sessions`), and the server's secrets (the signing key).
+    r#"
+    CREATE TABLE recordings (
+        session_id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL,
+        visitor_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        stored_bytes INTEGER NOT NULL DEFAULT 0,
+        raw_bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX recordings_account_visitor ON recordings(account_id, visitor_id);
+    CREATE INDEX recordings_status ON recordings(status, ended_at);
+    CREATE TABLE recording_chunks (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        stored_bytes INTEGER NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE accounts ADD COLUMN record_sessions INTEGER;
+    "#,
 ];
 
 /// SQLite in WAL mode. One connection behind a mutex, used from tokio's blocking pool.
+/// Recordings' chunks are files in `recordings` (`store::recording`).
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<rusqlite::Connection>>,
+    recordings: Arc<PathBuf>,
 }
 
 impl SqliteStore {
@@ -428,6 +498,7 @@ impl SqliteStore {
         migrate(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            recordings: Arc::new(recording::sqlite_dir(path)),
         })
     }
 
@@ -454,8 +525,8 @@ impl SqliteStore {
     }
 }
 
-/// One write inside the batch's transaction.
-fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
+/// One write inside the batch's transaction (`root`: where recordings' files go).
+fn apply(c: &rusqlite::Connection, root: &Path, write: &Write) -> StoreResult<()> {
     match write {
         Write::Visitor(account_id, visitor) => {
             c.execute(
@@ -538,6 +609,51 @@ fn apply(c: &rusqlite::Connection, write: &Write) -> StoreResult<()> {
         }
         // A single node keeps its lookup codes in memory.
         Write::ReleaseLookupCode(..) => {}
+        Write::RecordingStart(r) => {
+            c.execute(
+                "INSERT INTO recordings (session_id, account_id, visitor_id, status, started_at)
+                 VALUES (?1, ?2, ?3, 'recording', ?4) ON CONFLICT(session_id) DO NOTHING",
+                params![r.session_id, r.account_id, r.visitor_id, r.started_at],
+            )?;
+        }
+        Write::RecordingChunk(chunk) => {
+            let open: Option<i64> = c
+                .query_row(
+                    &format!(
+                        "SELECT 1 FROM recordings WHERE session_id = ?1 AND status IN {}",
+                        recording::OPEN
+                    ),
+                    params![chunk.session_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if open.is_none() {
+                return Ok(()); // removed (or never started): its records are not kept
+            }
+            let data = recording::gzip(&chunk.lines)?;
+            // The file first: a row never names a chunk that is not on disk (a file
+            // whose row did not commit is overwritten or deleted with the recording).
+            recording::write_chunk_file(root, &chunk.session_id, chunk.seq, &data)?;
+            let (stored, raw) = (data.len() as i64, chunk.lines.len() as i64);
+            c.execute(
+                "INSERT INTO recording_chunks (session_id, seq, stored_bytes, raw_bytes) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(session_id, seq) DO UPDATE SET stored_bytes = excluded.stored_bytes, raw_bytes = excluded.raw_bytes",
+                params![chunk.session_id, chunk.seq, stored, raw],
+            )?;
+            c.execute(
+                "UPDATE recordings SET chunks = (SELECT COUNT(*) FROM recording_chunks WHERE session_id = ?1),
+                 stored_bytes = (SELECT COALESCE(SUM(stored_bytes), 0) FROM recording_chunks WHERE session_id = ?1),
+                 raw_bytes = (SELECT COALESCE(SUM(raw_bytes), 0) FROM recording_chunks WHERE session_id = ?1)
+                 WHERE session_id = ?1",
+                params![chunk.session_id],
+            )?;
+        }
+        Write::RecordingEnd(session_id, ended_at) => {
+            c.execute(
+                "UPDATE recordings SET status = 'pending', ended_at = ?2 WHERE session_id = ?1 AND status = 'recording'",
+                params![session_id, ended_at],
+            )?;
+        }
         Write::Audit(a) => {
             c.execute(
                 "INSERT INTO audit_log (account_id, at, actor, action, target, ip, result)
@@ -636,11 +752,12 @@ pub fn erase_journey(j: &mut JourneySession, now: Millis, timeout: u64) {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write_batch(&self, writes: Vec<Write>) -> StoreResult<Vec<StoreResult<()>>> {
+        let root = self.recordings.clone();
         self.run(move |c| {
             let tx = c.transaction()?;
             // A failing statement is rolled back alone (SQLite's default ABORT); the
             // rest of the batch still commits.
-            let results = writes.iter().map(|w| apply(&tx, w)).collect();
+            let results = writes.iter().map(|w| apply(&tx, &root, w)).collect();
             tx.commit()?;
             Ok(results)
         })
@@ -696,12 +813,26 @@ impl Store for SqliteStore {
         journey_timeout_seconds: u64,
     ) -> StoreResult<bool> {
         let short_id = short_id.to_string();
+        let root = self.recordings.clone();
         self.run(move |c| {
             let tx = c.transaction()?;
             let deleted = tx.execute(
                 "DELETE FROM visitors WHERE short_id = ?1 AND account_id = ?2",
                 params![short_id, account_id],
             )?;
+            // Recordings show the person's page: they go, their rows say `removed`.
+            let recorded: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT session_id FROM recordings WHERE account_id = ?1 AND visitor_id = ?2",
+                )?;
+                let rows = stmt
+                    .query_map(params![account_id, short_id], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            for id in &recorded {
+                remove_recording_rows(&tx, id)?;
+            }
             tx.execute(
                 "DELETE FROM connections WHERE short_id = ?1",
                 params![short_id],
@@ -751,6 +882,10 @@ impl Store for SqliteStore {
                 )?;
             }
             tx.commit()?;
+            // After the commit: the rows no longer name the files.
+            for id in &recorded {
+                recording::delete_files(&root, id)?;
+            }
             Ok(deleted > 0 || had_sessions)
         })
         .await
@@ -919,6 +1054,163 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn recordings(
+        &self,
+        account_id: i64,
+        session_ids: &[String],
+    ) -> StoreResult<Vec<RecordingInfo>> {
+        let ids = session_ids.to_vec();
+        self.run(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "{RECORDING_COLUMNS} WHERE account_id = ?1 AND session_id = ?2"
+            ))?;
+            let mut out = Vec::new();
+            for id in &ids {
+                if let Some(r) = stmt
+                    .query_row(params![account_id, id], recording_row)
+                    .optional()?
+                {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn recording(&self, session_id: &str) -> StoreResult<Option<RecordingInfo>> {
+        let id = session_id.to_string();
+        self.run(move |c| {
+            Ok(c.query_row(
+                &format!("{RECORDING_COLUMNS} WHERE session_id = ?1"),
+                params![id],
+                recording_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn recording_lines(&self, session_id: &str) -> StoreResult<String> {
+        let id = session_id.to_string();
+        let root = self.recordings.clone();
+        let seqs: Vec<i64> = {
+            let id = id.clone();
+            self.run(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT seq FROM recording_chunks WHERE session_id = ?1 ORDER BY seq",
+                )?;
+                let rows = stmt
+                    .query_map(params![id], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await?
+        };
+        // Files are read outside the database's lock.
+        tokio::task::spawn_blocking(move || {
+            let mut out = String::new();
+            for seq in seqs {
+                let path = recording::chunk_path(&root, &id, seq)?;
+                let data = std::fs::read(&path)
+                    .map_err(|e| StoreError::Task(format!("recording file: {e}")))?;
+                out.push_str(&recording::gunzip(&data)?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn finish_recording(&self, session_id: &str) -> StoreResult<bool> {
+        let id = session_id.to_string();
+        self.run(move |c| {
+            Ok(c.execute(
+                "UPDATE recordings SET status = 'ready' WHERE session_id = ?1 AND status = 'pending'",
+                params![id],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn sweep_recordings(&self, cutoff_iso: &str) -> StoreResult<(usize, usize)> {
+        let cutoff = cutoff_iso.to_string();
+        let root = self.recordings.clone();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let finished = tx.execute(
+                "UPDATE recordings SET status = 'ready' WHERE status = 'pending'",
+                [],
+            )?;
+            let due: Vec<String> = {
+                let mut stmt = tx.prepare(
+                    "SELECT session_id FROM recordings WHERE status = 'ready'
+                     AND COALESCE(ended_at, started_at) <= ?1",
+                )?;
+                let rows = stmt
+                    .query_map(params![cutoff], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            for id in &due {
+                tx.execute(
+                    "UPDATE recordings SET status = 'expired' WHERE session_id = ?1",
+                    params![id],
+                )?;
+                tx.execute(
+                    "DELETE FROM recording_chunks WHERE session_id = ?1",
+                    params![id],
+                )?;
+            }
+            tx.commit()?;
+            for id in &due {
+                recording::delete_files(&root, id)?;
+            }
+            Ok((finished, due.len()))
+        })
+        .await
+    }
+
+    async fn remove_recording(&self, account_id: i64, session_id: &str) -> StoreResult<bool> {
+        let id = session_id.to_string();
+        let root = self.recordings.clone();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let known: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM recordings WHERE session_id = ?1 AND account_id = ?2",
+                    params![id, account_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_none() {
+                return Ok(false);
+            }
+            remove_recording_rows(&tx, &id)?;
+            tx.commit()?;
+            recording::delete_files(&root, &id)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn signing_key(&self) -> StoreResult<Vec<u8>> {
+        let fresh = new_signing_key();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO server_secrets (name, value) VALUES ('signing_key', ?1) ON CONFLICT(name) DO NOTHING",
+                params![fresh],
+            )?;
+            let key: String = c.query_row(
+                "SELECT value FROM server_secrets WHERE name = 'signing_key'",
+                [],
+                |r| r.get(0),
+            )?;
+            hex::decode(key).map_err(|e| StoreError::Task(format!("signing key: {e}")))
+        })
+        .await
+    }
+
     async fn recover_after_restart(&self, now_iso: &str) -> StoreResult<()> {
         let now_iso = now_iso.to_string();
         self.run(move |c| recover(c, &now_iso, None, DisconnectType::System).map(drop))
@@ -1004,8 +1296,53 @@ fn recover(
             }
         }
     }
+    // Recordings of sessions that are over now: `pending` (the sweep finalises them).
+    tx.execute(
+        "UPDATE recordings SET status = 'pending', ended_at = COALESCE(ended_at, ?1)
+         WHERE status = 'recording' AND session_id IN (SELECT id FROM sessions WHERE status = 'ended')",
+        params![now_iso],
+    )?;
     tx.commit()?;
     Ok(ended)
+}
+
+/// The columns of [`RecordingInfo`], as `recording_row` reads them.
+const RECORDING_COLUMNS: &str = "SELECT session_id, account_id, visitor_id, status, started_at, ended_at, chunks, stored_bytes, raw_bytes FROM recordings";
+
+fn recording_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingInfo> {
+    Ok(RecordingInfo {
+        session_id: r.get(0)?,
+        account_id: r.get(1)?,
+        visitor_id: r.get(2)?,
+        status: r.get(3)?,
+        started_at: r.get(4)?,
+        ended_at: r.get(5)?,
+        chunks: r.get(6)?,
+        stored_bytes: r.get(7)?,
+        raw_bytes: r.get(8)?,
+    })
+}
+
+/// A recording becomes `removed`: its chunks' rows go (the caller deletes the files
+/// after the commit).
+fn remove_recording_rows(tx: &rusqlite::Transaction<'_>, session_id: &str) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE recordings SET status = 'removed', chunks = 0, stored_bytes = 0, raw_bytes = 0 WHERE session_id = ?1",
+        params![session_id],
+    )?;
+    tx.execute(
+        "DELETE FROM recording_chunks WHERE session_id = ?1",
+        params![session_id],
+    )?;
+    Ok(())
+}
+
+/// 32 random bytes as hex: a signing key, should the store have none yet.
+pub fn new_signing_key() -> String {
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    hex::encode(key)
 }
 
 /// Which visitors recovery reads (a cheap filter on the JSON; the JSON then decides).

@@ -25,7 +25,8 @@ use crate::directory::{
 };
 use crate::pg_test_server::PgServer;
 use crate::store::{
-    erase_journey, slot_of, AuditEntry, JourneyEventRow, PgStore, SqliteStore, Store, Write,
+    erase_journey, slot_of, AuditEntry, JourneyEventRow, PgStore, RecordingChunk, RecordingStart,
+    SqliteStore, Store, Write,
 };
 
 /// A store under test, its directory (the same object), raw SQL on its database, and
@@ -157,6 +158,9 @@ conformance!(
     sign_in_sessions,
     one_time_links_are_used_once_and_expire,
     the_audit_log_filters_pages_and_is_append_only,
+    recordings_are_kept_in_order_finalised_expired_and_removed,
+    recordings_of_erased_visitors_and_restarts,
+    the_signing_key_is_made_once,
 );
 
 // ----- fixtures -----------------------------------------------------------------------
@@ -182,6 +186,7 @@ fn visitor(short_id: &str) -> Visitor {
         is_in_session: false,
         is_online: false,
         is_supported: true,
+        missing_capabilities: Vec::new(),
         is_waiting_for_call: false,
         js_configuration: false,
         last_seen_at: at(0),
@@ -1757,4 +1762,185 @@ async fn the_audit_log_filters_pages_and_is_append_only(b: &Backend) {
         assert!(refused.contains("append-only"), "{sql}: {refused}");
     }
     assert_eq!(count(b, "audit_log").await, "4");
+}
+
+// ----- recordings -------------------------------------------------------------------------
+
+fn rec_start(account_id: i64, session_id: &str, visitor_id: &str) -> Write {
+    Write::RecordingStart(Box::new(RecordingStart {
+        account_id,
+        session_id: session_id.into(),
+        visitor_id: visitor_id.into(),
+        started_at: at(0),
+    }))
+}
+
+fn rec_chunk(session_id: &str, seq: i64, lines: &str) -> Write {
+    Write::RecordingChunk(Box::new(RecordingChunk {
+        session_id: session_id.into(),
+        seq,
+        lines: lines.into(),
+    }))
+}
+
+async fn status_of(b: &Backend, session_id: &str) -> Option<String> {
+    b.store
+        .recording(session_id)
+        .await
+        .unwrap()
+        .map(|r| r.status)
+}
+
+async fn recordings_are_kept_in_order_finalised_expired_and_removed(b: &Backend) {
+    let (a, other) = accounts2(b).await;
+    let first = "[1,\"m\",\"c_1\",[[\"S\",1,\"https://shop.example/\",800,600,1,0]]]\n";
+    let second = "[2,\"e\",\"control.granted\",\"visitor:v_1\",\"ok\"]\n";
+    let big: String = (0..2000)
+        .map(|i| format!("[{i},\"m\",\"c_1\",[[\"T\",{i},\"text {i}\"]]]\n"))
+        .collect();
+    write_all(
+        b,
+        vec![
+            rec_start(a, "s_1", "v_1"),
+            // A second start changes nothing.
+            rec_start(a, "s_1", "v_other"),
+            rec_chunk("s_1", 0, first),
+            rec_chunk("s_1", 1, second),
+            rec_chunk("s_1", 2, &big),
+            rec_start(a, "s_2", "v_1"),
+        ],
+    )
+    .await;
+    let info = b
+        .store
+        .recording("s_1")
+        .await
+        .unwrap()
+        .expect("s_1's recording");
+    assert_eq!(
+        (
+            info.account_id,
+            info.visitor_id.as_str(),
+            info.status.as_str(),
+            info.chunks
+        ),
+        (a, "v_1", "recording", 3)
+    );
+    let raw = (first.len() + second.len() + big.len()) as i64;
+    assert_eq!(info.raw_bytes, raw);
+    assert!(
+        info.stored_bytes > 0 && info.stored_bytes < raw / 4,
+        "stored gzipped: {} of {raw}",
+        info.stored_bytes
+    );
+    assert_eq!(
+        b.store.recording_lines("s_1").await.unwrap(),
+        format!("{first}{second}{big}")
+    );
+    assert_eq!(b.store.recording_lines("s_none").await.unwrap(), "");
+    // Only the account's own.
+    let listed = b
+        .store
+        .recordings(a, &["s_1".into(), "s_2".into(), "s_none".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| r.session_id.as_str())
+            .collect::<Vec<_>>(),
+        ["s_1", "s_2"]
+    );
+    assert!(b
+        .store
+        .recordings(other, &["s_1".into()])
+        .await
+        .unwrap()
+        .is_empty());
+    // The end: pending until finalised; finalising twice is harmless.
+    write_all(b, vec![Write::RecordingEnd("s_1".into(), at(60))]).await;
+    assert_eq!(status_of(b, "s_1").await.as_deref(), Some("pending"));
+    assert!(
+        !b.store.finish_recording("s_2").await.unwrap(),
+        "s_2 is not pending"
+    );
+    assert!(b.store.finish_recording("s_1").await.unwrap());
+    assert!(!b.store.finish_recording("s_1").await.unwrap());
+    let info = b.store.recording("s_1").await.unwrap().unwrap();
+    assert_eq!(
+        (info.status.as_str(), info.ended_at.as_deref()),
+        ("ready", Some(at(60).as_str()))
+    );
+    // Chunks after the end are not kept.
+    write_all(
+        b,
+        vec![rec_chunk("s_1", 3, "[9,\"e\",\"x\",\"y\",\"z\"]\n")],
+    )
+    .await;
+    assert_eq!(
+        b.store.recording_lines("s_1").await.unwrap().len() as i64,
+        raw
+    );
+    // The sweep: nothing ended before the cutoff yet; then s_1 expires, its data goes.
+    assert_eq!(b.store.sweep_recordings(&at(59)).await.unwrap(), (0, 0));
+    assert_eq!(status_of(b, "s_1").await.as_deref(), Some("ready"));
+    assert_eq!(b.store.sweep_recordings(&at(60)).await.unwrap(), (0, 1));
+    assert_eq!(status_of(b, "s_1").await.as_deref(), Some("expired"));
+    assert_eq!(b.store.recording_lines("s_1").await.unwrap(), "");
+    assert_eq!(
+        count(b, "recording_chunks WHERE session_id = 's_1'").await,
+        "0"
+    );
+    // A live one is not swept; an admin removes it (only in its account), and what
+    // still comes for it is dropped.
+    assert_eq!(b.store.sweep_recordings(&at(10_000)).await.unwrap(), (0, 0));
+    write_all(b, vec![rec_chunk("s_2", 0, first)]).await;
+    assert!(!b.store.remove_recording(other, "s_2").await.unwrap());
+    assert!(b.store.remove_recording(a, "s_2").await.unwrap());
+    assert_eq!(status_of(b, "s_2").await.as_deref(), Some("removed"));
+    write_all(b, vec![rec_chunk("s_2", 1, first)]).await;
+    assert_eq!(b.store.recording_lines("s_2").await.unwrap(), "");
+    assert_eq!(count(b, "recording_chunks").await, "0");
+}
+
+async fn recordings_of_erased_visitors_and_restarts(b: &Backend) {
+    let (a, _) = accounts2(b).await;
+    live_session(b, a, "v_1", "s_1").await;
+    live_session(b, a, "v_2", "s_2").await;
+    let line = "[1,\"m\",\"c_1\",[[\"E\"]]]\n";
+    write_all(
+        b,
+        vec![
+            rec_start(a, "s_1", "v_1"),
+            rec_chunk("s_1", 0, line),
+            rec_start(a, "s_2", "v_2"),
+            rec_chunk("s_2", 0, line),
+        ],
+    )
+    .await;
+    // Erasing the visitor removes its recordings, not the others'.
+    assert!(b
+        .store
+        .erase_visitor(Millis(0), a, "v_1", 1800)
+        .await
+        .unwrap());
+    assert_eq!(status_of(b, "s_1").await.as_deref(), Some("removed"));
+    assert_eq!(b.store.recording_lines("s_1").await.unwrap(), "");
+    assert_eq!(status_of(b, "s_2").await.as_deref(), Some("recording"));
+    // A restart ends the live session: its recording is pending, the sweep finalises it.
+    b.store.recover_after_restart(&at(90)).await.unwrap();
+    assert_eq!(status_of(b, "s_2").await.as_deref(), Some("pending"));
+    assert_eq!(b.store.sweep_recordings(&at(0)).await.unwrap(), (1, 0));
+    let info = b.store.recording("s_2").await.unwrap().unwrap();
+    assert_eq!(
+        (info.status.as_str(), info.ended_at.as_deref()),
+        ("ready", Some(at(90).as_str()))
+    );
+    assert_eq!(b.store.recording_lines("s_2").await.unwrap(), line);
+}
+
+async fn the_signing_key_is_made_once(b: &Backend) {
+    let key = b.store.signing_key().await.unwrap();
+    assert_eq!(key.len(), 32);
+    assert_eq!(b.store.signing_key().await.unwrap(), key);
 }

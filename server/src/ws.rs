@@ -62,6 +62,26 @@ const BURST: usize = 64;
 /// Writes `first` and the frames queued behind it (up to [`BURST`]) with one flush:
 /// one write to the socket instead of one per frame. `Ok(Some(reason))` when a close
 /// was asked for (the frames before it are sent), `Err` when the socket is gone.
+/// Writes what the hub queued for a socket this node holds (`out`, and whatever else is
+/// waiting); false when the socket is done: the hub closed it, or a write failed.
+async fn forward(sink: &mut Sink, rx: &mut mpsc::Receiver<Out>, out: Option<Out>) -> bool {
+    match out {
+        Some(Out::Text(t)) => match send_burst(sink, rx, t).await {
+            Ok(None) => true,
+            Ok(Some(close)) => {
+                close_out(sink, close).await;
+                false
+            }
+            Err(_) => false,
+        },
+        Some(close) => {
+            close_out(sink, close).await;
+            false
+        }
+        None => false,
+    }
+}
+
 async fn send_burst(
     sink: &mut Sink,
     rx: &mut mpsc::Receiver<Out>,
@@ -327,15 +347,7 @@ async fn bridge_visitor(
     cluster.open_bridge(owner, conn, hello.account_id, ip, origin, &text);
     loop {
         tokio::select! {
-            out = rx.recv() => match out {
-                Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
-                    Ok(None) => {}
-                    Ok(Some(close)) => { close_out(&mut sink, close).await; break }
-                    Err(_) => break,
-                },
-                Some(close) => { close_out(&mut sink, close).await; break }
-                None => break,
-            },
+            out = rx.recv() => if !forward(&mut sink, &mut rx, out).await { break },
             _ = kill.notified() => {
                 close(&mut sink, 1013, "too slow").await;
                 break;
@@ -405,6 +417,25 @@ impl VisitorLink {
     }
 
     /// Sends `first` and what is queued behind it; `Ok(Some(..))` when a close came.
+    /// [`forward`] for either kind of link.
+    async fn forward(&mut self, rx: &mut mpsc::Receiver<Out>, out: Option<Out>) -> bool {
+        match out {
+            Some(Out::Text(t)) => match self.send_burst(rx, t).await {
+                Ok(None) => true,
+                Ok(Some(close)) => {
+                    self.close_out(close).await;
+                    false
+                }
+                Err(()) => false,
+            },
+            Some(close) => {
+                self.close_out(close).await;
+                false
+            }
+            None => false,
+        }
+    }
+
     async fn send_burst(
         &mut self,
         rx: &mut mpsc::Receiver<Out>,
@@ -525,6 +556,7 @@ async fn visitor_session(
         location: state.journeys.geo(&ip).geolocation,
         ip,
         lookup_code: reserved.clone(),
+        record_sessions: state.account_records(account_id).await,
     };
     let welcome = match state.hub.visitor_connect(conn, hello).await {
         Ok(w) => w,
@@ -555,15 +587,7 @@ async fn visitor_session(
     // (frames it handles count; the others are reported with `heard`).
     loop {
         tokio::select! {
-            out = rx.recv() => match out {
-                Some(Out::Text(t)) => match link.send_burst(&mut rx, t).await {
-                    Ok(None) => {}
-                    Ok(Some(close)) => { link.close_out(close).await; break }
-                    Err(()) => break,
-                },
-                Some(close) => { link.close_out(close).await; break }
-                None => break,
-            },
+            out = rx.recv() => if !link.forward(&mut rx, out).await { break },
             _ = kill.notified() => {
                 tracing::info!(visitor = %short_id, "visitor socket fell behind its queue; closing");
                 link.close(1013, "too slow").await;
@@ -885,15 +909,7 @@ async fn agent_socket(
     let mut ping = tokio::time::interval(AGENT_PING);
     loop {
         tokio::select! {
-            out = rx.recv() => match out {
-                Some(Out::Text(t)) => match send_burst(&mut sink, &mut rx, t).await {
-                    Ok(None) => {}
-                    Ok(Some(close)) => { close_out(&mut sink, close).await; break }
-                    Err(_) => break,
-                },
-                Some(close) => { close_out(&mut sink, close).await; break }
-                None => break,
-            },
+            out = rx.recv() => if !forward(&mut sink, &mut rx, out).await { break },
             _ = kill.notified() => {
                 tracing::info!(agent = %agent_id, "agent socket fell behind its queue; closing");
                 close(&mut sink, 1013, "too slow").await;

@@ -671,6 +671,26 @@ async fn each_role_gets_exactly_what_it_should() {
             None,
             [404, 403, 403, 403, 404, 401],
         ),
+        // This server records nothing: readers hear `recording_not_available`.
+        (
+            "GET",
+            format!("/api/v1/sessions/{s}/recording"),
+            None,
+            [404, 404, 404, 404, 404, 401],
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/sessions/{s}/recording"),
+            None,
+            [404, 403, 403, 403, 404, 401],
+        ),
+        // The signed link is its own credential: without a valid one, nobody gets in.
+        (
+            "GET",
+            format!("/api/v1/recordings/{s}/download?expires=99999999999&sig=00"),
+            None,
+            [403, 403, 403, 403, 403, 403],
+        ),
     ];
     let consoles = [&admin, &supervisor, &agent, &bystander];
     for (method, path, body, want) in &rows {

@@ -26,8 +26,10 @@ use crate::core::protocol::{
 };
 use crate::core::Millis;
 
+mod console;
 mod draw;
 mod mirror;
+pub use console::ConsoleCommand;
 pub use draw::{DrawCommand, MAX_INK_NAME};
 pub use mirror::MirrorCommand;
 
@@ -65,6 +67,10 @@ pub struct PageInfo {
     /// The browser can make calls: `getUserMedia` and `RTCPeerConnection` are there
     /// (detected by the facade, never claimed by the page).
     pub audio_supported: bool,
+    /// The live-chat widget found on the page (`protocol::INTEGRATIONS`), if any.
+    pub integration: Option<String>,
+    /// The capabilities co-browsing needs that the browser lacks (`protocol::CAPABILITIES`).
+    pub missing: Vec<String>,
 }
 
 /// What an earlier page of this visitor (and tab) stored: who the visitor is and the
@@ -102,6 +108,8 @@ pub enum Output {
     /// `CallToVisitor`) to the on-demand call file; `None`: the session is over here,
     /// stop every call and share at once.
     Call(Option<String>),
+    /// The remote console: install or remove the page's console hooks (see [`console`]).
+    Console(ConsoleCommand),
 }
 
 /// The SDK's events (SPEC.md section 3), with their payloads in camelCase.
@@ -117,6 +125,8 @@ pub enum ClientEvent {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        /// The session will be recorded (the account's setting).
+        recorded: bool,
     },
     #[serde(rename_all = "camelCase")]
     SessionStart {
@@ -176,6 +186,62 @@ impl ClientEvent {
     }
 }
 
+impl ClientEvent {
+    /// The event's `detail` (what a page's handler gets) as JSON text; `null` for
+    /// `stateChange`, whose detail is the whole state. Written by hand rather than
+    /// through the derived `Serialize` (adjacently tagged, whose code is large in the
+    /// wasm); a test holds the two to the same JSON.
+    pub fn detail_text(&self) -> String {
+        let s = |v: &str| json_text(v);
+        let (a, b): ((&str, String), Option<(&str, String)>) = match self {
+            ClientEvent::Ready {
+                short_id,
+                unique_connection_id,
+            } => (
+                ("shortId", s(short_id)),
+                Some(("uniqueConnectionId", s(unique_connection_id))),
+            ),
+            ClientEvent::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => (
+                ("sessionId", s(session_id)),
+                // `recorded`, the third member, follows the second's value.
+                Some((
+                    "agent",
+                    [&json_text(agent), ",\"recorded\":", &json_text(recorded)].concat(),
+                )),
+            ),
+            ClientEvent::SessionStart { session_id }
+            | ClientEvent::SessionContinue { session_id } => (("sessionId", s(session_id)), None),
+            ClientEvent::SessionEnd {
+                session_id,
+                disconnect_type,
+            } => (
+                ("sessionId", s(session_id)),
+                Some(("disconnectType", json_text(disconnect_type))),
+            ),
+            ClientEvent::ControlRequest { agent } => (("agent", json_text(agent)), None),
+            ClientEvent::ControlStart { agent_id } | ClientEvent::ControlEnd { agent_id } => {
+                (("agentId", s(agent_id)), None)
+            }
+            ClientEvent::PromptWithdrawn { prompt } => (("prompt", json_text(prompt)), None),
+            ClientEvent::ConnectionChange { online } => (("online", json_text(online)), None),
+            ClientEvent::StateChange => return "null".into(),
+            ClientEvent::Error { code, message } => {
+                (("code", s(code)), Some(("message", s(message))))
+            }
+        };
+        let mut out = ["{\"", a.0, "\":", &a.1].concat();
+        if let Some((key, value)) = b {
+            out.push_str(&[",\"", key, "\":", &value].concat());
+        }
+        out.push('}');
+        out
+    }
+}
+
 /// The event names a page may subscribe to.
 pub const EVENT_NAMES: [&str; 15] = [
     "ready",
@@ -197,35 +263,73 @@ pub const EVENT_NAMES: [&str; 15] = [
 ];
 
 /// A call from the page that cannot be made now or with these arguments.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientError {
-    #[error("`{call}` is not valid now: expected {expected}, but the session is {got}")]
     WrongState {
         call: &'static str,
         expected: &'static str,
         got: &'static str,
     },
-    #[error("`{call}` is not valid now: expected {expected}")]
     WrongControlState {
         call: &'static str,
         expected: &'static str,
     },
-    #[error("`{field}` is invalid: {reason}")]
     InvalidArgument {
         field: &'static str,
         reason: &'static str,
     },
-    #[error("unknown event `{name}`")]
-    UnknownEvent { name: String },
-    #[error("the SDK was stopped")]
+    UnknownEvent {
+        name: String,
+    },
     Stopped,
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Track(#[from] TrackError),
+    Config(ConfigError),
+    Track(TrackError),
 }
 
+impl From<ConfigError> for ClientError {
+    fn from(e: ConfigError) -> ClientError {
+        ClientError::Config(e)
+    }
+}
+
+impl From<TrackError> for ClientError {
+    fn from(e: TrackError) -> ClientError {
+        ClientError::Track(e)
+    }
+}
+
+crate::core::text::message_display!(ClientError);
+
 impl ClientError {
+    /// The message for people (no `core::fmt`: see [`crate::core::text`]).
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::WrongState {
+                call,
+                expected,
+                got,
+            } => [
+                "`",
+                call,
+                "` is not valid now: expected ",
+                expected,
+                ", but the session is ",
+                got,
+            ]
+            .concat(),
+            ClientError::WrongControlState { call, expected } => {
+                ["`", call, "` is not valid now: expected ", expected].concat()
+            }
+            ClientError::InvalidArgument { field, reason } => {
+                ["`", field, "` is invalid: ", reason].concat()
+            }
+            ClientError::UnknownEvent { name } => ["unknown event `", name, "`"].concat(),
+            ClientError::Stopped => "the SDK was stopped".into(),
+            ClientError::Config(e) => e.message(),
+            ClientError::Track(e) => e.message(),
+        }
+    }
+
     /// Stable code for JS.
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -490,6 +594,8 @@ impl VisitorClient {
                 audio_supported: self.page.audio_supported,
                 has_focus: self.page.has_focus,
                 user_agent: self.page.user_agent.clone(),
+                integration: self.page.integration.clone(),
+                missing: self.page.missing.clone(),
             },
             config: self.hello_config.clone(),
         };
@@ -546,7 +652,7 @@ impl VisitorClient {
         if !matches!(e, protocol::ProtocolError::UnknownType { .. }) {
             self.event(ClientEvent::Error {
                 code: e.code().as_str().into(),
-                message: e.to_string(),
+                message: e.message(),
             });
         }
     }
@@ -605,7 +711,11 @@ impl VisitorClient {
                 // Frames were lost while offline: the agents need a fresh snapshot.
                 self.mirror_start();
             }
-            ServerToVisitor::SessionRequest { session_id, agent } => {
+            ServerToVisitor::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => {
                 // The prompt may come back to this tab (focus moved away and back): the
                 // visitor's time to answer keeps running from the first request.
                 let again = self.status == SessionStatus::Authorizing
@@ -616,7 +726,11 @@ impl VisitorClient {
                     self.timers[ClientTimer::Authorization as usize] =
                         Some(now.plus_seconds(self.config.authorization_timeout_seconds));
                 }
-                self.event(ClientEvent::SessionRequest { session_id, agent });
+                self.event(ClientEvent::SessionRequest {
+                    session_id,
+                    agent,
+                    recorded,
+                });
                 self.event(ClientEvent::StateChange);
             }
             ServerToVisitor::SessionStart { session_id } => {
@@ -678,6 +792,7 @@ impl VisitorClient {
                 action,
             } => self.handle_remote_action(id, agent_id, action),
             ServerToVisitor::MirrorResync => self.mirror_start(),
+            ServerToVisitor::AssetRequest { id, url } => self.handle_asset_request(id, url),
             ServerToVisitor::Draw {
                 agent_id,
                 name,
@@ -1141,6 +1256,7 @@ impl VisitorClient {
             self.mirror_command(MirrorCommand::Stop);
             self.draw_stop();
             self.outputs.push_back(Output::Call(None));
+            self.console_stop();
         }
         self.outputs.push_back(Output::Close);
     }
@@ -1254,6 +1370,7 @@ impl VisitorClient {
         self.mirror_command(MirrorCommand::Stop);
         self.draw_stop();
         self.outputs.push_back(Output::Call(None));
+        self.console_stop();
         self.status = SessionStatus::Ended;
         self.visitor.is_in_session = false;
         self.timers[ClientTimer::Authorization as usize] = None;

@@ -117,6 +117,9 @@ codes! {
     DUPLICATE_AGENT = "duplicate_agent";
     /// The visitor (or its controlled tab) is not online.
     VISITOR_OFFLINE = "visitor_offline";
+    /// The visitor's browser lacks what co-browsing needs (`is_supported: false`): a
+    /// session cannot start; the message names what is missing.
+    VISITOR_UNSUPPORTED = "visitor_unsupported";
     /// An argument is out of its range or of the wrong kind; the message names it.
     INVALID_ARGUMENT = "invalid_argument";
     /// No such visitor (or it was erased).
@@ -203,6 +206,29 @@ codes! {
     LAST_ADMIN = "last_admin";
     /// The key is already revoked.
     ALREADY_REVOKED = "already_revoked";
+    /// The session has no recording to read: none was made, or it is still being made
+    /// or finalised, or it expired or was removed.
+    RECORDING_NOT_AVAILABLE = "recording_not_available";
+    /// A recording's download link whose signature is not this server's.
+    RECORDING_LINK_INVALID = "recording_link_invalid";
+    /// A recording's download link whose time is over.
+    RECORDING_LINK_EXPIRED = "recording_link_expired";
+
+    // ----- assets through covisit (REST: the asset proxy) ---------------------------
+    /// The tab's page did not set `assetsProxyConfigured`: its assets do not go through covisit.
+    ASSETS_NOT_ENABLED = "assets_not_enabled";
+    /// An asset URL whose origin is neither the page's, one of the account's keys' nor
+    /// one the operator listed (`--asset-origins`); or not an `http(s)` URL.
+    ASSET_ORIGIN_NOT_ALLOWED = "asset_origin_not_allowed";
+    /// The asset's host is (or redirects to, or resolves to) a loopback, private,
+    /// link-local or reserved address, which the operator did not allow.
+    ASSET_ADDRESS_REFUSED = "asset_address_refused";
+    /// Not a style sheet, a font or an image.
+    ASSET_TYPE_NOT_ALLOWED = "asset_type_not_allowed";
+    /// Larger than the proxy takes.
+    ASSET_TOO_LARGE = "asset_too_large";
+    /// Neither the server nor the visitor's page could get it (in time).
+    ASSET_UNAVAILABLE = "asset_unavailable";
 
     // ----- thrown by the SDK in the page -------------------------------------------
     /// `on`/`off` with an event name the SDK does not have.

@@ -145,23 +145,46 @@ pub const MAX_TEXT_LEN: usize = 2048;
 pub const MAX_LIST_LEN: usize = 100;
 
 /// Why a config or identity object was rejected. `code()` is stable for JS.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("config must be an object, got {got}")]
-    NotAnObject { got: &'static str },
-    #[error("unknown config key `{key}`")]
-    UnknownKey { key: String },
-    #[error("config key `{key}` must be {expected}, got {got}")]
+    NotAnObject {
+        got: &'static str,
+    },
+    UnknownKey {
+        key: String,
+    },
     WrongType {
         key: String,
         expected: &'static str,
         got: &'static str,
     },
-    #[error("config key `{key}` is required")]
-    Missing { key: &'static str },
-    #[error("config key `{key}` is invalid: {reason}")]
-    Invalid { key: String, reason: &'static str },
+    Missing {
+        key: &'static str,
+    },
+    Invalid {
+        key: String,
+        reason: &'static str,
+    },
 }
+
+impl ConfigError {
+    /// The message for people (no `core::fmt`: see [`crate::core::text`]).
+    pub fn message(&self) -> String {
+        match self {
+            ConfigError::NotAnObject { got } => ["config must be an object, got ", got].concat(),
+            ConfigError::UnknownKey { key } => ["unknown config key `", key, "`"].concat(),
+            ConfigError::WrongType { key, expected, got } => {
+                ["config key `", key, "` must be ", expected, ", got ", got].concat()
+            }
+            ConfigError::Missing { key } => ["config key `", key, "` is required"].concat(),
+            ConfigError::Invalid { key, reason } => {
+                ["config key `", key, "` is invalid: ", reason].concat()
+            }
+        }
+    }
+}
+
+crate::core::text::message_display!(ConfigError);
 
 impl ConfigError {
     /// The stable code thrown to JS as `error.code`.

@@ -20,6 +20,7 @@ pub mod pii;
 pub mod protocol;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod strategies;
+pub mod text;
 pub mod time;
 #[cfg(test)]
 mod wire_ts;

@@ -41,6 +41,105 @@ pub struct ConnectionHello {
     pub audio_supported: bool,
     pub has_focus: bool,
     pub user_agent: Option<String>,
+    /// The live-chat widget the SDK found on the page (one of [`INTEGRATIONS`]); the
+    /// Visitor's `integration`.
+    pub integration: Option<String>,
+    /// The capabilities co-browsing needs that this browser lacks (names from
+    /// [`CAPABILITIES`]); any makes the Visitor `is_supported: false`.
+    pub missing: Vec<String>,
+}
+
+/// The live-chat widgets the SDK recognises on a page (their public globals or script
+/// hosts, `src/web/glue.js` `integration()`): the Visitor's `integration`, and what
+/// `session_requests` accepts as `integration`.
+pub const INTEGRATIONS: [&str; 10] = [
+    "intercom",
+    "zendesk",
+    "drift",
+    "livechat",
+    "crisp",
+    "hubspot",
+    "freshchat",
+    "tawk.to",
+    "olark",
+    "gorgias",
+];
+
+/// What the SDK checks the browser for before it connects (`src/web/glue.js`
+/// `missing()`, and `src/js/index.js` for `WebAssembly` itself, which the SDK needs to
+/// run at all). A browser without one gets a Visitor with `is_supported: false`.
+pub const CAPABILITIES: [&str; 6] = [
+    "WebAssembly",
+    "WebSocket",
+    "MutationObserver",
+    "ShadowRoot",
+    "WeakSet",
+    "CSSStyleSheet",
+];
+
+/// Most entries in one `console` frame.
+pub const MAX_CONSOLE_ENTRIES: usize = 50;
+/// Longest `text` (and `url`) of a console entry, in bytes; the SDK cuts longer ones.
+pub const MAX_CONSOLE_TEXT: usize = 1024;
+
+/// The remote console's kinds: the page's console calls, its uncaught errors and
+/// unhandled rejections, and its failed network requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleKind {
+    Log,
+    Info,
+    Warn,
+    Error,
+    /// An uncaught error (`window` `error`).
+    Exception,
+    /// An unhandled promise rejection.
+    Rejection,
+    /// A fetch or XHR that failed (network) or answered with a status of 400 or more.
+    Network,
+}
+
+/// One line of the visitor page's console as the agent sees it (`allowRemoteConsole`).
+/// Read-only: nothing is ever evaluated on the page. `network` lines carry `method`,
+/// `url` (without query, fragment or credentials) and `status` (0: no answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ConsoleEntry {
+    pub kind: ConsoleKind,
+    /// The page's clock (ms since the epoch) when it happened.
+    pub at: u64,
+    pub text: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+impl ConsoleEntry {
+    /// Within the limits: `text` and `url` at most [`MAX_CONSOLE_TEXT`] bytes, `method`
+    /// at most 16, and a `url` with no query, fragment or credentials.
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.text.len() > MAX_CONSOLE_TEXT {
+            return Err("a console entry's `text` is too long (at most 1 KiB)");
+        }
+        if self.method.as_ref().is_some_and(|m| m.len() > 16) {
+            return Err("a console entry's `method` is too long");
+        }
+        if let Some(url) = &self.url {
+            if url.len() > MAX_CONSOLE_TEXT {
+                return Err("a console entry's `url` is too long (at most 1 KiB)");
+            }
+            let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let authority = after_scheme.split('/').next().unwrap_or_default();
+            if url.contains('?') || url.contains('#') || authority.contains('@') {
+                return Err("a console entry's `url` must have no query, fragment or credentials");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Visitor (SDK) → server.
@@ -114,6 +213,14 @@ pub enum VisitorMessage {
     Mirror {
         data: MirrorData,
     },
+    /// The remote console (`allowRemoteConsole`): the page's console lines, uncaught
+    /// errors and failed requests since the last frame, only while the session is
+    /// active. The SDK writes this frame by hand around its console module's JSON
+    /// (`client/console.rs`), so the derived serializer skips it.
+    #[serde(skip_serializing)]
+    Console {
+        entries: Vec<ConsoleEntry>,
+    },
     /// Co-browsing: the page applied (`ok`) or refused the remote action `id`.
     RemoteApplied {
         id: u32,
@@ -145,46 +252,173 @@ pub enum VisitorMessage {
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(transparent)]
 #[cfg_attr(test, ts(type = "MirrorRecord[]"))]
-pub struct MirrorData(Box<serde_json::value::RawValue>);
+pub struct MirrorData(Box<RawJson>);
+
+/// JSON kept as its text: serde_json's `RawValue` natively. The SDK's wasm never reads
+/// or writes a mirror frame through serde (it writes them by hand, `client/mirror.rs`),
+/// so there it is a plain `str` and serde_json's raw-value support (its error
+/// formatting with it) stays out of the bundle.
+#[cfg(not(target_arch = "wasm32"))]
+type RawJson = serde_json::value::RawValue;
+#[cfg(target_arch = "wasm32")]
+type RawJson = str;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn raw_text(raw: &RawJson) -> &str {
+    raw.get()
+}
+#[cfg(target_arch = "wasm32")]
+fn raw_text(raw: &RawJson) -> &str {
+    raw
+}
 
 /// The most records one `mirror` frame may carry.
 pub const MAX_MIRROR_RECORDS: usize = 20_000;
 
 impl PartialEq for MirrorData {
     fn eq(&self, other: &MirrorData) -> bool {
-        self.0.get() == other.0.get()
+        raw_text(&self.0) == raw_text(&other.0)
     }
 }
 
 impl MirrorData {
     /// Records from their JSON text (which must be valid JSON).
     pub fn from_text(text: String) -> Result<MirrorData, ProtocolError> {
-        serde_json::value::RawValue::from_string(text)
+        #[cfg(not(target_arch = "wasm32"))]
+        return serde_json::value::RawValue::from_string(text)
             .map(MirrorData)
             .map_err(|e| ProtocolError::Malformed {
                 detail: e.to_string(),
+            });
+        #[cfg(target_arch = "wasm32")]
+        Json::parse(&text)
+            .map(|_| MirrorData(text.into_boxed_str()))
+            .ok_or(ProtocolError::Malformed {
+                detail: "not JSON".into(),
             })
     }
 
     pub fn text(&self) -> &str {
-        self.0.get()
+        raw_text(&self.0)
     }
 
     /// Whether the first record starts a snapshot (`["S", …]`: a new epoch). Reads
     /// only as far as the first record's kind.
     pub fn starts_snapshot(&self) -> bool {
+        self.first_kind() == Some(b'S')
+    }
+
+    /// The first record's kind letter, reading only as far as it.
+    pub fn first_kind(&self) -> Option<u8> {
         let t = self
-            .0
-            .get()
+            .text()
             .trim_start()
             .strip_prefix('[')
             .unwrap_or_default();
         let t = t.trim_start().strip_prefix('[').unwrap_or_default();
         // The kind is read as JSON, not matched as text: `"\u0053"` is an `S` too.
         let mut values = serde_json::Deserializer::from_str(t).into_iter::<RecordKind>();
-        matches!(values.next(), Some(Ok(RecordKind(b'S'))))
+        match values.next() {
+            Some(Ok(RecordKind(k))) => Some(k),
+            _ => None,
+        }
     }
 
+    /// The asset reply this frame carries, when its first record is one (`a`): such a
+    /// frame carries that one record and nothing else (the capture sends each piece in
+    /// a frame of its own), and is not relayed as mirror data. `None`: not an asset
+    /// frame; `Some(Err)`: an asset frame of the wrong shape.
+    pub fn asset_reply(&self) -> Option<Result<AssetReply, &'static str>> {
+        (self.first_kind() == Some(b'a')).then(|| AssetReply::from_records(self.text()))
+    }
+}
+
+/// The largest piece of an asset one `a` record carries, in base64 characters (a frame
+/// of its own stays well under [`MAX_FRAME_BYTES`]).
+pub const MAX_ASSET_PIECE: usize = 48_000;
+
+/// Assets through covisit: the page's answer to an [`ServerToVisitor::AssetRequest`],
+/// carried as a mirror record of a frame of its own, so that it passes the SDK's one
+/// consent gate (`VisitorClient::mirror`: only while the session is active) and costs
+/// the first-load bundle nothing (the on-demand capture writes it):
+///
+/// - `["a", id, contentType, base64, last]`: a piece of the body (at most
+///   [`MAX_ASSET_PIECE`] characters; `last` 1 on the final one, 0 before it);
+/// - `["a", id, 0, reason]`: the page will not send it (`masked`, `not_sent`,
+///   `cross_origin`, `type`, `too_large`, `failed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssetReply {
+    Piece {
+        id: u32,
+        content_type: String,
+        data: String,
+        last: bool,
+    },
+    Refused {
+        id: u32,
+        reason: String,
+    },
+}
+
+impl AssetReply {
+    pub fn id(&self) -> u32 {
+        match self {
+            AssetReply::Piece { id, .. } | AssetReply::Refused { id, .. } => *id,
+        }
+    }
+
+    /// Whether no piece follows this one.
+    pub fn is_last(&self) -> bool {
+        match self {
+            AssetReply::Piece { last, .. } => *last,
+            AssetReply::Refused { .. } => true,
+        }
+    }
+
+    /// The one record of an asset frame: `[["a", …]]`.
+    fn from_records(text: &str) -> Result<AssetReply, &'static str> {
+        use serde_json::Value;
+        let records: Vec<Vec<Value>> =
+            serde_json::from_str(text).map_err(|_| "an asset frame holds one `a` record")?;
+        let [record] = records.as_slice() else {
+            return Err("an asset frame holds one `a` record");
+        };
+        let id = record
+            .get(1)
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("an asset record's id is a 32-bit number")?;
+        match (record.get(2), record.get(3), record.get(4), record.len()) {
+            (Some(Value::String(t)), Some(Value::String(d)), Some(last), 5) => {
+                if t.len() > 255 || d.len() > MAX_ASSET_PIECE {
+                    return Err("an asset piece is too large");
+                }
+                let last = match last {
+                    Value::Bool(b) => *b,
+                    Value::Number(n) => n.as_u64() == Some(1),
+                    _ => return Err("an asset piece's `last` is 0 or 1"),
+                };
+                Ok(AssetReply::Piece {
+                    id,
+                    content_type: t.clone(),
+                    data: d.clone(),
+                    last,
+                })
+            }
+            (Some(Value::Number(z)), Some(Value::String(r)), None, 4)
+                if z.as_u64() == Some(0) && r.len() <= 64 =>
+            {
+                Ok(AssetReply::Refused {
+                    id,
+                    reason: r.clone(),
+                })
+            }
+            _ => Err("an asset record is [\"a\", id, type, data, last] or [\"a\", id, 0, reason]"),
+        }
+    }
+}
+
+impl MirrorData {
     /// An array of at most [`MAX_MIRROR_RECORDS`] records, each an array whose first
     /// element is a one-letter kind. Read as a stream: nothing of it is kept.
     pub fn check(&self) -> Result<(), &'static str> {
@@ -227,13 +461,13 @@ impl MirrorData {
                 Ok(())
             }
         }
-        let mut d = serde_json::Deserializer::from_str(self.0.get());
+        let mut d = serde_json::Deserializer::from_str(self.text());
         match d.deserialize_seq(Records) {
             Ok(()) => Ok(()),
             Err(e) if e.to_string().starts_with("too many records") => Err("has too many records"),
             Err(e)
                 if e.to_string().starts_with("invalid type")
-                    && !self.0.get().trim_start().starts_with('[') =>
+                    && !self.text().trim_start().starts_with('[') =>
             {
                 Err("must be an array of records")
             }
@@ -303,6 +537,9 @@ pub enum ServerToVisitor {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        /// The account records this session (issue 18): the prompt says so.
+        #[serde(default)]
+        recorded: bool,
     },
     SessionStart {
         session_id: String,
@@ -343,6 +580,17 @@ pub enum ServerToVisitor {
     },
     /// Co-browsing: an agent needs a fresh snapshot of the page (new epoch).
     MirrorResync,
+    /// Assets through covisit (issue 15 item 5): the server could not fetch `url`, an
+    /// absolute `http(s)` URL, itself (behind the visitor's login, on the visitor's
+    /// machine, a font without CORS): the page's capture may send it from the visitor's
+    /// browser, as [`AssetReply`] records of its `mirror` frames. Sent only while the
+    /// session is active; the capture answers only for a URL of the page's own origin
+    /// that it sent in this session's records itself (never a masked element's), and only
+    /// a style sheet, a font or an image.
+    AssetRequest {
+        id: u32,
+        url: String,
+    },
     /// Co-browsing: the agent `agent_id` (`name`, ink colour `color`: an index into the
     /// palette of [`INK_COLORS`]) points or draws on this tab. Shown only while the
     /// session is active and the page's `allowAgentDrawing` is true.
@@ -402,6 +650,15 @@ impl Fields {
         match self.0.remove(key) {
             Some(Json::Bool(b)) => Ok(b),
             _ => Err(["field `", key, "` must be a boolean"].concat()),
+        }
+    }
+
+    /// A boolean that may be absent (false), as `#[serde(default)]` reads it.
+    fn opt_flag(&mut self, key: &'static str) -> Result<bool, String> {
+        match self.0.remove(key) {
+            None => Ok(false),
+            Some(Json::Bool(b)) => Ok(b),
+            Some(_) => Err(["field `", key, "` must be a boolean"].concat()),
         }
     }
 
@@ -469,6 +726,7 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
         "session_request" => ServerToVisitor::SessionRequest {
             session_id: f.text("session_id")?,
             agent: f.agent("agent")?,
+            recorded: f.opt_flag("recorded")?,
         },
         "session_start" => ServerToVisitor::SessionStart {
             session_id: f.text("session_id")?,
@@ -541,6 +799,10 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
             message: f.text("message")?,
         }),
         "remote_action" | "mirror_resync" => mirror_frame_from_fields(&kind, f)?,
+        "asset_request" => ServerToVisitor::AssetRequest {
+            id: f.number("id")?,
+            url: f.text("url")?,
+        },
         "draw" => draw_frame_from_fields(f)?,
         "call" => ServerToVisitor::Call {
             call: f
@@ -620,6 +882,14 @@ pub enum AgentMessage {
     /// Co-browsing: ask the visitor's tabs for a fresh snapshot (e.g. after joining).
     MirrorResync {
         session_id: String,
+    },
+    /// This agent rates an ended session it was part of (1–5, optional comment); a
+    /// second rating replaces its first. Goes into the Session's `quality_feedback`.
+    RateSession {
+        session_id: String,
+        rating: u8,
+        #[serde(default)]
+        feedback: Option<String>,
     },
     /// Search the account's online visitors (a lookup code, unique id, id, identity,
     /// tag, name or email: the REST search's rule); answered with `search_result`.
@@ -752,6 +1022,13 @@ pub enum ServerToAgent {
     Call {
         session_id: String,
         call: CallToAgent,
+    },
+    /// The remote console: lines of the visitor's tab `tab`, to the session's agents,
+    /// only while the session is active and that page allows it (`allowRemoteConsole`).
+    Console {
+        session_id: String,
+        tab: String,
+        entries: Vec<ConsoleEntry>,
     },
     #[serde(other)]
     #[cfg_attr(test, ts(skip))]
@@ -1168,17 +1445,15 @@ impl ErrorFrame {
 }
 
 /// Why a frame could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProtocolError {
-    #[error("frame of {size} bytes is larger than the limit of {limit}")]
     FrameTooLarge { size: usize, limit: usize },
-    #[error("frame is not valid JSON for this protocol: {detail}")]
     Malformed { detail: String },
-    #[error("unknown message type `{type_name}`")]
     UnknownType { type_name: String },
-    #[error("protocol version {got} is not supported (this side speaks {expected})")]
     UnsupportedVersion { got: u32, expected: u32 },
 }
+
+crate::core::text::message_display!(ProtocolError);
 
 impl ProtocolError {
     pub fn code(&self) -> ErrorCode {
@@ -1191,7 +1466,36 @@ impl ProtocolError {
     }
 
     pub fn to_frame(&self) -> ErrorFrame {
-        ErrorFrame::new(self.code(), self.to_string())
+        ErrorFrame::new(self.code(), self.message())
+    }
+
+    /// The message for people (no `core::fmt`: see [`crate::core::text`]).
+    pub fn message(&self) -> String {
+        use crate::core::text::decimal;
+        let n = |v: u64| decimal(v, 0);
+        match self {
+            ProtocolError::FrameTooLarge { size, limit } => [
+                "frame of ",
+                &n(*size as u64),
+                " bytes is larger than the limit of ",
+                &n(*limit as u64),
+            ]
+            .concat(),
+            ProtocolError::Malformed { detail } => {
+                ["frame is not valid JSON for this protocol: ", detail].concat()
+            }
+            ProtocolError::UnknownType { type_name } => {
+                ["unknown message type `", type_name, "`"].concat()
+            }
+            ProtocolError::UnsupportedVersion { got, expected } => [
+                "protocol version ",
+                &n(u64::from(*got)),
+                " is not supported (this side speaks ",
+                &n(u64::from(*expected)),
+                ")",
+            ]
+            .concat(),
+        }
     }
 }
 
@@ -1217,7 +1521,7 @@ pub struct MirrorFrame<'a> {
     #[serde(rename = "type", borrow)]
     kind: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    data: &'a serde_json::value::RawValue,
+    data: &'a RawJson,
     #[serde(default)]
     session_id: Option<String>,
     #[serde(default)]
@@ -1226,7 +1530,9 @@ pub struct MirrorFrame<'a> {
 
 impl MirrorFrame<'_> {
     fn data(&self) -> MirrorData {
-        MirrorData(self.data.to_owned())
+        // Box<RawValue> natively, Box<str> from a &str in the wasm.
+        #[allow(clippy::useless_conversion)]
+        MirrorData(self.data.to_owned().into())
     }
 }
 
@@ -1367,8 +1673,13 @@ pub fn decode_server_to_visitor(frame: Json) -> Result<ServerToVisitor, Protocol
 pub fn encode<M: Serialize>(message: &M) -> String {
     // Cannot fail for these types (string keys only; serde_json writes non-finite
     // floats as null). Fall back to an error frame rather than panic all the same.
-    serde_json::to_string(message).unwrap_or_else(|e| {
-        let message = Json::String(e.to_string()).to_text();
+    serde_json::to_string(message).unwrap_or_else(|_e| {
+        // The SDK's wasm leaves serde_json's message out: formatting it would bring
+        // core::fmt into the bundle for a case that does not happen.
+        #[cfg(target_arch = "wasm32")]
+        let message = Json::from("the message could not be written as JSON").to_text();
+        #[cfg(not(target_arch = "wasm32"))]
+        let message = Json::String(_e.to_string()).to_text();
         [
             r#"{"type":"error","code":""#,
             ErrorCode::ENCODE_FAILED.as_str(),
@@ -1439,6 +1750,44 @@ mod tests {
     }
 
     #[test]
+    fn asset_records_decode_only_in_a_frame_of_their_own() {
+        let data = |t: &str| MirrorData::from_text(t.to_string()).unwrap();
+        assert_eq!(data(r#"[["S",1,"u",1,1,1]]"#).asset_reply(), None);
+        assert_eq!(
+            data(r#"[["a",7,"font/woff2","d09GMg==",0]]"#).asset_reply(),
+            Some(Ok(AssetReply::Piece {
+                id: 7,
+                content_type: "font/woff2".into(),
+                data: "d09GMg==".into(),
+                last: false
+            }))
+        );
+        let refused = data(r#"[["\u0061",8,0,"masked"]]"#).asset_reply();
+        assert_eq!(
+            refused,
+            Some(Ok(AssetReply::Refused {
+                id: 8,
+                reason: "masked".into()
+            }))
+        );
+        assert!(refused.unwrap().unwrap().is_last());
+        for bad in [
+            r#"[["a",7,"image/png","AA==",1],["p",1,2]]"#,
+            r#"[["a",-1,"image/png","AA==",1]]"#,
+            r#"[["a",7,"image/png","AA=="]]"#,
+            r#"[["a",7,0,"masked",1]]"#,
+            r#"[["a",7,"image/png",5,1]]"#,
+        ] {
+            assert!(matches!(data(bad).asset_reply(), Some(Err(_))), "{bad}");
+        }
+        let long = format!(
+            r#"[["a",1,"image/png","{}",1]]"#,
+            "A".repeat(MAX_ASSET_PIECE + 1)
+        );
+        assert!(matches!(data(&long).asset_reply(), Some(Err(_))));
+    }
+
+    #[test]
     fn error_frames_are_flat() {
         let text = encode(&ServerToVisitor::Error(ErrorFrame {
             code: "x".into(),
@@ -1455,6 +1804,10 @@ mod tests {
     fn co_browsing_frames_round_trip_through_the_hand_written_decoder() {
         let frames = [
             ServerToVisitor::MirrorResync,
+            ServerToVisitor::AssetRequest {
+                id: 4_000_000_000,
+                url: "https://shop.example/a b.png?x=\"1\"".into(),
+            },
             ServerToVisitor::RemoteAction {
                 id: 7,
                 agent_id: "a_1".into(),

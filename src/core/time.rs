@@ -33,7 +33,31 @@ impl Millis {
 
     /// ISO-8601 UTC with milliseconds, e.g. `2026-11-21T10:04:05.123Z`.
     pub fn to_iso8601(self) -> String {
-        self.to_string()
+        use crate::core::text::decimal;
+        let ms = self.0 % 1000;
+        let secs = self.0 / 1000;
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        // From 1970 on, so every part is non-negative.
+        let part = |n: i64, width| decimal(n.max(0) as u64, width);
+        [
+            &part(y, 4),
+            "-",
+            &part(m, 2),
+            "-",
+            &part(d, 2),
+            "T",
+            &decimal(rem / 3600, 2),
+            ":",
+            &decimal((rem % 3600) / 60, 2),
+            ":",
+            &decimal(rem % 60, 2),
+            ".",
+            &decimal(ms, 3),
+            "Z",
+        ]
+        .concat()
     }
 
     /// Parses the form [`Millis::to_iso8601`] writes (milliseconds optional).
@@ -78,18 +102,7 @@ impl Millis {
 
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0 % 1000;
-        let secs = self.0 / 1000;
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            (rem % 3600) / 60,
-            rem % 60
-        )
+        f.write_str(&self.to_iso8601())
     }
 }
 

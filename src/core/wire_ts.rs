@@ -18,12 +18,14 @@ use crate::core::model::{
     QualityFeedback, Segment, SegmentType, Session, SessionSource, Visitor, Wrapup,
 };
 use crate::core::protocol::{
-    AgentMessage, ConnectionHello, ControlPhase, ErrorFrame, FoundBy, Ink, InkShape, MirrorData,
-    RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent, ServerToVisitor, SessionControl,
-    TrackBeacon, VisitorMessage, VisitorState,
+    AgentMessage, ConnectionHello, ConsoleEntry, ConsoleKind, ControlPhase, ErrorFrame, FoundBy,
+    Ink, InkShape, MirrorData, RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent,
+    ServerToVisitor, SessionControl, TrackBeacon, VisitorMessage, VisitorState,
 };
 use crate::core::protocol::{
-    CallFromAgent, CallFromVisitor, CallToAgent, CallToVisitor, SessionCall,
+    CallEndReason, CallFromAgent, CallFromVisitor, CallPhase, CallRules, CallSignal, CallToAgent,
+    CallToVisitor, IceCandidate, IceServer, MediaChannel, MediaState, SdpType, SessionCall,
+    SessionDescription, VisitorCallEnd,
 };
 
 /// Where the generated file lives (from the crate's root).
@@ -107,6 +109,8 @@ fn generate() -> String {
         // Both
         ErrorFrame,
         MirrorData,
+        ConsoleEntry,
+        ConsoleKind,
         RemoteAction,
         RemoteKind,
         RemoteRefusal,
@@ -139,12 +143,24 @@ fn generate() -> String {
         VideoAudioRelationship,
         Ink,
         InkShape,
-        // Calls and sharing (issue 17)
+        // Calls and sharing (issue 17), each listed so that the file's order does not
+        // depend on how ts-rs walks optional fields
         CallToVisitor,
         CallFromVisitor,
         CallFromAgent,
         CallToAgent,
         SessionCall,
+        CallRules,
+        CallPhase,
+        CallSignal,
+        MediaChannel,
+        SessionDescription,
+        SdpType,
+        IceCandidate,
+        MediaState,
+        IceServer,
+        CallEndReason,
+        VisitorCallEnd,
     );
     for visit in std::mem::take(&mut d.roots) {
         visit(&mut d);

@@ -93,7 +93,10 @@ import { load, start, version } from './index.js';
   window.Covisit = Covisit;
   for (var i = 0; i < queued.length; i++) pending.push(queued[i]);
 
-  load(base + 'covisit_wasm_bg.wasm').then(function () {
+  // Without WebAssembly nothing can load; start() then says so (and tells the server:
+  // index.js, `unsupported`), so the page's `init` and `error` handlers still hear why.
+  var ready = typeof WebAssembly === 'object' ? load(base + 'covisit_wasm_bg.wasm') : Promise.resolve();
+  ready.then(function () {
     mod = { startCovisit: start, version: version };
     var calls = pending;
     pending = [];

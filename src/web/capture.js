@@ -19,18 +19,21 @@ const GUARD_EVENTS = ['focusin', 'input', 'change', 'keydown'];
  * roots) joins `secret`. Returns the undo. */
 function guardSecrets() {
   for (const el of document.querySelectorAll('input[type=password i]')) secret.add(el);
+  // A browser without MutationObserver cannot co-browse (the SDK reports it as
+  // unsupported, and no session starts): the events below still mark fields.
+  const MO = typeof MutationObserver === 'function' ? MutationObserver : null;
   // Only `type` changes are observed: the page's other mutations cost nothing here.
-  const mo = new MutationObserver((recs) => {
+  const mo = MO && new MO((recs) => {
     for (const r of recs) {
       if (r.target.localName !== 'input') continue;
       if (String(r.oldValue).trim().toLowerCase() === 'password' || isPassword(r.target)) secret.add(r.target);
     }
   });
-  mo.observe(document, { subtree: true, attributes: true, attributeFilter: ['type'], attributeOldValue: true });
+  if (mo) mo.observe(document, { subtree: true, attributes: true, attributeFilter: ['type'], attributeOldValue: true });
   for (const k of GUARD_EVENTS) document.addEventListener(k, markSecret, { capture: true, passive: true });
   document.addEventListener('scroll', markScrolled, { capture: true, passive: true });
   return () => {
-    mo.disconnect();
+    if (mo) mo.disconnect();
     for (const k of GUARD_EVENTS) document.removeEventListener(k, markSecret, { capture: true });
     document.removeEventListener('scroll', markScrolled, { capture: true });
   };
@@ -87,6 +90,11 @@ export class Capture {
   /** A remote action; '' when applied, else why not ('not_ready' until loaded). */
   apply(action) {
     return this.mirror ? this.mirror.apply(action) : 'not_ready';
+  }
+
+  /** An asset the server asks for (a session is active: the client checked). */
+  asset(id, url) {
+    if (this.mirror) this.mirror.asset(id, url);
   }
 
   control(granted) {

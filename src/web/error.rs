@@ -29,13 +29,13 @@ impl CovisitError {
 
 impl From<ClientError> for CovisitError {
     fn from(e: ClientError) -> CovisitError {
-        CovisitError::new(e.code(), &e.to_string())
+        CovisitError::new(e.code(), &e.message())
     }
 }
 
 impl From<ConfigError> for CovisitError {
     fn from(e: ConfigError) -> CovisitError {
-        CovisitError::new(e.code(), &e.to_string())
+        CovisitError::new(e.code(), &e.message())
     }
 }
 

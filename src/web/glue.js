@@ -247,9 +247,12 @@ export class Ui {
     this.onAction(action, undefined);
   }
 
-  /** @param {string} title @param {string} message with `{agentName}` @param {string} agentName */
-  showSessionPrompt(title, message, agentName) {
-    this.dialog('session-prompt', title, message.split('{agentName}').join(agentName), [
+  /** @param {string} title @param {string} message with `{agentName}` @param {string} agentName
+   * @param {boolean} console the page shares its console with the agent (`allowRemoteConsole`): said in every prompt, the page's own message or not */
+  showSessionPrompt(title, message, agentName, console) {
+    const text = message.split('{agentName}').join(agentName)
+      + (console ? ' They will also see this page\'s console messages and failed network requests.' : '');
+    this.dialog('session-prompt', title, text, [
       this.button('Deny', () => this.answer('deny')),
       this.button('Allow', () => this.answer('allow'), { class: 'primary' }),
     ]);
@@ -406,7 +409,32 @@ export class Ui {
     return this.calls ? this.calls.api(name, arg) : Promise.reject(Object.assign(new Error(`\`${name}\` is not valid now: there is no call`), { code: 'wrong_call_state' }));
   }
 
+  // ----- the remote console's hooks: console.js, fetched on demand (covisit-console.js) --
+  // Rust starts them when a session is active on a page that allows it, and stops them
+  // when it ends. Until the module is in, nothing is recorded (the session is active).
+
+  /** @param {string | undefined} url @param {(batch: string) => boolean} onBatch */
+  consoleStart(url, onBatch) {
+    if (this.consoleOff || !url) return;
+    const gen = (this.consoleGen = (this.consoleGen || 0) + 1);
+    /** @type {(() => void) | null} */
+    this.consoleOff = () => {};
+    import(/* webpackIgnore: true */ /* @vite-ignore */ url).then((m) => {
+      if (gen === this.consoleGen) this.consoleOff = m.hook(onBatch);
+    }, (e) => {
+      if (gen === this.consoleGen) this.consoleOff = null;
+      console.error('[covisit] the remote console did not load', e);
+    });
+  }
+
+  consoleStop() {
+    this.consoleGen = (this.consoleGen || 0) + 1;
+    if (this.consoleOff) this.consoleOff();
+    this.consoleOff = null;
+  }
+
   destroy() {
+    this.consoleStop();
     this.drawStop();
     this.callStop();
     clearTimeout(this.armTimer);
@@ -431,6 +459,41 @@ export function takeCallToken() {
   const rest = location.hash.slice(1).split('&').filter((p) => !p.startsWith('covisit_call=')).join('&');
   try { history.replaceState(history.state, '', location.pathname + location.search + (rest ? `#${rest}` : '')); } catch (e) { /* sandboxed: keep going */ }
   return m[2];
+}
+
+// The live-chat widget on the page, by its public global (set by its snippet, before
+// its script loads) or its script's host: the Visitor's `integration`. The names are
+// protocol::INTEGRATIONS (src/core/protocol.rs).
+/** @type {[name: string, global: string, host: string][]} */
+const WIDGETS = [
+  ['intercom', 'Intercom', 'widget.intercom.io'], ['zendesk', 'zE', 'static.zdassets.com'],
+  ['drift', 'drift', 'js.driftt.com'], ['livechat', 'LiveChatWidget', 'cdn.livechatinc.com'],
+  ['crisp', '$crisp', 'client.crisp.chat'], ['hubspot', 'HubSpotConversations', 'js.usemessages.com'],
+  ['freshchat', 'fcWidget', 'wchat.freshchat.com'], ['tawk.to', 'Tawk_API', 'embed.tawk.to'],
+  ['olark', 'olark', 'static.olark.com'], ['gorgias', 'GorgiasChat', 'config.gorgias.chat'],
+];
+/** @returns {string | undefined} */
+export function integration() {
+  const w = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (window));
+  const hosts = Array.from(document.scripts, (s) => s.src);
+  for (const [name, global, host] of WIDGETS) {
+    if (w[global] || hosts.some((src) => src.includes(`//${host}/`))) return name;
+  }
+  return undefined;
+}
+
+// What co-browsing needs of the browser (protocol::CAPABILITIES; WebAssembly itself is
+// checked by index.js before the wasm loads): the names of those missing, comma-separated.
+/** @returns {string} */
+export function missing() {
+  const w = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (window));
+  const has = {
+    WebAssembly: typeof w.WebAssembly === 'object', WebSocket: typeof w.WebSocket === 'function',
+    MutationObserver: typeof w.MutationObserver === 'function',
+    ShadowRoot: typeof w.Element === 'function' && typeof Element.prototype.attachShadow === 'function',
+    WeakSet: typeof w.WeakSet === 'function', CSSStyleSheet: typeof w.CSSStyleSheet === 'function',
+  };
+  return Object.entries(has).filter(([, ok]) => !ok).map(([name]) => name).join(',');
 }
 
 // Calls onChange after every pushState/replaceState. Returns a function that restores

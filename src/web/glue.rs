@@ -10,8 +10,15 @@ extern "C" {
 
     #[wasm_bindgen(constructor)]
     pub fn new(on_action: &js_sys::Function) -> Ui;
+    /// `console`: the page allows the remote console, which the prompt then mentions.
     #[wasm_bindgen(method, js_name = showSessionPrompt)]
-    pub fn show_session_prompt(this: &Ui, title: &str, message: &str, agent_name: &str);
+    pub fn show_session_prompt(
+        this: &Ui,
+        title: &str,
+        message: &str,
+        agent_name: &str,
+        console: bool,
+    );
     #[wasm_bindgen(method, js_name = showControlPrompt)]
     pub fn show_control_prompt(this: &Ui, agent_name: &str);
     #[wasm_bindgen(method, js_name = showLookupCode)]
@@ -50,6 +57,13 @@ extern "C" {
     /// by the call file (a rejected promise with `wrong_call_state` without a call).
     #[wasm_bindgen(method, js_name = callApi)]
     pub fn call_api(this: &Ui, name: &str, arg: JsValue) -> js_sys::Promise;
+    /// The remote console: fetch `url` (covisit-console.js) and install its hooks, which
+    /// hand batches of entries (JSON text) to `on_batch` until it returns false.
+    #[wasm_bindgen(method, js_name = consoleStart)]
+    pub fn console_start(this: &Ui, url: Option<String>, on_batch: &js_sys::Function);
+    /// Removes the console hooks (the page's console is as it was).
+    #[wasm_bindgen(method, js_name = consoleStop)]
+    pub fn console_stop(this: &Ui);
 
     /// Journey tracking's facts about the page viewed, as the JSON text of `PageFacts`
     /// without `at`; empty when the URL did not change since the last page view.
@@ -68,6 +82,15 @@ extern "C" {
     /// of the URL (history.replaceState) so it is neither reused nor shared.
     #[wasm_bindgen(js_name = takeCallToken)]
     pub fn take_call_token() -> Option<String>;
+
+    /// The live-chat widget on the page (a name of `protocol::INTEGRATIONS`), if any.
+    #[wasm_bindgen(js_name = integration)]
+    pub fn integration() -> Option<String>;
+
+    /// The capabilities co-browsing needs that this browser lacks, comma-separated
+    /// (names of `protocol::CAPABILITIES`); empty when it has them all.
+    #[wasm_bindgen(js_name = missing)]
+    pub fn missing() -> String;
 
     /// Calls `on_change` after pushState/replaceState; returns the function that undoes it.
     #[wasm_bindgen(js_name = patchHistory)]

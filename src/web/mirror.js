@@ -52,6 +52,16 @@ const IMG_PIXELS = 1000000;
 const IMG_SYNC = 300000;
 const IMG_PNG = 150000;
 const MEDIA_EVENTS = ['play', 'pause', 'seeked', 'ratechange', 'ended', 'loadeddata'];
+// Assets through covisit (docs/MIRROR.md): what the page sends when the server could not
+// fetch an asset itself. Only style sheets, fonts and images (by type, or by extension
+// for a generic type), at most ASSET_MAX bytes, in base64 pieces of ASSET_PIECE
+// characters (one `a` record per frame); at most SENT_MAX URLs remembered as sent.
+const ASSET_TYPE = /^(text\/css|font\/[\w.+-]+|application\/(font-woff2?|x-font-[\w-]+|font-sfnt|vnd\.ms-fontobject)|image\/(png|apng|jpeg|jpg|pjpeg|gif|webp|avif|svg\+xml|bmp|x-icon|vnd\.microsoft\.icon))$/;
+const ASSET_GENERIC = /^(|application\/octet-stream|binary\/octet-stream)$/;
+const ASSET_EXT = /\.(css|woff2?|ttf|otf|eot|png|jpe?g|gif|webp|avif|ico)$/i;
+const ASSET_MAX = 5 * 1024 * 1024;
+const ASSET_PIECE = 48000;
+const SENT_MAX = 20000;
 // Elements that never scroll (void, text-level or SVG), skipped when scroll positions are read.
 const HTML = 'http://www.w3.org/1999/xhtml';
 const NOSCROLL = set('br img input hr wbr meta link style title head a span b i em strong small code label option');
@@ -74,7 +84,13 @@ const abs = (u, base) => {
     return url.protocol === 'javascript:' ? null : url.href;
   } catch { return u; }
 };
-const css = (text, base) => text.replace(CSS_URL, (m, q, u) => `url(${q}${abs(u, base) || ''}${q})`);
+/** CSS text with its url()s made absolute; each one noted in `sent` when given (an
+ * asset URL this capture sent, which the page may then send itself: see asset()). */
+const css = (text, base, sent) => text.replace(CSS_URL, (m, q, u) => {
+  const v = abs(u, base);
+  if (sent && v && sent.size < SENT_MAX) sent.add(v);
+  return `url(${q}${v || ''}${q})`;
+});
 /** A sheet's rules, or null when they cannot be read (another origin without CORS). */
 const ruleList = (sheet) => { try { return sheet.cssRules; } catch { return null; } };
 const sub = (r) => (r.cssRules ? r.cssRules.length : -1);
@@ -117,6 +133,10 @@ export class Mirror {
     this.complex = !this.broken && Boolean(this.sel) && !this.sel.split(',').every((p) => COMPOUND.test(p.trim()));
     this.epoch = Date.now() % 1e6;
     this.on = false;
+    // Absolute URLs of resources this capture sent in this session (attributes of
+    // elements that are not masked, style attributes, style sheet rules), kept across
+    // snapshots until the capture stops: the only ones asset() sends.
+    this.sent = new Set();
     this.ptr = null;
     this.flushNow = () => this.flush();
     this.onEvent = (e) => this.event(e);
@@ -146,6 +166,7 @@ export class Mirror {
   stop() {
     this.reset();
     this.control(false);
+    this.sent = new Set();
   }
 
   /** Forgets every id and stops observing; a snapshot starts from a clean slate. */
@@ -388,7 +409,9 @@ export class Mirror {
       if (ON.test(name) || v.length > MAX_ATTR || (box && !BOX_ATTRS.has(name)) || (iframe && name.startsWith('src'))) continue;
       if (URLS.has(name)) v = this.abs(v);
       else if (name === 'srcset') v = v.split(',').map((s) => s.trim().split(/\s+/).map((w, i) => (i ? w : this.abs(w))).join(' ')).join(', ');
-      else if (name === 'style' && v.includes('url(')) v = css(v, this.bu);
+      // A masked box's style goes out for its layout, but its URLs are not noted as
+      // sent: the page never sends a masked element's resources (asset()).
+      else if (name === 'style' && v.includes('url(')) v = css(v, this.bu, box ? null : this.sent);
       if (v !== null) a[name] = v;
     }
     return a;
@@ -410,12 +433,18 @@ export class Mirror {
   /** `u` made absolute against the current base (or kept as a path from the root on the
    * page's own origin); null for a javascript: URL. */
   abs(u) {
-    if (this.origin !== null && PLAIN_PATH.test(u)) return this.origin + u;
-    let v = this.urls.get(u);
-    if (v === undefined) {
-      v = abs(u, this.bu);
-      if (this.urls.size < 4096) this.urls.set(u, v);
+    let v;
+    if (this.origin !== null && PLAIN_PATH.test(u)) v = this.origin + u;
+    else {
+      v = this.urls.get(u);
+      if (v === undefined) {
+        v = abs(u, this.bu);
+        if (this.urls.size < 4096) this.urls.set(u, v);
+      }
     }
+    // Only attributes of elements that are not masked get here (a box keeps none of its
+    // URLs): these are the URLs asset() may send.
+    if (v && this.sent.size < SENT_MAX) this.sent.add(v[0] === '/' ? location.origin + v : v);
     return v;
   }
 
@@ -775,7 +804,7 @@ export class Mirror {
       t = inner ? `@media ${r.media.mediaText || 'all'}{${[...inner].map((x) => this.ruleText(x, r.styleSheet.href || base)).join('\n')}}` : '@media not all{}';
     } else {
       t = r.cssText;
-      if (t.includes('url(')) t = css(t, base);
+      if (t.includes('url(')) t = css(t, base, this.sent);
     }
     if (t.includes(':state(')) for (const m of t.matchAll(STATE)) this.stateNames.add(m[1]);
     return t;
@@ -1272,6 +1301,57 @@ export class Mirror {
       return '';
     }
     return 'unknown_action';
+  }
+
+  // ----- assets through covisit ---------------------------------------------------------
+
+  /** The server could not fetch the asset `url` itself (behind the visitor's login, on
+   * the visitor's machine, a font without CORS) and asks for it (request `id`; Rust let
+   * it through only during an active session of a page that set assetsProxyConfigured).
+   * Sent only for a URL of this page's origin that this capture itself sent (so never
+   * one only a masked element names), not named by any masked element now, and only a
+   * style sheet, a font or an image of at most ASSET_MAX bytes; fetched as the page
+   * would (same origin, its cookies), then sent as `a` records, each in a frame of its
+   * own, through the same gate as every record. Otherwise a refusal says why. */
+  async asset(id, url) {
+    const no = (why) => this.assetOut(['a', id, 0, why]);
+    try {
+      const u = new URL(url);
+      if (u.origin !== location.origin) return no('cross_origin');
+      if (!this.on || !this.sent.has(u.href)) return no('not_sent');
+      const file = u.pathname.slice(u.pathname.lastIndexOf('/') + 1);
+      for (const el of this.boxed) if (el.isConnected && el.outerHTML.includes(file || u.pathname)) return no('masked');
+      const res = await fetch(u.href, { credentials: 'same-origin', mode: 'same-origin', cache: 'force-cache' });
+      if (!res.ok) return no('failed');
+      const type = (res.headers.get('content-type') || '').split(';')[0].trim().toLowerCase();
+      if (!ASSET_TYPE.test(type) && !(ASSET_GENERIC.test(type) && ASSET_EXT.test(u.pathname))) return no('type');
+      if (Number(res.headers.get('content-length')) > ASSET_MAX) return no('too_large');
+      const blob = await res.blob();
+      if (blob.size > ASSET_MAX) return no('too_large');
+      const text = await new Promise((resolve, reject) => {
+        const r = new FileReader();
+        r.onload = () => resolve(String(r.result));
+        r.onerror = () => reject(r.error);
+        r.readAsDataURL(blob);
+      });
+      const data = text.slice(text.indexOf(',') + 1);
+      for (let i = 0; i === 0 || i < data.length; i += ASSET_PIECE) {
+        const last = i + ASSET_PIECE >= data.length ? 1 : 0;
+        if (!this.assetOut(['a', id, type || 'application/octet-stream', data.slice(i, i + ASSET_PIECE), last])) return undefined;
+      }
+    } catch (e) {
+      console.warn('[covisit] an asset for the agent could not be read', e);
+      no('failed');
+    }
+    return undefined;
+  }
+
+  /** One asset record in a frame of its own, through Rust's gate; false once the
+   * capture stopped (the session ended meanwhile: nothing more leaves). */
+  assetOut(r) {
+    if (!this.on) return false;
+    if (!this.onBatch(JSON.stringify([r]))) { this.stop(); return false; }
+    return true;
   }
 
   /** The agent's pointer, shown while control is granted. */

@@ -31,4 +31,7 @@ extern "C" {
     pub fn apply(this: &Capture, action: &str) -> String;
     #[wasm_bindgen(method)]
     pub fn control(this: &Capture, granted: bool);
+    /// Sends the page's asset `url` for request `id` (or a refusal) as `a` records.
+    #[wasm_bindgen(method)]
+    pub fn asset(this: &Capture, id: u32, url: &str);
 }

@@ -206,7 +206,7 @@ export interface CovisitState {
 }
 export interface CovisitEvents {
   ready: { shortId: string; uniqueConnectionId: string };
-  sessionRequest: { sessionId: string; agent: CovisitAgent };
+  sessionRequest: { sessionId: string; agent: CovisitAgent; recorded: boolean };
   sessionStart: { sessionId: string };
   sessionContinue: { sessionId: string };
   sessionEnd: { sessionId: string; disconnectType: DisconnectType };

@@ -47,6 +47,9 @@ pub fn start_covisit(
     // Where the on-demand drawing layer is (agents' laser and ink; index.js passes the
     // file next to the wasm); without it no ink is ever shown.
     #[wasm_bindgen(js_name = drawUrl)] draw_url: Option<String>,
+    // Where the on-demand remote console hooks are (`allowRemoteConsole`); without it
+    // the page's console is never shared.
+    #[wasm_bindgen(js_name = consoleUrl)] console_url: Option<String>,
     // Where the on-demand call file is (calls and tab sharing; index.js passes the file
     // next to the wasm); without it calls are declined.
     #[wasm_bindgen(js_name = callUrl)] call_url: Option<String>,
@@ -85,7 +88,7 @@ pub fn start_covisit(
         Ok(c) => c,
         Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
     };
-    let driver = Driver::new(client, capture_url, draw_url, call_url);
+    let driver = Driver::new(client, capture_url, draw_url, console_url, call_url);
     let covisit = Covisit {
         driver: driver.clone(),
     };
@@ -132,6 +135,12 @@ fn page_info() -> PageInfo {
         user_agent: window.navigator().user_agent().ok(),
         call_token: None,
         audio_supported: audio_supported(&window),
+        integration: glue::integration(),
+        missing: glue::missing()
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+            .collect(),
     }
 }
 
@@ -171,6 +180,10 @@ struct Driver {
     draw_url: Option<String>,
     /// Where the call file (covisit-call.js) is.
     call_url: Option<String>,
+    /// Where the remote console hooks (covisit-console.js) are, and the callback they
+    /// hand batches to while installed.
+    console_url: Option<String>,
+    console_callback: Option<BatchCallback>,
     waiters: Vec<(js_sys::Function, js_sys::Function)>,
     /// The `ready` detail once it happened, for handlers added later (see `on`).
     ready_detail: Option<JsValue>,
@@ -183,6 +196,7 @@ impl Driver {
         client: VisitorClient,
         capture_url: Option<String>,
         draw_url: Option<String>,
+        console_url: Option<String>,
         call_url: Option<String>,
     ) -> Rc<RefCell<Driver>> {
         Rc::new_cyclic(|this| {
@@ -200,6 +214,8 @@ impl Driver {
                 capture_url,
                 draw_url,
                 call_url,
+                console_url,
+                console_callback: None,
                 waiters: Vec::new(),
                 ready_detail: None,
                 instance: None,
@@ -299,6 +315,7 @@ impl Driver {
             MirrorCommand::Start => mirror.start(),
             MirrorCommand::Stop => mirror.stop(),
             MirrorCommand::Control { granted } => mirror.control(granted),
+            MirrorCommand::Asset { id, url } => mirror.asset(id, &url),
             MirrorCommand::Apply { id, action } => {
                 let refusal = mirror.apply(&serde_json::to_string(&action).unwrap_or_default());
                 if !matches!(action, RemoteAction::Pointer { .. }) {
@@ -331,6 +348,34 @@ impl Driver {
             } => ui.draw(&agent_id, &name, color, &ink.to_text()),
             DrawCommand::Stop => ui.draw_stop(),
         }
+    }
+
+    /// Installs or removes the remote console hooks (the client decided; see
+    /// `core::client::console`). Their batches go back through the client's gate.
+    fn console_command(driver: &Rc<RefCell<Driver>>, on: bool) {
+        let Some(ui) = driver.borrow().ui.clone() else {
+            return;
+        };
+        if !on {
+            ui.console_stop();
+            driver.borrow_mut().console_callback = None;
+            return;
+        }
+        if driver.borrow().console_callback.is_some() {
+            return; // installed (a resumed session or a resync)
+        }
+        let weak = Rc::downgrade(driver);
+        let callback = BatchCallback::new(move |batch: String| {
+            let Some(d) = weak.upgrade() else {
+                return false;
+            };
+            let go_on = d.borrow_mut().client.console(&batch);
+            Driver::drive(&d);
+            go_on
+        });
+        let url = driver.borrow().console_url.clone();
+        ui.console_start(url, callback.as_ref().unchecked_ref());
+        driver.borrow_mut().console_callback = Some(callback);
     }
 
     fn install_ui(driver: &Rc<RefCell<Driver>>) {
@@ -422,6 +467,7 @@ impl Driver {
                         }
                     }
                 }
+                Output::Console(on) => Driver::console_command(driver, on),
             }
         }
         driver.borrow_mut().arm_timer();
@@ -526,7 +572,7 @@ impl Driver {
         let name = event.name();
         // Only what this event needs is read: dispatch runs for every event, and the
         // whole state is serialized for `stateChange` alone.
-        let (handlers, ui, state, status, granted, agent_name, prompt, rate) = {
+        let (handlers, ui, state, status, granted, agent_name, prompt, rate, console) = {
             let d = driver.borrow();
             let config = d.client.config();
             let handlers: Vec<js_sys::Function> = d
@@ -558,6 +604,7 @@ impl Driver {
                 agent_name,
                 prompt,
                 rate,
+                config.permissions.allow_remote_console,
             )
         };
         if matches!(event, ClientEvent::SessionRequest { .. }) {
@@ -569,12 +616,17 @@ impl Driver {
         }
         if let Some(ui) = ui.as_ref() {
             match &event {
-                ClientEvent::SessionRequest { agent, .. } if handlers.is_empty() => {
+                ClientEvent::SessionRequest {
+                    agent, recorded, ..
+                } if handlers.is_empty() => {
                     let (title, message) = prompt.unwrap_or_default();
                     let title = title.unwrap_or_else(|| "Allow screen sharing?".into());
                     // glue.js puts the agent's name in for `{agentName}`.
-                    let message = message.unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
-                    ui.show_session_prompt(&title, &message, &agent.name);
+                    let mut message = message.unwrap_or_else(|| "{agentName} from our support team would like to see this page to help you. They will not see other tabs or apps, and hidden fields stay hidden.".into());
+                    if *recorded {
+                        message.push_str(" This session is recorded.");
+                    }
+                    ui.show_session_prompt(&title, &message, &agent.name, console);
                 }
                 ClientEvent::ControlRequest { agent } if handlers.is_empty() => {
                     ui.show_control_prompt(&agent.name);
@@ -629,11 +681,7 @@ impl Driver {
         }
         let detail = match &event {
             ClientEvent::StateChange => state.as_ref().map_or(JsValue::NULL, to_js),
-            other => {
-                let tagged = to_js(other);
-                js_sys::Reflect::get(&tagged, &JsValue::from_str("detail"))
-                    .unwrap_or(JsValue::UNDEFINED)
-            }
+            other => js_sys::JSON::parse(&other.detail_text()).unwrap_or(JsValue::UNDEFINED),
         };
         if let ClientEvent::Ready { .. } = event {
             driver.borrow_mut().ready_detail = Some(detail.clone());
@@ -673,6 +721,7 @@ impl Driver {
         if let Some((mirror, _)) = self.mirror.take() {
             mirror.destroy();
         }
+
         self.ui_callback = None;
         self.handlers.clear();
         self.waiters.clear();

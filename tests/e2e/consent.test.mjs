@@ -387,8 +387,10 @@ describe('the console contacts only the covisit server', () => {
   });
 
   it('a forged mirror frame naming other hosts makes the console request nothing from them', { timeout: 90000 }, async () => {
-    const t = `http://127.0.0.1:${tracker.address().port}`;
-    hits.length = 0; // the previous test's visitor page loaded them itself
+    // Under a path of its own: the previous test's visitor page (closed, but its last
+    // requests may still be on their way) loaded that page's URLs itself.
+    const t = `http://127.0.0.1:${tracker.address().port}/forged`;
+    hits.length = 0;
     const urls = await watchConsole();
     const forger = await L.rawSocket(browser, server, '/ws/visitor', {
       type: 'hello', protocol_version: 1, api_key: L.PUBLIC_KEY, short_id: null,
@@ -422,7 +424,7 @@ describe('the console contacts only the covisit server', () => {
     await new Promise((r) => setTimeout(r, 1000));
     const bad = foreign(urls);
     assert.deepEqual(bad, [], `the console asked other hosts: ${bad.join(', ')}`);
-    assert.deepEqual(hits, [], 'nothing reached the other host');
+    assert.deepEqual(hits.filter((h) => h.startsWith('/forged/')), [], 'nothing reached the other host');
     await L.endLiveSessions(server, welcome.short_id);
     await forger.close();
   });

@@ -136,7 +136,7 @@ export async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, what = 
 
 const FIXTURE = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/seed_fields.json'), 'utf8'));
 /** Extra fields the server documents (server/README.md, "REST"). */
-const DOCUMENTED_EXTRAS = { Session: ['status'] };
+const DOCUMENTED_EXTRAS = { Session: ['status', 'visitor_bytes'], Visitor: ['missing_capabilities'] };
 
 function jsonType(v) {
   if (v === null) return 'null';

@@ -253,11 +253,28 @@ export class Admin {
       h('h3', { id: 'site-title', text: 'Personal links' }),
       this.field('Website address', site, 'Where a visitor goes after confirming an agent\'s personal link (the page must load covisit).'),
       h('button', { type: 'submit', class: 'btn btn-primary', text: 'Save', 'data-testid': 'site-save' }));
-    this.main.append(form);
-    try { site.value = (await this.api('/api/v1/account')).site_url || ''; } catch (e) { this.fail(e); }
+    const record = /** @type {HTMLInputElement} */ (h('input', { type: 'checkbox', 'data-testid': 'record-sessions' }));
+    const retention = h('p', { class: 'muted small', 'data-testid': 'recording-retention' });
+    const recForm = h('form', { class: 'card admin-form', noValidate: true, 'aria-labelledby': 'recording-title' },
+      h('h3', { id: 'recording-title', text: 'Session recordings' }),
+      h('label', { class: 'check' }, record, ' Record co-browsing sessions'),
+      h('p', { class: 'muted small', text: 'The server keeps what the agents saw, with its times; masked fields never leave the visitor\'s page, so they are never in a recording. Visitors are told in the prompt that the session is recorded.' }),
+      retention,
+      h('button', { type: 'submit', class: 'btn btn-primary', text: 'Save', 'data-testid': 'recording-save' }));
+    this.main.append(form, recForm);
+    try {
+      const account = await this.api('/api/v1/account');
+      site.value = account.site_url || '';
+      record.checked = Boolean(account.record_sessions);
+      retention.textContent = `Recordings are deleted ${Number(account.recording_retention_days)} days after their session ended.`;
+    } catch (e) { this.fail(e); }
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try { await this.api('/api/v1/account', { method: 'PATCH', body: { site_url: site.value.trim() || null } }); this.announce('Saved.'); } catch (e) { this.fail(e); }
+    });
+    recForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try { await this.api('/api/v1/account', { method: 'PATCH', body: { record_sessions: record.checked } }); this.announce('Saved.'); } catch (e) { this.fail(e); }
     });
   }
 

@@ -15,6 +15,7 @@ import { MirrorView } from './mirror.js';
 import { Admin } from './admin.js';
 import { Workspace } from './workspace.js';
 import { CallPanel } from './call.js';
+import { Replay } from './replay.js';
 
 const PROTOCOL_VERSION = 1;
 /** Without a snapshot this long after a session is live, ask the visitor for one. */
@@ -50,6 +51,10 @@ const el = {
   passwordProblem: $('password-problem'),
   adminNav: $('admin-nav'),
   adminView: $('admin-view'),
+  replayView: $('replay-view'),
+  replayTitle: $('replay-title'),
+  replayStatus: $('replay-status'),
+  replayRoot: $('replay-root'),
   personalLink: $('personal-link'),
   signinSubmit: $('signin-submit'),
   signinProblem: $('signin-problem'),
@@ -103,7 +108,18 @@ const el = {
   mirrorSection: $('mirror-section'),
   mirrorSessions: $('mirror-sessions'),
   mirrorStatus: $('mirror-status'),
+  consoleSection: $('console-section'),
+  consoleLines: $('console-lines'),
+  consoleEmpty: $('console-empty'),
+  ratingSection: $('rating-section'),
+  ratingForm: $('rating-form'),
+  ratingComment: $('rating-comment'),
+  ratingSubmit: $('rating-submit'),
+  ratingNote: $('rating-note'),
 };
+
+/** The most console lines kept per session (the oldest go first). */
+const MAX_CONSOLE_LINES = 500;
 
 const state = {
   /** The signed-in user (/api/v1/me) and the CSRF token REST writes carry. */
@@ -128,6 +144,8 @@ const state = {
   /** short_id → Session[] from REST (history). */
   history: new Map(),
   route: { kind: 'home' },
+  /** The replay shown (`#/sessions/{id}/replay`), or null. */
+  replay: null,
   /** short_id whose request_session has not yet produced a session_update. */
   pendingRequest: null,
   /** session ids where this agent asked for control and the visitor was not done. */
@@ -146,6 +164,8 @@ const state = {
   /** The server's answer to the search box: which visitors match `q` (the server's one
    *  search rule, the same as REST's). Null until the first answer. */
   searchResult: null,
+  /** session_id → the visitor page's console lines this agent was sent (`console`). */
+  consoleLines: new Map(),
 };
 
 // ----- small helpers -----------------------------------------------------------------
@@ -463,6 +483,9 @@ function handle(msg) {
     case 'call':
       calls.onFrame(msg);
       break;
+    case 'console':
+      onConsole(msg);
+      break;
     case 'remote_result':
       if (!msg.ok) setControlNote(`The visitor's page did not apply that ${msg.kind}: ${REFUSAL_TEXT[msg.reason] || msg.reason || 'refused'}.`);
       break;
@@ -626,6 +649,7 @@ function syncMirror(entry) {
     // The visitor's tabs are listed by the workspace (title, address, the one the visitor
     // is in, the one to watch), so the view's own tab bar stays out of the page.
     const view = new MirrorView(stage, document.createElement('div'), {
+      sessionId: id,
       onAction: (tab, action) => send({ type: 'remote_action', session_id: id, tab, action }),
       onChange: (t) => { renderMirrorStatus(); workspace.mirrorChanged(m, t); },
       scaleOf: (t, borders) => workspace.scaleOf(t, stage, borders),
@@ -635,6 +659,7 @@ function syncMirror(entry) {
     workspace.attach(id, m);
     setTimeout(() => askForSnapshot(id), RESYNC_AFTER_MS);
   }
+  m.view.setAssetTabs((entry.connections || []).filter((t) => t.assetsProxyConfigured).map((t) => t.uniqueConnectionId));
   const c = entry.control;
   m.view.setControl(c && c.state === 'granted' && c.agent_id === state.agent?.id ? c.tab : null);
   workspace.sessionUpdate(entry, m);
@@ -661,6 +686,26 @@ function renderMirrorStatus() {
   const t = m && m.view.tabs.get(m.view.selected);
   el.mirrorStatus.textContent = !t ? "Waiting for the visitor's page…"
     : `${t.ready ? 'Live' : 'Loading'} · ${t.url}${m.view.tabs.size > 1 ? ` · ${m.view.tabs.size} tabs` : ''}${m.view.control === t.tab ? ' · you control this tab' : ''}`;
+}
+
+/** The remote console: lines of the visitor's page (read-only; shown as text only). */
+function onConsole(msg) {
+  const lines = state.consoleLines.get(msg.session_id) || [];
+  for (const e of msg.entries || []) lines.push({ ...e, tab: msg.tab });
+  if (lines.length > MAX_CONSOLE_LINES) lines.splice(0, lines.length - MAX_CONSOLE_LINES);
+  state.consoleLines.set(msg.session_id, lines);
+  const id = currentVisitorId();
+  const entry = id ? sessionForView(id) : null;
+  if (entry && entry.session.id === msg.session_id) renderConsole(entry);
+}
+
+function renderConsole(entry) {
+  const lines = state.consoleLines.get(entry.session.id) || [];
+  show(el.consoleSection, lines.length > 0);
+  el.consoleLines.replaceChildren(...lines.map((l) => h('li', { class: `console-line console-${l.kind}`, 'data-kind': l.kind },
+    h('span', { class: 'console-kind', text: l.kind }), ' ',
+    h('span', { class: 'console-text', text: l.text }))));
+  show(el.consoleEmpty, lines.length === 0);
 }
 
 function onErrorFrame(msg) {
@@ -807,6 +852,9 @@ async function loadSession(sessionId, token) {
 function parseRoute() {
   const a = location.hash.match(/^#\/(admin|audit)(?:\/(users|keys|settings))?\/?$/);
   if (a) return { kind: 'admin', page: a[1] === 'audit' ? 'audit' : (a[2] || 'users') };
+  // A session's recording (the Session's public_video_url).
+  const r = location.hash.match(/^#\/sessions\/([A-Za-z0-9_-]{1,64})\/replay\/?$/);
+  if (r) return { kind: 'replay', id: r[1] };
   const m = location.hash.match(/^#\/(visitors|sessions)\/([^/?#]+)/);
   if (!m) return { kind: 'home' };
   let id;
@@ -838,6 +886,8 @@ async function loadRoute() {
     if (token !== state.loadToken) return;
     renderView();
     loadHistory(r.id, token);
+  } else if (r.kind === 'replay') {
+    await loadReplay(r.id, token);
   } else if (r.kind === 'session') {
     const entry = await loadSession(r.id, token);
     if (token !== state.loadToken || !entry) return;
@@ -847,6 +897,26 @@ async function loadRoute() {
     renderView();
     renderList();
     loadHistory(entry.session.visitor_id, token);
+  }
+}
+
+/** The replay of a session's recording (replay.js, on this console's mirror renderer).
+ * The server audits the read. */
+async function loadReplay(id, token) {
+  el.replayTitle.textContent = `Recording of session ${id}`;
+  el.replayStatus.textContent = 'Loading the recording…';
+  state.replay?.destroy();
+  state.replay = null;
+  try {
+    const rec = await api(`/api/v1/sessions/${encodeURIComponent(id)}/recording`);
+    if (token !== state.loadToken) return;
+    state.replay = new Replay(el.replayRoot, rec, { View: MirrorView });
+    el.replayStatus.textContent = `Started ${fmtTime(rec.started_at)}; recorded on the server as the agents saw it (masked fields never left the visitor's page).`;
+  } catch (e) {
+    if (token !== state.loadToken) return;
+    el.replayStatus.textContent = e.code === 'recording_not_available'
+      ? 'This session has no recording to play: none was made, it is still being finalised, or it expired or was deleted.'
+      : `The recording could not be loaded: ${e.message}`;
   }
 }
 
@@ -1157,6 +1227,18 @@ function renderViewInner() {
 
 function renderViewBody() {
   const r = state.route;
+  show(el.replayView, r.kind === 'replay');
+  if (r.kind !== 'replay' && state.replay) {
+    state.replay.destroy();
+    state.replay = null;
+  }
+  if (r.kind === 'replay') {
+    admin.hide();
+    show(el.visitorView, false);
+    show(el.placeholderView, false);
+    el.detail.setAttribute('aria-labelledby', 'replay-title');
+    return;
+  }
   if (r.kind === 'admin') {
     show(el.visitorView, false);
     show(el.placeholderView, false);
@@ -1201,6 +1283,8 @@ function renderViewBody() {
     ? h('span', { class: 'code code-big' }, live.lookup_code) : (online ? 'Expired' : null), { always: true });
   fact(f, 'Current page', live.last_url ? h('span', { class: 'url', title: live.last_url, text: live.last_url }) : null, { always: true });
   fact(f, 'Device', deviceText(live));
+  fact(f, 'Chat widget', live.integration);
+  if (live.is_supported === false) fact(f, 'Supported', `No: lacks ${(live.missing_capabilities || []).join(', ')}`);
   fact(f, 'Unique ID', live.unique_id);
   fact(f, 'Identities', live.identities);
   fact(f, 'Tags', live.tags);
@@ -1234,7 +1318,10 @@ function renderSession(v, online) {
   el.requestSession.setAttribute('aria-disabled', pending ? 'true' : 'false');
   el.requestSession.textContent = entry && entry.status === 'ended' ? 'Request a new session' : 'Request session';
   let hint = '';
-  if (!liveEntry) {
+  if (v.is_supported === false) {
+    el.requestSession.disabled = true;
+    hint = `This visitor's browser cannot co-browse: it lacks ${(v.missing_capabilities || []).join(', ') || 'what covisit needs'}. A session cannot start.`;
+  } else if (!liveEntry) {
     if (!online) hint = 'The visitor is offline; a session can be requested when they are back on the site.';
     else if (v.is_in_session) hint = 'The visitor is in a session with another agent.';
     else if (pending) hint = '';
@@ -1324,6 +1411,19 @@ function renderSession(v, online) {
   // Redirect: only while this agent controls the page (the site may still refuse it).
   show(el.redirectForm, ctlState === 'you' && connected);
 
+  renderConsole(entry);
+
+  // This agent's rating, once the session is over (only an agent who was in it).
+  const wasIn = (s.agents || []).some((a) => a.id === me);
+  show(el.ratingSection, status === 'ended' && wasIn);
+  const mine = (s.quality_feedback || []).find((q) => q.by === me);
+  el.ratingSubmit.disabled = !connected;
+  el.ratingNote.textContent = mine ? `Your rating: ${mine.rating} / 5${mine.feedback ? ` — “${mine.feedback}”` : ''}. Sending again replaces it.` : '';
+  const others = (s.quality_feedback || []).filter((q) => q.by !== me);
+  if (others.length) {
+    fact(sf, 'Ratings', others.map((q) => `${q.by === s.visitor_id ? 'Visitor' : agentName(entry, q.by)}: ${q.rating} / 5${q.feedback ? ` — “${q.feedback}”` : ''}`));
+  }
+
   // Notes.
   show(el.notesSection, true);
   const notes = s.agent_notes || [];
@@ -1366,8 +1466,13 @@ function renderHistory() {
     const sess = live ? live.session : s;
     const link = h('a', { href: `#/sessions/${encodeURIComponent(s.id)}` }, fmtTime(sess.started_at));
     if (s.id === shownId) link.setAttribute('aria-current', 'true');
+    // A ready recording (REST's video fields): its replay here, and its download link.
+    const recording = s.video_status === 'ready' && s.public_video_url ? [
+      ' ', h('a', { href: `#/sessions/${encodeURIComponent(s.id)}/replay`, 'data-testid': 'replay-link' }, 'Replay'),
+      ' ', h('a', { href: s.secret_video_url, download: '', 'data-testid': 'download-recording' }, 'Download'),
+    ] : [];
     return h('tr', {},
-      h('td', {}, link),
+      h('td', {}, link, ...recording),
       h('td', {}, h('span', { class: `status-pill status-small`, 'data-status': status, text: status || '—' })),
       h('td', { class: 'mono', 'data-session-length': status === 'active' ? s.id : null, text: (status === 'active' ? liveLength(sess) : sess.formatted_length) || '—' }),
       h('td', { text: SOURCE_TEXT[sess.source] || sess.source || '—' }),
@@ -1460,6 +1565,19 @@ el.releaseControl.addEventListener('click', () => {
     state.controlRequested.delete(e.session.id);
     renderView();
   }
+});
+
+el.ratingForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const e = viewEntry();
+  const picked = el.ratingForm.querySelector('input[name="agent-rating"]:checked');
+  if (!e || !picked) {
+    el.ratingNote.textContent = 'Pick a rating from 1 to 5 first.';
+    return;
+  }
+  clearError();
+  const feedback = el.ratingComment.value.trim() || null;
+  send({ type: 'rate_session', session_id: e.session.id, rating: Number(picked.value), feedback });
 });
 
 el.noteForm.addEventListener('submit', (ev) => {

@@ -15,6 +15,9 @@ const MATH = 'http://www.w3.org/1998/Math/MathML';
 const DROP_TAG = /^(script|noscript|template|base|object|embed|applet|frame|frameset|portal|fencedframe|set|animate|animatemotion|animatetransform|handler|listener|covisit-ui|covisit-pointer)$/i;
 const NAME = /^[a-zA-Z_][-a-zA-Z0-9_.:]*$/;
 const URL_ATTR = /^(href|src|action|formaction|poster|data|background|cite|xlink:href|longdesc|lowsrc|dynsrc|ping|manifest|codebase|archive|usemap|profile)$/i;
+// The URL attributes that load a resource (an image, a style sheet, a font, an SVG
+// reference): these may go through the asset proxy; the others stay on this origin only.
+const RESOURCE_ATTR = /^(href|src|poster|background|xlink:href)$/i;
 const DROP_ATTR = /^(on.*|srcdoc|http-equiv|formaction|action|autofocus|nonce|integrity|is)$/i;
 const SAFE_URL = /^(https?:|data:image\/|blob:|mailto:|tel:|#)/i;
 // Links the agent's browser never loads (clicks in the mirror are cancelled).
@@ -56,15 +59,25 @@ function safeUrl(value, base) {
   return SAFE_URL.test(u.href) ? u.href : null;
 }
 
+/** While a tab's records are applied: how an http(s) URL of the page becomes a URL of
+ * the covisit server's asset proxy (docs/MIRROR.md, "Assets through covisit"), or null
+ * when the tab's page does not send its assets through covisit. */
+let route = null;
+
 /** A URL the mirror may load (an image, a stylesheet, a font…): on the covisit server
- * itself, or data:/blob:; made absolute. null for any other host. */
-export function loadableUrl(value, base) {
+ * itself, or data:/blob:, or (`proxied`, and the page sends its assets through covisit)
+ * another http(s) URL rewritten to the covisit server's asset proxy; made absolute.
+ * null for anything else: the mirror loads nothing from another host. */
+export function loadableUrl(value, base, proxied = true) {
   const text = String(value).trim();
   if (text.startsWith('#')) return text; // an SVG reference inside the document
   let u;
   try { u = new URL(text, base || undefined); } catch { return null; }
   if (u.protocol === 'data:' || u.protocol === 'blob:') return u.href;
-  return u.origin === location.origin ? u.href : null;
+  // A downloaded recording plays from a file: its origin is opaque ('null'), and so is
+  // any file: URL's; it loads nothing but data: and blob:.
+  if (u.origin === location.origin && location.origin !== 'null') return u.href;
+  return proxied && route && /^https?:$/.test(u.protocol) ? route(u.href) : null;
 }
 
 const CSS_STRING = /"((?:[^"\\\n]|\\[\s\S])*)"|'((?:[^'\\\n]|\\[\s\S])*)'/g;
@@ -187,9 +200,10 @@ export function cleanAttr(tag, name, value, base) {
     if (LINK.test(tag) && /^(href|xlink:href)$/i.test(name)) {
       const link = safeUrl(v, base);
       if (!link) return null; // javascript: and the like: no link at all
-      return /^(mailto|tel):/i.test(link) || loadableUrl(link, base) ? link : '#';
+      return /^(mailto|tel):/i.test(link) || loadableUrl(link, base, false) ? link : '#';
     }
-    return loadableUrl(v, base) !== null && safeUrl(v, base) !== null ? loadableUrl(v, base) : null;
+    const load = loadableUrl(v, base, RESOURCE_ATTR.test(name));
+    return load !== null && safeUrl(v, base) !== null ? load : null;
   }
   if (name === 'srcset' || name === 'imagesrcset') {
     return v.split(',').map((s) => {
@@ -294,17 +308,25 @@ class TabMirror {
       this.queue = null;
       for (const data of q) this.apply(data);
     }, { once: true });
-    f.src = '/agent/mirror.html';
+    // A downloaded recording has no server: the same document, given inline.
+    if (this.view.frameDoc) f.srcdoc = this.view.frameDoc;
+    else f.src = '/agent/mirror.html';
     if (old) {
       old.replaceWith(f);
       this.view.layout(this);
     } else this.wrap.prepend(f);
   }
 
-  /** Applies a batch of records (queued until the frame document exists). */
+  /** Applies a batch of records (queued until the frame document exists), with this
+   * tab's asset route in force (loadableUrl). */
   apply(data) {
     if (this.queue) { this.queue.push(data); return; }
     if (!Array.isArray(data)) return;
+    route = this.view.assetRoute(this.tab);
+    try { this.applyNow(data); } finally { route = null; }
+  }
+
+  applyNow(data) {
     this.scrolls = [];
     for (let i = 0; i < data.length; i++) {
       const r = data[i];
@@ -934,8 +956,17 @@ class TabMirror {
 
 /** All the tabs of one session's visitor, shown one at a time in `stage`. */
 export class MirrorView {
-  constructor(stage, tabsBar, { onAction, onChange, scaleOf } = {}) {
+  /**
+   * @param {{onAction?: Function, onChange?: Function, scaleOf?: Function, sessionId?: string | null, frameDoc?: string | null}} [options]
+   *   `frameDoc`: mirror.html's markup, for a player without a server (replay.js).
+   */
+  constructor(stage, tabsBar, { onAction, onChange, scaleOf, sessionId, frameDoc = null } = {}) {
     this.stage = stage;
+    this.frameDoc = frameDoc;
+    // Assets through covisit: the session whose asset proxy serves the page's assets,
+    // and the tabs whose page sends its assets through covisit (assetsProxyConfigured).
+    this.sessionId = sessionId || null;
+    this.assetTabs = new Set();
     this.tabsBar = tabsBar;
     this.tabs = new Map();
     this.selected = null;
@@ -960,6 +991,19 @@ export class MirrorView {
       else t.wrap.hidden = true;
     }
     t.apply(data);
+  }
+
+  /** The tabs (uniqueConnectionIds) whose page set `assetsProxyConfigured`. */
+  setAssetTabs(tabs) {
+    this.assetTabs = new Set(tabs);
+  }
+
+  /** How tab `tab`'s http(s) asset URLs become URLs of this server's asset proxy, or
+   * null when its page keeps its assets out of covisit. */
+  assetRoute(tab) {
+    if (!this.sessionId || !this.assetTabs.has(tab)) return null;
+    const prefix = `${location.origin}/api/v1/sessions/${encodeURIComponent(this.sessionId)}/assets?tab=${encodeURIComponent(tab)}&url=`;
+    return (href) => prefix + encodeURIComponent(href);
   }
 
   /** Whether any tab got records without the start of their epoch (a resync is due). */

@@ -18,7 +18,7 @@ short_id: string | null,
  * The secret the server gave this visitor with its first welcome: without it
  * (or with a wrong one) `short_id` is not this visitor's, and a new one is made.
  */
-visitor_secret: string | null, connection: ConnectionHello, config: Record<string, unknown> | null, } | { "type": "heartbeat" } | { "type": "focus", hasFocus: boolean, } | { "type": "url", currentUrl: string, } | { "type": "expect_disconnect", returnTimeSeconds: number | null, message: string | null, title: string | null, } | { "type": "update_visitor", identity: Record<string, unknown>, } | { "type": "authorize" } | { "type": "deny" } | { "type": "end" } | { "type": "control_grant" } | { "type": "control_deny" } | { "type": "control_revoke" } | { "type": "request_agent" } | { "type": "cancel_request_agent" } | { "type": "rate", session_id: string, rating: number, feedback: string | null, } | { "type": "track", sent_at: number, events: Array<TrackEvent>, } | { "type": "mirror", data: MirrorData, } | { "type": "remote_applied", id: number, ok: boolean, reason: RemoteRefusal | null, } | { "type": "call_link", token: string, } | { "type": "call", call: CallFromVisitor, };
+visitor_secret: string | null, connection: ConnectionHello, config: Record<string, unknown> | null, } | { "type": "heartbeat" } | { "type": "focus", hasFocus: boolean, } | { "type": "url", currentUrl: string, } | { "type": "expect_disconnect", returnTimeSeconds: number | null, message: string | null, title: string | null, } | { "type": "update_visitor", identity: Record<string, unknown>, } | { "type": "authorize" } | { "type": "deny" } | { "type": "end" } | { "type": "control_grant" } | { "type": "control_deny" } | { "type": "control_revoke" } | { "type": "request_agent" } | { "type": "cancel_request_agent" } | { "type": "rate", session_id: string, rating: number, feedback: string | null, } | { "type": "track", sent_at: number, events: Array<TrackEvent>, } | { "type": "mirror", data: MirrorData, } | { "type": "console", entries: Array<ConsoleEntry>, } | { "type": "remote_applied", id: number, ok: boolean, reason: RemoteRefusal | null, } | { "type": "call_link", token: string, } | { "type": "call", call: CallFromVisitor, };
 
 /**
  * What a tab reports about itself in its hello (camelCase, as the seed Connection).
@@ -27,7 +27,17 @@ export type ConnectionHello = {
 /**
  * Set when the tab reconnects (reload, network blip); new tabs send none.
  */
-uniqueConnectionId: string | null, currentUrl: string | null, screenWidth: number, screenHeight: number, audioSupported: boolean, hasFocus: boolean, userAgent: string | null, };
+uniqueConnectionId: string | null, currentUrl: string | null, screenWidth: number, screenHeight: number, audioSupported: boolean, hasFocus: boolean, userAgent: string | null, 
+/**
+ * The live-chat widget the SDK found on the page (one of [`INTEGRATIONS`]); the
+ * Visitor's `integration`.
+ */
+integration: string | null, 
+/**
+ * The capabilities co-browsing needs that this browser lacks (names from
+ * [`CAPABILITIES`]); any makes the Visitor `is_supported: false`.
+ */
+missing: Array<string>, };
 
 /**
  * The body of `POST /api/v1/journey/beacon` (`navigator.sendBeacon` on `pagehide`):
@@ -116,7 +126,11 @@ export type ServerToVisitor = { "type": "welcome", protocol_version: number, sho
  * Only in a new visitor's welcome (or the first since secrets existed): the
  * secret the SDK keeps next to `short_id` and sends in every hello and beacon.
  */
-visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, } | { "type": "call", call: CallToVisitor, };
+visitor_secret: string | null, } | { "type": "session_request", session_id: string, agent: Agent, 
+/**
+ * The account records this session (issue 18): the prompt says so.
+ */
+recorded: boolean, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "asset_request", id: number, url: string, } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, } | { "type": "call", call: CallToVisitor, };
 
 /**
  * The embedded state the SDK exposes as `state()`: the seed's objects.
@@ -134,7 +148,7 @@ communication: Cobrowsesession | null, };
 /**
  * Agent console → server.
  */
-export type AgentMessage = { "type": "hello", protocol_version: number, secret_key: string | null, name: string | null, external_id: string | null, } | { "type": "heartbeat" } | { "type": "request_session", short_id: string, found_by: FoundBy, } | { "type": "join_session", session_id: string, } | { "type": "end_session", session_id: string, } | { "type": "leave_session", session_id: string, } | { "type": "note", session_id: string, text: string, } | { "type": "request_control", session_id: string, } | { "type": "release_control", session_id: string, } | { "type": "remote_action", session_id: string, tab: string | null, action: RemoteAction, } | { "type": "draw", session_id: string, tab: string, ink: Ink, } | { "type": "set_active_connection", session_id: string, uniqueConnectionId: string | null, } | { "type": "mirror_resync", session_id: string, } | { "type": "search", q: string, } | { "type": "watch", short_id: string, } | { "type": "call", session_id: string, call: CallFromAgent, };
+export type AgentMessage = { "type": "hello", protocol_version: number, secret_key: string | null, name: string | null, external_id: string | null, } | { "type": "heartbeat" } | { "type": "request_session", short_id: string, found_by: FoundBy, } | { "type": "join_session", session_id: string, } | { "type": "end_session", session_id: string, } | { "type": "leave_session", session_id: string, } | { "type": "note", session_id: string, text: string, } | { "type": "request_control", session_id: string, } | { "type": "release_control", session_id: string, } | { "type": "remote_action", session_id: string, tab: string | null, action: RemoteAction, } | { "type": "draw", session_id: string, tab: string, ink: Ink, } | { "type": "set_active_connection", session_id: string, uniqueConnectionId: string | null, } | { "type": "mirror_resync", session_id: string, } | { "type": "rate_session", session_id: string, rating: number, feedback: string | null, } | { "type": "search", q: string, } | { "type": "watch", short_id: string, } | { "type": "call", session_id: string, call: CallFromAgent, };
 
 /**
  * How the agent found the visitor (decides the seed Session `source`).
@@ -164,9 +178,9 @@ connections: Array<Connection>,
  */
 watching: { [key in string]: string }, 
 /**
- * The session's call and share (issue 17).
+ * The session's call and share (issue 17); boxed: the frame is large enough.
  */
-call: SessionCall, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "mirror", session_id: string, tab: string, data: MirrorData, } | { "type": "search_result", q: string, visitors: Array<Visitor>, } | { "type": "remote_result", session_id: string, id: number, kind: RemoteKind, ok: boolean, reason: RemoteRefusal | null, } | { "type": "draw", session_id: string, tab: string, agent_id: string, name: string, color: number, ink: Ink, } | { "type": "call", session_id: string, call: CallToAgent, };
+call: SessionCall, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "mirror", session_id: string, tab: string, data: MirrorData, } | { "type": "search_result", q: string, visitors: Array<Visitor>, } | { "type": "remote_result", session_id: string, id: number, kind: RemoteKind, ok: boolean, reason: RemoteRefusal | null, } | { "type": "draw", session_id: string, tab: string, agent_id: string, name: string, color: number, ink: Ink, } | { "type": "call", session_id: string, call: CallToAgent, } | { "type": "console", session_id: string, tab: string, entries: Array<ConsoleEntry>, };
 
 /**
  * `session_update.control`: `agent_id` is the agent asking or controlling (with
@@ -198,6 +212,23 @@ export type ErrorFrame = { code: string, message: string, };
  * without building a tree of it; the console re-sanitises everything it renders.
  */
 export type MirrorData = MirrorRecord[];
+
+/**
+ * One line of the visitor page's console as the agent sees it (`allowRemoteConsole`).
+ * Read-only: nothing is ever evaluated on the page. `network` lines carry `method`,
+ * `url` (without query, fragment or credentials) and `status` (0: no answer).
+ */
+export type ConsoleEntry = { kind: ConsoleKind, 
+/**
+ * The page's clock (ms since the epoch) when it happened.
+ */
+at: number, text: string, method: string | null, url: string | null, status: number | null, };
+
+/**
+ * The remote console's kinds: the page's console calls, its uncaught errors and
+ * unhandled rejections, and its failed network requests.
+ */
+export type ConsoleKind = "log" | "info" | "warn" | "error" | "exception" | "rejection" | "network";
 
 /**
  * Co-browsing: what an agent in control asks the visitor's page to do. `node` is a
@@ -251,7 +282,12 @@ external_id: string | null, id: string, name: string, on_premise: boolean, };
 /**
  * A visitor (seed 002, snake_case). Timestamps are ISO-8601 UTC strings as on the wire.
  */
-export type Visitor = { added_at: string, api_key: string, browser_name: string | null, call_name: string | null, device_name: string | null, device_type: DeviceType | null, email: string | null, identities: Array<string>, integration: string | null, ip_address: string, is_in_session: boolean, is_online: boolean, is_supported: boolean, is_waiting_for_call: boolean, js_configuration: boolean, last_seen_at: string, last_url: string | null, location_city: string | null, location_country_name: string | null, location_country: string | null, lookup_code: string | null, name: string | null, nickname: string, short_id: string, tags: Array<string>, unique_id: string | null, watch_link: string, sdk: string, };
+export type Visitor = { added_at: string, api_key: string, browser_name: string | null, call_name: string | null, device_name: string | null, device_type: DeviceType | null, email: string | null, identities: Array<string>, integration: string | null, ip_address: string, is_in_session: boolean, is_online: boolean, is_supported: boolean, 
+/**
+ * Extra (not in the seed): why `is_supported` is false, the capabilities this
+ * browser lacks (`protocol::CAPABILITIES`); absent when it is supported.
+ */
+missing_capabilities?: Array<string>, is_waiting_for_call: boolean, js_configuration: boolean, last_seen_at: string, last_url: string | null, location_city: string | null, location_country_name: string | null, location_country: string | null, lookup_code: string | null, name: string | null, nickname: string, short_id: string, tags: Array<string>, unique_id: string | null, watch_link: string, sdk: string, };
 
 /**
  * The categories of device the seed allows in `device_type`.
@@ -445,44 +481,6 @@ share_screen: boolean, share_agent_id: string | null, share_tab: string | null,
 share_reason: CallEndReason | null, };
 
 /**
- * An ICE server for `RTCPeerConnection` (`RTCIceServer`): STUN, or TURN with
- * time-limited credentials the server derived from its `--turn-secret`.
- */
-export type IceServer = { urls: string, username?: string, credential?: string, };
-
-/**
- * Why a call (or a share) ended (`callEnd {reason}`).
- */
-export type CallEndReason = "hung_up_by_agent" | "hung_up_by_visitor" | "declined" | "media_denied" | "session_ended" | "tab_closed" | "agent_left" | "failed";
-
-/**
- * One step of WebRTC negotiation, relayed to the other end: a description (the agent
- * offers, the visitor answers) or a candidate.
- */
-export type CallSignal = { channel: MediaChannel, description?: SessionDescription, candidate?: IceCandidate, };
-
-/**
- * Which peer connection a `signal` is for: the call's, or the visitor's tab or
- * screen share (its own connection, so a share needs no call).
- */
-export type MediaChannel = "call" | "share";
-
-/**
- * `RTCIceCandidateInit`.
- */
-export type IceCandidate = { candidate: string, sdpMid: string | null, sdpMLineIndex: number | null, };
-
-/**
- * `RTCSessionDescriptionInit`.
- */
-export type SessionDescription = { type: SdpType, sdp: string, };
-
-/**
- * An SDP's role in the offer/answer exchange.
- */
-export type SdpType = "offer" | "answer";
-
-/**
  * Who may send video in a call and how audio and video relate: the visitor page's
  * `cobrowsingVideoEnabled` and `cobrowsingVideoAudioRelationship` (seed Connection).
  */
@@ -502,9 +500,36 @@ video_to_visitor: boolean,
 relationship: VideoAudioRelationship, };
 
 /**
- * Why the visitor's side refused or dropped a call.
+ * Where a call stands (`session_update.call`).
  */
-export type VisitorCallEnd = "declined" | "media_denied" | "failed";
+export type CallPhase = "none" | "ringing" | "connecting" | "connected";
+
+/**
+ * One step of WebRTC negotiation, relayed to the other end: a description (the agent
+ * offers, the visitor answers) or a candidate.
+ */
+export type CallSignal = { channel: MediaChannel, description?: SessionDescription, candidate?: IceCandidate, };
+
+/**
+ * Which peer connection a `signal` is for: the call's, or the visitor's tab or
+ * screen share (its own connection, so a share needs no call).
+ */
+export type MediaChannel = "call" | "share";
+
+/**
+ * `RTCSessionDescriptionInit`.
+ */
+export type SessionDescription = { type: SdpType, sdp: string, };
+
+/**
+ * An SDP's role in the offer/answer exchange.
+ */
+export type SdpType = "offer" | "answer";
+
+/**
+ * `RTCIceCandidateInit`.
+ */
+export type IceCandidate = { candidate: string, sdpMid: string | null, sdpMLineIndex: number | null, };
 
 /**
  * Microphone and camera of one end of a call: on or off.
@@ -512,9 +537,20 @@ export type VisitorCallEnd = "declined" | "media_denied" | "failed";
 export type MediaState = { audio: boolean, video: boolean, };
 
 /**
- * Where a call stands (`session_update.call`).
+ * An ICE server for `RTCPeerConnection` (`RTCIceServer`): STUN, or TURN with
+ * time-limited credentials the server derived from its `--turn-secret`.
  */
-export type CallPhase = "none" | "ringing" | "connecting" | "connected";
+export type IceServer = { urls: string, username?: string, credential?: string, };
+
+/**
+ * Why a call (or a share) ended (`callEnd {reason}`).
+ */
+export type CallEndReason = "hung_up_by_agent" | "hung_up_by_visitor" | "declined" | "media_denied" | "session_ended" | "tab_closed" | "agent_left" | "failed";
+
+/**
+ * Why the visitor's side refused or dropped a call.
+ */
+export type VisitorCallEnd = "declined" | "media_denied" | "failed";
 
 /** Every error `code` (src/core/codes.rs; docs/PROTOCOL.md, "Error codes"). */
 export type ErrorCode =
@@ -541,6 +577,7 @@ export type ErrorCode =
   | "unknown_agent"
   | "duplicate_agent"
   | "visitor_offline"
+  | "visitor_unsupported"
   | "invalid_argument"
   | "unknown_visitor"
   | "unknown_session"
@@ -579,6 +616,15 @@ export type ErrorCode =
   | "username_taken"
   | "last_admin"
   | "already_revoked"
+  | "recording_not_available"
+  | "recording_link_invalid"
+  | "recording_link_expired"
+  | "assets_not_enabled"
+  | "asset_origin_not_allowed"
+  | "asset_address_refused"
+  | "asset_type_not_allowed"
+  | "asset_too_large"
+  | "asset_unavailable"
   | "unknown_event"
   | "stopped"
   | "not_connected"

@@ -712,17 +712,10 @@ impl Cluster {
         if let Some(hub) = self.hub() {
             let all: Slots = (0..SLOTS).collect();
             hub.slots_lost(all).await;
-            let agents: Vec<ConnId> = self.lock_local_agents().keys().copied().collect();
-            for conn in agents {
-                hub.push(
-                    conn,
-                    Out::Close(CloseReason::Moved),
-                    Delivery::Now,
-                    self.0.node,
-                );
-            }
-            let bridges: Vec<ConnId> = self.lock_bridges().keys().copied().collect();
-            for conn in bridges {
+            // Its agent consoles and the tabs it bridged reconnect elsewhere.
+            let mut held: Vec<ConnId> = self.lock_local_agents().keys().copied().collect();
+            held.extend(self.lock_bridges().keys().copied());
+            for conn in held {
                 hub.push(
                     conn,
                     Out::Close(CloseReason::Moved),

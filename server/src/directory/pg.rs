@@ -106,6 +106,26 @@ impl Directory for PgStore {
         Ok(())
     }
 
+    async fn record_sessions(&self, account_id: i64) -> StoreResult<Option<bool>> {
+        Ok(first::<Option<bool>>(
+            self.query_opt(
+                "SELECT record_sessions FROM accounts WHERE id = $1",
+                &[&account_id],
+            )
+            .await?,
+        )?
+        .flatten())
+    }
+
+    async fn set_record_sessions(&self, account_id: i64, on: Option<bool>) -> StoreResult<()> {
+        self.execute(
+            "UPDATE accounts SET record_sessions = $1 WHERE id = $2",
+            &[&on, &account_id],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn create_key(
         &self,
         account_id: i64,

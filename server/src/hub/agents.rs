@@ -305,8 +305,24 @@ impl Hub {
                     move |m, now| m.handle_agent_leave(now, &id),
                 )
             }
+            AgentMessage::RateSession {
+                session_id,
+                rating,
+                feedback,
+            } => {
+                let r = self.rate_session_by_agent(
+                    account_id,
+                    &agent.id,
+                    &session_id,
+                    rating,
+                    feedback,
+                );
+                audited(self, "session.rated", &session_id, &r);
+                r
+            }
             AgentMessage::Note { session_id, text } => {
-                let r = self.handle_rest_add_note(account_id, &session_id, &agent.id, text, true);
+                let r =
+                    self.handle_rest_add_note(now, account_id, &session_id, &agent.id, text, true);
                 audited(self, "note.added", &session_id, &r);
                 r
             }

@@ -68,10 +68,21 @@ impl Hub {
                     session_id,
                     agent,
                     connection_id,
-                } => (
-                    Some(connection_id),
-                    ServerToVisitor::SessionRequest { session_id, agent },
-                ),
+                } => {
+                    // The prompt says so when the session will be recorded.
+                    let recorded = self
+                        .sessions
+                        .get(&session_id)
+                        .is_some_and(|s| s.recording.is_some());
+                    (
+                        Some(connection_id),
+                        ServerToVisitor::SessionRequest {
+                            session_id,
+                            agent,
+                            recorded,
+                        },
+                    )
+                }
                 Event::SessionStarted { session_id } => {
                     audits.push(if entry.machine.session_authorized() {
                         (
@@ -331,6 +342,12 @@ impl Hub {
             if let Some(s) = self.sessions.get_mut(sid) {
                 let entry = &self.visitors[short_id];
                 let changed = s.follow(&entry.machine, now);
+                if s.recording.as_ref().is_some_and(|r| r.ending) {
+                    self.end_recording_soon(now, sid);
+                }
+                let Some(s) = self.sessions.get_mut(sid) else {
+                    return;
+                };
                 if changed {
                     let (session, status, comms) =
                         (s.session.clone(), s.status, s.communications());

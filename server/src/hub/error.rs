@@ -53,6 +53,14 @@ pub enum HubError {
     UnknownConnection,
     #[error("the visitor's browser cannot make calls (its `audioSupported` is false)")]
     CallUnsupported,
+    #[error("the visitor's browser cannot co-browse: it lacks {0}")]
+    VisitorUnsupported(String),
+    #[error("the visitor's page does not send its assets through covisit (`assetsProxyConfigured` is false)")]
+    AssetsNotEnabled,
+    #[error(
+        "the session's pages have sent as many assets as a session may (or too many are waiting)"
+    )]
+    AssetBudgetSpent,
 }
 
 impl HubError {
@@ -78,6 +86,9 @@ impl HubError {
             HubError::InvalidMirrorFrame(_) => ErrorCode::INVALID_MIRROR_FRAME,
             HubError::UnknownConnection => ErrorCode::UNKNOWN_CONNECTION,
             HubError::CallUnsupported => ErrorCode::CALL_UNSUPPORTED,
+            HubError::VisitorUnsupported(_) => ErrorCode::VISITOR_UNSUPPORTED,
+            HubError::AssetsNotEnabled => ErrorCode::ASSETS_NOT_ENABLED,
+            HubError::AssetBudgetSpent => ErrorCode::ASSET_TOO_LARGE,
         }
     }
 

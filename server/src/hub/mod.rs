@@ -22,12 +22,14 @@
 //! change detection after every input), `timers`, `ids`, `error`, `output`.
 
 mod agents;
+mod assets;
 mod broadcast;
 mod calls;
 mod cluster;
 mod error;
 mod ids;
 mod output;
+mod recording;
 mod relay;
 mod sessions;
 #[cfg(test)]
@@ -43,6 +45,7 @@ use covisit::core::protocol::{encode, ErrorFrame, ServerToVisitor};
 use covisit::core::Millis;
 
 pub use agents::AgentIdentity;
+pub use assets::{AssetScope, SessionBytes};
 pub use cluster::{NewsKind, Slots, VisitorNews};
 pub use error::HubError;
 pub use ids::Ids;
@@ -108,6 +111,10 @@ pub struct Hub {
     owned: Option<Slots>,
     /// When each socket was last heard from (its silence timer re-checks this).
     heard: HashMap<ConnId, Millis>,
+    /// Asset requests waiting on visitors' pages, and each session's bytes.
+    assets: assets::Assets,
+    /// Which accounts record their sessions, as the shell last said (`recording`).
+    recording_accounts: HashMap<i64, bool>,
 }
 
 /// An agent's update of a visitor it does not take part with goes out at most this
@@ -137,6 +144,8 @@ impl Hub {
             shadows: HashMap::new(),
             owned: None,
             heard: HashMap::new(),
+            assets: assets::Assets::default(),
+            recording_accounts: HashMap::new(),
         }
     }
 
@@ -169,6 +178,7 @@ impl Hub {
                 }
                 Timer::Broadcast => self.send_deferred(now),
                 Timer::Silence(conn) => self.check_silence(now, conn),
+                Timer::Recording(session_id) => self.recording_due(now, &session_id),
             }
         }
     }
@@ -259,6 +269,10 @@ impl Hub {
         ip: Option<&str>,
         result: &str,
     ) {
+        // A recorded session's events are on its recording's timeline too.
+        if let Some(t) = target.filter(|t| self.sessions.contains_key(*t)) {
+            self.record_event(now, t, action, actor, result);
+        }
         self.persist(Write::Audit(Box::new(AuditEntry {
             id: 0,
             account_id,

@@ -49,7 +49,16 @@ pub enum Output {
     },
     /// Close `conn` after the frames before it.
     Close { conn: ConnId, reason: CloseReason },
+    /// A visitor's page answered the asset request `id` (a piece, or a refusal): for
+    /// whoever waits on it (the asset proxy's request), at once.
+    Asset {
+        id: u32,
+        reply: covisit::core::protocol::AssetReply,
+    },
     /// Tell the other nodes (clustered only): a visitor of this node changed. After
     /// the writes before it, like a durable frame.
     Publish(Box<super::VisitorNews>),
+    /// A recording's last writes are queued (`Write::RecordingEnd` of this session):
+    /// once they committed, finalise it (`pending` → `ready`).
+    RecordingEnded(String),
 }

@@ -7,8 +7,8 @@ use covisit::core::json::Json;
 use covisit::core::machine::{ControlState, SessionStatus};
 use covisit::core::model::{Agent, ConnectionStatus};
 use covisit::core::protocol::{
-    encode, Ink, MirrorData, RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent,
-    ServerToVisitor, INK_COLORS, MAX_REMOTE_VALUE_LEN,
+    encode, ConsoleEntry, ConsoleKind, Ink, MirrorData, RemoteAction, RemoteKind, RemoteRefusal,
+    ServerToAgent, ServerToVisitor, INK_COLORS, MAX_CONSOLE_ENTRIES, MAX_REMOTE_VALUE_LEN,
 };
 use covisit::core::Millis;
 
@@ -26,16 +26,35 @@ fn tab_number(connection_id: &str) -> u64 {
 const MAX_PENDING_ACTIONS: usize = 256;
 /// An agent's `mirror_resync` reaches the visitor at most this often per session.
 const RESYNC_INTERVAL_MS: u64 = 1000;
+/// The remote console's rate limit per tab: at most this many entries per window...
+pub const CONSOLE_RATE_ENTRIES: usize = 100;
+/// ...of this many milliseconds; the rest are dropped, and counted in one line.
+pub const CONSOLE_RATE_WINDOW_MS: u64 = 10_000;
 
 impl Hub {
     /// A tab's mirror records go to the session's agents (those who have not left),
     /// only while the session is active; a frame that races the end is dropped quietly.
     pub(super) fn relay_mirror(
         &mut self,
+        now: Millis,
         short_id: &str,
         connection_id: &str,
         data: MirrorData,
     ) -> Result<(), HubError> {
+        // An asset the page sends (a frame of its own, one `a` record): for the
+        // request that asked, never relayed as mirror data.
+        if let Some(reply) = data.asset_reply() {
+            let reply = reply.map_err(HubError::InvalidMirrorFrame)?;
+            let conn = self
+                .visitors
+                .get(short_id)
+                .and_then(|e| e.sockets.get(connection_id))
+                .copied();
+            if let Some(conn) = conn {
+                self.asset_reply(conn, reply, data.text().len());
+            }
+            return Ok(());
+        }
         data.check().map_err(HubError::InvalidMirrorFrame)?;
         let Some(entry) = self.visitors.get(short_id) else {
             return Ok(());
@@ -51,12 +70,23 @@ impl Hub {
         else {
             return Ok(());
         };
+        let session_id = s.session.id.clone();
         let delivery = Delivery::Relay {
             tab: tab_number(connection_id),
             snapshot: data.starts_snapshot(),
         };
+        let size = data.text().len();
+        if s.recording.is_some() {
+            self.record_mirror(now, &session_id, connection_id, &data);
+        }
+        let Some(entry) = self.visitors.get(short_id) else {
+            return Ok(());
+        };
+        let Some(s) = self.sessions.get(&session_id) else {
+            return Ok(());
+        };
         let frame = Frame::from(encode(&ServerToAgent::Mirror {
-            session_id: s.session.id.clone(),
+            session_id: session_id.clone(),
             tab: connection_id.to_string(),
             data,
         }));
@@ -68,6 +98,106 @@ impl Hub {
             .collect();
         for conn in self.agent_conns(entry.account_id, |a| agents.contains(&a.agent().id)) {
             self.send(conn, frame.clone(), delivery);
+        }
+        self.count_mirror_bytes(&session_id, size);
+        Ok(())
+    }
+
+    /// The remote console: a tab's console lines go to the session's agents (those who
+    /// have not left), only while the session is active and that tab's page allows it
+    /// (`allowRemoteConsole`), each entry within the protocol's limits, at most
+    /// [`CONSOLE_RATE_ENTRIES`] per [`CONSOLE_RATE_WINDOW_MS`] per tab (what is dropped
+    /// is announced in one `warn` line once the window is over). The first relayed line
+    /// counts `remote_console` into the Session's `features_used`. Like mirror frames,
+    /// a batch that races the session's end is dropped quietly.
+    pub(super) fn relay_console(
+        &mut self,
+        now: Millis,
+        short_id: &str,
+        connection_id: &str,
+        mut entries: Vec<ConsoleEntry>,
+    ) -> Result<(), HubError> {
+        if entries.len() > MAX_CONSOLE_ENTRIES {
+            return Err(HubError::InvalidArgument(format!(
+                "a console frame holds at most {MAX_CONSOLE_ENTRIES} entries"
+            )));
+        }
+        for e in &entries {
+            e.check()
+                .map_err(|why| HubError::InvalidArgument(why.to_string()))?;
+        }
+        let Some(entry) = self.visitors.get_mut(short_id) else {
+            return Ok(());
+        };
+        let Some(window) = entry.console.get_mut(connection_id) else {
+            return Err(HubError::PermissionDenied("allowRemoteConsole"));
+        };
+        // Consent: page content reaches agents only while the session is active.
+        if entry.machine.status() != SessionStatus::Active {
+            return Ok(());
+        }
+        if now.0.saturating_sub(window.0 .0) >= CONSOLE_RATE_WINDOW_MS {
+            if window.2 > 0 {
+                entries.insert(
+                    0,
+                    ConsoleEntry {
+                        kind: ConsoleKind::Warn,
+                        at: now.0,
+                        text: format!(
+                            "covisit: {} console lines were dropped (more than {CONSOLE_RATE_ENTRIES} in {} s)",
+                            window.2,
+                            CONSOLE_RATE_WINDOW_MS / 1000
+                        ),
+                        method: None,
+                        url: None,
+                        status: None,
+                    },
+                );
+            }
+            *window = (now, 0, 0);
+        }
+        let room = CONSOLE_RATE_ENTRIES.saturating_sub(window.1);
+        if entries.len() > room {
+            window.2 += entries.len() - room;
+            entries.truncate(room);
+        }
+        window.1 += entries.len();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let account_id = entry.account_id;
+        let Some(s) = entry
+            .machine
+            .session_id()
+            .and_then(|sid| self.sessions.get_mut(sid))
+        else {
+            return Ok(());
+        };
+        let new_feature = !s
+            .session
+            .features_used
+            .iter()
+            .any(|f| f == "remote_console");
+        if new_feature {
+            s.session.features_used.push("remote_console".into());
+        }
+        let frame = Frame::from(encode(&ServerToAgent::Console {
+            session_id: s.session.id.clone(),
+            tab: connection_id.to_string(),
+            entries,
+        }));
+        let agents: Vec<String> = s
+            .parts
+            .iter()
+            .filter(|p| p.left.is_none())
+            .map(|p| p.agent.id.clone())
+            .collect();
+        for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
+            self.send(conn, frame.clone(), Delivery::Now);
+        }
+        if new_feature {
+            // features_used changed: persisted and announced like any session change.
+            self.after_change(short_id, now);
         }
         Ok(())
     }

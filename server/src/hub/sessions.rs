@@ -73,6 +73,9 @@ pub(super) struct SessionEntry {
     pub call: CallMachine,
     pub call_conn: Option<super::ConnId>,
     pub share_conn: Option<super::ConnId>,
+    /// Recorded sessions only: the records not yet handed to the writer
+    /// (`hub::recording`); `None` once the recording's end went out.
+    pub recording: Option<super::recording::Recording>,
 }
 
 impl SessionEntry {
@@ -207,6 +210,18 @@ impl SessionEntry {
                 .as_ref()
                 .and_then(|c| c.disconnected_time.clone());
             if status == SessionStatus::Ended {
+                if let Some(rec) = self.recording.as_mut().filter(|r| !r.ending) {
+                    rec.ending = true;
+                    // Nothing was shown (denied, cancelled, timed out): nothing to keep.
+                    self.session.video_status = Some(
+                        if rec.started {
+                            "pending"
+                        } else {
+                            "not_available"
+                        }
+                        .into(),
+                    );
+                }
                 let end = ended_at
                     .as_deref()
                     .and_then(Millis::parse_iso8601)
@@ -281,9 +296,17 @@ impl Hub {
         else {
             return Err(HubError::VisitorOffline);
         };
+        // Refused before the visitor is asked: their browser could not share the page.
+        if !entry.visitor.is_supported {
+            return Err(HubError::VisitorUnsupported(
+                entry.visitor.missing_capabilities.join(", "),
+            ));
+        }
         let source = if entry.visitor.is_waiting_for_call
-            && !matches!(source, SessionSource::Api | SessionSource::PersonalLink)
-        {
+            && !matches!(
+                source,
+                SessionSource::Api | SessionSource::PersonalLink | SessionSource::Integration
+            ) {
             SessionSource::AgentRequest
         } else {
             source
@@ -292,6 +315,11 @@ impl Hub {
         let permissions = &entry.machine.options().permissions;
         let alerting = permissions.require_authorization_for_session;
         let agent_prompt = permissions.agent_prompt.clone();
+        let recorded = self
+            .recording_accounts
+            .get(&account_id)
+            .copied()
+            .unwrap_or(false);
         entry.machine.handle_session_request(
             now,
             SessionRequest {
@@ -333,7 +361,14 @@ impl Hub {
             source: Some(source),
             start_url: v.last_url.clone(),
             started_at: now.to_iso8601(),
-            video_status: None,
+            video_status: Some(
+                if recorded {
+                    "recording"
+                } else {
+                    "not_available"
+                }
+                .into(),
+            ),
             visitor_id: short_id.to_string(),
             went_live: false,
         };
@@ -367,6 +402,7 @@ impl Hub {
                 call: CallMachine::new(),
                 call_conn: None,
                 share_conn: None,
+                recording: recorded.then(super::recording::Recording::default),
             },
         );
         self.after_change(short_id, now);
@@ -541,6 +577,7 @@ impl Hub {
     /// `must_be_agent`: only an agent of the session may (the socket's rule).
     pub fn handle_rest_add_note(
         &mut self,
+        now: Millis,
         account_id: i64,
         session_id: &str,
         by: &str,
@@ -569,6 +606,9 @@ impl Hub {
         let status = s.status;
         let frame = super::Frame::from(s.update_frame());
         let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
+        // A recorded session has its notes on the timeline, with their text (the
+        // agent's own words, never the visitor's).
+        self.record_note(now, session_id, by, &text);
         self.persist(Write::Note(session_id.to_string(), by.to_string(), text));
         self.persist(Write::Session(
             account_id,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use covisit::core::protocol::ConnectionHello;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::*;
 
@@ -24,6 +24,7 @@ pub(super) fn hello(account_id: i64) -> VisitorHello {
         ip: "127.0.0.1".into(),
         location: None,
         lookup_code: None,
+        record_sessions: false,
     }
 }
 
@@ -228,4 +229,193 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
         }
     )));
     assert_eq!(a.counts(), (0, 0));
+}
+
+/// Everything the hub asked for, drained.
+fn drain(hub: &mut Hub) -> Vec<Output> {
+    std::iter::from_fn(|| hub.poll_output()).collect()
+}
+
+/// A recorded account's session (issue 18): the visitor's prompt says so, the relayed
+/// mirror frames and the session's events go to the writer with their times, in
+/// chunks after the recording's start, and the session's end ends the recording once
+/// the input that ended it is through (its audit entries included). An account that
+/// does not record writes none of it.
+#[test]
+fn a_recorded_session_writes_its_frames_and_events_in_order() {
+    use covisit::core::model::Agent;
+    use covisit::core::protocol::{AgentMessage, FoundBy, MirrorData, VisitorMessage};
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    let agent = Agent::new("u_ada", "Ada", None);
+    let who = |account_id| AgentIdentity {
+        account_id,
+        agent: agent.clone(),
+        ip: "10.0.0.1".into(),
+        user_id: Some("u_ada".into()),
+        auth_session: None,
+        may_join_any: false,
+    };
+    hub.handle_agent_connect(t0, 900, who(1));
+    hub.handle_agent_connect(t0, 901, who(2));
+    let recorded = hub
+        .handle_visitor_connect(
+            t0,
+            1,
+            VisitorHello {
+                record_sessions: true,
+                ..hello(1)
+            },
+        )
+        .expect("connects");
+    let unrecorded = hub
+        .handle_visitor_connect(t0, 2, hello(2))
+        .expect("connects");
+    drain(&mut hub);
+
+    let frames_to = |out: &[Output], to: ConnId| -> Vec<Value> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { conn, frame, .. } if *conn == to => {
+                    serde_json::from_str(frame.as_str()).ok()
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut sessions = Vec::new();
+    let mut out = Vec::new();
+    for (agent_conn, visitor_conn, short_id) in
+        [(900, 1, &recorded.short_id), (901, 2, &unrecorded.short_id)]
+    {
+        let t = Millis(t0.0 + 1000);
+        hub.handle_agent_frame(
+            t,
+            agent_conn,
+            AgentMessage::RequestSession {
+                short_id: short_id.clone(),
+                found_by: FoundBy::Search,
+            },
+        );
+        out.extend(drain(&mut hub));
+        let request = frames_to(&out, visitor_conn)
+            .into_iter()
+            .find(|f| f["type"] == "session_request")
+            .expect("the visitor is asked");
+        assert_eq!(request["recorded"], visitor_conn == 1);
+        let session_id = request["session_id"].as_str().unwrap().to_string();
+        hub.handle_visitor_frame(Millis(t0.0 + 2000), visitor_conn, VisitorMessage::Authorize);
+        let data =
+            MirrorData::from_text(r#"[["S",1,"https://shop.example/",800,600,1,0],["E"]]"#.into())
+                .unwrap();
+        hub.handle_visitor_frame(
+            Millis(t0.0 + 3000),
+            visitor_conn,
+            VisitorMessage::Mirror { data },
+        );
+        hub.handle_agent_frame(
+            Millis(t0.0 + 4000),
+            agent_conn,
+            AgentMessage::Note {
+                session_id: session_id.clone(),
+                text: "typed by the agent".into(),
+            },
+        );
+        hub.handle_agent_frame(
+            Millis(t0.0 + 5000),
+            agent_conn,
+            AgentMessage::EndSession {
+                session_id: session_id.clone(),
+            },
+        );
+        sessions.push(session_id);
+    }
+    out.extend(drain(&mut hub));
+    // The end goes out at the next timeout.
+    let due = hub.poll_timeout().expect("a recording's end is due");
+    assert!(due <= Millis(t0.0 + 5000));
+    hub.handle_timeout(Millis(t0.0 + 5000));
+    out.extend(drain(&mut hub));
+
+    let mut order = Vec::new();
+    let mut lines = String::new();
+    for o in &out {
+        match o {
+            Output::Persist(Write::RecordingStart(r)) => {
+                assert_eq!(
+                    (r.account_id, r.session_id.as_str(), r.visitor_id.as_str()),
+                    (1, sessions[0].as_str(), recorded.short_id.as_str())
+                );
+                order.push("start");
+            }
+            Output::Persist(Write::RecordingChunk(c)) => {
+                assert_eq!(c.session_id, sessions[0]);
+                lines.push_str(&c.lines);
+                order.push("chunk");
+            }
+            Output::Persist(Write::RecordingEnd(id, _)) => {
+                assert_eq!(id, &sessions[0]);
+                order.push("end");
+            }
+            Output::RecordingEnded(id) => {
+                assert_eq!(id, &sessions[0]);
+                order.push("ended");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(order, ["start", "chunk", "end", "ended"]);
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let t = |s: u64| Value::from(t0.0 + s * 1000);
+    assert_eq!(
+        lines,
+        [
+            json!([
+                t(2),
+                "e",
+                "session.authorized",
+                format!("visitor:{}", recorded.short_id),
+                "ok"
+            ]),
+            json!([
+                t(3),
+                "m",
+                &lines[1][2],
+                [["S", 1, "https://shop.example/", 800, 600, 1, 0], ["E"]]
+            ]),
+            json!([t(4), "n", "u_ada", "typed by the agent"]),
+            json!([t(5), "e", "session.ended", "u_ada", "ok"]),
+        ]
+    );
+    // The Session's video_status: pending once over (the store finalises it), and
+    // not_available where nothing is recorded.
+    assert_eq!(
+        hub.session(1, &sessions[0])
+            .unwrap()
+            .0
+            .video_status
+            .as_deref(),
+        Some("pending")
+    );
+    assert_eq!(
+        hub.session(2, &sessions[1])
+            .unwrap()
+            .0
+            .video_status
+            .as_deref(),
+        Some("not_available")
+    );
+    hub.handle_timeout(Millis(t0.0 + 60_000));
+    assert!(
+        !drain(&mut hub).iter().any(|o| matches!(
+            o,
+            Output::Persist(
+                Write::RecordingStart(_) | Write::RecordingChunk(_) | Write::RecordingEnd(..)
+            ) | Output::RecordingEnded(_)
+        )),
+        "nothing left to write"
+    );
 }

@@ -19,6 +19,8 @@ pub enum Timer {
     Broadcast,
     /// A socket may have been silent too long (its heartbeat allowance).
     Silence(u64),
+    /// A recorded session's buffered records are due at the writer (or its end is).
+    Recording(String),
 }
 
 #[derive(Debug, Default)]

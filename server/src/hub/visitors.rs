@@ -11,7 +11,8 @@ use covisit::core::journey::url_facts;
 use covisit::core::machine::{ConnectionInfo, MachineOptions, SessionStatus, VisitorMachine};
 use covisit::core::model::{ConnectionStatus, JourneyGeolocation, QualityFeedback, Visitor};
 use covisit::core::protocol::{
-    encode, ConnectionHello, ServerToVisitor, VisitorMessage, PROTOCOL_VERSION,
+    encode, ConnectionHello, ServerToVisitor, VisitorMessage, CAPABILITIES, INTEGRATIONS,
+    PROTOCOL_VERSION,
 };
 use covisit::core::Millis;
 use serde_json::{Map, Value};
@@ -42,6 +43,9 @@ pub struct VisitorHello {
     /// the cluster (PostgreSQL), used if the visitor needs a new one. A clustered hub
     /// never makes codes up itself (another node could hand out the same).
     pub lookup_code: Option<String>,
+    /// Whether the visitor's account records sessions (its setting, else the server's
+    /// `--record-sessions`).
+    pub record_sessions: bool,
 }
 
 /// What a visitor's hello produced (the welcome frame is in the outputs, after the
@@ -76,6 +80,9 @@ pub(super) struct VisitorEntry {
     /// The tabs (`uniqueConnectionId`) whose page set `allowAgentDrawing: false`:
     /// agents' `draw` for them is refused.
     pub no_drawing: HashSet<String>,
+    /// The tabs whose page allows the remote console (`allowRemoteConsole`), each with
+    /// its rate window: (window start, entries relayed in it, entries dropped).
+    pub console: HashMap<String, (Millis, usize, usize)>,
 }
 
 impl VisitorEntry {
@@ -145,6 +152,7 @@ impl Hub {
                 })
             }
         };
+        self.set_account_recording(hello.account_id, hello.record_sessions);
         config_obj.insert("apiKey".into(), Value::String(hello.api_key.clone()));
         config_obj.insert(
             "server".into(),
@@ -215,6 +223,7 @@ impl Hub {
                     pending_url_only: false,
                     broadcast_flags: (false, false, false),
                     no_drawing: HashSet::new(),
+                    console: HashMap::new(),
                 },
             );
         }
@@ -272,6 +281,14 @@ impl Hub {
         } else {
             entry.no_drawing.insert(connection_id.clone());
         }
+        if config.permissions.allow_remote_console {
+            entry
+                .console
+                .entry(connection_id.clone())
+                .or_insert((now, 0, 0));
+        } else {
+            entry.console.remove(&connection_id);
+        }
         if let Some(code) = new_code {
             entry.visitor.lookup_code = code;
             entry.lookup_expires = now.plus_seconds(derive::LOOKUP_CODE_TTL_SECONDS);
@@ -291,6 +308,19 @@ impl Hub {
             v.last_url = hello.connection.current_url;
         }
         v.last_seen_at = now.to_iso8601();
+        // The page's own report: the chat widget it found (known names only) and what
+        // the browser lacks (known capability names only, each once).
+        v.integration = hello
+            .connection
+            .integration
+            .filter(|i| INTEGRATIONS.contains(&i.as_str()));
+        let missing: Vec<String> = CAPABILITIES
+            .iter()
+            .filter(|c| hello.connection.missing.iter().any(|m| m == *c))
+            .map(|c| c.to_string())
+            .collect();
+        v.is_supported = missing.is_empty();
+        v.missing_capabilities = missing;
         v.js_configuration = config.permissions != Permissions::default()
             || config.authorization_timeout_seconds
                 != config::DEFAULT_AUTHORIZATION_TIMEOUT_SECONDS
@@ -378,6 +408,7 @@ impl Hub {
             is_in_session: false,
             is_online: false,
             is_supported: true,
+            missing_capabilities: Vec::new(),
             is_waiting_for_call: false,
             js_configuration: false,
             last_seen_at: now.to_iso8601(),
@@ -550,7 +581,10 @@ impl Hub {
             // the directory (both need the store first): they never get here.
             VisitorMessage::Track { .. } | VisitorMessage::CallLink { .. } => return Ok(()),
             VisitorMessage::Mirror { data } => {
-                return self.relay_mirror(&short_id, &connection_id, data);
+                return self.relay_mirror(now, &short_id, &connection_id, data);
+            }
+            VisitorMessage::Console { entries } => {
+                return self.relay_console(now, &short_id, &connection_id, entries);
             }
             VisitorMessage::RemoteApplied { id, ok, reason } => {
                 self.remote_applied(&short_id, id, ok, reason)
@@ -598,6 +632,61 @@ impl Hub {
         }
         let write = Write::Session(account_id, Box::new(s.session.clone()), "ended".into());
         self.persist(write);
+        Ok(())
+    }
+
+    /// An agent of the session rates it once it ended (1–5, optional comment): its entry
+    /// in `quality_feedback` (`by`: the agent's id), replacing its earlier one.
+    pub fn rate_session_by_agent(
+        &mut self,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+        rating: u8,
+        feedback: Option<String>,
+    ) -> Result<(), HubError> {
+        if !(1..=5).contains(&rating) {
+            return Err(HubError::InvalidArgument("rating must be 1 to 5".into()));
+        }
+        if let Some(f) = &feedback {
+            text_ok("feedback", f)?;
+        }
+        let s = self
+            .sessions
+            .get_mut(session_id)
+            .filter(|s| s.account_id == account_id)
+            .ok_or(HubError::UnknownSession)?;
+        if !s.parts.iter().any(|p| p.agent.id == agent_id) {
+            return Err(HubError::NotInSession);
+        }
+        if s.status != SessionStatus::Ended {
+            return Err(HubError::RateLiveSession);
+        }
+        let mine = QualityFeedback {
+            rating: f64::from(rating),
+            feedback: feedback.filter(|f| !f.trim().is_empty()),
+            by: agent_id.to_string(),
+        };
+        match s
+            .session
+            .quality_feedback
+            .iter_mut()
+            .find(|q| q.by == agent_id)
+        {
+            Some(q) => *q = mine,
+            None => s.session.quality_feedback.push(mine),
+        }
+        let session = s.session.clone();
+        let frame = Frame::from(s.update_frame());
+        let ids: Vec<String> = s.parts.iter().map(|p| p.agent.id.clone()).collect();
+        self.persist(Write::Session(
+            account_id,
+            Box::new(session),
+            "ended".into(),
+        ));
+        for conn in self.agent_conns(account_id, |a| ids.contains(&a.agent().id)) {
+            self.send(conn, frame.clone(), Delivery::Durable);
+        }
         Ok(())
     }
 

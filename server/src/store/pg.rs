@@ -32,9 +32,11 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
+use super::recording::{gunzip, gzip, OPEN};
 use super::{
     close_by_server, communication_role, end_live_session, erase_journey, erase_session,
-    set_offline, slot_of, Store, StoreError, StoreResult, StoredSession, Write, MAYBE_ONLINE,
+    new_signing_key, set_offline, slot_of, RecordingInfo, Store, StoreError, StoreResult,
+    StoredSession, Write, MAYBE_ONLINE,
 };
 
 /// Read connections at most (the writer has its own).
@@ -231,6 +233,37 @@ const MIGRATIONS: &[&str] = &[
         ON CONFLICT (slot) DO NOTHING;
     CREATE INDEX lookup_codes_short_id ON lookup_codes (account_id, short_id);
     "#,
+    // 4: session recordings (issue 18; `store::recording`): a row per recording, its
+    // chunks as rows (so that any node serves any replay), the account's setting (NULL:
+    // the server's `--record-sessions`) and the server's secrets (the signing key).
+    r#"
+    CREATE TABLE recordings (
+        session_id TEXT PRIMARY KEY,
+        account_id BIGINT NOT NULL,
+        visitor_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT COLLATE "C" NOT NULL,
+        ended_at TEXT COLLATE "C",
+        chunks BIGINT NOT NULL DEFAULT 0,
+        stored_bytes BIGINT NOT NULL DEFAULT 0,
+        raw_bytes BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX recordings_account_visitor ON recordings (account_id, visitor_id);
+    CREATE INDEX recordings_status ON recordings (status, ended_at);
+    CREATE TABLE recording_chunks (
+        session_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        stored_bytes BIGINT NOT NULL,
+        raw_bytes BIGINT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ALTER TABLE accounts ADD COLUMN record_sessions BOOLEAN;
+    "#,
 ];
 
 /// A cluster node's claim to write: its id and the generation it was given. A store
@@ -361,6 +394,9 @@ struct Statements {
     visitor_secret: Statement,
     audit: Statement,
     release_code: Statement,
+    recording_start: Statement,
+    recording_chunk: Statement,
+    recording_end: Statement,
     fence: Statement,
 }
 
@@ -432,6 +468,34 @@ impl Statements {
             release_code: c
                 .prepare(
                     "DELETE FROM lookup_codes WHERE account_id = $1 AND code = $2 AND short_id = $3",
+                )
+                .await?,
+            recording_start: c
+                .prepare(
+                    "INSERT INTO recordings (session_id, account_id, visitor_id, status, started_at)
+                     VALUES ($1, $2, $3, 'recording', $4) ON CONFLICT (session_id) DO NOTHING",
+                )
+                .await?,
+            // Only into a recording still open (one removed meanwhile stays removed).
+            recording_chunk: c
+                .prepare(&format!(
+                    "WITH ins AS (
+                       INSERT INTO recording_chunks (session_id, seq, data, stored_bytes, raw_bytes)
+                       SELECT $1, $2, $3, $4, $5 WHERE EXISTS
+                         (SELECT 1 FROM recordings WHERE session_id = $1 AND status IN {OPEN})
+                       ON CONFLICT (session_id, seq) DO UPDATE SET data = excluded.data,
+                       stored_bytes = excluded.stored_bytes, raw_bytes = excluded.raw_bytes
+                       RETURNING stored_bytes, raw_bytes)
+                     UPDATE recordings SET chunks = chunks + (SELECT COUNT(*) FROM ins),
+                       stored_bytes = stored_bytes + COALESCE((SELECT SUM(stored_bytes) FROM ins), 0),
+                       raw_bytes = raw_bytes + COALESCE((SELECT SUM(raw_bytes) FROM ins), 0)
+                     WHERE session_id = $1"
+                ))
+                .await?,
+            recording_end: c
+                .prepare(
+                    "UPDATE recordings SET status = 'pending', ended_at = $2
+                     WHERE session_id = $1 AND status = 'recording'",
                 )
                 .await?,
             fence: c
@@ -740,6 +804,21 @@ async fn apply(w: &Writer, write: &Write, savepoint: &mut bool) -> Result<(), Wr
             )
             .await
         }
+        Write::RecordingStart(r) => {
+            let params: [&(dyn ToSql + Sync); 4] =
+                [&r.session_id, &r.account_id, &r.visitor_id, &r.started_at];
+            exec(c, savepoint, &st.recording_start, &params).await
+        }
+        Write::RecordingChunk(chunk) => {
+            let data = gzip(&chunk.lines).map_err(WriteFailed::Alone)?;
+            let (stored, raw) = (data.len() as i64, chunk.lines.len() as i64);
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&chunk.session_id, &chunk.seq, &data, &stored, &raw];
+            exec(c, savepoint, &st.recording_chunk, &params).await
+        }
+        Write::RecordingEnd(session_id, ended_at) => {
+            exec(c, savepoint, &st.recording_end, &[session_id, ended_at]).await
+        }
     }
 }
 
@@ -794,6 +873,19 @@ async fn erase(
         .await?;
     c.execute("DELETE FROM connections WHERE short_id = $1", &[&short_id])
         .await?;
+    // Recordings show the person's page: they go, their rows say `removed`.
+    c.execute(
+        "DELETE FROM recording_chunks WHERE session_id IN
+         (SELECT session_id FROM recordings WHERE account_id = $1 AND visitor_id = $2)",
+        &[&account_id, &short_id],
+    )
+    .await?;
+    c.execute(
+        "UPDATE recordings SET status = 'removed', chunks = 0, stored_bytes = 0, raw_bytes = 0
+         WHERE account_id = $1 AND visitor_id = $2",
+        &[&account_id, &short_id],
+    )
+    .await?;
     let sessions = c
         .query(
             "SELECT id, data FROM sessions WHERE account_id = $1 AND visitor_id = $2",
@@ -908,7 +1000,30 @@ async fn recover(
             }
         }
     }
+    // Recordings of sessions that are over now: `pending` (the sweep finalises them).
+    c.execute(
+        "UPDATE recordings SET status = 'pending', ended_at = COALESCE(ended_at, $1)
+         WHERE status = 'recording' AND session_id IN (SELECT id FROM sessions WHERE status = 'ended')",
+        &[&now_iso],
+    )
+    .await?;
     Ok(ended)
+}
+
+const RECORDING_COLUMNS: &str = "SELECT session_id, account_id, visitor_id, status, started_at, ended_at, chunks, stored_bytes, raw_bytes FROM recordings";
+
+fn recording_row(r: &Row) -> StoreResult<RecordingInfo> {
+    Ok(RecordingInfo {
+        session_id: r.try_get(0)?,
+        account_id: r.try_get(1)?,
+        visitor_id: r.try_get(2)?,
+        status: r.try_get(3)?,
+        started_at: r.try_get(4)?,
+        ended_at: r.try_get(5)?,
+        chunks: r.try_get(6)?,
+        stored_bytes: r.try_get(7)?,
+        raw_bytes: r.try_get(8)?,
+    })
 }
 
 /// How long a session may sit inside a transaction without sending anything.
@@ -1260,6 +1375,137 @@ impl Store for PgStore {
             )
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn recordings(
+        &self,
+        account_id: i64,
+        session_ids: &[String],
+    ) -> StoreResult<Vec<RecordingInfo>> {
+        let rows = self
+            .query(
+                &format!(
+                    "{RECORDING_COLUMNS} WHERE account_id = $1 AND session_id = ANY($2) ORDER BY started_at, session_id"
+                ),
+                &[&account_id, &session_ids],
+            )
+            .await?;
+        rows.iter().map(recording_row).collect()
+    }
+
+    async fn recording(&self, session_id: &str) -> StoreResult<Option<RecordingInfo>> {
+        self.query_opt(
+            &format!("{RECORDING_COLUMNS} WHERE session_id = $1"),
+            &[&session_id],
+        )
+        .await?
+        .as_ref()
+        .map(recording_row)
+        .transpose()
+    }
+
+    async fn recording_lines(&self, session_id: &str) -> StoreResult<String> {
+        let rows = self
+            .query(
+                "SELECT data FROM recording_chunks WHERE session_id = $1 ORDER BY seq",
+                &[&session_id],
+            )
+            .await?;
+        let mut out = String::new();
+        for r in rows {
+            out.push_str(&gunzip(&r.try_get::<_, Vec<u8>>(0)?)?);
+        }
+        Ok(out)
+    }
+
+    async fn finish_recording(&self, session_id: &str) -> StoreResult<bool> {
+        Ok(self
+            .execute(
+                "UPDATE recordings SET status = 'ready' WHERE session_id = $1 AND status = 'pending'",
+                &[&session_id],
+            )
+            .await?
+            > 0)
+    }
+
+    async fn sweep_recordings(&self, cutoff_iso: &str) -> StoreResult<(usize, usize)> {
+        let cutoff = cutoff_iso.to_string();
+        self.on_writer(|inner| async move {
+            let open = inner.begin().await?;
+            let result = async {
+                let c = &open.w.client;
+                let finished = c
+                    .execute(
+                        "UPDATE recordings SET status = 'ready' WHERE status = 'pending'",
+                        &[],
+                    )
+                    .await?;
+                let expired = c
+                    .query(
+                        "UPDATE recordings SET status = 'expired', chunks = 0, stored_bytes = 0, raw_bytes = 0
+                         WHERE status = 'ready' AND COALESCE(ended_at, started_at) <= $1
+                         RETURNING session_id",
+                        &[&cutoff],
+                    )
+                    .await?;
+                let ids: Vec<String> = expired
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                c.execute(
+                    "DELETE FROM recording_chunks WHERE session_id = ANY($1)",
+                    &[&ids],
+                )
+                .await?;
+                Ok((finished as usize, ids.len()))
+            }
+            .await;
+            open.finish(result).await
+        })
+        .await
+    }
+
+    async fn remove_recording(&self, account_id: i64, session_id: &str) -> StoreResult<bool> {
+        let id = session_id.to_string();
+        self.on_writer(move |inner| async move {
+            let open = inner.begin().await?;
+            let result = async {
+                let c = &open.w.client;
+                let n = c
+                    .execute(
+                        "UPDATE recordings SET status = 'removed', chunks = 0, stored_bytes = 0, raw_bytes = 0
+                         WHERE session_id = $1 AND account_id = $2",
+                        &[&id, &account_id],
+                    )
+                    .await?;
+                c.execute(
+                    "DELETE FROM recording_chunks WHERE session_id = $1",
+                    &[&id],
+                )
+                .await?;
+                Ok(n > 0)
+            }
+            .await;
+            open.finish(result).await
+        })
+        .await
+    }
+
+    async fn signing_key(&self) -> StoreResult<Vec<u8>> {
+        self.execute(
+            "INSERT INTO server_secrets (name, value) VALUES ('signing_key', $1) ON CONFLICT (name) DO NOTHING",
+            &[&new_signing_key()],
+        )
+        .await?;
+        let row = self
+            .query_opt(
+                "SELECT value FROM server_secrets WHERE name = 'signing_key'",
+                &[],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Task("no signing key".into()))?;
+        hex::decode(row.try_get::<_, String>(0)?)
+            .map_err(|e| StoreError::Task(format!("signing key: {e}")))
     }
 }
 

@@ -11,13 +11,15 @@
 //! `initdb` takes over a second, so it runs once into a template that every server
 //! started while another is alive copies (`cp -a`); the template is deleted with the
 //! last server. Durability is off (`fsync`, `synchronous_commit`, `full_page_writes`):
-//! these servers never outlive a crash of the machine. Every wait is bounded. A test
+//! these servers never outlive a crash of the machine; [`PgServer::start_durable`]
+//! leaves it on, for figures like a real server's. Every wait is bounded. A test
 //! process that dies without unwinding (SIGKILL, Ctrl-C) cannot drop anything: a small
 //! `sh` guard per server and template, which wakes when the test process's end closes
 //! its stdin, stops the server and deletes the folder then.
 //!
-//! Shared by the binary's unit tests (`src/main.rs` includes this file) and the
-//! integration tests (`tests/common/mod.rs`), so it names nothing of either.
+//! Shared by the binary's unit tests (`src/main.rs` includes this file), the
+//! integration tests (`tests/common/mod.rs`) and the load benchmark
+//! (`src/bin/covisit-loadbench`), so it names nothing of any of them.
 #![allow(dead_code)] // each test crate uses a different part
 
 use std::fs::{self, File};
@@ -54,6 +56,16 @@ impl PgServer {
     /// `postgres`) on 127.0.0.1 and a free port. Panics, with the server's log, when
     /// it cannot.
     pub fn start() -> PgServer {
+        PgServer::launch(false)
+    }
+
+    /// As [`PgServer::start`], with PostgreSQL's durability settings as they come
+    /// (every commit flushed to disk): what a benchmark must pay.
+    pub fn start_durable() -> PgServer {
+        PgServer::launch(true)
+    }
+
+    fn launch(durable: bool) -> PgServer {
         let template = template();
         let dir = tempfile::Builder::new()
             .prefix("covisit-pg-")
@@ -82,18 +94,21 @@ impl PgServer {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             let log = File::create(dir.path().join("postgres.log")).expect("a log file");
-            let mut child = template
-                .tools
-                .command("postgres")
+            let mut postgres = template.tools.command("postgres");
+            postgres
                 .arg("-D")
                 .arg(&data)
                 .args(["-p", &port.to_string()])
                 .args(["-c", "listen_addresses=127.0.0.1"])
                 .arg("-k")
-                .arg(dir.path())
-                .args(["-c", "fsync=off"])
-                .args(["-c", "synchronous_commit=off"])
-                .args(["-c", "full_page_writes=off"])
+                .arg(dir.path());
+            if !durable {
+                postgres
+                    .args(["-c", "fsync=off"])
+                    .args(["-c", "synchronous_commit=off"])
+                    .args(["-c", "full_page_writes=off"]);
+            }
+            let mut child = postgres
                 .env("LC_ALL", "C")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("a log file handle"))
@@ -134,6 +149,11 @@ impl PgServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The postmaster's process id (its backends are its children).
+    pub fn pid(&self) -> Option<u32> {
+        postmaster_pid(&self.dir.path().join("data"))
     }
 
     /// Creates an empty database and returns its URL (several stores on one server,

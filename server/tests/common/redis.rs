@@ -79,6 +79,10 @@ impl RedisServer {
         panic!("redis-server did not listen within 10 s");
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }

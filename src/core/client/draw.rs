@@ -154,6 +154,7 @@ mod tests {
             &frame(ServerToVisitor::SessionRequest {
                 session_id: "s1".into(),
                 agent: Agent::new("u_1", "Sam", None),
+                recorded: false,
             }),
         );
         drain(&mut c);

@@ -26,6 +26,10 @@ pub enum MirrorCommand {
     Apply { id: u32, action: RemoteAction },
     /// Control was granted (show the agent's pointer) or ended (hide it).
     Control { granted: bool },
+    /// Send the page's asset `url` (the server's request `id`) through the mirror's
+    /// frames, if the page's own checks allow it (docs/MIRROR.md, "Assets through
+    /// covisit"); its answer goes through [`VisitorClient::mirror`] like every record.
+    Asset { id: u32, url: String },
 }
 
 impl VisitorClient {
@@ -40,9 +44,9 @@ impl VisitorClient {
         if self.link == Link::Ready && batch.starts_with('[') && batch.ends_with(']') {
             // The capture's JSON goes out as is: decoding it here would cost the page a
             // parse of every batch for nothing (the server checks its shape).
-            self.outputs.push_back(Output::Transmit(format!(
-                r#"{{"type":"mirror","data":{batch}}}"#
-            )));
+            self.outputs.push_back(Output::Transmit(
+                [r#"{"type":"mirror","data":"#, batch, "}"].concat(),
+            ));
         }
         true
     }
@@ -66,6 +70,20 @@ impl VisitorClient {
         if self.status == SessionStatus::Active && self.link != Link::Stopped {
             self.mirror_command(MirrorCommand::Start);
             self.draw_start();
+            self.console_start();
+        }
+    }
+
+    /// The server asks for one of the page's assets (it could not fetch it itself).
+    /// Passed to the page only while the session is active and the page's config says
+    /// `assetsProxyConfigured`; otherwise nothing of the page is read and nothing is
+    /// answered (the server gives up after its own timeout).
+    pub(super) fn handle_asset_request(&mut self, id: u32, url: String) {
+        if self.status == SessionStatus::Active
+            && self.link != Link::Stopped
+            && self.config.permissions.assets_proxy_configured
+        {
+            self.mirror_command(MirrorCommand::Asset { id, url });
         }
     }
 
@@ -159,6 +177,7 @@ mod tests {
             &frame(ServerToVisitor::SessionRequest {
                 session_id: "s1".into(),
                 agent: agent(),
+                recorded: false,
             }),
         );
         drain(&mut c);
@@ -279,5 +298,64 @@ mod tests {
         assert!(transmitted(&out)[0].contains("permission_denied"));
         let out = action(&mut c, 2, "ea_1", click());
         assert_eq!(mirror_commands(&out).len(), 1);
+    }
+
+    fn asset_ask(c: &mut VisitorClient, id: u32) -> Vec<MirrorCommand> {
+        c.handle_frame(
+            T0,
+            &frame(ServerToVisitor::AssetRequest {
+                id,
+                url: "https://shop.example/img/a.png".into(),
+            }),
+        );
+        mirror_commands(&drain(c))
+    }
+
+    #[test]
+    fn an_asset_request_reaches_the_page_only_during_an_active_session_of_a_page_that_opted_in() {
+        let opted_in = serde_json::json!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "assetsProxyConfigured": true});
+        let mut c = VisitorClient::new(
+            &opted_in.into(),
+            PageInfo::default(),
+            StoredIds::default(),
+            1,
+        )
+        .unwrap();
+        welcome(&mut c, T0);
+        assert!(
+            asset_ask(&mut c, 1).is_empty(),
+            "no session: the page is not read"
+        );
+        c.handle_frame(
+            T0,
+            &frame(ServerToVisitor::SessionRequest {
+                session_id: "s1".into(),
+                agent: agent(),
+                recorded: false,
+            }),
+        );
+        drain(&mut c);
+        assert!(asset_ask(&mut c, 2).is_empty(), "authorizing: not yet");
+        active(&mut c);
+        assert_eq!(
+            asset_ask(&mut c, 3),
+            vec![MirrorCommand::Asset {
+                id: 3,
+                url: "https://shop.example/img/a.png".into()
+            }]
+        );
+        // The page's answer goes through the one gate: only while active.
+        assert!(c.mirror(r#"[["a",3,"image/png","iVBO",1]]"#));
+        c.end().unwrap();
+        drain(&mut c);
+        assert!(asset_ask(&mut c, 4).is_empty(), "ended: nothing more");
+        assert!(!c.mirror(r#"[["a",4,"image/png","iVBO",1]]"#));
+        assert!(transmitted(&drain(&mut c)).is_empty());
+
+        // A page that did not set assetsProxyConfigured is never asked.
+        let mut c = client();
+        welcome(&mut c, T0);
+        active(&mut c);
+        assert!(asset_ask(&mut c, 5).is_empty());
     }
 }

@@ -14,6 +14,7 @@ fn client() -> VisitorClient {
         user_agent: None,
         call_token: None,
         audio_supported: true,
+        ..Default::default()
     };
     VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, StoredIds::default(), 42).unwrap()
 }
@@ -171,12 +172,14 @@ fn server_frames_become_events_and_the_prompt_times_out_locally() {
         &frame(ServerToVisitor::SessionRequest {
             session_id: "s1".into(),
             agent: agent(),
+            recorded: false,
         }),
     );
     let out = drain(&mut c);
     assert!(events(&out).contains(&ClientEvent::SessionRequest {
         session_id: "s1".into(),
-        agent: agent()
+        agent: agent(),
+        recorded: false,
     }));
     assert_eq!(c.status(), SessionStatus::Authorizing);
     let deadline = c.poll_timeout().unwrap();
@@ -210,6 +213,7 @@ fn authorize_then_control_then_end() {
         &frame(ServerToVisitor::SessionRequest {
             session_id: "s1".into(),
             agent: agent(),
+            recorded: false,
         }),
     );
     c.authorize().unwrap();
@@ -343,6 +347,7 @@ fn every_emitted_event_name_can_be_subscribed_to() {
         ClientEvent::SessionRequest {
             session_id: String::new(),
             agent: agent.clone(),
+            recorded: false,
         },
         ClientEvent::SessionStart {
             session_id: String::new(),
@@ -375,6 +380,25 @@ fn every_emitted_event_name_can_be_subscribed_to() {
     // The call events are fired by the on-demand call file through the facade.
     names.extend(["callRequest", "callStart", "callEnd"]);
     assert_eq!(names, EVENT_NAMES.to_vec());
+    // The hand-written detail the SDK hands to handlers is serde's `detail`.
+    for event in &all {
+        let tagged = serde_json::to_value(event).unwrap();
+        let serde_detail = tagged
+            .get("detail")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let ours: serde_json::Value = serde_json::from_str(&event.detail_text()).unwrap();
+        assert_eq!(ours, serde_detail, "{}", event.name());
+    }
+    let quoted = ClientEvent::Error {
+        code: "c\"1".into(),
+        message: "line\nbreak \u{1}".into(),
+    };
+    let ours: serde_json::Value = serde_json::from_str(&quoted.detail_text()).unwrap();
+    assert_eq!(
+        ours,
+        serde_json::json!({"code": "c\"1", "message": "line\nbreak \u{1}"})
+    );
 }
 
 #[test]
@@ -391,6 +415,7 @@ fn a_withdrawn_prompt_hides_without_ending_and_a_returning_prompt_keeps_its_dead
             name: "Ada".into(),
             on_premise: true,
         },
+        recorded: false,
     });
     c.handle_frame(T0.plus_seconds(1), &request);
     drain(&mut c);

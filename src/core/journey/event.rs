@@ -103,20 +103,47 @@ impl TrackEvent {
 
 /// Why a tracked event or batch was refused. Codes are stable (JS `error.code`, the
 /// server's error frames and beacon answers).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackError {
-    #[error("event name is invalid: {reason}")]
-    InvalidEventName { reason: &'static str },
-    #[error("event attributes are invalid: {reason}")]
-    InvalidAttributes { reason: &'static str },
-    #[error("page view `{field}` is invalid: {reason}")]
+    InvalidEventName {
+        reason: &'static str,
+    },
+    InvalidAttributes {
+        reason: &'static str,
+    },
     InvalidPageView {
         field: &'static str,
         reason: &'static str,
     },
-    #[error("a batch holds at most {MAX_EVENTS_PER_BATCH} events, this one {count}")]
-    TooManyEvents { count: usize },
+    TooManyEvents {
+        count: usize,
+    },
 }
+
+impl TrackError {
+    /// The message for people (no `core::fmt`: see [`crate::core::text`]).
+    pub fn message(&self) -> String {
+        use crate::core::text::decimal;
+        match self {
+            TrackError::InvalidEventName { reason } => ["event name is invalid: ", reason].concat(),
+            TrackError::InvalidAttributes { reason } => {
+                ["event attributes are invalid: ", reason].concat()
+            }
+            TrackError::InvalidPageView { field, reason } => {
+                ["page view `", field, "` is invalid: ", reason].concat()
+            }
+            TrackError::TooManyEvents { count } => [
+                "a batch holds at most ",
+                &decimal(MAX_EVENTS_PER_BATCH as u64, 0),
+                " events, this one ",
+                &decimal(*count as u64, 0),
+            ]
+            .concat(),
+        }
+    }
+}
+
+crate::core::text::message_display!(TrackError);
 
 impl TrackError {
     pub fn code(&self) -> ErrorCode {

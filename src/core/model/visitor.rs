@@ -33,6 +33,10 @@ pub struct Visitor {
     pub is_in_session: bool,
     pub is_online: bool,
     pub is_supported: bool,
+    /// Extra (not in the seed): why `is_supported` is false, the capabilities this
+    /// browser lacks (`protocol::CAPABILITIES`); absent when it is supported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_capabilities: Vec<String>,
     pub is_waiting_for_call: bool,
     pub js_configuration: bool,
     pub last_seen_at: String,

@@ -51,6 +51,8 @@ enum Derived {
     SessionRequest {
         session_id: String,
         agent: Agent,
+        #[serde(default)]
+        recorded: bool,
     },
     SessionStart {
         session_id: String,
@@ -87,6 +89,10 @@ enum Derived {
         action: RemoteAction,
     },
     MirrorResync,
+    AssetRequest {
+        id: u32,
+        url: String,
+    },
     Draw {
         agent_id: String,
         name: String,
@@ -117,9 +123,15 @@ impl From<Derived> for ServerToVisitor {
                 lookup_code,
                 visitor_secret,
             },
-            Derived::SessionRequest { session_id, agent } => {
-                S::SessionRequest { session_id, agent }
-            }
+            Derived::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            } => S::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            },
             Derived::SessionStart { session_id } => S::SessionStart { session_id },
             Derived::SessionContinue { session_id } => S::SessionContinue { session_id },
             Derived::SessionEnd {
@@ -146,6 +158,7 @@ impl From<Derived> for ServerToVisitor {
                 action,
             },
             Derived::MirrorResync => S::MirrorResync,
+            Derived::AssetRequest { id, url } => S::AssetRequest { id, url },
             Derived::Draw {
                 agent_id,
                 name,
@@ -219,12 +232,13 @@ fn variant(m: &ServerToVisitor) -> usize {
         ServerToVisitor::RemoteAction { .. } => 12,
         ServerToVisitor::MirrorResync => 13,
         ServerToVisitor::Draw { .. } => 14,
-        ServerToVisitor::Call { .. } => 15,
-        ServerToVisitor::Unknown => 16,
+        ServerToVisitor::Unknown => 15,
+        ServerToVisitor::AssetRequest { .. } => 16,
+        ServerToVisitor::Call { .. } => 17,
     }
 }
 
-const VARIANTS: usize = 17;
+const VARIANTS: usize = 18;
 
 // ----- strategies --------------------------------------------------------------------
 
@@ -327,7 +341,13 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
                 }
             }
         ),
-        (text(), agent()).prop_map(|(session_id, agent)| S::SessionRequest { session_id, agent }),
+        (text(), agent(), any::<bool>()).prop_map(|(session_id, agent, recorded)| {
+            S::SessionRequest {
+                session_id,
+                agent,
+                recorded,
+            }
+        }),
         text().prop_map(|session_id| S::SessionStart { session_id }),
         text().prop_map(|session_id| S::SessionContinue { session_id }),
         (text(), disconnect_type()).prop_map(|(session_id, disconnect_type)| S::SessionEnd {
@@ -351,6 +371,7 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
             action
         }),
         Just(S::MirrorResync),
+        (number(), text()).prop_map(|(id, url)| S::AssetRequest { id, url }),
         // The ink's keys in serde_json's order (the reference reads the ink as a
         // `serde_json::Value`, which sorts them; the SDK keeps the document's order).
         (text(), text(), 0..INK_COLORS, json_object()).prop_map(|(agent_id, name, color, ink)| {
@@ -421,6 +442,7 @@ const TAG_VALUES: &[&str] = &[
     "remote_action",
     "call",
     "mirror_resync",
+    "asset_request",
     "unknown",
     "teleport",
     "client",

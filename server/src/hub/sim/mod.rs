@@ -129,6 +129,8 @@ pub struct Tab {
     pub muted: bool,
     /// The tab is gone (browser killed): its client no longer runs.
     pub dead: bool,
+    /// Asset requests the client passed to the page (id, url).
+    pub asset_asks: Vec<(u32, String)>,
 }
 
 /// An agent's console, reduced to what it sends and receives.
@@ -178,7 +180,10 @@ impl SimStore {
             | Write::Communication(..)
             | Write::JourneySession(..)
             | Write::JourneyEvent(..)
-            | Write::ReleaseLookupCode(..) => {}
+            | Write::ReleaseLookupCode(..)
+            | Write::RecordingStart(..)
+            | Write::RecordingChunk(..)
+            | Write::RecordingEnd(..) => {}
         }
     }
 }
@@ -211,6 +216,8 @@ pub struct Sim {
     rng: StdRng,
     /// Steps taken, for the bound.
     pub steps: usize,
+    /// The pages' answers to asset requests, as the hub handed them out.
+    pub asset_replies: Vec<(u32, covisit::core::protocol::AssetReply)>,
 }
 
 impl Sim {
@@ -230,6 +237,7 @@ impl Sim {
             next_conn: 1,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
             steps: 0,
+            asset_replies: Vec::new(),
         }
     }
 
@@ -249,6 +257,8 @@ impl Sim {
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".into()),
             call_token: None,
             audio_supported: true,
+            integration: None,
+            missing: Vec::new(),
         };
         let seed = self.rng.gen();
         let client = VisitorClient::new(&config.into(), page, stored.clone(), seed)
@@ -265,6 +275,7 @@ impl Sim {
             answers_remote: true,
             muted: false,
             dead: false,
+            asset_asks: Vec::new(),
         });
         let tab = self.tabs.len() - 1;
         self.pump();
@@ -696,6 +707,7 @@ impl Sim {
             ip: "203.0.113.9".into(),
             location: None,
             lookup_code: None,
+            record_sessions: false,
         }
     }
 
@@ -728,8 +740,9 @@ impl Sim {
         match o {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
-            // One node: nobody to tell.
-            Output::Publish(_) => {}
+            // One node: nobody to tell. Recordings are the store's to finalise.
+            Output::Publish(_) | Output::RecordingEnded(_) => {}
+            Output::Asset { id, reply } => self.asset_replies.push((id, reply)),
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
                     let tab = *tab;
@@ -798,6 +811,8 @@ impl Sim {
             }
             ClientOutput::Event(e) => self.tabs[tab].events.push(e),
             ClientOutput::Draw(ink) => self.tabs[tab].inks.push(ink),
+            // The simulated pages share no console (allowRemoteConsole is off).
+            ClientOutput::Console(_) => {}
             ClientOutput::Mirror(command) => self.page_mirror(tab, command),
             // The simulated pages make no calls.
             ClientOutput::Call(_) => {}
@@ -825,6 +840,7 @@ impl Sim {
                 }
             }
             MirrorCommand::Control { .. } => {}
+            MirrorCommand::Asset { id, url } => self.tabs[tab].asset_asks.push((id, url)),
         }
     }
 }

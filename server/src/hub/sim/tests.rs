@@ -524,3 +524,68 @@ impl Sim {
         self.agents_frames(agent, kind)
     }
 }
+
+/// Assets through covisit: an agent in the active session may have the page asked for an
+/// asset of a tab whose page opted in; the page's `a` records go to the request (never to
+/// the agents' mirrors), only from the tab that was asked, and are counted in the
+/// session's bytes. Nobody else may ask, nor anyone once the session ended.
+#[test]
+fn asset_requests_reach_the_page_in_a_live_session_and_its_answer_only_the_request() {
+    let mut sim = Sim::new(11, Net::default());
+    let grace = sim.connect_agent("Grace");
+    let ola = sim.connect_agent("Ola");
+    let tab = welcomed_tab(&mut sim, json!({"assetsProxyConfigured": true}));
+    let other_tab = welcomed_tab(&mut sim, json!({}));
+    let session = live_session(&mut sim, grace, tab);
+    let tab_id = sim.connection_id(tab);
+    let url = "http://127.0.0.1:9/img/a.png";
+    let g = sim.agents[grace].agent.id.clone();
+    let o = sim.agents[ola].agent.id.clone();
+    assert!(
+        sim.hub
+            .asset_scope(super::ACCOUNT, &o, &session, &tab_id)
+            .is_err(),
+        "an agent outside the session"
+    );
+    assert!(sim
+        .hub
+        .asset_scope(super::ACCOUNT, &g, &session, "c_nope")
+        .is_err());
+    let id = sim
+        .hub
+        .handle_asset_ask(super::ACCOUNT, &g, &session, &tab_id, url)
+        .expect("an agent in the session asks");
+    sim.pump();
+    assert!(sim.run_until(5_000, |s| !s.tabs[tab].asset_asks.is_empty()));
+    assert_eq!(sim.tabs[tab].asset_asks, vec![(id, url.to_string())]);
+    // The page's first snapshot has reached the agent: what follows is counted from here.
+    assert!(sim.run_until(5_000, |s| s.agent_count(grace, "mirror") > 0));
+    let mirrors = sim.agent_count(grace, "mirror");
+    // Another tab answering that id is not heard.
+    let forged = format!(r#"{{"type":"mirror","data":[["a",{id},"image/png","AAAA",1]]}}"#);
+    sim.inject(other_tab, &forged);
+    sim.run_for(500);
+    assert!(sim.asset_replies.is_empty());
+    // The page answers in two pieces, through its client's gate.
+    assert!(sim.capture(tab, json!([["a", id, "image/png", "iVBO", 0]])));
+    assert!(sim.capture(tab, json!([["a", id, "image/png", "Rw==", 1]])));
+    assert!(sim.run_until(5_000, |s| s.asset_replies.len() == 2));
+    assert!(sim.asset_replies[1].1.is_last());
+    assert_eq!(
+        sim.agent_count(grace, "mirror"),
+        mirrors,
+        "never relayed as records"
+    );
+    assert!(sim.hub.session_bytes(&session).assets > 0);
+    // A piece after the last one is for nobody.
+    assert!(sim.capture(tab, json!([["a", id, "image/png", "AAAA", 1]])));
+    sim.run_for(500);
+    assert_eq!(sim.asset_replies.len(), 2);
+    // After the end nobody may ask.
+    sim.page(tab, |c| c.end()).expect("the visitor ends it");
+    sim.run_for(1_000);
+    assert!(sim
+        .hub
+        .handle_asset_ask(super::ACCOUNT, &g, &session, &tab_id, url)
+        .is_err());
+}
