@@ -117,5 +117,17 @@ function unsupported(config) {
   return error;
 }
 
+// Calls (issue 17): these methods of the SDK object are one wasm export, `callApi`
+// (src/web/session.rs), which the on-demand call file answers; typed in covisit_wasm.d.ts.
+const CALL_METHODS = ['acceptCall', 'declineCall', 'endCall', 'setMicrophone', 'setCamera'];
+for (const name of CALL_METHODS) {
+  Object.defineProperty(wasm.Covisit.prototype, name, {
+    /** @this {any} @param {boolean} [on] */
+    value(on) { return this.callApi(name, on); },
+    configurable: true,
+    writable: true,
+  });
+}
+
 export const version = whenLoaded('version', () => wasm.version());
 export const Covisit = wasm.Covisit;

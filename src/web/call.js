@@ -84,7 +84,7 @@ export class Calls {
   send(call) { this.ui.onAction('callSend', JSON.stringify(call)); }
 
   /** Fires a page event; false when the page has no handler for it. @param {string} name @param {unknown} detail */
-  emit(name, detail) { return this.ui.onAction('callEvent', [name, detail]); }
+  emit(name, detail) { return this.ui.onAction(`on:${name}`, detail); }
 
   /** A server `call` frame (protocol `CallToVisitor`), as JSON text. @param {string} text */
   frame(text) {

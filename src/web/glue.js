@@ -44,12 +44,17 @@ const LOOKUP_WINDOW_MS = 3000;
 /** The arguments of `Ui.draw`, queued until the drawing layer is in. */
 /** @typedef {[agentId: string, name: string, color: number, ink: string]} DrawArgs */
 /** What a visitor did in the UI (src/web/session.rs `install_ui`), with its argument. */
-/** @typedef {'allow' | 'deny' | 'end' | 'grantControl' | 'denyControl' | 'revokeControl' | 'rate' | 'lookupCode' | 'callSend' | 'callEvent'} UiAction */
+/** @typedef {'allow' | 'deny' | 'end' | 'grantControl' | 'denyControl' | 'revokeControl' | 'rate' | 'lookupCode' | 'callSend' | `on:${string}`} UiAction */
 
 export class Ui {
-  /** @param {(action: UiAction, arg: unknown) => boolean} onAction false: not done (or, for `callEvent`, no page handler) */
-  constructor(onAction) {
+  /**
+   * @param {(action: UiAction, arg: unknown) => boolean} onAction false: not done (or, for
+   *   `on:<event>`, which fires a page event, no page handler)
+   * @param {string} [callUrl] the on-demand call file (covisit-call.js)
+   */
+  constructor(onAction, callUrl) {
     this.onAction = onAction;
+    this.callUrl = callUrl;
     /** @type {HTMLElement | null} */
     this.host = null;
     /** @type {ShadowRoot | null} */
@@ -383,11 +388,17 @@ export class Ui {
     this.drawLayer = null;
   }
 
+  /** Calls (Connection `audioSupported`): whether this browser can make them, detected. @returns {boolean} */
+  static audioSupported() {
+    return typeof window.RTCPeerConnection === 'function' && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+  }
+
   // ----- calls and sharing: call.js, fetched on demand (covisit-call.js) -------------
   // Rust hands over each `call` frame of an active session (the first one loads the
   // file, in order), and says callStop when the session is over here.
-  /** @param {string | undefined} url @param {string} frame */
-  callFrame(url, frame) {
+  /** @param {string} frame */
+  callFrame(frame) {
+    const url = this.callUrl;
     if (!this.callLoading) {
       const gen = (this.callGen = (this.callGen || 0) + 1);
       /** @type {Promise<any> | null} */

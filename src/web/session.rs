@@ -134,7 +134,7 @@ fn page_info() -> PageInfo {
             .is_some_and(|d| d.has_focus().unwrap_or(false) && !d.hidden()),
         user_agent: window.navigator().user_agent().ok(),
         call_token: None,
-        audio_supported: audio_supported(&window),
+        audio_supported: glue::Ui::audio_supported(),
         integration: glue::integration(),
         missing: glue::missing()
             .split(',')
@@ -144,18 +144,14 @@ fn page_info() -> PageInfo {
     }
 }
 
-/// Calls: whether this browser can make them (`getUserMedia` and `RTCPeerConnection`
-/// are there): detected, never claimed (Connection `audioSupported`). Read through
-/// `Reflect`, which the bundle has anyway, rather than another import.
-fn audio_supported(window: &web_sys::Window) -> bool {
-    let get = |o: &JsValue, k: &str| {
-        js_sys::Reflect::get(o, &JsValue::from_str(k))
-            .ok()
-            .filter(|v| !v.is_undefined() && !v.is_null())
-    };
-    let devices = get(&window.navigator(), "mediaDevices");
-    get(window, "RTCPeerConnection").is_some()
-        && devices.is_some_and(|d| get(&d, "getUserMedia").is_some())
+/// Calls the page's event handlers with `detail`; one that throws is reported on the
+/// console and the others still run.
+fn call_handlers(handlers: Vec<js_sys::Function>, detail: &JsValue) {
+    for handler in handlers {
+        if let Err(e) = handler.call1(&JsValue::NULL, detail) {
+            web_sys::console::error_2(&JsValue::from_str("[covisit] an event handler threw:"), &e);
+        }
+    }
 }
 
 type Listener = (EventTarget, &'static str, Closure<dyn FnMut(Event)>);
@@ -178,7 +174,7 @@ struct Driver {
     capture_url: Option<String>,
     /// Where the drawing layer (covisit-draw.js) is.
     draw_url: Option<String>,
-    /// Where the call file (covisit-call.js) is.
+    /// Where the call file (covisit-call.js) is, until the UI (which fetches it) is made.
     call_url: Option<String>,
     /// Where the remote console hooks (covisit-console.js) are, and the callback they
     /// hand batches to while installed.
@@ -385,9 +381,13 @@ impl Driver {
                 let Some(d) = weak.upgrade() else {
                     return false;
                 };
-                // The call file fires the page's call events: is anyone listening?
-                if action == "callEvent" {
-                    return Driver::call_event(&d, &arg);
+                // The call file fires the page's call events (`on:callStart`…): is
+                // anyone listening?
+                if let Some(event) = action.strip_prefix("on:") {
+                    let handlers = d.borrow().handlers_of(event);
+                    let any = !handlers.is_empty();
+                    call_handlers(handlers, &arg);
+                    return any;
                 }
                 let result = {
                     let client = &mut d.borrow_mut().client;
@@ -426,8 +426,8 @@ impl Driver {
                 ok
             },
         );
-        let ui = glue::Ui::new(callback.as_ref().unchecked_ref());
         let mut d = driver.borrow_mut();
+        let ui = glue::Ui::new(callback.as_ref().unchecked_ref(), d.call_url.take());
         d.ui = Some(ui);
         d.ui_callback = Some(callback);
     }
@@ -456,13 +456,10 @@ impl Driver {
                 Output::Mirror(command) => Driver::mirror_command(driver, command),
                 Output::Draw(command) => Driver::draw_command(driver, command),
                 Output::Call(frame) => {
-                    let (ui, url) = {
-                        let d = driver.borrow();
-                        (d.ui.clone(), d.call_url.clone())
-                    };
+                    let ui = driver.borrow().ui.clone();
                     if let Some(ui) = ui {
                         match frame {
-                            Some(text) => ui.call_frame(url, &text),
+                            Some(text) => ui.call_frame(&text),
                             None => ui.call_stop(),
                         }
                     }
@@ -542,28 +539,14 @@ impl Driver {
         self.socket_callbacks.clear();
     }
 
-    /// The call file fires a page event (`[name, detail]`: `callRequest`, `callStart`,
-    /// `callEnd`): calls the page's handlers; false when there is none (the call file
-    /// then asks with the SDK's own prompt).
-    fn call_event(driver: &Rc<RefCell<Driver>>, arg: &JsValue) -> bool {
-        let name = js_sys::Reflect::get(arg, &JsValue::from(0)).unwrap_or_default();
-        let detail = js_sys::Reflect::get(arg, &JsValue::from(1)).unwrap_or_default();
-        let handlers: Vec<js_sys::Function> = driver
-            .borrow()
-            .handlers
+    /// The page's handlers of the event `name`, cloned: none of them may run while the
+    /// driver is borrowed (they call back into the SDK).
+    fn handlers_of(&self, name: &str) -> Vec<js_sys::Function> {
+        self.handlers
             .iter()
-            .filter(|(n, _)| name.as_string().as_deref() == Some(n.as_str()))
+            .filter(|(n, _)| n == name)
             .map(|(_, f)| f.clone())
-            .collect();
-        for handler in &handlers {
-            if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
-                web_sys::console::error_2(
-                    &JsValue::from_str("[covisit] an event handler threw:"),
-                    &e,
-                );
-            }
-        }
-        !handlers.is_empty()
+            .collect()
     }
 
     /// Calls the page's handlers for `event`; without one, the default UI answers
@@ -575,12 +558,7 @@ impl Driver {
         let (handlers, ui, state, status, granted, agent_name, prompt, rate, console) = {
             let d = driver.borrow();
             let config = d.client.config();
-            let handlers: Vec<js_sys::Function> = d
-                .handlers
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, f)| f.clone())
-                .collect();
+            let handlers = d.handlers_of(name);
             let agent_name = d
                 .client
                 .session_agent()
@@ -686,14 +664,7 @@ impl Driver {
         if let ClientEvent::Ready { .. } = event {
             driver.borrow_mut().ready_detail = Some(detail.clone());
         }
-        for handler in handlers {
-            if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
-                web_sys::console::error_2(
-                    &JsValue::from_str("[covisit] an event handler threw:"),
-                    &e,
-                );
-            }
-        }
+        call_handlers(handlers, &detail);
     }
 
     /// Removes everything the SDK added: socket, timer, listeners, history patch, UI.
@@ -783,18 +754,6 @@ pub struct Covisit {
 }
 
 impl Covisit {
-    /// A call API method, answered by the on-demand call file (glue.js `callApi`).
-    fn call_api(&self, name: &str, arg: JsValue) -> js_sys::Promise {
-        // No borrow is held while the call file runs: it calls back into the SDK.
-        let ui = self.driver.borrow().ui.clone();
-        match ui {
-            Some(ui) => ui.call_api(name, arg),
-            None => js_sys::Promise::reject(
-                &CovisitError::from(crate::core::client::ClientError::Stopped).into(),
-            ),
-        }
-    }
-
     fn call(
         &self,
         f: impl FnOnce(&mut VisitorClient) -> Result<(), crate::core::client::ClientError>,
@@ -942,53 +901,21 @@ impl Covisit {
         self.call(|c| c.rate(&rating))
     }
 
-    /// Accept the call an agent offers (`callRequest`): the browser then asks for the
-    /// microphone (and the camera for a video call the page's config lets through).
-    /// Needed only with a `callRequest` handler (otherwise the SDK asks the visitor).
-    ///
-    /// ```js
-    /// cv.on('callRequest', ({ agent, video }) => askMyWay(agent, video) ? cv.acceptCall() : cv.declineCall());
-    /// ```
-    #[wasm_bindgen(js_name = acceptCall, unchecked_return_type = "Promise<void>")]
-    pub fn accept_call(&self) -> js_sys::Promise {
-        self.call_api("acceptCall", JsValue::UNDEFINED)
-    }
-
-    /// Decline the call an agent offers (`callEnd` with `reason: 'declined'`).
-    #[wasm_bindgen(js_name = declineCall, unchecked_return_type = "Promise<void>")]
-    pub fn decline_call(&self) -> js_sys::Promise {
-        self.call_api("declineCall", JsValue::UNDEFINED)
-    }
-
-    /// Hang up the call (`callEnd` with `reason: 'hung_up_by_visitor'`).
-    ///
-    /// ```js
-    /// hangUpButton.onclick = () => cv.endCall();
-    /// ```
-    #[wasm_bindgen(js_name = endCall, unchecked_return_type = "Promise<void>")]
-    pub fn end_call(&self) -> js_sys::Promise {
-        self.call_api("endCall", JsValue::UNDEFINED)
-    }
-
-    /// Turn the visitor's microphone on or off during a call. Under
-    /// `cobrowsingVideoAudioRelationship: 'video_requires_audio'` turning it off turns
-    /// the camera off too.
-    ///
-    /// ```js
-    /// await cv.setMicrophone(false); // mute
-    /// ```
-    #[wasm_bindgen(js_name = setMicrophone, unchecked_return_type = "Promise<void>")]
-    pub fn set_microphone(&self, on: bool) -> js_sys::Promise {
-        self.call_api("setMicrophone", JsValue::from_bool(on))
-    }
-
-    /// Turn the visitor's camera on or off during a call. Rejects with
-    /// `media_not_allowed` where `cobrowsingVideoEnabled` keeps the visitor's video
-    /// from the agent, or (`video_requires_audio`) while the microphone is off; with
-    /// `automatic`, turning the camera on turns the microphone on too.
-    #[wasm_bindgen(js_name = setCamera, unchecked_return_type = "Promise<void>")]
-    pub fn set_camera(&self, on: bool) -> js_sys::Promise {
-        self.call_api("setCamera", JsValue::from_bool(on))
+    /// Calls (issue 17): `acceptCall()`, `declineCall()`, `endCall()`,
+    /// `setMicrophone(on)` and `setCamera(on)` are this one export, which index.js puts
+    /// on the prototype under those names (`CALL_METHODS`; one export rather than five
+    /// keeps the first load within budget) and `Covisit` in the TypeScript declares
+    /// (src/web/mod.rs). The on-demand call file answers (glue.js `callApi`).
+    #[wasm_bindgen(js_name = callApi, skip_typescript)]
+    pub fn call_api(&self, name: &str, arg: JsValue) -> js_sys::Promise {
+        // No borrow is held while the call file runs: it calls back into the SDK.
+        let ui = self.driver.borrow().ui.clone();
+        match ui {
+            Some(ui) => ui.call_api(name, arg),
+            None => js_sys::Promise::reject(
+                &CovisitError::from(crate::core::client::ClientError::Stopped).into(),
+            ),
+        }
     }
 
     /// Subscribe to an event: `ready`, `sessionRequest`, `sessionStart`,

@@ -9,8 +9,11 @@ import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import * as L from './lib.mjs';
 
+// The last flag stands in for the visitor's pick in the screen / window picker
+// (allowFullScreen): Chromium picks the tab of that title, the fixture page.
 const MEDIA_ARGS = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--auto-accept-this-tab-capture', '--autoplay-policy=no-user-gesture-required'];
+  '--auto-accept-this-tab-capture', '--autoplay-policy=no-user-gesture-required',
+  '--auto-select-tab-capture-source-by-title=covisit e2e: ES module'];
 
 let server, browser, denyBrowser, agent;
 
@@ -235,6 +238,44 @@ describe('calls', () => {
     await v.close();
   });
 
+  it("the page's callRequest handler answers instead of the SDK's prompt (declineCall, acceptCall)", { timeout: 90000 }, async () => {
+    const v = await liveVisitor();
+    // Without a call the call methods reject with a code (and touch no device).
+    for (const call of ['acceptCall()', 'declineCall()', 'endCall()', 'setMicrophone(true)', 'setCamera(false)']) {
+      const code = await v.page.evaluate((c) => new Function(`return window.covisit.${c}`)().then(() => null, (e) => e.code), call);
+      assert.equal(code, 'wrong_call_state', call);
+    }
+    await v.page.evaluate(() => { window.requests = []; window.covisit.on('callRequest', (d) => { window.requests.push(d); }); });
+    await agent.getByTestId('call-audio').click();
+    await L.waitFor(() => v.page.evaluate(() => window.requests.length === 1), { what: 'callRequest' });
+    const req = await v.page.evaluate(() => window.requests[0]);
+    assert.equal(req.agent.name, 'Cali');
+    assert.equal(req.video, false);
+    assert.equal(await L.sdkUi(v.page, 'call-prompt').count(), 0, "no SDK prompt when the page has a handler");
+    assert.equal(await v.page.evaluate(() => window.__gum), 0, 'no microphone asked for before an answer');
+    await v.page.evaluate(() => window.covisit.declineCall());
+    await L.waitFor(async () => /declined/.test(await agent.getByTestId('call-status').textContent()), { what: 'the console told of the decline' });
+    assert.deepEqual((await callEvents(v.page)).find((e) => e.name === 'callEnd').detail, { reason: 'declined' });
+    assert.equal(await v.page.evaluate(() => window.__pcs.length), 0, 'no peer connection after a decline');
+    // The next call, accepted by the page.
+    await agent.getByTestId('call-audio').click();
+    await L.waitFor(() => v.page.evaluate(() => window.requests.length === 2), { what: 'the second callRequest' });
+    await v.page.evaluate(() => window.covisit.acceptCall());
+    await L.waitFor(async () => (await callEvents(v.page)).some((e) => e.name === 'callStart'), { timeoutMs: 20000, what: 'callStart' });
+    await audioBothWays(v);
+    await endSession(v);
+  });
+
+  it("closing the visitor's tab ends the call (tab_closed)", { timeout: 90000 }, async () => {
+    const v = await liveVisitor();
+    await connectCall(v, false);
+    await audioBothWays(v);
+    await v.close();
+    await L.waitFor(async () => /tab closed/.test(await agent.getByTestId('call-status').textContent()), { timeoutMs: 20000, what: 'the console told' });
+    await L.waitFor(() => agent.evaluate(() => window.__pcs.every((pc) => pc.connectionState === 'closed')), { what: 'the console closed its connection' });
+    await L.endLiveSessions(server, v.shortId);
+  });
+
   it('an agent cannot signal before the visitor accepts (wrong_call_state)', { timeout: 60000 }, async () => {
     const v = await liveVisitor();
     const ra = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Raw', external_id: 'e2e-raw' });
@@ -278,6 +319,40 @@ describe('full-tab sharing', () => {
     await prompt.getByRole('button', { name: 'Decline' }).click();
     await L.waitFor(async () => (await v.page.evaluate(() => window.covisit.state().connection.fullTabStatus)) === 'off', { what: 'off' });
     assert.equal(await v.page.evaluate(() => window.__pcs.length), 0);
+    await endSession(v);
+  });
+
+  it('full screen (allowFullScreen): refused by default, then the picked source reaches the console', { timeout: 90000 }, async () => {
+    const off = await liveVisitor({ allowRequestFullTab: true });
+    const ra = await L.rawSocket(browser, server, '/ws/agent', { type: 'hello', protocol_version: 1, secret_key: L.SECRET, name: 'Raw3', external_id: 'e2e-raw3' });
+    await ra.expect((m) => m.type === 'welcome');
+    await ra.send({ type: 'join_session', session_id: off.sessionId });
+    await ra.expect((m) => m.type === 'session_update' && m.session.id === off.sessionId);
+    await ra.send({ type: 'call', session_id: off.sessionId, call: { kind: 'share_request', screen: true } });
+    const e = await ra.expect((m) => m.type === 'error');
+    assert.equal(e.code, 'permission_denied');
+    assert.match(e.message, /allowFullScreen/);
+    assert.ok(!off.frames.received.some((f) => f.type === 'call'), 'nothing reached the page');
+    await ra.close();
+    await endSession(off);
+
+    const v = await liveVisitor({ allowFullScreen: true });
+    await agent.getByTestId('share-screen').click();
+    const prompt = L.sdkUi(v.page, 'share-prompt');
+    assert.match(await prompt.textContent(), /Masking cannot apply/);
+    assert.ok(!v.frames.sent.some((f) => f.type === 'call'), 'nothing before consent');
+    await prompt.getByRole('button', { name: 'Choose what to share' }).click();
+    await L.waitFor(() => agent.evaluate(() => {
+      const vid = document.querySelector('[data-testid="share-video"]');
+      return vid && vid.videoWidth > 0 && vid.currentTime > 0;
+    }), { timeoutMs: 20000, what: 'frames of the picked source at the console' });
+    assert.match(await agent.getByTestId('share-label').textContent(), /screen or window/);
+    const s = (await L.rest(server, `/api/v1/sessions/${v.sessionId}`)).body;
+    assert.ok(s.features_used.includes('full_screen'), JSON.stringify(s.features_used));
+    // The agent stops watching.
+    await agent.getByTestId('share-stop').click();
+    await L.waitFor(() => agent.getByTestId('share-label').isHidden(), { what: 'the console back to the mirror' });
+    await L.waitFor(() => v.page.evaluate(() => window.__pcs.every((pc) => pc.connectionState === 'closed')), { what: "the visitor's share connection closed" });
     await endSession(v);
   });
 
