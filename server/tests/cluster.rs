@@ -3,7 +3,7 @@
 //! land on different nodes and are bridged to the visitor's owner; REST works on any
 //! node; lookup codes are unique across nodes; an owner killed with -9 is replaced and
 //! its sessions end as `transport.failure`; a node paused past its timeout comes back
-//! fenced; Redis restarting loses nothing durable.
+//! fenced; Redis restarting loses nothing durable; a call's signalling crosses nodes.
 
 mod common;
 
@@ -658,4 +658,104 @@ async fn the_last_node_drains_without_waiting_for_a_successor() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A call across nodes: the agent's console on one node, the visitor's tab on another,
+/// the visitor owned by either. The request, the acceptance, the SDP offer and answer,
+/// a candidate each way, the media report and the hang-up cross the bus in order;
+/// `call_length_seconds` counts on the owner, and REST on the third node shows it.
+#[tokio::test]
+async fn a_call_crosses_nodes() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = c.node(0).caller().await;
+    let short_id = v.short_id();
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    v.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+
+    let call = |call: Value| json!({"type": "call", "session_id": session_id, "call": call});
+    agent
+        .send(call(json!({"kind": "start", "video": false})))
+        .await;
+    let request = v.expect("call").await;
+    assert_eq!(request["call"]["kind"], "request", "{request}");
+    assert_eq!(request["call"]["agent"]["name"], "Grace");
+    v.send(json!({"type": "call", "call": {"kind": "accept", "audio": true, "video": false}}))
+        .await;
+    assert_eq!(v.expect("call").await["call"]["kind"], "start");
+    let start = agent.expect("call").await;
+    assert_eq!(start["call"]["kind"], "start", "{start}");
+
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
+    agent
+        .send(call(json!({"kind": "signal", "signal": {"channel": "call",
+            "description": {"type": "offer", "sdp": sdp}}})))
+        .await;
+    let offer = v.expect("call").await;
+    assert_eq!(offer["call"]["signal"]["description"]["type"], "offer");
+    assert_eq!(offer["call"]["signal"]["description"]["sdp"], sdp);
+    v.send(
+        json!({"type": "call", "call": {"kind": "signal", "signal": {"channel": "call",
+        "description": {"type": "answer", "sdp": sdp}}}}),
+    )
+    .await;
+    let answer = agent.expect("call").await;
+    assert_eq!(answer["call"]["signal"]["description"]["type"], "answer");
+    let candidate = json!({"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+        "sdpMid": "0", "sdpMLineIndex": 0});
+    agent
+        .send(call(
+            json!({"kind": "signal", "signal": {"channel": "call", "candidate": candidate}}),
+        ))
+        .await;
+    assert_eq!(
+        v.expect("call").await["call"]["signal"]["candidate"],
+        candidate
+    );
+    v.send(
+        json!({"type": "call", "call": {"kind": "signal", "signal": {"channel": "call",
+        "candidate": candidate}}}),
+    )
+    .await;
+    assert_eq!(
+        agent.expect("call").await["call"]["signal"]["candidate"],
+        candidate
+    );
+    v.send(json!({"type": "call", "call": {"kind": "connected"}}))
+        .await;
+    agent
+        .expect_where("session_update", |u| u["call"]["state"] == "connected")
+        .await;
+    agent
+        .send(call(
+            json!({"kind": "media", "audio": false, "video": false}),
+        ))
+        .await;
+    let media = v.expect("call").await;
+    assert_eq!(media["call"]["kind"], "media", "{media}");
+    // The call's length counts whole seconds on the owner's clock.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    agent.send(call(json!({"kind": "end"}))).await;
+    let end = v.expect("call").await;
+    assert_eq!(end["call"]["kind"], "end");
+    assert_eq!(end["call"]["reason"], "hung_up_by_agent");
+    v.send(json!({"type": "end"})).await;
+    agent.expect_status(&session_id, "ended").await;
+
+    let (status, s) = c
+        .node(2)
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert!(s["call_length_seconds"].as_u64().unwrap_or(0) >= 1, "{s}");
+    assert!(s["features_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "audio_call"));
 }
