@@ -50,7 +50,7 @@ export class CallPanel {
     this.call = null;
     /** This console's view of the visitor's share. @type {{ sessionId: string, pc: RTCPeerConnection | null, queue: RTCIceCandidateInit[] } | null} */
     this.share = null;
-    const b = (/** @type {string} */ id, /** @type {string} */ text) => /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'btn small', 'data-testid': id }, [text]));
+    const b = (/** @type {string} */ id, /** @type {string} */ text) => /** @type {HTMLButtonElement} */ (h('button', { type: 'button', class: 'btn btn-small', 'data-testid': id }, [text]));
     this.btn = {
       audio: b('call-audio', 'Call'),
       video: b('call-video', 'Video call'),
@@ -74,8 +74,13 @@ export class CallPanel {
     this.shareVideo.muted = true;
     this.shareLabel = h('p', { class: 'share-label', 'data-testid': 'share-label', role: 'status' });
     this.shareBox = h('div', { class: 'share-box', hidden: '' }, [this.shareLabel, this.shareVideo]);
-    const head = section.querySelector('.card-head');
-    (head || section).after(this.bar, this.videos);
+    // The controls in the session's tool bar, before its panel toggles (not a row of
+    // their own: the mirror keeps its height); the videos under the mirror card's head.
+    const tools = document.getElementById('session-toolbar');
+    const end = tools && tools.querySelector('.tb-end');
+    if (tools && end) tools.insertBefore(this.bar, end);
+    else section.prepend(this.bar);
+    (section.querySelector('.card-head') || this.bar).after(this.videos);
     mirrors.before(this.shareBox);
     this.btn.audio.onclick = () => this.start(false);
     this.btn.video.onclick = () => this.start(true);
@@ -265,12 +270,15 @@ export class CallPanel {
       || this.tabs.find((t) => t.hasFocus) || this.tabs[0] || null;
     const rules = (this.call && this.call.rules) || (v && v.rules) || null;
     this.btn.video.hidden = this.btn.video.hidden || (!!tab && tab.cobrowsingVideoEnabled === 'disabled');
+    // Offer only what the visitor's page allows (the server refuses the rest anyway).
+    if (tab && !tab.audioSupported) this.btn.audio.hidden = this.btn.video.hidden = true;
     this.btn.mute.hidden = this.btn.hangup.hidden = !mine;
     this.btn.mute.textContent = this.call && this.call.mic ? 'Mute' : 'Unmute';
     this.btn.camera.hidden = !mine || !rules || !rules.video_to_visitor;
     this.btn.camera.textContent = this.call && this.call.cam ? 'Camera off' : 'Camera on';
     const share = v ? v.share : 'off';
-    this.btn.tab.hidden = this.btn.screen.hidden = share !== 'off';
+    this.btn.tab.hidden = share !== 'off' || !tab || !tab.allowRequestFullTab;
+    this.btn.screen.hidden = share !== 'off' || !tab || !tab.allowFullScreen;
     this.btn.stopShare.hidden = share === 'off' || v?.share_agent_id !== me;
     const pcState = this.call && this.call.pc ? this.call.pc.connectionState : '';
     let text = '';
