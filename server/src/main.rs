@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod asset_fetch;
 mod assets;
 mod auth;
 mod bus;

@@ -759,3 +759,145 @@ async fn a_call_crosses_nodes() {
         .iter()
         .any(|f| f == "audio_call"));
 }
+
+/// The asset proxy through a node that does not own the session: the owner checks and
+/// fetches (it has the session and the tab), the answer crosses the bus, and the agent
+/// gets the same bytes and headers as from the owner itself.
+#[tokio::test]
+async fn assets_are_served_through_any_node() {
+    let c = Cluster::start_with(3, &[("COVISIT_ASSET_PROXY_ALLOW_PRIVATE", "true")]);
+    c.settled().await;
+    // The visitor's site, on loopback (the operator allows private addresses).
+    let origin = style_sheet_site().await;
+    let mut v = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", c.node(0).addr),
+        Some(&origin),
+    )
+    .await;
+    v.send(json!({
+        "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+        "connection": {"currentUrl": format!("{origin}/shop"), "screenWidth": 1280,
+            "screenHeight": 800, "audioSupported": false, "hasFocus": true},
+        "config": {"assetsProxyConfigured": true},
+    }))
+    .await;
+    v.welcome = v.expect("welcome").await;
+    let (short_id, tab) = (v.short_id(), v.connection_id());
+    let admin = c
+        .node(1)
+        .sign_in(common::DEMO_ADMIN.0, common::DEMO_ADMIN.1)
+        .await;
+    let mut agent = c.node(1).console_socket(&admin).await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    v.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+
+    let owner = owner_of(&c, &session_id);
+    let asset_url = format!("{origin}/site.css");
+    let path = format!(
+        "/api/v1/sessions/{session_id}/assets?tab={tab}&url={}",
+        url_encode(&asset_url)
+    );
+    let get = |node: usize| {
+        let (client, url, cookie) = (
+            admin.client.clone(),
+            c.node(node).url(&path),
+            admin.cookie.clone(),
+        );
+        async move {
+            let resp = client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("answered");
+            let status = resp.status().as_u16();
+            let kind = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (status, kind, resp.bytes().await.expect("a body"))
+        }
+    };
+    let owner_node = (0..3)
+        .find(|i| c.node(*i).node_id() == owner)
+        .expect("the owner");
+    let other = (0..3)
+        .find(|i| c.node(*i).node_id() != owner)
+        .expect("a non-owner");
+    let (status, kind, from_owner) = get(owner_node).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&from_owner));
+    assert_eq!(kind, "text/css; charset=utf-8");
+    let (status, kind, from_other) = get(other).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&from_other));
+    assert_eq!(kind, "text/css; charset=utf-8");
+    assert_eq!(
+        from_other, from_owner,
+        "the same style sheet through any node"
+    );
+    let css = String::from_utf8_lossy(&from_other);
+    assert!(css.contains("#123456"), "{css}");
+    // Its reference rewritten to the proxy (whichever node the console asks).
+    assert!(css.contains("/api/v1/sessions/"), "{css}");
+
+    // The owner's refusals cross too, with their status and code: a tab that is not
+    // the session's.
+    let refused = format!(
+        "/api/v1/sessions/{session_id}/assets?tab=nope&url={}",
+        url_encode(&asset_url)
+    );
+    let mut answers = Vec::new();
+    for node in [owner_node, other] {
+        let resp = admin
+            .client
+            .get(c.node(node).url(&refused))
+            .header("cookie", &admin.cookie)
+            .send()
+            .await
+            .expect("answered");
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.expect("a JSON error");
+        answers.push((status, body["error"]["code"].clone()));
+    }
+    assert_eq!(answers[0].1, "unknown_connection", "{answers:?}");
+    assert_eq!(answers[0], answers[1], "the same refusal through any node");
+}
+
+/// A site on loopback whose every path answers one style sheet; its origin.
+async fn style_sheet_site() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let body = "body { color: #123456 }\n.logo { background: url(logo.png) }\n";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/css\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
