@@ -58,6 +58,15 @@ pub enum Call {
     },
     /// A journey beacon's events (checked where it arrived: key, origin, secret).
     Track(Box<covisit::core::journey::TrackInput>),
+    /// An asset of a live session for its agent's mirror (`GET …/assets`, checked where
+    /// it arrived: the signed-in user), fetched by the session's owner.
+    Asset {
+        account_id: i64,
+        user_id: String,
+        session_id: String,
+        tab: String,
+        url: String,
+    },
 }
 
 /// What went over the bus.

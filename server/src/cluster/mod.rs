@@ -328,7 +328,8 @@ impl Cluster {
             | AgentMessage::RemoteAction { session_id, .. }
             | AgentMessage::MirrorResync { session_id }
             | AgentMessage::Draw { session_id, .. }
-            | AgentMessage::SetActiveConnection { session_id, .. } => slot_of(session_id),
+            | AgentMessage::SetActiveConnection { session_id, .. }
+            | AgentMessage::Call { session_id, .. } => slot_of(session_id),
             _ => return None,
         };
         self.owner_of(slot).filter(|o| *o != self.0.node)
