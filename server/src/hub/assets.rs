@@ -82,14 +82,7 @@ impl Hub {
             .agent_session(account_id, agent_id, session_id)?
             .session
             .visitor_id;
-        let entry = self
-            .visitors
-            .get(visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(visitor_id, session_id)?;
         let connection = entry
             .machine
             .connection(tab)

@@ -10,14 +10,14 @@
 use covisit::core::json::Json;
 use covisit::core::machine::call::{End, Ended};
 use covisit::core::machine::SessionStatus;
-use covisit::core::model::{Agent, ConnectionStatus};
+use covisit::core::model::{Agent, Connection, ConnectionStatus};
 use covisit::core::protocol::{
     encode, CallEndReason, CallFromAgent, CallFromVisitor, CallRules, CallToAgent, CallToVisitor,
     IceServer, MediaState, ServerToAgent, ServerToVisitor, VisitorCallEnd,
 };
 use covisit::core::Millis;
 
-use super::{ConnId, Delivery, Frame, Hub, HubError};
+use super::{ConnId, Delivery, Frame, Hub, HubError, VisitorEntry};
 
 impl Hub {
     /// The ICE servers for one side of a call, with credentials valid from `now`.
@@ -63,26 +63,11 @@ impl Hub {
             .session
             .visitor_id
             .clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(&visitor_id, session_id)?;
         match call {
             CallFromAgent::Start { video } => {
                 // The tab the visitor looks at gets the call.
-                let tab = entry
-                    .machine
-                    .prompt_target()
-                    .map(str::to_string)
-                    .ok_or(HubError::VisitorOffline)?;
-                let c = entry
-                    .machine
-                    .connection(&tab)
-                    .ok_or(HubError::VisitorOffline)?;
+                let (tab, c) = focused_tab(entry)?;
                 if !c.audio_supported {
                     return Err(HubError::CallUnsupported);
                 }
@@ -129,15 +114,7 @@ impl Hub {
                 self.end_call(now, session_id, CallEndReason::HungUpByAgent);
             }
             CallFromAgent::ShareRequest { screen } => {
-                let tab = entry
-                    .machine
-                    .prompt_target()
-                    .map(str::to_string)
-                    .ok_or(HubError::VisitorOffline)?;
-                let c = entry
-                    .machine
-                    .connection(&tab)
-                    .ok_or(HubError::VisitorOffline)?;
+                let (tab, c) = focused_tab(entry)?;
                 let (allowed, key) = if screen {
                     (c.permissions.allow_full_screen, "allowFullScreen")
                 } else {
@@ -429,4 +406,19 @@ impl Hub {
             self.after_change(&visitor, now);
         }
     }
+}
+
+/// The tab a call or a share request goes to: the one the visitor looks at (where its
+/// prompts go), with its seed Connection.
+fn focused_tab(entry: &VisitorEntry) -> Result<(String, &Connection), HubError> {
+    let tab = entry
+        .machine
+        .prompt_target()
+        .map(str::to_string)
+        .ok_or(HubError::VisitorOffline)?;
+    let c = entry
+        .machine
+        .connection(&tab)
+        .ok_or(HubError::VisitorOffline)?;
+    Ok((tab, c))
 }

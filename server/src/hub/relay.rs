@@ -273,14 +273,7 @@ impl Hub {
         }
         let s = self.agent_session(account_id, &agent.id, session_id)?;
         let visitor_id = s.session.visitor_id.clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(&visitor_id, session_id)?;
         let connection_id = match entry.machine.control() {
             ControlState::Granted {
                 agent_id,
@@ -347,14 +340,7 @@ impl Hub {
         visitor_id: &str,
         session_id: &str,
     ) -> Result<(), HubError> {
-        let entry = self
-            .visitors
-            .get(visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(visitor_id, session_id)?;
         let conns: Vec<_> = entry.sockets.values().copied().collect();
         let s = self
             .sessions
@@ -414,14 +400,7 @@ impl Hub {
             .session
             .visitor_id
             .clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(&visitor_id, session_id)?;
         if entry
             .machine
             .connection(tab)
@@ -499,14 +478,7 @@ impl Hub {
             .session
             .visitor_id
             .clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(&visitor_id, session_id)?;
         let tab_conn = match &connection {
             Some(c) => Some(
                 entry
@@ -546,6 +518,21 @@ impl Hub {
     }
 
     /// The active session `session_id` of the account, if `agent_id` takes part in it.
+    /// The visitor of session `session_id`, while that session is active on it.
+    pub(super) fn active_visitor(
+        &self,
+        visitor_id: &str,
+        session_id: &str,
+    ) -> Result<&super::VisitorEntry, HubError> {
+        self.visitors
+            .get(visitor_id)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or(HubError::SessionNotActive)
+    }
+
     pub(super) fn agent_session(
         &self,
         account_id: i64,
