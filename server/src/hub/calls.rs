@@ -58,12 +58,7 @@ impl Hub {
         session_id: &str,
         call: CallFromAgent,
     ) -> Result<(), HubError> {
-        let visitor_id = self
-            .agent_session(account_id, &agent.id, session_id)?
-            .session
-            .visitor_id
-            .clone();
-        let entry = self.active_visitor(&visitor_id, session_id)?;
+        let (visitor_id, entry) = self.agent_visitor(account_id, &agent.id, session_id)?;
         match call {
             CallFromAgent::Start { video } => {
                 // The tab the visitor looks at gets the call.
