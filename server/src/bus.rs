@@ -143,9 +143,13 @@ pub enum BusMsg {
     AgentGone {
         conn: u64,
     },
-    /// Node `from` (re)joined the bus: tell it your agents again.
+    /// Node `from` (re)joined the bus: tell it your agents again. `restored`: it is
+    /// back after losing Redis, so what was sent to it meanwhile is lost: resend your
+    /// sessions' state to the agents and ask for snapshots (see `BusEvent::Restored`).
     Hello {
         from: NodeIdx,
+        #[serde(default)]
+        restored: bool,
     },
 
     // ----- to everybody --------------------------------------------------------------

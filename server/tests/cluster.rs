@@ -94,6 +94,17 @@ async fn visitor(c: &Cluster, node: usize) -> Ws {
     c.node(node).visitor(None, None, true, json!({})).await
 }
 
+/// The agent asks for a session with the visitor, who authorizes it: active on both
+/// sides. Its id.
+async fn authorized_session(agent: &mut Ws, v: &mut Ws) -> String {
+    let session_id = agent.request_session(&v.short_id(), "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    v.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+    session_id
+}
+
 /// Which node owns a visitor or session: PostgreSQL's slot table.
 fn owner_of(c: &Cluster, id: &str) -> String {
     let slot = slot_of(id);
@@ -117,11 +128,7 @@ async fn a_visitor_and_an_agent_on_different_nodes_cobrowse() {
     let mut v = visitor(&c, 0).await;
     let short_id = v.short_id();
     let mut agent = c.node(1).agent("sk_demo", "Grace").await;
-    let session_id = agent.request_session(&short_id, "search").await;
-    v.expect("session_request").await;
-    v.send(json!({"type": "authorize"})).await;
-    v.expect("session_start").await;
-    agent.expect_status(&session_id, "active").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
 
     for i in 0..1000 {
         v.send(json!({"type": "mirror", "data": [["T", 1, format!("frame {i}")]]}))
@@ -669,13 +676,8 @@ async fn a_call_crosses_nodes() {
     let c = Cluster::start(3);
     c.settled().await;
     let mut v = c.node(0).caller().await;
-    let short_id = v.short_id();
     let mut agent = c.node(1).agent("sk_demo", "Grace").await;
-    let session_id = agent.request_session(&short_id, "search").await;
-    v.expect("session_request").await;
-    v.send(json!({"type": "authorize"})).await;
-    v.expect("session_start").await;
-    agent.expect_status(&session_id, "active").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
 
     let call = |call: Value| json!({"type": "call", "session_id": session_id, "call": call});
     agent
@@ -782,17 +784,13 @@ async fn assets_are_served_through_any_node() {
     }))
     .await;
     v.welcome = v.expect("welcome").await;
-    let (short_id, tab) = (v.short_id(), v.connection_id());
+    let tab = v.connection_id();
     let admin = c
         .node(1)
         .sign_in(common::DEMO_ADMIN.0, common::DEMO_ADMIN.1)
         .await;
     let mut agent = c.node(1).console_socket(&admin).await;
-    let session_id = agent.request_session(&short_id, "search").await;
-    v.expect("session_request").await;
-    v.send(json!({"type": "authorize"})).await;
-    v.expect("session_start").await;
-    agent.expect_status(&session_id, "active").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
 
     let owner = owner_of(&c, &session_id);
     let asset_url = format!("{origin}/site.css");
