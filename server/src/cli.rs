@@ -93,6 +93,7 @@ pub struct Cli {
         long,
         env = "COVISIT_ICE_SERVERS",
         value_delimiter = ',',
+        value_parser = crate::ice::parse_url,
         global = true
     )]
     pub ice_server: Vec<String>,

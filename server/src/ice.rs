@@ -38,6 +38,61 @@ impl std::fmt::Debug for IceConfig {
     }
 }
 
+/// Checks an `--ice-server` URL (RFC 7064 / 7065): `stun:` or `stuns:` `host[:port]`,
+/// `turn:` or `turns:` `host[:port][?transport=udp|tcp]`; the host a name or an
+/// address (IPv6 in brackets), the port a number. A typo stops the start-up rather than
+/// reaching every call as a server the browser rejects.
+pub fn parse_url(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let bad = |why: &str| Err(format!("`{url}` is not a STUN or TURN URL: {why}"));
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return bad("expected stun:, stuns:, turn: or turns: then host[:port]");
+    };
+    let turn = match scheme {
+        "stun" | "stuns" => false,
+        "turn" | "turns" => true,
+        _ => return bad("the scheme must be stun, stuns, turn or turns"),
+    };
+    let (hostport, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    match query {
+        None => {}
+        Some("transport=udp" | "transport=tcp") if turn => {}
+        Some(_) if turn => return bad("the only parameter is transport=udp or transport=tcp"),
+        Some(_) => return bad("a STUN URL takes no parameters"),
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return bad("an IPv6 address needs its closing ]");
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad("not an IPv6 address in the brackets");
+        }
+        (addr, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !host_ok {
+        return bad("no host, or a host with characters a host name cannot have");
+    }
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+            return bad("the port must be a number from 1 to 65535");
+        }
+    }
+    Ok(url.to_string())
+}
+
 /// The servers for one end of a call, valid from `now`; `user` names it in the TURN
 /// username (an id, never a person's name). Empty without `--ice-server`: on loopback
 /// and on one network, host candidates suffice.
@@ -83,6 +138,34 @@ pub fn credential(secret: &str, username: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ice_urls_are_checked() {
+        for good in [
+            "stun:stun.example.com",
+            "stun:127.0.0.1:3478",
+            "stuns:stun.example.com:5349",
+            "turn:turn.example.com:3478?transport=udp",
+            "turns:[2001:db8::1]:5349?transport=tcp",
+            "turn:[::1]",
+        ] {
+            assert_eq!(parse_url(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "notaurl",
+            "http://turn.example.com",
+            "stun:",
+            "stun:host:0",
+            "stun:host:99999",
+            "stun:host?transport=udp",
+            "turn:host?foo=bar",
+            "turn:bad host",
+            "turn:[notv6]:3478",
+            "turn:<script>",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
