@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as L from './lib.mjs';
 
-const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit-draw.js', 'covisit-call.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
+const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit-draw.js', 'covisit-console.js', 'covisit-call.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
 
 let tmp;
 let server;
