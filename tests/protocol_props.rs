@@ -8,9 +8,10 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use covisit::core::protocol::{
-    decode, encode, AgentMessage, ConnectionHello, FoundBy, Ink, InkShape, MirrorData,
-    ProtocolError, RemoteAction, RemoteRefusal, ServerToAgent, ServerToVisitor, VisitorMessage,
-    WireMessage, INK_COLORS, MAX_FRAME_BYTES, MAX_INK_COORD, MAX_INK_POINTS, PROTOCOL_VERSION,
+    decode, encode, AgentMessage, CallFromAgent, ConnectionHello, FoundBy, Ink, InkShape,
+    MirrorData, ProtocolError, RemoteAction, RemoteRefusal, ServerToAgent, ServerToVisitor,
+    VisitorMessage, WireMessage, INK_COLORS, MAX_FRAME_BYTES, MAX_INK_COORD, MAX_INK_POINTS,
+    PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -36,6 +37,8 @@ const VISITOR_TYPES: &[&str] = &[
     "call_link",
     // Decoded only: the SDK writes it by hand (see src/core/client/codec_props.rs).
     "track",
+    // Decoded only: the SDK wraps its call file's JSON by hand (`client.rs` `call_send`).
+    "call",
     // Decoded only: the SDK writes it by hand (src/core/client/console.rs).
     "console",
 ];
@@ -56,6 +59,7 @@ const AGENT_TYPES: &[&str] = &[
     "watch",
     "draw",
     "set_active_connection",
+    "call",
     "rate_session",
 ];
 
@@ -151,10 +155,12 @@ fn visitor_variant(m: &VisitorMessage) -> usize {
         // (`mirror_frames_written_by_hand_decode` covers `Mirror`.)
         V::RemoteApplied { .. } => 17,
         V::CallLink { .. } => 18,
+        // Written by hand by the SDK (its call file's JSON): never by `encode`.
+        V::Call { .. } => 19,
         // What an unknown type decodes to: never written.
-        V::Unknown => 19,
+        V::Unknown => 20,
         // Written by hand by the SDK (`client/console.rs`, whose tests decode it).
-        V::Console { .. } => 20,
+        V::Console { .. } => 21,
     }
 }
 
@@ -176,8 +182,9 @@ fn agent_variant(m: &AgentMessage) -> usize {
         A::Watch { .. } => 12,
         A::Draw { .. } => 13,
         A::SetActiveConnection { .. } => 14,
-        A::Unknown => 15,
-        A::RateSession { .. } => 16,
+        A::Call { .. } => 15,
+        A::Unknown => 16,
+        A::RateSession { .. } => 17,
     }
 }
 
@@ -321,6 +328,18 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         text().prop_map(|session_id| AgentMessage::MirrorResync { session_id }),
         text().prop_map(|q| AgentMessage::Search { q }),
         text().prop_map(|short_id| AgentMessage::Watch { short_id }),
+        (text(), any::<bool>(), any::<bool>()).prop_map(|(session_id, a, b)| {
+            AgentMessage::Call {
+                session_id,
+                call: if a {
+                    CallFromAgent::Media { audio: a, video: b }
+                } else if b {
+                    CallFromAgent::Start { video: b }
+                } else {
+                    CallFromAgent::End
+                },
+            }
+        }),
         (text(), any::<u8>(), opt_text()).prop_map(|(session_id, rating, feedback)| {
             AgentMessage::RateSession {
                 session_id,
@@ -389,8 +408,8 @@ fn ink() -> impl Strategy<Value = Ink> {
 fn the_strategies_cover_every_variant() {
     use proptest::strategy::ValueTree;
     let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let mut visitor = [false; 21];
-    let mut agent = [false; 17];
+    let mut visitor = [false; 22];
+    let mut agent = [false; 18];
     for _ in 0..1000 {
         let v = visitor_message()
             .new_tree(&mut runner)
@@ -408,7 +427,8 @@ fn the_strategies_cover_every_variant() {
     visitor[16] = true;
     visitor[19] = true;
     visitor[20] = true;
-    agent[15] = true;
+    visitor[21] = true;
+    agent[16] = true;
     assert!(
         visitor.iter().all(|s| *s),
         "visitor variants generated: {visitor:?}"

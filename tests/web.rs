@@ -78,10 +78,11 @@ async fn bad_config_rejects_with_an_error_and_a_code() {
         (r#"[1,2]"#, "config_not_object"),
     ] {
         let config = js_sys::JSON::parse(config).unwrap();
-        let err =
-            wasm_bindgen_futures::JsFuture::from(covisit::start_covisit(config, None, None, None))
-                .await
-                .expect_err("a bad config must reject");
+        let err = wasm_bindgen_futures::JsFuture::from(covisit::start_covisit(
+            config, None, None, None, None,
+        ))
+        .await
+        .expect_err("a bad config must reject");
         assert!(err.is_instance_of::<js_sys::Error>());
         let code = js_sys::Reflect::get(&err, &"code".into()).unwrap();
         assert_eq!(code.as_string().as_deref(), Some(expected));

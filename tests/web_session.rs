@@ -154,7 +154,14 @@ struct Sdk {
 
 impl Sdk {
     async fn start(config: Value) -> Result<Sdk, JsValue> {
-        let cv = JsFuture::from(covisit::start_covisit(to_js(&config), None, None, None)).await?;
+        let cv = JsFuture::from(covisit::start_covisit(
+            to_js(&config),
+            None,
+            None,
+            None,
+            None,
+        ))
+        .await?;
         STARTED.with(|s| s.borrow_mut().push(cv.clone()));
         let events: Events = Rc::default();
         let mut sdk = Sdk {

@@ -10,6 +10,7 @@ use covisit::core::model::Agent;
 use crate::auth::{self, Act, Principal};
 use crate::directory::UserRecord;
 use crate::errors::{ApiError, ApiResult};
+use crate::hub::HubError;
 use crate::state::Shared;
 use crate::store::{AuditEntry, Write};
 
@@ -186,4 +187,26 @@ pub async fn reader_account(state: &Shared, headers: &HeaderMap) -> Result<i64, 
 /// Runs a handler's body, counting an error answer for `/metrics`.
 pub async fn run(state: &Shared, f: impl std::future::Future<Output = ApiResult>) -> ApiResult {
     f.await.inspect_err(|_| state.metrics.error())
+}
+
+/// A hub refusal as a REST answer: its code, with the status that code means.
+pub fn hub_error(e: HubError) -> ApiError {
+    let status = match e.code() {
+        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::VISITOR_OFFLINE
+        | ErrorCode::VISITOR_UNSUPPORTED
+        | ErrorCode::WRONG_SESSION_STATE
+        | ErrorCode::WRONG_CONTROL_STATE
+        | ErrorCode::DUPLICATE_AGENT
+        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
+        ErrorCode::NOT_IN_SESSION | ErrorCode::ASSETS_NOT_ENABLED | ErrorCode::FORBIDDEN => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorCode::ASSET_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code(), e.message())
 }

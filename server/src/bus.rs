@@ -58,6 +58,15 @@ pub enum Call {
     },
     /// A journey beacon's events (checked where it arrived: key, origin, secret).
     Track(Box<covisit::core::journey::TrackInput>),
+    /// An asset of a live session for its agent's mirror (`GET …/assets`, checked where
+    /// it arrived: the signed-in user), fetched by the session's owner.
+    Asset {
+        account_id: i64,
+        user_id: String,
+        session_id: String,
+        tab: String,
+        url: String,
+    },
 }
 
 /// What went over the bus.
@@ -134,9 +143,13 @@ pub enum BusMsg {
     AgentGone {
         conn: u64,
     },
-    /// Node `from` (re)joined the bus: tell it your agents again.
+    /// Node `from` (re)joined the bus: tell it your agents again. `restored`: it is
+    /// back after losing Redis, so what was sent to it meanwhile is lost: resend your
+    /// sessions' state to the agents and ask for snapshots (see `BusEvent::Restored`).
     Hello {
         from: NodeIdx,
+        #[serde(default)]
+        restored: bool,
     },
 
     // ----- to everybody --------------------------------------------------------------

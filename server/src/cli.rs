@@ -86,6 +86,26 @@ pub struct Cli {
         global = true
     )]
     pub geoip: Vec<PathBuf>,
+    /// A STUN or TURN server for calls (`stun:host:3478`, `turn:host:3478?transport=udp`,
+    /// `turns:host:5349`): repeat the flag, or separate them with commas. Handed to both
+    /// ends of a call; without any, calls use host candidates (enough on one network).
+    #[arg(
+        long,
+        env = "COVISIT_ICE_SERVERS",
+        value_delimiter = ',',
+        value_parser = crate::ice::parse_url,
+        global = true
+    )]
+    pub ice_server: Vec<String>,
+    /// coturn's `static-auth-secret`: TURN servers above get time-limited credentials
+    /// derived from it (the secret itself never leaves the server).
+    #[arg(
+        long,
+        env = "COVISIT_TURN_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
     /// Seconds without activity after which a journey's visitor counts as idle.
     #[arg(
         long,

@@ -590,7 +590,7 @@ async fn run(
                     Command::AgentConnect(conn, who) => hub.handle_agent_connect(t, conn, *who),
                     Command::AgentFrame(conn, msg) => hub.handle_agent_frame(t, conn, msg),
                     Command::AgentGone(conn) => {
-                        hub.handle_agent_disconnect(conn);
+                        hub.handle_agent_disconnect(t, conn);
                         sinks.remove(&conn);
                     }
                     Command::Lagged(conn) => hub.handle_agent_lagged(t, conn),

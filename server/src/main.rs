@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+mod asset_fetch;
 mod assets;
 mod auth;
 mod bus;
@@ -40,6 +41,7 @@ mod geoip;
 mod http;
 mod hub;
 mod hub_task;
+mod ice;
 mod journey;
 mod keys;
 mod limits;
@@ -255,6 +257,11 @@ async fn serve(
             visitor_silence_ms: heartbeat_timeout.as_millis() as u64,
             // Consoles in a background tab may be throttled: three times as long.
             agent_silence_ms: 3 * heartbeat_timeout.as_millis() as u64,
+            ice: crate::ice::IceConfig {
+                urls: cli.ice_server.clone(),
+                turn_secret: cli.turn_secret.clone(),
+                ttl_seconds: 0,
+            },
         },
         crate::hub::Ids::from_entropy(),
         metrics.clone(),

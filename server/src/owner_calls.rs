@@ -2,17 +2,19 @@
 //! [`Call`] here (a single node, or this node owns the visitor's slot) or sends it to
 //! the owner over the bus, whose [`carry_out`] acts and answers once its writes are
 //! committed ([`durable`]). REST's writes and the journey beacon go through here, so the
-//! owner's order (erasure before a late beacon, say) holds cluster-wide.
+//! owner's order (erasure before a late beacon, say) holds cluster-wide; so does the
+//! asset proxy's fetch (`crate::asset_fetch`), which needs the session's live tab.
 
 use axum::http::StatusCode;
 use covisit::core::codes::ErrorCode;
 use covisit::core::model::AgentNote;
 use serde_json::{json, Value};
 
+use crate::access::hub_error;
+use crate::asset_fetch::fetch_here;
 use crate::bus::Call;
 use crate::cluster::CallResult;
 use crate::errors::ApiError;
-use crate::hub::HubError;
 use crate::state::Shared;
 
 /// Waits until the hub's queued writes (the caller's among them) are committed.
@@ -28,25 +30,12 @@ pub async fn durable(state: &Shared) -> Result<(), ApiError> {
     }
 }
 
-pub fn hub_error(e: HubError) -> ApiError {
-    let status = match e.code() {
-        ErrorCode::UNKNOWN_SESSION | ErrorCode::UNKNOWN_VISITOR | ErrorCode::NOT_FOUND => {
-            StatusCode::NOT_FOUND
-        }
-        ErrorCode::VISITOR_OFFLINE
-        | ErrorCode::VISITOR_UNSUPPORTED
-        | ErrorCode::WRONG_SESSION_STATE
-        | ErrorCode::WRONG_CONTROL_STATE
-        | ErrorCode::DUPLICATE_AGENT
-        | ErrorCode::DUPLICATE_CONNECTION => StatusCode::CONFLICT,
-        ErrorCode::NOT_IN_SESSION | ErrorCode::ASSETS_NOT_ENABLED | ErrorCode::FORBIDDEN => {
-            StatusCode::FORBIDDEN
-        }
-        ErrorCode::ASSET_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::INTERNAL => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, e.code(), e.message())
+/// Whether what lives in `slot` lives here: a single node, or this node owns the slot.
+pub fn owned_here(state: &Shared, slot: u16) -> bool {
+    state
+        .cluster
+        .as_ref()
+        .is_none_or(|c| c.owner_of(slot) == Some(c.node()))
 }
 
 /// Runs `call` where the visitor or session it is about lives: here on a single node
@@ -157,6 +146,15 @@ pub async fn carry_out(state: Shared, call: Call) -> CallResult {
                 durable(&state).await?;
                 Ok(Value::Null)
             }
+            Call::Asset {
+                account_id,
+                user_id,
+                session_id,
+                tab,
+                url,
+            } => fetch_here(&state, account_id, &user_id, &session_id, &tab, &url)
+                .await
+                .map(|f| f.to_json()),
             Call::EraseVisitor {
                 account_id,
                 short_id,

@@ -14,7 +14,9 @@
 //! - the server fetches it itself first (`crate::assets`: public, cached, private
 //!   addresses refused); when it cannot and the URL is of the tab's own page origin
 //!   (behind the visitor's login, on the visitor's machine), it asks the tab's page,
-//!   which sends it only if it sent that URL in the session's mirror records itself;
+//!   which sends it only if it sent that URL in the session's mirror records itself
+//!   (`crate::asset_fetch`, on the node that owns the session: another node's request
+//!   goes there over the bus);
 //! - a style sheet's own references are rewritten to this endpoint too.
 
 use axum::extract::{Path, Query, State};
@@ -22,18 +24,19 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use base64::Engine as _;
 use covisit::core::ids::valid_id;
-use covisit::core::protocol::AssetReply;
 use serde::Deserialize;
 use url::Url;
 
 use crate::access::{principal, run};
-use crate::assets::{asset_type, parse_asset_url, rewrite_css, Asset, AssetError};
-use crate::auth::{Origin, OriginPattern, Principal};
+use crate::asset_fetch::{fetch_here, Fetched};
+use crate::assets::{rewrite_css, Asset};
+use crate::auth::Principal;
+use crate::bus::Call;
 use crate::errors::{ApiError, ApiResult};
-use crate::owner_calls::hub_error;
+use crate::owner_calls::{on_owner, owned_here};
 use crate::state::Shared;
+use crate::store::slot_of;
 
 pub fn router() -> Router<Shared> {
     Router::new().route("/v1/sessions/{id}/assets", get(asset))
@@ -43,10 +46,6 @@ pub fn router() -> Router<Shared> {
 struct AssetQuery {
     tab: String,
     url: String,
-}
-
-fn asset_error(e: AssetError) -> ApiError {
-    ApiError::new(e.status(), e.code(), e.to_string())
 }
 
 /// The path the mirror loads `url` (an asset of session `session_id`'s tab `tab`) from.
@@ -81,154 +80,29 @@ async fn asset(
         if !valid_id(&session_id) || !valid_id(&q.tab) {
             return Err(ApiError::not_found("session"));
         }
-        let scope = state
-            .hub
-            .asset_scope(*account_id, user_id, &session_id, &q.tab)
-            .await
-            .map_err(hub_error)?;
-        let url = parse_asset_url(&q.url).map_err(asset_error)?;
-        let page_origins: Vec<Origin> = scope
-            .page_urls
-            .iter()
-            .filter_map(|u| Url::parse(u).ok())
-            .filter_map(|u| Origin::parse(&u.origin().ascii_serialization()))
-            .collect();
-        let key_origins: Vec<OriginPattern> = state
-            .directory
-            .keys(*account_id)
-            .await
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .filter(|k| k.revoked_at.is_none())
-            .flat_map(|k| k.origins.unwrap_or_default())
-            .filter_map(|o| OriginPattern::parse(&o).ok())
-            .collect();
-        let proxy = state.assets.clone();
-        let allowed = move |u: &Url| {
-            let Some(o) = Origin::parse(&u.origin().ascii_serialization()) else {
-                return false;
+        let slot = slot_of(&session_id);
+        let fetched = if owned_here(&state, slot) {
+            fetch_here(&state, *account_id, user_id, &session_id, &q.tab, &q.url).await?
+        } else {
+            // The session lives on another node: its owner fetches (it has the tab's
+            // socket for the page's fallback, and the session's cache).
+            let call = Call::Asset {
+                account_id: *account_id,
+                user_id: user_id.clone(),
+                session_id: session_id.clone(),
+                tab: q.tab.clone(),
+                url: q.url.clone(),
             };
-            page_origins.contains(&o)
-                || key_origins.iter().any(|p| p.matches(&o))
-                || proxy.operator_allows(u)
+            Fetched::from_json(&on_owner(&state, slot, call).await?)?
         };
-        if !allowed(&url) {
-            return Err(asset_error(AssetError::Origin(format!(
-                "{} is neither the page's origin, one of the account's nor one the operator allows",
-                url.origin().ascii_serialization()
-            ))));
-        }
-        let same_origin_as_tab = scope
-            .page_url
-            .as_deref()
-            .and_then(|p| Url::parse(p).ok())
-            .is_some_and(|p| p.origin() == url.origin());
-        let mut from_visitor = false;
-        let fetched = match state.assets.fetch(&url, &allowed).await {
-            Ok(a) => a,
-            // The server cannot have it (private, behind the visitor's login, on the
-            // visitor's machine): the page may, for its own origin.
-            Err(e) if same_origin_as_tab => {
-                tracing::debug!(error = %e, "asset not fetched by the server; asking the page");
-                from_visitor = true;
-                match state.assets.visitor_sent(&session_id, &url) {
-                    Some(a) => a,
-                    None => {
-                        let a = from_page(&state, *account_id, user_id, &session_id, &q.tab, url)
-                            .await?;
-                        state.assets.keep_visitor_sent(&session_id, &a);
-                        a
-                    }
-                }
-            }
-            Err(e) => return Err(asset_error(e)),
-        };
-        Ok(respond(&session_id, &q.tab, fetched, from_visitor))
+        Ok(respond(
+            &session_id,
+            &q.tab,
+            fetched.asset,
+            fetched.from_visitor,
+        ))
     })
     .await
-}
-
-/// Stops waiting for an asset request however the handler ends (answered, timed out,
-/// or the agent's browser went away).
-struct Forget(crate::hub_task::HubHandle, u32);
-
-impl Drop for Forget {
-    fn drop(&mut self) {
-        self.0.forget_asset(self.1);
-    }
-}
-
-/// The asset, from the visitor's page (its `a` records), within the proxy's time limit.
-async fn from_page(
-    state: &Shared,
-    account_id: i64,
-    agent_id: &str,
-    session_id: &str,
-    tab: &str,
-    url: Url,
-) -> Result<Asset, ApiError> {
-    let (id, mut rx) = state
-        .hub
-        .ask_asset(account_id, agent_id, session_id, tab, url.as_str())
-        .await
-        .map_err(hub_error)?;
-    let _forget = Forget(state.hub.clone(), id);
-    let settings = state.assets.settings();
-    // Base64: four characters for three bytes.
-    let max_text = settings.max_bytes / 3 * 4 + 4;
-    let deadline = tokio::time::Instant::now() + settings.timeout;
-    let unavailable = |why: &str| asset_error(AssetError::Unavailable(why.to_string()));
-    let mut content_type: Option<&'static str> = None;
-    let mut text = String::new();
-    loop {
-        let reply = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .map_err(|_| unavailable("neither the server nor the visitor's page sent it in time"))?
-            .ok_or_else(|| unavailable("the request was dropped"))?;
-        match reply {
-            AssetReply::Refused { reason, .. } => {
-                return Err(match reason.as_str() {
-                    "type" => asset_error(AssetError::Type(
-                        "the page's resource is not a style sheet, a font or an image".into(),
-                    )),
-                    "too_large" => asset_error(AssetError::TooLarge),
-                    r => unavailable(&format!("the visitor's page did not send it ({r})")),
-                });
-            }
-            AssetReply::Piece {
-                content_type: t,
-                data,
-                last,
-                ..
-            } => {
-                if content_type.is_none() {
-                    content_type = Some(asset_type(Some(&t), url.path()).ok_or_else(|| {
-                        asset_error(AssetError::Type(format!(
-                            "`{t}` is not a style sheet, a font or an image"
-                        )))
-                    })?);
-                }
-                if text.len() + data.len() > max_text {
-                    return Err(asset_error(AssetError::TooLarge));
-                }
-                text.push_str(&data);
-                if last {
-                    break;
-                }
-            }
-        }
-    }
-    let body = base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
-        .map_err(|_| unavailable("the page's pieces are not base64"))?;
-    if body.len() > settings.max_bytes {
-        return Err(asset_error(AssetError::TooLarge));
-    }
-    Ok(Asset {
-        content_type: content_type.unwrap_or("application/octet-stream"),
-        body: body.into(),
-        url,
-    })
 }
 
 /// The answer: the body with its type, a style sheet's references rewritten to this

@@ -3,7 +3,7 @@
 //! land on different nodes and are bridged to the visitor's owner; REST works on any
 //! node; lookup codes are unique across nodes; an owner killed with -9 is replaced and
 //! its sessions end as `transport.failure`; a node paused past its timeout comes back
-//! fenced; Redis restarting loses nothing durable.
+//! fenced; Redis restarting loses nothing durable; a call's signalling crosses nodes.
 
 mod common;
 
@@ -94,6 +94,17 @@ async fn visitor(c: &Cluster, node: usize) -> Ws {
     c.node(node).visitor(None, None, true, json!({})).await
 }
 
+/// The agent asks for a session with the visitor, who authorizes it: active on both
+/// sides. Its id.
+async fn authorized_session(agent: &mut Ws, v: &mut Ws) -> String {
+    let session_id = agent.request_session(&v.short_id(), "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    v.expect("session_start").await;
+    agent.expect_status(&session_id, "active").await;
+    session_id
+}
+
 /// Which node owns a visitor or session: PostgreSQL's slot table.
 fn owner_of(c: &Cluster, id: &str) -> String {
     let slot = slot_of(id);
@@ -117,11 +128,7 @@ async fn a_visitor_and_an_agent_on_different_nodes_cobrowse() {
     let mut v = visitor(&c, 0).await;
     let short_id = v.short_id();
     let mut agent = c.node(1).agent("sk_demo", "Grace").await;
-    let session_id = agent.request_session(&short_id, "search").await;
-    v.expect("session_request").await;
-    v.send(json!({"type": "authorize"})).await;
-    v.expect("session_start").await;
-    agent.expect_status(&session_id, "active").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
 
     for i in 0..1000 {
         v.send(json!({"type": "mirror", "data": [["T", 1, format!("frame {i}")]]}))
@@ -658,4 +665,237 @@ async fn the_last_node_drains_without_waiting_for_a_successor() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A call across nodes: the agent's console on one node, the visitor's tab on another,
+/// the visitor owned by either. The request, the acceptance, the SDP offer and answer,
+/// a candidate each way, the media report and the hang-up cross the bus in order;
+/// `call_length_seconds` counts on the owner, and REST on the third node shows it.
+#[tokio::test]
+async fn a_call_crosses_nodes() {
+    let c = Cluster::start(3);
+    c.settled().await;
+    let mut v = c.node(0).caller().await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
+
+    let call = |call: Value| json!({"type": "call", "session_id": session_id, "call": call});
+    agent
+        .send(call(json!({"kind": "start", "video": false})))
+        .await;
+    let request = v.expect("call").await;
+    assert_eq!(request["call"]["kind"], "request", "{request}");
+    assert_eq!(request["call"]["agent"]["name"], "Grace");
+    v.send(json!({"type": "call", "call": {"kind": "accept", "audio": true, "video": false}}))
+        .await;
+    assert_eq!(v.expect("call").await["call"]["kind"], "start");
+    let start = agent.expect("call").await;
+    assert_eq!(start["call"]["kind"], "start", "{start}");
+
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\n";
+    agent
+        .send(call(json!({"kind": "signal", "signal": {"channel": "call",
+            "description": {"type": "offer", "sdp": sdp}}})))
+        .await;
+    let offer = v.expect("call").await;
+    assert_eq!(offer["call"]["signal"]["description"]["type"], "offer");
+    assert_eq!(offer["call"]["signal"]["description"]["sdp"], sdp);
+    v.send(
+        json!({"type": "call", "call": {"kind": "signal", "signal": {"channel": "call",
+        "description": {"type": "answer", "sdp": sdp}}}}),
+    )
+    .await;
+    let answer = agent.expect("call").await;
+    assert_eq!(answer["call"]["signal"]["description"]["type"], "answer");
+    let candidate = json!({"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+        "sdpMid": "0", "sdpMLineIndex": 0});
+    agent
+        .send(call(
+            json!({"kind": "signal", "signal": {"channel": "call", "candidate": candidate}}),
+        ))
+        .await;
+    assert_eq!(
+        v.expect("call").await["call"]["signal"]["candidate"],
+        candidate
+    );
+    v.send(
+        json!({"type": "call", "call": {"kind": "signal", "signal": {"channel": "call",
+        "candidate": candidate}}}),
+    )
+    .await;
+    assert_eq!(
+        agent.expect("call").await["call"]["signal"]["candidate"],
+        candidate
+    );
+    v.send(json!({"type": "call", "call": {"kind": "connected"}}))
+        .await;
+    agent
+        .expect_where("session_update", |u| u["call"]["state"] == "connected")
+        .await;
+    agent
+        .send(call(
+            json!({"kind": "media", "audio": false, "video": false}),
+        ))
+        .await;
+    let media = v.expect("call").await;
+    assert_eq!(media["call"]["kind"], "media", "{media}");
+    // The call's length counts whole seconds on the owner's clock.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    agent.send(call(json!({"kind": "end"}))).await;
+    let end = v.expect("call").await;
+    assert_eq!(end["call"]["kind"], "end");
+    assert_eq!(end["call"]["reason"], "hung_up_by_agent");
+    v.send(json!({"type": "end"})).await;
+    agent.expect_status(&session_id, "ended").await;
+
+    let (status, s) = c
+        .node(2)
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert!(s["call_length_seconds"].as_u64().unwrap_or(0) >= 1, "{s}");
+    assert!(s["features_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "audio_call"));
+}
+
+/// The asset proxy through a node that does not own the session: the owner checks and
+/// fetches (it has the session and the tab), the answer crosses the bus, and the agent
+/// gets the same bytes and headers as from the owner itself.
+#[tokio::test]
+async fn assets_are_served_through_any_node() {
+    let c = Cluster::start_with(3, &[("COVISIT_ASSET_PROXY_ALLOW_PRIVATE", "true")]);
+    c.settled().await;
+    // The visitor's site, on loopback (the operator allows private addresses).
+    let origin = style_sheet_site().await;
+    let mut v = Ws::connect_from(
+        &format!("ws://{}/ws/visitor", c.node(0).addr),
+        Some(&origin),
+    )
+    .await;
+    v.send(json!({
+        "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+        "connection": {"currentUrl": format!("{origin}/shop"), "screenWidth": 1280,
+            "screenHeight": 800, "audioSupported": false, "hasFocus": true},
+        "config": {"assetsProxyConfigured": true},
+    }))
+    .await;
+    v.welcome = v.expect("welcome").await;
+    let tab = v.connection_id();
+    let admin = c
+        .node(1)
+        .sign_in(common::DEMO_ADMIN.0, common::DEMO_ADMIN.1)
+        .await;
+    let mut agent = c.node(1).console_socket(&admin).await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
+
+    let owner = owner_of(&c, &session_id);
+    let asset_url = format!("{origin}/site.css");
+    let path = format!(
+        "/api/v1/sessions/{session_id}/assets?tab={tab}&url={}",
+        url_encode(&asset_url)
+    );
+    let get = |node: usize| {
+        let (client, url, cookie) = (
+            admin.client.clone(),
+            c.node(node).url(&path),
+            admin.cookie.clone(),
+        );
+        async move {
+            let resp = client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("answered");
+            let status = resp.status().as_u16();
+            let kind = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            (status, kind, resp.bytes().await.expect("a body"))
+        }
+    };
+    let owner_node = (0..3)
+        .find(|i| c.node(*i).node_id() == owner)
+        .expect("the owner");
+    let other = (0..3)
+        .find(|i| c.node(*i).node_id() != owner)
+        .expect("a non-owner");
+    let (status, kind, from_owner) = get(owner_node).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&from_owner));
+    assert_eq!(kind, "text/css; charset=utf-8");
+    let (status, kind, from_other) = get(other).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&from_other));
+    assert_eq!(kind, "text/css; charset=utf-8");
+    assert_eq!(
+        from_other, from_owner,
+        "the same style sheet through any node"
+    );
+    let css = String::from_utf8_lossy(&from_other);
+    assert!(css.contains("#123456"), "{css}");
+    // Its reference rewritten to the proxy (whichever node the console asks).
+    assert!(css.contains("/api/v1/sessions/"), "{css}");
+
+    // The owner's refusals cross too, with their status and code: a tab that is not
+    // the session's.
+    let refused = format!(
+        "/api/v1/sessions/{session_id}/assets?tab=nope&url={}",
+        url_encode(&asset_url)
+    );
+    let mut answers = Vec::new();
+    for node in [owner_node, other] {
+        let resp = admin
+            .client
+            .get(c.node(node).url(&refused))
+            .header("cookie", &admin.cookie)
+            .send()
+            .await
+            .expect("answered");
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.expect("a JSON error");
+        answers.push((status, body["error"]["code"].clone()));
+    }
+    assert_eq!(answers[0].1, "unknown_connection", "{answers:?}");
+    assert_eq!(answers[0], answers[1], "the same refusal through any node");
+}
+
+/// A site on loopback whose every path answers one style sheet; its origin.
+async fn style_sheet_site() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let body = "body { color: #123456 }\n.logo { background: url(logo.png) }\n";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/css\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

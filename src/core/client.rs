@@ -64,6 +64,9 @@ pub struct PageInfo {
     /// The one-time token of an agent's personal link (`#covisit_call=…`), taken out
     /// of the URL by the facade.
     pub call_token: Option<String>,
+    /// The browser can make calls: `getUserMedia` and `RTCPeerConnection` are there
+    /// (detected by the facade, never claimed by the page).
+    pub audio_supported: bool,
     /// The live-chat widget found on the page (`protocol::INTEGRATIONS`), if any.
     pub integration: Option<String>,
     /// The capabilities co-browsing needs that the browser lacks (`protocol::CAPABILITIES`).
@@ -101,6 +104,10 @@ pub enum Output {
     Mirror(MirrorCommand),
     /// Agents' laser and ink: tell the page's drawing layer (see [`draw`]).
     Draw(DrawCommand),
+    /// Calls and sharing (issue 17): hand this `call` frame's JSON (a protocol
+    /// `CallToVisitor`) to the on-demand call file; `None`: the session is over here,
+    /// stop every call and share at once.
+    Call(Option<String>),
     /// The remote console: install or remove the page's console hooks (see [`console`]).
     Console(ConsoleCommand),
 }
@@ -236,7 +243,7 @@ impl ClientEvent {
 }
 
 /// The event names a page may subscribe to.
-pub const EVENT_NAMES: [&str; 12] = [
+pub const EVENT_NAMES: [&str; 15] = [
     "ready",
     "sessionRequest",
     "sessionStart",
@@ -249,6 +256,10 @@ pub const EVENT_NAMES: [&str; 12] = [
     "connectionChange",
     "stateChange",
     "error",
+    // Calls (issue 17): fired by the on-demand call file through the facade.
+    "callRequest",
+    "callStart",
+    "callEnd",
 ];
 
 /// A call from the page that cannot be made now or with these arguments.
@@ -580,7 +591,7 @@ impl VisitorClient {
                 current_url: self.page.url.clone(),
                 screen_width: self.page.screen_width,
                 screen_height: self.page.screen_height,
-                audio_supported: false,
+                audio_supported: self.page.audio_supported,
                 has_focus: self.page.has_focus,
                 user_agent: self.page.user_agent.clone(),
                 integration: self.page.integration.clone(),
@@ -788,6 +799,12 @@ impl VisitorClient {
                 color,
                 ink,
             } => self.handle_draw(agent_id, name, color, ink),
+            ServerToVisitor::Call { call } => {
+                // Consent and scope: calls exist only inside an active session.
+                if self.status == SessionStatus::Active && self.link != Link::Stopped {
+                    self.outputs.push_back(Output::Call(Some(call.to_text())));
+                }
+            }
             ServerToVisitor::State { state } => self.apply_state(*state),
             ServerToVisitor::Error(e) => {
                 if self.link == Link::AwaitingWelcome {
@@ -1076,6 +1093,25 @@ impl VisitorClient {
         Ok(())
     }
 
+    /// Calls and sharing: the on-demand call file's frame (`call`: the JSON text of a
+    /// protocol `CallFromVisitor`, which the server checks). Only while the session is
+    /// active and the tab online: a call does not outlive either, so nothing is queued.
+    pub fn call_send(&mut self, call: &str) -> Result<(), ClientError> {
+        self.expect_status("call", "active", &[SessionStatus::Active])?;
+        if !call.starts_with('{') || call.len() > protocol::MAX_FRAME_BYTES - 32 {
+            return Err(ClientError::InvalidArgument {
+                field: "call",
+                reason: "must be a JSON object within the frame limit",
+            });
+        }
+        if self.link == Link::Ready {
+            self.outputs.push_back(Output::Transmit(
+                [r#"{"type":"call","call":"#, call, "}"].concat(),
+            ));
+        }
+        Ok(())
+    }
+
     // ----- inputs: journey tracking ------------------------------------------------
 
     /// A page was viewed (load or SPA navigation): queue it, stamped `now`. `facts` is
@@ -1219,6 +1255,7 @@ impl VisitorClient {
         if self.status == SessionStatus::Active {
             self.mirror_command(MirrorCommand::Stop);
             self.draw_stop();
+            self.outputs.push_back(Output::Call(None));
             self.console_stop();
         }
         self.outputs.push_back(Output::Close);
@@ -1332,6 +1369,7 @@ impl VisitorClient {
         }
         self.mirror_command(MirrorCommand::Stop);
         self.draw_stop();
+        self.outputs.push_back(Output::Call(None));
         self.console_stop();
         self.status = SessionStatus::Ended;
         self.visitor.is_in_session = false;

@@ -139,6 +139,20 @@ codes! {
     /// A `remote_applied` for an id the server is not waiting for.
     UNKNOWN_ACTION = "unknown_action";
 
+    // ----- calls and sharing (issue 17) -----------------------------------------------
+    /// A call or share message not valid in the call's (or share's) current state.
+    WRONG_CALL_STATE = "wrong_call_state";
+    /// A microphone or camera the call's rules do not allow
+    /// (`cobrowsingVideoEnabled`, `cobrowsingVideoAudioRelationship`).
+    MEDIA_NOT_ALLOWED = "media_not_allowed";
+    /// A `signal` of the wrong shape or role, too large, or sending video against the rules.
+    INVALID_CALL_SIGNAL = "invalid_call_signal";
+    /// A call to a tab whose browser cannot do calls (its `audioSupported` is false).
+    CALL_UNSUPPORTED = "call_unsupported";
+    /// The browser gave no microphone, camera or capture (the visitor refused at its
+    /// prompt, or there is none): thrown by the SDK's call methods.
+    MEDIA_DENIED = "media_denied";
+
     // ----- config and identity (ConfigError) ---------------------------------------
     /// The config (or `updateVisitor`'s argument) is not an object.
     CONFIG_NOT_OBJECT = "config_not_object";

@@ -16,6 +16,13 @@ use crate::core::journey::TrackEvent;
 use crate::core::machine::{ControlEndReason, PromptKind, SessionStatus};
 use crate::core::model::{Agent, Cobrowsesession, Connection, DisconnectType, Session, Visitor};
 
+mod call;
+pub use call::{
+    sends_video, CallEndReason, CallFromAgent, CallFromVisitor, CallPhase, CallRules, CallSignal,
+    CallToAgent, CallToVisitor, IceCandidate, IceServer, MediaChannel, MediaState, SdpType,
+    SessionCall, SessionDescription, VisitorCallEnd, MAX_CANDIDATE_BYTES, MAX_SDP_BYTES,
+};
+
 /// The protocol version this build speaks. A `hello` with another version is refused.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame either side accepts, in bytes.
@@ -225,6 +232,13 @@ pub enum VisitorMessage {
     /// a session; the visitor authorizes as usual.
     CallLink {
         token: String,
+    },
+    /// Calls and sharing (issue 17): the visitor's side of the signalling. The SDK's
+    /// call file writes it as JSON and the wasm wraps it by hand (`client.rs`
+    /// `call_send`), so the derived serializer skips it.
+    #[serde(skip_serializing)]
+    Call {
+        call: CallFromVisitor,
     },
     #[serde(other)]
     #[cfg_attr(test, ts(skip))]
@@ -592,6 +606,14 @@ pub enum ServerToVisitor {
         #[cfg_attr(test, ts(type = "Ink"))]
         ink: Json,
     },
+    /// Calls and sharing (issue 17): a [`CallToVisitor`] (the server writes only
+    /// those), carried as JSON for the SDK's on-demand call file, which reads it;
+    /// the wasm checks only that it is an object, and passes it on while the session
+    /// is active.
+    Call {
+        #[cfg_attr(test, ts(type = "CallToVisitor"))]
+        call: Json,
+    },
     #[serde(other)]
     #[cfg_attr(test, ts(skip))]
     Unknown,
@@ -782,6 +804,11 @@ fn server_to_visitor_from_value(value: Json) -> Result<ServerToVisitor, String> 
             url: f.text("url")?,
         },
         "draw" => draw_frame_from_fields(f)?,
+        "call" => ServerToVisitor::Call {
+            call: f
+                .opt_object("call")?
+                .ok_or("field `call` must be an object")?,
+        },
         _ => ServerToVisitor::Unknown,
     })
 }
@@ -873,6 +900,12 @@ pub enum AgentMessage {
     Watch {
         short_id: String,
     },
+    /// Calls and sharing (issue 17): the agent's side of the signalling, for the
+    /// active session `session_id`.
+    Call {
+        session_id: String,
+        call: CallFromAgent,
+    },
     #[serde(other)]
     #[cfg_attr(test, ts(skip))]
     Unknown,
@@ -948,6 +981,9 @@ pub enum ServerToAgent {
         /// `uniqueConnectionId`. An agent not named follows the tab the visitor is in.
         #[serde(default)]
         watching: std::collections::BTreeMap<String, String>,
+        /// The session's call and share (issue 17); boxed: the frame is large enough.
+        #[serde(default)]
+        call: Box<SessionCall>,
     },
     HeartbeatAck,
     Error(ErrorFrame),
@@ -980,6 +1016,12 @@ pub enum ServerToAgent {
         name: String,
         color: u32,
         ink: Ink,
+    },
+    /// Calls and sharing (issue 17): to the console that has the call or asked for
+    /// the share.
+    Call {
+        session_id: String,
+        call: CallToAgent,
     },
     /// The remote console: lines of the visitor's tab `tab`, to the session's agents,
     /// only while the session is active and that page allows it (`allowRemoteConsole`).

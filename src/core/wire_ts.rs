@@ -22,6 +22,11 @@ use crate::core::protocol::{
     Ink, InkShape, MirrorData, RemoteAction, RemoteKind, RemoteRefusal, ServerToAgent,
     ServerToVisitor, SessionControl, TrackBeacon, VisitorMessage, VisitorState,
 };
+use crate::core::protocol::{
+    CallEndReason, CallFromAgent, CallFromVisitor, CallPhase, CallRules, CallSignal, CallToAgent,
+    CallToVisitor, IceCandidate, IceServer, MediaChannel, MediaState, SdpType, SessionCall,
+    SessionDescription, VisitorCallEnd,
+};
 
 /// Where the generated file lives (from the crate's root).
 const PATH: &str = "www/agent/wire.d.ts";
@@ -138,6 +143,24 @@ fn generate() -> String {
         VideoAudioRelationship,
         Ink,
         InkShape,
+        // Calls and sharing (issue 17), each listed so that the file's order does not
+        // depend on how ts-rs walks optional fields
+        CallToVisitor,
+        CallFromVisitor,
+        CallFromAgent,
+        CallToAgent,
+        SessionCall,
+        CallRules,
+        CallPhase,
+        CallSignal,
+        MediaChannel,
+        SessionDescription,
+        SdpType,
+        IceCandidate,
+        MediaState,
+        IceServer,
+        CallEndReason,
+        VisitorCallEnd,
     );
     for visit in std::mem::take(&mut d.roots) {
         visit(&mut d);

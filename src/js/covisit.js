@@ -35,7 +35,8 @@ import { load, start, version } from './index.js';
     getLookupCode: function (cv, cb) { cv.lookupCode().then(cb, report); }
   };
   var METHODS = ['authorize', 'deny', 'end', 'grantControl', 'denyControl', 'revokeControl',
-    'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'track', 'trackPageView', 'on', 'off', 'stop'];
+    'expectDisconnect', 'updateVisitor', 'requestAgent', 'cancelRequestAgent', 'rate', 'track', 'trackPageView', 'on', 'off', 'stop',
+    'acceptCall', 'declineCall', 'endCall', 'setMicrophone', 'setCamera'];
 
   /** Runs one call; only once the SDK is loaded (`mod` is set, hence its casts). @param {Call} args */
   function run(args) {

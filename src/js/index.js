@@ -12,12 +12,14 @@ let captureUrl = null;
 let drawUrl = null;
 /** @type {string | null} */
 let consoleUrl = null;
+/** @type {string | null} */
+let callUrl = null;
 
 /**
  * Load the wasm (once). Called by `start`; call it early to warm up. `wasmUrl` defaults
  * to the `.wasm` next to this file. The co-browsing capture (covisit-capture.js) and the
- * drawing layer for agents' ink (covisit-draw.js), which only a session needs, are
- * fetched later from next to the wasm.
+ * drawing layer for agents' ink (covisit-draw.js) and the calls and sharing
+ * (covisit-call.js), which only a session needs, are fetched later from next to the wasm.
  * @param {string | URL} [wasmUrl]
  * @returns {Promise<void>}
  */
@@ -28,10 +30,12 @@ export function load(wasmUrl) {
       captureUrl = new URL('covisit-capture.js', new URL(wasmUrl, location.href)).href;
       drawUrl = new URL('covisit-draw.js', new URL(wasmUrl, location.href)).href;
       consoleUrl = new URL('covisit-console.js', new URL(wasmUrl, location.href)).href;
+      callUrl = new URL('covisit-call.js', new URL(wasmUrl, location.href)).href;
     } else {
       captureUrl = new URL('./covisit-capture.js', import.meta.url).href;
       drawUrl = new URL('./covisit-draw.js', import.meta.url).href;
       consoleUrl = new URL('./covisit-console.js', import.meta.url).href;
+      callUrl = new URL('./covisit-call.js', import.meta.url).href;
     }
     loading = wasm.default({ module_or_path: wasmUrl || new URL('./covisit_wasm_bg.wasm', import.meta.url) })
       .then(() => { loaded = true; });
@@ -71,7 +75,7 @@ export async function start(config) {
   if (typeof wasm.startCovisit !== 'function') {
     throw Object.assign(new Error('this build of covisit has no session client (build with --preview)'), { code: 'unsupported' });
   }
-  return wasm.startCovisit(config, captureUrl, drawUrl, consoleUrl);
+  return wasm.startCovisit(config, captureUrl, drawUrl, consoleUrl, callUrl);
 }
 
 /**
@@ -111,6 +115,18 @@ function unsupported(config) {
     const beat = setInterval(() => (ws.readyState === 1 ? say({ type: 'heartbeat' }) : clearInterval(beat)), 20000);
   };
   return error;
+}
+
+// Calls (issue 17): these methods of the SDK object are one wasm export, `callApi`
+// (src/web/session.rs), which the on-demand call file answers; typed in covisit_wasm.d.ts.
+const CALL_METHODS = ['acceptCall', 'declineCall', 'endCall', 'setMicrophone', 'setCamera'];
+for (const name of CALL_METHODS) {
+  Object.defineProperty(wasm.Covisit.prototype, name, {
+    /** @this {any} @param {boolean} [on] */
+    value(on) { return this.callApi(name, on); },
+    configurable: true,
+    writable: true,
+  });
 }
 
 export const version = whenLoaded('version', () => wasm.version());

@@ -44,12 +44,17 @@ const LOOKUP_WINDOW_MS = 3000;
 /** The arguments of `Ui.draw`, queued until the drawing layer is in. */
 /** @typedef {[agentId: string, name: string, color: number, ink: string]} DrawArgs */
 /** What a visitor did in the UI (src/web/session.rs `install_ui`), with its argument. */
-/** @typedef {'allow' | 'deny' | 'end' | 'grantControl' | 'denyControl' | 'revokeControl' | 'rate' | 'lookupCode'} UiAction */
+/** @typedef {'allow' | 'deny' | 'end' | 'grantControl' | 'denyControl' | 'revokeControl' | 'rate' | 'lookupCode' | 'callSend' | `on:${string}`} UiAction */
 
 export class Ui {
-  /** @param {(action: UiAction, arg: unknown) => void} onAction */
-  constructor(onAction) {
+  /**
+   * @param {(action: UiAction, arg: unknown) => boolean} onAction false: not done (or, for
+   *   `on:<event>`, which fires a page event, no page handler)
+   * @param {string} [callUrl] the on-demand call file (covisit-call.js)
+   */
+  constructor(onAction, callUrl) {
     this.onAction = onAction;
+    this.callUrl = callUrl;
     /** @type {HTMLElement | null} */
     this.host = null;
     /** @type {ShadowRoot | null} */
@@ -383,6 +388,38 @@ export class Ui {
     this.drawLayer = null;
   }
 
+  /** Calls (Connection `audioSupported`): whether this browser can make them, detected. @returns {boolean} */
+  static audioSupported() {
+    return typeof window.RTCPeerConnection === 'function' && !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+  }
+
+  // ----- calls and sharing: call.js, fetched on demand (covisit-call.js) -------------
+  // Rust hands over each `call` frame of an active session (the first one loads the
+  // file, in order), and says callStop when the session is over here.
+  /** @param {string} frame */
+  callFrame(frame) {
+    const url = this.callUrl;
+    if (!this.callLoading) {
+      const gen = (this.callGen = (this.callGen || 0) + 1);
+      /** @type {Promise<any> | null} */
+      this.callLoading = (url ? import(/* webpackIgnore: true */ /* @vite-ignore */ url) : Promise.reject(new Error('no call file')))
+        .then((m) => (gen === this.callGen ? (this.calls = new m.Calls(this)) : null), (e) => { console.error('[covisit] the call file did not load', e); return null; });
+    }
+    /** @type {Promise<any>} */ (this.callLoading).then((c) => c && c.frame(frame));
+  }
+
+  callStop() {
+    this.callGen = (this.callGen || 0) + 1;
+    this.callLoading = null;
+    if (this.calls) this.calls.stop();
+    this.calls = null;
+  }
+
+  /** @param {string} name @param {unknown} arg @returns {Promise<void>} */
+  callApi(name, arg) {
+    return this.calls ? this.calls.api(name, arg) : Promise.reject(Object.assign(new Error(`\`${name}\` is not valid now: there is no call`), { code: 'wrong_call_state' }));
+  }
+
   // ----- the remote console's hooks: console.js, fetched on demand (covisit-console.js) --
   // Rust starts them when a session is active on a page that allows it, and stops them
   // when it ends. Until the module is in, nothing is recorded (the session is active).
@@ -410,6 +447,7 @@ export class Ui {
   destroy() {
     this.consoleStop();
     this.drawStop();
+    this.callStop();
     clearTimeout(this.armTimer);
     window.removeEventListener('keydown', this.onKeyDown, true);
     window.removeEventListener('keyup', this.onKeyUp, true);

@@ -9,7 +9,7 @@ extern "C" {
     pub type Ui;
 
     #[wasm_bindgen(constructor)]
-    pub fn new(on_action: &js_sys::Function) -> Ui;
+    pub fn new(on_action: &js_sys::Function, call_url: Option<String>) -> Ui;
     /// `console`: the page allows the remote console, which the prompt then mentions.
     #[wasm_bindgen(method, js_name = showSessionPrompt)]
     pub fn show_session_prompt(
@@ -46,6 +46,18 @@ extern "C" {
     /// Takes every ink and the layer away.
     #[wasm_bindgen(method, js_name = drawStop)]
     pub fn draw_stop(this: &Ui);
+    /// Calls and sharing: hands a server `call` frame (JSON text) to the call file,
+    /// fetching it first (the constructor's `call_url`, covisit-call.js; none: calls
+    /// are declined).
+    #[wasm_bindgen(method, js_name = callFrame)]
+    pub fn call_frame(this: &Ui, call: &str);
+    /// The session is over here: every call and share stops at once.
+    #[wasm_bindgen(method, js_name = callStop)]
+    pub fn call_stop(this: &Ui);
+    /// `acceptCall`, `declineCall`, `endCall`, `setMicrophone`, `setCamera`: answered
+    /// by the call file (a rejected promise with `wrong_call_state` without a call).
+    #[wasm_bindgen(method, js_name = callApi)]
+    pub fn call_api(this: &Ui, name: &str, arg: JsValue) -> js_sys::Promise;
     /// The remote console: fetch `url` (covisit-console.js) and install its hooks, which
     /// hand batches of entries (JSON text) to `on_batch` until it returns false.
     #[wasm_bindgen(method, js_name = consoleStart)]
@@ -80,6 +92,14 @@ extern "C" {
     /// (names of `protocol::CAPABILITIES`); empty when it has them all.
     #[wasm_bindgen(js_name = missing)]
     pub fn missing() -> String;
+
+    /// Calls: whether this browser can make them (`getUserMedia` and `RTCPeerConnection`
+    /// are there): detected, never claimed (Connection `audioSupported`).
+    /// (A static method: a free function of this signature would be imported from
+    /// glue.js directly, a second import module, which scripts/minify-wasm-names.mjs
+    /// does not take.)
+    #[wasm_bindgen(static_method_of = Ui, js_name = audioSupported)]
+    pub fn audio_supported() -> bool;
 
     /// Calls `on_change` after pushState/replaceState; returns the function that undoes it.
     #[wasm_bindgen(js_name = patchHistory)]

@@ -409,9 +409,9 @@ export class Mirror {
       if (ON.test(name) || v.length > MAX_ATTR || (box && !BOX_ATTRS.has(name)) || (iframe && name.startsWith('src'))) continue;
       if (URLS.has(name)) v = this.abs(v);
       else if (name === 'srcset') v = v.split(',').map((s) => s.trim().split(/\s+/).map((w, i) => (i ? w : this.abs(w))).join(' ')).join(', ');
-      // A masked box's style goes out for its layout, but its URLs are not noted as
-      // sent: the page never sends a masked element's resources (asset()).
-      else if (name === 'style' && v.includes('url(')) v = css(v, this.bu, box ? null : this.sent);
+      // A masked box's style goes out for its layout without its URLs (`none` in their
+      // place): what a masked element shows, a background photo too, never leaves.
+      else if (name === 'style' && v.includes('url(')) v = box ? v.replace(CSS_URL, 'none') : css(v, this.bu, this.sent);
       if (v !== null) a[name] = v;
     }
     return a;

@@ -218,5 +218,42 @@ export interface CovisitEvents {
   connectionChange: { online: boolean };
   stateChange: CovisitState;
   error: { code: string; message: string };
+  /** An agent calls (issue 17). With a handler, answer with `acceptCall()` / `declineCall()`; without one the SDK asks. `video`: a video call; `camera`: the visitor's camera will be asked for too (`cobrowsingVideoEnabled`). */
+  callRequest: { agent: CovisitAgent; video: boolean; camera: boolean };
+  /** The call is connected: audio (and video) flow. */
+  callStart: { agent: CovisitAgent; video: boolean };
+  /** The call is over (also after a decline). */
+  callEnd: { reason: CallEndReason };
 }
+/** Calls (issue 17): these methods are answered by the on-demand call file. */
+export interface Covisit {
+  /**
+   * Accept the call an agent offers (`callRequest`): the browser then asks for the
+   * microphone (and the camera for a video call the page's config lets through). Needed
+   * only with a `callRequest` handler (otherwise the SDK asks the visitor).
+   * ```js
+   * cv.on('callRequest', ({ agent, video }) => askMyWay(agent, video) ? cv.acceptCall() : cv.declineCall());
+   * ```
+   */
+  acceptCall(): Promise<void>;
+  /** Decline the call an agent offers (`callEnd` with `reason: 'declined'`). */
+  declineCall(): Promise<void>;
+  /** Hang up the call (`callEnd` with `reason: 'hung_up_by_visitor'`). */
+  endCall(): Promise<void>;
+  /**
+   * Turn the visitor's microphone on or off during a call. Under
+   * `cobrowsingVideoAudioRelationship: 'video_requires_audio'` turning it off turns the
+   * camera off too.
+   */
+  setMicrophone(on: boolean): Promise<void>;
+  /**
+   * Turn the visitor's camera on or off during a call. Rejects with `media_not_allowed`
+   * where `cobrowsingVideoEnabled` keeps the visitor's video from the agent, or
+   * (`video_requires_audio`) while the microphone is off; with `automatic`, turning the
+   * camera on turns the microphone on too.
+   */
+  setCamera(on: boolean): Promise<void>;
+}
+/** Why a call ended (`callEnd`). */
+export type CallEndReason = 'hung_up_by_agent' | 'hung_up_by_visitor' | 'declined' | 'media_denied' | 'session_ended' | 'tab_closed' | 'agent_left' | 'failed';
 "#;

@@ -50,6 +50,9 @@ pub fn start_covisit(
     // Where the on-demand remote console hooks are (`allowRemoteConsole`); without it
     // the page's console is never shared.
     #[wasm_bindgen(js_name = consoleUrl)] console_url: Option<String>,
+    // Where the on-demand call file is (calls and tab sharing; index.js passes the file
+    // next to the wasm); without it calls are declined.
+    #[wasm_bindgen(js_name = callUrl)] call_url: Option<String>,
 ) -> js_sys::Promise {
     let config = match from_js(&config) {
         Ok(c) => c,
@@ -85,7 +88,7 @@ pub fn start_covisit(
         Ok(c) => c,
         Err(e) => return js_sys::Promise::reject(&CovisitError::from(e).into()),
     };
-    let driver = Driver::new(client, capture_url, draw_url, console_url);
+    let driver = Driver::new(client, capture_url, draw_url, console_url, call_url);
     let covisit = Covisit {
         driver: driver.clone(),
     };
@@ -131,12 +134,23 @@ fn page_info() -> PageInfo {
             .is_some_and(|d| d.has_focus().unwrap_or(false) && !d.hidden()),
         user_agent: window.navigator().user_agent().ok(),
         call_token: None,
+        audio_supported: glue::Ui::audio_supported(),
         integration: glue::integration(),
         missing: glue::missing()
             .split(',')
             .filter(|m| !m.is_empty())
             .map(str::to_string)
             .collect(),
+    }
+}
+
+/// Calls the page's event handlers with `detail`; one that throws is reported on the
+/// console and the others still run.
+fn call_handlers(handlers: Vec<js_sys::Function>, detail: &JsValue) {
+    for handler in handlers {
+        if let Err(e) = handler.call1(&JsValue::NULL, detail) {
+            web_sys::console::error_2(&JsValue::from_str("[covisit] an event handler threw:"), &e);
+        }
     }
 }
 
@@ -154,12 +168,14 @@ struct Driver {
     unpatch_history: Option<js_sys::Function>,
     handlers: Vec<(String, js_sys::Function)>,
     ui: Option<glue::Ui>,
-    ui_callback: Option<Closure<dyn FnMut(String, JsValue)>>,
+    ui_callback: Option<Closure<dyn FnMut(String, JsValue) -> bool>>,
     /// Co-browsing capture (`mirror.js`) and the callback it hands batches to.
     mirror: Option<(Capture, BatchCallback)>,
     capture_url: Option<String>,
     /// Where the drawing layer (covisit-draw.js) is.
     draw_url: Option<String>,
+    /// Where the call file (covisit-call.js) is, until the UI (which fetches it) is made.
+    call_url: Option<String>,
     /// Where the remote console hooks (covisit-console.js) are, and the callback they
     /// hand batches to while installed.
     console_url: Option<String>,
@@ -177,6 +193,7 @@ impl Driver {
         capture_url: Option<String>,
         draw_url: Option<String>,
         console_url: Option<String>,
+        call_url: Option<String>,
     ) -> Rc<RefCell<Driver>> {
         Rc::new_cyclic(|this| {
             RefCell::new(Driver {
@@ -192,6 +209,7 @@ impl Driver {
                 mirror: None,
                 capture_url,
                 draw_url,
+                call_url,
                 console_url,
                 console_callback: None,
                 waiters: Vec::new(),
@@ -358,9 +376,19 @@ impl Driver {
 
     fn install_ui(driver: &Rc<RefCell<Driver>>) {
         let weak = Rc::downgrade(driver);
-        let callback =
-            Closure::<dyn FnMut(String, JsValue)>::new(move |action: String, arg: JsValue| {
-                let Some(d) = weak.upgrade() else { return };
+        let callback = Closure::<dyn FnMut(String, JsValue) -> bool>::new(
+            move |action: String, arg: JsValue| {
+                let Some(d) = weak.upgrade() else {
+                    return false;
+                };
+                // The call file fires the page's call events (`on:callStart`…): is
+                // anyone listening?
+                if let Some(event) = action.strip_prefix("on:") {
+                    let handlers = d.borrow().handlers_of(event);
+                    let any = !handlers.is_empty();
+                    call_handlers(handlers, &arg);
+                    return any;
+                }
                 let result = {
                     let client = &mut d.borrow_mut().client;
                     match action.as_str() {
@@ -370,6 +398,7 @@ impl Driver {
                         "grantControl" => client.grant_control(),
                         "denyControl" => client.deny_control(),
                         "revokeControl" => client.revoke_control(),
+                        "callSend" => client.call_send(&arg.as_string().unwrap_or_default()),
                         "rate" => from_js(&arg)
                             .map_err(|_| crate::core::client::ClientError::InvalidArgument {
                                 field: "rating",
@@ -386,6 +415,7 @@ impl Driver {
                         ui.show_lookup_code(&code);
                     }
                 }
+                let ok = result.is_ok();
                 if let Err(e) = result {
                     web_sys::console::warn_2(
                         &JsValue::from_str("[covisit]"),
@@ -393,9 +423,11 @@ impl Driver {
                     );
                 }
                 Driver::drive(&d);
-            });
-        let ui = glue::Ui::new(callback.as_ref().unchecked_ref());
+                ok
+            },
+        );
         let mut d = driver.borrow_mut();
+        let ui = glue::Ui::new(callback.as_ref().unchecked_ref(), d.call_url.take());
         d.ui = Some(ui);
         d.ui_callback = Some(callback);
     }
@@ -423,6 +455,15 @@ impl Driver {
                 Output::Event(event) => Driver::dispatch(driver, event),
                 Output::Mirror(command) => Driver::mirror_command(driver, command),
                 Output::Draw(command) => Driver::draw_command(driver, command),
+                Output::Call(frame) => {
+                    let ui = driver.borrow().ui.clone();
+                    if let Some(ui) = ui {
+                        match frame {
+                            Some(text) => ui.call_frame(&text),
+                            None => ui.call_stop(),
+                        }
+                    }
+                }
                 Output::Console(on) => Driver::console_command(driver, on),
             }
         }
@@ -498,6 +539,16 @@ impl Driver {
         self.socket_callbacks.clear();
     }
 
+    /// The page's handlers of the event `name`, cloned: none of them may run while the
+    /// driver is borrowed (they call back into the SDK).
+    fn handlers_of(&self, name: &str) -> Vec<js_sys::Function> {
+        self.handlers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
     /// Calls the page's handlers for `event`; without one, the default UI answers
     /// prompts. Also keeps the default indicator in step with the session.
     fn dispatch(driver: &Rc<RefCell<Driver>>, event: ClientEvent) {
@@ -507,12 +558,7 @@ impl Driver {
         let (handlers, ui, state, status, granted, agent_name, prompt, rate, console) = {
             let d = driver.borrow();
             let config = d.client.config();
-            let handlers: Vec<js_sys::Function> = d
-                .handlers
-                .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, f)| f.clone())
-                .collect();
+            let handlers = d.handlers_of(name);
             let agent_name = d
                 .client
                 .session_agent()
@@ -618,14 +664,7 @@ impl Driver {
         if let ClientEvent::Ready { .. } = event {
             driver.borrow_mut().ready_detail = Some(detail.clone());
         }
-        for handler in handlers {
-            if let Err(e) = handler.call1(&JsValue::NULL, &detail) {
-                web_sys::console::error_2(
-                    &JsValue::from_str("[covisit] an event handler threw:"),
-                    &e,
-                );
-            }
-        }
+        call_handlers(handlers, &detail);
     }
 
     /// Removes everything the SDK added: socket, timer, listeners, history patch, UI.
@@ -862,9 +901,27 @@ impl Covisit {
         self.call(|c| c.rate(&rating))
     }
 
+    /// Calls (issue 17): `acceptCall()`, `declineCall()`, `endCall()`,
+    /// `setMicrophone(on)` and `setCamera(on)` are this one export, which index.js puts
+    /// on the prototype under those names (`CALL_METHODS`; one export rather than five
+    /// keeps the first load within budget) and `Covisit` in the TypeScript declares
+    /// (src/web/mod.rs). The on-demand call file answers (glue.js `callApi`).
+    #[wasm_bindgen(js_name = callApi, skip_typescript)]
+    pub fn call_api(&self, name: &str, arg: JsValue) -> js_sys::Promise {
+        // No borrow is held while the call file runs: it calls back into the SDK.
+        let ui = self.driver.borrow().ui.clone();
+        match ui {
+            Some(ui) => ui.call_api(name, arg),
+            None => js_sys::Promise::reject(
+                &CovisitError::from(crate::core::client::ClientError::Stopped).into(),
+            ),
+        }
+    }
+
     /// Subscribe to an event: `ready`, `sessionRequest`, `sessionStart`,
     /// `sessionContinue`, `sessionEnd`, `controlRequest`, `controlStart`, `controlEnd`,
-    /// `connectionChange`, `stateChange`, `error`. A `sessionRequest` or
+    /// `connectionChange`, `stateChange`, `error`, `callRequest`, `callStart`,
+    /// `callEnd`. A `sessionRequest` or
     /// `controlRequest` handler replaces the SDK's own prompt. A `ready` handler added
     /// after the SDK became ready is called at once (`ready` happens once per `start`).
     pub fn on(&self, event: String, handler: js_sys::Function) -> Result<(), CovisitError> {

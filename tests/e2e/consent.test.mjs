@@ -220,6 +220,9 @@ describe('masking holds against the order of changes', () => {
       // Built-in mask class, then text.
       $('p-class').classList.add('covisit-mask');
       $('p-class').textContent = `${s}-class`;
+      // A masked element's background (a photo, say) is its content too: no URL of it.
+      $('p-class').style.backgroundImage = `url("/img/${s}-bg.png")`;
+      $('p-attr').style.background = `url(${location.origin}/img/${s}-attr-bg.png) no-repeat`;
       // The attribute, then a new element with text.
       $('p-attr').setAttribute('data-covisit-mask', '');
       const b = document.createElement('b');

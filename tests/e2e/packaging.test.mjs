@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as L from './lib.mjs';
 
-const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit-draw.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
+const PACKAGE_FILES = ['index.js', 'index.d.ts', 'covisit.js', 'covisit-capture.js', 'covisit-draw.js', 'covisit-console.js', 'covisit-call.js', 'covisit_wasm.d.ts', 'covisit_wasm_bg.wasm'];
 
 let tmp;
 let server;
@@ -90,6 +90,7 @@ async function loadsToReady(path) {
   assert.ok(!fetched.some((u) => u.startsWith(server.url)), 'nothing was loaded from the server');
   assert.ok(!fetched.some((u) => u.includes('covisit-capture')), 'the capture waits for a session');
   assert.ok(!fetched.some((u) => u.includes('covisit-draw')), 'the drawing layer waits for a session');
+  assert.ok(!fetched.some((u) => u.includes('covisit-call')), 'the call file waits for a call');
   assert.deepEqual(page.errors, []);
   const online = await L.rest(server, '/api/v1/visitors?online=true');
   assert.ok(online.body.visitors.some((v) => v.short_id === detail.shortId), 'the server has the visitor online');

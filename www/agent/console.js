@@ -14,6 +14,7 @@
 import { MirrorView } from './mirror.js';
 import { Admin } from './admin.js';
 import { Workspace } from './workspace.js';
+import { CallPanel } from './call.js';
 import { Replay } from './replay.js';
 
 const PROTOCOL_VERSION = 1;
@@ -479,6 +480,9 @@ function handle(msg) {
     case 'draw':
       workspace.onDraw(msg);
       break;
+    case 'call':
+      calls.onFrame(msg);
+      break;
     case 'console':
       onConsole(msg);
       break;
@@ -559,6 +563,7 @@ function onSessionUpdate(msg) {
     agentPrompt: msg.agent_prompt || null,
     connections: Array.isArray(msg.connections) ? msg.connections : [],
     watching: msg.watching && typeof msg.watching === 'object' ? msg.watching : {},
+    call: msg.call || null,
     live: true,
     updatedAt: Date.now(),
   };
@@ -1376,6 +1381,8 @@ function renderSession(v, online) {
   show(el.mirrorSection, active && inIt);
   for (const [id, m] of state.mirrors) m.box.hidden = id !== s.id;
   renderMirrorStatus();
+  // Calls and the visitor's share, next to the mirror.
+  calls.show(active && inIt ? s.id : null, entry.call, entry.connections);
 
   // Control.
   show(el.controlSection, active && inIt);
@@ -1769,6 +1776,11 @@ const workspace = new Workspace({
   me: () => state.agent,
   current: () => viewEntry(),
   mirrors: state.mirrors,
+  announce,
+});
+const calls = new CallPanel(el.mirrorSection, el.mirrorSessions, {
+  send,
+  me: () => state.agent?.id ?? null,
   announce,
 });
 

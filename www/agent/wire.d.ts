@@ -18,7 +18,7 @@ short_id: string | null,
  * The secret the server gave this visitor with its first welcome: without it
  * (or with a wrong one) `short_id` is not this visitor's, and a new one is made.
  */
-visitor_secret: string | null, connection: ConnectionHello, config: Record<string, unknown> | null, } | { "type": "heartbeat" } | { "type": "focus", hasFocus: boolean, } | { "type": "url", currentUrl: string, } | { "type": "expect_disconnect", returnTimeSeconds: number | null, message: string | null, title: string | null, } | { "type": "update_visitor", identity: Record<string, unknown>, } | { "type": "authorize" } | { "type": "deny" } | { "type": "end" } | { "type": "control_grant" } | { "type": "control_deny" } | { "type": "control_revoke" } | { "type": "request_agent" } | { "type": "cancel_request_agent" } | { "type": "rate", session_id: string, rating: number, feedback: string | null, } | { "type": "track", sent_at: number, events: Array<TrackEvent>, } | { "type": "mirror", data: MirrorData, } | { "type": "console", entries: Array<ConsoleEntry>, } | { "type": "remote_applied", id: number, ok: boolean, reason: RemoteRefusal | null, } | { "type": "call_link", token: string, };
+visitor_secret: string | null, connection: ConnectionHello, config: Record<string, unknown> | null, } | { "type": "heartbeat" } | { "type": "focus", hasFocus: boolean, } | { "type": "url", currentUrl: string, } | { "type": "expect_disconnect", returnTimeSeconds: number | null, message: string | null, title: string | null, } | { "type": "update_visitor", identity: Record<string, unknown>, } | { "type": "authorize" } | { "type": "deny" } | { "type": "end" } | { "type": "control_grant" } | { "type": "control_deny" } | { "type": "control_revoke" } | { "type": "request_agent" } | { "type": "cancel_request_agent" } | { "type": "rate", session_id: string, rating: number, feedback: string | null, } | { "type": "track", sent_at: number, events: Array<TrackEvent>, } | { "type": "mirror", data: MirrorData, } | { "type": "console", entries: Array<ConsoleEntry>, } | { "type": "remote_applied", id: number, ok: boolean, reason: RemoteRefusal | null, } | { "type": "call_link", token: string, } | { "type": "call", call: CallFromVisitor, };
 
 /**
  * What a tab reports about itself in its hello (camelCase, as the seed Connection).
@@ -130,7 +130,7 @@ visitor_secret: string | null, } | { "type": "session_request", session_id: stri
 /**
  * The account records this session (issue 18): the prompt says so.
  */
-recorded: boolean, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "asset_request", id: number, url: string, } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, };
+recorded: boolean, } | { "type": "session_start", session_id: string, } | { "type": "session_continue", session_id: string, } | { "type": "session_end", session_id: string, disconnectType: DisconnectType, } | { "type": "control_request", agent: Agent, } | { "type": "control_start", agent_id: string, } | { "type": "control_end", agent_id: string, reason: ControlEndReason, } | { "type": "prompt_withdrawn", prompt: PromptKind, } | { "type": "state", state: VisitorState, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "remote_action", id: number, agent_id: string, action: RemoteAction, } | { "type": "mirror_resync" } | { "type": "asset_request", id: number, url: string, } | { "type": "draw", agent_id: string, name: string, color: number, ink: Ink, } | { "type": "call", call: CallToVisitor, };
 
 /**
  * The embedded state the SDK exposes as `state()`: the seed's objects.
@@ -148,7 +148,7 @@ communication: Cobrowsesession | null, };
 /**
  * Agent console → server.
  */
-export type AgentMessage = { "type": "hello", protocol_version: number, secret_key: string | null, name: string | null, external_id: string | null, } | { "type": "heartbeat" } | { "type": "request_session", short_id: string, found_by: FoundBy, } | { "type": "join_session", session_id: string, } | { "type": "end_session", session_id: string, } | { "type": "leave_session", session_id: string, } | { "type": "note", session_id: string, text: string, } | { "type": "request_control", session_id: string, } | { "type": "release_control", session_id: string, } | { "type": "remote_action", session_id: string, tab: string | null, action: RemoteAction, } | { "type": "draw", session_id: string, tab: string, ink: Ink, } | { "type": "set_active_connection", session_id: string, uniqueConnectionId: string | null, } | { "type": "mirror_resync", session_id: string, } | { "type": "rate_session", session_id: string, rating: number, feedback: string | null, } | { "type": "search", q: string, } | { "type": "watch", short_id: string, };
+export type AgentMessage = { "type": "hello", protocol_version: number, secret_key: string | null, name: string | null, external_id: string | null, } | { "type": "heartbeat" } | { "type": "request_session", short_id: string, found_by: FoundBy, } | { "type": "join_session", session_id: string, } | { "type": "end_session", session_id: string, } | { "type": "leave_session", session_id: string, } | { "type": "note", session_id: string, text: string, } | { "type": "request_control", session_id: string, } | { "type": "release_control", session_id: string, } | { "type": "remote_action", session_id: string, tab: string | null, action: RemoteAction, } | { "type": "draw", session_id: string, tab: string, ink: Ink, } | { "type": "set_active_connection", session_id: string, uniqueConnectionId: string | null, } | { "type": "mirror_resync", session_id: string, } | { "type": "rate_session", session_id: string, rating: number, feedback: string | null, } | { "type": "search", q: string, } | { "type": "watch", short_id: string, } | { "type": "call", session_id: string, call: CallFromAgent, };
 
 /**
  * How the agent found the visitor (decides the seed Session `source`).
@@ -176,7 +176,11 @@ connections: Array<Connection>,
  * The tab each agent chose to watch (`set_active_connection`): agent id →
  * `uniqueConnectionId`. An agent not named follows the tab the visitor is in.
  */
-watching: { [key in string]: string }, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "mirror", session_id: string, tab: string, data: MirrorData, } | { "type": "search_result", q: string, visitors: Array<Visitor>, } | { "type": "remote_result", session_id: string, id: number, kind: RemoteKind, ok: boolean, reason: RemoteRefusal | null, } | { "type": "draw", session_id: string, tab: string, agent_id: string, name: string, color: number, ink: Ink, } | { "type": "console", session_id: string, tab: string, entries: Array<ConsoleEntry>, };
+watching: { [key in string]: string }, 
+/**
+ * The session's call and share (issue 17); boxed: the frame is large enough.
+ */
+call: SessionCall, } | { "type": "heartbeat_ack" } | { "type": "error" } & ErrorFrame | { "type": "mirror", session_id: string, tab: string, data: MirrorData, } | { "type": "search_result", q: string, visitors: Array<Visitor>, } | { "type": "remote_result", session_id: string, id: number, kind: RemoteKind, ok: boolean, reason: RemoteRefusal | null, } | { "type": "draw", session_id: string, tab: string, agent_id: string, name: string, color: number, ink: Ink, } | { "type": "call", session_id: string, call: CallToAgent, } | { "type": "console", session_id: string, tab: string, entries: Array<ConsoleEntry>, };
 
 /**
  * `session_update.control`: `agent_id` is the agent asking or controlling (with
@@ -426,6 +430,128 @@ epoch: number, ox: number, oy: number, shape: InkShape, pinned: boolean, done: b
  */
 export type InkShape = "free" | "arrow";
 
+/**
+ * Server → visitor, in `{"type": "call", "call": …}` (the SDK hands it to its call file).
+ */
+export type CallToVisitor = { "kind": "request", agent: Agent, video: boolean, rules: CallRules, } | { "kind": "start", ice_servers: Array<IceServer>, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "end", reason: CallEndReason, } | { "kind": "share_request", agent: Agent, screen: boolean, ice_servers: Array<IceServer>, } | { "kind": "share_end", reason: CallEndReason, };
+
+/**
+ * Visitor (SDK) → server, in `{"type": "call", "call": …}`.
+ */
+export type CallFromVisitor = { "kind": "accept", audio: boolean, video: boolean, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "connected" } | { "kind": "end", reason: VisitorCallEnd, } | { "kind": "share_accept" } | { "kind": "share_started" } | { "kind": "share_end", reason: VisitorCallEnd, };
+
+/**
+ * Agent console → server, in `{"type": "call", "session_id", "call": …}`.
+ */
+export type CallFromAgent = { "kind": "start", video: boolean, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "end" } | { "kind": "share_request", screen: boolean, } | { "kind": "share_stop" };
+
+/**
+ * Server → agent console, in `{"type": "call", "session_id", "call": …}`: to the
+ * console that started the call (or asked for the share) only.
+ */
+export type CallToAgent = { "kind": "start", ice_servers: Array<IceServer>, rules: CallRules, visitor: MediaState, } | { "kind": "signal", signal: CallSignal, } | { "kind": "share_start", ice_servers: Array<IceServer>, };
+
+/**
+ * `session_update.call`: the session's call and share as the agents see them.
+ */
+export type SessionCall = { state: CallPhase, 
+/**
+ * The agent who has the call (or whose call last ended).
+ */
+agent_id: string | null, 
+/**
+ * The visitor's tab (`uniqueConnectionId`) that has the call.
+ */
+tab: string | null, video: boolean, rules: CallRules | null, visitor: MediaState, agent: MediaState, 
+/**
+ * Why the last call ended, until another starts.
+ */
+reason: CallEndReason | null, 
+/**
+ * The share: `off`, `authorizing` or `active` (the tab's `fullTabStatus`).
+ */
+share: FullTabStatus, 
+/**
+ * The share is of a screen or window (`allowFullScreen`), not of the tab.
+ */
+share_screen: boolean, share_agent_id: string | null, share_tab: string | null, 
+/**
+ * Why the last share ended.
+ */
+share_reason: CallEndReason | null, };
+
+/**
+ * Who may send video in a call and how audio and video relate: the visitor page's
+ * `cobrowsingVideoEnabled` and `cobrowsingVideoAudioRelationship` (seed Connection).
+ */
+export type CallRules = { 
+/**
+ * The visitor's camera may reach the agent (`two_way`, `visitor_to_agent`).
+ */
+video_to_agent: boolean, 
+/**
+ * The agent's camera may reach the visitor (`two_way`, `agent_to_visitor`).
+ */
+video_to_visitor: boolean, 
+/**
+ * `independent`; `video_requires_audio`: a side's camera is on only while its
+ * microphone is; `automatic`: turning the camera on turns the microphone on too.
+ */
+relationship: VideoAudioRelationship, };
+
+/**
+ * Where a call stands (`session_update.call`).
+ */
+export type CallPhase = "none" | "ringing" | "connecting" | "connected";
+
+/**
+ * One step of WebRTC negotiation, relayed to the other end: a description (the agent
+ * offers, the visitor answers) or a candidate.
+ */
+export type CallSignal = { channel: MediaChannel, description?: SessionDescription, candidate?: IceCandidate, };
+
+/**
+ * Which peer connection a `signal` is for: the call's, or the visitor's tab or
+ * screen share (its own connection, so a share needs no call).
+ */
+export type MediaChannel = "call" | "share";
+
+/**
+ * `RTCSessionDescriptionInit`.
+ */
+export type SessionDescription = { type: SdpType, sdp: string, };
+
+/**
+ * An SDP's role in the offer/answer exchange.
+ */
+export type SdpType = "offer" | "answer";
+
+/**
+ * `RTCIceCandidateInit`.
+ */
+export type IceCandidate = { candidate: string, sdpMid: string | null, sdpMLineIndex: number | null, };
+
+/**
+ * Microphone and camera of one end of a call: on or off.
+ */
+export type MediaState = { audio: boolean, video: boolean, };
+
+/**
+ * An ICE server for `RTCPeerConnection` (`RTCIceServer`): STUN, or TURN with
+ * time-limited credentials the server derived from its `--turn-secret`.
+ */
+export type IceServer = { urls: string, username?: string, credential?: string, };
+
+/**
+ * Why a call (or a share) ended (`callEnd {reason}`).
+ */
+export type CallEndReason = "hung_up_by_agent" | "hung_up_by_visitor" | "declined" | "media_denied" | "session_ended" | "tab_closed" | "agent_left" | "failed";
+
+/**
+ * Why the visitor's side refused or dropped a call.
+ */
+export type VisitorCallEnd = "declined" | "media_denied" | "failed";
+
 /** Every error `code` (src/core/codes.rs; docs/PROTOCOL.md, "Error codes"). */
 export type ErrorCode =
   | "frame_too_large"
@@ -461,6 +587,11 @@ export type ErrorCode =
   | "permission_denied"
   | "wrong_tab"
   | "unknown_action"
+  | "wrong_call_state"
+  | "media_not_allowed"
+  | "invalid_call_signal"
+  | "call_unsupported"
+  | "media_denied"
   | "config_not_object"
   | "config_unknown_key"
   | "config_wrong_type"

@@ -217,9 +217,11 @@ impl Cluster {
         let _ = self.0.hub.set(hub);
         let _ = self.0.store.set(store);
         let _ = self.0.handlers.set(handlers);
-        self.0
-            .bus
-            .send(To::All, &BusMsg::Hello { from: self.0.node }, "");
+        let hello = BusMsg::Hello {
+            from: self.0.node,
+            restored: false,
+        };
+        self.0.bus.send(To::All, &hello, "");
         tokio::spawn(membership::run(self.clone()));
         tokio::spawn(coordinator::run(self.clone()));
         let me = self.clone();
@@ -328,7 +330,8 @@ impl Cluster {
             | AgentMessage::RemoteAction { session_id, .. }
             | AgentMessage::MirrorResync { session_id }
             | AgentMessage::Draw { session_id, .. }
-            | AgentMessage::SetActiveConnection { session_id, .. } => slot_of(session_id),
+            | AgentMessage::SetActiveConnection { session_id, .. }
+            | AgentMessage::Call { session_id, .. } => slot_of(session_id),
             _ => return None,
         };
         self.owner_of(slot).filter(|o| *o != self.0.node)
@@ -654,8 +657,13 @@ impl Cluster {
                     hub.agent_gone(conn);
                 }
             }
-            BusMsg::Hello { from } => {
+            BusMsg::Hello { from, restored } => {
                 if from != self.0.node {
+                    // What this node sent while `from` was cut off from Redis is lost
+                    // (pub/sub keeps nothing): send it again now that it listens.
+                    if restored {
+                        hub.resend_after_bus_loss();
+                    }
                     let agents: Vec<(ConnId, AgentIdentity)> = self
                         .lock_local_agents()
                         .iter()
@@ -683,12 +691,16 @@ impl Cluster {
 
     /// Redis came back: what went over the bus meanwhile may be lost. Every node tells
     /// the others its agents again, republishes its visitors, sends its sessions'
-    /// state to their agents again and asks for fresh snapshots.
+    /// state to their agents again and asks for fresh snapshots; and asks the others to
+    /// do the same, since what they sent before this node had subscribed again is lost
+    /// too (the nodes do not reconnect at the same moment).
     fn bus_restored(&self) {
         tracing::info!("bus: connection to Redis restored; resending state");
-        self.0
-            .bus
-            .send(To::All, &BusMsg::Hello { from: self.0.node }, "");
+        let hello = BusMsg::Hello {
+            from: self.0.node,
+            restored: true,
+        };
+        self.0.bus.send(To::All, &hello, "");
         if let Some(hub) = self.hub() {
             hub.resend_after_bus_loss();
         }

@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 
 use covisit::core::model::{Agent, SessionSource};
 use covisit::core::protocol::{
-    encode, AgentMessage, FoundBy, RemoteAction, ServerToAgent, PROTOCOL_VERSION,
+    encode, AgentMessage, CallFromAgent, FoundBy, RemoteAction, ServerToAgent, PROTOCOL_VERSION,
 };
 use covisit::core::Millis;
 
@@ -177,9 +177,11 @@ impl Hub {
         self.listen(now, conn, true);
     }
 
-    pub fn handle_agent_disconnect(&mut self, conn: ConnId) {
+    pub fn handle_agent_disconnect(&mut self, now: Millis, conn: ConnId) {
         self.heard.remove(&conn);
         self.remove_agent(conn);
+        // A call or share this console had cannot go on without it.
+        self.calls_of_closed_console(now, conn);
     }
 
     /// Closes every socket of a user at once (disabled, role or password changed).
@@ -394,6 +396,18 @@ impl Hub {
                     self.send_durable(conn, encode(&ServerToAgent::VisitorUpdate { visitor }));
                 }
                 Ok(())
+            }
+            AgentMessage::Call { session_id, call } => {
+                let kind = match &call {
+                    CallFromAgent::Start { .. } => Some("call.started"),
+                    CallFromAgent::ShareRequest { .. } => Some("share.requested"),
+                    _ => None,
+                };
+                let r = self.agent_call(now, conn, account_id, &agent, &session_id, call);
+                if let Some(action) = kind {
+                    audited(self, action, &session_id, &r);
+                }
+                r
             }
             AgentMessage::Unknown => Err(HubError::UnknownMessageType),
         }

@@ -78,18 +78,7 @@ impl Hub {
         session_id: &str,
         tab: &str,
     ) -> Result<(AssetScope, ConnId), HubError> {
-        let visitor_id = &self
-            .agent_session(account_id, agent_id, session_id)?
-            .session
-            .visitor_id;
-        let entry = self
-            .visitors
-            .get(visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let (_, entry) = self.agent_visitor(account_id, agent_id, session_id)?;
         let connection = entry
             .machine
             .connection(tab)

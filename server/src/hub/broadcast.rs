@@ -38,6 +38,16 @@ impl Hub {
     }
 
     fn after_change_as(&mut self, short_id: &str, now: Millis, url_only: bool) {
+        // Calls and shares first: a session's end (or a tab's) ends them, and the tab's
+        // `fullTabStatus` follows the share in the state sent below.
+        if let Some(sid) = self
+            .visitors
+            .get(short_id)
+            .and_then(|e| e.machine.session_id())
+            .map(str::to_string)
+        {
+            self.reconcile_calls(short_id, &sid, now);
+        }
         let Some(entry) = self.visitors.get_mut(short_id) else {
             return;
         };

@@ -367,6 +367,7 @@ impl Hub {
                 agent_prompt: None,
                 connections: Vec::new(),
                 watching: Default::default(),
+                call: Default::default(),
             }));
             for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
                 self.send(conn, frame.clone(), Delivery::Now);

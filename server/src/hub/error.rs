@@ -3,6 +3,7 @@
 
 use covisit::core::codes::ErrorCode;
 use covisit::core::config::ConfigError;
+use covisit::core::machine::call::CallError;
 use covisit::core::machine::MachineError;
 
 /// Why the hub refused an input. `code()` is the stable wire/REST code.
@@ -50,6 +51,8 @@ pub enum HubError {
     RateLiveSession,
     #[error("this socket is not connected")]
     UnknownConnection,
+    #[error("the visitor's browser cannot make calls (its `audioSupported` is false)")]
+    CallUnsupported,
     #[error("the visitor's browser cannot co-browse: it lacks {0}")]
     VisitorUnsupported(String),
     #[error("the visitor's page does not send its assets through covisit (`assetsProxyConfigured` is false)")]
@@ -82,6 +85,7 @@ impl HubError {
             HubError::UnknownAction => ErrorCode::UNKNOWN_ACTION,
             HubError::InvalidMirrorFrame(_) => ErrorCode::INVALID_MIRROR_FRAME,
             HubError::UnknownConnection => ErrorCode::UNKNOWN_CONNECTION,
+            HubError::CallUnsupported => ErrorCode::CALL_UNSUPPORTED,
             HubError::VisitorUnsupported(_) => ErrorCode::VISITOR_UNSUPPORTED,
             HubError::AssetsNotEnabled => ErrorCode::ASSETS_NOT_ENABLED,
             HubError::AssetBudgetSpent => ErrorCode::ASSET_TOO_LARGE,
@@ -95,6 +99,15 @@ impl HubError {
 
 impl From<MachineError> for HubError {
     fn from(e: MachineError) -> HubError {
+        HubError::Machine {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<CallError> for HubError {
+    fn from(e: CallError) -> HubError {
         HubError::Machine {
             code: e.code(),
             message: e.to_string(),

@@ -24,6 +24,7 @@
 mod agents;
 mod assets;
 mod broadcast;
+mod calls;
 mod cluster;
 mod error;
 mod ids;
@@ -70,6 +71,8 @@ pub struct HubConfig {
     /// How long an agent's socket may stay silent (no frame, no pong) before it is
     /// closed; the shell pings agents well within it.
     pub agent_silence_ms: u64,
+    /// The ICE servers handed to both ends of a call (`--ice-server`, `--turn-secret`).
+    pub ice: crate::ice::IceConfig,
 }
 
 /// A socket the hub knows: a visitor's tab or an agent's console.

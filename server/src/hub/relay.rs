@@ -271,16 +271,7 @@ impl Hub {
             }
             _ => {}
         }
-        let s = self.agent_session(account_id, &agent.id, session_id)?;
-        let visitor_id = s.session.visitor_id.clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let (_, entry) = self.agent_visitor(account_id, &agent.id, session_id)?;
         let connection_id = match entry.machine.control() {
             ControlState::Granted {
                 agent_id,
@@ -347,14 +338,7 @@ impl Hub {
         visitor_id: &str,
         session_id: &str,
     ) -> Result<(), HubError> {
-        let entry = self
-            .visitors
-            .get(visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let entry = self.active_visitor(visitor_id, session_id)?;
         let conns: Vec<_> = entry.sockets.values().copied().collect();
         let s = self
             .sessions
@@ -409,19 +393,7 @@ impl Hub {
     ) -> Result<(), HubError> {
         ink.check()
             .map_err(|why| HubError::InvalidArgument(why.to_string()))?;
-        let visitor_id = self
-            .agent_session(account_id, &agent.id, session_id)?
-            .session
-            .visitor_id
-            .clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let (visitor_id, entry) = self.agent_visitor(account_id, &agent.id, session_id)?;
         if entry
             .machine
             .connection(tab)
@@ -494,19 +466,7 @@ impl Hub {
         session_id: &str,
         connection: Option<String>,
     ) -> Result<(), HubError> {
-        let visitor_id = self
-            .agent_session(account_id, &agent.id, session_id)?
-            .session
-            .visitor_id
-            .clone();
-        let entry = self
-            .visitors
-            .get(&visitor_id)
-            .filter(|e| {
-                e.machine.session_id() == Some(session_id)
-                    && e.machine.status() == SessionStatus::Active
-            })
-            .ok_or(HubError::SessionNotActive)?;
+        let (_, entry) = self.agent_visitor(account_id, &agent.id, session_id)?;
         let tab_conn = match &connection {
             Some(c) => Some(
                 entry
@@ -546,6 +506,40 @@ impl Hub {
     }
 
     /// The active session `session_id` of the account, if `agent_id` takes part in it.
+    /// The agent's active session's visitor: its id and entry (see [`Hub::agent_session`]
+    /// and [`Hub::active_visitor`]).
+    pub(super) fn agent_visitor(
+        &self,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+    ) -> Result<(String, &super::VisitorEntry), HubError> {
+        let visitor_id = &self
+            .agent_session(account_id, agent_id, session_id)?
+            .session
+            .visitor_id;
+        Ok((
+            visitor_id.clone(),
+            self.active_visitor(visitor_id, session_id)?,
+        ))
+    }
+
+    /// The visitor of session `session_id`, while that session is active on it.
+    pub(super) fn active_visitor(
+        &self,
+        visitor_id: &str,
+        session_id: &str,
+    ) -> Result<&super::VisitorEntry, HubError> {
+        self.visitors
+            .get(visitor_id)
+            .map(|e| &**e)
+            .filter(|e| {
+                e.machine.session_id() == Some(session_id)
+                    && e.machine.status() == SessionStatus::Active
+            })
+            .ok_or(HubError::SessionNotActive)
+    }
+
     pub(super) fn agent_session(
         &self,
         account_id: i64,

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use covisit::core::derive;
+use covisit::core::machine::call::CallMachine;
 use covisit::core::machine::{ControlState, SessionRequest, SessionStatus, VisitorMachine};
 use covisit::core::model::{
     Address, Agent, AgentNote, CobrowseRole, Cobrowsesession, CommunicationState, Connection,
@@ -68,6 +69,10 @@ pub(super) struct SessionEntry {
     /// The visitor's page's `agentPrompt` (config), for the agents in the session.
     pub agent_prompt: Option<String>,
     pub workspace: SessionWorkspace,
+    /// The session's call and share (issue 17), and the consoles that have them.
+    pub call: CallMachine,
+    pub call_conn: Option<super::ConnId>,
+    pub share_conn: Option<super::ConnId>,
     /// Recorded sessions only: the records not yet handed to the writer
     /// (`hub::recording`); `None` once the recording's end went out.
     pub recording: Option<super::recording::Recording>,
@@ -162,6 +167,7 @@ impl SessionEntry {
                 Vec::new()
             },
             watching: self.workspace.watching.clone(),
+            call: Box::new(self.call.view()),
         })
     }
 
@@ -230,6 +236,15 @@ impl SessionEntry {
                 set_length(&mut self.session, end.seconds_since(self.started));
             } else {
                 set_length(&mut self.session, now.seconds_since(self.started));
+            }
+            // Calls: their connected time and the features they earned.
+            let call_seconds = self.call.call_length_seconds(now);
+            self.session.call_length_seconds = call_seconds;
+            self.session.formatted_call_length = derive::formatted_length(call_seconds);
+            for f in self.call.features() {
+                if !self.session.features_used.iter().any(|x| x == f) {
+                    self.session.features_used.push(f.to_string());
+                }
             }
             // Keep the seed's "agents that joined": everyone who ever joined.
             for a in machine.agents() {
@@ -384,6 +399,9 @@ impl Hub {
                 remote: RemoteActions::default(),
                 agent_prompt,
                 workspace: SessionWorkspace::default(),
+                call: CallMachine::new(),
+                call_conn: None,
+                share_conn: None,
                 recording: recorded.then(super::recording::Recording::default),
             },
         );

@@ -35,6 +35,7 @@ fn hub() -> Hub {
             grace_period_seconds: 30,
             visitor_silence_ms: 60_000,
             agent_silence_ms: 180_000,
+            ice: Default::default(),
         },
         Ids::seeded(7),
     )
@@ -104,6 +105,7 @@ fn ids_come_from_the_generator_handed_in() {
                 grace_period_seconds: 30,
                 visitor_silence_ms: 60_000,
                 agent_silence_ms: 180_000,
+                ice: Default::default(),
             },
             Ids::seeded(seed),
         );

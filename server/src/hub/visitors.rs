@@ -590,6 +590,9 @@ impl Hub {
             VisitorMessage::RemoteApplied { id, ok, reason } => {
                 self.remote_applied(&short_id, id, ok, reason)
             }
+            VisitorMessage::Call { call } => {
+                self.visitor_call(now, &short_id, &connection_id, call)
+            }
             VisitorMessage::Unknown => Err(HubError::UnknownMessageType),
         };
         self.after_change(&short_id, now);

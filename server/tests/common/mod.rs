@@ -306,6 +306,22 @@ impl Server {
         ws
     }
 
+    /// A visitor whose browser can make calls (`audioSupported`), welcomed.
+    pub async fn caller(&self) -> Ws {
+        let mut ws =
+            Ws::connect_from(&format!("ws://{}/ws/visitor", self.addr), Some(PAGE_ORIGIN)).await;
+        ws.send(json!({
+            "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+            "connection": {"currentUrl": "http://127.0.0.1/shop", "screenWidth": 1280,
+                "screenHeight": 800, "audioSupported": true, "hasFocus": true,
+                "userAgent": CHROME_UA},
+            "config": {},
+        }))
+        .await;
+        ws.welcome = ws.expect("welcome").await;
+        ws
+    }
+
     /// An integration's agent (the secret key; its id comes from `external_id`, here
     /// the name).
     pub async fn agent(&self, key: &str, name: &str) -> Ws {

@@ -13,6 +13,7 @@ fn client() -> VisitorClient {
         has_focus: true,
         user_agent: None,
         call_token: None,
+        audio_supported: true,
         ..Default::default()
     };
     VisitorClient::new(&jv!({"apiKey": "pk_demo", "server": "http://127.0.0.1:8080", "authorizationTimeoutSeconds": 30}), page, StoredIds::default(), 42).unwrap()
@@ -375,7 +376,9 @@ fn every_emitted_event_name_can_be_subscribed_to() {
             message: String::new(),
         },
     ];
-    let names: Vec<&str> = all.iter().map(ClientEvent::name).collect();
+    let mut names: Vec<&str> = all.iter().map(ClientEvent::name).collect();
+    // The call events are fired by the on-demand call file through the facade.
+    names.extend(["callRequest", "callStart", "callEnd"]);
     assert_eq!(names, EVENT_NAMES.to_vec());
     // The hand-written detail the SDK hands to handlers is serde's `detail`.
     for event in &all {
@@ -598,4 +601,60 @@ fn a_personal_link_token_is_redeemed_once() {
     assert!(!sent(&again)
         .iter()
         .any(|m| matches!(m, VisitorMessage::CallLink { .. })));
+}
+
+fn calls(outputs: &[Output]) -> Vec<Option<String>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Call(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Calls exist only inside an active session: a `call` frame before it is not handed to
+/// the page's call file, the call file cannot send before it, and the session's end
+/// stops every call at once.
+#[test]
+fn call_frames_pass_only_while_the_session_is_active() {
+    let mut c = client();
+    drain(&mut c);
+    welcome(&mut c, T0);
+    let request = frame(ServerToVisitor::Call {
+        call: jv!({"kind": "request"}),
+    });
+    c.handle_frame(T0, &request);
+    assert!(calls(&drain(&mut c)).is_empty(), "no session: nothing");
+    assert_eq!(
+        c.call_send(r#"{"kind":"accept"}"#).unwrap_err().code(),
+        "wrong_session_state"
+    );
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::SessionStart {
+            session_id: "s1".into(),
+        }),
+    );
+    drain(&mut c);
+    c.handle_frame(T0, &request);
+    assert_eq!(
+        calls(&drain(&mut c)),
+        vec![Some(r#"{"kind":"request"}"#.to_string())]
+    );
+    c.call_send(r#"{"kind":"end","reason":"declined"}"#)
+        .unwrap();
+    assert_eq!(
+        transmitted(&drain(&mut c)),
+        vec![r#"{"type":"call","call":{"kind":"end","reason":"declined"}}"#.to_string()]
+    );
+    assert!(c.call_send("not json").is_err());
+    c.handle_frame(
+        T0,
+        &frame(ServerToVisitor::SessionEnd {
+            session_id: "s1".into(),
+            disconnect_type: DisconnectType::Peer,
+        }),
+    );
+    assert_eq!(calls(&drain(&mut c)), vec![None], "the end stops calls");
 }

@@ -16,6 +16,7 @@
 //! `now` values that go backwards are clamped to the latest seen, so every timestamp
 //! the machine writes is monotonic.
 
+pub mod call;
 mod timer;
 
 use std::collections::VecDeque;
@@ -616,6 +617,32 @@ impl VisitorMachine {
         self.open_connection_mut(connection_id)?.current_url = Some(url);
         self.changed(now);
         Ok(())
+    }
+
+    /// A tab's full-tab share changed (issue 17): the session's call machine decides,
+    /// the tab's seed Connection (`fullTabStatus`) shows it. Unknown tabs are ignored.
+    pub fn handle_full_tab_status(
+        &mut self,
+        now: Millis,
+        connection_id: &str,
+        status: FullTabStatus,
+    ) {
+        let now = self.clamp(now);
+        let mut changed = false;
+        for c in &mut self.connections {
+            let value = if c.unique_connection_id == connection_id {
+                status
+            } else {
+                FullTabStatus::Off
+            };
+            if c.full_tab_status != value {
+                c.full_tab_status = value;
+                changed = true;
+            }
+        }
+        if changed {
+            self.changed(now);
+        }
     }
 
     // ----- inputs: session -------------------------------------------------------

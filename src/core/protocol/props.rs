@@ -99,6 +99,9 @@ enum Derived {
         color: u32,
         ink: Value,
     },
+    Call {
+        call: Value,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -167,6 +170,9 @@ impl From<Derived> for ServerToVisitor {
                 color,
                 ink: Json::from(ink),
             },
+            Derived::Call { call } => S::Call {
+                call: Json::from(call),
+            },
             Derived::Unknown => S::Unknown,
         }
     }
@@ -201,6 +207,7 @@ fn reference(text: &str) -> Option<ServerToVisitor> {
                     && is(&v, "ink", Value::is_object)
                     && ink.to_text().len() <= MAX_INK_JSON
             }
+            ServerToVisitor::Call { .. } => is(&v, "call", Value::is_object),
             _ => true,
         };
     written.then_some(message)
@@ -227,10 +234,11 @@ fn variant(m: &ServerToVisitor) -> usize {
         ServerToVisitor::Draw { .. } => 14,
         ServerToVisitor::Unknown => 15,
         ServerToVisitor::AssetRequest { .. } => 16,
+        ServerToVisitor::Call { .. } => 17,
     }
 }
 
-const VARIANTS: usize = 17;
+const VARIANTS: usize = 18;
 
 // ----- strategies --------------------------------------------------------------------
 
@@ -374,6 +382,10 @@ fn server_to_visitor() -> impl Strategy<Value = ServerToVisitor> {
                 ink: Json::from(serde_json::Value::from(ink)),
             }
         }),
+        // A call's JSON is the call file's to read; the wasm checks it is an object.
+        json_object().prop_map(|call| S::Call {
+            call: Json::from(serde_json::Value::from(call)),
+        }),
     ]
 }
 
@@ -410,6 +422,7 @@ const FIELD_NAMES: &[&str] = &[
     "y",
     "value",
     "url",
+    "call",
 ];
 
 /// Every string value the server's frames tag or enumerate with.
@@ -427,6 +440,7 @@ const TAG_VALUES: &[&str] = &[
     "heartbeat_ack",
     "error",
     "remote_action",
+    "call",
     "mirror_resync",
     "asset_request",
     "unknown",

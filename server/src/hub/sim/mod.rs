@@ -62,6 +62,7 @@ pub fn config() -> HubConfig {
         grace_period_seconds: 30,
         visitor_silence_ms: 60_000,
         agent_silence_ms: 180_000,
+        ice: Default::default(),
     }
 }
 
@@ -255,6 +256,7 @@ impl Sim {
             has_focus: true,
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0".into()),
             call_token: None,
+            audio_supported: true,
             integration: None,
             missing: Vec::new(),
         };
@@ -761,7 +763,7 @@ impl Sim {
                 }
                 Some(Peer::Agent { agent }) => {
                     self.post(conn, false, Packet::AgentClosed { agent });
-                    self.hub.handle_agent_disconnect(conn);
+                    self.hub.handle_agent_disconnect(self.now, conn);
                 }
                 None => {}
             },
@@ -812,6 +814,8 @@ impl Sim {
             // The simulated pages share no console (allowRemoteConsole is off).
             ClientOutput::Console(_) => {}
             ClientOutput::Mirror(command) => self.page_mirror(tab, command),
+            // The simulated pages make no calls.
+            ClientOutput::Call(_) => {}
         }
     }
 
