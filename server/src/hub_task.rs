@@ -14,8 +14,10 @@
 //! On a node of several, a `ConnId` may name a socket another node holds (an agent's
 //! console there): its frames go to that node over the bus, in the same order and after
 //! the same commits; the hub's news about its visitors goes to the other nodes after
-//! the writes before it. A batch the store refuses because this node was fenced is
-//! dropped with every frame waiting on it, and the node is told (it stops serving).
+//! the writes before it, except news of a navigation (`Output::PublishNow`), which
+//! goes at once unless earlier news about the same visitor still waits. A batch the
+//! store refuses because this node was fenced is dropped with every frame waiting on
+//! it, and the node is told (it stops serving).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -103,7 +105,8 @@ enum Command {
 enum Job {
     Write(Write),
     Deliver(ConnId, Sink, Out, Delivery),
-    /// News for the other nodes, after the writes it tells of.
+    /// News for the other nodes, after the writes it tells of (counted in
+    /// `NewsPending` until it is sent).
     Publish(Box<VisitorNews>),
     /// A recording's last writes committed: finalise it (`pending` → `ready`).
     FinishRecording(String),
@@ -119,6 +122,11 @@ pub struct ClusterLink {
     pub fenced: Arc<AtomicBool>,
     pub on_fenced: Arc<Notify>,
 }
+
+/// Per visitor (short id), how much of its news waits in the writer's queue: news
+/// that announces no write goes at once only when none does, so that the other nodes
+/// get a visitor's news in the hub's order. Like `Sink::pending` for a socket's frames.
+type NewsPending = Arc<std::sync::Mutex<HashMap<String, usize>>>;
 
 /// Who waits for each asset request sent to a visitor's page (`Output::Asset`).
 type AssetWaiters = Arc<std::sync::Mutex<HashMap<u32, mpsc::UnboundedSender<AssetReply>>>>;
@@ -145,6 +153,7 @@ impl HubHandle {
     ) -> HubHandle {
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
+        let news_pending = NewsPending::default();
         let base = link
             .as_ref()
             .map_or(0, |l| u64::from(l.node) << crate::bus::CONN_BITS);
@@ -161,6 +170,7 @@ impl HubHandle {
             metrics.clone(),
             handle.cmd.clone(),
             link.clone(),
+            news_pending.clone(),
         ));
         tokio::spawn(run(
             Hub::new(config, ids),
@@ -170,6 +180,7 @@ impl HubHandle {
             handle.cmd.clone(),
             link,
             handle.asset_waiters.clone(),
+            news_pending,
         ));
         handle
     }
@@ -538,6 +549,7 @@ impl HubHandle {
 }
 
 /// The hub's task: commands in, outputs out, one timer.
+#[allow(clippy::too_many_arguments)] // the task's channels and shared tables
 async fn run(
     mut hub: Hub,
     mut rx: mpsc::UnboundedReceiver<Command>,
@@ -546,6 +558,7 @@ async fn run(
     cmd: mpsc::UnboundedSender<Command>,
     link: Option<ClusterLink>,
     asset_waiters: AssetWaiters,
+    news_pending: NewsPending,
 ) {
     let mut sinks: HashMap<ConnId, Sink> = HashMap::new();
     loop {
@@ -607,7 +620,25 @@ async fn run(
                 // Only a clustered hub publishes (its slots were set), after the writes
                 // before it.
                 Output::Publish(news) => {
+                    let mut waiting = news_pending.lock().unwrap_or_else(|p| p.into_inner());
+                    *waiting.entry(news.visitor.short_id.clone()).or_default() += 1;
                     let _ = jobs.send(Job::Publish(news));
+                }
+                // At once, unless earlier news about the visitor still waits.
+                Output::PublishNow(news) => {
+                    let Some(l) = &link else { continue };
+                    let mut waiting = news_pending.lock().unwrap_or_else(|p| p.into_inner());
+                    match waiting.get_mut(&news.visitor.short_id) {
+                        Some(n) => {
+                            *n += 1;
+                            let _ = jobs.send(Job::Publish(news));
+                        }
+                        None if l.fenced.load(Ordering::Acquire) => {}
+                        None => {
+                            let to = To::Account(news.account_id);
+                            l.bus.send(to, &BusMsg::News(news), "");
+                        }
+                    }
                 }
                 Output::Persist(w) => {
                     let _ = jobs.send(Job::Write(w));
@@ -734,6 +765,7 @@ async fn writer(
     metrics: Arc<Metrics>,
     cmd: mpsc::UnboundedSender<Command>,
     link: Option<ClusterLink>,
+    news_pending: NewsPending,
 ) {
     let mut batch: Vec<Job> = Vec::new();
     let mut failed = false;
@@ -812,9 +844,19 @@ async fn writer(
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
                 Job::Publish(news) => {
+                    // Sent before the count drops: news that goes at once once it is
+                    // zero comes after this one.
+                    let mut waiting = news_pending.lock().unwrap_or_else(|p| p.into_inner());
+                    let id = news.visitor.short_id.clone();
                     if let (Some(l), false) = (&link, silenced) {
                         let to = To::Account(news.account_id);
                         l.bus.send(to, &BusMsg::News(news), "");
+                    }
+                    if let Some(n) = waiting.get_mut(&id) {
+                        *n -= 1;
+                        if *n == 0 {
+                            waiting.remove(&id);
+                        }
                     }
                 }
                 Job::Flush(done) => {

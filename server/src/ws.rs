@@ -250,7 +250,9 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
     let Some(text) = first_text(&mut stream).await else {
         return;
     };
-    let hello = match check_hello(&state, &text, origin.as_deref()).await {
+    // The set-up's futures are boxed (here and below): the socket's task keeps the
+    // largest state it ever awaits for as long as it lives.
+    let hello = match Box::pin(check_hello(&state, &text, origin.as_deref())).await {
         Ok(h) => h,
         Err((code, message, close_code, reason)) => {
             send_error(&state, &mut sink, code, &message).await;
@@ -263,8 +265,10 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
         match cluster.visitor_owner(hello.short_id.as_deref()) {
             Some(owner) if owner == cluster.node() => {}
             Some(owner) => {
-                return bridge_visitor(state, cluster, owner, sink, stream, hello, text, ip, origin)
-                    .await
+                return Box::pin(bridge_visitor(
+                    state, cluster, owner, sink, stream, hello, text, ip, origin,
+                ))
+                .await
             }
             None => {
                 send_error(
@@ -491,6 +495,103 @@ async fn visitor_session(
     hello: CheckedHello,
     ip: String,
 ) {
+    // Boxed: the task of each of the (many) sockets then keeps, for its lifetime, only
+    // the state of the loop below, not that of the set-up's lookups too.
+    let welcomed = Box::pin(welcome_visitor(&state, &mut link, conn, hello, ip)).await;
+    let Some(Welcomed {
+        account_id,
+        short_id,
+        connection_id,
+        track_ip,
+        track_ua,
+    }) = welcomed
+    else {
+        return;
+    };
+    // The welcome is the first frame of the hub's queue for this socket (it goes once
+    // the visitor's record is stored). The hub closes the socket when it stays silent
+    // (frames it handles count; the others are reported with `heard`).
+    loop {
+        tokio::select! {
+            out = rx.recv() => if !link.forward(&mut rx, out).await { break },
+            _ = kill.notified() => {
+                tracing::info!(visitor = %short_id, "visitor socket fell behind its queue; closing");
+                link.close(1013, "too slow").await;
+                break;
+            }
+            frame = link.next() => {
+                let text = match frame {
+                    Incoming::Text(t) => t,
+                    Incoming::Binary => {
+                        state.hub.heard(conn);
+                        if !link.send_error(&state, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
+                        continue;
+                    }
+                    Incoming::Gone => break,
+                };
+                let result = match decode::<VisitorMessage>(&text) {
+                    Ok(VisitorMessage::Track { sent_at, events }) => {
+                        state.hub.heard(conn);
+                        let id = short_id.clone();
+                        let authenticated = state
+                            .hub
+                            .call(move |h, now| h.visitor(now, account_id, &id).is_some_and(|v| v.unique_id.is_some()))
+                            .await
+                            .unwrap_or(false);
+                        let input = crate::journey::TrackInput {
+                            account_id,
+                            short_id: short_id.clone(),
+                            ip: track_ip.clone(),
+                            user_agent: track_ua.clone(),
+                            authenticated,
+                            sent_at,
+                            events,
+                        };
+                        // Boxed, as the rare frames' work below: see `welcome_visitor`.
+                        Box::pin(state.journeys.track(&state.hub, input)).await.map(|_| ()).map_err(track_error)
+                    }
+                    Ok(VisitorMessage::CallLink { token }) => {
+                        state.hub.heard(conn);
+                        Box::pin(call_link(&state, account_id, &short_id, &token)).await
+                    }
+                    Ok(msg) => {
+                        state.hub.visitor_frame(conn, msg);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        state.hub.heard(conn);
+                        Err((e.code(), e.to_string()))
+                    }
+                };
+                if let Err((code, message)) = result {
+                    if !link.send_error(&state, code, &message).await { break }
+                }
+            }
+        }
+    }
+    state.hub.visitor_gone(conn);
+    tracing::info!(visitor = %short_id, connection = %connection_id, "visitor disconnected");
+}
+
+/// A visitor tab the hub welcomed: what its socket's loop needs.
+struct Welcomed {
+    account_id: i64,
+    short_id: String,
+    connection_id: String,
+    /// Journey tracking enriches this socket's `track` batches with both.
+    track_ip: String,
+    track_ua: Option<String>,
+}
+
+/// The hello's store lookups (on a node of several, its lookup code's reservation too)
+/// and the hub's welcome. None: refused (the tab was told, and its link closed).
+async fn welcome_visitor(
+    state: &Shared,
+    link: &mut VisitorLink,
+    conn: ConnId,
+    hello: CheckedHello,
+    ip: String,
+) -> Option<Welcomed> {
     let CheckedHello {
         account_id,
         api_key,
@@ -541,7 +642,6 @@ async fn visitor_session(
         Some(codes) => codes.reserve(account_id, &holder).await,
         None => None,
     };
-    // Journey tracking enriches this socket's `track` batches with both.
     let (track_ip, track_ua) = (ip.clone(), connection.user_agent.clone());
     let hello = VisitorHello {
         account_id,
@@ -565,8 +665,9 @@ async fn visitor_session(
             if let (Some(codes), Some(code)) = (&codes, &reserved) {
                 codes.confirm(account_id, code, &holder, None).await;
             }
-            link.send_error(&state, e.code(), &e.message()).await;
-            return link.close(1008, "hello refused").await;
+            link.send_error(state, e.code(), &e.message()).await;
+            link.close(1008, "hello refused").await;
+            return None;
         }
     };
     if let (Some(codes), Some(code)) = (&codes, &reserved) {
@@ -581,69 +682,13 @@ async fn visitor_session(
             .await;
     }
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
-    let (short_id, connection_id) = (welcome.short_id, welcome.connection_id);
-    // The welcome is the first frame of the hub's queue for this socket (it goes once
-    // the visitor's record is stored). The hub closes the socket when it stays silent
-    // (frames it handles count; the others are reported with `heard`).
-    loop {
-        tokio::select! {
-            out = rx.recv() => if !link.forward(&mut rx, out).await { break },
-            _ = kill.notified() => {
-                tracing::info!(visitor = %short_id, "visitor socket fell behind its queue; closing");
-                link.close(1013, "too slow").await;
-                break;
-            }
-            frame = link.next() => {
-                let text = match frame {
-                    Incoming::Text(t) => t,
-                    Incoming::Binary => {
-                        state.hub.heard(conn);
-                        if !link.send_error(&state, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
-                        continue;
-                    }
-                    Incoming::Gone => break,
-                };
-                let result = match decode::<VisitorMessage>(&text) {
-                    Ok(VisitorMessage::Track { sent_at, events }) => {
-                        state.hub.heard(conn);
-                        let id = short_id.clone();
-                        let authenticated = state
-                            .hub
-                            .call(move |h, now| h.visitor(now, account_id, &id).is_some_and(|v| v.unique_id.is_some()))
-                            .await
-                            .unwrap_or(false);
-                        let input = crate::journey::TrackInput {
-                            account_id,
-                            short_id: short_id.clone(),
-                            ip: track_ip.clone(),
-                            user_agent: track_ua.clone(),
-                            authenticated,
-                            sent_at,
-                            events,
-                        };
-                        state.journeys.track(&state.hub, input).await.map(|_| ()).map_err(track_error)
-                    }
-                    Ok(VisitorMessage::CallLink { token }) => {
-                        state.hub.heard(conn);
-                        call_link(&state, account_id, &short_id, &token).await
-                    }
-                    Ok(msg) => {
-                        state.hub.visitor_frame(conn, msg);
-                        Ok(())
-                    }
-                    Err(e) => {
-                        state.hub.heard(conn);
-                        Err((e.code(), e.to_string()))
-                    }
-                };
-                if let Err((code, message)) = result {
-                    if !link.send_error(&state, code, &message).await { break }
-                }
-            }
-        }
-    }
-    state.hub.visitor_gone(conn);
-    tracing::info!(visitor = %short_id, connection = %connection_id, "visitor disconnected");
+    Some(Welcomed {
+        account_id,
+        short_id: welcome.short_id,
+        connection_id: welcome.connection_id,
+        track_ip,
+        track_ua,
+    })
 }
 
 /// A refused `track` batch as an error frame's (code, message).

@@ -144,8 +144,7 @@ impl Hub {
                 agent: who.agent.clone(),
             }),
         );
-        let mut visitors = self.online_visitors(now, account_id);
-        visitors.truncate(MAX_HELLO_VISITORS);
+        let visitors = self.newest_online_visitors(now, account_id, MAX_HELLO_VISITORS);
         let mut a = AgentConn {
             who,
             watching: HashSet::new(),

@@ -315,15 +315,11 @@ impl Hub {
         if entry.machine.is_online() {
             entry.visitor.last_seen_at = now.to_iso8601();
         }
-        let view = entry.view(now);
-        // last_seen_at moves with every heartbeat: it alone is not a change.
-        let comparable = Visitor {
-            last_seen_at: String::new(),
-            ..view.clone()
-        };
-        let visitor_changed = entry.last_broadcast.as_ref() != Some(&comparable);
+        let mut view = entry.view(now);
+        let print = fingerprint(&mut view);
+        let visitor_changed = entry.last_broadcast != Some(print);
         if visitor_changed {
-            entry.last_broadcast = Some(comparable);
+            entry.last_broadcast = Some(print);
         }
         let flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
         let broadcast_now = visitor_changed
@@ -462,7 +458,9 @@ impl Hub {
             // It announces nothing durable (the url is written coalesced, best-effort).
             self.send(conn, frame.clone(), Delivery::Now);
         }
-        self.publish(VisitorNews {
+        // Nor does the news: only `last_url` (and `last_seen_at`) differ from the news
+        // before it, whose writes it waits for in the shell if they are not committed.
+        self.publish_now(VisitorNews {
             account_id,
             visitor: view,
             session_agents,
@@ -485,7 +483,20 @@ impl Hub {
     /// The broadcast tick: coalesced url writes, and visitor updates held back by
     /// [`BROADCAST_INTERVAL_MS`] that are due now.
     pub(super) fn send_deferred(&mut self, now: Millis) {
-        let mut dirty: Vec<String> = std::mem::take(&mut self.dirty_urls).into_iter().collect();
+        let mut next_due: Option<Millis> = None;
+        // A navigation arms the timer one tick ahead, so its url is written within a
+        // tick either way; held-back updates fire it too, at their own times (with
+        // many visitors, many times a tick), and each time used to write every url.
+        let urls_due = Millis(self.urls_written_at.0 + BROADCAST_TICK_MS);
+        let mut dirty: Vec<String> = if now >= urls_due {
+            self.urls_written_at = now;
+            std::mem::take(&mut self.dirty_urls).into_iter().collect()
+        } else {
+            if !self.dirty_urls.is_empty() {
+                next_due = Some(urls_due);
+            }
+            Vec::new()
+        };
         dirty.sort();
         for id in dirty {
             let Some(entry) = self.visitors.get_mut(&id) else {
@@ -508,7 +519,6 @@ impl Hub {
             .into_iter()
             .collect();
         pending.sort();
-        let mut next_due: Option<Millis> = None;
         for id in pending {
             let Some(entry) = self.visitors.get_mut(&id) else {
                 continue;
@@ -583,6 +593,21 @@ impl Hub {
         self.pending_broadcasts.remove(short_id);
         self.schedule(short_id, now);
     }
+}
+
+/// What change detection compares: a 64-bit hash of the visitor as agents see it,
+/// without `last_seen_at` (it moves with every heartbeat: it alone is not a change).
+/// A hash, not a copy: a copy of every online visitor's record costs ~0.8 KB each. Two
+/// different views hash alike with a chance of 2^-64, which would only hold that update
+/// back until the visitor's next change. `DefaultHasher::new()` has fixed keys: the hub
+/// draws no randomness.
+fn fingerprint(view: &mut Visitor) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let seen = std::mem::take(&mut view.last_seen_at);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    view.hash(&mut h);
+    view.last_seen_at = seen;
+    h.finish()
 }
 
 fn sorted(ids: impl Iterator<Item = ConnId>) -> Vec<ConnId> {

@@ -88,10 +88,18 @@ impl Hub {
         self.owned = slots;
     }
 
-    /// Publishes a visitor's change for the other nodes (clustered only).
+    /// Publishes a visitor's change for the other nodes (clustered only), after the
+    /// writes before it.
     pub(super) fn publish(&mut self, news: VisitorNews) {
         if self.clustered() {
             self.outputs.push_back(Output::Publish(Box::new(news)));
+        }
+    }
+
+    /// Publishes a navigation that announces no write (see `Output::PublishNow`).
+    pub(super) fn publish_now(&mut self, news: VisitorNews) {
+        if self.clustered() {
+            self.outputs.push_back(Output::PublishNow(Box::new(news)));
         }
     }
 

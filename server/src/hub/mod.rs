@@ -89,7 +89,9 @@ enum Conn {
 pub struct Hub {
     config: HubConfig,
     ids: Ids,
-    visitors: HashMap<String, VisitorEntry>,
+    /// Boxed: an entry is over 2 KB, and a map of them inline would keep that much for
+    /// every empty bucket too (up to half its table) and copy them all when it grows.
+    visitors: HashMap<String, Box<VisitorEntry>>,
     conns: HashMap<ConnId, Conn>,
     /// The agent sockets of each account, in a stable order: an update fans out over
     /// the account's agents only, not over every socket the hub holds.
@@ -103,6 +105,10 @@ pub struct Hub {
     /// Visitors whose `last_url`/connection urls changed by a url-only update and are
     /// not written yet (coalesced: written at the next broadcast tick).
     dirty_urls: HashSet<String>,
+    /// When `dirty_urls` were last written: they are written at most once a
+    /// [`BROADCAST_TICK_MS`], however often the broadcast timer fires for held-back
+    /// updates (it does at each visitor's own due time).
+    urls_written_at: Millis,
     timers: Timers,
     outputs: VecDeque<Output>,
     /// Visitors other nodes own, as their owners last described them (clustered).
@@ -139,6 +145,7 @@ impl Hub {
             lookup_codes: HashMap::new(),
             pending_broadcasts: HashSet::new(),
             dirty_urls: HashSet::new(),
+            urls_written_at: Millis(0),
             timers: Timers::default(),
             outputs: VecDeque::new(),
             shadows: HashMap::new(),
@@ -328,20 +335,45 @@ impl Hub {
     /// The account's online visitors, most recently seen first (on a node of several,
     /// those of the other nodes too, as their owners last described them).
     pub fn online_visitors(&self, now: Millis, account_id: i64) -> Vec<Visitor> {
-        let mut list: Vec<Visitor> = self
+        self.newest_online_visitors(now, account_id, usize::MAX)
+    }
+
+    /// The `limit` most recently seen of them: only those are copied (an agent's
+    /// hello lists 500 of what may be 10,000; copying and sorting them all held the
+    /// hub's task for 25-35 ms per agent).
+    pub(crate) fn newest_online_visitors(
+        &self,
+        now: Millis,
+        account_id: i64,
+        limit: usize,
+    ) -> Vec<Visitor> {
+        // Ok: a visitor of this node (shown through its view); Err: another node's.
+        type Record<'a> = (&'a str, Result<&'a VisitorEntry, &'a Visitor>);
+        let mut records: Vec<Record> = self
             .visitors
             .values()
             .filter(|v| v.account_id == account_id && v.machine.is_online())
-            .map(|v| v.view(now))
+            .map(|v| (v.visitor.last_seen_at.as_str(), Ok(&**v)))
             .chain(
                 self.shadows
                     .values()
                     .filter(|s| s.account_id == account_id && s.visitor.is_online)
-                    .map(|s| s.visitor.clone()),
+                    .map(|s| (s.visitor.last_seen_at.as_str(), Err(&s.visitor))),
             )
             .collect();
-        list.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
-        list
+        let newest_first = |a: &Record, b: &Record| b.0.cmp(a.0);
+        if records.len() > limit {
+            records.select_nth_unstable_by(limit, newest_first);
+            records.truncate(limit);
+        }
+        records.sort_by(newest_first);
+        records
+            .into_iter()
+            .map(|(_, r)| match r {
+                Ok(entry) => entry.view(now),
+                Err(visitor) => visitor.clone(),
+            })
+            .collect()
     }
 
     /// The in-memory visitor, when it is online or in a session (here, or on another

@@ -58,6 +58,12 @@ pub enum Output {
     /// Tell the other nodes (clustered only): a visitor of this node changed. After
     /// the writes before it, like a durable frame.
     Publish(Box<super::VisitorNews>),
+    /// News that announces no write (a navigation: its url is written coalesced,
+    /// best-effort, and every other field of the visitor is as the news before it
+    /// said): at once, like a `Delivery::Now` frame, unless earlier news about the same
+    /// visitor still waits for its writes (then behind it, so a visitor's news keeps
+    /// the hub's order).
+    PublishNow(Box<super::VisitorNews>),
     /// A recording's last writes are queued (`Write::RecordingEnd` of this session):
     /// once they committed, finalise it (`pending` → `ready`).
     RecordingEnded(String),

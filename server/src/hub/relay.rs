@@ -532,6 +532,7 @@ impl Hub {
     ) -> Result<&super::VisitorEntry, HubError> {
         self.visitors
             .get(visitor_id)
+            .map(|e| &**e)
             .filter(|e| {
                 e.machine.session_id() == Some(session_id)
                     && e.machine.status() == SessionStatus::Active

@@ -231,6 +231,120 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     assert_eq!(a.counts(), (0, 0));
 }
 
+/// A clustered hub's news of a navigation announces no write: it is `PublishNow`
+/// (the shell sends it at once), while a change it persists (the visitor came online,
+/// it lost focus) is `Publish`, after its writes.
+#[test]
+fn navigation_news_goes_now_and_other_news_after_the_writes() {
+    let now = Millis(1_800_000_000_000);
+    let mut a = hub();
+    a.set_owned_slots(Some((0..256).collect()));
+    a.handle_visitor_connect(now, 1, hello(1))
+        .expect("connects");
+    let kinds = |out: Vec<Output>| -> Vec<&'static str> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Publish(_) => Some("after writes"),
+                Output::PublishNow(_) => Some("now"),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(kinds(drain(&mut a)), ["after writes"], "came online");
+    let url = |u: &str| covisit::core::protocol::VisitorMessage::Url {
+        current_url: u.into(),
+    };
+    a.handle_visitor_frame(Millis(now.0 + 10), 1, url("http://127.0.0.1/a"));
+    let out = drain(&mut a);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Persist(_))),
+        "the url is written later, coalesced"
+    );
+    assert_eq!(kinds(out), ["now"], "a navigation");
+    a.handle_visitor_frame(
+        Millis(now.0 + 20),
+        1,
+        covisit::core::protocol::VisitorMessage::Focus { has_focus: false },
+    );
+    assert_eq!(kinds(drain(&mut a)), ["after writes"], "focus lost");
+}
+
+/// Navigations' urls are written coalesced, once a tick at most, even while the
+/// broadcast timer fires far more often for many visitors' held-back updates (each at
+/// its own time): 40 visitors navigating 20 times a second for 6 s.
+#[test]
+fn url_writes_are_coalesced_to_one_a_tick_while_held_back_updates_fall_due() {
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    let visitors = 40u64;
+    for conn in 0..visitors {
+        // Connected 9 ms apart: their updates fall due at 40 different times.
+        hub.handle_visitor_connect(Millis(t0.0 + conn * 9), conn, hello(1))
+            .expect("connects");
+    }
+    drain(&mut hub);
+    let url = |n: u64| covisit::core::protocol::VisitorMessage::Url {
+        current_url: format!("http://127.0.0.1/page/{n}"),
+    };
+    let (start, end) = (t0.0 + 1_000, t0.0 + 7_000);
+    let (mut now, mut next_nav, mut n, mut url_writes) = (start, start, 0u64, 0u64);
+    let count = |out: Vec<Output>| {
+        out.iter()
+            .filter(|o| matches!(o, Output::Persist(crate::store::Write::Visitor(..))))
+            .count() as u64
+    };
+    while now < end {
+        if now >= next_nav {
+            for conn in 0..visitors {
+                n += 1;
+                hub.handle_visitor_frame(Millis(now), conn, url(n));
+            }
+            next_nav += 50;
+        }
+        url_writes += count(drain(&mut hub));
+        let timer = hub.poll_timeout().map_or(u64::MAX, |d| d.0);
+        now = timer.min(next_nav);
+        if timer <= now {
+            hub.handle_timeout(Millis(now));
+        }
+    }
+    url_writes += count(drain(&mut hub));
+    let ticks = (end - start) / BROADCAST_TICK_MS + 1;
+    assert!(
+        url_writes <= visitors * ticks,
+        "{url_writes} visitor writes in {ticks} ticks of {visitors} visitors"
+    );
+    assert!(
+        url_writes >= visitors * (ticks - 2),
+        "{url_writes}: urls are written"
+    );
+}
+
+/// An agent's hello lists the most recently seen visitors: the same as the first of
+/// the full list, newest first.
+#[test]
+fn the_newest_online_visitors_are_the_first_of_the_full_list() {
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    for conn in 0..30u64 {
+        // Seen 1 s apart, in a shuffled order.
+        hub.handle_visitor_connect(Millis(t0.0 + (conn * 7 % 30) * 1000), conn, hello(1))
+            .expect("connects");
+    }
+    let now = Millis(t0.0 + 60_000);
+    let all = hub.online_visitors(now, 1);
+    assert_eq!(all.len(), 30);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].last_seen_at >= w[1].last_seen_at));
+    assert_eq!(hub.newest_online_visitors(now, 1, 5), all[..5].to_vec());
+    assert_eq!(hub.newest_online_visitors(now, 1, 50), all);
+    assert!(
+        hub.newest_online_visitors(now, 2, 5).is_empty(),
+        "another account's"
+    );
+}
+
 /// Everything the hub asked for, drained.
 fn drain(hub: &mut Hub) -> Vec<Output> {
     std::iter::from_fn(|| hub.poll_output()).collect()

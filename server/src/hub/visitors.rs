@@ -69,8 +69,9 @@ pub(super) struct VisitorEntry {
     pub explicit_email: Option<String>,
     pub metadata: Map<String, Value>,
     pub lookup_expires: Millis,
-    /// What the agents were last sent (without `last_seen_at`): the change detection.
-    pub last_broadcast: Option<Visitor>,
+    /// A fingerprint of what the agents were last sent (without `last_seen_at`): the
+    /// change detection (`broadcast::fingerprint`).
+    pub last_broadcast: Option<u64>,
     /// When the account's watching agents last got a `visitor_update`, and its flags.
     pub broadcast_at: Millis,
     /// Whether what waits for the watching agents is a navigation only (it waits
@@ -206,7 +207,7 @@ impl Hub {
                 stored.unwrap_or_else(|| (self.new_visitor(now, &short_id, &hello.api_key), None));
             self.visitors.insert(
                 short_id.clone(),
-                VisitorEntry {
+                Box::new(VisitorEntry {
                     account_id,
                     secret_hash,
                     explicit_email: derive::explicit_email(
@@ -224,7 +225,7 @@ impl Hub {
                     broadcast_flags: (false, false, false),
                     no_drawing: HashSet::new(),
                     console: HashMap::new(),
-                },
+                }),
             );
         }
         let offered = hello.lookup_code.take();

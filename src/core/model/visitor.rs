@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The categories of device the seed allows in `device_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceType {
@@ -17,7 +17,8 @@ pub enum DeviceType {
 }
 
 /// A visitor (seed 002, snake_case). Timestamps are ISO-8601 UTC strings as on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Hash`: the server keeps a fingerprint of what its agents were last sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Visitor {
     pub added_at: String,

@@ -767,7 +767,7 @@ async fn run(args: Args, n: usize, engines: Engines) -> Result<bool, String> {
         .collect();
     let _ = writeln!(
         out,
-        "  store commits (a node's batch writer on PostgreSQL; what it publishes to other nodes waits for the batch before it): {}",
+        "  store commits (a node's batch writer on PostgreSQL; its news for other nodes waits for the batch before it, except navigations): {}",
         commits.join("; ")
     );
     let machine = match (cpu0.machine, cpu1.machine) {

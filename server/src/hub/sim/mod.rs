@@ -741,7 +741,7 @@ impl Sim {
             // The simulated store commits at once: durable frames need not wait.
             Output::Persist(w) => self.store.apply(w),
             // One node: nobody to tell. Recordings are the store's to finalise.
-            Output::Publish(_) | Output::RecordingEnded(_) => {}
+            Output::Publish(_) | Output::PublishNow(_) | Output::RecordingEnded(_) => {}
             Output::Asset { id, reply } => self.asset_replies.push((id, reply)),
             Output::Send { conn, frame, .. } => match self.peers.get(&conn) {
                 Some(Peer::Tab { tab, .. }) => {
