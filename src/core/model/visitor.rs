@@ -17,7 +17,7 @@ pub enum DeviceType {
 }
 
 /// A visitor (seed 002, snake_case). Timestamps are ISO-8601 UTC strings as on the wire.
-/// `Hash`: the server keeps a fingerprint of what its agents were last sent.
+// `Hash`: the server keeps a fingerprint of what its agents were last sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Visitor {
