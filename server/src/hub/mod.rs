@@ -347,8 +347,10 @@ impl Hub {
         account_id: i64,
         limit: usize,
     ) -> Vec<Visitor> {
-        // Ok: a visitor of this node (shown through its view); Err: another node's.
-        type Record<'a> = (&'a str, Result<&'a VisitorEntry, &'a Visitor>);
+        // Ok: a visitor of this node (shown through its view); Err: another node's. The
+        // index breaks ties as a stable sort of the whole list would (visitors seen in
+        // the same millisecond keep their order), so the limit picks the same ones.
+        type Record<'a> = (&'a str, usize, Result<&'a VisitorEntry, &'a Visitor>);
         let mut records: Vec<Record> = self
             .visitors
             .values()
@@ -360,16 +362,18 @@ impl Hub {
                     .filter(|s| s.account_id == account_id && s.visitor.is_online)
                     .map(|s| (s.visitor.last_seen_at.as_str(), Err(&s.visitor))),
             )
+            .enumerate()
+            .map(|(i, (seen, r))| (seen, i, r))
             .collect();
-        let newest_first = |a: &Record, b: &Record| b.0.cmp(a.0);
+        let newest_first = |a: &Record, b: &Record| b.0.cmp(a.0).then(a.1.cmp(&b.1));
         if records.len() > limit {
             records.select_nth_unstable_by(limit, newest_first);
             records.truncate(limit);
         }
-        records.sort_by(newest_first);
+        records.sort_unstable_by(newest_first);
         records
             .into_iter()
-            .map(|(_, r)| match r {
+            .map(|(_, _, r)| match r {
                 Ok(entry) => entry.view(now),
                 Err(visitor) => visitor.clone(),
             })
