@@ -83,7 +83,7 @@ impl VisitorClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::client::test_support::{drain, frame, welcome, T0};
+    use crate::core::client::test_support::{drain, frame, session_request, welcome, T0};
     use crate::core::client::{PageInfo, StoredIds};
     use crate::core::model::Agent;
     use crate::core::protocol::{Ink, InkShape, ServerToVisitor};
@@ -149,15 +149,7 @@ mod tests {
         let mut c = client(serde_json::json!({}));
         welcome(&mut c, T0);
         assert!(draw(&mut c, "Sam").is_empty(), "no session: nothing drawn");
-        c.handle_frame(
-            T0,
-            &frame(ServerToVisitor::SessionRequest {
-                session_id: "s1".into(),
-                agent: Agent::new("u_1", "Sam", None),
-                recorded: false,
-            }),
-        );
-        drain(&mut c);
+        session_request(&mut c, T0, Agent::new("u_1", "Sam", None));
         assert!(draw(&mut c, "Sam").is_empty(), "authorizing: nothing drawn");
         assert_eq!(start(&mut c), vec![DrawCommand::Start]);
         assert_eq!(

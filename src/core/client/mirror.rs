@@ -110,7 +110,9 @@ impl VisitorClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::client::test_support::{drain, frame, transmitted, welcome, T0};
+    use crate::core::client::test_support::{
+        drain, frame, session_request, transmitted, welcome, T0,
+    };
     use crate::core::client::{PageInfo, StoredIds};
     use crate::core::model::Agent;
     use crate::core::protocol::{decode, ServerToVisitor};
@@ -172,15 +174,7 @@ mod tests {
             !c.mirror(r#"[["p",1,2]]"#),
             "no session: the capture must stop"
         );
-        c.handle_frame(
-            T0,
-            &frame(ServerToVisitor::SessionRequest {
-                session_id: "s1".into(),
-                agent: agent(),
-                recorded: false,
-            }),
-        );
-        drain(&mut c);
+        session_request(&mut c, T0, agent());
         assert!(!c.mirror(r#"[["p",1,2]]"#), "authorizing: nothing leaves");
         assert!(transmitted(&drain(&mut c)).is_empty());
 
@@ -326,15 +320,7 @@ mod tests {
             asset_ask(&mut c, 1).is_empty(),
             "no session: the page is not read"
         );
-        c.handle_frame(
-            T0,
-            &frame(ServerToVisitor::SessionRequest {
-                session_id: "s1".into(),
-                agent: agent(),
-                recorded: false,
-            }),
-        );
-        drain(&mut c);
+        session_request(&mut c, T0, agent());
         assert!(asset_ask(&mut c, 2).is_empty(), "authorizing: not yet");
         active(&mut c);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! clock, draining outputs and picking them apart, server frames and the welcome.
 
 use super::{ClientEvent, Output, VisitorClient};
+use crate::core::model::Agent;
 use crate::core::protocol::{decode, encode, ServerToVisitor, VisitorMessage};
 use crate::core::Millis;
 
@@ -63,6 +64,19 @@ pub fn welcome(c: &mut VisitorClient, now: Millis) -> Vec<Output> {
             unique_connection_id: "c1".into(),
             lookup_code: Some("0042".into()),
             visitor_secret: Some("s1".into()),
+        }),
+    );
+    drain(c)
+}
+
+/// Agent `agent` asks for session `s1` (not recorded); the outputs it caused.
+pub fn session_request(c: &mut VisitorClient, now: Millis, agent: Agent) -> Vec<Output> {
+    c.handle_frame(
+        now,
+        &frame(ServerToVisitor::SessionRequest {
+            session_id: "s1".into(),
+            agent,
+            recorded: false,
         }),
     );
     drain(c)

@@ -167,15 +167,7 @@ fn server_frames_become_events_and_the_prompt_times_out_locally() {
     let mut c = client();
     drain(&mut c);
     welcome(&mut c, T0);
-    c.handle_frame(
-        T0,
-        &frame(ServerToVisitor::SessionRequest {
-            session_id: "s1".into(),
-            agent: agent(),
-            recorded: false,
-        }),
-    );
-    let out = drain(&mut c);
+    let out = session_request(&mut c, T0, agent());
     assert!(events(&out).contains(&ClientEvent::SessionRequest {
         session_id: "s1".into(),
         agent: agent(),
