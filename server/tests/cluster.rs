@@ -105,6 +105,17 @@ async fn authorized_session(agent: &mut Ws, v: &mut Ws) -> String {
     session_id
 }
 
+/// A new visitor whose socket is on node 0 and whose owner is node 0 (new ones are made
+/// until the slot of one falls there).
+async fn owned_by_node_0(c: &Cluster) -> Ws {
+    loop {
+        let v = visitor(c, 0).await;
+        if owner_of(c, &v.short_id()) == c.node(0).node_id() {
+            return v;
+        }
+    }
+}
+
 /// Which node owns a visitor or session: PostgreSQL's slot table.
 fn owner_of(c: &Cluster, id: &str) -> String {
     let slot = slot_of(id);
@@ -306,12 +317,7 @@ async fn an_owner_killed_mid_session_is_replaced() {
     let mut c = Cluster::start(3);
     c.settled().await;
     // A visitor owned by node 0, with its socket on node 0 too, and the agent on 1.
-    let mut v = loop {
-        let v = visitor(&c, 0).await;
-        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
-            break v;
-        }
-    };
+    let mut v = owned_by_node_0(&c).await;
     let short_id = v.short_id();
     let mut agent = c.node(1).agent("sk_demo", "Grace").await;
     let session_id = agent.request_session(&short_id, "search").await;
@@ -378,12 +384,7 @@ async fn an_owner_killed_mid_session_is_replaced() {
 async fn a_paused_node_comes_back_fenced() {
     let c = Cluster::start(3);
     c.settled().await;
-    let mut v = loop {
-        let v = visitor(&c, 0).await;
-        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
-            break v;
-        }
-    };
+    let mut v = owned_by_node_0(&c).await;
     c.node(0).signal("STOP");
     // Its slots move to the others (it is dead to the coordinator)…
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -450,12 +451,7 @@ async fn a_redis_restart_loses_nothing_durable() {
     let mut c = Cluster::start(2);
     c.settled().await;
     // Visitor owned by node 0, agent on node 1: every frame between them crosses.
-    let mut v = loop {
-        let v = visitor(&c, 0).await;
-        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
-            break v;
-        }
-    };
+    let mut v = owned_by_node_0(&c).await;
     let mut agent = c.node(1).agent("sk_demo", "Ada").await;
     let session_id = agent.request_session(&v.short_id(), "search").await;
     v.expect("session_request").await;
