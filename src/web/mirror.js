@@ -239,7 +239,7 @@ export class Mirror {
   listen(doc, add) {
     const f = add ? 'addEventListener' : 'removeEventListener';
     const win = doc.defaultView;
-    for (const t of ['input', 'change', 'scroll', 'mousemove', 'click', 'focusin', 'toggle', 'fullscreenchange', ...MEDIA_EVENTS]) doc[f](t, this.onEvent, { capture: true, passive: true });
+    for (const t of ['input', 'change', 'scroll', 'mousemove', 'click', 'focusin', 'focusout', 'toggle', 'fullscreenchange', ...MEDIA_EVENTS]) doc[f](t, this.onEvent, { capture: true, passive: true });
     if (doc === document && win) for (const t of ['resize', 'focus', 'blur']) win[f](t, this.onEvent, true);
   }
 
@@ -1175,7 +1175,10 @@ export class Mirror {
   event(e) {
     if (!this.on) return;
     const t = e.composedPath ? e.composedPath()[0] : e.target;
-    const k = e.type;
+    // An element's focus, blur or focusout (the window's capture sees the first two) is a
+    // change of what is focused in the page, not of the tab's focus; focusout alone when
+    // focus goes to nothing.
+    const k = e.type === 'focusout' || (e.target !== window && /^(focus|blur)$/.test(e.type)) ? 'focusin' : e.type;
     if (k === 'toggle' || k === 'fullscreenchange') {
       if (t.nodeType === 1) this.topCand.add(t);
       return this.schedule();

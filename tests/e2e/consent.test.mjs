@@ -441,16 +441,25 @@ describe('the console, smaller things', () => {
     await L.waitForConsoleStatus(agent, 'active');
     const mirror = agent.frameLocator('.mirror-session:not([hidden]) .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]');
     await agent.locator('.mirror-session:not([hidden]) iframe[data-state="live"]').waitFor({ timeout: 15000 });
+    // Focus reaches the mirror as a mark; when the visitor's page then has nothing focused, the mark goes.
+    await page.focus('#name');
+    await mirror.locator('#name[data-covisit-focus]').waitFor({ timeout: 10000 });
     await page.evaluate(() => document.activeElement && document.activeElement.blur());
-    await new Promise((r) => setTimeout(r, 500));
+    await mirror.locator('[data-covisit-focus]').waitFor({ state: 'detached', timeout: 10000 });
     assert.equal(await mirror.locator('[data-covisit-focus]').count(), 0, 'nothing is marked focused');
+    // A field's blur is not the tab's: the tab the visitor is in stays "in use".
+    const tabFocused = await agent.locator('.mirror-session:not([hidden]) [data-testid="mirror-tab"]').first().getAttribute('data-focused');
+    assert.equal(tabFocused, String(await page.evaluate(() => document.hasFocus())), 'the tab keeps its focus state');
     const title = (await agent.locator('#visitor-title').textContent()).trim();
     assert.equal(title, `Visitor ${shortId}`);
     const sub = (await agent.locator('#visitor-sub').textContent()).trim();
     assert.ok(!sub.includes(shortId), `the id is said once: "${title}" / "${sub}"`);
     await new Promise((r) => setTimeout(r, 2200));
-    const card = (await agent.locator('#session-length').textContent()).trim();
-    const row = (await agent.locator('#history-body tr').first().locator('td').nth(2).textContent()).trim();
+    // Both read in one task of the console's page: two round trips could straddle its once-a-second repaint.
+    const { card, row } = await agent.evaluate(() => ({
+      card: document.getElementById('session-length').textContent.trim(),
+      row: document.querySelector('#history-body tr').querySelectorAll('td')[2].textContent.trim(),
+    }));
     assert.equal(row, card, 'the history row and the session card show the same length');
     assert.notEqual(card, '00:00');
     await L.endLiveSessions(server, shortId);

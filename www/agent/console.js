@@ -1437,10 +1437,11 @@ function renderSession(v, online) {
   el.noteSubmit.disabled = !canNote;
 }
 
-function liveLength(s) {
+/** The length of a live session at `now` (one `now` per repaint, so the card and the history row agree). */
+function liveLength(s, now = Date.now()) {
   const started = Date.parse(s.started_at);
   if (Number.isNaN(started)) return s.formatted_length;
-  return formatLength(Math.max(s.length_seconds || 0, (Date.now() - started) / 1000));
+  return formatLength(Math.max(s.length_seconds || 0, (now - started) / 1000));
 }
 
 setInterval(() => {
@@ -1448,11 +1449,12 @@ setInterval(() => {
   if (!shortId) return;
   const entry = sessionForView(shortId);
   const dd = document.getElementById('session-length');
-  if (entry?.status === 'active' && dd) dd.textContent = liveLength(entry.session);
+  const now = Date.now();
+  if (entry?.status === 'active' && dd) dd.textContent = liveLength(entry.session, now);
   // The history row of the same live session shows the same length.
   for (const td of el.historyBody.querySelectorAll('[data-session-length]')) {
     const e = state.sessions.get(td.dataset.sessionLength);
-    if (e?.status === 'active') td.textContent = liveLength(e.session);
+    if (e?.status === 'active') td.textContent = liveLength(e.session, now);
   }
 }, 1000);
 
