@@ -274,7 +274,7 @@ impl HubHandle {
 
     /// News about a visitor another node owns.
     pub fn visitor_news(&self, news: VisitorNews) {
-        self.call_detached(move |h, _| h.handle_visitor_news(news));
+        self.call_detached(move |h, now| h.handle_visitor_news(now, news));
     }
 
     /// The slots this node owns now (`None`: all; a single node).

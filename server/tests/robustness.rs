@@ -245,6 +245,7 @@ async fn accounts_never_see_each_other() {
     for frame in other.frames_until_ack().await {
         assert_ne!(frame["type"], "session_update", "leaked: {frame}");
         assert_ne!(frame["type"], "visitor_update", "leaked: {frame}");
+        assert_ne!(frame["type"], "visitor_updates", "leaked: {frame}");
     }
 }
 

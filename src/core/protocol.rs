@@ -962,6 +962,11 @@ pub enum ServerToAgent {
     VisitorUpdate {
         visitor: Visitor,
     },
+    /// Held-back changes of several watched visitors, each one's latest state, sent
+    /// together at most once a broadcast tick (docs/PROTOCOL.md says which go this way).
+    VisitorUpdates {
+        visitors: Vec<Visitor>,
+    },
     SessionUpdate {
         session: Session,
         status: SessionStatus,

@@ -466,6 +466,10 @@ function handle(msg) {
     case 'visitor_update':
       if (msg.visitor) onVisitor(msg.visitor);
       break;
+    case 'visitor_updates':
+      for (const v of msg.visitors || []) onVisitor(v, false);
+      renderList();
+      break;
     case 'search_result':
       onSearchResult(msg);
       break;
@@ -528,7 +532,8 @@ function onSearchResult(msg) {
   el.visitorResults.textContent = `${n} visitor${n === 1 ? '' : 's'} found`;
 }
 
-function onVisitor(v) {
+/** A visitor's latest state; `list: false` when the caller repaints the list once for several. */
+function onVisitor(v, list = true) {
   const before = state.known.get(v.short_id);
   // A visitor that just came online may match the query on screen: ask again.
   if (v.is_online && !before?.is_online && el.search.value.trim() && !state.searchResult?.ids.has(v.short_id)) {
@@ -542,7 +547,7 @@ function onVisitor(v) {
     announce(`${visitorLabel(v)} is asking for help.`);
   }
   if (state.pendingRequest === v.short_id && !v.is_online) state.pendingRequest = null;
-  renderList();
+  if (list) renderList();
   if (currentVisitorId() === v.short_id) {
     renderView();
     // Another agent's session started or ended: the history (and Join) come from REST.

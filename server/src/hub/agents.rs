@@ -2,7 +2,7 @@
 //! the acts that close it (disabled, signed out). Every privileged act is audited here
 //! with the agent's id and address.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use covisit::core::model::{Agent, SessionSource};
 use covisit::core::protocol::{
@@ -43,19 +43,23 @@ pub(super) struct AgentConn {
     /// those it searched for or opened): only these get its `visitor_update`s.
     pub watching: HashSet<String>,
     order: VecDeque<String>,
+    /// Watched visitors whose held-back change this console has not been sent yet: their
+    /// latest state goes out together in one `visitor_updates` at the next broadcast tick.
+    pub queued: BTreeSet<String>,
     /// Whether this node holds the socket. Another node's agent is registered only so
     /// that this node's session frames reach it; its lists and watches live there.
     pub local: bool,
 }
 
 impl AgentConn {
-    /// An agent socket another node holds.
-    pub fn remote(who: AgentIdentity) -> AgentConn {
+    /// An agent socket this node holds (`local`) or another node does.
+    pub fn new(who: AgentIdentity, local: bool) -> AgentConn {
         AgentConn {
             who,
             watching: HashSet::new(),
             order: VecDeque::new(),
-            local: false,
+            queued: BTreeSet::new(),
+            local,
         }
     }
 
@@ -73,6 +77,7 @@ impl AgentConn {
             while self.order.len() > MAX_WATCHED {
                 if let Some(old) = self.order.pop_front() {
                     self.watching.remove(&old);
+                    self.queued.remove(&old);
                 }
             }
         }
@@ -82,6 +87,7 @@ impl AgentConn {
         if self.watching.remove(short_id) {
             self.order.retain(|x| x != short_id);
         }
+        self.queued.remove(short_id);
     }
 }
 
@@ -112,7 +118,7 @@ impl Hub {
         self.agents.get(account_id)?.get(&conn)
     }
 
-    fn agent_at_mut(&mut self, conn: ConnId) -> Option<&mut AgentConn> {
+    pub(super) fn agent_at_mut(&mut self, conn: ConnId) -> Option<&mut AgentConn> {
         let Some(Conn::Agent(account_id)) = self.conns.get(&conn) else {
             return None;
         };
@@ -145,12 +151,7 @@ impl Hub {
             }),
         );
         let visitors = self.newest_online_visitors(now, account_id, MAX_HELLO_VISITORS);
-        let mut a = AgentConn {
-            who,
-            watching: HashSet::new(),
-            order: VecDeque::new(),
-            local: true,
-        };
+        let mut a = AgentConn::new(who, true);
         for v in visitors.iter().rev() {
             a.watch(&v.short_id);
         }

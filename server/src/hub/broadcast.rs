@@ -6,6 +6,8 @@
 //! its online / in-session / waiting flags changed; the agents of its session get
 //! every change at once; a visitor that comes online is announced to the whole account.
 
+use std::collections::{BTreeSet, HashMap};
+
 use covisit::core::machine::{ControlEndReason, Event, SessionStatus};
 use covisit::core::model::{DisconnectType, Visitor};
 use covisit::core::protocol::{
@@ -13,6 +15,7 @@ use covisit::core::protocol::{
 };
 use covisit::core::Millis;
 
+use super::agents::AgentConn;
 use super::timers::Timer;
 use super::{
     ConnId, Delivery, Frame, Hub, NewsKind, VisitorNews, BROADCAST_INTERVAL_MS, BROADCAST_TICK_MS,
@@ -322,9 +325,9 @@ impl Hub {
             entry.last_broadcast = Some(print);
         }
         let flags = (view.is_online, view.is_in_session, view.is_waiting_for_call);
+        let flags_changed = flags != entry.broadcast_flags;
         let broadcast_now = visitor_changed
-            && (flags != entry.broadcast_flags
-                || now.0 >= entry.broadcast_at.0 + BROADCAST_INTERVAL_MS);
+            && (flags_changed || now.0 >= entry.broadcast_at.0 + BROADCAST_INTERVAL_MS);
         if broadcast_now {
             entry.broadcast_at = now;
             entry.broadcast_flags = flags;
@@ -389,6 +392,7 @@ impl Hub {
         let update = visitor_changed
             .then(|| Frame::from(encode(&ServerToAgent::VisitorUpdate { visitor: view })));
         let mut sends: Vec<(ConnId, Frame)> = Vec::new();
+        let mut queue: Vec<ConnId> = Vec::new();
         let agents = self.agents.get_mut(&account_id).into_iter().flatten();
         for (conn, a) in agents {
             let in_session = session_frame
@@ -398,8 +402,11 @@ impl Hub {
                 a.watch(short_id);
             }
             if let Some(u) = update.as_ref().filter(|_| a.local) {
-                if (broadcast_now && a.watching.contains(short_id)) || in_session || came_online {
+                let watching = broadcast_now && a.watching.contains(short_id);
+                if in_session || came_online || (watching && flags_changed) {
                     sends.push((*conn, u.clone()));
+                } else if watching {
+                    queue.push(*conn);
                 }
             }
             if let Some((frame, _)) = &session_frame {
@@ -411,6 +418,7 @@ impl Hub {
         for (conn, frame) in sends {
             self.send(conn, frame, Delivery::Durable);
         }
+        self.queue_update(queue, short_id, now);
         if let Some(news) = news {
             self.publish(news);
         }
@@ -449,14 +457,16 @@ impl Hub {
         let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate {
             visitor: view.clone(),
         }));
-        let conns = self.agent_conns(account_id, |a| {
-            a.local
-                && ((broadcast_now && a.watching.contains(short_id))
-                    || session_agents.contains(&a.agent().id))
-        });
-        for conn in conns {
+        let in_session = |a: &AgentConn| session_agents.contains(&a.agent().id);
+        for conn in self.agent_conns(account_id, |a| a.local && in_session(a)) {
             // It announces nothing durable (the url is written coalesced, best-effort).
             self.send(conn, frame.clone(), Delivery::Now);
+        }
+        if broadcast_now {
+            let watchers = self.agent_conns(account_id, |a| {
+                a.local && !in_session(a) && a.watching.contains(short_id)
+            });
+            self.queue_update(watchers, short_id, now);
         }
         // Nor does the news: only `last_url` (and `last_seen_at`) differ from the news
         // before it, whose writes it waits for in the shell if they are not committed.
@@ -546,14 +556,10 @@ impl Hub {
                 .and_then(|s| self.sessions.get(s))
                 .map(|s| s.parts.iter().map(|p| p.agent.id.clone()).collect())
                 .unwrap_or_default();
-            let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate {
-                visitor: view.clone(),
-            }));
-            for conn in self.agent_conns(account_id, |a| {
+            let watchers = self.agent_conns(account_id, |a| {
                 a.local && a.watching.contains(&id) && !skip.contains(&a.agent().id)
-            }) {
-                self.send(conn, frame.clone(), Delivery::Durable);
-            }
+            });
+            self.queue_update(watchers, &id, now);
             self.publish(VisitorNews {
                 account_id,
                 visitor: view,
@@ -561,9 +567,70 @@ impl Hub {
                 kind: NewsKind::Deferred,
             });
         }
+        if let Some(due) = self.send_queued_updates(now) {
+            next_due = Some(next_due.map_or(due, |d| d.min(due)));
+        }
         if let Some(due) = next_due {
             self.timers.set_earliest(Timer::Broadcast, due);
         }
+    }
+
+    /// Queues `short_id`'s latest state for these agent sockets' next `visitor_updates`
+    /// (at once when none went out for a tick, else at the next tick).
+    pub(super) fn queue_update(&mut self, conns: Vec<ConnId>, short_id: &str, now: Millis) {
+        if conns.is_empty() {
+            return;
+        }
+        for conn in conns {
+            if let Some(a) = self.agent_at_mut(conn) {
+                a.queued.insert(short_id.to_string());
+                self.queued_updates.insert(conn);
+            }
+        }
+        let due = Millis(self.updates_sent_at.0 + BROADCAST_TICK_MS).max(now);
+        self.timers.set_earliest(Timer::Broadcast, due);
+    }
+
+    /// Sends each agent socket with queued visitors one `visitor_updates` frame with
+    /// their latest state (a visitor since forgotten is left out), at most once a
+    /// [`BROADCAST_TICK_MS`]; otherwise returns when it may.
+    fn send_queued_updates(&mut self, now: Millis) -> Option<Millis> {
+        if self.queued_updates.is_empty() {
+            return None;
+        }
+        let due = Millis(self.updates_sent_at.0 + BROADCAST_TICK_MS);
+        if now < due {
+            return Some(due);
+        }
+        self.updates_sent_at = now;
+        let mut batches: Vec<(ConnId, i64, BTreeSet<String>)> = Vec::new();
+        for conn in std::mem::take(&mut self.queued_updates) {
+            if let Some(a) = self.agent_at_mut(conn) {
+                batches.push((conn, a.account_id(), std::mem::take(&mut a.queued)));
+            }
+        }
+        // Each visitor's JSON once, however many consoles it goes to.
+        let mut json: HashMap<(i64, &str), Option<String>> = HashMap::new();
+        for (_, account_id, ids) in &batches {
+            for id in ids {
+                json.entry((*account_id, id.as_str()))
+                    .or_insert_with(|| self.visitor(now, *account_id, id).map(|v| encode(&v)));
+            }
+        }
+        let mut frames: Vec<(ConnId, String)> = Vec::new();
+        for (conn, account_id, ids) in &batches {
+            let parts: Vec<&str> = ids
+                .iter()
+                .filter_map(|id| json.get(&(*account_id, id.as_str()))?.as_deref())
+                .collect();
+            if !parts.is_empty() {
+                frames.push((*conn, visitor_updates_frame(&parts)));
+            }
+        }
+        for (conn, text) in frames {
+            self.send_durable(conn, text);
+        }
+        None
     }
 
     /// Nothing left to keep in memory: no tab, no live session.
@@ -593,6 +660,22 @@ impl Hub {
         self.pending_broadcasts.remove(short_id);
         self.schedule(short_id, now);
     }
+}
+
+/// `ServerToAgent::VisitorUpdates` of visitors already written as JSON: the same text
+/// `encode` gives (a hub test compares them), without encoding each visitor per console.
+fn visitor_updates_frame(visitors: &[&str]) -> String {
+    let len: usize = visitors.iter().map(|v| v.len() + 1).sum();
+    let mut text = String::with_capacity(len + 40);
+    text.push_str(r#"{"type":"visitor_updates","visitors":["#);
+    for (i, v) in visitors.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(v);
+    }
+    text.push_str("]}");
+    text
 }
 
 /// What change detection compares: a 64-bit hash of the visitor as agents see it,

@@ -127,14 +127,14 @@ impl Hub {
         self.agents
             .entry(account_id)
             .or_default()
-            .insert(conn, AgentConn::remote(who));
+            .insert(conn, AgentConn::new(who, false));
     }
 
     // ----- visitors of other nodes -----------------------------------------------------
 
     /// The owner of a visitor says it changed: this node's agents that look at it are
     /// told, by the same rules as the owner's own.
-    pub fn handle_visitor_news(&mut self, news: VisitorNews) {
+    pub fn handle_visitor_news(&mut self, now: Millis, news: VisitorNews) {
         if self.visitors.contains_key(&news.visitor.short_id) {
             return; // ours: our agents had it from us
         }
@@ -145,10 +145,10 @@ impl Hub {
             self.forget_watch(&short_id);
             return;
         }
-        let was_online = self
-            .shadows
-            .get(&short_id)
-            .is_some_and(|s| s.visitor.is_online);
+        let flags = |v: &Visitor| (v.is_online, v.is_in_session, v.is_waiting_for_call);
+        let before = self.shadows.get(&short_id).map(|s| flags(&s.visitor));
+        let was_online = before.is_some_and(|(online, _, _)| online);
+        let flags_changed = before != Some(flags(&news.visitor));
         let came_online = match news.kind {
             NewsKind::Change { came_online, .. } => {
                 came_online || (!was_online && news.visitor.is_online)
@@ -171,6 +171,7 @@ impl Hub {
             visitor: news.visitor,
         }));
         let mut sends = Vec::new();
+        let mut queue = Vec::new();
         let agents = self
             .agents
             .get_mut(&account_id)
@@ -182,20 +183,23 @@ impl Hub {
             if came_online {
                 a.watch(&short_id);
             }
-            let send = match news.kind {
-                NewsKind::Change { now, .. } => {
-                    (now && a.watching.contains(&short_id)) || in_session || came_online
-                }
+            // As on the owner: the session's agents, a visitor come online and changed
+            // flags at once; other changes for watchers with the next `visitor_updates`.
+            let watching = match news.kind {
+                NewsKind::Change { now, .. } => now && a.watching.contains(&short_id),
                 NewsKind::Deferred => a.watching.contains(&short_id) && !in_session,
                 NewsKind::Erased => false,
             };
-            if send {
+            if in_session || came_online || (watching && flags_changed) {
                 sends.push(*conn);
+            } else if watching {
+                queue.push(*conn);
             }
         }
         for conn in sends {
             self.send(conn, frame.clone(), Delivery::Now);
         }
+        self.queue_update(queue, &short_id, now);
     }
 
     /// The visitors of these slots are no longer owned where they were (their node
@@ -213,15 +217,18 @@ impl Hub {
             visitor.is_online = false;
             visitor.is_in_session = false;
             visitor.last_seen_at = now.to_iso8601();
-            self.handle_visitor_news(VisitorNews {
-                account_id: shadow.account_id,
-                visitor,
-                session_agents: Vec::new(),
-                kind: NewsKind::Change {
-                    now: true,
-                    came_online: false,
+            self.handle_visitor_news(
+                now,
+                VisitorNews {
+                    account_id: shadow.account_id,
+                    visitor,
+                    session_agents: Vec::new(),
+                    kind: NewsKind::Change {
+                        now: true,
+                        came_online: false,
+                    },
                 },
-            });
+            );
         }
     }
 

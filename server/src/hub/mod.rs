@@ -37,7 +37,7 @@ mod sim;
 mod timers;
 mod visitors;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use covisit::core::machine::SessionStatus;
 use covisit::core::model::{Cobrowsesession, Session, Visitor};
@@ -109,6 +109,11 @@ pub struct Hub {
     /// [`BROADCAST_TICK_MS`], however often the broadcast timer fires for held-back
     /// updates (it does at each visitor's own due time).
     urls_written_at: Millis,
+    /// Agent sockets with visitors queued for their next `visitor_updates`
+    /// (`AgentConn::queued`), and when those were last sent: at most once a
+    /// [`BROADCAST_TICK_MS`], all of them together.
+    queued_updates: BTreeSet<ConnId>,
+    updates_sent_at: Millis,
     timers: Timers,
     outputs: VecDeque<Output>,
     /// Visitors other nodes own, as their owners last described them (clustered).
@@ -146,6 +151,8 @@ impl Hub {
             pending_broadcasts: HashSet::new(),
             dirty_urls: HashSet::new(),
             urls_written_at: Millis(0),
+            queued_updates: BTreeSet::new(),
+            updates_sent_at: Millis(0),
             timers: Timers::default(),
             outputs: VecDeque::new(),
             shadows: HashMap::new(),

@@ -173,7 +173,7 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
         .collect();
     assert_eq!(news.len(), 1, "one piece of news: it came online");
     for n in news {
-        b.handle_visitor_news(n);
+        b.handle_visitor_news(now, n);
     }
     let frames: Vec<Value> = drain(&mut b)
         .into_iter()
@@ -188,6 +188,39 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     assert_eq!(frames[0]["type"], "visitor_update");
     assert_eq!(frames[0]["visitor"]["short_id"], w.short_id.as_str());
     assert_eq!(b.online_visitors(now, 1).len(), 1, "b lists it");
+
+    // A navigation of it (past the 5 s of a navigation alone): b's watching agent gets
+    // it with b's next `visitor_updates`, as an owner's own agents would.
+    let later = Millis(now.0 + 6_000);
+    a.handle_visitor_frame(
+        later,
+        1,
+        covisit::core::protocol::VisitorMessage::Url {
+            current_url: "http://127.0.0.1/next".into(),
+        },
+    );
+    for o in drain(&mut a) {
+        if let Output::PublishNow(n) = o {
+            b.handle_visitor_news(later, *n);
+        }
+    }
+    assert!(drain(&mut b).is_empty(), "held back until the tick");
+    b.handle_timeout(b.poll_timeout().expect("the tick is armed"));
+    let frames: Vec<Value> = drain(&mut b)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: 900, frame, ..
+            } => serde_json::from_str(frame.as_str()).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0]["type"], "visitor_updates");
+    assert_eq!(
+        frames[0]["visitors"][0]["last_url"],
+        "http://127.0.0.1/next"
+    );
 
     // The agent asks for a session (b's shell routes it to the owner, a): the
     // session's frames go from a to the agent's socket, in the visitor's slot.
@@ -318,6 +351,108 @@ fn url_writes_are_coalesced_to_one_a_tick_while_held_back_updates_fall_due() {
         url_writes >= visitors * (ticks - 2),
         "{url_writes}: urls are written"
     );
+}
+
+/// Held-back changes reach a console together: 40 visitors on its list navigating 20
+/// times a second for 6 s come as one `visitor_updates` a tick at most (not a frame per
+/// visitor), each visitor at most once in a frame and with its latest state, in text
+/// exactly as serde writes `ServerToAgent::VisitorUpdates`.
+#[test]
+fn held_back_visitor_changes_reach_a_console_in_one_frame_a_tick() {
+    use covisit::core::protocol::ServerToAgent;
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    let visitors = 40u64;
+    for conn in 0..visitors {
+        hub.handle_visitor_connect(Millis(t0.0 + conn * 9), conn, hello(1))
+            .expect("connects");
+    }
+    let agent_conn = 1_000;
+    hub.handle_agent_connect(Millis(t0.0 + 500), agent_conn, identity("u_ada", "Ada"));
+    drain(&mut hub);
+    let url = |n: u64| covisit::core::protocol::VisitorMessage::Url {
+        current_url: format!("http://127.0.0.1/page/{n}"),
+    };
+    let (start, end) = (t0.0 + 1_000, t0.0 + 7_000);
+    let (mut now, mut next_nav, mut n) = (start, start, 0u64);
+    let mut frames: Vec<String> = Vec::new();
+    let mut take = |out: Vec<Output>| {
+        for o in out {
+            if let Output::Send { conn, frame, .. } = o {
+                if conn == agent_conn {
+                    frames.push(frame.to_string());
+                }
+            }
+        }
+    };
+    while now < end {
+        if now >= next_nav {
+            for conn in 0..visitors {
+                n += 1;
+                hub.handle_visitor_frame(Millis(now), conn, url(n));
+            }
+            next_nav += 50;
+        }
+        take(drain(&mut hub));
+        let timer = hub.poll_timeout().map_or(u64::MAX, |d| d.0);
+        now = timer.min(next_nav);
+        if timer <= now {
+            hub.handle_timeout(Millis(now));
+        }
+    }
+    take(drain(&mut hub));
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut batches = 0usize;
+    for text in &frames {
+        let msg: ServerToAgent = serde_json::from_str(text).expect("a server frame");
+        assert_eq!(&covisit::core::protocol::encode(&msg), text, "serde's text");
+        match msg {
+            ServerToAgent::VisitorUpdates { visitors } => {
+                batches += 1;
+                let mut ids: Vec<&str> = visitors.iter().map(|v| v.short_id.as_str()).collect();
+                ids.sort();
+                ids.dedup();
+                assert_eq!(ids.len(), visitors.len(), "each visitor once a frame");
+                for v in visitors {
+                    *seen.entry(v.short_id).or_default() += 1;
+                }
+            }
+            other => panic!("only visitor_updates for navigations: {other:?}"),
+        }
+    }
+    let ticks = (end - start) / BROADCAST_TICK_MS + 1;
+    assert!(batches as u64 <= ticks, "{batches} frames in {ticks} ticks");
+    assert_eq!(
+        seen.len(),
+        visitors as usize,
+        "every visitor's navigation came"
+    );
+    // Navigations alone: at most every 5 s per visitor (6 s: twice at most).
+    assert!(seen.values().all(|&k| (1..=2).contains(&k)), "{seen:?}");
+    assert!(
+        batches * 4 <= seen.values().sum::<usize>(),
+        "{batches} frames for {} updates: batched",
+        seen.values().sum::<usize>()
+    );
+}
+
+/// An agent identity of account 1.
+fn identity(id: &str, name: &str) -> AgentIdentity {
+    AgentIdentity {
+        account_id: 1,
+        agent: covisit::core::model::Agent {
+            agent_nickname: name.into(),
+            email: None,
+            external_id: None,
+            id: id.into(),
+            name: name.into(),
+            on_premise: true,
+        },
+        ip: "10.0.0.1".into(),
+        user_id: Some(id.into()),
+        auth_session: None,
+        may_join_any: false,
+    }
 }
 
 /// An agent's hello lists the most recently seen visitors: the same as the first of

@@ -413,6 +413,20 @@ impl Sim {
             .collect()
     }
 
+    /// The visitor records the agent received since it had `from` frames: each
+    /// `visitor_update`'s and every one of each `visitor_updates`, in arrival order.
+    pub fn visitor_views_since(&self, agent: usize, from: usize) -> Vec<Value> {
+        let mut views = Vec::new();
+        for f in &self.agents[agent].frames[from..] {
+            if f["type"] == "visitor_update" {
+                views.push(f["visitor"].clone());
+            } else if f["type"] == "visitor_updates" {
+                views.extend(f["visitors"].as_array().into_iter().flatten().cloned());
+            }
+        }
+        views
+    }
+
     /// The session id of the latest `session_update` the agent got for the tab's visitor.
     pub fn session_of(&self, agent: usize, tab: usize) -> Option<String> {
         let short_id = self.short_id(tab);

@@ -221,9 +221,9 @@ fn agents_get_updates_only_for_the_visitors_they_look_at() {
     assert!(listed.iter().any(|v| v["short_id"] == newest.as_str()));
 
     let updates_for = |sim: &Sim, from: usize, short_id: &str| {
-        sim.agent_frames_since(ada, from, "visitor_update")
+        sim.visitor_views_since(ada, from)
             .iter()
-            .filter(|f| f["visitor"]["short_id"] == short_id)
+            .filter(|v| v["short_id"] == short_id)
             .count()
     };
     // The oldest navigates: not on Ada's list, so not sent to Ada.
@@ -382,9 +382,9 @@ fn lookup_codes_expire_after_an_hour() {
     assert!(listed["lookup_code"].is_string());
     let short_id = sim.short_id(tab);
     let code_gone = |s: &Sim| {
-        s.agents_frames(ada, "visitor_update").iter().any(|f| {
-            f["visitor"]["short_id"] == short_id.as_str() && f["visitor"]["lookup_code"].is_null()
-        })
+        s.visitor_views_since(ada, 0)
+            .iter()
+            .any(|v| v["short_id"] == short_id.as_str() && v["lookup_code"].is_null())
     };
     sim.run_for(3_590_000);
     assert!(!code_gone(&sim), "still valid before the hour");
