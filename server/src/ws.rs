@@ -35,6 +35,10 @@ const TRANSPORT_LIMIT: usize = 4 * MAX_FRAME_BYTES;
 /// zero-filled up front: 1.3 GB resident for 10,000 idle visitors). It grows for a
 /// larger frame as needed.
 const READ_BUFFER: usize = 4 * 1024;
+/// Queued frames are written to the socket once this many bytes are waiting (and at
+/// each flush). The write buffer keeps its largest size for the socket's life:
+/// tungstenite's default, 128 KiB, let a burst of frames grow each console's to that.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// How often the server pings agent consoles.
 const AGENT_PING: Duration = Duration::from_secs(20);
 
@@ -161,6 +165,7 @@ pub async fn visitor_ws(
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| visitor_socket(state, socket, ip, origin))
 }
 
@@ -791,6 +796,7 @@ pub async fn agent_ws(
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| agent_socket(state, socket, ip, cookie, same_origin))
 }
 

@@ -955,9 +955,12 @@ pub enum ServerToAgent {
         protocol_version: u32,
         agent: Agent,
     },
-    /// The online visitors, sent after hello.
+    /// The online visitors, sent after hello in pages (a page is a small frame, which
+    /// the socket's write buffer is not left holding): `more` on all but the last.
     Visitors {
         visitors: Vec<Visitor>,
+        #[serde(default)]
+        more: bool,
     },
     VisitorUpdate {
         visitor: Visitor,

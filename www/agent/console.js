@@ -137,6 +137,8 @@ const state = {
   agent: null,
   /** Online visitors, short_id → Visitor. */
   visitors: new Map(),
+  /** The pages of the hello's `visitors` received so far (the last has no `more`). */
+  helloPages: [],
   /** Every visitor seen, online or not (also from REST), short_id → Visitor. */
   known: new Map(),
   /** session_id → {session, status, controlling_agent_id, communications, live} */
@@ -458,10 +460,13 @@ async function refreshStaleSessions() {
 function handle(msg) {
   switch (msg.type) {
     case 'welcome':
+      state.helloPages = [];
       onWelcome(msg);
       break;
     case 'visitors':
-      onVisitors(msg.visitors || []);
+      // The list comes in pages: shown once the last is in.
+      state.helloPages.push(...(msg.visitors || []));
+      if (!msg.more) onVisitors(state.helloPages.splice(0));
       break;
     case 'visitor_update':
       if (msg.visitor) onVisitor(msg.visitor);

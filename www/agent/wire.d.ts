@@ -158,7 +158,7 @@ export type FoundBy = "lookup_code" | "search";
 /**
  * Server → agent console.
  */
-export type ServerToAgent = { "type": "welcome", protocol_version: number, agent: Agent, } | { "type": "visitors", visitors: Array<Visitor>, } | { "type": "visitor_update", visitor: Visitor, } | { "type": "visitor_updates", visitors: Array<Visitor>, } | { "type": "session_update", session: Session, status: SessionStatus, controlling_agent_id: string | null, communications: Array<Cobrowsesession>, 
+export type ServerToAgent = { "type": "welcome", protocol_version: number, agent: Agent, } | { "type": "visitors", visitors: Array<Visitor>, more: boolean, } | { "type": "visitor_update", visitor: Visitor, } | { "type": "visitor_updates", visitors: Array<Visitor>, } | { "type": "session_update", session: Session, status: SessionStatus, controlling_agent_id: string | null, communications: Array<Cobrowsesession>, 
 /**
  * Remote control in this session: whether a request is pending, granted, or
  * neither, and why it last ended (e.g. the visitor declined).

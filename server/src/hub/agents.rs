@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
-use covisit::core::model::{Agent, SessionSource};
+use covisit::core::model::{Agent, SessionSource, Visitor};
 use covisit::core::protocol::{
     encode, AgentMessage, CallFromAgent, FoundBy, RemoteAction, ServerToAgent, PROTOCOL_VERSION,
 };
@@ -15,6 +15,9 @@ use super::{CloseReason, Conn, ConnId, Delivery, Frame, Hub, HubError, Output};
 /// At most this many visitors an agent's hello lists (the most recently seen); the
 /// others reach its list when they come online or through search.
 pub(super) const MAX_HELLO_VISITORS: usize = 500;
+/// Visitors per `visitors` frame of a hello: 500 visitors are ~350 KB of JSON, a buffer
+/// a socket's writer would keep for the socket's life; 50 are ~35 KB.
+const HELLO_PAGE: usize = 50;
 /// At most this many visitors an agent watches (gets `visitor_update` for); the oldest
 /// go first.
 const MAX_WATCHED: usize = 2000;
@@ -155,7 +158,13 @@ impl Hub {
         for v in visitors.iter().rev() {
             a.watch(&v.short_id);
         }
-        self.send_durable(conn, encode(&ServerToAgent::Visitors { visitors }));
+        let pages = visitors.len().div_ceil(HELLO_PAGE).max(1);
+        let mut rest = visitors.into_iter();
+        for page in 1..=pages {
+            let visitors: Vec<Visitor> = rest.by_ref().take(HELLO_PAGE).collect();
+            let more = page < pages;
+            self.send_durable(conn, encode(&ServerToAgent::Visitors { visitors, more }));
+        }
         let agent_id = a.agent().id.clone();
         let mut updates: Vec<(String, String)> = self
             .sessions

@@ -210,11 +210,15 @@ fn agents_get_updates_only_for_the_visitors_they_look_at() {
         .all(|t| s.tabs[*t].stored.short_id.is_some())));
     let ada = sim.connect_agent("Ada");
     sim.settle();
-    let listed: Vec<Value> = sim.agents_frames(ada, "visitors")[0]["visitors"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let pages = sim.agents_frames(ada, "visitors");
+    let listed: Vec<Value> = pages
+        .iter()
+        .flat_map(|p| p["visitors"].as_array().cloned().unwrap_or_default())
+        .collect();
     assert_eq!(listed.len(), 500, "a hello lists at most 500");
+    assert_eq!(pages.len(), 10, "in pages of 50");
+    assert!(pages[..9].iter().all(|p| p["more"] == true));
+    assert_eq!(pages[9]["more"], false, "the last says so");
     let oldest = sim.short_id(tabs[0]);
     let newest = sim.short_id(tabs[519]);
     assert!(listed.iter().all(|v| v["short_id"] != oldest.as_str()));
