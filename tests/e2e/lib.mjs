@@ -132,6 +132,32 @@ export async function waitFor(fn, { timeoutMs = 10000, intervalMs = 100, what = 
   }
 }
 
+/**
+ * Waits until the document in the iframe `frame` (a Locator of a same-origin iframe, such as
+ * the console's mirror or a replay's stage) has settled: every image in it has loaded or
+ * failed, so its load and error events were dispatched, and then two animation frames of
+ * the page have passed, so its styles are applied and the loads they name have started.
+ * The tests that show a page's content ran nothing look after this, not after a sleep.
+ */
+export async function settled(frame, { timeoutMs = 10000 } = {}) {
+  await waitFor(() => frame.evaluate((f) => Array.from(f.contentDocument.images).every((i) => i.complete || i.loading === 'lazy')),
+    { timeoutMs, what: 'every image in the frame to load or fail' });
+  await frame.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))));
+}
+
+/**
+ * A barrier for `urls`, the requests a test records of `page`'s context (in the order the
+ * browser starts them): the page fetches a URL of its own origin that nothing else asks
+ * for, and this resolves once that request is in `urls`. Every request the page started
+ * before it is in `urls` by then, so a test that finds none to a foreign host has shown
+ * there was none, instead of having slept.
+ */
+export async function requestBarrier(page, urls) {
+  const url = new URL(`/favicon.svg?barrier=${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`, page.url()).href;
+  await page.evaluate((u) => { fetch(u, { cache: 'no-store' }).catch(() => {}); }, url);
+  await waitFor(() => urls.includes(url), { what: `the barrier request ${url}` });
+}
+
 // ----- seed field fixture --------------------------------------------------------------
 
 const FIXTURE = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/seed_fields.json'), 'utf8'));
