@@ -60,7 +60,7 @@ describe('prompts answer only to the visitor', () => {
     await page.locator('#message').focus();
     // Typing starts before the request and goes on while the prompt appears.
     const typing = page.keyboard.type(TEXT, { delay: 20 });
-    await new Promise((r) => setTimeout(r, 250));
+    await L.waitFor(async () => (await page.locator('#message').inputValue()).length > 0, { what: 'the typing to start' });
     const { ra, sessionId } = await rawAgent(shortId);
     await L.sdkUi(page, 'session-prompt').waitFor();
     await typing;
@@ -80,7 +80,7 @@ describe('prompts answer only to the visitor', () => {
     // The control prompt: a sentence typed across its appearance grants nothing.
     await page.locator('#name').focus();
     const sentence = page.keyboard.type('typing a sentence with spaces and more spaces', { delay: 20 });
-    await new Promise((r) => setTimeout(r, 200));
+    await L.waitFor(async () => (await page.locator('#name').inputValue()).length > 0, { what: 'the typing to start' });
     await ra.send({ type: 'request_control', session_id: sessionId });
     await L.sdkUi(page, 'control-prompt').waitFor();
     await sentence;
@@ -109,7 +109,9 @@ describe('prompts answer only to the visitor', () => {
     const box = await allowButton.boundingBox();
     // A click right where the button appeared, at once (the visitor meant the page).
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
-    // Long after it appeared, but with the old key still held.
+    // Long after it appeared, but with the old key still held. The wait is what is tested:
+    // the buttons arm ARM_MS (700 ms, src/web/glue.js) after the prompt appears unless a key
+    // held from before is still down, so time has to pass beyond that first.
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal(await allowButton.getAttribute('aria-disabled'), 'true', 'the buttons wait while the old key is held');
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
@@ -142,7 +144,7 @@ describe('prompts answer only to the visitor', () => {
     await ra.expect((m) => m.type === 'session_update' && m.status === 'active');
     await page.locator('#message').focus();
     const typing = page.keyboard.type(TEXT, { delay: 20 });
-    await new Promise((r) => setTimeout(r, 150));
+    await L.waitFor(async () => (await page.locator('#message').inputValue()).length > 0, { what: 'the typing to start' });
     await L.endLiveSessions(server, shortId);
     const rating = L.sdkUi(page, 'rating');
     await rating.waitFor();
@@ -257,7 +259,8 @@ describe('masking holds against the order of changes', () => {
     // A page change after those, unmasked: once it is in the console, everything before it is too.
     await page.evaluate(() => { document.getElementById('visible').textContent = 'CONTROL-AFTER'; });
     await L.waitFor(() => raw(agentFrames, 'received').some((f) => f.includes('CONTROL-AFTER')), { what: 'the control change in the console' });
-    await new Promise((r) => setTimeout(r, 300));
+    // And in the visitor's own capture (another CDP session, in no order with the console's).
+    await L.waitFor(() => raw(frames, 'sent').some((f) => f.includes('CONTROL-AFTER')), { what: 'the control change on the visitor\'s socket' });
     const sent = raw(frames, 'sent');
     const received = raw(agentFrames, 'received');
     assert.ok(sent.some((f) => f.includes('Visible control text')), 'the capture ran');
@@ -309,8 +312,10 @@ describe('masking holds against the order of changes', () => {
     await page.locator('#pw-toggle').click();
     await page.locator('#pw-toggle').click();
     await page.locator('#name').fill('CONTROL-VALUE');
+    // The capture writes the fields' values in the order they changed, on one ordered path:
+    // once this later value is on both ends, every value before it is too.
     await L.waitFor(async () => JSON.stringify(await ra.all()).includes('CONTROL-VALUE'), { what: 'the unmasked control value' });
-    await new Promise((r) => setTimeout(r, 300));
+    await L.waitFor(() => raw(frames, 'sent').some((f) => f.includes('CONTROL-VALUE')), { what: 'the unmasked control value on the visitor\'s socket' });
     const sent = raw(frames, 'sent');
     const received = (await ra.all()).map((m) => JSON.stringify(m));
     for (const f of [...sent, ...received]) assert.ok(!f.includes(SENTINEL), `a secret crossed the wire: ${f.slice(Math.max(0, f.indexOf(SENTINEL) - 200), f.indexOf(SENTINEL) + 60)}`);
@@ -354,6 +359,8 @@ describe('the console contacts only the covisit server', () => {
     return urls;
   }
 
+  const MIRROR = '.mirror-session:not([hidden]) .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]';
+
   function foreign(urls) {
     const own = new URL(server.url).origin;
     return urls.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && !u.startsWith('about:') && new URL(u).origin !== own);
@@ -378,7 +385,10 @@ describe('the console contacts only the covisit server', () => {
       document.querySelector('style').append(`\n#bg { border-image: url(${t}/appended.png) 30 }`);
     }, trackerUrl);
     await L.waitFor(async () => (await mirror.locator('#added img').count()) === 1, { what: 'the added nodes in the mirror' });
-    await new Promise((r) => setTimeout(r, 1000));
+    // The mirror has rendered all of it (the loads it would make are started), and a
+    // request the console makes after that is seen: any foreign one would be seen before.
+    await L.settled(agent.locator(MIRROR));
+    await L.requestBarrier(agent, urls);
     const bad = foreign(urls);
     assert.deepEqual(bad, [], `the console asked other hosts: ${bad.join(', ')}`);
     // Same-server URLs still work: the local image and link keep their address.
@@ -424,7 +434,12 @@ describe('the console contacts only the covisit server', () => {
     const mirror = agent.frameLocator('.mirror-session:not([hidden]) .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]');
     await L.waitFor(async () => (await mirror.locator('#forged-title').count()) === 1, { what: 'the forged page in the mirror' });
     await forger.send({ type: 'mirror', data: [['A', 8, { src: `${t}/later.png` }], ['T', 6, `p { background: url(${t}/later-style.png) }`], ['X', 5, `div { background: url(${t}/chunk.png) }`]] });
-    await new Promise((r) => setTimeout(r, 1000));
+    // A later change on the same path (the forger's socket, then the console applying
+    // frames in order): once it shows, the frame before it has been applied.
+    await forger.send({ type: 'mirror', data: [['T', 10, 'Forged page, later']] });
+    await L.waitFor(async () => (await mirror.locator('#forged-title').textContent()) === 'Forged page, later', { what: 'the later change in the mirror' });
+    await L.settled(agent.locator(MIRROR));
+    await L.requestBarrier(agent, urls);
     const bad = foreign(urls);
     assert.deepEqual(bad, [], `the console asked other hosts: ${bad.join(', ')}`);
     assert.deepEqual(hits.filter((h) => h.startsWith('/forged/')), [], 'nothing reached the other host');
@@ -454,7 +469,8 @@ describe('the console, smaller things', () => {
     assert.equal(title, `Visitor ${shortId}`);
     const sub = (await agent.locator('#visitor-sub').textContent()).trim();
     assert.ok(!sub.includes(shortId), `the id is said once: "${title}" / "${sub}"`);
-    await new Promise((r) => setTimeout(r, 2200));
+    // The clock has to advance for the length to be live: wait until the card shows it did.
+    await L.waitFor(async () => (await agent.locator('#session-length').textContent()).trim() !== '00:00', { timeoutMs: 5000, what: 'the session length to pass 00:00' });
     // Both read in one task of the console's page: two round trips could straddle its once-a-second repaint.
     const { card, row } = await agent.evaluate(() => ({
       card: document.getElementById('session-length').textContent.trim(),
