@@ -14,8 +14,10 @@ let agent;
 L.useServerAndConsole((env) => ({ server, browser, agent } = env));
 
 /** The mirror iframe of the session the console shows. */
+const MIRROR = '.mirror-session:not([hidden]) .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]';
+
 function mirrorFrame(page = agent) {
-  return page.frameLocator('.mirror-session:not([hidden]) .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]');
+  return page.frameLocator(MIRROR);
 }
 
 async function waitLive(page = agent) {
@@ -182,7 +184,7 @@ describe('co-browsing', () => {
     // part). Each tab reports focus in its own stream, so the console may hear the new tab's
     // focus before the old tab's blur: that order, the harder one, is played here.
     await b.evaluate(() => window.dispatchEvent(new Event('focus')));
-    await new Promise((r) => setTimeout(r, 300));
+    await L.waitFor(() => tabs.evaluateAll((els) => els.some((e) => e.dataset.focused === 'true' && /mirror-next/.test(e.textContent))), { what: 'the console to hear the second tab\'s focus' });
     await a.evaluate(() => window.dispatchEvent(new Event('blur')));
     await mirrorText('#second', 'Second page');
     const marks = await tabs.evaluateAll((els) => els.map((e) => [e.dataset.focused, e.getAttribute('aria-pressed'), e.textContent]));
@@ -196,8 +198,16 @@ describe('co-browsing', () => {
     const agentFrames = await L.captureFrames(agent);
     agentFrames.received.length = 0;
     const { page, frames, shortId } = await liveVisitor('/fixtures/mirror.html', { allow: false });
-    // Before the visitor answers: no mirror frame, no page text.
-    await new Promise((r) => setTimeout(r, 500));
+    // Before the visitor answers: no mirror frame, no page text. The capture loads once the
+    // session is requested, and would start as soon as it loaded: wait until it has (the
+    // page's own import of the module settles after the SDK's), then track an event. That
+    // goes out on the same socket, TRACK_BATCH_MS later, behind any frame the capture made.
+    await page.waitForFunction(() => performance.getEntriesByType('resource').some((e) => e.name.includes('covisit-capture')));
+    await page.evaluate(async () => {
+      await import(performance.getEntriesByType('resource').find((e) => e.name.includes('covisit-capture')).name);
+      window.Covisit('track', 'before_consent_marker');
+    });
+    await L.waitFor(() => rawFrames(frames, 'sent').some((f) => f.includes('before_consent_marker')), { what: 'the marker event on the visitor\'s socket' });
     const sentBefore = rawFrames(frames, 'sent');
     assert.ok(sentBefore.length > 0);
     for (const f of sentBefore) {
@@ -229,7 +239,10 @@ describe('co-browsing', () => {
     assert.equal(pw, '•'.repeat(`${SENTINEL}-password`.length));
     assert.equal(await mirrorFrame().locator('#account').textContent(), '', 'a masked element is an empty box');
     assert.equal(await mirrorFrame().locator('#account').getAttribute('data-covisit-box'), '');
-    await new Promise((r) => setTimeout(r, 500));
+    // The capture writes changes in the order they happened, on one ordered path: once the
+    // later, unmasked value is in both captures, everything typed before it is too.
+    await L.waitFor(() => rawFrames(frames, 'sent').some((f) => f.includes('visible-control-value')), { what: 'the unmasked value on the visitor\'s socket' });
+    await L.waitFor(() => rawFrames(agentFrames, 'received').some((f) => f.includes('visible-control-value')), { what: 'the unmasked value on the console\'s socket' });
 
     const sent = rawFrames(frames, 'sent');
     const received = rawFrames(agentFrames, 'received');
@@ -252,7 +265,7 @@ describe('co-browsing', () => {
       d.setAttribute('onclick', "top.__pwned='attr'");
     });
     await L.waitFor(async () => (await mirrorFrame().locator('#added-link').count()) === 1, { what: 'the added hostile nodes' });
-    await new Promise((r) => setTimeout(r, 800)); // images fail, events fire
+    await L.settled(agent.locator(MIRROR)); // images fail, their events fire
     assert.equal(await agent.evaluate(() => window.__pwned), undefined, 'nothing ran in the console');
     const f = mirrorFrame();
     assert.equal(await f.locator('script').count(), 0, 'no script element in the mirror');
@@ -306,7 +319,7 @@ describe('co-browsing', () => {
       ],
     });
     await mirrorText('#forged-title', 'Forged page');
-    await new Promise((r) => setTimeout(r, 800));
+    await L.settled(agent.locator(MIRROR)); // images fail, their events fire
     assert.equal(await agent.evaluate(() => window.__pwned), undefined, 'nothing ran in the console');
     const f = mirrorFrame();
     assert.equal(await f.locator('script, object, embed, meta, base').count(), 0);
@@ -381,20 +394,26 @@ describe('co-browsing', () => {
     await act(clickCounter);
     assert.equal((await ra.expect((m) => m.type === 'error')).code, 'control_not_granted');
     await act({ kind: 'type', node: ids.name, value: 'after revoke' });
-    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await ra.expect((m) => m.type === 'error')).code, 'control_not_granted');
+    // Granted again, then the session ends: nothing more happens. The request travels the
+    // path a wrongly passed action would have (agent socket, server, visitor socket, in
+    // order): once its prompt shows, the refused actions did not reach the page.
+    await ra.send({ type: 'request_control', session_id: sessionId });
+    await L.sdkUi(page, 'control-prompt').waitFor();
     assert.equal(await counterText(), 'Clicked 1 times');
     assert.equal(await page.locator('#name').inputValue(), '');
-
-    // Granted again, then the session ends: nothing more happens.
-    await ra.send({ type: 'request_control', session_id: sessionId });
     await L.sdkUi(page, 'control-prompt').getByRole('button', { name: 'Allow control' }).click();
     await ra.expect((m) => m.type === 'session_update' && m.control?.state === 'granted');
     await L.sdkUi(page, 'indicator').getByRole('button', { name: 'End screen sharing' }).click();
     await ra.expect((m) => m.type === 'session_update' && m.status === 'ended');
     await act(clickCounter);
     assert.equal((await ra.expect((m) => m.type === 'error')).code, 'wrong_session_state');
-    await new Promise((r) => setTimeout(r, 300));
+    // A new request travels the same path after it: once its prompt shows, the click did not
+    // reach the page.
+    await ra.send({ type: 'request_session', short_id: shortId, found_by: 'search' });
+    await L.sdkUi(page, 'session-prompt').waitFor();
     assert.equal(await counterText(), 'Clicked 1 times');
+    await L.endLiveSessions(server, shortId);
 
     // Applied actions are counted in the session's features_used.
     const s = await L.rest(server, `/api/v1/sessions/${sessionId}`);
