@@ -256,18 +256,27 @@ describe('session flows', () => {
     await target.evaluate(() => window.dispatchEvent(new Event('focus')));
   }
 
+  /** The state in the latest `state` frame the server sent to tab `page` (its frames recorded). */
+  function lastState(page) {
+    return page.frames.received.filter((f) => f.type === 'state').at(-1)?.state;
+  }
+
   async function twoTabs() {
     const context = await browser.newContext();
     const a = await context.newPage();
+    a.frames = await L.captureFrames(a);
     await a.goto(server.url + '/');
     const { code, shortId } = await readyOnShop(a);
     const b = await context.newPage();
+    b.frames = await L.captureFrames(b);
     await b.goto(server.url + '/product.html');
     await L.waitFor(async () => (await L.sdkState(b)).visitor.short_id === shortId, { what: 'the second tab as the same visitor' });
     await switchTo([a, b], b); // the new tab took focus
     await switchTo([a, b], a); // the visitor goes back to the first
-    // The focus frames are sent at once; give the server a moment before the agent asks.
-    await new Promise((r) => setTimeout(r, 300));
+    // The focus frames are sent at once; the agent asks once the server has taken them: its
+    // latest state for each tab (sent to the tab after every change) has the new focus.
+    await L.waitFor(() => lastState(a)?.connection?.hasFocus === true && lastState(b)?.connection?.hasFocus === false,
+      { what: 'the server to see the first tab focused and the second not' });
     return { context, a, b, code, shortId };
   }
 
@@ -275,7 +284,10 @@ describe('session flows', () => {
     const { context, a, b, code, shortId } = await twoTabs();
     await L.requestByLookupCode(agent, code, shortId);
     await L.sdkUi(a, 'session-prompt').waitFor();
-    await new Promise((r) => setTimeout(r, 300));
+    // The server sends the request's new state (its Cobrowsesession, alerting) to every tab
+    // after the frames of the same change, a request included: once the other tab's SDK
+    // has taken it in, no request came to that tab before it.
+    await L.waitFor(async () => (await L.sdkState(b)).communication?.state === 'alerting', { what: 'the request\'s state in the other tab' });
     assert.equal(await L.sdkUi(b, 'session-prompt').count(), 0, 'no prompt in the tab without focus');
     assert.equal((await L.sdkState(b)).session.status, 'none', 'the other tab was not asked');
 
