@@ -76,8 +76,10 @@ async function liveVisitor(path) {
 }
 
 /** The replay's mirror document (console or player page). */
+const REPLAY = '[data-testid="replay-stage"] .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]';
+
 function replayFrame(page) {
-  return page.frameLocator('[data-testid="replay-stage"] .mirror-viewport:not([hidden]) iframe[data-testid="mirror-frame"]');
+  return page.frameLocator(REPLAY);
 }
 
 /** Seeks the replay of `page` to just before the first event of `kind` whose label matches. */
@@ -274,7 +276,10 @@ describe('recordings', () => {
       ['E'],
     ] });
     await visitor.send({ type: 'mirror', data: [['A', 4, { href: js, onmouseover: 'top.__pwned=8' }]] });
-    await new Promise((r) => setTimeout(r, 300));
+    // The server takes a socket's frames in order: its answer to a later, malformed one says
+    // the frames before it were taken.
+    await visitor.send({ type: 'mirror', data: 'not an array' });
+    assert.equal((await visitor.expect((m) => m.type === 'error')).code, 'invalid_mirror_frame');
     const sessions = await L.rest(server, `/api/v1/sessions?visitor_id=${welcome.short_id}`);
     const sessionId = sessions.body.sessions[0].id;
     await L.endLiveSessions(server, welcome.short_id);
@@ -291,7 +296,7 @@ describe('recordings', () => {
     await L.waitFor(async () => (await f.locator('#text').count()) === 1, { what: 'the hostile page in the replay' });
     await f.locator('#link').hover({ force: true }).catch(() => {});
     await f.locator('#link').click({ force: true }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 500));
+    await L.settled(agent.locator(REPLAY)); // images fail, their events fire
     const checkFrame = async (frame) => {
       assert.equal(await frame.locator('script').count(), 0, 'no script element');
       assert.equal(await frame.locator('#text').textContent(), '</script><script>top.__pwned=7</script><!--', 'the text stays text');
@@ -337,8 +342,11 @@ describe('recordings', () => {
         assert.equal(await pf.locator('script').count(), 0);
         assert.ok(!String(await pf.locator('#link').getAttribute('href')).startsWith('javascript:'));
         if (name === 'as_downloaded') await checkFrame(pf);
+        await L.settled(p.locator(REPLAY));
       }
-      await new Promise((r) => setTimeout(r, 300));
+      // After 'load' the file's own images have failed (their events fired) and its scripts
+      // would have run; two animation frames more for anything they queued.
+      await p.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))));
       assert.equal(await p.evaluate(() => window.__pwned), undefined, `nothing ran in the ${name} file`);
       assert.deepEqual(seen, []);
       await ctx.close();
