@@ -347,7 +347,10 @@ describe('forged fidelity records', () => {
     });
     const mirror = agent.frameLocator(FRAME);
     await L.waitFor(async () => (await mirror.locator('#forged-title').count()) === 1, { what: 'the forged page in the mirror' });
-    await new Promise((r) => setTimeout(r, 1000)); // images decode, styles apply, loads would start
+    // Images fail or decode, styles apply, loads would start; then a request the console
+    // makes after all that is seen, and any foreign one would be seen before it.
+    await L.settled(agent.locator(FRAME));
+    await L.requestBarrier(agent, urls);
     assert.equal(await agent.evaluate(() => window.__pwned), undefined, 'nothing ran in the console');
     const own = new URL(server.url).origin;
     const bad = urls.filter((u) => !/^(data|blob|about):/.test(u) && new URL(u).origin !== own);
