@@ -113,6 +113,36 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// The sockets of these agents of the account (local and other nodes'), in socket
+    /// order like [`Hub::agent_conns`], found by id.
+    pub(super) fn sockets_of(&self, account_id: i64, agent_ids: &[String]) -> Vec<ConnId> {
+        let Some(by_id) = self.agent_sockets.get(&account_id) else {
+            return Vec::new();
+        };
+        let mut conns: Vec<ConnId> = agent_ids
+            .iter()
+            .filter_map(|id| by_id.get(id.as_str()))
+            .flatten()
+            .copied()
+            .collect();
+        conns.sort_unstable();
+        conns.dedup();
+        conns
+    }
+
+    /// Registers an agent socket (this node's or another node's).
+    pub(super) fn add_agent(&mut self, conn: ConnId, a: AgentConn) {
+        let account_id = a.account_id();
+        self.conns.insert(conn, Conn::Agent(account_id));
+        self.agent_sockets
+            .entry(account_id)
+            .or_default()
+            .entry(a.agent().id.clone())
+            .or_default()
+            .insert(conn);
+        self.agents.entry(account_id).or_default().insert(conn, a);
+    }
+
     /// The agent on socket `conn`.
     pub(super) fn agent_at(&self, conn: ConnId) -> Option<&AgentConn> {
         let Some(Conn::Agent(account_id)) = self.conns.get(&conn) else {
@@ -138,6 +168,18 @@ impl Hub {
         let a = m.remove(&conn);
         if m.is_empty() {
             self.agents.remove(&account_id);
+        }
+        if let (Some(a), Some(by_id)) = (&a, self.agent_sockets.get_mut(&account_id)) {
+            let id = &a.agent().id;
+            if let Some(set) = by_id.get_mut(id) {
+                set.remove(&conn);
+                if set.is_empty() {
+                    by_id.remove(id);
+                }
+            }
+            if by_id.is_empty() {
+                self.agent_sockets.remove(&account_id);
+            }
         }
         a
     }
@@ -182,8 +224,7 @@ impl Hub {
         for u in updates {
             self.send_durable(conn, u);
         }
-        self.conns.insert(conn, Conn::Agent(account_id));
-        self.agents.entry(account_id).or_default().insert(conn, a);
+        self.add_agent(conn, a);
         self.listen(now, conn, true);
     }
 

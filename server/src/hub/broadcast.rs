@@ -457,12 +457,14 @@ impl Hub {
         let frame = Frame::from(encode(&ServerToAgent::VisitorUpdate {
             visitor: view.clone(),
         }));
-        let in_session = |a: &AgentConn| session_agents.contains(&a.agent().id);
-        for conn in self.agent_conns(account_id, |a| a.local && in_session(a)) {
-            // It announces nothing durable (the url is written coalesced, best-effort).
-            self.send(conn, frame.clone(), Delivery::Now);
+        for conn in self.sockets_of(account_id, &session_agents) {
+            if self.agent_at(conn).is_some_and(|a| a.local) {
+                // It announces nothing durable (the url is written coalesced, best-effort).
+                self.send(conn, frame.clone(), Delivery::Now);
+            }
         }
         if broadcast_now {
+            let in_session = |a: &AgentConn| session_agents.contains(&a.agent().id);
             let watchers = self.agent_conns(account_id, |a| {
                 a.local && !in_session(a) && a.watching.contains(short_id)
             });

@@ -14,7 +14,7 @@ use covisit::core::Millis;
 use serde::{Deserialize, Serialize};
 
 use super::agents::AgentConn;
-use super::{AgentIdentity, CloseReason, Conn, ConnId, Delivery, Frame, Hub, Output};
+use super::{AgentIdentity, CloseReason, ConnId, Delivery, Frame, Hub, Output};
 use crate::store::slot_of;
 
 /// How a visitor's change reaches the agents that look at it (the same rules on the
@@ -123,11 +123,7 @@ impl Hub {
         for (_, u) in updates {
             self.send_durable(conn, u);
         }
-        self.conns.insert(conn, Conn::Agent(account_id));
-        self.agents
-            .entry(account_id)
-            .or_default()
-            .insert(conn, AgentConn::new(who, false));
+        self.add_agent(conn, AgentConn::new(who, false));
     }
 
     // ----- visitors of other nodes -----------------------------------------------------
@@ -346,7 +342,7 @@ impl Hub {
         for (account_id, session_id, visitor_id, agents, active) in sessions {
             if let Some(s) = self.sessions.get(&session_id) {
                 let frame = Frame::from(s.update_frame());
-                for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
+                for conn in self.sockets_of(account_id, &agents) {
                     self.send(conn, frame.clone(), Delivery::Durable);
                 }
             }
@@ -376,7 +372,7 @@ impl Hub {
                 watching: Default::default(),
                 call: Default::default(),
             }));
-            for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
+            for conn in self.sockets_of(account_id, &agents) {
                 self.send(conn, frame.clone(), Delivery::Now);
             }
         }

@@ -96,6 +96,9 @@ pub struct Hub {
     /// The agent sockets of each account, in a stable order: an update fans out over
     /// the account's agents only, not over every socket the hub holds.
     agents: HashMap<i64, BTreeMap<ConnId, AgentConn>>,
+    /// The same sockets by agent id, per account: a session's frames go to its agents'
+    /// sockets at a cost that does not grow with the account's other agents.
+    agent_sockets: HashMap<i64, HashMap<String, BTreeSet<ConnId>>>,
     sessions: HashMap<String, SessionEntry>,
     /// Who was given each lookup code, per account: (account, code) → short id. An
     /// entry can be stale; it counts as taken only while that visitor holds the code.
@@ -146,6 +149,7 @@ impl Hub {
             visitors: HashMap::new(),
             conns: HashMap::new(),
             agents: HashMap::new(),
+            agent_sockets: HashMap::new(),
             sessions: HashMap::new(),
             lookup_codes: HashMap::new(),
             pending_broadcasts: HashSet::new(),

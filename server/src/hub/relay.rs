@@ -96,7 +96,7 @@ impl Hub {
             .filter(|p| p.left.is_none())
             .map(|p| p.agent.id.clone())
             .collect();
-        for conn in self.agent_conns(entry.account_id, |a| agents.contains(&a.agent().id)) {
+        for conn in self.sockets_of(entry.account_id, &agents) {
             self.send(conn, frame.clone(), delivery);
         }
         self.count_mirror_bytes(&session_id, size);
@@ -192,7 +192,7 @@ impl Hub {
             .filter(|p| p.left.is_none())
             .map(|p| p.agent.id.clone())
             .collect();
-        for conn in self.agent_conns(account_id, |a| agents.contains(&a.agent().id)) {
+        for conn in self.sockets_of(account_id, &agents) {
             self.send(conn, frame.clone(), Delivery::Now);
         }
         if new_feature {
@@ -241,7 +241,7 @@ impl Hub {
             ok,
             reason,
         }));
-        for conn in self.agent_conns(account_id, |a| a.agent().id == agent_id) {
+        for conn in self.sockets_of(account_id, std::slice::from_ref(&agent_id)) {
             self.send(conn, frame.clone(), Delivery::Now);
         }
         Ok(())
@@ -443,7 +443,7 @@ impl Hub {
             color,
             ink,
         }));
-        for c in self.agent_conns(account_id, |a| others.contains(&a.agent().id)) {
+        for c in self.sockets_of(account_id, &others) {
             self.send(c, to_agents.clone(), Delivery::Now);
         }
         if new_feature {
@@ -499,7 +499,7 @@ impl Hub {
                 Delivery::Now,
             );
         }
-        for c in self.agent_conns(account_id, |a| ids.contains(&a.agent().id)) {
+        for c in self.sockets_of(account_id, &ids) {
             self.send(c, frame.clone(), Delivery::Durable);
         }
         Ok(())

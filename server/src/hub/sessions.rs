@@ -615,7 +615,7 @@ impl Hub {
             Box::new(session),
             status.as_str().into(),
         ));
-        for conn in self.agent_conns(account_id, |a| ids.contains(&a.agent().id)) {
+        for conn in self.sockets_of(account_id, &ids) {
             self.send(conn, frame.clone(), super::Delivery::Durable);
         }
         Ok(())

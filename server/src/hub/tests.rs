@@ -436,6 +436,28 @@ fn held_back_visitor_changes_reach_a_console_in_one_frame_a_tick() {
     );
 }
 
+/// A session's frames find its agents' sockets by id (`sockets_of`): every socket of
+/// the agent, in socket order, none of another agent or account, and none once closed.
+#[test]
+fn a_sessions_agents_are_found_by_id_on_every_socket_they_hold() {
+    let now = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    hub.handle_agent_connect(now, 12, identity("u_ada", "Ada"));
+    hub.handle_agent_connect(now, 10, identity("u_ada", "Ada"));
+    hub.handle_agent_connect(now, 11, identity("u_bob", "Bob"));
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(hub.sockets_of(1, &ids(&["u_ada"])), [10, 12]);
+    assert_eq!(hub.sockets_of(1, &ids(&["u_bob", "u_ada"])), [10, 11, 12]);
+    assert_eq!(hub.sockets_of(1, &ids(&["u_eve"])), [] as [ConnId; 0]);
+    assert_eq!(hub.sockets_of(2, &ids(&["u_ada"])), [] as [ConnId; 0]);
+    hub.handle_agent_disconnect(now, 12);
+    assert_eq!(hub.sockets_of(1, &ids(&["u_ada"])), [10]);
+    hub.handle_agent_disconnect(now, 10);
+    hub.handle_agent_disconnect(now, 11);
+    assert!(hub.sockets_of(1, &ids(&["u_ada", "u_bob"])).is_empty());
+    assert!(hub.agent_sockets.is_empty(), "nothing left behind");
+}
+
 /// An agent identity of account 1.
 fn identity(id: &str, name: &str) -> AgentIdentity {
     AgentIdentity {

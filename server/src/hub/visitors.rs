@@ -685,7 +685,7 @@ impl Hub {
             Box::new(session),
             "ended".into(),
         ));
-        for conn in self.agent_conns(account_id, |a| ids.contains(&a.agent().id)) {
+        for conn in self.sockets_of(account_id, &ids) {
             self.send(conn, frame.clone(), Delivery::Durable);
         }
         Ok(())
