@@ -984,8 +984,15 @@ export class Mirror {
         if (id === undefined) this.fields.delete(el);
         else if (this.vals.get(el) !== fieldState(el)) this.field(el, id);
       }],
-      // With no state name in the page's CSS, only forgets elements that left.
-      [this.ces, (el) => (this.stateNames.size ? this.checkStates(el) : this.ids.has(el) || this.ces.delete(el))],
+      // Custom elements: a shadow root attached since the element was mirrored (defined
+      // or upgraded later), then their states (only forgotten when the CSS names none).
+      [this.ces, (el) => {
+        const id = this.ids.get(el);
+        if (id === undefined) return this.ces.delete(el);
+        const r = el.shadowRoot;
+        if (r && !this.ids.has(r) && !this.boxed.has(el)) this.insert(r, id, 0);
+        if (this.stateNames.size) this.checkStates(el);
+      }],
     ];
     this.rr = (this.rr + 1) % kinds.length;
     for (let k = 0; k < kinds.length; k++) {

@@ -104,13 +104,24 @@ describe('mirror fidelity', () => {
     await endSession(page, shortId);
   });
 
-  it('custom elements: hidden by :not(:defined) until defined on the page, styled by :state(); a new page gets a fresh registry', { timeout: 90000 }, async () => {
-    const { page, shortId } = await liveVisitor('/fixtures/fidelity.html');
+  it('custom elements: hidden by :not(:defined) until defined on the page, a shadow root attached on upgrade (never a masked one\'s), styled by :state(); a new page gets a fresh registry', { timeout: 90000 }, async () => {
+    const { page, frames, shortId } = await liveVisitor('/fixtures/fidelity.html');
     const card = (doc) => { const el = doc.getElementById('card'); return el && [el.matches(':defined'), doc.defaultView.getComputedStyle(el).display]; };
     await mirrorSays(card, [false, 'none'], 'the undefined card hidden in the mirror');
-    await page.evaluate(() => customElements.define('x-card', class extends HTMLElement {}));
+    // Its definition attaches a shadow root on upgrade, after the card was mirrored; so
+    // does a masked custom element's, mirrored before the card (checked first).
+    await page.evaluate(() => {
+      const drawing = (html) => class extends HTMLElement {
+        constructor() { super(); this.attachShadow({ mode: 'open' }).innerHTML = html; }
+      };
+      customElements.define('x-secret', drawing('<b>SECRET-CE-SHADOW</b>'));
+      customElements.define('x-card', drawing('<slot></slot><b id="card-shadow">drawn by the card</b>'));
+    });
     assert.equal(await page.locator('#card').isVisible(), true);
     await mirrorSays(card, [true, 'block'], 'the card shown once defined');
+    await mirrorSays((doc) => doc.getElementById('card')?.shadowRoot?.getElementById('card-shadow')?.textContent ?? null, 'drawn by the card', "the card's late shadow root");
+    await L.waitFor(() => JSON.stringify(sentRecords(frames)).includes('drawn by the card'), { what: "the card's shadow root on the visitor's socket" });
+    assert.ok(!JSON.stringify(frames.sent).includes('SECRET-CE-SHADOW'), "the masked element's shadow root never sent");
     assert.ok(await L.waitFor(() => agent.locator(FRAME).contentFrame().locator('#card').isVisible(), { what: 'the card visible in the mirror' }));
 
     // A custom state set by the element's own code (no attribute, no mutation).

@@ -32,6 +32,10 @@ pub struct Timers {
 impl Timers {
     /// Arms `timer` for `at` (replacing its earlier deadline), or disarms it (None).
     pub fn set(&mut self, timer: Timer, at: Option<Millis>) {
+        // Re-armed for the same time (a visitor's every frame re-arms its timers).
+        if self.deadlines.get(&timer) == at.as_ref() {
+            return;
+        }
         if let Some(old) = self.deadlines.remove(&timer) {
             self.queue.remove(&(old, timer.clone()));
         }
