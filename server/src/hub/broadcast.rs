@@ -593,6 +593,15 @@ impl Hub {
         self.timers.set_earliest(Timer::Broadcast, due);
     }
 
+    /// Whether `agent_id` takes part in the live session of this node's visitor.
+    fn in_session_with(&self, short_id: &str, agent_id: &str) -> bool {
+        self.visitors
+            .get(short_id)
+            .and_then(|e| e.machine.session_id())
+            .and_then(|sid| self.sessions.get(sid))
+            .is_some_and(|s| s.parts.iter().any(|p| p.agent.id == agent_id))
+    }
+
     /// Sends each agent socket with queued visitors one `visitor_updates` frame with
     /// their latest state (a visitor since forgotten is left out), at most once a
     /// [`BROADCAST_TICK_MS`]; otherwise returns when it may.
@@ -608,7 +617,12 @@ impl Hub {
         let mut batches: Vec<(ConnId, i64, BTreeSet<String>)> = Vec::new();
         for conn in std::mem::take(&mut self.queued_updates) {
             if let Some(a) = self.agent_at_mut(conn) {
-                batches.push((conn, a.account_id(), std::mem::take(&mut a.queued)));
+                let (account_id, agent_id) = (a.account_id(), a.agent().id.clone());
+                let mut ids = std::mem::take(&mut a.queued);
+                // Queued before the agent joined the visitor's session, which since
+                // sends it every change at once: nothing to add.
+                ids.retain(|id| !self.in_session_with(id, &agent_id));
+                batches.push((conn, account_id, ids));
             }
         }
         // Each visitor's JSON once, however many consoles it goes to.

@@ -436,6 +436,53 @@ fn held_back_visitor_changes_reach_a_console_in_one_frame_a_tick() {
     );
 }
 
+/// A visitor queued for a console's next `visitor_updates` is left out of it when the
+/// agent has joined the visitor's session meanwhile (it gets every change at once).
+#[test]
+fn a_queued_visitor_is_left_out_once_its_session_has_the_agent() {
+    use covisit::core::model::SessionSource;
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = hub();
+    let w = hub
+        .handle_visitor_connect(t0, 1, hello(1))
+        .expect("connects");
+    let other = hub
+        .handle_visitor_connect(t0, 2, hello(1))
+        .expect("connects");
+    let ada = identity("u_ada", "Ada");
+    hub.handle_agent_connect(t0, 900, ada.clone());
+    drain(&mut hub);
+    // Both navigate past the 5 s of a navigation alone: queued for Ada.
+    let later = Millis(t0.0 + 6_000);
+    for conn in [1, 2] {
+        let url = covisit::core::protocol::VisitorMessage::Url {
+            current_url: format!("http://127.0.0.1/next/{conn}"),
+        };
+        hub.handle_visitor_frame(later, conn, url);
+    }
+    hub.handle_rest_request_session(later, 1, &w.short_id, ada.agent, SessionSource::Search)
+        .expect("requested");
+    drain(&mut hub);
+    hub.handle_timeout(Millis(later.0 + BROADCAST_TICK_MS));
+    let listed: Vec<String> = drain(&mut hub)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: 900, frame, ..
+            } => serde_json::from_str::<Value>(frame.as_str()).ok(),
+            _ => None,
+        })
+        .filter(|f| f["type"] == "visitor_updates")
+        .flat_map(|f| f["visitors"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v["short_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        listed,
+        [other.short_id],
+        "only the visitor outside her session"
+    );
+}
+
 /// A session's frames find its agents' sockets by id (`sockets_of`): every socket of
 /// the agent, in socket order, none of another agent or account, and none once closed.
 #[test]
