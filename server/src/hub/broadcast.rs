@@ -439,8 +439,10 @@ impl Hub {
             return;
         };
         let account_id = entry.account_id;
-        let view = entry.view(now);
-        entry.last_broadcast = None; // the next full pass compares afresh
+        let mut view = entry.view(now);
+        // What the session's agents are sent now: a later pass that finds nothing else
+        // changed (a heartbeat) sends them nothing (with `None` it sent the same again).
+        entry.last_broadcast = Some(fingerprint(&mut view));
         let broadcast_now = now.0 >= entry.broadcast_at.0 + URL_BROADCAST_INTERVAL_MS;
         if broadcast_now {
             entry.broadcast_at = now;

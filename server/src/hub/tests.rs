@@ -294,12 +294,26 @@ fn navigation_news_goes_now_and_other_news_after_the_writes() {
         "the url is written later, coalesced"
     );
     assert_eq!(kinds(out), ["now"], "a navigation");
+    // A heartbeat after it changes nothing agents see: no news, no write, no update
+    // (the navigation's was sent).
     a.handle_visitor_frame(
         Millis(now.0 + 20),
         1,
-        covisit::core::protocol::VisitorMessage::Focus { has_focus: false },
+        covisit::core::protocol::VisitorMessage::Heartbeat,
     );
-    assert_eq!(kinds(drain(&mut a)), ["after writes"], "focus lost");
+    let out = drain(&mut a);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Persist(_))
+            || matches!(o, Output::Send { frame, .. } if frame.as_str().contains("visitor_update"))),
+        "{out:?}"
+    );
+    assert!(kinds(out).is_empty(), "a heartbeat");
+    a.handle_visitor_frame(
+        Millis(now.0 + 30),
+        1,
+        covisit::core::protocol::VisitorMessage::RequestAgent,
+    );
+    assert_eq!(kinds(drain(&mut a)), ["after writes"], "asks for an agent");
 }
 
 /// Navigations' urls are written coalesced, once a tick at most, even while the
