@@ -19,7 +19,7 @@ use super::agents::AgentConn;
 use super::timers::Timer;
 use super::{
     ConnId, Delivery, Frame, Hub, NewsKind, VisitorNews, BROADCAST_INTERVAL_MS, BROADCAST_TICK_MS,
-    URL_BROADCAST_INTERVAL_MS, URL_WRITE_INTERVAL_MS,
+    URL_BROADCAST_INTERVAL_MS,
 };
 use crate::store::Write;
 
@@ -34,7 +34,7 @@ impl Hub {
     /// After a url-only change (SPA navigation): the short path when the machine
     /// reported nothing but a state change. The tab patched its own connection, so it
     /// gets no `state`; the session's agents get the `visitor_update` at once (it
-    /// carries no new durable state: `last_url` is written within a second, coalesced),
+    /// carries no new durable state: `last_url` is written at the next tick, coalesced),
     /// watching agents at most once a second; no `session_update`.
     pub(super) fn url_changed(&mut self, short_id: &str, now: Millis) {
         self.after_change_as(short_id, now, true);
@@ -501,7 +501,7 @@ impl Hub {
         // A navigation arms the timer one tick ahead, so its url is written within a
         // tick either way; held-back updates fire it too, at their own times (with
         // many visitors, many times a tick), and each time used to write every url.
-        let urls_due = Millis(self.urls_written_at.0 + URL_WRITE_INTERVAL_MS);
+        let urls_due = Millis(self.urls_written_at.0 + BROADCAST_TICK_MS);
         let mut dirty: Vec<String> = if now >= urls_due {
             self.urls_written_at = now;
             std::mem::take(&mut self.dirty_urls).into_iter().collect()

@@ -106,10 +106,10 @@ pub struct Hub {
     /// Visitors whose latest change the watching agents have not been sent yet.
     pending_broadcasts: HashSet<String>,
     /// Visitors whose `last_url`/connection urls changed by a url-only update and are
-    /// not written yet (coalesced: written once a [`URL_WRITE_INTERVAL_MS`]).
+    /// not written yet (coalesced: written at the next broadcast tick).
     dirty_urls: HashSet<String>,
     /// When `dirty_urls` were last written: they are written at most once a
-    /// [`URL_WRITE_INTERVAL_MS`], however often the broadcast timer fires for held-back
+    /// [`BROADCAST_TICK_MS`], however often the broadcast timer fires for held-back
     /// updates (it does at each visitor's own due time).
     urls_written_at: Millis,
     /// Agent sockets with visitors queued for their next `visitor_updates`
@@ -140,11 +140,6 @@ const BROADCAST_INTERVAL_MS: u64 = 1000;
 const URL_BROADCAST_INTERVAL_MS: u64 = 5000;
 /// How often deferred updates and coalesced url writes are looked at.
 const BROADCAST_TICK_MS: u64 = 200;
-/// Navigations' urls (`last_url`, the connection's `currentUrl`) are written at most
-/// this often, each visitor's latest: agents and REST read them from memory, so only a
-/// crash can lose the last second of them. Written each tick, 200 navigating sessions
-/// made SQLite's writer a burst every 200 ms that relays on the two cores waited behind.
-const URL_WRITE_INTERVAL_MS: u64 = 1000;
 
 impl Hub {
     pub fn new(config: HubConfig, ids: Ids) -> Hub {
