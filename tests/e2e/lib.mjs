@@ -446,13 +446,24 @@ export function serveStatic(root) {
  * `assign({server, browser, agent})`; after them, all of it stopped.
  */
 export function useServerAndConsole(assign, { name = 'Dana', role = 'agent' } = {}) {
+  useServerAndBrowser(async (env) => {
+    env.agent = await openConsole(env.browser, env.server, name, role);
+    assign(env);
+  });
+}
+
+/**
+ * Starts a server (with the fixtures) and a browser before the tests of the file or
+ * suite it is called in, hands them to `assign({server, browser})` (it may be async);
+ * after them, both stopped.
+ */
+export function useServerAndBrowser(assign) {
   const env = {};
   before(async () => {
     requireBuilt();
     env.server = await startServer({ fixtures: true });
     env.browser = await launchBrowser();
-    env.agent = await openConsole(env.browser, env.server, name, role);
-    assign(env);
+    await assign(env);
   }, { timeout: 60000 });
   after(async () => {
     await env.browser?.close();

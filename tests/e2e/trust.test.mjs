@@ -5,7 +5,7 @@
 // secret and comes back as the same visitor, refuses a page of an origin its key does
 // not allow (an `error` event with a stable code), and an agent's personal link brings a
 // visitor to that agent.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -14,16 +14,7 @@ import * as L from './lib.mjs';
 let server;
 let browser;
 
-before(async () => {
-  L.requireBuilt();
-  server = await L.startServer({ fixtures: true });
-  browser = await L.launchBrowser();
-}, { timeout: 60000 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-}, { timeout: 30000 });
+L.useServerAndBrowser((env) => ({ server, browser } = env));
 
 async function consolePage() {
   const context = await browser.newContext();

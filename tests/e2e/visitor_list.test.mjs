@@ -2,7 +2,7 @@
 // that signs in while more visitors are online than one `visitors` page holds (50) lists
 // them all, and their navigations, which the server sends other consoles together in
 // `visitor_updates` frames, reach the rows.
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as L from './lib.mjs';
 
@@ -11,15 +11,7 @@ const VISITORS = 120;
 describe('the visitor list', () => {
   let server;
   let browser;
-  before(async () => {
-    L.requireBuilt();
-    server = await L.startServer({ fixtures: true });
-    browser = await L.launchBrowser();
-  }, { timeout: 60000 });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  }, { timeout: 30000 });
+  L.useServerAndBrowser((env) => ({ server, browser } = env));
 
   it('lists every online visitor across the hello\'s pages, and navigations batched in visitor_updates reach the rows', { timeout: 90000 }, async () => {
     // The visitors: raw sockets of one page (each says hello like an SDK tab).

@@ -175,15 +175,7 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     for n in news {
         b.handle_visitor_news(now, n);
     }
-    let frames: Vec<Value> = drain(&mut b)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                conn: 900, frame, ..
-            } => serde_json::from_str(frame.as_str()).ok(),
-            _ => None,
-        })
-        .collect();
+    let frames = frames_to(&drain(&mut b), 900);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0]["type"], "visitor_update");
     assert_eq!(frames[0]["visitor"]["short_id"], w.short_id.as_str());
@@ -206,15 +198,7 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     }
     assert!(drain(&mut b).is_empty(), "held back until the tick");
     b.handle_timeout(b.poll_timeout().expect("the tick is armed"));
-    let frames: Vec<Value> = drain(&mut b)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                conn: 900, frame, ..
-            } => serde_json::from_str(frame.as_str()).ok(),
-            _ => None,
-        })
-        .collect();
+    let frames = frames_to(&drain(&mut b), 900);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0]["type"], "visitor_updates");
     assert_eq!(
@@ -240,15 +224,7 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
     // a fails: b forgets what a owned.
     b.handle_shadows_lost(now, &(0..128).collect());
     assert!(b.online_visitors(now, 1).is_empty());
-    let frames: Vec<Value> = drain(&mut b)
-        .into_iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                conn: 900, frame, ..
-            } => serde_json::from_str(frame.as_str()).ok(),
-            _ => None,
-        })
-        .collect();
+    let frames = frames_to(&drain(&mut b), 900);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0]["visitor"]["is_online"], false);
 
@@ -478,14 +454,8 @@ fn a_queued_visitor_is_left_out_once_its_session_has_the_agent() {
         .expect("requested");
     drain(&mut hub);
     hub.handle_timeout(Millis(later.0 + BROADCAST_TICK_MS));
-    let listed: Vec<String> = drain(&mut hub)
+    let listed: Vec<String> = frames_to(&drain(&mut hub), 900)
         .into_iter()
-        .filter_map(|o| match o {
-            Output::Send {
-                conn: 900, frame, ..
-            } => serde_json::from_str::<Value>(frame.as_str()).ok(),
-            _ => None,
-        })
         .filter(|f| f["type"] == "visitor_updates")
         .flat_map(|f| f["visitors"].as_array().cloned().unwrap_or_default())
         .filter_map(|v| v["short_id"].as_str().map(str::to_string))
@@ -563,6 +533,18 @@ fn the_newest_online_visitors_are_the_first_of_the_full_list() {
     );
 }
 
+/// The frames among `out` sent to socket `conn`, parsed.
+fn frames_to(out: &[Output], conn: ConnId) -> Vec<Value> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send { conn: c, frame, .. } if *c == conn => {
+                serde_json::from_str(frame.as_str()).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Everything the hub asked for, drained.
 fn drain(hub: &mut Hub) -> Vec<Output> {
     std::iter::from_fn(|| hub.poll_output()).collect()
@@ -605,16 +587,6 @@ fn a_recorded_session_writes_its_frames_and_events_in_order() {
         .expect("connects");
     drain(&mut hub);
 
-    let frames_to = |out: &[Output], to: ConnId| -> Vec<Value> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Send { conn, frame, .. } if *conn == to => {
-                    serde_json::from_str(frame.as_str()).ok()
-                }
-                _ => None,
-            })
-            .collect()
-    };
     let mut sessions = Vec::new();
     let mut out = Vec::new();
     for (agent_conn, visitor_conn, short_id) in
