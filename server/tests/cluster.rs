@@ -483,7 +483,9 @@ async fn a_redis_restart_loses_nothing_durable() {
 /// its visitors come back through another node with the same ids.
 #[tokio::test]
 async fn a_draining_node_hands_its_visitors_over_and_exits() {
-    let mut c = Cluster::start(3);
+    // A drain time long enough that a loaded machine still reads the live session as
+    // live after the idle visitor's hand-over (3 s was not: a CI run read it ended).
+    let mut c = Cluster::start_with(3, &[("COVISIT_DRAIN_SECONDS", "10")]);
     c.settled().await;
     let mine = c.node(0).node_id();
     let mut owned_by_0 = Vec::new();
@@ -512,7 +514,7 @@ async fn a_draining_node_hands_its_visitors_over_and_exits() {
     let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 503);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "draining");
-    // The drain time (3 s here) ends what is still live there; the agent hears it.
+    // The drain time (10 s here) ends what is still live there; the agent hears it.
     agent
         .expect_within("session_update", Duration::from_secs(20), |u| {
             u["session"]["id"] == session_id.as_str() && u["status"] == "ended"
