@@ -334,10 +334,18 @@ export async function requestByLookupCode(consolePage, code, shortId) {
   await consolePage.getByTestId('visitor-search').fill(code);
   const row = consolePage.locator(`[data-testid="visitor-row"][data-lookup-code="${code}"]`);
   await row.waitFor({ state: 'visible' });
-  if (shortId) assert.equal(await row.getAttribute('data-short-id'), shortId);
-  await row.click();
+  const id = await row.getAttribute('data-short-id');
+  if (shortId) assert.equal(id, shortId);
+  // The list re-sorts as visitors change: a click can land where the row was a moment
+  // before. Clicked again until the console shows that visitor (at most three times).
+  const shown = () => consolePage.evaluate(() => decodeURIComponent(location.hash));
+  for (let i = 0; i < 3 && (await shown()) !== `#/visitors/${id}`; i++) {
+    await row.click();
+    await waitFor(async () => (await shown()) === `#/visitors/${id}`, { timeoutMs: 3000, what: `the console showing ${id}` }).catch(() => {});
+  }
+  assert.equal(await shown(), `#/visitors/${id}`, 'the console shows the visitor');
   const button = consolePage.getByTestId('request-session');
-  await waitFor(() => button.isEnabled(), { what: 'an enabled Request session button' });
+  await waitFor(async () => (await button.isVisible()) && (await button.isEnabled()), { what: 'a visible, enabled Request session button' });
   await button.click();
 }
 
