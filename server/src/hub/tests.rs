@@ -292,6 +292,38 @@ fn navigation_news_goes_now_and_other_news_after_the_writes() {
     assert_eq!(kinds(drain(&mut a)), ["after writes"], "asks for an agent");
 }
 
+/// Drives `visitors` visitors (connections `0..visitors`) navigating 20 times a second
+/// from `start` to `end`, stepping the hub's clock to each navigation or timer, and
+/// hands every batch of outputs to `take`, the last after `end`.
+fn drive_navigations(
+    hub: &mut Hub,
+    visitors: u64,
+    start: u64,
+    end: u64,
+    mut take: impl FnMut(Vec<Output>),
+) {
+    let url = |n: u64| covisit::core::protocol::VisitorMessage::Url {
+        current_url: format!("http://127.0.0.1/page/{n}"),
+    };
+    let (mut now, mut next_nav, mut n) = (start, start, 0u64);
+    while now < end {
+        if now >= next_nav {
+            for conn in 0..visitors {
+                n += 1;
+                hub.handle_visitor_frame(Millis(now), conn, url(n));
+            }
+            next_nav += 50;
+        }
+        take(drain(hub));
+        let timer = hub.poll_timeout().map_or(u64::MAX, |d| d.0);
+        now = timer.min(next_nav);
+        if timer <= now {
+            hub.handle_timeout(Millis(now));
+        }
+    }
+    take(drain(hub));
+}
+
 /// Navigations' urls are written coalesced, once a tick at most, even while the
 /// broadcast timer fires far more often for many visitors' held-back updates (each at
 /// its own time): 40 visitors navigating 20 times a second for 6 s.
@@ -306,32 +338,14 @@ fn url_writes_are_coalesced_to_one_a_tick_while_held_back_updates_fall_due() {
             .expect("connects");
     }
     drain(&mut hub);
-    let url = |n: u64| covisit::core::protocol::VisitorMessage::Url {
-        current_url: format!("http://127.0.0.1/page/{n}"),
-    };
     let (start, end) = (t0.0 + 1_000, t0.0 + 7_000);
-    let (mut now, mut next_nav, mut n, mut url_writes) = (start, start, 0u64, 0u64);
-    let count = |out: Vec<Output>| {
-        out.iter()
+    let mut url_writes = 0u64;
+    drive_navigations(&mut hub, visitors, start, end, |out| {
+        url_writes += out
+            .iter()
             .filter(|o| matches!(o, Output::Persist(crate::store::Write::Visitor(..))))
-            .count() as u64
-    };
-    while now < end {
-        if now >= next_nav {
-            for conn in 0..visitors {
-                n += 1;
-                hub.handle_visitor_frame(Millis(now), conn, url(n));
-            }
-            next_nav += 50;
-        }
-        url_writes += count(drain(&mut hub));
-        let timer = hub.poll_timeout().map_or(u64::MAX, |d| d.0);
-        now = timer.min(next_nav);
-        if timer <= now {
-            hub.handle_timeout(Millis(now));
-        }
-    }
-    url_writes += count(drain(&mut hub));
+            .count() as u64;
+    });
     let ticks = (end - start) / BROADCAST_TICK_MS + 1;
     assert!(
         url_writes <= visitors * ticks,
@@ -360,13 +374,9 @@ fn held_back_visitor_changes_reach_a_console_in_one_frame_a_tick() {
     let agent_conn = 1_000;
     hub.handle_agent_connect(Millis(t0.0 + 500), agent_conn, identity("u_ada", "Ada"));
     drain(&mut hub);
-    let url = |n: u64| covisit::core::protocol::VisitorMessage::Url {
-        current_url: format!("http://127.0.0.1/page/{n}"),
-    };
     let (start, end) = (t0.0 + 1_000, t0.0 + 7_000);
-    let (mut now, mut next_nav, mut n) = (start, start, 0u64);
     let mut frames: Vec<String> = Vec::new();
-    let mut take = |out: Vec<Output>| {
+    drive_navigations(&mut hub, visitors, start, end, |out| {
         for o in out {
             if let Output::Send { conn, frame, .. } = o {
                 if conn == agent_conn {
@@ -374,23 +384,7 @@ fn held_back_visitor_changes_reach_a_console_in_one_frame_a_tick() {
                 }
             }
         }
-    };
-    while now < end {
-        if now >= next_nav {
-            for conn in 0..visitors {
-                n += 1;
-                hub.handle_visitor_frame(Millis(now), conn, url(n));
-            }
-            next_nav += 50;
-        }
-        take(drain(&mut hub));
-        let timer = hub.poll_timeout().map_or(u64::MAX, |d| d.0);
-        now = timer.min(next_nav);
-        if timer <= now {
-            hub.handle_timeout(Millis(now));
-        }
-    }
-    take(drain(&mut hub));
+    });
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut batches = 0usize;
     for text in &frames {
