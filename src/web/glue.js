@@ -61,6 +61,12 @@ export class Ui {
     this.root = null;
     /** @type {HTMLElement | null} */
     this.prompt = null;
+    /** Prompts asked while another is shown, in order: [id, show]. */
+    /** @type {[string, () => void][]} */
+    this.waiting = [];
+    /** Each prompt button's action, for Escape (the page cannot reach it to call it). */
+    /** @type {WeakMap<Element, () => void>} */
+    this.runs = new WeakMap();
     /** @type {HTMLElement | null} */
     this.info = null;
     /** @type {HTMLElement | null} */
@@ -177,6 +183,7 @@ export class Ui {
       if (!e.isTrusted || !this.armed()) return;
       run();
     });
+    this.runs.set(b, run);
     return b;
   }
 
@@ -212,8 +219,16 @@ export class Ui {
    * @param {'prompt' | 'info'} [slot]
    */
   dialog(id, title, message, buttons, extra, slot = 'prompt') {
-    if (slot === 'prompt') this.hidePrompt();
-    else this.hideInfo();
+    if (slot === 'prompt') {
+      const shown = this.prompt && this.prompt.dataset.covisit;
+      // One question at a time: another waits until this one is answered or withdrawn.
+      if (shown && shown !== id) {
+        this.waiting = this.waiting.filter(([w]) => w !== id);
+        this.waiting.push([id, () => this.dialog(id, title, message, buttons, extra)]);
+        return;
+      }
+      this.drop(this.prompt);
+    } else this.hideInfo();
     const root = this.ensureRoot();
     const heading = this.el('h2', { id: `cv-${id}-title`, text: title });
     const body = this.el('p', { id: `cv-${id}-desc`, text: message });
@@ -224,7 +239,8 @@ export class Ui {
       'aria-modal': 'false', 'aria-labelledby': heading.id, 'aria-describedby': body.id, 'data-covisit': id,
     }, [heading, body, ...(extra || []), row, hint]);
     panel.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && e.isTrusted && this.armed()) { e.stopPropagation(); buttons[0].click(); }
+      const run = this.runs.get(buttons[0]);
+      if (e.key === 'Escape' && e.isTrusted && this.armed() && run) { e.stopPropagation(); run(); }
     });
     root.append(panel);
     if (slot === 'prompt') this.prompt = panel;
@@ -306,15 +322,24 @@ export class Ui {
     if (inside && back && back.isConnected && back.focus) back.focus({ preventScroll: true });
   }
 
-  hidePrompt() {
-    this.drop(this.prompt);
+  /** Takes the shown prompt away, and the next waiting one shows; `only`: just prompts
+   * whose id matches, shown or waiting. @param {RegExp} [only] */
+  hidePrompt(only) {
+    if (only) this.waiting = this.waiting.filter(([id]) => !only.test(id));
+    const p = this.prompt;
+    if (!p || (only && !only.test(/** @type {string} */ (p.dataset.covisit)))) return;
+    this.drop(p);
     this.prompt = null;
     if (this.live) this.live.textContent = '';
+    const next = this.waiting.shift();
+    if (next) next[1]();
   }
 
-  hideConsent() {
-    if (this.prompt && /-prompt$/.test(/** @type {string} */ (this.prompt.dataset.covisit))) this.hidePrompt();
-  }
+  /** The session's and control's questions (withdrawn, or answered elsewhere). */
+  hideAsked() { this.hidePrompt(/^(session|control)-prompt$/); }
+
+  /** Every question (the session is over), not a rating the visitor may still give. */
+  hideConsent() { this.hidePrompt(/-prompt$/); }
 
   hideInfo() {
     this.drop(this.info);
@@ -457,6 +482,7 @@ export class Ui {
     window.removeEventListener('focusin', this.onFocusIn, true);
     if (this.host) this.host.remove();
     this.host = this.root = this.prompt = this.info = this.indicator = this.live = null;
+    this.waiting = [];
   }
 }
 

@@ -25,8 +25,10 @@ extern "C" {
     pub fn show_lookup_code(this: &Ui, code: &str);
     #[wasm_bindgen(method, js_name = showRating)]
     pub fn show_rating(this: &Ui, agent_name: &str);
-    #[wasm_bindgen(method, js_name = hidePrompt)]
-    pub fn hide_prompt(this: &Ui);
+    /// Hides the session or control question (shown or waiting behind another), not
+    /// a call's or share's, which the call file withdraws itself.
+    #[wasm_bindgen(method, js_name = hideAsked)]
+    pub fn hide_asked(this: &Ui);
     /// Hides the session or control prompt, not a rating the visitor may still give.
     #[wasm_bindgen(method, js_name = hideConsent)]
     pub fn hide_consent(this: &Ui);

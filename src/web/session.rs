@@ -609,8 +609,8 @@ impl Driver {
                 ClientEvent::ControlRequest { agent } if handlers.is_empty() => {
                     ui.show_control_prompt(&agent.name);
                 }
-                ClientEvent::PromptWithdrawn { .. } => ui.hide_prompt(),
-                ClientEvent::SessionEnd { .. } => ui.hide_prompt(),
+                ClientEvent::PromptWithdrawn { .. } => ui.hide_asked(),
+                ClientEvent::SessionEnd { .. } => ui.hide_asked(),
                 _ => {}
             }
             match status {
@@ -625,13 +625,13 @@ impl Driver {
                 event,
                 ClientEvent::SessionStart { .. } | ClientEvent::SessionContinue { .. }
             ) {
-                ui.hide_prompt();
+                ui.hide_asked();
             }
             if matches!(
                 event,
                 ClientEvent::ControlStart { .. } | ClientEvent::ControlEnd { .. }
             ) {
-                ui.hide_prompt();
+                ui.hide_asked();
             }
             // After the status above, which clears prompts once a session is over.
             if rate {
