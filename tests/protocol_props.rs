@@ -329,6 +329,7 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
         text().prop_map(|q| AgentMessage::Search { q }),
         text().prop_map(|short_id| AgentMessage::Watch { short_id }),
         (text(), any::<bool>(), any::<bool>()).prop_map(|(session_id, a, b)| {
+            let even = session_id.len() % 2 == 0;
             AgentMessage::Call {
                 session_id,
                 call: if a {
@@ -336,7 +337,10 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                 } else if b {
                     CallFromAgent::Start { video: b }
                 } else {
-                    CallFromAgent::End
+                    CallFromAgent::End {
+                        reason: even
+                            .then_some(covisit::core::protocol::VisitorCallEnd::MediaDenied),
+                    }
                 },
             }
         }),

@@ -33,7 +33,6 @@
  * @typedef {object} Share
  * @property {Agent} agent
  * @property {boolean} screen
- * @property {IceServer[]} ice
  * @property {RTCPeerConnection | null} pc
  * @property {MediaStream | null} stream
  * @property {boolean} running
@@ -96,7 +95,8 @@ export class Calls {
       case 'signal': return this.signal(m.signal);
       case 'media': if (this.call) { this.call.remote = { audio: m.audio, video: m.video }; this.render(); } return;
       case 'end': return this.finish(m.reason);
-      case 'share_request': return this.shareRequest(m.agent, m.screen, m.ice_servers);
+      case 'share_request': return this.shareRequest(m.agent, m.screen);
+      case 'share_start': return this.shareStart(m.ice_servers);
       case 'share_end': return this.shareFinish();
       default: return;
     }
@@ -285,8 +285,7 @@ export class Calls {
     this.call = null;
     stop(c.mic); stop(c.cam);
     if (c.pc) c.pc.close();
-    const prompt = this.ui.prompt;
-    if (prompt && prompt.dataset.covisit === 'call-prompt') this.ui.hidePrompt();
+    this.ui.hidePrompt(/^call-prompt$/);
     if (this.audio) { this.audio.srcObject = null; this.audio.remove(); this.audio = null; }
     if (this.video) { this.video.srcObject = null; this.video.remove(); this.video = null; }
     this.render();
@@ -295,10 +294,10 @@ export class Calls {
 
   // ----- sharing the tab or a screen -------------------------------------------------
 
-  /** @param {Agent} agent @param {boolean} screen @param {IceServer[]} ice */
-  shareRequest(agent, screen, ice) {
+  /** @param {Agent} agent @param {boolean} screen */
+  shareRequest(agent, screen) {
     if (this.share) return;
-    this.share = { agent, screen, ice, pc: null, stream: null, running: false };
+    this.share = { agent, screen, pc: null, stream: null, running: false };
     const ui = this.ui;
     const what = screen ? 'a screen or window you pick' : 'this tab';
     ui.dialog('share-prompt', screen ? 'Share your screen as video?' : 'Share this tab as video?',
@@ -309,33 +308,55 @@ export class Calls {
       ]);
   }
 
+  /** The visitor allowed it: the browser's picker, then `share_accept` (the server's
+   * `share_start` brings the ICE servers). A tab share must be a tab: a screen or
+   * window picked instead (browsers that ignore `preferCurrentTab` offer them) is
+   * stopped, as only `allowFullScreen` lets those go. */
   shareAccept() {
     const sh = this.share;
     if (!sh) return;
     /** @type {DisplayMediaStreamOptions & Record<string, unknown>} */
-    const opts = sh.screen ? { video: true, audio: false } : { video: true, audio: false, preferCurrentTab: true, selfBrowserSurface: 'include', surfaceSwitching: 'exclude' };
-    navigator.mediaDevices.getDisplayMedia(opts).then((stream) => {
+    const opts = sh.screen ? { video: true, audio: false }
+      : { video: true, audio: false, preferCurrentTab: true, selfBrowserSurface: 'include', surfaceSwitching: 'exclude', monitorTypeSurfaces: 'exclude' };
+    const denied = () => { if (this.share === sh) { this.send({ kind: 'share_end', reason: 'media_denied' }); this.shareFinish(); } };
+    const md = navigator.mediaDevices;
+    // Not every browser can capture (mobile ones): said at once, not left asking.
+    if (!md || typeof md.getDisplayMedia !== 'function') return denied();
+    let asked;
+    try { asked = md.getDisplayMedia(opts); } catch (e) { return denied(); }
+    asked.then((stream) => {
       if (this.share !== sh) { stream.getTracks().forEach((t) => t.stop()); return; }
-      sh.stream = stream;
       const track = stream.getVideoTracks()[0];
+      const surface = track && track.getSettings ? /** @type {{ displaySurface?: string }} */ (track.getSettings()).displaySurface : undefined;
+      if (!track || (!sh.screen && surface && surface !== 'browser')) {
+        stream.getTracks().forEach((t) => t.stop());
+        return denied();
+      }
+      sh.stream = stream;
       // The browser's own "Stop sharing" ends it too.
       track.onended = () => { if (this.share === sh) { this.send({ kind: 'share_end', reason: 'declined' }); this.shareFinish(); } };
       this.send({ kind: 'share_accept' });
-      const pc = sh.pc = new RTCPeerConnection({ iceServers: sh.ice });
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-      pc.onicecandidate = (e) => { if (e.candidate && this.share === sh) this.send({ kind: 'signal', signal: { channel: 'share', candidate: candidate(e.candidate) } }); };
-      pc.onconnectionstatechange = () => {
-        if (this.share !== sh) return;
-        if (pc.connectionState === 'connected' && !sh.running) { sh.running = true; this.send({ kind: 'share_started' }); this.renderShare(); }
-        else if (pc.connectionState === 'failed') { this.send({ kind: 'share_end', reason: 'failed' }); this.shareFinish(); }
-      };
-      return pc.createOffer().then((offer) => pc.setLocalDescription(offer).then(() => {
-        if (this.share === sh) this.send({ kind: 'signal', signal: { channel: 'share', description: { type: 'offer', sdp: offer.sdp || '' } } });
-      }));
-    }, () => {
-      if (this.share === sh) { this.send({ kind: 'share_end', reason: 'media_denied' }); this.shareFinish(); }
-    });
-    this.renderShare();
+      this.renderShare();
+    }, denied);
+  }
+
+  /** The server took the visitor's `share_accept`: the offer, with these ICE servers. @param {IceServer[]} iceServers */
+  shareStart(iceServers) {
+    const sh = this.share;
+    if (!sh || !sh.stream || sh.pc) return;
+    const stream = sh.stream;
+    const track = stream.getVideoTracks()[0];
+    const pc = sh.pc = new RTCPeerConnection({ iceServers });
+    pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    pc.onicecandidate = (e) => { if (e.candidate && this.share === sh) this.send({ kind: 'signal', signal: { channel: 'share', candidate: candidate(e.candidate) } }); };
+    pc.onconnectionstatechange = () => {
+      if (this.share !== sh) return;
+      if (pc.connectionState === 'connected' && !sh.running) { sh.running = true; this.send({ kind: 'share_started' }); this.renderShare(); }
+      else if (pc.connectionState === 'failed') { this.send({ kind: 'share_end', reason: 'failed' }); this.shareFinish(); }
+    };
+    pc.createOffer().then((offer) => pc.setLocalDescription(offer).then(() => {
+      if (this.share === sh) this.send({ kind: 'signal', signal: { channel: 'share', description: { type: 'offer', sdp: offer.sdp || '' } } });
+    })).catch((e) => console.error('[covisit] share negotiation failed', e));
   }
 
   /** @param {CallSignal} s */
@@ -369,8 +390,7 @@ export class Calls {
     this.share = null;
     if (sh.stream) sh.stream.getTracks().forEach((t) => t.stop());
     if (sh.pc) sh.pc.close();
-    const prompt = this.ui.prompt;
-    if (prompt && prompt.dataset.covisit === 'share-prompt') this.ui.hidePrompt();
+    this.ui.hidePrompt(/^share-prompt$/);
     this.renderShare();
   }
 

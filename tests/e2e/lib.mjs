@@ -39,7 +39,7 @@ export function requireBuilt(sdkDir = join(ROOT, 'dist')) {
  * of www/ plus tests/e2e/fixtures/ at /fixtures/ (the demo site stays untouched).
  * Resolves with {url, port, proc, stop, log}.
  */
-export async function startServer({ www = join(ROOT, 'www'), fixtures = false, sdkDir = join(ROOT, 'dist'), args = [], timeoutMs = 15000, bin = SERVER_BIN } = {}) {
+export async function startServer({ www = join(ROOT, 'www'), fixtures = false, sdkDir = join(ROOT, 'dist'), args = [], env: extraEnv = {}, timeoutMs = 15000, bin = SERVER_BIN } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'covisit-e2e-'));
   if (fixtures) {
     cpSync(www, join(dir, 'www'), { recursive: true });
@@ -48,6 +48,7 @@ export async function startServer({ www = join(ROOT, 'www'), fixtures = false, s
   }
   const env = { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' };
   for (const k of Object.keys(env)) if (k.startsWith('COVISIT_')) delete env[k];
+  Object.assign(env, extraEnv);
   const proc = spawn(bin, ['--dev', '--listen', '127.0.0.1:0', '--database', join(dir, 'covisit.db'),
     '--www', www, '--sdk-dir', sdkDir, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const log = [];

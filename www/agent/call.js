@@ -162,7 +162,7 @@ export class CallPanel {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: camera });
     } catch (e) {
       this.host.announce('Your browser gave no microphone: the call ends.');
-      this.sendCall({ kind: 'end' });
+      this.sendCall({ kind: 'end', reason: 'media_denied' });
       return;
     }
     if (this.call !== c) { stream.getTracks().forEach((t) => t.stop()); return; }
@@ -181,7 +181,10 @@ export class CallPanel {
       if (e.track.kind === 'audio') this.audio.srcObject = new MediaStream([e.track]);
       else this.remote.srcObject = new MediaStream([e.track]);
     };
-    pc.onconnectionstatechange = () => this.render();
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' && this.call === c) this.sendCall({ kind: 'end', reason: 'failed' });
+      this.render();
+    };
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     if (this.call !== c) return;
@@ -284,10 +287,13 @@ export class CallPanel {
     let text = '';
     if (state === 'ringing') text = mine ? 'Calling the visitor…' : 'Another agent is calling the visitor.';
     else if (state === 'connecting') text = 'The visitor accepted; connecting…';
-    else if (state === 'connected') text = mine ? `On a call${pcState === 'connected' ? '' : ` (${pcState})`}` : 'Another agent is on a call with the visitor.';
+    else if (state === 'connected') {
+      text = mine ? `On a call${pcState === 'connected' ? '' : ` (${pcState})`}` : 'Another agent is on a call with the visitor.';
+      if (mine && v && !v.visitor.audio) text += ' The visitor is muted.';
+    }
     else if (v && v.reason) text = `Last call ended: ${v.reason.replace(/_/g, ' ')}.`;
     if (someoneElse) this.btn.audio.hidden = this.btn.video.hidden = true;
-    if (share === 'authorizing') text += ' Asking the visitor to share the full tab…';
+    if (share === 'authorizing') text += ` Asking the visitor to share ${v && v.share_screen ? 'a screen or window' : 'the full tab'}…`;
     this.status.textContent = text;
     this.videos.hidden = !mine || !(v && (v.visitor.video || v.agent.video));
     this.remote.hidden = !(v && v.visitor.video);

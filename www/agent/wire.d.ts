@@ -433,7 +433,7 @@ export type InkShape = "free" | "arrow";
 /**
  * Server → visitor, in `{"type": "call", "call": …}` (the SDK hands it to its call file).
  */
-export type CallToVisitor = { "kind": "request", agent: Agent, video: boolean, rules: CallRules, } | { "kind": "start", ice_servers: Array<IceServer>, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "end", reason: CallEndReason, } | { "kind": "share_request", agent: Agent, screen: boolean, ice_servers: Array<IceServer>, } | { "kind": "share_end", reason: CallEndReason, };
+export type CallToVisitor = { "kind": "request", agent: Agent, video: boolean, rules: CallRules, } | { "kind": "start", ice_servers: Array<IceServer>, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "end", reason: CallEndReason, } | { "kind": "share_request", agent: Agent, screen: boolean, } | { "kind": "share_start", ice_servers: Array<IceServer>, } | { "kind": "share_end", reason: CallEndReason, };
 
 /**
  * Visitor (SDK) → server, in `{"type": "call", "call": …}`.
@@ -443,7 +443,7 @@ export type CallFromVisitor = { "kind": "accept", audio: boolean, video: boolean
 /**
  * Agent console → server, in `{"type": "call", "session_id", "call": …}`.
  */
-export type CallFromAgent = { "kind": "start", video: boolean, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "end" } | { "kind": "share_request", screen: boolean, } | { "kind": "share_stop" };
+export type CallFromAgent = { "kind": "start", video: boolean, } | { "kind": "signal", signal: CallSignal, } | { "kind": "media", audio: boolean, video: boolean, } | { "kind": "end", reason?: VisitorCallEnd, } | { "kind": "share_request", screen: boolean, } | { "kind": "share_stop" };
 
 /**
  * Server → agent console, in `{"type": "call", "session_id", "call": …}`: to the

@@ -98,7 +98,7 @@ impl Hub {
                     self.call_to_visitor(c, &CallToVisitor::Media { audio, video });
                 }
             }
-            CallFromAgent::End => {
+            CallFromAgent::End { reason } => {
                 let s = self.session_mut(session_id)?;
                 if s.call.parties().is_none_or(|(a, _)| a != agent.id) {
                     return Err(HubError::Machine {
@@ -106,7 +106,12 @@ impl Hub {
                         message: "`end` is not valid now: expected a call of this agent".into(),
                     });
                 }
-                self.end_call(now, session_id, CallEndReason::HungUpByAgent);
+                let reason = match reason {
+                    None | Some(VisitorCallEnd::Declined) => CallEndReason::HungUpByAgent,
+                    Some(VisitorCallEnd::MediaDenied) => CallEndReason::MediaDenied,
+                    Some(VisitorCallEnd::Failed) => CallEndReason::Failed,
+                };
+                self.end_call(now, session_id, reason);
             }
             CallFromAgent::ShareRequest { screen } => {
                 let (tab, c) = focused_tab(entry)?;
@@ -122,7 +127,6 @@ impl Hub {
                     return Err(HubError::CallUnsupported);
                 }
                 let tab_conn = *entry.sockets.get(&tab).ok_or(HubError::TabOffline)?;
-                let ice_servers = self.ice_servers(now, &visitor_id);
                 let s = self.session_mut(session_id)?;
                 s.call.share_request(&agent.id, &tab, screen)?;
                 s.share_conn = Some(conn);
@@ -131,7 +135,6 @@ impl Hub {
                     &CallToVisitor::ShareRequest {
                         agent: agent.clone(),
                         screen,
-                        ice_servers,
                     },
                 );
             }
@@ -237,11 +240,26 @@ impl Hub {
                 self.end_call(now, &session_id, reason);
             }
             CallFromVisitor::ShareAccept => {
-                let ice_servers = self.ice_servers(now, "agent");
+                let agent_ice = self.ice_servers(now, "agent");
+                let visitor_ice = self.ice_servers(now, short_id);
                 let s = self.session_mut(&session_id)?;
                 s.call.share_accept(tab)?;
                 let conn = s.share_conn;
-                self.call_to_agent(conn, &session_id, CallToAgent::ShareStart { ice_servers });
+                if let Some(c) = visitor_conn {
+                    self.call_to_visitor(
+                        c,
+                        &CallToVisitor::ShareStart {
+                            ice_servers: visitor_ice,
+                        },
+                    );
+                }
+                self.call_to_agent(
+                    conn,
+                    &session_id,
+                    CallToAgent::ShareStart {
+                        ice_servers: agent_ice,
+                    },
+                );
             }
             CallFromVisitor::ShareStarted => {
                 self.session_mut(&session_id)?.call.share_started(tab)?;
@@ -255,8 +273,8 @@ impl Hub {
                             .into(),
                     });
                 }
-                let accepted = s.call.view().share != covisit::core::model::FullTabStatus::Off
-                    && s.call.view().share == covisit::core::model::FullTabStatus::Active;
+                // Allowed, then stopped (even before its stream ran): a hang-up.
+                let accepted = s.call.share_accepted();
                 let reason = match reason {
                     VisitorCallEnd::Declined if !accepted => CallEndReason::Declined,
                     VisitorCallEnd::Declined => CallEndReason::HungUpByVisitor,

@@ -717,3 +717,176 @@ fn a_recorded_session_writes_its_frames_and_events_in_order() {
         "nothing left to write"
     );
 }
+
+/// A share's ICE servers (with TURN credentials) reach the visitor only once it allowed
+/// the share, in `share_start`; a share allowed then stopped before its stream ran is a
+/// hang-up, not a decline; an agent's `end` says why its side dropped the call.
+#[test]
+fn a_share_gets_ice_servers_only_after_consent_and_ends_say_why() {
+    use covisit::core::protocol::{
+        AgentMessage, CallFromAgent, CallFromVisitor, FoundBy, VisitorCallEnd, VisitorMessage,
+    };
+    let t0 = Millis(1_800_000_000_000);
+    let mut hub = Hub::new(
+        HubConfig {
+            public_url: "http://127.0.0.1".into(),
+            grace_period_seconds: 30,
+            visitor_silence_ms: 60_000,
+            agent_silence_ms: 180_000,
+            ice: crate::ice::IceConfig {
+                urls: vec!["turn:127.0.0.1:3478".into()],
+                turn_secret: Some("hub-test-secret".into()),
+                ttl_seconds: 0,
+            },
+        },
+        Ids::seeded(7),
+    );
+    let (agent, visitor) = (900, 1);
+    hub.handle_agent_connect(t0, agent, identity("u_ada", "Ada"));
+    let welcome = hub
+        .handle_visitor_connect(
+            t0,
+            visitor,
+            VisitorHello {
+                config: json!({ "allowRequestFullTab": true }),
+                connection: ConnectionHello {
+                    has_focus: true,
+                    audio_supported: true,
+                    ..ConnectionHello::default()
+                },
+                ..hello(1)
+            },
+        )
+        .expect("connects");
+    drain(&mut hub);
+    let t = |s: u64| Millis(t0.0 + s * 1000);
+    hub.handle_agent_frame(
+        t(1),
+        agent,
+        AgentMessage::RequestSession {
+            short_id: welcome.short_id.clone(),
+            found_by: FoundBy::Search,
+        },
+    );
+    let out = drain(&mut hub);
+    let session_id = frames_to(&out, visitor)
+        .into_iter()
+        .find(|f| f["type"] == "session_request")
+        .expect("the visitor is asked")["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    hub.handle_visitor_frame(t(2), visitor, VisitorMessage::Authorize);
+    drain(&mut hub);
+    let call = |call| AgentMessage::Call {
+        session_id: session_id.clone(),
+        call,
+    };
+    let calls_to = |out: &[Output], conn| -> Vec<Value> {
+        frames_to(out, conn)
+            .into_iter()
+            .filter(|f| f["type"] == "call")
+            .map(|f| f["call"].clone())
+            .collect()
+    };
+    let share_reason = |out: &[Output]| -> Option<Value> {
+        frames_to(out, agent)
+            .into_iter()
+            .filter(|f| f["type"] == "session_update")
+            .map(|f| f["call"]["share_reason"].clone())
+            .next_back()
+    };
+
+    hub.handle_agent_frame(
+        t(3),
+        agent,
+        call(CallFromAgent::ShareRequest { screen: false }),
+    );
+    let out = drain(&mut hub);
+    let asked = calls_to(&out, visitor);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["kind"], "share_request");
+    assert!(
+        asked[0].get("ice_servers").is_none(),
+        "no ICE before consent: {asked:?}"
+    );
+    assert!(!serde_json::to_string(&asked).unwrap().contains("3478"));
+
+    hub.handle_visitor_frame(
+        t(4),
+        visitor,
+        VisitorMessage::Call {
+            call: CallFromVisitor::ShareAccept,
+        },
+    );
+    let out = drain(&mut hub);
+    let to_visitor = calls_to(&out, visitor);
+    assert_eq!(to_visitor.len(), 1, "{to_visitor:?}");
+    assert_eq!(to_visitor[0]["kind"], "share_start");
+    let ice = &to_visitor[0]["ice_servers"][0];
+    assert_eq!(ice["urls"], "turn:127.0.0.1:3478");
+    assert!(
+        ice["username"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{}", welcome.short_id)),
+        "{ice}"
+    );
+    assert!(ice["credential"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(calls_to(&out, agent)[0]["kind"], "share_start");
+
+    // Allowed, then stopped before its stream ran: the visitor hung up.
+    hub.handle_visitor_frame(
+        t(5),
+        visitor,
+        VisitorMessage::Call {
+            call: CallFromVisitor::ShareEnd {
+                reason: VisitorCallEnd::Declined,
+            },
+        },
+    );
+    let out = drain(&mut hub);
+    assert_eq!(share_reason(&out), Some(json!("hung_up_by_visitor")));
+
+    // Asked and declined: a decline.
+    hub.handle_agent_frame(
+        t(6),
+        agent,
+        call(CallFromAgent::ShareRequest { screen: false }),
+    );
+    hub.handle_visitor_frame(
+        t(7),
+        visitor,
+        VisitorMessage::Call {
+            call: CallFromVisitor::ShareEnd {
+                reason: VisitorCallEnd::Declined,
+            },
+        },
+    );
+    let out = drain(&mut hub);
+    assert_eq!(share_reason(&out), Some(json!("declined")));
+
+    // The agent's browser gave no microphone: the call ends `media_denied`, not as a hang-up.
+    hub.handle_agent_frame(t(8), agent, call(CallFromAgent::Start { video: false }));
+    hub.handle_visitor_frame(
+        t(9),
+        visitor,
+        VisitorMessage::Call {
+            call: CallFromVisitor::Accept {
+                audio: true,
+                video: false,
+            },
+        },
+    );
+    drain(&mut hub);
+    hub.handle_agent_frame(
+        t(10),
+        agent,
+        call(CallFromAgent::End {
+            reason: Some(VisitorCallEnd::MediaDenied),
+        }),
+    );
+    let out = drain(&mut hub);
+    let ended = calls_to(&out, visitor);
+    assert_eq!(ended, [json!({ "kind": "end", "reason": "media_denied" })]);
+}

@@ -150,6 +150,12 @@ impl CallMachine {
             .map(|s| (s.agent_id.as_str(), s.tab.as_str()))
     }
 
+    /// Whether the visitor allowed the share in progress (its stream is being set up,
+    /// or runs).
+    pub fn share_accepted(&self) -> bool {
+        self.share.as_ref().is_some_and(|s| s.accepted)
+    }
+
     /// The share's `fullTabStatus`.
     pub fn share_status(&self) -> FullTabStatus {
         match &self.share {

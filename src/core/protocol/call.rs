@@ -279,8 +279,14 @@ pub enum CallFromAgent {
         audio: bool,
         video: bool,
     },
-    /// Hang up (or withdraw the ringing call).
-    End,
+    /// Hang up (or withdraw the ringing call); `reason` `media_denied` when the agent's
+    /// browser gave no microphone, `failed` when its connection failed (else none: a
+    /// hang-up).
+    End {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(test, ts(optional))]
+        reason: Option<VisitorCallEnd>,
+    },
     /// Ask for the visitor's tab (`screen` false: `allowRequestFullTab`) or a screen
     /// or window the visitor picks (`screen` true: `allowFullScreen`).
     ShareRequest {
@@ -356,6 +362,10 @@ pub enum CallToVisitor {
     ShareRequest {
         agent: Agent,
         screen: bool,
+    },
+    /// The visitor allowed the share: make the offer, with these ICE servers (sent only
+    /// now, not with the request: nothing of a share before consent).
+    ShareStart {
         ice_servers: Vec<IceServer>,
     },
     ShareEnd {
