@@ -82,7 +82,7 @@ pub async fn principal(
             .account_by_secret(&auth::hash_secret(token))
             .await
         {
-            Ok(Some(account_id)) => Ok(Principal::Integration { account_id }),
+            Ok(Some((account_id, _))) => Ok(Principal::Integration { account_id }),
             Ok(None) => Err(unauthorized("unknown key")),
             Err(e) => Err(ApiError::internal(e)),
         };

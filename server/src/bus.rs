@@ -157,6 +157,11 @@ pub enum BusMsg {
     CloseUser {
         user_id: String,
     },
+    /// Close the sockets opened with this key (revoked).
+    CloseKey {
+        account_id: i64,
+        public_key: String,
+    },
     /// Close the sockets of this sign-in session (signed out).
     CloseAuthSession {
         session: String,

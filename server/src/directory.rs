@@ -133,8 +133,8 @@ pub trait Directory: Send + Sync + 'static {
     /// A key by its public half, revoked or not.
     async fn key(&self, public_key: &str) -> StoreResult<Option<KeyRecord>>;
     async fn keys(&self, account_id: i64) -> StoreResult<Vec<KeyRecord>>;
-    /// The account of an unrevoked secret key.
-    async fn account_by_secret(&self, secret_hash: &str) -> StoreResult<Option<i64>>;
+    /// The account and public key of an unrevoked secret key.
+    async fn account_by_secret(&self, secret_hash: &str) -> StoreResult<Option<(i64, String)>>;
     async fn set_key_origins(
         &self,
         account_id: i64,
@@ -380,13 +380,13 @@ impl Directory for SqliteStore {
         .await
     }
 
-    async fn account_by_secret(&self, secret_hash: &str) -> StoreResult<Option<i64>> {
+    async fn account_by_secret(&self, secret_hash: &str) -> StoreResult<Option<(i64, String)>> {
         let sh = secret_hash.to_string();
         self.run(move |c| {
             Ok(c.query_row(
-                "SELECT account_id FROM keys WHERE secret_hash = ?1 AND revoked_at IS NULL",
+                "SELECT account_id, public_key FROM keys WHERE secret_hash = ?1 AND revoked_at IS NULL",
                 params![sh],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
         })

@@ -454,6 +454,14 @@ impl HubHandle {
         let _ = self.call(move |h, _| h.handle_rest_close_user(&id)).await;
     }
 
+    /// Closes the sockets opened with this key (revoked), on this node.
+    pub async fn close_key(&self, account_id: i64, public_key: &str) {
+        let pk = public_key.to_string();
+        let _ = self
+            .call(move |h, _| h.handle_rest_close_key(account_id, &pk))
+            .await;
+    }
+
     pub async fn close_auth_session(&self, session: &str) {
         let s = session.to_string();
         let _ = self

@@ -900,6 +900,11 @@ async fn revoke_key(
             Some(&ip(&state, peer, &headers)),
             "ok",
         );
+        // Sockets already open with the key go too, not only new ones.
+        state.hub.close_key(p.account_id(), &pk).await;
+        if let Some(cluster) = &state.cluster {
+            cluster.close_key(p.account_id(), &pk);
+        }
         state.hub.flush().await;
         Ok(Json(json!({ "key": account_key(&state, &p, &pk).await? })).into_response())
     })

@@ -1461,7 +1461,7 @@ mod tests {
         );
         assert_eq!(
             store.account_by_secret("h1").await.expect("query"),
-            Some(id)
+            Some((id, "pk_1".to_string()))
         );
         assert_eq!(store.account_by_secret("pk_1").await.expect("query"), None);
         assert!(store

@@ -1344,7 +1344,10 @@ async fn accounts_and_keys(b: &Backend) {
     assert_eq!(keys, ["pk_1", "pk_2"]);
     assert!(d.keys(second).await.unwrap().is_empty());
 
-    assert_eq!(d.account_by_secret("h_1").await.unwrap(), Some(first));
+    assert_eq!(
+        d.account_by_secret("h_1").await.unwrap(),
+        Some((first, "pk_1".to_string()))
+    );
     assert_eq!(d.account_by_secret("pk_1").await.unwrap(), None);
 
     assert!(
@@ -1372,7 +1375,10 @@ async fn accounts_and_keys(b: &Backend) {
         Some(at(5))
     );
     assert_eq!(d.account_by_secret("h_1").await.unwrap(), None);
-    assert_eq!(d.account_by_secret("h_2").await.unwrap(), Some(first));
+    assert_eq!(
+        d.account_by_secret("h_2").await.unwrap(),
+        Some((first, "pk_2".to_string()))
+    );
 
     d.set_key_allow_loopback("pk_1", true).await.unwrap();
     assert!(d.key("pk_1").await.unwrap().expect("pk_1").allow_loopback);

@@ -117,6 +117,7 @@ fn close_code(out: &Out) -> (u16, String) {
         Out::Close(CloseReason::Silent) => (1001, "heartbeat timeout"),
         // 1012 "service restart": reconnect (the visitor is owned by another node now).
         Out::Close(CloseReason::Moved) => (1012, "visitor moved to another node"),
+        Out::Close(CloseReason::KeyRevoked) => (1008, "api key revoked"),
         Out::CloseWith(code, reason) => return (*code, reason.chars().take(120).collect()),
         Out::Text(_) => (1000, ""),
     };
@@ -828,8 +829,9 @@ async fn agent_identity(
             .account_by_secret(&crate::auth::hash_secret(&secret_key))
             .await
         {
-            Ok(Some(account_id)) => Ok(AgentIdentity {
+            Ok(Some((account_id, public_key))) => Ok(AgentIdentity {
                 account_id,
+                api_key: Some(public_key),
                 agent: Agent::new(
                     keys::agent_id(account_id, &external_id),
                     name,
@@ -867,6 +869,7 @@ async fn agent_identity(
                 agent: crate::access::user_agent(&user),
                 ip: ip.to_string(),
                 user_id: Some(user.id.clone()),
+                api_key: None,
                 auth_session: Some(session.clone()),
                 may_join_any: principal.may(crate::auth::Act::JoinAnySession),
             })

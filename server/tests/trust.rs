@@ -1009,3 +1009,64 @@ async fn a_personal_link_brings_the_visitor_to_its_agent() {
         assert_eq!(other.expect("error").await["code"], "invalid_call_token");
     }
 }
+
+/// Revoking a key cuts off what was opened with it, not only what comes next: an
+/// integration's agent socket opened with its secret key is closed (it was receiving a
+/// live session's page content), so are the tabs of visitors whose page said hello with
+/// its public key; sockets of the account's other keys stay. New hellos with it are refused.
+#[tokio::test]
+async fn revoking_a_key_closes_the_sockets_opened_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let admin = server.sign_in(DEMO_ADMIN.0, DEMO_ADMIN.1).await;
+    let (status, made) = admin
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "to revoke", "origins": [PAGE_ORIGIN]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let pk = made["public_key"].as_str().expect("public key").to_string();
+    let sk = made["secret_key"].as_str().expect("secret key").to_string();
+
+    let url = format!("ws://{}/ws/visitor", server.addr);
+    let hello = |pk: &str| json!({"type": "hello", "protocol_version": 1, "api_key": pk, "short_id": null, "connection": {"hasFocus": true, "currentUrl": "http://127.0.0.1/shop"}, "config": {}});
+    let mut visitor = Ws::connect_from(&url, Some(PAGE_ORIGIN)).await;
+    visitor.send(hello(&pk)).await;
+    let short_id = visitor.expect("welcome").await["short_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The same account's other key (the demo key) and its integration stay.
+    let mut other_visitor = server.visitor(None, None, true, json!({})).await;
+    let mut other_agent = server.agent("sk_demo", "Other").await;
+    let mut agent = server.agent(&sk, "Integration").await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    visitor.expect("session_request").await;
+    visitor.send(json!({"type": "authorize"})).await;
+    agent.expect_status(&session_id, "active").await;
+
+    let (status, body) = admin
+        .call("POST", &format!("/api/v1/keys/{pk}/revoke"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        agent.closed_within(Duration::from_secs(5)).await,
+        "the integration's socket closes"
+    );
+    assert!(
+        visitor.closed_within(Duration::from_secs(5)).await,
+        "the visitor's tab closes"
+    );
+    // The others are still served: each gets the answer to a heartbeat.
+    other_visitor.frames_until_ack().await;
+    other_agent.frames_until_ack().await;
+    // And the key opens nothing any more.
+    let mut again = Ws::connect(&format!("ws://{}/ws/agent", server.addr)).await;
+    again.send(json!({"type": "hello", "protocol_version": 1, "secret_key": sk, "name": "I", "external_id": "I"})).await;
+    assert_eq!(again.expect("error").await["code"], "invalid_secret_key");
+    let mut again = Ws::connect_from(&url, Some(PAGE_ORIGIN)).await;
+    again.send(hello(&pk)).await;
+    assert_eq!(again.expect("error").await["code"], "invalid_api_key");
+}

@@ -492,6 +492,18 @@ impl Cluster {
         );
     }
 
+    /// Every node's sockets opened with this key close (revoked).
+    pub fn close_key(&self, account_id: i64, public_key: &str) {
+        self.0.bus.send(
+            To::All,
+            &BusMsg::CloseKey {
+                account_id,
+                public_key: public_key.to_string(),
+            },
+            "",
+        );
+    }
+
     /// Every node's sockets of this sign-in session close (signed out).
     pub fn close_auth_session(&self, session: &str) {
         self.0.bus.send(
@@ -679,6 +691,13 @@ impl Cluster {
             BusMsg::CloseUser { user_id } => {
                 let hub = hub.clone();
                 tokio::spawn(async move { hub.close_user(&user_id).await });
+            }
+            BusMsg::CloseKey {
+                account_id,
+                public_key,
+            } => {
+                let hub = hub.clone();
+                tokio::spawn(async move { hub.close_key(account_id, &public_key).await });
             }
             BusMsg::CloseAuthSession { session } => {
                 let hub = hub.clone();

@@ -168,14 +168,14 @@ impl Directory for PgStore {
         .collect()
     }
 
-    async fn account_by_secret(&self, secret_hash: &str) -> StoreResult<Option<i64>> {
-        first(
-            self.query_opt(
-                "SELECT account_id FROM keys WHERE secret_hash = $1 AND revoked_at IS NULL",
+    async fn account_by_secret(&self, secret_hash: &str) -> StoreResult<Option<(i64, String)>> {
+        Ok(self
+            .query_opt(
+                "SELECT account_id, public_key FROM keys WHERE secret_hash = $1 AND revoked_at IS NULL",
                 &[&secret_hash],
             )
-            .await?,
-        )
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
     }
 
     async fn set_key_origins(

@@ -35,6 +35,9 @@ pub struct AgentIdentity {
     pub user_id: Option<String>,
     /// The sign-in session the socket was opened with (sign-out closes it).
     pub auth_session: Option<String>,
+    /// The public key whose secret key an integration's socket was opened with
+    /// (revoking the key closes it).
+    pub api_key: Option<String>,
     /// Supervisors, admins and integrations join any live session of the account.
     pub may_join_any: bool,
 }
@@ -237,15 +240,44 @@ impl Hub {
 
     /// Closes every socket of a user at once (disabled, role or password changed).
     pub fn handle_rest_close_user(&mut self, user_id: &str) {
-        self.close_agents(|a| a.who.user_id.as_deref() == Some(user_id));
+        self.close_agents(
+            |a| a.who.user_id.as_deref() == Some(user_id),
+            CloseReason::SignedOut,
+        );
+    }
+
+    /// Closes every socket opened with the key `public_key` (revoked): integrations'
+    /// agent sockets opened with its secret key, and the tabs of visitors whose page
+    /// said hello with it.
+    pub fn handle_rest_close_key(&mut self, account_id: i64, public_key: &str) {
+        self.close_agents(
+            |a| a.who.account_id == account_id && a.who.api_key.as_deref() == Some(public_key),
+            CloseReason::KeyRevoked,
+        );
+        let mut doomed: Vec<ConnId> = self
+            .visitors
+            .values()
+            .filter(|e| e.account_id == account_id && e.visitor.api_key == public_key)
+            .flat_map(|e| e.sockets.values().copied())
+            .collect();
+        doomed.sort_unstable();
+        for conn in doomed {
+            self.outputs.push_back(Output::Close {
+                conn,
+                reason: CloseReason::KeyRevoked,
+            });
+        }
     }
 
     /// Closes the sockets opened with a sign-in session (signed out).
     pub fn handle_rest_close_auth_session(&mut self, session: &str) {
-        self.close_agents(|a| a.who.auth_session.as_deref() == Some(session));
+        self.close_agents(
+            |a| a.who.auth_session.as_deref() == Some(session),
+            CloseReason::SignedOut,
+        );
     }
 
-    fn close_agents(&mut self, pick: impl Fn(&AgentConn) -> bool) {
+    fn close_agents(&mut self, pick: impl Fn(&AgentConn) -> bool, reason: CloseReason) {
         let mut doomed: Vec<ConnId> = self
             .agents
             .values()
@@ -257,10 +289,7 @@ impl Hub {
         for conn in doomed {
             // Another node's socket: that node closes it (every node hears of it).
             if self.remove_agent(conn).is_some_and(|a| a.local) {
-                self.outputs.push_back(Output::Close {
-                    conn,
-                    reason: CloseReason::SignedOut,
-                });
+                self.outputs.push_back(Output::Close { conn, reason });
             }
         }
     }

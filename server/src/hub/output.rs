@@ -35,6 +35,8 @@ pub enum CloseReason {
     Silent,
     /// Its visitor is owned by another node now: reconnect (and reach that one).
     Moved,
+    /// The API key it was opened with was revoked.
+    KeyRevoked,
 }
 
 #[derive(Debug)]

@@ -143,6 +143,7 @@ fn news_and_remote_agents_carry_a_visitor_across_nodes() {
         ip: "10.0.0.1".into(),
         user_id: Some("u_ada".into()),
         auth_session: None,
+        api_key: None,
         may_join_any: false,
     };
     // The agent's socket is b's conn 900; a registers it as remote.
@@ -498,6 +499,7 @@ fn identity(id: &str, name: &str) -> AgentIdentity {
         ip: "10.0.0.1".into(),
         user_id: Some(id.into()),
         auth_session: None,
+        api_key: None,
         may_join_any: false,
     }
 }
@@ -562,6 +564,7 @@ fn a_recorded_session_writes_its_frames_and_events_in_order() {
         ip: "10.0.0.1".into(),
         user_id: Some("u_ada".into()),
         auth_session: None,
+        api_key: None,
         may_join_any: false,
     };
     hub.handle_agent_connect(t0, 900, who(1));

@@ -317,6 +317,7 @@ impl Sim {
                 ip: "10.0.0.7".into(),
                 user_id: Some(format!("u_{}", name.to_lowercase())),
                 auth_session: Some(format!("as_{index}")),
+                api_key: None,
                 may_join_any,
             },
         );
