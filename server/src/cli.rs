@@ -39,7 +39,7 @@ pub struct Cli {
     )]
     pub drain_seconds: u64,
     /// Public base URL used in watch links and viewer URLs; default `http://<listen>`.
-    #[arg(long, env = "COVISIT_PUBLIC_URL", global = true)]
+    #[arg(long, env = "COVISIT_PUBLIC_URL", value_parser = parse_public_url, global = true)]
     pub public_url: Option<String>,
     /// Folder with the demo site (`/`) and the agent console (`/agent/`).
     #[arg(long, env = "COVISIT_WWW", default_value = "www", global = true)]
@@ -102,6 +102,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "COVISIT_TURN_SECRET",
+        value_parser = clap::builder::NonEmptyStringValueParser::new(),
         global = true,
         hide_env_values = true
     )]
@@ -268,10 +269,79 @@ impl Cli {
     }
 
     /// The public URL without a trailing slash.
+    /// What is wrong with the site folders (`--www`, `--sdk-dir`): said at start-up,
+    /// since a typo would otherwise serve 404s for the console and the SDK unnoticed. Not
+    /// fatal: a server for the API alone (integrations, the tests) runs without them.
+    pub fn folder_warnings(&self) -> Vec<String> {
+        [
+            ("--www", &self.www, "the demo site and the agent console"),
+            ("--sdk-dir", &self.sdk_dir, "the SDK (/sdk/)"),
+        ]
+        .into_iter()
+        .filter(|(_, dir, _)| !dir.is_dir())
+        .map(|(flag, dir, what)| {
+            format!(
+                "{flag} {} is not a folder: {what} will answer 404",
+                dir.display()
+            )
+        })
+        .collect()
+    }
+
     pub fn public_url(&self, bound: SocketAddr) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{bound}"),
+        }
+    }
+}
+
+/// `--public-url`: an absolute `http` or `https` URL with a host and no query or
+/// fragment (it starts every link the server hands out: watch links, viewer URLs,
+/// invites).
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "`{text}` must be an http:// or https:// URL with a host"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "`{text}` must be a base URL: no query, fragment or user name"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_url;
+
+    #[test]
+    fn a_public_url_is_an_http_base_url() {
+        for good in [
+            "https://covisit.example",
+            "http://127.0.0.1:8080/",
+            "https://x.example/cobrowse",
+        ] {
+            assert!(parse_public_url(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            parse_public_url("https://x.example/cobrowse/").unwrap(),
+            "https://x.example/cobrowse"
+        );
+        for bad in [
+            "",
+            "notaurl",
+            "javascript:alert(1)",
+            "ftp://x.example",
+            "https://x.example/?a=1",
+            "https://x.example/#f",
+            "https://u@x.example",
+            "data:text/html,x",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -204,6 +204,9 @@ async fn serve(
     directory: Arc<dyn Directory>,
     cluster: Option<crate::cluster::Cluster>,
 ) -> Result<(), String> {
+    for warning in cli.folder_warnings() {
+        tracing::warn!("{warning}");
+    }
     // Before anything listens: a GeoIP file that was asked for must be readable.
     let geo = if cli.geoip.is_empty() {
         None
