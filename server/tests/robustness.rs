@@ -736,3 +736,47 @@ async fn credentials_in_page_urls_are_not_kept() {
     assert_eq!(v["last_url"], "https://shop.test/pay#now");
     assert!(!v.to_string().contains("hunter2"), "{v}");
 }
+
+/// A page's address is where a visitor is: `currentUrl` in a hello or a `url` frame
+/// must be an http(s) URL. `javascript:`, `data:` and the like are refused with
+/// `invalid_argument` and never become the Visitor's `last_url`.
+#[tokio::test]
+async fn a_pages_address_is_an_http_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = format!("ws://{}/ws/visitor", server.addr);
+    for bad in [
+        "javascript:alert(document.cookie)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "not a url",
+    ] {
+        let mut ws = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
+        ws.send(
+            json!({"type": "hello", "protocol_version": 1, "api_key": "pk_demo", "short_id": null,
+            "connection": {"hasFocus": true, "currentUrl": bad}, "config": {}}),
+        )
+        .await;
+        let e = ws.expect("error").await;
+        assert_eq!(e["code"], "invalid_argument", "{bad}: {e}");
+    }
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    let short_id = visitor.short_id();
+    for bad in ["javascript:alert(1)", "data:text/html,x", "vbscript:x"] {
+        visitor
+            .send(json!({"type": "url", "currentUrl": bad}))
+            .await;
+        let e = visitor.expect("error").await;
+        assert_eq!(e["code"], "invalid_argument", "{bad}: {e}");
+    }
+    visitor
+        .send(json!({"type": "url", "currentUrl": "https://shop.example/cart"}))
+        .await;
+    visitor.frames_until_ack().await;
+    let (status, v) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/visitors/{short_id}"))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["last_url"], "https://shop.example/cart");
+}

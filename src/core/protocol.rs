@@ -132,7 +132,23 @@ impl ConsoleEntry {
             if url.len() > MAX_CONSOLE_TEXT {
                 return Err("a console entry's `url` is too long (at most 1 KiB)");
             }
-            let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            // A request's address, http(s) or ws(s), or only the scheme of another kind
+            // (`data:`, `blob:`: the SDK sends no more of those): nothing a console
+            // could run or load.
+            let bare_scheme = url.strip_suffix(':').is_some_and(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            });
+            let after_scheme = match url.split_once("://") {
+                Some((scheme, rest))
+                    if ["http", "https", "ws", "wss"]
+                        .contains(&scheme.to_ascii_lowercase().as_str()) =>
+                {
+                    rest
+                }
+                _ if url.is_empty() || bare_scheme => "",
+                _ => return Err("a console entry's `url` must be an http(s) or ws(s) address"),
+            };
             let authority = after_scheme.split('/').next().unwrap_or_default();
             if url.contains('?') || url.contains('#') || authority.contains('@') {
                 return Err("a console entry's `url` must have no query, fragment or credentials");
@@ -1705,6 +1721,38 @@ mod props;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_console_entrys_url_is_a_request_address_or_a_bare_scheme() {
+        let entry = |url: &str| ConsoleEntry {
+            kind: ConsoleKind::Network,
+            at: 0,
+            text: "GET x failed".into(),
+            method: Some("GET".into()),
+            url: Some(url.into()),
+            status: None,
+        };
+        for ok in [
+            "https://shop.example/api",
+            "HTTP://x.example/",
+            "wss://x.example/ws",
+            "data:",
+            "blob:",
+            "",
+        ] {
+            assert!(entry(ok).check().is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<b>x</b>",
+            "file:///etc/passwd",
+            "https://u:p@x.example/",
+            "https://x.example/?q=1",
+            "/relative",
+        ] {
+            assert!(entry(bad).check().is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -128,6 +128,19 @@ pub(super) fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {
     }
 }
 
+/// A page's address (`currentUrl`): within the text limit and an `http(s)` URL with a
+/// host. Agents see it and REST serves it as the Visitor's `last_url`: a `javascript:`
+/// or `data:` "page" is not where a visitor is.
+pub(super) fn page_url_ok(field: &'static str, s: &str) -> Result<(), HubError> {
+    text_ok(field, s)?;
+    if url_facts::parse_http(s).is_none() {
+        return Err(HubError::InvalidArgument(format!(
+            "`{field}` must be the page's http:// or https:// address"
+        )));
+    }
+    Ok(())
+}
+
 impl Hub {
     /// A visitor's tab said hello on socket `conn`. On success the welcome frame (after
     /// the visitor's record, which it acknowledges) is in the outputs.
@@ -161,7 +174,7 @@ impl Hub {
         );
         let config = config::parse_config(&Value::Object(config_obj).into())?;
         if let Some(url) = &hello.connection.current_url {
-            text_ok("currentUrl", url)?;
+            page_url_ok("currentUrl", url)?;
         }
         let ua = crate::ua::parse(hello.connection.user_agent.as_deref());
         let account_id = hello.account_id;
@@ -533,7 +546,7 @@ impl Hub {
                 .handle_focus(now, &connection_id, has_focus)
                 .map_err(Into::into),
             VisitorMessage::Url { current_url } => {
-                text_ok("currentUrl", &current_url)?;
+                page_url_ok("currentUrl", &current_url)?;
                 let current_url = url_facts::without_credentials(&current_url);
                 m.handle_url(now, &connection_id, current_url.clone())?;
                 entry.visitor.last_url = Some(current_url);
