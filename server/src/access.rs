@@ -210,3 +210,48 @@ pub fn hub_error(e: HubError) -> ApiError {
     };
     ApiError::new(status, e.code(), e.message())
 }
+
+/// Whether the request's `Origin` is this server as the request named it (`Host`): a
+/// page of the console, not another site. None without an `Origin` (not a browser's
+/// cross-site request: browsers send it on every cross-origin POST and WebSocket).
+pub fn origin_is_host(headers: &HeaderMap) -> Option<bool> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    Some(match (url::Url::parse(origin), host) {
+        (Ok(u), Some(host)) => u.host_str().is_some_and(|h| {
+            let authority = match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            };
+            authority.eq_ignore_ascii_case(host)
+        }),
+        _ => false,
+    })
+}
+
+/// A request that signs someone in (no cookie or key yet, so no CSRF token to check)
+/// must come from this site's own page, with a JSON body: a form on another site (an
+/// HTML form can post `text/plain` that parses as JSON) cannot sign the browser in to
+/// the attacker's account.
+pub fn sign_in_request_ok(headers: &HeaderMap) -> Result<(), ApiError> {
+    if origin_is_host(headers) == Some(false) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::ORIGIN_NOT_ALLOWED,
+            "signing in is allowed only from this server's own pages",
+        ));
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::INVALID_ARGUMENT,
+            "send the body as `Content-Type: application/json`",
+        ));
+    }
+    Ok(())
+}

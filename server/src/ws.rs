@@ -777,23 +777,7 @@ pub async fn agent_ws(
         .and_then(crate::auth::session_token);
     // A console's socket must come from a page of this server (no other site may open
     // one with the agent's cookie): its Origin's host is the Host it asked.
-    let same_origin = match (
-        origin_header(&headers),
-        headers
-            .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok()),
-    ) {
-        (Some(o), Some(host)) => url::Url::parse(&o).is_ok_and(|u| {
-            u.host_str().is_some_and(|h| {
-                let authority = match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                };
-                authority.eq_ignore_ascii_case(host)
-            })
-        }),
-        _ => false,
-    };
+    let same_origin = crate::access::origin_is_host(&headers) == Some(true);
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(READ_BUFFER)

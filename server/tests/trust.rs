@@ -1070,3 +1070,76 @@ async fn revoking_a_key_closes_the_sockets_opened_with_it() {
     again.send(hello(&pk)).await;
     assert_eq!(again.expect("error").await["code"], "invalid_api_key");
 }
+
+/// Login CSRF: another site's page cannot sign the browser in (to the attacker's
+/// account, whose console the victim would then use): a sign-in or link acceptance
+/// with a foreign `Origin` is refused, and so is a body that is not JSON (an HTML form
+/// can post `text/plain` that parses as JSON). Without a cookie there is no CSRF token
+/// to check, so these are the checks.
+#[tokio::test]
+async fn sign_in_comes_only_from_this_sites_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    let body = json!({"email": DEMO_ADMIN.0, "password": DEMO_ADMIN.1}).to_string();
+    let attempt = |origin: Option<&str>, content_type: &str, path: &str, body: String| {
+        let mut req = client
+            .post(server.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let cookie = common::session_cookie(&resp).is_some();
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (status, body["error"]["code"].clone(), cookie)
+        }
+    };
+    let sign_in = "/api/v1/auth/sign_in";
+    let (status, code, cookie) = attempt(
+        Some("http://evil.example"),
+        "application/json",
+        sign_in,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str(), cookie),
+        (403, Some("origin_not_allowed"), false)
+    );
+    // The form-shaped body: `{"email":…,"password":…,"x":"=` + `"}`.
+    let form = format!("{}, \"x\":\"=\"}}", body.trim_end_matches('}'));
+    for (origin, content_type) in [
+        (Some("http://evil.example"), "text/plain"),
+        (None, "text/plain"),
+        (None, "application/x-www-form-urlencoded"),
+    ] {
+        let (status, code, cookie) = attempt(origin, content_type, sign_in, form.clone()).await;
+        assert!(
+            status == 403 || status == 415,
+            "{origin:?} {content_type}: {status}"
+        );
+        assert!(
+            code.is_string() && !cookie,
+            "{origin:?} {content_type}: {code}"
+        );
+    }
+    let (status, code, _) = attempt(
+        Some("http://evil.example"),
+        "application/json",
+        "/api/v1/auth/accept",
+        json!({"token": "t", "password": "p"}).to_string(),
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (403, Some("origin_not_allowed")));
+    // The console's own page signs in (its Origin is the server's Host), as does a
+    // client that sends no Origin at all (not a browser).
+    let own = format!("http://{}", server.addr);
+    let (status, _, cookie) = attempt(Some(&own), "application/json", sign_in, body.clone()).await;
+    assert_eq!((status, cookie), (200, true));
+    let (status, _, cookie) = attempt(None, "application/json; charset=utf-8", sign_in, body).await;
+    assert_eq!((status, cookie), (200, true));
+}
