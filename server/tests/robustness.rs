@@ -314,6 +314,24 @@ async fn bad_frames_get_error_frames_and_the_socket_survives() {
         .await;
     assert_eq!(session["visitor_agent_rating"], 5.0);
     assert_eq!(session["quality_feedback"][0]["feedback"], "great");
+    // Rating again replaces the visitor's rating: a page cannot grow the Session.
+    for n in 0..50 {
+        visitor
+            .send(json!({"type": "rate", "session_id": session_id, "rating": 1 + n % 5, "feedback": "x".repeat(1000)}))
+            .await;
+    }
+    visitor
+        .send(json!({"type": "rate", "session_id": session_id, "rating": 2, "feedback": "on second thought"}))
+        .await;
+    visitor.frames_until_ack().await;
+    let (_, session) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    let feedback = session["quality_feedback"].as_array().unwrap();
+    assert_eq!(feedback.len(), 1, "{feedback:?}");
+    assert_eq!(feedback[0]["feedback"], "on second thought");
+    assert_eq!(session["visitor_agent_rating"], 2.0);
 }
 
 #[tokio::test]

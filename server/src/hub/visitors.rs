@@ -612,7 +612,7 @@ impl Hub {
         result
     }
 
-    /// The visitor rates its ended session (1–5).
+    /// The visitor rates its ended session (1–5); a second rating replaces its first.
     fn rate(
         &mut self,
         short_id: &str,
@@ -635,11 +635,22 @@ impl Hub {
         if s.status != SessionStatus::Ended {
             return Err(HubError::RateLiveSession);
         }
-        s.session.quality_feedback.push(QualityFeedback {
+        // One rating per visitor: a second replaces the first (as an agent's does), so
+        // a page cannot grow the Session by rating again and again.
+        let mine = QualityFeedback {
             rating: f64::from(rating),
             feedback: feedback.clone(),
             by: short_id.to_string(),
-        });
+        };
+        match s
+            .session
+            .quality_feedback
+            .iter_mut()
+            .find(|q| q.by == short_id)
+        {
+            Some(q) => *q = mine,
+            None => s.session.quality_feedback.push(mine),
+        }
         if s.parts.len() == 1 {
             s.session.visitor_agent_rating = Some(f64::from(rating));
             s.session.visitor_agent_feedback = feedback;
