@@ -57,6 +57,7 @@ async fn typed_rejection(response: Response) -> Response {
             ErrorCode::METHOD_NOT_ALLOWED,
             "this route does not take this method",
         ),
+        StatusCode::NOT_FOUND => (ErrorCode::NOT_FOUND, "no such route"),
         _ => (ErrorCode::INVALID_ARGUMENT, "the request is malformed"),
     };
     let (mut parts, body) = response.into_parts();
@@ -73,6 +74,27 @@ async fn typed_rejection(response: Response) -> Response {
     let (typed_parts, typed_body) = typed.into_parts();
     parts.headers.extend(typed_parts.headers);
     Response::from_parts(parts, typed_body)
+}
+
+/// The same for the server's other machine-facing routes (`/api/` itself, the sockets'
+/// upgrade paths, `/healthz`, `/metrics`): a client error there is typed JSON too, not
+/// plain text or nothing. Pages (the demo site, the console, the SDK) keep theirs.
+async fn typed_errors_off_the_pages(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let machine = path == "/api"
+        || path.starts_with("/api/")
+        || path.starts_with("/ws/")
+        || path == "/healthz"
+        || path == "/metrics";
+    let response = next.run(request).await;
+    if machine {
+        typed_rejection(response).await
+    } else {
+        response
+    }
 }
 
 async fn api_not_found(State(state): State<Shared>) -> ApiError {
@@ -171,5 +193,6 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
                 .service(agent),
         )
         .fallback_service(ServeDir::new(&cli.www))
+        .layer(axum::middleware::from_fn(typed_errors_off_the_pages))
         .with_state(state)
 }

@@ -798,3 +798,35 @@ async fn a_pages_address_is_an_http_url() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["last_url"], "https://shop.example/cart");
 }
+
+/// Every machine-facing route answers a client error as typed JSON with a stable
+/// `code`: `/api/` itself, a method a route does not take, a socket path without the
+/// upgrade, `/healthz` and `/metrics` (axum answers these before any handler runs).
+#[tokio::test]
+async fn machine_routes_answer_errors_as_typed_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::Client::new();
+    for (method, path, status, code) in [
+        ("GET", "/api/", 404, "not_found"),
+        ("GET", "/api/v2/nothing", 404, "not_found"),
+        ("POST", "/healthz", 405, "method_not_allowed"),
+        ("DELETE", "/metrics", 405, "method_not_allowed"),
+        ("POST", "/api/v1/visitors", 405, "method_not_allowed"),
+        ("GET", "/ws/visitor", 400, "invalid_argument"),
+        ("GET", "/ws/agent", 400, "invalid_argument"),
+    ] {
+        let resp = client
+            .request(method.parse().unwrap(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(
+            body["error"]["message"].is_string(),
+            "{method} {path}: {body}"
+        );
+    }
+}
