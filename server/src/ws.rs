@@ -60,6 +60,33 @@ async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
         .await;
 }
 
+/// The close a socket gets when its peer broke the WebSocket protocol, which the
+/// library refuses before any frame reaches us (so no error frame can answer it):
+/// `1007` for a text frame that is not UTF-8, `1002` for any other violation. An I/O
+/// error (the peer is gone) gets none.
+fn protocol_close(e: &axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        match err.downcast_ref::<WsError>() {
+            Some(WsError::Utf8(_)) => return Some((1007, "a text frame must be UTF-8")),
+            Some(WsError::Protocol(_) | WsError::Capacity(_)) => {
+                return Some((1002, "WebSocket protocol error"))
+            }
+            Some(_) => return None,
+            None => source = err.source(),
+        }
+    }
+    None
+}
+
+/// Ends a socket whose stream failed: with the close the violation calls for, if any.
+async fn close_after(sink: &mut Sink, e: &axum::Error) {
+    if let Some((code, reason)) = protocol_close(e) {
+        close(sink, code, reason).await;
+    }
+}
+
 /// Most queued frames written before one flush.
 const BURST: usize = 64;
 
@@ -368,7 +395,8 @@ async fn bridge_visitor(
                     if !send_error(&state, &mut sink, ErrorCode::MALFORMED_FRAME, "binary frames are not supported").await { break }
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Err(e)) => { close_after(&mut sink, &e).await; break }
+                Some(Ok(Message::Close(_))) | None => break,
             },
         }
     }
@@ -400,12 +428,16 @@ enum Incoming {
 impl VisitorLink {
     async fn next(&mut self) -> Incoming {
         match self {
-            VisitorLink::Socket { stream, .. } => loop {
+            VisitorLink::Socket { sink, stream } => loop {
                 match stream.next().await {
                     Some(Ok(Message::Text(t))) => return Incoming::Text(t),
                     Some(Ok(Message::Binary(_))) => return Incoming::Binary,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Incoming::Gone,
+                    Some(Err(e)) => {
+                        close_after(sink, &e).await;
+                        return Incoming::Gone;
+                    }
+                    Some(Ok(Message::Close(_))) | None => return Incoming::Gone,
                 }
             },
             VisitorLink::Bridged { inbox, .. } => match inbox.recv().await {
@@ -966,7 +998,8 @@ async fn agent_socket(
                         state.hub.heard(conn);
                         continue;
                     }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Err(e)) => { close_after(&mut sink, &e).await; break }
+                    Some(Ok(Message::Close(_))) | None => break,
                 };
                 let decoded = decode::<AgentMessage>(&text);
                 // The REST search's budget (shared by a cluster's nodes): guessing codes

@@ -830,3 +830,31 @@ async fn machine_routes_answer_errors_as_typed_json() {
         );
     }
 }
+
+/// A text frame that is not UTF-8 breaks the WebSocket protocol: the library refuses it
+/// before any frame reaches the hub, so the socket cannot be answered with an error
+/// frame; it gets the close that says why (1007), not a silent drop. Visitor and agent
+/// sockets alike; the server goes on serving others.
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_gets_close_1007() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut visitor = server.visitor(None, None, true, json!({})).await;
+    visitor
+        .send_raw_text(b"{\"type\":\"url\",\"currentUrl\":\"http://127.0.0.1/\xc3\x28\"}")
+        .await;
+    assert_eq!(
+        visitor.close_code_within(Duration::from_secs(5)).await,
+        Some(1007)
+    );
+    let mut agent = server.agent("sk_demo", "Utf").await;
+    agent
+        .send_raw_text(b"{\"type\":\"note\",\"session_id\":\"s\",\"text\":\"\xff\"}")
+        .await;
+    assert_eq!(
+        agent.close_code_within(Duration::from_secs(5)).await,
+        Some(1007)
+    );
+    let mut other = server.visitor(None, None, true, json!({})).await;
+    other.frames_until_ack().await;
+}

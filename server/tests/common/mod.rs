@@ -422,6 +422,34 @@ impl Ws {
             .expect("send works");
     }
 
+    /// A text frame whose payload is `bytes` as they are (not necessarily UTF-8: what a
+    /// broken or hostile client sends).
+    pub async fn send_raw_text(&mut self, bytes: &[u8]) {
+        use tokio_tungstenite::tungstenite::protocol::frame::{
+            coding::{Data, OpCode},
+            Frame,
+        };
+        let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
+        self.stream
+            .send(Message::Frame(frame))
+            .await
+            .expect("send works");
+    }
+
+    /// The close frame's code the server sends within `wait` (None: none came, the
+    /// socket just ended or stayed open).
+    pub async fn close_code_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// The next text frame as JSON; None when the socket closed or nothing came in time.
     pub async fn next(&mut self, wait: Duration) -> Option<Value> {
         loop {
