@@ -86,8 +86,15 @@ impl Millis {
             rest if rest.len() == 5 && rest.starts_with('.') && rest.ends_with('Z') => num(20..23)?,
             _ => return None,
         };
+        // Days the month has: the 30th of February is no day (nor the 31st of April).
+        let month_days = match month {
+            2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
         if !(1..=12).contains(&month)
-            || !(1..=31).contains(&day)
+            || !(1..=month_days).contains(&day)
             || hour > 23
             || minute > 59
             || second > 59
@@ -159,8 +166,15 @@ mod tests {
             "2026-11-21T10:04:05.12Z",
             "2026-11-21T10:04:05+01:00",
             "abcd-11-21T10:04:05Z",
+            "2026-02-30T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "1900-02-29T00:00:00Z",
         ] {
             assert_eq!(Millis::parse_iso8601(bad), None, "{bad}");
+        }
+        for leap in ["2024-02-29T00:00:00Z", "2000-02-29T23:59:59.999Z"] {
+            assert!(Millis::parse_iso8601(leap).is_some(), "{leap}");
         }
         assert_eq!(
             Millis::parse_iso8601("1970-01-01T00:00:01Z"),
