@@ -80,7 +80,7 @@ async fn list_visitors(
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
         if let Some(t) = &text {
-            if t.len() > 256 {
+            if t.len() > covisit::core::derive::MAX_SEARCH_QUERY {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     ErrorCode::INVALID_ARGUMENT,

@@ -858,3 +858,28 @@ async fn a_text_frame_that_is_not_utf8_gets_close_1007() {
     let mut other = server.visitor(None, None, true, json!({})).await;
     other.frames_until_ack().await;
 }
+
+/// The console socket's search takes what REST's does: a `q` over 256 bytes is refused
+/// (`invalid_argument`), not searched and echoed back.
+#[tokio::test]
+async fn a_socket_search_is_bounded_like_rests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut agent = server.agent("sk_demo", "Seeker").await;
+    agent
+        .send(json!({"type": "search", "q": "x".repeat(60 * 1024)}))
+        .await;
+    assert_eq!(agent.expect("error").await["code"], "invalid_argument");
+    let (status, body) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/visitors?q={}", "x".repeat(257)))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("invalid_argument"))
+    );
+    agent
+        .send(json!({"type": "search", "q": "x".repeat(256)}))
+        .await;
+    assert_eq!(agent.expect("search_result").await["visitors"], json!([]));
+}

@@ -143,6 +143,9 @@ pub fn viewer_url(public_url: &str, session_id: &str) -> String {
     )
 }
 
+/// The longest search `q` (bytes, trimmed), REST's and the console socket's alike.
+pub const MAX_SEARCH_QUERY: usize = 256;
+
 /// Whether a visitor matches an agent's search `q` (the one rule for the REST search
 /// and the console's): its lookup code, `short_id` or `unique_id` exactly (the last
 /// case-insensitively), or part of an identity, tag, name, nickname, email or call name.

@@ -461,6 +461,13 @@ impl Hub {
                 &session_id,
                 unique_connection_id,
             ),
+            AgentMessage::Search { q }
+                if q.trim().len() > covisit::core::derive::MAX_SEARCH_QUERY =>
+            {
+                Err(HubError::InvalidArgument(
+                    "`q` is too long (at most 256 bytes)".into(),
+                ))
+            }
             AgentMessage::Search { q } => {
                 self.search(now, conn, account_id, &q);
                 Ok(())
@@ -511,7 +518,7 @@ impl Hub {
     /// `covisit::core::derive::visitor_matches`), which the agent then watches.
     fn search(&mut self, now: Millis, conn: ConnId, account_id: i64, q: &str) {
         let q = q.trim();
-        let mut found: Vec<_> = if q.is_empty() || q.len() > 256 {
+        let mut found: Vec<_> = if q.is_empty() {
             Vec::new()
         } else {
             self.online_visitors(now, account_id)
