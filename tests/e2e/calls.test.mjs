@@ -212,8 +212,23 @@ describe('calls', () => {
       const last = sent[sent.length - 1];
       return last && !last.call.audio && !last.call.video;
     }, { what: 'the media report: microphone and camera off' });
+    // On the wire too: neither track is on the visitor's connection any more.
+    assert.equal(await sends(v.page, 'audio'), false, 'no microphone sent');
+    assert.equal(await sends(v.page, 'video'), false, 'no camera sent with the microphone off');
     const err = await v.page.evaluate(() => window.covisit.setCamera(true).then(() => null, (e) => e.code));
     assert.equal(err, 'media_not_allowed');
+    assert.equal(await sends(v.page, 'video'), false, 'the refused camera sends nothing');
+    await endSession(v);
+  });
+
+  it('independent: the camera goes on with the microphone off, and only video is sent', { timeout: 90000 }, async () => {
+    const v = await liveVisitor({ cobrowsingVideoEnabled: 'two_way', cobrowsingVideoAudioRelationship: 'independent' });
+    await connectCall(v, false);
+    await v.page.evaluate(() => window.covisit.setMicrophone(false));
+    await v.page.evaluate(() => window.covisit.setCamera(true));
+    await L.waitFor(async () => (await traffic(agent)).in.video > 30, { timeoutMs: 20000, what: 'the visitor camera at the agent' });
+    assert.equal(await sends(v.page, 'audio'), false, 'the microphone stays off');
+    assert.equal(await sends(v.page, 'video'), true);
     await endSession(v);
   });
 
@@ -227,6 +242,10 @@ describe('calls', () => {
       return last && last.call.audio && last.call.video;
     }, { what: 'the media report: microphone and camera on' });
     await L.waitFor(async () => (await traffic(agent)).in.video > 30, { timeoutMs: 20000, what: 'the camera at the agent' });
+    // The microphone came back with it: its audio reaches the agent again.
+    assert.equal(await sends(v.page, 'audio'), true, 'the microphone is on the connection');
+    const before = (await traffic(agent)).in.audio;
+    await L.waitFor(async () => (await traffic(agent)).in.audio > before + 50, { timeoutMs: 20000, what: "the visitor's audio again at the agent" });
     await endSession(v);
   });
 
