@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
 use serde::{Deserialize, Serialize};
@@ -196,6 +197,8 @@ impl To {
 pub struct Received {
     pub msg: BusMsg,
     pub body: String,
+    /// When it arrived from Redis (its wait to be handled goes to `/metrics`).
+    pub arrived: Instant,
 }
 
 /// What the bus tells its listener besides messages.
@@ -208,8 +211,8 @@ pub enum BusEvent {
     Restored,
 }
 
-/// Counters for `/metrics`.
-#[derive(Default)]
+/// Counters and latencies for `/metrics` (the histograms are registered there: a clone
+/// shares its buckets).
 pub struct BusStats {
     pub published: AtomicU64,
     pub received: AtomicU64,
@@ -217,6 +220,27 @@ pub struct BusStats {
     /// Sum and count of publish round trips (µs), for the mean.
     pub publish_micros: AtomicU64,
     pub publish_batches: AtomicU64,
+    /// How long each pipeline took Redis to take.
+    pub publish_seconds: Histogram,
+    /// How long each received message waited between its arrival from Redis and this
+    /// node handling it.
+    pub receive_seconds: Histogram,
+}
+
+impl Default for BusStats {
+    fn default() -> BusStats {
+        // 50 µs to about 1.6 s.
+        let buckets = || Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        BusStats {
+            published: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            publish_failures: AtomicU64::new(0),
+            publish_micros: AtomicU64::new(0),
+            publish_batches: AtomicU64::new(0),
+            publish_seconds: buckets(),
+            receive_seconds: buckets(),
+        }
+    }
 }
 
 /// A handle to publish; cheap to clone.
@@ -339,7 +363,11 @@ fn decode(payload: &[u8]) -> Option<Received> {
     let split = payload.iter().position(|b| *b == b'\n')?;
     let msg: BusMsg = serde_json::from_slice(&payload[..split]).ok()?;
     let body = std::str::from_utf8(&payload[split + 1..]).ok()?.to_string();
-    Some(Received { msg, body })
+    Some(Received {
+        msg,
+        body,
+        arrived: Instant::now(),
+    })
 }
 
 /// Sends what is queued, in order, as pipelines of up to [`MAX_BATCH`] messages.
@@ -422,9 +450,11 @@ async fn publish_loop(
         match pipe.query_async::<()>(&mut con).await {
             Ok(()) => {
                 stats.published.fetch_add(n, Ordering::Relaxed);
+                let took = started.elapsed();
                 stats
                     .publish_micros
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                stats.publish_seconds.observe(took.as_secs_f64());
                 stats.publish_batches.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {

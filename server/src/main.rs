@@ -244,10 +244,15 @@ async fn serve(
         crate::setup::dev_account(directory.as_ref(), &public_url).await?;
     }
     crate::setup::warn_unbound_keys(directory.as_ref()).await?;
-    let metrics = Arc::new(if cluster.is_some() {
-        crate::metrics::Metrics::clustered()
-    } else {
-        crate::metrics::Metrics::default()
+    let metrics = Arc::new(match &cluster {
+        Some(c) => {
+            let stats = &c.bus().stats;
+            crate::metrics::Metrics::clustered(
+                stats.publish_seconds.clone(),
+                stats.receive_seconds.clone(),
+            )
+        }
+        None => crate::metrics::Metrics::default(),
     });
     let grace = cli.grace_period_seconds.clamp(1, 86_400);
     let heartbeat_timeout =

@@ -92,8 +92,9 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The metrics of a node of several: also its owned visitors, bridged sockets, the
-    /// bus's traffic and latency, and whether it is fenced or draining.
-    pub fn clustered() -> Metrics {
+    /// bus's traffic and latency (`publish`, `receive`: the bus's own histograms), and
+    /// whether it is fenced or draining.
+    pub fn clustered(publish: Histogram, receive: Histogram) -> Metrics {
         let mut m = Metrics::default();
         let node = NodeMetrics {
             owned_visitors: Gauge::default(),
@@ -151,6 +152,16 @@ impl Metrics {
             "bus_publish_batches",
             "Batches (pipelines) published",
             node.bus_publish_batches.clone(),
+        );
+        r.register(
+            "bus_publish_latency_seconds",
+            "How long Redis took to take each published batch",
+            publish,
+        );
+        r.register(
+            "bus_receive_wait_seconds",
+            "How long each message from the bus waited, after it arrived, to be handled",
+            receive,
         );
         m.node = Some(node);
         m
@@ -229,6 +240,24 @@ mod tests {
             "covisit_live_sessions 1",
             "covisit_messages_relayed_total 2",
             "covisit_errors_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_node_shows_the_bus_latencies_as_histograms() {
+        let buckets = || Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        let (publish, receive) = (buckets(), buckets());
+        let m = Metrics::clustered(publish.clone(), receive.clone());
+        publish.observe(0.002);
+        receive.observe(0.000_1);
+        receive.observe(0.000_1);
+        let text = m.render(0, 0, Some(NodeFigures::default()));
+        for line in [
+            "covisit_bus_publish_latency_seconds_count 1",
+            "covisit_bus_receive_wait_seconds_count 2",
+            "covisit_node_fenced 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -189,6 +189,35 @@ async fn a_visitor_and_an_agent_on_different_nodes_cobrowse() {
         .await;
     assert_eq!(status, 200);
     common::assert_seed_fields("Visitor", &visitor);
+
+    // Each node's /metrics shows its part: the owner published the mirror frames on the
+    // bus and committed the session's writes, the agent's node received them.
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    let scrape = |i: usize| {
+        let url = c.node(i).url("/metrics");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let owner = c
+        .nodes
+        .iter()
+        .position(|n| n.node_id() == owner_of(&c, &short_id))
+        .expect("an owner among the nodes");
+    let (owner_text, agent_text) = (scrape(owner).await, scrape(1).await);
+    assert!(metric(&owner_text, "covisit_bus_publish_latency_seconds_count") > 0.0);
+    assert!(metric(&owner_text, "covisit_store_commit_seconds_count") > 0.0);
+    if owner != 1 {
+        assert!(metric(&agent_text, "covisit_bus_receive_wait_seconds_count") >= 1000.0);
+    }
+    for text in [&owner_text, &agent_text] {
+        assert_eq!(metric(text, "covisit_node_fenced"), 0.0);
+        assert_eq!(metric(text, "covisit_node_draining"), 0.0);
+        metric(text, "covisit_owned_visitors");
+        metric(text, "covisit_bridged_sockets");
+    }
 }
 
 /// One visitor's two tabs on two nodes: the prompt goes to the focused tab and follows

@@ -569,7 +569,13 @@ impl Cluster {
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    BusEvent::Message(r) => me.dispatch(*r),
+                    BusEvent::Message(r) => {
+                        me.0.bus
+                            .stats
+                            .receive_seconds
+                            .observe(r.arrived.elapsed().as_secs_f64());
+                        me.dispatch(*r)
+                    }
                     BusEvent::Lost => tracing::warn!("bus: connection to Redis lost"),
                     BusEvent::Restored => me.bus_restored(),
                 }
@@ -577,7 +583,7 @@ impl Cluster {
         });
     }
 
-    fn dispatch(&self, Received { msg, body }: Received) {
+    fn dispatch(&self, Received { msg, body, .. }: Received) {
         if self.state() == NodeState::Fenced {
             return;
         }
