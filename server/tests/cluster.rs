@@ -926,3 +926,65 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A node that starts while sessions are live ends none of them: it takes slots only as
+/// their visitors are out of a live session. Two nodes, a live session on each owner;
+/// a third node joins and gets slots; both sessions still relay and are active; once
+/// they end, their slots may move too.
+#[tokio::test]
+async fn a_node_joining_ends_no_live_session() {
+    let mut c = Cluster::start(2);
+    c.settled().await;
+    let mut agent = c.node(1).agent("sk_demo", "Joiner").await;
+    // One visitor owned by each of the two nodes, each in a live session.
+    let mut live = Vec::new();
+    for owner in 0..2 {
+        let owner_id = c.node(owner).node_id();
+        let mut v = loop {
+            let v = visitor(&c, owner).await;
+            if owner_of(&c, &v.short_id()) == owner_id {
+                break v;
+            }
+        };
+        let session_id = authorized_session(&mut agent, &mut v).await;
+        live.push((v, session_id, owner_id));
+    }
+    let newcomer = c.add_node();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_id = loop {
+        // The newcomer logs its number once it joined; then it gets slots.
+        if let Some(id) = c.nodes[newcomer].try_node_id() {
+            let slots = c.pg.query_one_i64(&format!(
+                "SELECT count(*) FROM cluster_slots WHERE node_id = '{id}'"
+            ));
+            if slots > 0 {
+                break id;
+            }
+        }
+        assert!(Instant::now() < deadline, "the new node got no slot");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (v, session_id, owner_id) in &mut live {
+        // Its owner kept it, and the session relays as before.
+        assert_eq!(
+            &owner_of(&c, &v.short_id()),
+            owner_id,
+            "{new_id} took a live visitor"
+        );
+        v.send(json!({"type": "mirror", "data": [["T", 1, "still here"]]}))
+            .await;
+        let m = agent.expect("mirror").await;
+        assert_eq!(m["data"][0][2], "still here");
+        let (status, s) = c
+            .node(newcomer)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/sessions/{session_id}"))
+            .await;
+        assert_eq!((status, s["status"].as_str()), (200, Some("active")), "{s}");
+    }
+    for (v, session_id, _) in &mut live {
+        v.send(json!({"type": "end"})).await;
+        agent.expect_status(session_id, "ended").await;
+    }
+    c.settled().await;
+}

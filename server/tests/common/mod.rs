@@ -136,6 +136,11 @@ impl Server {
         }
     }
 
+    /// This node's number in its cluster, once it logged it (None before it joined).
+    pub fn try_node_id(&self) -> Option<String> {
+        self.node.lock().unwrap().clone()
+    }
+
     /// This node's number in its cluster.
     pub fn node_id(&self) -> String {
         self.node
