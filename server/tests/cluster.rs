@@ -474,7 +474,11 @@ async fn a_paused_node_comes_back_fenced() {
 }
 
 /// Redis restarted mid-session: the relay resumes, the agent gets the session's state
-/// and a resync is asked of the visitor; nothing durable is lost.
+/// and a resync is asked of the visitor, whose fresh snapshot reaches the agent; a tab
+/// bridged through the other node works again; nothing durable is lost: a note
+/// acknowledged before the outage, and one written during it on the owner, are both
+/// in the session (one sent through the other node meanwhile is either acknowledged
+/// and kept, or refused: never acknowledged and lost).
 #[tokio::test]
 async fn a_redis_restart_loses_nothing_durable() {
     let mut c = Cluster::start(2);
@@ -486,6 +490,28 @@ async fn a_redis_restart_loses_nothing_durable() {
     v.expect("session_request").await;
     v.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
+    // The same visitor's second tab, on node 1: bridged to its owner over the bus.
+    let mut bridged = c.node(1).returning(&v.ids(), None, false).await;
+    bridged.frames_until_ack().await;
+    let rests = [c.node(0).rest("sk_demo"), c.node(1).rest("sk_demo")];
+    let path = format!("/api/v1/sessions/{session_id}/notes");
+    let note = |node: usize, text: &'static str| {
+        let (rest, path) = (&rests[node], &path);
+        async move {
+            rest.post(path, &json!({ "text": text }).to_string())
+                .await
+                .0
+        }
+    };
+    assert_eq!(note(0, "before the outage").await, 201);
+    c.redis.stop();
+    // On the owner a write needs no bus: acknowledged, so it must be kept.
+    assert_eq!(note(0, "during the outage, on the owner").await, 201);
+    let through_other = note(1, "during the outage, through node 1").await;
+    assert!(
+        through_other == 201 || through_other >= 500,
+        "acknowledged or refused, not lost: {through_other}"
+    );
     c.redis.restart();
     // The nodes notice and resend: state to the agent, a snapshot request to the page.
     agent
@@ -495,16 +521,49 @@ async fn a_redis_restart_loses_nothing_durable() {
         .await;
     v.expect_within("mirror_resync", Duration::from_secs(15), |_| true)
         .await;
+    v.send(json!({"type": "mirror", "data": [["S", 1, "http://127.0.0.1/shop", 800, 600, 1, 0], ["E"]]}))
+        .await;
+    let snapshot = agent
+        .expect_within("mirror", Duration::from_secs(10), |m| {
+            m["data"][0][0] == "S"
+        })
+        .await;
+    assert_eq!(snapshot["data"][0][2], "http://127.0.0.1/shop");
     v.send(json!({"type": "mirror", "data": [["T", 1, "after the restart"]]}))
         .await;
     let m = agent.expect("mirror").await;
     assert_eq!(m["data"][0][2], "after the restart");
+    // The bridged tab is served by its owner again (or was closed, and its reconnect
+    // is): either way a tab of the visitor on node 1 answers.
+    let mut tab = if bridged.try_ack(Duration::from_secs(10)).await {
+        bridged
+    } else {
+        c.node(1).returning(&v.ids(), None, false).await
+    };
+    tab.frames_until_ack().await;
     let (_, s) = c
         .node(1)
         .rest("sk_demo")
         .get(&format!("/api/v1/sessions/{session_id}"))
         .await;
     assert_eq!(s["status"], "active");
+    let notes: Vec<&str> = s["agent_notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["text"].as_str())
+        .collect();
+    assert!(notes.contains(&"before the outage"), "{notes:?}");
+    assert!(
+        notes.contains(&"during the outage, on the owner"),
+        "{notes:?}"
+    );
+    if through_other == 201 {
+        assert!(
+            notes.contains(&"during the outage, through node 1"),
+            "{notes:?}"
+        );
+    }
 }
 
 /// SIGTERM: the node hands its idle visitors over first, ends a live session it still
