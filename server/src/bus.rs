@@ -53,6 +53,14 @@ pub enum Call {
         by: String,
         text: String,
     },
+    /// An agent rates a session it was part of, once it ended.
+    RateSession {
+        account_id: i64,
+        session_id: String,
+        agent_id: String,
+        rating: u8,
+        feedback: Option<String>,
+    },
     EraseVisitor {
         account_id: i64,
         short_id: String,

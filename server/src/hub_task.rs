@@ -432,6 +432,20 @@ impl HubHandle {
         .await?
     }
 
+    /// An agent's rating of a session in memory (`unknown_session` when it is not).
+    pub async fn rate_session(
+        &self,
+        account_id: i64,
+        agent_id: &str,
+        session_id: &str,
+        rating: u8,
+        feedback: Option<String>,
+    ) -> Result<(), HubError> {
+        let (agent, id) = (agent_id.to_string(), session_id.to_string());
+        self.call(move |h, _| h.rate_session_by_agent(account_id, &agent, &id, rating, feedback))
+            .await?
+    }
+
     pub async fn request_session(
         &self,
         account_id: i64,

@@ -7,7 +7,7 @@
 
 use axum::http::StatusCode;
 use covisit::core::codes::ErrorCode;
-use covisit::core::model::AgentNote;
+use covisit::core::model::{AgentNote, QualityFeedback};
 use serde_json::{json, Value};
 
 use crate::access::hub_error;
@@ -126,6 +126,55 @@ pub async fn carry_out(state: Shared, call: Call) -> CallResult {
                             .add_note(&session_id, &by, &text)
                             .await
                             .map_err(ApiError::internal)?;
+                        state
+                            .store
+                            .upsert_session(account_id, &s.session, &s.status)
+                            .await
+                            .map_err(ApiError::internal)?;
+                    }
+                    Err(e) => return Err(hub_error(e)),
+                }
+                durable(&state).await?;
+                Ok(Value::Null)
+            }
+            Call::RateSession {
+                account_id,
+                session_id,
+                agent_id,
+                rating,
+                feedback,
+            } => {
+                match state
+                    .hub
+                    .rate_session(account_id, &agent_id, &session_id, rating, feedback.clone())
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.code() == "unknown_session" => {
+                        // Not in memory any more (over, and its visitor left): the
+                        // stored record, by the same rules (the hub checked the input).
+                        let mut s = state
+                            .store
+                            .get_session(account_id, &session_id)
+                            .await
+                            .map_err(ApiError::internal)?
+                            .ok_or_else(|| ApiError::not_found("session"))?;
+                        if !s.session.agents.iter().any(|a| a.id == agent_id) {
+                            return Err(hub_error(crate::hub::HubError::NotInSession));
+                        }
+                        if s.status != "ended" {
+                            return Err(hub_error(crate::hub::HubError::RateLiveSession));
+                        }
+                        let mine = QualityFeedback {
+                            rating: f64::from(rating),
+                            feedback: feedback.filter(|f| !f.trim().is_empty()),
+                            by: agent_id.clone(),
+                        };
+                        let feedback = &mut s.session.quality_feedback;
+                        match feedback.iter_mut().find(|q| q.by == agent_id) {
+                            Some(q) => *q = mine,
+                            None => feedback.push(mine),
+                        }
                         state
                             .store
                             .upsert_session(account_id, &s.session, &s.status)

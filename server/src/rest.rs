@@ -45,6 +45,7 @@ pub fn router() -> Router<Shared> {
         .route("/v1/sessions/{id}", get(get_session))
         .route("/v1/sessions/{id}/end", post(end_session))
         .route("/v1/sessions/{id}/notes", post(add_note))
+        .route("/v1/sessions/{id}/ratings", post(rate_session))
         .route("/v1/sessions/{id}/communications", get(communications))
 }
 
@@ -496,6 +497,75 @@ async fn add_note(
             Json(json!({ "agent_notes": session.get("agent_notes") })),
         )
             .into_response())
+    })
+    .await
+}
+
+/// `{rating, feedback}`: the signed-in agent rates a session it was part of, once it
+/// ended (a second rating replaces its first), also after the server let the session go
+/// from memory, where the console's socket cannot reach it any more.
+async fn rate_session(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    run(&state, async {
+        let p = principal(&state, &headers, true).await?;
+        let Principal::User { user_id, .. } = &p else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::FORBIDDEN,
+                "a rating is an agent's: sign in as the agent who was in the session",
+            ));
+        };
+        let account = p.account_id();
+        let body = parse_body(&body)?;
+        let rating = match body.get("rating").and_then(Value::as_u64) {
+            Some(r @ 1..=5) => r as u8,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::INVALID_ARGUMENT,
+                    "`rating` must be a whole number from 1 to 5",
+                ))
+            }
+        };
+        let feedback = match body.get("feedback") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(f)) if f.len() <= 2048 => Some(f.clone()),
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::INVALID_ARGUMENT,
+                    "`feedback` must be a string of at most 2048 bytes, or null",
+                ))
+            }
+        };
+        find_session(&state, account, &id).await?;
+        let call = Call::RateSession {
+            account_id: account,
+            session_id: id.clone(),
+            agent_id: user_id.clone(),
+            rating,
+            feedback,
+        };
+        let result = on_owner(&state, slot_of(&id), call).await;
+        let ip = state.client_ip(peer, &headers);
+        audit(
+            &state,
+            account,
+            user_id,
+            "session.rated",
+            Some(&id),
+            Some(&ip),
+            if result.is_ok() { "ok" } else { "refused" },
+        );
+        result?;
+        durable(&state).await?;
+        let session = find_session(&state, account, &id).await?;
+        Ok(Json(json!({ "quality_feedback": session.get("quality_feedback") })).into_response())
     })
     .await
 }

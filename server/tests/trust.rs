@@ -1143,3 +1143,99 @@ async fn sign_in_comes_only_from_this_sites_pages() {
     let (status, _, cookie) = attempt(None, "application/json; charset=utf-8", sign_in, body).await;
     assert_eq!((status, cookie), (200, true));
 }
+
+/// An agent rates a session it was part of over REST too, also once the server let the
+/// session go from memory (it ended and its visitor left, so the console's socket gets
+/// `unknown_session`): kept in the stored record, a second rating replacing the first;
+/// only an agent of the session, only once it ended, never with the secret key.
+#[tokio::test]
+async fn an_agent_rates_a_session_the_server_no_longer_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let rita = server.user("agent", "Rita Rating").await;
+    let other = server.user("agent", "Otto Other").await;
+    let mut socket = server.console_socket(&rita).await;
+    let mut v = server.visitor(None, None, true, json!({})).await;
+    let session_id = socket.request_session(&v.short_id(), "search").await;
+    v.expect("session_request").await;
+    v.send(json!({"type": "authorize"})).await;
+    socket.expect_status(&session_id, "active").await;
+    let path = format!("/api/v1/sessions/{session_id}/ratings");
+    // Live: not yet.
+    let (status, body) = rita.call("POST", &path, Some(json!({"rating": 4}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("wrong_session_state"))
+    );
+    v.send(json!({"type": "end"})).await;
+    socket.expect_status(&session_id, "ended").await;
+    v.close().await;
+    // Gone from memory once its visitor left: the socket cannot rate it any more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        socket
+            .send(json!({"type": "rate_session", "session_id": session_id, "rating": 1, "feedback": null}))
+            .await;
+        let frames = heard(&mut socket, &["error", "session_update"]).await;
+        if frames.iter().any(|f| f["code"] == "unknown_session") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session stayed in memory"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = rita
+        .call(
+            "POST",
+            &path,
+            Some(json!({"rating": 2, "feedback": "first"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = rita
+        .call(
+            "POST",
+            &path,
+            Some(json!({"rating": 5, "feedback": "on reflection"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mine: Vec<&Value> = body["quality_feedback"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| q["by"] == rita.id().as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{body}");
+    assert_eq!(
+        (mine[0]["rating"].as_f64(), mine[0]["feedback"].as_str()),
+        (Some(5.0), Some("on reflection"))
+    );
+    // Stored: what REST reads from the store says the same.
+    let (_, s) = server
+        .rest("sk_demo")
+        .get(&format!("/api/v1/sessions/{session_id}"))
+        .await;
+    assert_eq!(s["quality_feedback"], body["quality_feedback"]);
+    // Not Otto's session, not the secret key's, not a rating of 6.
+    let (status, body) = other.call("POST", &path, Some(json!({"rating": 3}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("not_in_session"))
+    );
+    let (status, body) = server
+        .rest("sk_demo")
+        .post(&path, &json!({"rating": 3}).to_string())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, body) = rita.call("POST", &path, Some(json!({"rating": 6}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
+}

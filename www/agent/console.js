@@ -1589,7 +1589,19 @@ el.ratingForm.addEventListener('submit', (ev) => {
   }
   clearError();
   const feedback = el.ratingComment.value.trim() || null;
-  send({ type: 'rate_session', session_id: e.session.id, rating: Number(picked.value), feedback });
+  const rating = Number(picked.value);
+  if (e.status === 'ended' && !state.visitors.has(e.session.visitor_id)) {
+    // Gone from the server's memory with its visitor (as notes above): REST takes it.
+    api(`/api/v1/sessions/${encodeURIComponent(e.session.id)}/ratings`, { method: 'POST', body: { rating, feedback } })
+      .then((body) => {
+        const current = state.sessions.get(e.session.id) || e;
+        current.session = { ...current.session, quality_feedback: body?.quality_feedback || current.session.quality_feedback };
+        renderView();
+      })
+      .catch((err) => showError(err.code, err.message));
+    return;
+  }
+  send({ type: 'rate_session', session_id: e.session.id, rating, feedback });
 });
 
 el.noteForm.addEventListener('submit', (ev) => {
