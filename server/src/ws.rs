@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Duration};
 
-use crate::hub::{AgentIdentity, CloseReason, ConnId, VisitorHello};
+use crate::hub::{secret_proves, AgentIdentity, CloseReason, ConnId, VisitorHello};
 use crate::hub_task::{Out, SocketRx};
 use crate::keys;
 use crate::state::Shared;
@@ -605,16 +605,18 @@ async fn welcome_visitor(
         connection,
         config,
     } = hello;
+    // The hash of the claimed visitor's secret when it is in memory here.
     let in_memory = match short_id.clone() {
         Some(sid) => state
             .hub
-            .call(move |h, _| h.is_known_visitor(account_id, &sid))
+            .call(move |h, _| h.visitor_secret_hash(account_id, &sid))
             .await
-            .unwrap_or(false),
-        None => false,
+            .ok()
+            .flatten(),
+        None => None,
     };
     let stored = match short_id.as_deref() {
-        Some(sid) if !in_memory && valid_id(sid) => {
+        Some(sid) if in_memory.is_none() && valid_id(sid) => {
             let visitor = state
                 .store
                 .get_visitor(account_id, sid)
@@ -636,12 +638,19 @@ async fn welcome_visitor(
         Some(c) if valid_id(c) => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
-    // On a node of several, lookup codes are reserved across the cluster first (for the
-    // visitor the hello claims to be, or for this socket until the hub names it).
-    let holder = short_id
-        .clone()
-        .filter(|s| s.len() <= 64)
-        .unwrap_or_else(|| format!("conn:{conn}"));
+    // On a node of several, lookup codes are reserved across the cluster first: for the
+    // visitor the hello names only when its secret proves it (then it keeps the code it
+    // holds), else for this socket until the hub names the visitor. A short_id is shown
+    // to agents and in links: naming one must never get its code.
+    let proven = short_id.clone().filter(|sid| {
+        let hash = match (&in_memory, &stored) {
+            (Some(hash), _) => hash.as_deref(),
+            (None, Some((v, hash))) if v.short_id == *sid => hash.as_deref(),
+            _ => return false,
+        };
+        sid.len() <= 64 && secret_proves(visitor_secret.as_deref(), hash)
+    });
+    let holder = proven.clone().unwrap_or_else(|| format!("conn:{conn}"));
     let codes = state.cluster.as_ref().map(|c| c.codes());
     let reserved = match &codes {
         Some(codes) => codes.reserve(account_id, &holder).await,
@@ -661,13 +670,14 @@ async fn welcome_visitor(
         location: state.journeys.geo(&ip).geolocation,
         ip,
         lookup_code: reserved.clone(),
+        lookup_code_for: proven.clone(),
         record_sessions: state.account_records(account_id).await,
     };
     let welcome = match state.hub.visitor_connect(conn, hello).await {
         Ok(w) => w,
         Err(e) => {
             state.hub.visitor_gone(conn);
-            if let (Some(codes), Some(code)) = (&codes, &reserved) {
+            if let (Some(codes), Some(code), None) = (&codes, &reserved, &proven) {
                 codes.confirm(account_id, code, &holder, None).await;
             }
             link.send_error(state, e.code(), &e.message()).await;
@@ -675,16 +685,26 @@ async fn welcome_visitor(
             return None;
         }
     };
+    // A socket's reservation goes to the visitor the hub named, or goes. A proven
+    // visitor's own reservation stays its own, whatever the hub made of the hello (had
+    // it proven otherwise, the code still belongs to that visitor), unless it kept
+    // another code.
     if let (Some(codes), Some(code)) = (&codes, &reserved) {
         let used = welcome.lookup_code.as_deref() == Some(code.as_str());
-        codes
-            .confirm(
-                account_id,
-                code,
-                &holder,
-                used.then_some(welcome.short_id.as_str()),
-            )
-            .await;
+        let settle = match &proven {
+            None => true,
+            Some(p) => *p == welcome.short_id && !used,
+        };
+        if settle {
+            codes
+                .confirm(
+                    account_id,
+                    code,
+                    &holder,
+                    used.then_some(welcome.short_id.as_str()),
+                )
+                .await;
+        }
     }
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
     Some(Welcomed {

@@ -308,6 +308,79 @@ async fn lookup_codes_are_unique_across_nodes() {
     }
 }
 
+/// A hello that names a visitor's short_id (shown to agents, in links: not a secret)
+/// without its secret, through each node: it is a new visitor with a code of its own,
+/// and the victim's code still finds the victim from every node.
+#[tokio::test]
+async fn naming_a_visitor_does_not_take_its_lookup_code() {
+    let c = Cluster::start_with(3, &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "1000")]);
+    c.settled().await;
+    let victim = visitor(&c, 0).await;
+    let victim_id = victim.short_id();
+    let victim_code = victim.welcome["lookup_code"]
+        .as_str()
+        .expect("a code")
+        .to_string();
+    let mut imposters = Vec::new();
+    for node in 0..3 {
+        let imposter = c
+            .node(node)
+            .visitor_as(
+                Some(&victim_id),
+                Some("not-the-secret"),
+                None,
+                true,
+                json!({}),
+            )
+            .await;
+        assert_ne!(imposter.short_id(), victim_id, "a new visitor");
+        assert_ne!(
+            imposter.welcome["lookup_code"].as_str(),
+            Some(victim_code.as_str()),
+            "through node {node}: {}",
+            imposter.welcome
+        );
+        imposters.push(imposter);
+    }
+    for node in 0..3 {
+        let (status, found) = c
+            .node(node)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={victim_code}"))
+            .await;
+        assert_eq!(status, 200);
+        let list = found["visitors"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{victim_code} on node {node}: {found}");
+        assert_eq!(list[0]["short_id"], victim_id.as_str());
+    }
+    // Each imposter's own code finds that imposter.
+    for imposter in &imposters {
+        let code = imposter.welcome["lookup_code"].as_str().expect("a code");
+        let (_, found) = c
+            .node(2)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={code}"))
+            .await;
+        let list = found["visitors"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{code}: {found}");
+        assert_eq!(list[0]["short_id"], imposter.short_id().as_str());
+    }
+    // The victim itself, proven by its secret, keeps its code on another tab and node.
+    let tab = c.node(1).returning(&victim.ids(), None, false).await;
+    assert_eq!(tab.short_id(), victim_id);
+    assert_eq!(
+        tab.welcome["lookup_code"].as_str(),
+        Some(victim_code.as_str())
+    );
+    // The victim's reservation is still its own in PostgreSQL.
+    assert_eq!(
+        c.pg.query_one_string(&format!(
+            "SELECT short_id FROM lookup_codes WHERE code = '{victim_code}'"
+        )),
+        victim_id
+    );
+}
+
 /// kill -9 of a visitor's owner mid-session: its slots move within the documented
 /// time, each slot has exactly one owner, the agent on a survivor is told the session
 /// ended with `transport.failure`, the visitor reconnects and can be co-browsed again,
