@@ -4,7 +4,8 @@
 //! announces state waits until every write queued before it committed; a frame that
 //! carries none (mirror data, pointer, acks, errors) goes at once unless frames queued
 //! before it for the same socket still wait, so that a socket's frames keep the hub's
-//! order.
+//! order. A frame whose writes the store refused is not sent: its socket is closed
+//! (`CloseReason::NotStored`) and reconnects to what is stored.
 //!
 //! Each socket has a bounded queue. When a console falls behind: its relayed mirror
 //! data is dropped (per visitor tab, until that tab starts a new snapshot, which the
@@ -758,7 +759,9 @@ const MAX_BATCH: usize = 4096;
 /// one transaction (group commit; a later write of the same record replaces an earlier
 /// one in the batch), and only then are its frames delivered and its flushes answered,
 /// in queue order. Errors are logged (without personal data) and the server keeps
-/// running on its in-memory state; flushes then answer false.
+/// running on its in-memory state (less the notes not stored); flushes then answer
+/// false, and the frames that would have announced the batch are not sent: their
+/// sockets are closed (`CloseReason::NotStored`) and reconnect to what is stored.
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Job>,
@@ -794,6 +797,16 @@ async fn writer(
                 other => after.push(other),
             }
         }
+        // Notes are appends the hub also keeps: one not stored is forgotten there too.
+        let notes: Vec<(usize, (String, String, String))> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| match w {
+                Write::Note(s, by, text) => Some((i, (s.clone(), by.clone(), text.clone()))),
+                _ => None,
+            })
+            .collect();
+        let mut unstored: Vec<usize> = Vec::new();
         // A failure answers the flushes of this batch and the next one with false
         // (a write may sit in the batch before its flush's).
         let previous_failed = failed;
@@ -801,16 +814,18 @@ async fn writer(
             false
         } else {
             let started = std::time::Instant::now();
+            let count = writes.len();
             let result = store.write_batch(writes).await;
             metrics.committed(started.elapsed().as_secs_f64());
             match result {
                 Ok(results) => {
-                    let mut failed = false;
+                    for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_err()) {
+                        unstored.push(i);
+                    }
                     for e in results.into_iter().filter_map(Result::err) {
                         tracing::error!(error = %e, "store write failed");
-                        failed = true;
                     }
-                    failed
+                    !unstored.is_empty()
                 }
                 Err(StoreError::Fenced) => {
                     // Another node owns our slots now: nothing we do may be announced.
@@ -824,17 +839,48 @@ async fn writer(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store transaction failed");
+                    unstored.extend(0..count);
                     true
                 }
             }
         };
+        let lost: Vec<(String, String, String)> = notes
+            .into_iter()
+            .filter(|(i, _)| unstored.contains(i))
+            .map(|(_, n)| n)
+            .collect();
+        if !lost.is_empty() {
+            // Before any socket is closed below: a console that reconnects is sent the
+            // session without them.
+            let _ = cmd.send(Command::Call(Box::new(move |h, _| {
+                h.handle_notes_not_stored(lost)
+            })));
+        }
         let ok = !failed && !previous_failed;
         let silenced = fenced();
+        // Not stored: the frames that would announce this batch (or the one before,
+        // whose writes may have come in this batch's jobs) are not sent; their sockets
+        // are closed instead (once each), so that the SDK and the console reconnect and
+        // get what is stored. Nor does news of it reach the other nodes.
+        let refused = !ok && !silenced;
+        let mut closed: HashSet<ConnId> = HashSet::new();
         for job in after {
             match job {
                 // Fenced: nothing written may be announced, but sockets still close
                 // (the SDK and the console reconnect to a node that owns them).
                 Job::Deliver(_, sink, Out::Text(_), _) if silenced => {
+                    sink.pending.fetch_sub(1, Ordering::AcqRel);
+                }
+                Job::Deliver(conn, sink, out, delivery) if refused => {
+                    if closed.insert(conn) {
+                        let close = Out::Close(CloseReason::NotStored);
+                        deliver(conn, &sink, close, Delivery::Durable, &metrics);
+                    }
+                    // A close the hub asked for goes too (after ours, the socket is
+                    // closing anyway).
+                    if let Out::Close(_) | Out::CloseWith(..) = out {
+                        deliver(conn, &sink, out, delivery, &metrics);
+                    }
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
                 Job::Deliver(conn, sink, out, delivery) => {
@@ -848,7 +894,7 @@ async fn writer(
                     // zero comes after this one.
                     let mut waiting = news_pending.lock().unwrap_or_else(|p| p.into_inner());
                     let id = news.visitor.short_id.clone();
-                    if let (Some(l), false) = (&link, silenced) {
+                    if let (Some(l), false, false) = (&link, silenced, refused) {
                         let to = To::Account(news.account_id);
                         l.bus.send(to, &BusMsg::News(news), "");
                     }

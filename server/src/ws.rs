@@ -117,6 +117,9 @@ fn close_code(out: &Out) -> (u16, String) {
         Out::Close(CloseReason::Silent) => (1001, "heartbeat timeout"),
         // 1012 "service restart": reconnect (the visitor is owned by another node now).
         Out::Close(CloseReason::Moved) => (1012, "visitor moved to another node"),
+        // 1011 "internal error": a change announced to this socket was not stored; the
+        // SDK and the console reconnect and get what is.
+        Out::Close(CloseReason::NotStored) => (1011, "a change was not stored"),
         Out::CloseWith(code, reason) => return (*code, reason.chars().take(120).collect()),
         Out::Text(_) => (1000, ""),
     };

@@ -381,6 +381,90 @@ async fn naming_a_visitor_does_not_take_its_lookup_code() {
     );
 }
 
+/// A note the store refuses (real PostgreSQL failures: that write alone rolled back to
+/// its savepoint, then the writer's connection killed mid-transaction) is announced to
+/// no one: the agent's console (on another node than the owner) is closed with 1011
+/// instead, reconnects to the session as stored, and REST on both nodes agrees.
+#[tokio::test]
+async fn a_change_the_store_refuses_is_not_announced() {
+    let c = Cluster::start(2);
+    c.settled().await;
+    let mut v = owned_by_node_0(&c).await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
+    let note = |text: &str| json!({"type": "note", "session_id": session_id, "text": text});
+    let notes_of = |u: &Value| -> Vec<String> {
+        u["session"]["agent_notes"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .map(|n| n["text"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    agent.send(note("stored before")).await;
+    agent
+        .expect_where("session_update", |u| notes_of(u) == ["stored before"])
+        .await;
+    c.pg.query_one_string(
+        "CREATE FUNCTION refuse_notes() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.text = 'refused alone' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+           IF NEW.text = 'connection lost' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+           RETURN NEW;
+         END $$",
+    );
+    c.pg.query_one_string(
+        "CREATE TRIGGER refuse_notes BEFORE INSERT ON notes
+         FOR EACH ROW EXECUTE FUNCTION refuse_notes()",
+    );
+    for text in ["refused alone", "connection lost"] {
+        agent.send(note(text)).await;
+        let (frames, code) = agent.frames_until_closed(Duration::from_secs(10)).await;
+        assert_eq!(code, 1011, "{text}: {frames:?}");
+        assert!(
+            frames.iter().all(|f| !f.to_string().contains(text)),
+            "{text} was announced: {frames:?}"
+        );
+        // The console reconnects: what it is sent of the session is what is stored.
+        agent = c.node(1).agent("sk_demo", "Grace").await;
+        for f in agent.frames_until_ack().await {
+            assert!(
+                !f.to_string().contains(text),
+                "{text} after reconnecting: {f}"
+            );
+        }
+    }
+    // The writer works again, and both nodes' REST say what PostgreSQL holds.
+    agent.send(note("stored after")).await;
+    agent
+        .expect_where("session_update", |u| {
+            notes_of(u) == ["stored before", "stored after"]
+        })
+        .await;
+    for node in 0..2 {
+        let (_, s) = c
+            .node(node)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/sessions/{session_id}"))
+            .await;
+        let texts: Vec<&str> = s["agent_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["stored before", "stored after"], "node {node}: {s}");
+    }
+    assert_eq!(
+        c.pg.query_one_string(&format!(
+            "SELECT string_agg(text, ',' ORDER BY id) FROM notes WHERE session_id = '{session_id}'"
+        )),
+        "stored before,stored after"
+    );
+}
+
 /// kill -9 of a visitor's owner mid-session: its slots move within the documented
 /// time, each slot has exactly one owner, the agent on a survivor is told the session
 /// ended with `transport.failure`, the visitor reconnects and can be co-browsed again,

@@ -35,6 +35,9 @@ pub enum CloseReason {
     Silent,
     /// Its visitor is owned by another node now: reconnect (and reach that one).
     Moved,
+    /// The store refused a change this socket was about to be told of: it was not told,
+    /// and reconnects to get what is stored.
+    NotStored,
 }
 
 #[derive(Debug)]
