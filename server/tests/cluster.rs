@@ -542,6 +542,10 @@ async fn a_paused_node_comes_back_fenced() {
     let c = Cluster::start(3);
     c.settled().await;
     let mut v = owned_by_node_0(&c).await;
+    let admin = c
+        .node(0)
+        .sign_in("admin@demo.test", "open-the-demo-console")
+        .await;
     c.node(0).signal("STOP");
     // Its slots move to the others (it is dead to the coordinator)…
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -595,9 +599,100 @@ async fn a_paused_node_comes_back_fenced() {
         (503, Some("unavailable")),
         "{body}"
     );
+    // Every write is refused the same way, admin and sign-in too (directory writes
+    // are not fenced in the store); reads still answer.
+    let keys_before = c.pg.query_one_i64("SELECT count(*) FROM keys");
+    let (status, body) = admin
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "after the pause", "origins": ["https://shop.example"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let (status, body) = admin
+        .call("PATCH", "/api/v1/account", Some(json!({"name": "renamed"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let (status, body, _) = c
+        .node(0)
+        .sign_in_raw("admin@demo.test", "open-the-demo-console")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let (status, _) = admin.call("GET", "/api/v1/keys", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(c.pg.query_one_i64("SELECT count(*) FROM keys"), keys_before);
     assert_eq!(
         c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
         visitors_before
+    );
+}
+
+/// A slot moved away (the coordinator's update, held open here so the old owner's
+/// write meets it) takes the old owner's right to write its rows: a note the old owner
+/// commits after the move is refused by PostgreSQL and announced to no one.
+#[tokio::test]
+async fn the_old_owner_of_a_moved_slot_writes_none_of_its_rows() {
+    let c = Cluster::start(2);
+    c.settled().await;
+    let mut v = owned_by_node_0(&c).await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
+    let slot = slot_of(&v.short_id());
+    let (db, connection) = tokio_postgres::connect(&c.pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "BEGIN; UPDATE cluster_slots SET node_id = '{}', generation = generation + 1
+         WHERE slot = {slot}",
+        c.node(1).node_id()
+    ))
+    .await
+    .expect("moves the slot");
+    agent
+        .send(json!({"type": "note", "session_id": session_id, "text": "after the move"}))
+        .await;
+    // Node 0's writer waits on the moved slot's row (the positive marker)…
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.pg.query_one_i64(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+           AND query LIKE '%FROM cluster_slots WHERE slot = ANY%'",
+    ) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node 0's writer never met the move"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.batch_execute("COMMIT").await.expect("commits the move");
+    // …and once the move committed, its note is refused: the agent is not told.
+    let (frames, code) = agent.frames_until_closed(Duration::from_secs(10)).await;
+    assert_eq!(code, 1011, "{frames:?}");
+    assert!(
+        frames
+            .iter()
+            .all(|f| !f.to_string().contains("after the move")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        c.pg.query_one_i64(&format!(
+            "SELECT count(*) FROM notes WHERE session_id = '{session_id}'"
+        )),
+        0
     );
 }
 
