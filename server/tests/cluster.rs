@@ -535,18 +535,49 @@ async fn an_owner_killed_mid_session_is_replaced() {
     assert_eq!(s["status"], "ended");
 }
 
-/// A node paused (SIGSTOP) past its timeout and resumed is fenced: nothing it writes
-/// afterwards reaches PostgreSQL, and it closes its visitor sockets.
+/// A node paused (SIGSTOP) past its timeout and resumed is fenced: what it writes on
+/// resume (a frame its visitor sent during the pause, a session timer that ran out
+/// meanwhile) never reaches PostgreSQL, it closes its visitor sockets, and every
+/// state-changing request it gets is refused.
 #[tokio::test]
 async fn a_paused_node_comes_back_fenced() {
     let c = Cluster::start(3);
     c.settled().await;
-    let mut v = owned_by_node_0(&c).await;
+    // A visitor of node 0 whose session request times out 5 s after it was asked.
+    let mut v = loop {
+        let v = c
+            .node(0)
+            .visitor(None, None, true, json!({"authorizationTimeoutSeconds": 5}))
+            .await;
+        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
+            break v;
+        }
+    };
+    let short_id = v.short_id();
     let admin = c
         .node(0)
         .sign_in("admin@demo.test", "open-the-demo-console")
         .await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    v.expect("session_request").await;
+    let commits = || async {
+        let text = reqwest::get(c.node(0).url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("covisit_store_commit_seconds_count "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let committed_before = commits().await;
     c.node(0).signal("STOP");
+    // A frame that waits in node 0's socket: it is handled (and its write made) on resume.
+    v.send(json!({"type": "update_visitor", "identity": {"callName": "after-the-pause"}}))
+        .await;
     // Its slots move to the others (it is dead to the coordinator)…
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.pg.query_one_i64(&format!(
@@ -560,12 +591,42 @@ async fn a_paused_node_comes_back_fenced() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let visitors_before =
-        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'");
+    // …whose new owner ends the session (the agent hears it): what PostgreSQL then holds
+    // of the visitor and its sessions is the reference.
+    agent
+        .expect_within("session_update", Duration::from_secs(10), |u| {
+            u["session"]["id"] == session_id.as_str() && u["status"] == "ended"
+        })
+        .await;
+    let rows = format!(
+        "SELECT md5(coalesce((SELECT string_agg(data, '|') FROM visitors WHERE short_id = '{short_id}'), '')
+           || coalesce((SELECT string_agg(status || data, '|' ORDER BY id) FROM sessions
+                        WHERE visitor_id = '{short_id}'), '')
+           || (SELECT count(*) FROM communications WHERE session_id = '{session_id}')::text
+           || (SELECT count(*) FROM journey_events WHERE visitor_id = '{short_id}')::text)"
+    );
+    let stored_before = c.pg.query_one_string(&rows);
     c.node(0).signal("CONT");
-    // …and once resumed it closes its visitors' sockets, takes no visitor and writes
-    // nothing.
+    // Resumed, node 0 handles the frame and the timer (its writer tries to commit: the
+    // positive marker), and closes its visitors' sockets.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while commits().await <= committed_before {
+        assert!(
+            Instant::now() < deadline,
+            "node 0's writer never tried again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(v.closed_within(Duration::from_secs(10)).await);
+    assert_eq!(
+        c.pg.query_one_string(&rows),
+        stored_before,
+        "node 0 wrote after the pause"
+    );
+    assert_eq!(
+        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
+        0
+    );
     let ids = v.ids();
     let url = c.node(0).url("/ws/visitor").replacen("http", "ws", 1);
     let mut again = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
@@ -634,10 +695,7 @@ async fn a_paused_node_comes_back_fenced() {
     let (status, _) = admin.call("GET", "/api/v1/keys", None).await;
     assert_eq!(status, 200);
     assert_eq!(c.pg.query_one_i64("SELECT count(*) FROM keys"), keys_before);
-    assert_eq!(
-        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
-        visitors_before
-    );
+    assert_eq!(c.pg.query_one_string(&rows), stored_before);
 }
 
 /// A slot moved away (the coordinator's update, held open here so the old owner's
