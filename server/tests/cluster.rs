@@ -466,21 +466,39 @@ async fn a_change_the_store_refuses_is_not_announced() {
 }
 
 /// kill -9 of a visitor's owner mid-session: its slots move within the documented
-/// time, each slot has exactly one owner, the agent on a survivor is told the session
-/// ended with `transport.failure`, the visitor reconnects and can be co-browsed again,
-/// and nothing acknowledged before the kill is lost.
+/// time, the agent on a survivor is told the session ended with `transport.failure`,
+/// every visitor (reconnecting through a survivor) is owned by exactly the live node
+/// the slot table names, and what was acknowledged before the kill is stored: notes
+/// by socket and by REST, the session's authorization and remote control, the
+/// visitor's page.
 #[tokio::test]
 async fn an_owner_killed_mid_session_is_replaced() {
     let mut c = Cluster::start(3);
     c.settled().await;
-    // A visitor owned by node 0, with its socket on node 0 too, and the agent on 1.
-    let mut v = owned_by_node_0(&c).await;
-    let short_id = v.short_id();
+    // Visitors whose sockets are on node 0, three of them owned by node 0 too (the
+    // others are bridged to nodes 1 and 2): all of their sockets die with node 0.
+    let mut visitors = Vec::new();
+    while visitors
+        .iter()
+        .filter(|v: &&Ws| owner_of(&c, &v.short_id()) == c.node(0).node_id())
+        .count()
+        < 3
+    {
+        visitors.push(visitor(&c, 0).await);
+    }
+    let i = visitors
+        .iter()
+        .position(|v| owner_of(&c, &v.short_id()) == c.node(0).node_id())
+        .expect("one of node 0");
+    let short_id = visitors[i].short_id();
+    let v = &mut visitors[i];
     let mut agent = c.node(1).agent("sk_demo", "Grace").await;
     let session_id = agent.request_session(&short_id, "search").await;
     v.expect("session_request").await;
     v.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
+    // Acknowledged before the kill: a note by socket, one by REST (through node 2),
+    // remote control with a click (its session update).
     agent
         .send(json!({"type": "note", "session_id": session_id, "text": "before the kill"}))
         .await;
@@ -491,6 +509,37 @@ async fn an_owner_killed_mid_session_is_replaced() {
                 .is_some_and(|n| !n.is_empty())
         })
         .await;
+    let (status, body) = c
+        .node(2)
+        .rest("sk_demo")
+        .post(
+            &format!("/api/v1/sessions/{session_id}/notes"),
+            &json!({"text": "by REST before the kill"}).to_string(),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    agent
+        .send(json!({"type": "request_control", "session_id": session_id}))
+        .await;
+    v.expect("control_request").await;
+    v.send(json!({"type": "control_grant"})).await;
+    agent
+        .expect_where("session_update", |u| u["control"]["state"] == "granted")
+        .await;
+    agent
+        .send(json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}}))
+        .await;
+    let action = v.expect("remote_action").await;
+    v.send(json!({"type": "remote_applied", "id": action["id"], "ok": true, "reason": null}))
+        .await;
+    agent
+        .expect_where("session_update", |u| {
+            u["session"]["features_used"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "remote_click"))
+        })
+        .await;
+
     let killed = Instant::now();
     c.nodes[0].kill();
     let ended = agent
@@ -507,32 +556,89 @@ async fn an_owner_killed_mid_session_is_replaced() {
             .any(|cm| cm["disconnectType"] == "transport.failure"),
         "{ended}"
     );
-    assert!(v.closed_within(Duration::from_secs(2)).await);
-    // Exactly one live owner per slot.
-    let owners_per_slot = c.pg.query_one_i64(
-        "SELECT max(n) FROM (SELECT count(*) AS n FROM cluster_slots GROUP BY slot) x",
-    );
-    assert_eq!(owners_per_slot, 1);
+    for v in visitors.iter_mut() {
+        assert!(v.closed_within(Duration::from_secs(2)).await);
+    }
     let dead_owned = c.pg.query_one_i64(&format!(
         "SELECT count(*) FROM cluster_slots WHERE node_id = '{}'",
         c.node(0).node_id()
     ));
     assert_eq!(dead_owned, 0, "no slot left on the dead node");
-    // The visitor comes back (to a survivor) and can be co-browsed again.
-    let mut back = c.node(2).returning(&v.ids(), None, true).await;
-    assert_eq!(back.short_id(), short_id);
-    let again = agent.request_session(&short_id, "search").await;
-    back.expect("session_request").await;
-    back.send(json!({"type": "authorize"})).await;
-    agent.expect_status(&again, "active").await;
     // What was acknowledged before the kill is in the store.
-    let (_, s) = c
-        .node(2)
-        .rest("sk_demo")
-        .get(&format!("/api/v1/sessions/{session_id}"))
-        .await;
-    assert_eq!(s["agent_notes"][0]["text"], "before the kill", "{s}");
+    let rest = c.node(2).rest("sk_demo");
+    let (_, s) = rest.get(&format!("/api/v1/sessions/{session_id}")).await;
+    let notes: Vec<&str> = s["agent_notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["before the kill", "by REST before the kill"], "{s}");
     assert_eq!(s["status"], "ended");
+    assert_eq!(s["went_live"], true, "authorized: {s}");
+    assert!(
+        s["features_used"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "remote_click"),
+        "remote control: {s}"
+    );
+    let (_, stored) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(stored["last_url"], "http://127.0.0.1/shop", "{stored}");
+    // Every visitor comes back through a survivor and is owned by exactly the live node
+    // the slot table names: each survivor's own count is the table's.
+    let mut back = Vec::new();
+    for v in &visitors {
+        let b = c.node(2).returning(&v.ids(), None, true).await;
+        assert_eq!(b.short_id(), v.short_id());
+        back.push(b);
+    }
+    let expected = |node: usize| {
+        back.iter()
+            .filter(|b| owner_of(&c, &b.short_id()) == c.node(node).node_id())
+            .count() as u64
+    };
+    assert_eq!(
+        expected(1) + expected(2),
+        back.len() as u64,
+        "every slot on a survivor"
+    );
+    for node in 1..3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let owned = owned_visitors(c.node(node)).await;
+            if owned == expected(node) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} owns {owned} visitors, the slot table gives it {}",
+                expected(node)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // And can be co-browsed again.
+    let i = back.iter().position(|b| b.short_id() == short_id).unwrap();
+    let again = agent.request_session(&short_id, "search").await;
+    back[i].expect("session_request").await;
+    back[i].send(json!({"type": "authorize"})).await;
+    agent.expect_status(&again, "active").await;
+}
+
+/// A node's `covisit_owned_visitors` (`/metrics`): the online visitors its hub runs.
+async fn owned_visitors(node: &Server) -> u64 {
+    let text = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("covisit_owned_visitors "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("covisit_owned_visitors")
 }
 
 /// A node paused (SIGSTOP) past its timeout and resumed is fenced: what it writes on
