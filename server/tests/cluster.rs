@@ -860,6 +860,40 @@ async fn the_old_owner_of_a_moved_slot_writes_none_of_its_rows() {
     );
 }
 
+/// Nodes started together with `--dev` (as `scripts/cluster` does) all start, and the
+/// demo account, its keys and its admin exist once.
+#[tokio::test]
+async fn dev_nodes_started_together_make_one_demo_account() {
+    for _ in 0..3 {
+        let pg = PgServer::start();
+        let redis = RedisServer::start();
+        let (db, bus) = (pg.url(), redis.url());
+        let nodes: Vec<Server> = std::thread::scope(|s| {
+            let started: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| Server::start_on(&db, &[], &["--bus", &bus])))
+                .collect();
+            started
+                .into_iter()
+                .map(|t| t.join().expect("every node starts"))
+                .collect()
+        });
+        assert!(nodes.iter().all(|n| n.is_running()));
+        assert_eq!(pg.query_one_i64("SELECT count(*) FROM accounts"), 1);
+        assert_eq!(
+            pg.query_one_i64("SELECT count(*) FROM keys WHERE public_key = 'pk_demo'"),
+            1
+        );
+        assert_eq!(
+            pg.query_one_i64("SELECT count(*) FROM users WHERE email = 'admin@demo.test'"),
+            1
+        );
+        for n in &nodes {
+            let (status, _) = n.rest("sk_demo").get("/api/v1/visitors").await;
+            assert_eq!(status, 200);
+        }
+    }
+}
+
 /// Redis restarted mid-session: the relay resumes, the agent gets the session's state
 /// and a resync is asked of the visitor; nothing durable is lost.
 #[tokio::test]
