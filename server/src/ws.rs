@@ -253,6 +253,24 @@ async fn check_hello(
     })
 }
 
+/// Why this node takes no new socket (visitor tab or agent console): it is draining
+/// (leaving) or fenced. The socket gets an `unavailable` error and closes with 1013, so
+/// the SDK and the console reconnect, through the load balancer, to another node. A
+/// visitor tab another node holds for this one (a bridged hello, over the bus) is not
+/// a socket of this node's listener: a draining node still serves its own visitors'
+/// tabs that way until it hands them over.
+fn takes_no_sockets(state: &Shared) -> Option<&'static str> {
+    match state.cluster.as_ref()?.state() {
+        crate::cluster::NodeState::Up => None,
+        crate::cluster::NodeState::Draining => {
+            Some("this node is shutting down; reconnect to another")
+        }
+        crate::cluster::NodeState::Fenced => {
+            Some("this node lost its cluster membership; reconnect to another")
+        }
+    }
+}
+
 async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Option<String>) {
     let (mut sink, mut stream) = socket.split();
     let Some(text) = first_text(&mut stream).await else {
@@ -267,6 +285,10 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
             return close(&mut sink, close_code, reason).await;
         }
     };
+    if let Some(why) = takes_no_sockets(&state) {
+        send_error(&state, &mut sink, ErrorCode::UNAVAILABLE, why).await;
+        return close(&mut sink, 1013, "try again later").await;
+    }
     // On a node of several, the visitor's owner runs its session; this node holds the
     // socket and passes frames both ways.
     if let Some(cluster) = state.cluster.clone() {
@@ -958,15 +980,8 @@ async fn agent_socket(
             .await;
         }
     };
-    let fenced = |c: &crate::cluster::Cluster| c.state() == crate::cluster::NodeState::Fenced;
-    if state.cluster.as_ref().is_some_and(fenced) {
-        send_error(
-            &state,
-            &mut sink,
-            ErrorCode::UNAVAILABLE,
-            "this node lost its cluster membership; reconnect to another",
-        )
-        .await;
+    if let Some(why) = takes_no_sockets(&state) {
+        send_error(&state, &mut sink, ErrorCode::UNAVAILABLE, why).await;
         return close(&mut sink, 1013, "try again later").await;
     }
     let agent_id = who.agent.id.clone();

@@ -964,6 +964,35 @@ async fn a_draining_node_hands_its_visitors_over_and_exits() {
     let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 503);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "draining");
+    // It takes no new socket: a new visitor's tab and a new console are told
+    // `unavailable` and closed with 1013, so they reconnect elsewhere.
+    let url = c.node(0).url("/ws/visitor").replacen("http", "ws", 1);
+    let mut tab = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
+    tab.send(json!({
+        "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+        "connection": {"currentUrl": "http://127.0.0.1/shop", "screenWidth": 1280,
+            "screenHeight": 800, "audioSupported": false, "hasFocus": true,
+            "userAgent": common::CHROME_UA},
+        "config": {},
+    }))
+    .await;
+    let url = c.node(0).url("/ws/agent").replacen("http", "ws", 1);
+    let mut console = Ws::connect(&url).await;
+    console
+        .send(
+            json!({"type": "hello", "protocol_version": 1, "secret_key": "sk_demo",
+            "name": "Ada", "external_id": "Ada"}),
+        )
+        .await;
+    for ws in [&mut tab, &mut console] {
+        let (frames, code) = ws.frames_until_closed(Duration::from_secs(5)).await;
+        assert_eq!(code, 1013, "{frames:?}");
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0]["code"], "unavailable", "{frames:?}");
+    }
+    // The live visitor's tabs still reach it through another node.
+    let mut second_tab = c.node(2).returning(&live.ids(), None, false).await;
+    assert_eq!(second_tab.short_id(), live.short_id());
     // The drain time (10 s here) ends what is still live there; the agent hears it.
     agent
         .expect_within("session_update", Duration::from_secs(20), |u| {
@@ -971,6 +1000,7 @@ async fn a_draining_node_hands_its_visitors_over_and_exits() {
         })
         .await;
     assert!(live.closed_within(Duration::from_secs(10)).await);
+    assert!(second_tab.closed_within(Duration::from_secs(10)).await);
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.node(0).is_running() {
         assert!(Instant::now() < deadline, "the drained node did not exit");
