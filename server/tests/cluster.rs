@@ -30,8 +30,11 @@ impl Cluster {
     }
 
     fn start_with(n: usize, env: &[(&'static str, &'static str)]) -> Cluster {
+        Cluster::start_on_bus(n, env, RedisServer::start())
+    }
+
+    fn start_on_bus(n: usize, env: &[(&'static str, &'static str)], redis: RedisServer) -> Cluster {
         let pg = PgServer::start();
-        let redis = RedisServer::start();
         let mut env = env.to_vec();
         if !env.iter().any(|(k, _)| *k == "COVISIT_DRAIN_SECONDS") {
             env.push(("COVISIT_DRAIN_SECONDS", "3"));
@@ -892,6 +895,24 @@ async fn dev_nodes_started_together_make_one_demo_account() {
             assert_eq!(status, 200);
         }
     }
+}
+
+/// The bus over TLS with a password (`rediss://:password@…`; the nodes trust the
+/// Redis certificate's CA through `SSL_CERT_FILE`): a visitor on one node and an agent
+/// on another co-browse across it.
+#[tokio::test]
+async fn the_bus_runs_over_tls() {
+    let redis = RedisServer::start_tls();
+    // Every node's environment, for the life of the test process.
+    let ca: &'static str = Box::leak(redis.ca_file().expect("a CA").into_boxed_str());
+    let c = Cluster::start_on_bus(2, &[("SSL_CERT_FILE", ca)], redis);
+    c.settled().await;
+    let mut v = owned_by_node_0(&c).await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    authorized_session(&mut agent, &mut v).await;
+    v.send(json!({"type": "mirror", "data": [["T", 1, "over TLS"]]}))
+        .await;
+    assert_eq!(agent.expect("mirror").await["data"][0][2], "over TLS");
 }
 
 /// Redis restarted mid-session: the relay resumes, the agent gets the session's state
