@@ -105,7 +105,10 @@ enum Command {
 /// An entry of the writer's ordered queue.
 enum Job {
     Write(Write),
-    Deliver(ConnId, Sink, Out, Delivery),
+    /// The last field: how many batches the writer had finished when the hub step
+    /// that queued it began (`Batches`): a frame queued before a failed batch finished
+    /// may announce its writes, one queued after it cannot.
+    Deliver(ConnId, Sink, Out, Delivery, u64),
     /// News for the other nodes, after the writes it tells of (counted in
     /// `NewsPending` until it is sent).
     Publish(Box<VisitorNews>),
@@ -128,6 +131,9 @@ pub struct ClusterLink {
 /// that announces no write goes at once only when none does, so that the other nodes
 /// get a visitor's news in the hub's order. Like `Sink::pending` for a socket's frames.
 type NewsPending = Arc<std::sync::Mutex<HashMap<String, usize>>>;
+
+/// How many batches the writer has finished (committed or not).
+type Batches = Arc<AtomicU64>;
 
 /// Who waits for each asset request sent to a visitor's page (`Output::Asset`).
 type AssetWaiters = Arc<std::sync::Mutex<HashMap<u32, mpsc::UnboundedSender<AssetReply>>>>;
@@ -155,6 +161,7 @@ impl HubHandle {
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
         let news_pending = NewsPending::default();
+        let batches = Batches::default();
         let base = link
             .as_ref()
             .map_or(0, |l| u64::from(l.node) << crate::bus::CONN_BITS);
@@ -172,6 +179,7 @@ impl HubHandle {
             handle.cmd.clone(),
             link.clone(),
             news_pending.clone(),
+            batches.clone(),
         ));
         tokio::spawn(run(
             Hub::new(config, ids),
@@ -182,6 +190,7 @@ impl HubHandle {
             link,
             handle.asset_waiters.clone(),
             news_pending,
+            batches,
         ));
         handle
     }
@@ -560,8 +569,11 @@ async fn run(
     link: Option<ClusterLink>,
     asset_waiters: AssetWaiters,
     news_pending: NewsPending,
+    batches: Batches,
 ) {
     let mut sinks: HashMap<ConnId, Sink> = HashMap::new();
+    // Read before each step's outputs are queued (`Job::Deliver`'s last field).
+    let mut seen;
     loop {
         let deadline = hub.poll_timeout();
         let sleep = async {
@@ -577,6 +589,7 @@ async fn run(
             c = rx.recv() => {
                 let Some(c) = c else { break };
                 let t = now();
+                seen = batches.load(Ordering::Acquire);
                 match c {
                     Command::Register(conn, sink) => { sinks.insert(conn, sink); }
                     Command::VisitorConnect(conn, hello, reply) => {
@@ -601,7 +614,7 @@ async fn run(
                         if let Some(sink) = sinks.get(&conn) {
                             if sink.pending.load(Ordering::Acquire) > 0 {
                                 sink.pending.fetch_add(1, Ordering::AcqRel);
-                                let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery));
+                                let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery, seen));
                             } else if deliver(conn, sink, out, delivery, &metrics) {
                                 // Mirror data of another node's session was lost: that
                                 // node's hub asks for the snapshot.
@@ -614,7 +627,10 @@ async fn run(
                     Command::Call(f) => f(&mut hub, t),
                 }
             }
-            _ = sleep => hub.handle_timeout(now()),
+            _ = sleep => {
+                seen = batches.load(Ordering::Acquire);
+                hub.handle_timeout(now())
+            }
         }
         while let Some(o) = hub.poll_output() {
             match o {
@@ -664,7 +680,7 @@ async fn run(
                     let out = Out::Text(frame);
                     if delivery == Delivery::Durable || sink.pending.load(Ordering::Acquire) > 0 {
                         sink.pending.fetch_add(1, Ordering::AcqRel);
-                        let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery));
+                        let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery, seen));
                     } else if deliver(conn, sink, out, delivery, &metrics) {
                         let _ = cmd.send(Command::Lagged(conn));
                     }
@@ -677,6 +693,7 @@ async fn run(
                             sink.clone(),
                             Out::Close(reason),
                             Delivery::Durable,
+                            seen,
                         ));
                     }
                 }
@@ -769,9 +786,13 @@ async fn writer(
     cmd: mpsc::UnboundedSender<Command>,
     link: Option<ClusterLink>,
     news_pending: NewsPending,
+    batches: Batches,
 ) {
     let mut batch: Vec<Job> = Vec::new();
     let mut failed = false;
+    // The number of the last batch that failed: frames queued before it finished are
+    // not sent, even when they came in a later batch.
+    let mut last_failed: Option<u64> = None;
     let fenced = || {
         link.as_ref()
             .is_some_and(|l| l.fenced.load(Ordering::Acquire))
@@ -858,20 +879,26 @@ async fn writer(
         }
         let ok = !failed && !previous_failed;
         let silenced = fenced();
-        // Not stored: the frames that would announce this batch (or the one before,
-        // whose writes may have come in this batch's jobs) are not sent; their sockets
-        // are closed instead (once each), so that the SDK and the console reconnect and
-        // get what is stored. Nor does news of it reach the other nodes.
-        let refused = !ok && !silenced;
+        let number = batches.load(Ordering::Acquire);
+        if failed {
+            last_failed = Some(number);
+        }
+        batches.store(number + 1, Ordering::Release);
+        // Not stored: the frames that would announce this batch's writes are not sent
+        // (nor those of an earlier failed batch's, queued before it finished: they may
+        // have come in this batch); their sockets are closed instead (once each), so
+        // that the SDK and the console reconnect and get what is stored. Nor does news
+        // of this batch reach the other nodes.
+        let refused = |seen: u64| !silenced && (failed || last_failed.is_some_and(|f| seen <= f));
         let mut closed: HashSet<ConnId> = HashSet::new();
         for job in after {
             match job {
                 // Fenced: nothing written may be announced, but sockets still close
                 // (the SDK and the console reconnect to a node that owns them).
-                Job::Deliver(_, sink, Out::Text(_), _) if silenced => {
+                Job::Deliver(_, sink, Out::Text(_), _, _) if silenced => {
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
-                Job::Deliver(conn, sink, out, delivery) if refused => {
+                Job::Deliver(conn, sink, out, delivery, seen) if refused(seen) => {
                     if closed.insert(conn) {
                         let close = Out::Close(CloseReason::NotStored);
                         deliver(conn, &sink, close, Delivery::Durable, &metrics);
@@ -883,7 +910,7 @@ async fn writer(
                     }
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
-                Job::Deliver(conn, sink, out, delivery) => {
+                Job::Deliver(conn, sink, out, delivery, _) => {
                     if deliver(conn, &sink, out, delivery, &metrics) {
                         let _ = cmd.send(Command::Lagged(conn));
                     }
@@ -894,7 +921,7 @@ async fn writer(
                     // zero comes after this one.
                     let mut waiting = news_pending.lock().unwrap_or_else(|p| p.into_inner());
                     let id = news.visitor.short_id.clone();
-                    if let (Some(l), false, false) = (&link, silenced, refused) {
+                    if let (Some(l), false, false) = (&link, silenced, failed) {
                         let to = To::Account(news.account_id);
                         l.bus.send(to, &BusMsg::News(news), "");
                     }
