@@ -1538,13 +1538,24 @@ impl Store for PgStore {
     }
 
     async fn finish_recording(&self, session_id: &str) -> StoreResult<bool> {
-        Ok(self
-            .execute(
-                "UPDATE recordings SET status = 'ready' WHERE session_id = $1 AND status = 'pending'",
-                &[&session_id],
-            )
-            .await?
-            > 0)
+        // On the writer's connection, behind the fence like the writes before it: a
+        // node that lost its membership finalises nothing.
+        let id = session_id.to_string();
+        self.on_writer(move |inner| async move {
+            let open = inner.begin().await?;
+            let result = open
+                .w
+                .client
+                .execute(
+                    "UPDATE recordings SET status = 'ready' WHERE session_id = $1 AND status = 'pending'",
+                    &[&id],
+                )
+                .await
+                .map(|n| n > 0)
+                .map_err(StoreError::from);
+            open.finish(result).await
+        })
+        .await
     }
 
     async fn sweep_recordings(&self, cutoff_iso: &str) -> StoreResult<(usize, usize)> {
@@ -1802,6 +1813,8 @@ mod tests {
         assert_eq!(audited, 1, "the batch before the bump's only");
         let erased = node.erase_visitor(Millis(0), account, "v_1", 1800).await;
         assert!(matches!(erased, Err(StoreError::Fenced)), "{erased:?}");
+        let finished = node.finish_recording("s_1").await;
+        assert!(matches!(finished, Err(StoreError::Fenced)), "{finished:?}");
         assert!(node
             .get_visitor(account, "v_1")
             .await
