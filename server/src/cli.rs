@@ -26,7 +26,9 @@ pub struct Cli {
     )]
     pub database: PathBuf,
     /// Run as one node of several: the Redis bus between the nodes,
-    /// `redis://host:port[/db]`. Needs a `postgres://` `--database` (and that needs it).
+    /// `redis://[:password@]host:port[/db]`, or `rediss://…` for TLS. Redis is trusted:
+    /// a private network and a password (docs/CLUSTER.md). Needs a `postgres://`
+    /// `--database` (and that needs it).
     #[arg(long, env = "COVISIT_BUS", global = true)]
     pub bus: Option<String>,
     /// On SIGTERM, a node of several hands its visitors over; live sessions get this many

@@ -105,8 +105,19 @@ pub enum CreateUserError {
     Store(StoreError),
 }
 
+/// Held while a node sets the installation up (`setup::dev_account`): dropping it lets
+/// the next node in.
+pub struct SetupGuard(#[allow(dead_code)] Option<Box<dyn Send + Sync>>); // held, never read
+
 #[async_trait]
 pub trait Directory: Send + Sync + 'static {
+    /// Waits until no other process sets the installation up, and holds that until the
+    /// guard is dropped: nodes of a cluster starting together (`scripts/cluster`)
+    /// then create the demo account once, the others find it. SQLite has one server
+    /// process: nothing to wait for.
+    async fn setup_guard(&self) -> StoreResult<SetupGuard> {
+        Ok(SetupGuard(None))
+    }
     async fn create_account(&self, name: &str) -> StoreResult<i64>;
     async fn account_by_name(&self, name: &str) -> StoreResult<Option<i64>>;
     async fn accounts(&self) -> StoreResult<Vec<(i64, String)>>;

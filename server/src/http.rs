@@ -3,7 +3,7 @@
 //! for what axum refuses before a handler runs.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -95,6 +95,33 @@ async fn typed_errors_off_the_pages(
     } else {
         response
     }
+}
+
+/// A fenced node (its membership was lost: another node may own what it would write)
+/// answers every state-changing request with 503 `unavailable`, whatever the route:
+/// REST, admin and sign-in writes alike, not only those about a visitor (which go to
+/// its owner), because directory writes are not fenced in the store. Reads and
+/// WebSocket upgrades (which the sockets refuse themselves) pass.
+async fn refuse_writes_when_fenced(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let fenced = state
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.state() == crate::cluster::NodeState::Fenced);
+    let m = request.method();
+    let writes = !(m == Method::GET || m == Method::HEAD || m == Method::OPTIONS);
+    if fenced && writes {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UNAVAILABLE,
+            "this node lost its cluster membership; retry on another node",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn api_not_found(State(state): State<Shared>) -> ApiError {
@@ -194,5 +221,9 @@ pub fn router(state: Shared, cli: &Cli) -> Router {
         )
         .fallback_service(ServeDir::new(&cli.www))
         .layer(axum::middleware::from_fn(typed_errors_off_the_pages))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_writes_when_fenced,
+        ))
         .with_state(state)
 }

@@ -4,7 +4,8 @@
 //! announces state waits until every write queued before it committed; a frame that
 //! carries none (mirror data, pointer, acks, errors) goes at once unless frames queued
 //! before it for the same socket still wait, so that a socket's frames keep the hub's
-//! order.
+//! order. A frame whose writes the store refused is not sent: its socket is closed
+//! (`CloseReason::NotStored`) and reconnects to what is stored.
 //!
 //! Each socket has a bounded queue. When a console falls behind: its relayed mirror
 //! data is dropped (per visitor tab, until that tab starts a new snapshot, which the
@@ -104,7 +105,10 @@ enum Command {
 /// An entry of the writer's ordered queue.
 enum Job {
     Write(Write),
-    Deliver(ConnId, Sink, Out, Delivery),
+    /// The last field: how many batches the writer had finished when the hub step
+    /// that queued it began (`Batches`): a frame queued before a failed batch finished
+    /// may announce its writes, one queued after it cannot.
+    Deliver(ConnId, Sink, Out, Delivery, u64),
     /// News for the other nodes, after the writes it tells of (counted in
     /// `NewsPending` until it is sent).
     Publish(Box<VisitorNews>),
@@ -127,6 +131,9 @@ pub struct ClusterLink {
 /// that announces no write goes at once only when none does, so that the other nodes
 /// get a visitor's news in the hub's order. Like `Sink::pending` for a socket's frames.
 type NewsPending = Arc<std::sync::Mutex<HashMap<String, usize>>>;
+
+/// How many batches the writer has finished (committed or not).
+type Batches = Arc<AtomicU64>;
 
 /// Who waits for each asset request sent to a visitor's page (`Output::Asset`).
 type AssetWaiters = Arc<std::sync::Mutex<HashMap<u32, mpsc::UnboundedSender<AssetReply>>>>;
@@ -154,6 +161,7 @@ impl HubHandle {
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
         let news_pending = NewsPending::default();
+        let batches = Batches::default();
         let base = link
             .as_ref()
             .map_or(0, |l| u64::from(l.node) << crate::bus::CONN_BITS);
@@ -171,6 +179,7 @@ impl HubHandle {
             handle.cmd.clone(),
             link.clone(),
             news_pending.clone(),
+            batches.clone(),
         ));
         tokio::spawn(run(
             Hub::new(config, ids),
@@ -181,6 +190,7 @@ impl HubHandle {
             link,
             handle.asset_waiters.clone(),
             news_pending,
+            batches,
         ));
         handle
     }
@@ -581,8 +591,11 @@ async fn run(
     link: Option<ClusterLink>,
     asset_waiters: AssetWaiters,
     news_pending: NewsPending,
+    batches: Batches,
 ) {
     let mut sinks: HashMap<ConnId, Sink> = HashMap::new();
+    // Read before each step's outputs are queued (`Job::Deliver`'s last field).
+    let mut seen;
     loop {
         let deadline = hub.poll_timeout();
         let sleep = async {
@@ -598,6 +611,7 @@ async fn run(
             c = rx.recv() => {
                 let Some(c) = c else { break };
                 let t = now();
+                seen = batches.load(Ordering::Acquire);
                 match c {
                     Command::Register(conn, sink) => { sinks.insert(conn, sink); }
                     Command::VisitorConnect(conn, hello, reply) => {
@@ -622,7 +636,7 @@ async fn run(
                         if let Some(sink) = sinks.get(&conn) {
                             if sink.pending.load(Ordering::Acquire) > 0 {
                                 sink.pending.fetch_add(1, Ordering::AcqRel);
-                                let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery));
+                                let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery, seen));
                             } else if deliver(conn, sink, out, delivery, &metrics) {
                                 // Mirror data of another node's session was lost: that
                                 // node's hub asks for the snapshot.
@@ -635,7 +649,10 @@ async fn run(
                     Command::Call(f) => f(&mut hub, t),
                 }
             }
-            _ = sleep => hub.handle_timeout(now()),
+            _ = sleep => {
+                seen = batches.load(Ordering::Acquire);
+                hub.handle_timeout(now())
+            }
         }
         while let Some(o) = hub.poll_output() {
             match o {
@@ -685,7 +702,7 @@ async fn run(
                     let out = Out::Text(frame);
                     if delivery == Delivery::Durable || sink.pending.load(Ordering::Acquire) > 0 {
                         sink.pending.fetch_add(1, Ordering::AcqRel);
-                        let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery));
+                        let _ = jobs.send(Job::Deliver(conn, sink.clone(), out, delivery, seen));
                     } else if deliver(conn, sink, out, delivery, &metrics) {
                         let _ = cmd.send(Command::Lagged(conn));
                     }
@@ -698,6 +715,7 @@ async fn run(
                             sink.clone(),
                             Out::Close(reason),
                             Delivery::Durable,
+                            seen,
                         ));
                     }
                 }
@@ -780,7 +798,9 @@ const MAX_BATCH: usize = 4096;
 /// one transaction (group commit; a later write of the same record replaces an earlier
 /// one in the batch), and only then are its frames delivered and its flushes answered,
 /// in queue order. Errors are logged (without personal data) and the server keeps
-/// running on its in-memory state; flushes then answer false.
+/// running on its in-memory state (less the notes not stored); flushes then answer
+/// false, and the frames that would have announced the batch are not sent: their
+/// sockets are closed (`CloseReason::NotStored`) and reconnect to what is stored.
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Job>,
@@ -788,9 +808,13 @@ async fn writer(
     cmd: mpsc::UnboundedSender<Command>,
     link: Option<ClusterLink>,
     news_pending: NewsPending,
+    batches: Batches,
 ) {
     let mut batch: Vec<Job> = Vec::new();
     let mut failed = false;
+    // The number of the last batch that failed: frames queued before it finished are
+    // not sent, even when they came in a later batch.
+    let mut last_failed: Option<u64> = None;
     let fenced = || {
         link.as_ref()
             .is_some_and(|l| l.fenced.load(Ordering::Acquire))
@@ -816,6 +840,16 @@ async fn writer(
                 other => after.push(other),
             }
         }
+        // Notes are appends the hub also keeps: one not stored is forgotten there too.
+        let notes: Vec<(usize, (String, String, String))> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| match w {
+                Write::Note(s, by, text) => Some((i, (s.clone(), by.clone(), text.clone()))),
+                _ => None,
+            })
+            .collect();
+        let mut unstored: Vec<usize> = Vec::new();
         // A failure answers the flushes of this batch and the next one with false
         // (a write may sit in the batch before its flush's).
         let previous_failed = failed;
@@ -823,16 +857,18 @@ async fn writer(
             false
         } else {
             let started = std::time::Instant::now();
+            let count = writes.len();
             let result = store.write_batch(writes).await;
             metrics.committed(started.elapsed().as_secs_f64());
             match result {
                 Ok(results) => {
-                    let mut failed = false;
+                    for (i, _) in results.iter().enumerate().filter(|(_, r)| r.is_err()) {
+                        unstored.push(i);
+                    }
                     for e in results.into_iter().filter_map(Result::err) {
                         tracing::error!(error = %e, "store write failed");
-                        failed = true;
                     }
-                    failed
+                    !unstored.is_empty()
                 }
                 Err(StoreError::Fenced) => {
                     // Another node owns our slots now: nothing we do may be announced.
@@ -846,20 +882,57 @@ async fn writer(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "store transaction failed");
+                    unstored.extend(0..count);
                     true
                 }
             }
         };
+        let lost: Vec<(String, String, String)> = notes
+            .into_iter()
+            .filter(|(i, _)| unstored.contains(i))
+            .map(|(_, n)| n)
+            .collect();
+        if !lost.is_empty() {
+            // Before any socket is closed below: a console that reconnects is sent the
+            // session without them.
+            let _ = cmd.send(Command::Call(Box::new(move |h, _| {
+                h.handle_notes_not_stored(lost)
+            })));
+        }
         let ok = !failed && !previous_failed;
         let silenced = fenced();
+        let number = batches.load(Ordering::Acquire);
+        if failed {
+            last_failed = Some(number);
+        }
+        batches.store(number + 1, Ordering::Release);
+        // Not stored: the frames that would announce this batch's writes are not sent
+        // (nor those of an earlier failed batch's, queued before it finished: they may
+        // have come in this batch); their sockets are closed instead (once each), so
+        // that the SDK and the console reconnect and get what is stored. Nor does news
+        // of this batch reach the other nodes.
+        let refused = |seen: u64| !silenced && (failed || last_failed.is_some_and(|f| seen <= f));
+        let mut closed: HashSet<ConnId> = HashSet::new();
         for job in after {
             match job {
                 // Fenced: nothing written may be announced, but sockets still close
                 // (the SDK and the console reconnect to a node that owns them).
-                Job::Deliver(_, sink, Out::Text(_), _) if silenced => {
+                Job::Deliver(_, sink, Out::Text(_), _, _) if silenced => {
                     sink.pending.fetch_sub(1, Ordering::AcqRel);
                 }
-                Job::Deliver(conn, sink, out, delivery) => {
+                Job::Deliver(conn, sink, out, delivery, seen) if refused(seen) => {
+                    if closed.insert(conn) {
+                        let close = Out::Close(CloseReason::NotStored);
+                        deliver(conn, &sink, close, Delivery::Durable, &metrics);
+                    }
+                    // A close the hub asked for goes too (after ours, the socket is
+                    // closing anyway).
+                    if let Out::Close(_) | Out::CloseWith(..) = out {
+                        deliver(conn, &sink, out, delivery, &metrics);
+                    }
+                    sink.pending.fetch_sub(1, Ordering::AcqRel);
+                }
+                Job::Deliver(conn, sink, out, delivery, _) => {
                     if deliver(conn, &sink, out, delivery, &metrics) {
                         let _ = cmd.send(Command::Lagged(conn));
                     }
@@ -870,7 +943,7 @@ async fn writer(
                     // zero comes after this one.
                     let mut waiting = news_pending.lock().unwrap_or_else(|p| p.into_inner());
                     let id = news.visitor.short_id.clone();
-                    if let (Some(l), false) = (&link, silenced) {
+                    if let (Some(l), false, false) = (&link, silenced, failed) {
                         let to = To::Account(news.account_id);
                         l.bus.send(to, &BusMsg::News(news), "");
                     }

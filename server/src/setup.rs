@@ -32,6 +32,9 @@ fn origin_of(url: &str) -> Option<String> {
 /// own, and any loopback page), the demo admin, and this server as the site personal
 /// links send visitors to.
 pub async fn dev_account(d: &dyn Directory, public_url: &str) -> Result<(), String> {
+    // Nodes of a cluster starting together would each find no demo key and create an
+    // account: one at a time, the first creates it and the others find it.
+    let _one_at_a_time = d.setup_guard().await.map_err(err)?;
     let origins: Vec<String> = origin_of(public_url).into_iter().collect();
     let account = match d.key(keys::DEMO_PUBLIC_KEY).await.map_err(err)? {
         Some(k) => {

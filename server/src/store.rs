@@ -85,6 +85,11 @@ pub enum StoreError {
     /// gone): another node took over its slots, so nothing of the batch was written.
     #[error("this node is fenced: its generation is not the current one in cluster_nodes")]
     Fenced,
+    /// The write is about a visitor (or its session) whose slot this node no longer
+    /// owns in `cluster_slots` (it was moved, by a hand-over or a failover): that write
+    /// alone is refused.
+    #[error("this node does not own the slot of the row it writes")]
+    NotOwner,
     #[error("stored record is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error("database task failed: {0}")]

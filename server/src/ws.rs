@@ -21,7 +21,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Duration};
 
-use crate::hub::{AgentIdentity, CloseReason, ConnId, VisitorHello};
+use crate::hub::{secret_proves, AgentIdentity, CloseReason, ConnId, VisitorHello};
 use crate::hub_task::{Out, SocketRx};
 use crate::keys;
 use crate::state::Shared;
@@ -145,6 +145,9 @@ fn close_code(out: &Out) -> (u16, String) {
         // 1012 "service restart": reconnect (the visitor is owned by another node now).
         Out::Close(CloseReason::Moved) => (1012, "visitor moved to another node"),
         Out::Close(CloseReason::KeyRevoked) => (1008, "api key revoked"),
+        // 1011 "internal error": a change announced to this socket was not stored; the
+        // SDK and the console reconnect and get what is.
+        Out::Close(CloseReason::NotStored) => (1011, "a change was not stored"),
         Out::CloseWith(code, reason) => return (*code, reason.chars().take(120).collect()),
         Out::Text(_) => (1000, ""),
     };
@@ -278,6 +281,24 @@ async fn check_hello(
     })
 }
 
+/// Why this node takes no new socket (visitor tab or agent console): it is draining
+/// (leaving) or fenced. The socket gets an `unavailable` error and closes with 1013, so
+/// the SDK and the console reconnect, through the load balancer, to another node. A
+/// visitor tab another node holds for this one (a bridged hello, over the bus) is not
+/// a socket of this node's listener: a draining node still serves its own visitors'
+/// tabs that way until it hands them over.
+fn takes_no_sockets(state: &Shared) -> Option<&'static str> {
+    match state.cluster.as_ref()?.state() {
+        crate::cluster::NodeState::Up => None,
+        crate::cluster::NodeState::Draining => {
+            Some("this node is shutting down; reconnect to another")
+        }
+        crate::cluster::NodeState::Fenced => {
+            Some("this node lost its cluster membership; reconnect to another")
+        }
+    }
+}
+
 async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Option<String>) {
     let (mut sink, mut stream) = socket.split();
     let Some(text) = first_text(&mut stream).await else {
@@ -292,6 +313,10 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
             return close(&mut sink, close_code, reason).await;
         }
     };
+    if let Some(why) = takes_no_sockets(&state) {
+        send_error(&state, &mut sink, ErrorCode::UNAVAILABLE, why).await;
+        return close(&mut sink, 1013, "try again later").await;
+    }
     // On a node of several, the visitor's owner runs its session; this node holds the
     // socket and passes frames both ways.
     if let Some(cluster) = state.cluster.clone() {
@@ -638,16 +663,18 @@ async fn welcome_visitor(
         connection,
         config,
     } = hello;
+    // The hash of the claimed visitor's secret when it is in memory here.
     let in_memory = match short_id.clone() {
         Some(sid) => state
             .hub
-            .call(move |h, _| h.is_known_visitor(account_id, &sid))
+            .call(move |h, _| h.visitor_secret_hash(account_id, &sid))
             .await
-            .unwrap_or(false),
-        None => false,
+            .ok()
+            .flatten(),
+        None => None,
     };
     let stored = match short_id.as_deref() {
-        Some(sid) if !in_memory && valid_id(sid) => {
+        Some(sid) if in_memory.is_none() && valid_id(sid) => {
             let visitor = state
                 .store
                 .get_visitor(account_id, sid)
@@ -669,12 +696,19 @@ async fn welcome_visitor(
         Some(c) if valid_id(c) => state.store.connection_visitor(c).await.ok().flatten(),
         _ => None,
     };
-    // On a node of several, lookup codes are reserved across the cluster first (for the
-    // visitor the hello claims to be, or for this socket until the hub names it).
-    let holder = short_id
-        .clone()
-        .filter(|s| s.len() <= 64)
-        .unwrap_or_else(|| format!("conn:{conn}"));
+    // On a node of several, lookup codes are reserved across the cluster first: for the
+    // visitor the hello names only when its secret proves it (then it keeps the code it
+    // holds), else for this socket until the hub names the visitor. A short_id is shown
+    // to agents and in links: naming one must never get its code.
+    let proven = short_id.clone().filter(|sid| {
+        let hash = match (&in_memory, &stored) {
+            (Some(hash), _) => hash.as_deref(),
+            (None, Some((v, hash))) if v.short_id == *sid => hash.as_deref(),
+            _ => return false,
+        };
+        sid.len() <= 64 && secret_proves(visitor_secret.as_deref(), hash)
+    });
+    let holder = proven.clone().unwrap_or_else(|| format!("conn:{conn}"));
     let codes = state.cluster.as_ref().map(|c| c.codes());
     let reserved = match &codes {
         Some(codes) => codes.reserve(account_id, &holder).await,
@@ -694,13 +728,14 @@ async fn welcome_visitor(
         location: state.journeys.geo(&ip).geolocation,
         ip,
         lookup_code: reserved.clone(),
+        lookup_code_for: proven.clone(),
         record_sessions: state.account_records(account_id).await,
     };
     let welcome = match state.hub.visitor_connect(conn, hello).await {
         Ok(w) => w,
         Err(e) => {
             state.hub.visitor_gone(conn);
-            if let (Some(codes), Some(code)) = (&codes, &reserved) {
+            if let (Some(codes), Some(code), None) = (&codes, &reserved, &proven) {
                 codes.confirm(account_id, code, &holder, None).await;
             }
             link.send_error(state, e.code(), &e.message()).await;
@@ -708,16 +743,26 @@ async fn welcome_visitor(
             return None;
         }
     };
+    // A socket's reservation goes to the visitor the hub named, or goes. A proven
+    // visitor's own reservation stays its own, whatever the hub made of the hello (had
+    // it proven otherwise, the code still belongs to that visitor), unless it kept
+    // another code.
     if let (Some(codes), Some(code)) = (&codes, &reserved) {
         let used = welcome.lookup_code.as_deref() == Some(code.as_str());
-        codes
-            .confirm(
-                account_id,
-                code,
-                &holder,
-                used.then_some(welcome.short_id.as_str()),
-            )
-            .await;
+        let settle = match &proven {
+            None => true,
+            Some(p) => *p == welcome.short_id && !used,
+        };
+        if settle {
+            codes
+                .confirm(
+                    account_id,
+                    code,
+                    &holder,
+                    used.then_some(welcome.short_id.as_str()),
+                )
+                .await;
+        }
     }
     tracing::info!(visitor = %welcome.short_id, connection = %welcome.connection_id, "visitor connected");
     Some(Welcomed {
@@ -954,15 +999,8 @@ async fn agent_socket(
             .await;
         }
     };
-    let fenced = |c: &crate::cluster::Cluster| c.state() == crate::cluster::NodeState::Fenced;
-    if state.cluster.as_ref().is_some_and(fenced) {
-        send_error(
-            &state,
-            &mut sink,
-            ErrorCode::UNAVAILABLE,
-            "this node lost its cluster membership; reconnect to another",
-        )
-        .await;
+    if let Some(why) = takes_no_sockets(&state) {
+        send_error(&state, &mut sink, ErrorCode::UNAVAILABLE, why).await;
         return close(&mut sink, 1013, "try again later").await;
     }
     let agent_id = who.agent.id.clone();

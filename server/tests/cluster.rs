@@ -30,8 +30,11 @@ impl Cluster {
     }
 
     fn start_with(n: usize, env: &[(&'static str, &'static str)]) -> Cluster {
+        Cluster::start_on_bus(n, env, RedisServer::start())
+    }
+
+    fn start_on_bus(n: usize, env: &[(&'static str, &'static str)], redis: RedisServer) -> Cluster {
         let pg = PgServer::start();
-        let redis = RedisServer::start();
         let mut env = env.to_vec();
         if !env.iter().any(|(k, _)| *k == "COVISIT_DRAIN_SECONDS") {
             env.push(("COVISIT_DRAIN_SECONDS", "3"));
@@ -337,22 +340,197 @@ async fn lookup_codes_are_unique_across_nodes() {
     }
 }
 
+/// A hello that names a visitor's short_id (shown to agents, in links: not a secret)
+/// without its secret, through each node: it is a new visitor with a code of its own,
+/// and the victim's code still finds the victim from every node.
+#[tokio::test]
+async fn naming_a_visitor_does_not_take_its_lookup_code() {
+    let c = Cluster::start_with(3, &[("COVISIT_LOOKUP_RATE_PER_MINUTE", "1000")]);
+    c.settled().await;
+    let victim = visitor(&c, 0).await;
+    let victim_id = victim.short_id();
+    let victim_code = victim.welcome["lookup_code"]
+        .as_str()
+        .expect("a code")
+        .to_string();
+    let mut imposters = Vec::new();
+    for node in 0..3 {
+        let imposter = c
+            .node(node)
+            .visitor_as(
+                Some(&victim_id),
+                Some("not-the-secret"),
+                None,
+                true,
+                json!({}),
+            )
+            .await;
+        assert_ne!(imposter.short_id(), victim_id, "a new visitor");
+        assert_ne!(
+            imposter.welcome["lookup_code"].as_str(),
+            Some(victim_code.as_str()),
+            "through node {node}: {}",
+            imposter.welcome
+        );
+        imposters.push(imposter);
+    }
+    for node in 0..3 {
+        let (status, found) = c
+            .node(node)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={victim_code}"))
+            .await;
+        assert_eq!(status, 200);
+        let list = found["visitors"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{victim_code} on node {node}: {found}");
+        assert_eq!(list[0]["short_id"], victim_id.as_str());
+    }
+    // Each imposter's own code finds that imposter.
+    for imposter in &imposters {
+        let code = imposter.welcome["lookup_code"].as_str().expect("a code");
+        let (_, found) = c
+            .node(2)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/visitors?q={code}"))
+            .await;
+        let list = found["visitors"].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{code}: {found}");
+        assert_eq!(list[0]["short_id"], imposter.short_id().as_str());
+    }
+    // The victim itself, proven by its secret, keeps its code on another tab and node.
+    let tab = c.node(1).returning(&victim.ids(), None, false).await;
+    assert_eq!(tab.short_id(), victim_id);
+    assert_eq!(
+        tab.welcome["lookup_code"].as_str(),
+        Some(victim_code.as_str())
+    );
+    // The victim's reservation is still its own in PostgreSQL.
+    assert_eq!(
+        c.pg.query_one_string(&format!(
+            "SELECT short_id FROM lookup_codes WHERE code = '{victim_code}'"
+        )),
+        victim_id
+    );
+}
+
+/// A note the store refuses (real PostgreSQL failures: that write alone rolled back to
+/// its savepoint, then the writer's connection killed mid-transaction) is announced to
+/// no one: the agent's console (on another node than the owner) is closed with 1011
+/// instead, reconnects to the session as stored, and REST on both nodes agrees.
+#[tokio::test]
+async fn a_change_the_store_refuses_is_not_announced() {
+    let c = Cluster::start(2);
+    c.settled().await;
+    let mut v = owned_by_node_0(&c).await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
+    let note = |text: &str| json!({"type": "note", "session_id": session_id, "text": text});
+    let notes_of = |u: &Value| -> Vec<String> {
+        u["session"]["agent_notes"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .map(|n| n["text"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    agent.send(note("stored before")).await;
+    agent
+        .expect_where("session_update", |u| notes_of(u) == ["stored before"])
+        .await;
+    c.pg.query_one_string(
+        "CREATE FUNCTION refuse_notes() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.text = 'refused alone' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+           IF NEW.text = 'connection lost' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+           RETURN NEW;
+         END $$",
+    );
+    c.pg.query_one_string(
+        "CREATE TRIGGER refuse_notes BEFORE INSERT ON notes
+         FOR EACH ROW EXECUTE FUNCTION refuse_notes()",
+    );
+    for text in ["refused alone", "connection lost"] {
+        agent.send(note(text)).await;
+        let (frames, code) = agent.frames_until_closed(Duration::from_secs(10)).await;
+        assert_eq!(code, 1011, "{text}: {frames:?}");
+        assert!(
+            frames.iter().all(|f| !f.to_string().contains(text)),
+            "{text} was announced: {frames:?}"
+        );
+        // The console reconnects: what it is sent of the session is what is stored.
+        agent = c.node(1).agent("sk_demo", "Grace").await;
+        for f in agent.frames_until_ack().await {
+            assert!(
+                !f.to_string().contains(text),
+                "{text} after reconnecting: {f}"
+            );
+        }
+    }
+    // The writer works again, and both nodes' REST say what PostgreSQL holds.
+    agent.send(note("stored after")).await;
+    agent
+        .expect_where("session_update", |u| {
+            notes_of(u) == ["stored before", "stored after"]
+        })
+        .await;
+    for node in 0..2 {
+        let (_, s) = c
+            .node(node)
+            .rest("sk_demo")
+            .get(&format!("/api/v1/sessions/{session_id}"))
+            .await;
+        let texts: Vec<&str> = s["agent_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["stored before", "stored after"], "node {node}: {s}");
+    }
+    assert_eq!(
+        c.pg.query_one_string(&format!(
+            "SELECT string_agg(text, ',' ORDER BY id) FROM notes WHERE session_id = '{session_id}'"
+        )),
+        "stored before,stored after"
+    );
+}
+
 /// kill -9 of a visitor's owner mid-session: its slots move within the documented
-/// time, each slot has exactly one owner, the agent on a survivor is told the session
-/// ended with `transport.failure`, the visitor reconnects and can be co-browsed again,
-/// and nothing acknowledged before the kill is lost.
+/// time, the agent on a survivor is told the session ended with `transport.failure`,
+/// every visitor (reconnecting through a survivor) is owned by exactly the live node
+/// the slot table names, and what was acknowledged before the kill is stored: notes
+/// by socket and by REST, the session's authorization and remote control, the
+/// visitor's page.
 #[tokio::test]
 async fn an_owner_killed_mid_session_is_replaced() {
     let mut c = Cluster::start(3);
     c.settled().await;
-    // A visitor owned by node 0, with its socket on node 0 too, and the agent on 1.
-    let mut v = owned_by_node_0(&c).await;
-    let short_id = v.short_id();
+    // Visitors whose sockets are on node 0, three of them owned by node 0 too (the
+    // others are bridged to nodes 1 and 2): all of their sockets die with node 0.
+    let mut visitors = Vec::new();
+    while visitors
+        .iter()
+        .filter(|v: &&Ws| owner_of(&c, &v.short_id()) == c.node(0).node_id())
+        .count()
+        < 3
+    {
+        visitors.push(visitor(&c, 0).await);
+    }
+    let i = visitors
+        .iter()
+        .position(|v| owner_of(&c, &v.short_id()) == c.node(0).node_id())
+        .expect("one of node 0");
+    let short_id = visitors[i].short_id();
+    let v = &mut visitors[i];
     let mut agent = c.node(1).agent("sk_demo", "Grace").await;
     let session_id = agent.request_session(&short_id, "search").await;
     v.expect("session_request").await;
     v.send(json!({"type": "authorize"})).await;
     agent.expect_status(&session_id, "active").await;
+    // Acknowledged before the kill: a note by socket, one by REST (through node 2),
+    // remote control with a click (its session update).
     agent
         .send(json!({"type": "note", "session_id": session_id, "text": "before the kill"}))
         .await;
@@ -363,6 +541,37 @@ async fn an_owner_killed_mid_session_is_replaced() {
                 .is_some_and(|n| !n.is_empty())
         })
         .await;
+    let (status, body) = c
+        .node(2)
+        .rest("sk_demo")
+        .post(
+            &format!("/api/v1/sessions/{session_id}/notes"),
+            &json!({"text": "by REST before the kill"}).to_string(),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    agent
+        .send(json!({"type": "request_control", "session_id": session_id}))
+        .await;
+    v.expect("control_request").await;
+    v.send(json!({"type": "control_grant"})).await;
+    agent
+        .expect_where("session_update", |u| u["control"]["state"] == "granted")
+        .await;
+    agent
+        .send(json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}}))
+        .await;
+    let action = v.expect("remote_action").await;
+    v.send(json!({"type": "remote_applied", "id": action["id"], "ok": true, "reason": null}))
+        .await;
+    agent
+        .expect_where("session_update", |u| {
+            u["session"]["features_used"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "remote_click"))
+        })
+        .await;
+
     let killed = Instant::now();
     c.nodes[0].kill();
     let ended = agent
@@ -379,42 +588,134 @@ async fn an_owner_killed_mid_session_is_replaced() {
             .any(|cm| cm["disconnectType"] == "transport.failure"),
         "{ended}"
     );
-    assert!(v.closed_within(Duration::from_secs(2)).await);
-    // Exactly one live owner per slot.
-    let owners_per_slot = c.pg.query_one_i64(
-        "SELECT max(n) FROM (SELECT count(*) AS n FROM cluster_slots GROUP BY slot) x",
-    );
-    assert_eq!(owners_per_slot, 1);
+    for v in visitors.iter_mut() {
+        assert!(v.closed_within(Duration::from_secs(2)).await);
+    }
     let dead_owned = c.pg.query_one_i64(&format!(
         "SELECT count(*) FROM cluster_slots WHERE node_id = '{}'",
         c.node(0).node_id()
     ));
     assert_eq!(dead_owned, 0, "no slot left on the dead node");
-    // The visitor comes back (to a survivor) and can be co-browsed again.
-    let mut back = c.node(2).returning(&v.ids(), None, true).await;
-    assert_eq!(back.short_id(), short_id);
-    let again = agent.request_session(&short_id, "search").await;
-    back.expect("session_request").await;
-    back.send(json!({"type": "authorize"})).await;
-    agent.expect_status(&again, "active").await;
     // What was acknowledged before the kill is in the store.
-    let (_, s) = c
-        .node(2)
-        .rest("sk_demo")
-        .get(&format!("/api/v1/sessions/{session_id}"))
-        .await;
-    assert_eq!(s["agent_notes"][0]["text"], "before the kill", "{s}");
+    let rest = c.node(2).rest("sk_demo");
+    let (_, s) = rest.get(&format!("/api/v1/sessions/{session_id}")).await;
+    let notes: Vec<&str> = s["agent_notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["before the kill", "by REST before the kill"], "{s}");
     assert_eq!(s["status"], "ended");
+    assert_eq!(s["went_live"], true, "authorized: {s}");
+    assert!(
+        s["features_used"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "remote_click"),
+        "remote control: {s}"
+    );
+    let (_, stored) = rest.get(&format!("/api/v1/visitors/{short_id}")).await;
+    assert_eq!(stored["last_url"], "http://127.0.0.1/shop", "{stored}");
+    // Every visitor comes back through a survivor and is owned by exactly the live node
+    // the slot table names: each survivor's own count is the table's.
+    let mut back = Vec::new();
+    for v in &visitors {
+        let b = c.node(2).returning(&v.ids(), None, true).await;
+        assert_eq!(b.short_id(), v.short_id());
+        back.push(b);
+    }
+    let expected = |node: usize| {
+        back.iter()
+            .filter(|b| owner_of(&c, &b.short_id()) == c.node(node).node_id())
+            .count() as u64
+    };
+    assert_eq!(
+        expected(1) + expected(2),
+        back.len() as u64,
+        "every slot on a survivor"
+    );
+    for node in 1..3 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let owned = owned_visitors(c.node(node)).await;
+            if owned == expected(node) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {node} owns {owned} visitors, the slot table gives it {}",
+                expected(node)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // And can be co-browsed again.
+    let i = back.iter().position(|b| b.short_id() == short_id).unwrap();
+    let again = agent.request_session(&short_id, "search").await;
+    back[i].expect("session_request").await;
+    back[i].send(json!({"type": "authorize"})).await;
+    agent.expect_status(&again, "active").await;
 }
 
-/// A node paused (SIGSTOP) past its timeout and resumed is fenced: nothing it writes
-/// afterwards reaches PostgreSQL, and it closes its visitor sockets.
+/// A node's `covisit_owned_visitors` (`/metrics`): the online visitors its hub runs.
+async fn owned_visitors(node: &Server) -> u64 {
+    let text = reqwest::get(node.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("covisit_owned_visitors "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("covisit_owned_visitors")
+}
+
+/// A node paused (SIGSTOP) past its timeout and resumed is fenced: what it writes on
+/// resume (a frame its visitor sent during the pause, a session timer that ran out
+/// meanwhile) never reaches PostgreSQL, it closes its visitor sockets, and every
+/// state-changing request it gets is refused.
 #[tokio::test]
 async fn a_paused_node_comes_back_fenced() {
     let c = Cluster::start(3);
     c.settled().await;
-    let mut v = owned_by_node_0(&c).await;
+    // A visitor of node 0 whose session request times out 5 s after it was asked.
+    let mut v = loop {
+        let v = c
+            .node(0)
+            .visitor(None, None, true, json!({"authorizationTimeoutSeconds": 5}))
+            .await;
+        if owner_of(&c, &v.short_id()) == c.node(0).node_id() {
+            break v;
+        }
+    };
+    let short_id = v.short_id();
+    let admin = c
+        .node(0)
+        .sign_in("admin@demo.test", "open-the-demo-console")
+        .await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = agent.request_session(&short_id, "search").await;
+    v.expect("session_request").await;
+    let commits = || async {
+        let text = reqwest::get(c.node(0).url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("covisit_store_commit_seconds_count "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let committed_before = commits().await;
     c.node(0).signal("STOP");
+    // A frame that waits in node 0's socket: it is handled (and its write made) on resume.
+    v.send(json!({"type": "update_visitor", "identity": {"callName": "after-the-pause"}}))
+        .await;
     // Its slots move to the others (it is dead to the coordinator)…
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.pg.query_one_i64(&format!(
@@ -428,12 +729,42 @@ async fn a_paused_node_comes_back_fenced() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let visitors_before =
-        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'");
+    // …whose new owner ends the session (the agent hears it): what PostgreSQL then holds
+    // of the visitor and its sessions is the reference.
+    agent
+        .expect_within("session_update", Duration::from_secs(10), |u| {
+            u["session"]["id"] == session_id.as_str() && u["status"] == "ended"
+        })
+        .await;
+    let rows = format!(
+        "SELECT md5(coalesce((SELECT string_agg(data, '|') FROM visitors WHERE short_id = '{short_id}'), '')
+           || coalesce((SELECT string_agg(status || data, '|' ORDER BY id) FROM sessions
+                        WHERE visitor_id = '{short_id}'), '')
+           || (SELECT count(*) FROM communications WHERE session_id = '{session_id}')::text
+           || (SELECT count(*) FROM journey_events WHERE visitor_id = '{short_id}')::text)"
+    );
+    let stored_before = c.pg.query_one_string(&rows);
     c.node(0).signal("CONT");
-    // …and once resumed it closes its visitors' sockets, takes no visitor and writes
-    // nothing.
+    // Resumed, node 0 handles the frame and the timer (its writer tries to commit: the
+    // positive marker), and closes its visitors' sockets.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while commits().await <= committed_before {
+        assert!(
+            Instant::now() < deadline,
+            "node 0's writer never tried again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(v.closed_within(Duration::from_secs(10)).await);
+    assert_eq!(
+        c.pg.query_one_string(&rows),
+        stored_before,
+        "node 0 wrote after the pause"
+    );
+    assert_eq!(
+        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
+        0
+    );
     let ids = v.ids();
     let url = c.node(0).url("/ws/visitor").replacen("http", "ws", 1);
     let mut again = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
@@ -467,10 +798,150 @@ async fn a_paused_node_comes_back_fenced() {
         (503, Some("unavailable")),
         "{body}"
     );
+    // Every write is refused the same way, admin and sign-in too (directory writes
+    // are not fenced in the store); reads still answer.
+    let keys_before = c.pg.query_one_i64("SELECT count(*) FROM keys");
+    let (status, body) = admin
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "after the pause", "origins": ["https://shop.example"]})),
+        )
+        .await;
     assert_eq!(
-        c.pg.query_one_i64("SELECT count(*) FROM visitors WHERE data LIKE '%after-the-pause%'"),
-        visitors_before
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
     );
+    let (status, body) = admin
+        .call("PATCH", "/api/v1/account", Some(json!({"name": "renamed"})))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let (status, body, _) = c
+        .node(0)
+        .sign_in_raw("admin@demo.test", "open-the-demo-console")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let (status, _) = admin.call("GET", "/api/v1/keys", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(c.pg.query_one_i64("SELECT count(*) FROM keys"), keys_before);
+    assert_eq!(c.pg.query_one_string(&rows), stored_before);
+}
+
+/// A slot moved away (the coordinator's update, held open here so the old owner's
+/// write meets it) takes the old owner's right to write its rows: a note the old owner
+/// commits after the move is refused by PostgreSQL and announced to no one.
+#[tokio::test]
+async fn the_old_owner_of_a_moved_slot_writes_none_of_its_rows() {
+    let c = Cluster::start(2);
+    c.settled().await;
+    let mut v = owned_by_node_0(&c).await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    let session_id = authorized_session(&mut agent, &mut v).await;
+    let slot = slot_of(&v.short_id());
+    let (db, connection) = tokio_postgres::connect(&c.pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "BEGIN; UPDATE cluster_slots SET node_id = '{}', generation = generation + 1
+         WHERE slot = {slot}",
+        c.node(1).node_id()
+    ))
+    .await
+    .expect("moves the slot");
+    agent
+        .send(json!({"type": "note", "session_id": session_id, "text": "after the move"}))
+        .await;
+    // Node 0's writer waits on the moved slot's row (the positive marker)…
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.pg.query_one_i64(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+           AND query LIKE '%FROM cluster_slots WHERE slot = ANY%'",
+    ) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node 0's writer never met the move"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.batch_execute("COMMIT").await.expect("commits the move");
+    // …and once the move committed, its note is refused: the agent is not told.
+    let (frames, code) = agent.frames_until_closed(Duration::from_secs(10)).await;
+    assert_eq!(code, 1011, "{frames:?}");
+    assert!(
+        frames
+            .iter()
+            .all(|f| !f.to_string().contains("after the move")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        c.pg.query_one_i64(&format!(
+            "SELECT count(*) FROM notes WHERE session_id = '{session_id}'"
+        )),
+        0
+    );
+}
+
+/// Nodes started together with `--dev` (as `scripts/cluster` does) all start, and the
+/// demo account, its keys and its admin exist once.
+#[tokio::test]
+async fn dev_nodes_started_together_make_one_demo_account() {
+    for _ in 0..3 {
+        let pg = PgServer::start();
+        let redis = RedisServer::start();
+        let (db, bus) = (pg.url(), redis.url());
+        let nodes: Vec<Server> = std::thread::scope(|s| {
+            let started: Vec<_> = (0..3)
+                .map(|_| s.spawn(|| Server::start_on(&db, &[], &["--bus", &bus])))
+                .collect();
+            started
+                .into_iter()
+                .map(|t| t.join().expect("every node starts"))
+                .collect()
+        });
+        assert!(nodes.iter().all(|n| n.is_running()));
+        assert_eq!(pg.query_one_i64("SELECT count(*) FROM accounts"), 1);
+        assert_eq!(
+            pg.query_one_i64("SELECT count(*) FROM keys WHERE public_key = 'pk_demo'"),
+            1
+        );
+        assert_eq!(
+            pg.query_one_i64("SELECT count(*) FROM users WHERE email = 'admin@demo.test'"),
+            1
+        );
+        for n in &nodes {
+            let (status, _) = n.rest("sk_demo").get("/api/v1/visitors").await;
+            assert_eq!(status, 200);
+        }
+    }
+}
+
+/// The bus over TLS with a password (`rediss://:password@…`; the nodes trust the
+/// Redis certificate's CA through `SSL_CERT_FILE`): a visitor on one node and an agent
+/// on another co-browse across it.
+#[tokio::test]
+async fn the_bus_runs_over_tls() {
+    let redis = RedisServer::start_tls();
+    // Every node's environment, for the life of the test process.
+    let ca: &'static str = Box::leak(redis.ca_file().expect("a CA").into_boxed_str());
+    let c = Cluster::start_on_bus(2, &[("SSL_CERT_FILE", ca)], redis);
+    c.settled().await;
+    let mut v = owned_by_node_0(&c).await;
+    let mut agent = c.node(1).agent("sk_demo", "Grace").await;
+    authorized_session(&mut agent, &mut v).await;
+    v.send(json!({"type": "mirror", "data": [["T", 1, "over TLS"]]}))
+        .await;
+    assert_eq!(agent.expect("mirror").await["data"][0][2], "over TLS");
 }
 
 /// Redis restarted mid-session: the relay resumes, the agent gets the session's state
@@ -602,6 +1073,35 @@ async fn a_draining_node_hands_its_visitors_over_and_exits() {
     let health = reqwest::get(c.node(0).url("/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 503);
     assert_eq!(health.json::<Value>().await.unwrap()["status"], "draining");
+    // It takes no new socket: a new visitor's tab and a new console are told
+    // `unavailable` and closed with 1013, so they reconnect elsewhere.
+    let url = c.node(0).url("/ws/visitor").replacen("http", "ws", 1);
+    let mut tab = Ws::connect_from(&url, Some(common::PAGE_ORIGIN)).await;
+    tab.send(json!({
+        "type": "hello", "protocol_version": 1, "api_key": "pk_demo",
+        "connection": {"currentUrl": "http://127.0.0.1/shop", "screenWidth": 1280,
+            "screenHeight": 800, "audioSupported": false, "hasFocus": true,
+            "userAgent": common::CHROME_UA},
+        "config": {},
+    }))
+    .await;
+    let url = c.node(0).url("/ws/agent").replacen("http", "ws", 1);
+    let mut console = Ws::connect(&url).await;
+    console
+        .send(
+            json!({"type": "hello", "protocol_version": 1, "secret_key": "sk_demo",
+            "name": "Ada", "external_id": "Ada"}),
+        )
+        .await;
+    for ws in [&mut tab, &mut console] {
+        let (frames, code) = ws.frames_until_closed(Duration::from_secs(5)).await;
+        assert_eq!(code, 1013, "{frames:?}");
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0]["code"], "unavailable", "{frames:?}");
+    }
+    // The live visitor's tabs still reach it through another node.
+    let mut second_tab = c.node(2).returning(&live.ids(), None, false).await;
+    assert_eq!(second_tab.short_id(), live.short_id());
     // The drain time (10 s here) ends what is still live there; the agent hears it.
     agent
         .expect_within("session_update", Duration::from_secs(20), |u| {
@@ -609,6 +1109,7 @@ async fn a_draining_node_hands_its_visitors_over_and_exits() {
         })
         .await;
     assert!(live.closed_within(Duration::from_secs(10)).await);
+    assert!(second_tab.closed_within(Duration::from_secs(10)).await);
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.node(0).is_running() {
         assert!(Instant::now() < deadline, "the drained node did not exit");

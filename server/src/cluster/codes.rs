@@ -23,9 +23,11 @@ impl LookupCodes {
         LookupCodes { pool, node }
     }
 
-    /// A code reserved for the visitor `short_id` claims (or, for a new visitor, for
-    /// `holder`, renamed with [`LookupCodes::confirm`] once its id is known): the one
-    /// it holds already if still valid, else a free one. `None` when none is free or
+    /// A code reserved for `holder`: a visitor whose hello proved it by its secret
+    /// (never one a hello merely names: that would hand its code to anyone who knows
+    /// its short_id), or a socket (`conn:…`), renamed with [`LookupCodes::confirm`] once
+    /// the hub named its visitor. The one it holds already if still valid, else a free
+    /// one. `None` when none is free or
     /// PostgreSQL could not be asked.
     pub async fn reserve(&self, account_id: i64, holder: &str) -> Option<String> {
         let client = self.pool.get().await.ok()?;

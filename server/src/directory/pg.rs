@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use tokio_postgres::Row;
 
 use super::{
-    AuditEntry, AuditQuery, AuthSession, CreateUserError, Directory, KeyRecord, TokenKind,
-    UserRecord, KEY_COLUMNS, USER_COLUMNS,
+    AuditEntry, AuditQuery, AuthSession, CreateUserError, Directory, KeyRecord, SetupGuard,
+    TokenKind, UserRecord, KEY_COLUMNS, USER_COLUMNS,
 };
 use crate::auth::Role;
 use crate::store::{PgStore, StoreError, StoreResult};
@@ -48,8 +48,26 @@ fn first<T: for<'a> tokio_postgres::types::FromSql<'a>>(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
+/// The advisory lock `setup_guard` holds (any number no other lock of covisit uses).
+const SETUP_LOCK: i64 = 0x636f_7669_7365_7475; // "covisetu"
+
 #[async_trait]
 impl Directory for PgStore {
+    async fn setup_guard(&self) -> StoreResult<SetupGuard> {
+        let pooled = self
+            .pool()
+            .get()
+            .await
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        // Taken out of the pool: the lock is the connection's, released when the
+        // connection closes (the guard dropped), never handed to another caller.
+        let client = deadpool_postgres::Object::take(pooled);
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&SETUP_LOCK])
+            .await?;
+        Ok(SetupGuard(Some(Box::new(client))))
+    }
+
     async fn create_account(&self, name: &str) -> StoreResult<i64> {
         let row = self
             .query(

@@ -50,7 +50,7 @@ pub use cluster::{NewsKind, Slots, VisitorNews};
 pub use error::HubError;
 pub use ids::Ids;
 pub use output::{CloseReason, ConnId, Delivery, Frame, Output};
-pub use visitors::{VisitorHello, Welcome};
+pub use visitors::{secret_proves, VisitorHello, Welcome};
 
 use crate::directory::AuditEntry;
 use crate::store::Write;
@@ -411,6 +411,15 @@ impl Hub {
         self.visitors
             .get(short_id)
             .is_some_and(|v| v.account_id == account_id)
+    }
+
+    /// For a visitor in memory for the account: the hash of its secret (`Some(None)`: a
+    /// visitor from before secrets). `None`: not in memory here.
+    pub fn visitor_secret_hash(&self, account_id: i64, short_id: &str) -> Option<Option<String>> {
+        self.visitors
+            .get(short_id)
+            .filter(|v| v.account_id == account_id)
+            .map(|v| v.secret_hash.clone())
     }
 
     /// The in-memory session (with status and communications).

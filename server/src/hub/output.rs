@@ -37,6 +37,9 @@ pub enum CloseReason {
     Moved,
     /// The API key it was opened with was revoked.
     KeyRevoked,
+    /// The store refused a change this socket was about to be told of: it was not told,
+    /// and reconnects to get what is stored.
+    NotStored,
 }
 
 #[derive(Debug)]

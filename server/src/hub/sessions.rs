@@ -573,6 +573,21 @@ impl Hub {
         Ok(true)
     }
 
+    /// Notes (session, by, text) whose writes the store refused: forgotten here too, so
+    /// that what a reconnecting console is sent is what is stored (the consoles that
+    /// were to be told of them were not, and were closed: `CloseReason::NotStored`).
+    pub fn handle_notes_not_stored(&mut self, notes: Vec<(String, String, String)>) {
+        for (session_id, by, text) in notes {
+            let Some(s) = self.sessions.get_mut(&session_id) else {
+                continue;
+            };
+            let notes = &mut s.session.agent_notes;
+            if let Some(i) = notes.iter().rposition(|n| n.by == by && n.text == text) {
+                notes.remove(i);
+            }
+        }
+    }
+
     /// Adds a note to a session held in memory (`UnknownSession` when it is not).
     /// `must_be_agent`: only an agent of the session may (the socket's rule).
     pub fn handle_rest_add_note(

@@ -24,6 +24,7 @@ pub(super) fn hello(account_id: i64) -> VisitorHello {
         ip: "127.0.0.1".into(),
         location: None,
         lookup_code: None,
+        lookup_code_for: None,
         record_sessions: false,
     }
 }

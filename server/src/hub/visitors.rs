@@ -39,10 +39,15 @@ pub struct VisitorHello {
     pub ip: String,
     /// Where `ip` is, from `--geoip` (None without it, or when unknown).
     pub location: Option<JourneyGeolocation>,
-    /// On a node of several: the lookup code the shell reserved for this visitor across
-    /// the cluster (PostgreSQL), used if the visitor needs a new one. A clustered hub
-    /// never makes codes up itself (another node could hand out the same).
+    /// On a node of several: the lookup code the shell reserved across the cluster
+    /// (PostgreSQL), used if the visitor needs a new one. A clustered hub never makes
+    /// codes up itself (another node could hand out the same).
     pub lookup_code: Option<String>,
+    /// Whom `lookup_code` is reserved for: `Some(short_id)` when the shell found the
+    /// hello proven to be that visitor (its code), `None` when it is reserved for this
+    /// socket and free for whoever the hello turns out to be. A code reserved for one
+    /// visitor is never given to another.
+    pub lookup_code_for: Option<String>,
     /// Whether the visitor's account records sessions (its setting, else the server's
     /// `--record-sessions`).
     pub record_sessions: bool,
@@ -118,6 +123,15 @@ impl VisitorEntry {
     }
 }
 
+/// Whether a hello's `secret` proves the visitor whose secret hash is `hash` (`None`: a
+/// visitor from before secrets, whom naming proves; it gets a secret now).
+pub fn secret_proves(secret: Option<&str>, hash: Option<&str>) -> bool {
+    match hash {
+        Some(h) => secret.is_some_and(|s| same_hash(&hash_secret(s), h)),
+        None => true,
+    }
+}
+
 pub(super) fn text_ok(field: &'static str, s: &str) -> Result<(), HubError> {
     if s.len() > config::MAX_TEXT_LEN {
         Err(HubError::InvalidArgument(format!(
@@ -182,13 +196,7 @@ impl Hub {
         // (or names a visitor from before secrets, who gets one now). Anyone else who
         // names it (it is shown to agents and in links: not a secret) is a new visitor,
         // with nothing of the other one's tabs, session, prompts or lookup code.
-        let proves = |hash: Option<&str>| match hash {
-            Some(h) => hello
-                .visitor_secret
-                .as_deref()
-                .is_some_and(|s| same_hash(&hash_secret(s), h)),
-            None => true,
-        };
+        let proves = |hash: Option<&str>| secret_proves(hello.visitor_secret.as_deref(), hash);
         let claimed = hello.short_id.clone().filter(|s| valid_id(s));
         let in_memory = claimed.as_ref().and_then(|s| self.visitors.get(s));
         let short_id = match (claimed, in_memory, hello.stored.as_ref()) {
@@ -241,7 +249,14 @@ impl Hub {
                 }),
             );
         }
-        let offered = hello.lookup_code.take();
+        // A code the shell reserved for another visitor (the one this hello claimed to be
+        // and did not prove) is not this visitor's.
+        let offered = hello.lookup_code.take().filter(|_| {
+            hello
+                .lookup_code_for
+                .as_ref()
+                .is_none_or(|f| *f == short_id)
+        });
         let new_code = self.take_lookup_code(now, account_id, &short_id, offered);
         let Some(entry) = self.visitors.get_mut(&short_id) else {
             return Err(HubError::UnknownVisitor); // inserted just above
@@ -457,14 +472,6 @@ impl Hub {
         if !needs {
             return None;
         }
-        if self.owned.is_some() {
-            // Reserved across the cluster by the shell (or none was free).
-            if let Some(c) = &offered {
-                self.lookup_codes
-                    .insert((account_id, c.clone()), short_id.to_string());
-            }
-            return Some(offered);
-        }
         let (ids, visitors, codes) = (&mut self.ids, &self.visitors, &self.lookup_codes);
         let taken = |code: &str| {
             codes
@@ -478,6 +485,17 @@ impl Hub {
                         && v.visitor.lookup_code.as_deref() == Some(code)
                 })
         };
+        if self.owned.is_some() {
+            // Reserved across the cluster by the shell (or none was free); one that an
+            // online visitor here still shows is refused all the same (the visitor then
+            // has none until its next hello: never two people behind one code).
+            let offered = offered.filter(|c| !taken(c));
+            if let Some(c) = &offered {
+                self.lookup_codes
+                    .insert((account_id, c.clone()), short_id.to_string());
+            }
+            return Some(offered);
+        }
         let code = derive::lookup_code(|| ids.u32(), taken);
         if let Some(c) = &code {
             self.lookup_codes

@@ -19,6 +19,7 @@
 //! migration 2 creates `cluster_nodes`, `cluster_slots` and `lookup_codes`, and a store
 //! opened with a [`Fence`] writes nothing once its node's generation moved on.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -651,9 +652,25 @@ impl Inner {
 
     async fn write_batch(&self, writes: Vec<Write>) -> StoreResult<Vec<StoreResult<()>>> {
         let open = self.begin().await?;
+        let slots = match &self.fence {
+            Some(fence) => match write_slots(&open.w.client, fence, &writes).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    open.rollback().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let mut results = Vec::with_capacity(writes.len());
         let mut savepoint = false;
-        for write in &writes {
+        for (i, write) in writes.iter().enumerate() {
+            if let Some((of, owned)) = &slots {
+                if of[i].is_some_and(|slot| !owned.contains(&slot)) {
+                    results.push(Err(StoreError::NotOwner));
+                    continue;
+                }
+            }
             match apply(&open.w, write, &mut savepoint).await {
                 Ok(()) => results.push(Ok(())),
                 Err(WriteFailed::Alone(e)) => results.push(Err(e)),
@@ -696,6 +713,108 @@ impl Inner {
         let result = recover(&open.w.client, now_iso, slots, how).await;
         open.finish(result).await
     }
+}
+
+/// The slot of the visitor a write is about, directly or through its session (`None`:
+/// about no visitor, e.g. an audit entry).
+enum RowOf<'a> {
+    Visitor(&'a str),
+    Session(&'a str),
+    Nothing,
+}
+
+fn row_of(write: &Write) -> RowOf<'_> {
+    match write {
+        Write::Visitor(_, v) => RowOf::Visitor(&v.short_id),
+        Write::Connection(short_id, _) => RowOf::Visitor(short_id),
+        Write::Session(_, s, _) => RowOf::Visitor(&s.visitor_id),
+        Write::JourneySession(_, j) => j
+            .customer_id
+            .as_deref()
+            .map_or(RowOf::Nothing, RowOf::Visitor),
+        Write::JourneyEvent(e) => RowOf::Visitor(&e.visitor_id),
+        Write::VisitorSecret(short_id, _) => RowOf::Visitor(short_id),
+        Write::ReleaseLookupCode(_, _, short_id) => RowOf::Visitor(short_id),
+        Write::RecordingStart(r) => RowOf::Visitor(&r.visitor_id),
+        Write::SessionAgent(session_id, _)
+        | Write::Note(session_id, ..)
+        | Write::Communication(session_id, _)
+        | Write::RecordingEnd(session_id, _) => RowOf::Session(session_id),
+        Write::RecordingChunk(c) => RowOf::Session(&c.session_id),
+        Write::Audit(_) => RowOf::Nothing,
+    }
+}
+
+/// For a fenced store's batch: each write's slot (by its visitor, or its session's:
+/// from a session write of the batch, else the stored session; `None` when it names
+/// no visitor or an unknown session), and which of those slots `cluster_slots` says
+/// this node owns. The slots' rows are read `FOR SHARE` (after the node's own, as the
+/// coordinator locks them), so a move waits for this transaction and this transaction
+/// for a move: a node that handed a slot over (or lost it) writes none of its rows.
+async fn write_slots(
+    client: &Client,
+    fence: &Fence,
+    writes: &[Write],
+) -> StoreResult<(Vec<Option<i16>>, HashSet<i16>)> {
+    let mut of_session: HashMap<&str, i16> = HashMap::new();
+    for w in writes {
+        if let Write::Session(_, s, _) = w {
+            of_session.insert(&s.id, slot_column(&s.visitor_id));
+        }
+    }
+    let unknown: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| match row_of(w) {
+            RowOf::Session(id) if !of_session.contains_key(id) => Some(id),
+            _ => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut stored: HashMap<String, i16> = HashMap::new();
+    if !unknown.is_empty() {
+        for r in client
+            .query(
+                "SELECT id, slot FROM sessions WHERE id = ANY($1)",
+                &[&unknown],
+            )
+            .await?
+        {
+            stored.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+    }
+    let of: Vec<Option<i16>> = writes
+        .iter()
+        .map(|w| match row_of(w) {
+            RowOf::Visitor(id) => Some(slot_column(id)),
+            RowOf::Session(id) => of_session
+                .get(id)
+                .copied()
+                .or_else(|| stored.get(id).copied()),
+            RowOf::Nothing => None,
+        })
+        .collect();
+    let wanted: Vec<i16> = of
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut owned = HashSet::new();
+    if !wanted.is_empty() {
+        for r in client
+            .query(
+                "SELECT slot FROM cluster_slots WHERE slot = ANY($1) AND node_id = $2
+                 ORDER BY slot FOR SHARE",
+                &[&wanted, &fence.node_id],
+            )
+            .await?
+        {
+            owned.insert(r.try_get::<_, i16>(0)?);
+        }
+    }
+    Ok((of, owned))
 }
 
 /// One write of a batch, behind its own savepoint.
@@ -1419,13 +1538,24 @@ impl Store for PgStore {
     }
 
     async fn finish_recording(&self, session_id: &str) -> StoreResult<bool> {
-        Ok(self
-            .execute(
-                "UPDATE recordings SET status = 'ready' WHERE session_id = $1 AND status = 'pending'",
-                &[&session_id],
-            )
-            .await?
-            > 0)
+        // On the writer's connection, behind the fence like the writes before it: a
+        // node that lost its membership finalises nothing.
+        let id = session_id.to_string();
+        self.on_writer(move |inner| async move {
+            let open = inner.begin().await?;
+            let result = open
+                .w
+                .client
+                .execute(
+                    "UPDATE recordings SET status = 'ready' WHERE session_id = $1 AND status = 'pending'",
+                    &[&id],
+                )
+                .await
+                .map(|n| n > 0)
+                .map_err(StoreError::from);
+            open.finish(result).await
+        })
+        .await
     }
 
     async fn sweep_recordings(&self, cutoff_iso: &str) -> StoreResult<(usize, usize)> {
@@ -1619,6 +1749,7 @@ mod tests {
             "INSERT INTO cluster_nodes (node_id, generation, address) VALUES ('n1', 1, '127.0.0.1:1')",
         )
         .await;
+        exec(&admin, "UPDATE cluster_slots SET node_id = 'n1'").await;
         let node = PgStore::open(
             &url,
             Some(Fence {
@@ -1633,6 +1764,36 @@ mod tests {
             .await
             .expect("the current generation writes");
         assert!(results[0].is_ok());
+
+        // A slot moved to another node: that node's rows are no longer this one's to
+        // write (the visitor's and its sessions'); the rest of the batch commits.
+        let moved = slot_column("v_1");
+        exec(
+            &admin,
+            &format!("UPDATE cluster_slots SET node_id = 'n2' WHERE slot = {moved}"),
+        )
+        .await;
+        let mut v1 = visitor("v_1");
+        v1.name = Some("after the move".into());
+        let other = (0..)
+            .map(|i| format!("v_o{i}"))
+            .find(|id| slot_column(id) != moved)
+            .expect("an id in another slot");
+        let results = node
+            .write_batch(vec![
+                Write::Visitor(account, Box::new(v1)),
+                Write::Visitor(account, Box::new(visitor(&other))),
+                audit_entry(account),
+            ])
+            .await
+            .expect("the batch commits");
+        assert!(
+            matches!(results[0], Err(StoreError::NotOwner)),
+            "{results:?}"
+        );
+        assert!(results[1].is_ok() && results[2].is_ok(), "{results:?}");
+        let stored = node.get_visitor(account, "v_1").await.expect("read");
+        assert_eq!(stored.expect("v_1").name, None);
 
         // The coordinator bumps the generation in another connection.
         exec(
@@ -1649,9 +1810,11 @@ mod tests {
         assert!(matches!(refused, Err(StoreError::Fenced)), "{refused:?}");
         assert_eq!(node.get_visitor(account, "v_2").await.expect("read"), None);
         let audited: i64 = scalar(&admin, "SELECT COUNT(*) FROM audit_log").await;
-        assert_eq!(audited, 0);
+        assert_eq!(audited, 1, "the batch before the bump's only");
         let erased = node.erase_visitor(Millis(0), account, "v_1", 1800).await;
         assert!(matches!(erased, Err(StoreError::Fenced)), "{erased:?}");
+        let finished = node.finish_recording("s_1").await;
+        assert!(matches!(finished, Err(StoreError::Fenced)), "{finished:?}");
         assert!(node
             .get_visitor(account, "v_1")
             .await

@@ -576,6 +576,27 @@ impl Ws {
         }
     }
 
+    /// Every text frame until the server closes the socket, and the close code (0 when
+    /// the connection ended without a close frame). Panics when it stays open `wait`.
+    pub async fn frames_until_closed(&mut self, wait: Duration) -> (Vec<Value>, u16) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut frames = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    frames.push(serde_json::from_str(&t).expect("server sends JSON"))
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return (frames, frame.map_or(0, |f| u16::from(f.code)))
+                }
+                Ok(Some(Err(_))) | Ok(None) => return (frames, 0),
+                Ok(Some(Ok(_))) => continue,
+                Err(_) => panic!("the socket stayed open for {wait:?}"),
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }

@@ -722,6 +722,7 @@ impl Sim {
             ip: "203.0.113.9".into(),
             location: None,
             lookup_code: None,
+            lookup_code_for: None,
             record_sessions: false,
         }
     }
