@@ -64,6 +64,20 @@ pub async fn on_owner(state: &Shared, slot: u16, call: Call) -> Result<Value, Ap
     })
 }
 
+/// A session's stored record (one the hub no longer holds), or 404.
+async fn stored_session(
+    state: &Shared,
+    account_id: i64,
+    session_id: &str,
+) -> Result<crate::store::StoredSession, ApiError> {
+    state
+        .store
+        .get_session(account_id, session_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("session"))
+}
+
 /// Carries out a REST write on the node that owns what it is about (this one): the
 /// hub acts, and the answer comes once its writes are committed. Another node's REST
 /// call arrives here over the bus.
@@ -111,12 +125,7 @@ pub async fn carry_out(state: Shared, call: Call) -> CallResult {
                     Ok(()) => {}
                     Err(e) if e.code() == "unknown_session" => {
                         // Not in memory any more: amend the stored record.
-                        let mut s = state
-                            .store
-                            .get_session(account_id, &session_id)
-                            .await
-                            .map_err(ApiError::internal)?
-                            .ok_or_else(|| ApiError::not_found("session"))?;
+                        let mut s = stored_session(&state, account_id, &session_id).await?;
                         s.session.agent_notes.push(AgentNote {
                             text: text.clone(),
                             by: by.clone(),
@@ -153,12 +162,7 @@ pub async fn carry_out(state: Shared, call: Call) -> CallResult {
                     Err(e) if e.code() == "unknown_session" => {
                         // Not in memory any more (over, and its visitor left): the
                         // stored record, by the same rules (the hub checked the input).
-                        let mut s = state
-                            .store
-                            .get_session(account_id, &session_id)
-                            .await
-                            .map_err(ApiError::internal)?
-                            .ok_or_else(|| ApiError::not_found("session"))?;
+                        let mut s = stored_session(&state, account_id, &session_id).await?;
                         if !s.session.agents.iter().any(|a| a.id == agent_id) {
                             return Err(hub_error(crate::hub::HubError::NotInSession));
                         }

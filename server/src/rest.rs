@@ -218,17 +218,7 @@ async fn request_session(
                 ))
             }
         };
-        let external_id = match agent.get("external_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(e)) if e.len() <= 200 => Some(e.clone()),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::INVALID_ARGUMENT,
-                    "`agent.external_id` must be a string or null",
-                ))
-            }
-        };
+        let external_id = optional_text(agent.get("external_id"), "agent.external_id", 200)?;
         // An integration's flow (a chat widget's "share screen" button, say) names the
         // integration: the Session's `source` is then `integration`.
         let source = match body.get("integration") {
@@ -501,6 +491,19 @@ async fn add_note(
     .await
 }
 
+/// A body field that may be absent or null, else a string of at most `max` bytes.
+fn optional_text(v: Option<&Value>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.len() <= max => Ok(Some(s.clone())),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::INVALID_ARGUMENT,
+            format!("`{field}` must be a string of at most {max} bytes, or null"),
+        )),
+    }
+}
+
 /// `{rating, feedback}`: the signed-in agent rates a session it was part of, once it
 /// ended (a second rating replaces its first), also after the server let the session go
 /// from memory, where the console's socket cannot reach it any more.
@@ -532,17 +535,7 @@ async fn rate_session(
                 ))
             }
         };
-        let feedback = match body.get("feedback") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(f)) if f.len() <= 2048 => Some(f.clone()),
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::INVALID_ARGUMENT,
-                    "`feedback` must be a string of at most 2048 bytes, or null",
-                ))
-            }
-        };
+        let feedback = optional_text(body.get("feedback"), "feedback", 2048)?;
         find_session(&state, account, &id).await?;
         let call = Call::RateSession {
             account_id: account,
