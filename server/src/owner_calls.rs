@@ -48,6 +48,12 @@ pub async fn on_owner(state: &Shared, slot: u16, call: Call) -> Result<Value, Ap
         .filter(|(c, owner)| *owner != Some(c.node()));
     let result = match owner {
         None => carry_out(state.clone(), call).await,
+        Some((cluster, Some(_))) if !cluster.bus_up() => Err((
+            503,
+            ErrorCode::UNAVAILABLE.as_str().to_string(),
+            "the node that owns this visitor cannot be reached right now; nothing was done: retry"
+                .to_string(),
+        )),
         Some((cluster, Some(owner))) => cluster.call(owner, call).await,
         Some((_, None)) => Err((
             503,

@@ -322,6 +322,16 @@ async fn visitor_socket(state: Shared, socket: WebSocket, ip: String, origin: Op
     if let Some(cluster) = state.cluster.clone() {
         match cluster.visitor_owner(hello.short_id.as_deref()) {
             Some(owner) if owner == cluster.node() => {}
+            Some(_) if !cluster.bus_up() => {
+                send_error(
+                    &state,
+                    &mut sink,
+                    ErrorCode::UNAVAILABLE,
+                    "this visitor's node cannot be reached right now; the SDK retries",
+                )
+                .await;
+                return close(&mut sink, 1013, "try again later").await;
+            }
             Some(owner) => {
                 return Box::pin(bridge_visitor(
                     state, cluster, owner, sink, stream, hello, text, ip, origin,
@@ -1056,6 +1066,10 @@ async fn agent_socket(
                     // About a visitor or session another node owns: it handles it (and
                     // answers this socket over the bus).
                     Ok(msg) => match state.cluster.as_ref().and_then(|c| c.agent_frame_owner(&msg).map(|o| (c, o))) {
+                        Some((cluster, _)) if !cluster.bus_up() => {
+                            state.hub.heard(conn);
+                            if !send_error(&state, &mut sink, ErrorCode::UNAVAILABLE, "the node that holds this visitor cannot be reached right now; nothing was done: retry").await { break }
+                        }
                         Some((cluster, owner)) => {
                             state.hub.heard(conn);
                             cluster.forward_agent_frame(owner, conn, &text);

@@ -100,6 +100,9 @@ struct Inner {
     state: AtomicU8,
     fenced: Arc<AtomicBool>,
     on_fenced: Arc<Notify>,
+    /// The bus's connection to Redis dropped and is not back yet: nothing sent to
+    /// another node now arrives.
+    bus_down: AtomicBool,
     table: RwLock<Table>,
     hub: OnceLock<HubHandle>,
     store: OnceLock<Arc<dyn Store>>,
@@ -158,6 +161,7 @@ impl Cluster {
             state: AtomicU8::new(NodeState::Up as u8),
             fenced: Arc::new(AtomicBool::new(false)),
             on_fenced: Arc::new(Notify::new()),
+            bus_down: AtomicBool::new(false),
             table: RwLock::new(Table {
                 owners: vec![None; usize::from(SLOTS)],
                 alive: Vec::new(),
@@ -576,7 +580,7 @@ impl Cluster {
                             .observe(r.arrived.elapsed().as_secs_f64());
                         me.dispatch(*r)
                     }
-                    BusEvent::Lost => tracing::warn!("bus: connection to Redis lost"),
+                    BusEvent::Lost => me.bus_lost(),
                     BusEvent::Restored => me.bus_restored(),
                 }
             }
@@ -719,8 +723,34 @@ impl Cluster {
     /// state to their agents again and asks for fresh snapshots; and asks the others to
     /// do the same, since what they sent before this node had subscribed again is lost
     /// too (the nodes do not reconnect at the same moment).
+    /// Whether what this node sends another node arrives (false while the connection
+    /// to Redis is down): a tab that needs a bridge, or an agent frame for another
+    /// node's visitor, is refused meanwhile rather than silently lost.
+    pub fn bus_up(&self) -> bool {
+        !self.0.bus_down.load(Ordering::Acquire)
+    }
+
+    /// The connection to Redis dropped: what is sent now is lost. The tabs this node
+    /// bridges to other owners close (1012; the SDK reconnects, and is taken again once
+    /// the bus is back), so none of them types into a void.
+    fn bus_lost(&self) {
+        tracing::warn!("bus: connection to Redis lost; closing bridged tabs until it is back");
+        self.0.bus_down.store(true, Ordering::Release);
+        let Some(hub) = self.hub() else { return };
+        let bridged: Vec<ConnId> = self.lock_bridges().keys().copied().collect();
+        for conn in bridged {
+            hub.push(
+                conn,
+                Out::Close(CloseReason::Moved),
+                Delivery::Now,
+                self.0.node,
+            );
+        }
+    }
+
     fn bus_restored(&self) {
         tracing::info!("bus: connection to Redis restored; resending state");
+        self.0.bus_down.store(false, Ordering::Release);
         let hello = BusMsg::Hello {
             from: self.0.node,
             restored: true,

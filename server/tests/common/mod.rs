@@ -486,30 +486,6 @@ impl Ws {
         }
     }
 
-    /// Whether a heartbeat sent now is answered within `wait` (false: the socket
-    /// closed or stayed silent).
-    pub async fn try_ack(&mut self, wait: Duration) -> bool {
-        if self
-            .stream
-            .send(Message::text(json!({"type": "heartbeat"}).to_string()))
-            .await
-            .is_err()
-        {
-            return false;
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.stream.next()).await {
-                Ok(Some(Ok(Message::Text(t)))) if t.contains("heartbeat_ack") => return true,
-                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
-                    return false
-                }
-                Ok(Some(Ok(_))) => continue,
-            }
-        }
-    }
-
     /// Skips frames until one of type `kind` arrives (panics after 5 s).
     pub async fn expect(&mut self, kind: &str) -> Value {
         self.expect_where(kind, |_| true).await
