@@ -248,6 +248,18 @@ describe('integrations, support, ratings', () => {
     await ra.send({ type: 'rate_session', session_id: sessionId, rating: 9, feedback: null });
     assert.equal((await ra.expect((m) => m.type === 'error')).code, 'invalid_argument');
     await ra.close();
+    // The visitor leaves: the server lets the session go from memory, and the console
+    // rates it over REST (the socket would answer unknown_session).
     await page.context().close();
+    await L.waitFor(async () => (await L.rest(server, `/api/v1/visitors/${shortId}`)).body.is_online === false, { what: 'the visitor offline' });
+    await agent.locator('input[name="agent-rating"][value="2"]').check();
+    await agent.getByTestId('rating-comment').fill('after the visitor left');
+    await agent.getByTestId('rating-submit').click();
+    await L.waitFor(async () => {
+      const q = (await L.rest(server, `/api/v1/sessions/${sessionId}`)).body.quality_feedback.find((f) => f.by === agentId);
+      return q.rating === 2 && q.feedback === 'after the visitor left';
+    }, { what: 'the rating stored after the visitor left' });
+    assert.equal((await L.rest(server, `/api/v1/sessions/${sessionId}`)).body.quality_feedback.length, 2);
+    assert.equal(await agent.getByTestId('console-error').isVisible(), false, 'no error shown');
   });
 });
