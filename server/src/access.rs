@@ -211,30 +211,38 @@ pub fn hub_error(e: HubError) -> ApiError {
     ApiError::new(status, e.code(), e.message())
 }
 
-/// Whether the request's `Origin` is this server as the request named it (`Host`): a
-/// page of the console, not another site. None without an `Origin` (not a browser's
-/// cross-site request: browsers send it on every cross-origin POST and WebSocket).
-pub fn origin_is_host(headers: &HeaderMap) -> Option<bool> {
+/// Whether the request's `Origin` is this server: its public URL's origin
+/// (`--public-url`: what a browser behind a proxy sees), or the `Host` the request named
+/// (a direct connection). A page of the console, not another site. None without an
+/// `Origin` (not a browser's cross-site request: browsers send it on every cross-origin
+/// POST and WebSocket).
+pub fn origin_is_this_server(public_url: &str, headers: &HeaderMap) -> Option<bool> {
     let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let Ok(u) = url::Url::parse(origin) else {
+        return Some(false);
+    };
+    let public = url::Url::parse(public_url).ok().map(|p| p.origin());
+    if public.is_some_and(|p| p == u.origin()) {
+        return Some(true);
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    Some(match (url::Url::parse(origin), host) {
-        (Ok(u), Some(host)) => u.host_str().is_some_and(|h| {
+    Some(host.is_some_and(|host| {
+        u.host_str().is_some_and(|h| {
             let authority = match u.port() {
                 Some(p) => format!("{h}:{p}"),
                 None => h.to_string(),
             };
             authority.eq_ignore_ascii_case(host)
-        }),
-        _ => false,
-    })
+        })
+    }))
 }
 
 /// A request that signs someone in (no cookie or key yet, so no CSRF token to check)
 /// must come from this site's own page, with a JSON body: a form on another site (an
 /// HTML form can post `text/plain` that parses as JSON) cannot sign the browser in to
 /// the attacker's account.
-pub fn sign_in_request_ok(headers: &HeaderMap) -> Result<(), ApiError> {
-    if origin_is_host(headers) == Some(false) {
+pub fn sign_in_request_ok(state: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    if origin_is_this_server(&state.public_url, headers) == Some(false) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::ORIGIN_NOT_ALLOWED,

@@ -40,7 +40,8 @@ pub struct Cli {
         global = true
     )]
     pub drain_seconds: u64,
-    /// Public base URL used in watch links and viewer URLs; default `http://<listen>`.
+    /// Public base URL used in watch links and viewer URLs, and the console's origin
+    /// behind a proxy; default `http://<listen>`.
     #[arg(long, env = "COVISIT_PUBLIC_URL", value_parser = parse_public_url, global = true)]
     pub public_url: Option<String>,
     /// Folder with the demo site (`/`) and the agent console (`/agent/`).

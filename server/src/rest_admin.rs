@@ -140,7 +140,7 @@ async fn sign_in(
     body: Bytes,
 ) -> ApiResult {
     run(&state, async {
-        crate::access::sign_in_request_ok(&headers)?;
+        crate::access::sign_in_request_ok(&state, &headers)?;
         let body = parse_body(&body)?;
         let typed = text_field(&body, "email", 254)?.to_lowercase();
         let password = match body.get("password") {
@@ -293,7 +293,7 @@ async fn accept_link(
     body: Bytes,
 ) -> ApiResult {
     run(&state, async {
-        crate::access::sign_in_request_ok(&headers)?;
+        crate::access::sign_in_request_ok(&state, &headers)?;
         let body = parse_body(&body)?;
         let token = text_field(&body, "token", 128)?.to_string();
         let password = match body.get("password") {

@@ -864,7 +864,8 @@ pub async fn agent_ws(
         .and_then(crate::auth::session_token);
     // A console's socket must come from a page of this server (no other site may open
     // one with the agent's cookie): its Origin's host is the Host it asked.
-    let same_origin = crate::access::origin_is_host(&headers) == Some(true);
+    let same_origin =
+        crate::access::origin_is_this_server(&state.public_url, &headers) == Some(true);
     ws.max_message_size(TRANSPORT_LIMIT)
         .max_frame_size(TRANSPORT_LIMIT)
         .read_buffer_size(READ_BUFFER)

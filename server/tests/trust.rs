@@ -1239,3 +1239,56 @@ async fn an_agent_rates_a_session_the_server_no_longer_holds() {
         (400, Some("invalid_argument"))
     );
 }
+
+/// Behind a reverse proxy the browser's `Origin` is the public URL, and the `Host` the
+/// server sees may be the proxy's upstream name: the console's own page still signs in
+/// and opens its socket (its Origin is `--public-url`'s), another site still cannot.
+#[tokio::test]
+async fn behind_a_proxy_the_public_url_is_this_sites_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_args(
+        dir.path(),
+        &[],
+        &["--public-url", "https://cobrowse.example"],
+    );
+    let client = reqwest::Client::new();
+    let sign_in = |origin: &'static str| {
+        client
+            .post(server.url("/api/v1/auth/sign_in"))
+            .header("origin", origin)
+            .header("host", "covisit-upstream")
+            .header("content-type", "application/json")
+            .body(json!({"email": DEMO_ADMIN.0, "password": DEMO_ADMIN.1}).to_string())
+            .send()
+    };
+    let resp = sign_in("https://cobrowse.example").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (cookie, _) = common::session_cookie(&resp).expect("a session cookie");
+    let resp = sign_in("https://evil.example").await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    // The console's socket from the public origin, with the cookie.
+    let mut ws = Ws::connect_with(
+        &format!("ws://{}/ws/agent", server.addr),
+        &[
+            ("origin", "https://cobrowse.example"),
+            ("host", "covisit-upstream"),
+            ("cookie", cookie.as_str()),
+        ],
+    )
+    .await;
+    ws.send(json!({"type": "hello", "protocol_version": 1}))
+        .await;
+    assert!(ws.expect("welcome").await["agent"]["id"].is_string());
+    // Another site's page with the same cookie is not the console.
+    let mut ws = Ws::connect_with(
+        &format!("ws://{}/ws/agent", server.addr),
+        &[
+            ("origin", "https://evil.example"),
+            ("cookie", cookie.as_str()),
+        ],
+    )
+    .await;
+    ws.send(json!({"type": "hello", "protocol_version": 1}))
+        .await;
+    assert_eq!(ws.expect("error").await["code"], "unauthorized");
+}

@@ -4,7 +4,7 @@
 // connections' own getStats() on both sides (a spy records each RTCPeerConnection the
 // page makes; the connections themselves are the browser's); what crosses the wire is
 // read from the sockets (CDP).
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
@@ -103,8 +103,21 @@ async function liveVisitor(config = {}, b = browser, { srv = server, ag = agent,
   // The panel is on for the session (it can be empty: nothing to offer, no size).
   await L.waitFor(() => ag.evaluate(() => !document.querySelector('[data-testid="call-panel"]').hidden), { what: 'the call panel on' });
   const sessionId = await L.waitFor(() => page.evaluate(() => window.covisit.state().session.id), { what: 'the session id' });
-  return { page, frames, shortId: state.visitor.short_id, sessionId, close: () => context.close() };
+  const v = { page, frames, shortId: state.visitor.short_id, sessionId, srv, close: () => context.close() };
+  opened.push(v);
+  return v;
 }
+
+/** The visitors of the test running now: ended and closed after it, passed or failed, so
+ * that a failure leaves no session open in the console for the next test. */
+let opened = [];
+afterEach(async () => {
+  for (const v of opened.splice(0)) {
+    await L.endLiveSessions(v.srv, v.shortId).catch(() => {});
+    await v.close().catch(() => {});
+  }
+  await agent.getByTestId('visitor-search').waitFor({ state: 'visible', timeout: 10000 }).catch(() => {});
+}, { timeout: 30000 });
 
 /** The visitor's call events so far. */
 const callEvents = (page) => page.evaluate(() => window.callEvents);
@@ -440,7 +453,7 @@ describe('calls: the controls on both sides', () => {
     // The agent's camera off: its preview goes, nothing of it is sent, the page drops the video.
     await agent.getByTestId('call-camera').click();
     await L.waitFor(async () => !(await sends(agent, 'video')), { what: "the agent's camera off its connection" });
-    assert.ok(await agent.getByTestId('call-local-video').isHidden(), 'no preview without a camera');
+    await L.waitFor(() => agent.getByTestId('call-local-video').isHidden(), { what: 'no preview without a camera' });
     await L.waitFor(async () => (await L.sdkUi(v.page, 'call-video').count()) === 0, { what: "the agent's video gone from the call bar" });
 
     // The visitor mutes from its call bar: the console says so.
