@@ -108,6 +108,25 @@ async fn authorized_session(agent: &mut Ws, v: &mut Ws) -> String {
     session_id
 }
 
+/// The agent asks for control, the visitor grants it, and the agent's click is applied
+/// on the page (the visitor reports it done).
+async fn control_and_click(agent: &mut Ws, v: &mut Ws, session_id: &str) {
+    agent
+        .send(json!({"type": "request_control", "session_id": session_id}))
+        .await;
+    v.expect("control_request").await;
+    v.send(json!({"type": "control_grant"})).await;
+    agent
+        .expect_where("session_update", |u| u["control"]["state"] == "granted")
+        .await;
+    agent
+        .send(json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}}))
+        .await;
+    let action = v.expect("remote_action").await;
+    v.send(json!({"type": "remote_applied", "id": action["id"], "ok": true, "reason": null}))
+        .await;
+}
+
 /// A new visitor whose socket is on node 0 and whose owner is node 0 (new ones are made
 /// until the slot of one falls there).
 async fn owned_by_node_0(c: &Cluster) -> Ws {
@@ -153,20 +172,7 @@ async fn a_visitor_and_an_agent_on_different_nodes_cobrowse() {
         assert_eq!(m["data"][0][2], format!("frame {i}"), "in order, none lost");
     }
 
-    agent
-        .send(json!({"type": "request_control", "session_id": session_id}))
-        .await;
-    v.expect("control_request").await;
-    v.send(json!({"type": "control_grant"})).await;
-    agent
-        .expect_where("session_update", |u| u["control"]["state"] == "granted")
-        .await;
-    agent
-        .send(json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}}))
-        .await;
-    let action = v.expect("remote_action").await;
-    v.send(json!({"type": "remote_applied", "id": action["id"], "ok": true, "reason": null}))
-        .await;
+    control_and_click(&mut agent, &mut v, &session_id).await;
     assert_eq!(agent.expect("remote_result").await["ok"], true);
     v.send(json!({"type": "end"})).await;
     agent.expect_status(&session_id, "ended").await;
@@ -550,20 +556,7 @@ async fn an_owner_killed_mid_session_is_replaced() {
         )
         .await;
     assert!(status < 300, "{status} {body}");
-    agent
-        .send(json!({"type": "request_control", "session_id": session_id}))
-        .await;
-    v.expect("control_request").await;
-    v.send(json!({"type": "control_grant"})).await;
-    agent
-        .expect_where("session_update", |u| u["control"]["state"] == "granted")
-        .await;
-    agent
-        .send(json!({"type": "remote_action", "session_id": session_id, "action": {"kind": "click", "node": 5, "x": 1, "y": 2}}))
-        .await;
-    let action = v.expect("remote_action").await;
-    v.send(json!({"type": "remote_applied", "id": action["id"], "ok": true, "reason": null}))
-        .await;
+    control_and_click(&mut agent, v, &session_id).await;
     agent
         .expect_where("session_update", |u| {
             u["session"]["features_used"]

@@ -736,9 +736,15 @@ impl Cluster {
     fn bus_lost(&self) {
         tracing::warn!("bus: connection to Redis lost; closing bridged tabs until it is back");
         self.0.bus_down.store(true, Ordering::Release);
-        let Some(hub) = self.hub() else { return };
         let bridged: Vec<ConnId> = self.lock_bridges().keys().copied().collect();
-        for conn in bridged {
+        self.close_to_reconnect(bridged);
+    }
+
+    /// Closes sockets this node holds with 1012 (`Moved`): their clients reconnect, to
+    /// another node or here once it can serve them again.
+    fn close_to_reconnect(&self, conns: Vec<ConnId>) {
+        let Some(hub) = self.hub() else { return };
+        for conn in conns {
             hub.push(
                 conn,
                 Out::Close(CloseReason::Moved),
@@ -781,14 +787,7 @@ impl Cluster {
             // Its agent consoles and the tabs it bridged reconnect elsewhere.
             let mut held: Vec<ConnId> = self.lock_local_agents().keys().copied().collect();
             held.extend(self.lock_bridges().keys().copied());
-            for conn in held {
-                hub.push(
-                    conn,
-                    Out::Close(CloseReason::Moved),
-                    Delivery::Now,
-                    self.0.node,
-                );
-            }
+            self.close_to_reconnect(held);
         }
     }
 
